@@ -1,0 +1,105 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "sitroom",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sitroomd", targets: ["sitroomd"]),
+        .executable(name: "sitroomctl", targets: ["sitroomctl"]),
+        .executable(name: "zoom-sim", targets: ["zoom-sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // C libraries (Debian: liblmdb-dev, libcurl4-openssl-dev).
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // Safe wrappers over C.
+        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        .target(name: "Curl", dependencies: ["CCurl"]),
+        .target(name: "PosixIO"),
+
+        // Domain.
+        .target(name: "SitroomCore"),
+        .target(
+            name: "SitroomConfig",
+            dependencies: ["SitroomCore", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
+            name: "SitroomStore",
+            dependencies: ["SitroomCore", "LMDB", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "SitroomZoom",
+            dependencies: ["SitroomCore", "Curl", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "SitroomNotify",
+            dependencies: [
+                "SitroomCore", "SitroomConfig",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "SitroomDaemon",
+            dependencies: [
+                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "sitroomd",
+            dependencies: [
+                "SitroomDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "sitroomctl",
+            dependencies: [
+                "PosixIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The Zoom API simulator: its own product, the only one that links an HTTP server.
+        .target(
+            name: "ZoomSim",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "zoom-sim",
+            dependencies: ["ZoomSim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        // Unit tests: one target per module.
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
+        .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
+        .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
+        .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore"]),
+        .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon"]),
+        .testTarget(
+            name: "ZoomSimTests",
+            dependencies: ["ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
+        // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
+        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
