@@ -1,0 +1,308 @@
+import SitroomCore
+
+/// One immutable, fully validated generation of everything under `etc/` (SPEC §3).
+public struct Configuration: Sendable {
+    /// The `etc/` directory it was read from (absolute path).
+    public var etcDirectory: String
+    /// `etc/sitroom.yaml`.
+    public var daemon: DaemonSettings
+    /// `etc/integrations/*.yaml`, keyed by integration name (the file name without `.yaml`).
+    public var integrations: [String: IntegrationConfig]
+    /// `etc/roster.yaml` (empty when the file does not exist).
+    public var roster: Roster
+    /// `etc/templates/*.mustache`, keyed by file name without `.mustache` (e.g. `room-ready.email`).
+    public var templates: [String: String]
+
+    public init(
+        etcDirectory: String,
+        daemon: DaemonSettings,
+        integrations: [String: IntegrationConfig],
+        roster: Roster,
+        templates: [String: String]
+    ) {
+        self.etcDirectory = etcDirectory
+        self.daemon = daemon
+        self.integrations = integrations
+        self.roster = roster
+        self.templates = templates
+    }
+}
+
+/// The kind of a video integration (SPEC §3 `kind`).
+public enum IntegrationKind: String, Sendable, CaseIterable {
+    /// Zoom Server-to-Server OAuth app (`grant_type=account_credentials`).
+    case zoomS2S = "zoom-s2s"
+    /// Zoom user-authorized OAuth app (`authorization_code`, `refresh_token`).
+    case zoomOAuth = "zoom-oauth"
+}
+
+/// `etc/integrations/NAME.yaml`.
+public struct IntegrationConfig: Sendable, Hashable {
+    public var name: String
+    /// The file it came from (absolute path).
+    public var file: String
+    public var kind: IntegrationKind
+    /// Zoom API base URL without a trailing slash, e.g. `https://api.zoom.us/v2`.
+    public var apiURL: String
+    /// Zoom OAuth base URL without a trailing slash, e.g. `https://zoom.us/oauth`.
+    public var oauthURL: String
+    /// zoom-s2s: the Zoom account id the app belongs to.
+    public var accountID: String?
+    public var clientID: String
+    /// Absolute path of the client secret file (mode 0600 or stricter, checked at load).
+    public var clientSecretFile: String
+    /// Absolute path of the webhook secret file, if configured.
+    public var webhookSecretFile: String?
+    /// zoom-oauth only.
+    public var redirectURI: String?
+    /// Medium-category requests per second allowed (SPEC §3 `rate_limit.medium_per_second`, default 20).
+    public var mediumPerSecond: Int
+    /// The pool, in file order.
+    public var hosts: [HostConfig]
+    public var meeting: MeetingSettings
+    /// Lower is tried first (default 10).
+    public var priority: Int
+
+    public init(
+        name: String, file: String, kind: IntegrationKind, apiURL: String, oauthURL: String,
+        accountID: String?, clientID: String, clientSecretFile: String, webhookSecretFile: String?,
+        redirectURI: String?, mediumPerSecond: Int, hosts: [HostConfig], meeting: MeetingSettings, priority: Int
+    ) {
+        self.name = name
+        self.file = file
+        self.kind = kind
+        self.apiURL = apiURL
+        self.oauthURL = oauthURL
+        self.accountID = accountID
+        self.clientID = clientID
+        self.clientSecretFile = clientSecretFile
+        self.webhookSecretFile = webhookSecretFile
+        self.redirectURI = redirectURI
+        self.mediumPerSecond = mediumPerSecond
+        self.hosts = hosts
+        self.meeting = meeting
+        self.priority = priority
+    }
+}
+
+/// One pool entry (SPEC §3 `hosts[]`).
+public struct HostConfig: Sendable, Hashable {
+    /// The pool's id for the host, unique within its integration.
+    public var id: String
+    /// Zoom `userId` or email.
+    public var user: String
+    /// Open meetings at once (default 1: a Pro host).
+    public var concurrentMeetings: Int
+    /// Meeting create/update requests per UTC day (default 100, Zoom's limit).
+    public var dailyCreateLimit: Int
+
+    public init(id: String, user: String, concurrentMeetings: Int = 1, dailyCreateLimit: Int = 100) {
+        self.id = id
+        self.user = user
+        self.concurrentMeetings = concurrentMeetings
+        self.dailyCreateLimit = dailyCreateLimit
+    }
+}
+
+/// SPEC §3 `meeting:` of an integration.
+public struct MeetingSettings: Sendable, Hashable {
+    public enum Passcode: String, Sendable, CaseIterable { case random, none }
+    public enum AutoRecording: String, Sendable, CaseIterable { case none, local, cloud }
+    public enum OnResolve: String, Sendable, CaseIterable {
+        case endAndDelete = "end_and_delete"
+        case end
+    }
+    /// Mustache template for the Zoom `topic` (default `Situation Room: {{incident.title}}`).
+    public var topic: String
+    public var waitingRoom: Bool
+    public var joinBeforeHost: Bool
+    public var passcode: Passcode
+    public var autoRecording: AutoRecording
+    public var commanderAsAlternativeHost: Bool
+    public var onResolve: OnResolve
+
+    public init(
+        topic: String = "Situation Room: {{incident.title}}", waitingRoom: Bool = false,
+        joinBeforeHost: Bool = true, passcode: Passcode = .random, autoRecording: AutoRecording = .none,
+        commanderAsAlternativeHost: Bool = true, onResolve: OnResolve = .endAndDelete
+    ) {
+        self.topic = topic
+        self.waitingRoom = waitingRoom
+        self.joinBeforeHost = joinBeforeHost
+        self.passcode = passcode
+        self.autoRecording = autoRecording
+        self.commanderAsAlternativeHost = commanderAsAlternativeHost
+        self.onResolve = onResolve
+    }
+}
+
+/// `etc/sitroom.yaml`.
+public struct DaemonSettings: Sendable, Hashable {
+    public var conference: ConferenceSettings
+    /// Seconds (SPEC §3 `reopen_hold_down`, default 15m).
+    public var reopenHoldDown: Double
+    public var notify: NotifySettings
+    public var feeds: FeedSettings
+    public var spool: SpoolSettings
+    /// LMDB map size in bytes (SPEC §3 `store.map_size`, default 1 GiB).
+    public var storeMapSize: Int
+    /// `control.group`: the group allowed read-only commands, or `nil`.
+    public var controlGroup: String?
+
+    public init(
+        conference: ConferenceSettings = .init(), reopenHoldDown: Double = 900, notify: NotifySettings = .init(),
+        feeds: FeedSettings = .init(), spool: SpoolSettings = .init(), storeMapSize: Int = 1 << 30,
+        controlGroup: String? = nil
+    ) {
+        self.conference = conference
+        self.reopenHoldDown = reopenHoldDown
+        self.notify = notify
+        self.feeds = feeds
+        self.spool = spool
+        self.storeMapSize = storeMapSize
+        self.controlGroup = controlGroup
+    }
+}
+
+/// SPEC §3 `conference:`.
+public struct ConferenceSettings: Sendable, Hashable {
+    public enum Component: String, Sendable, CaseIterable { case video, meeting }
+    public var component: Component
+    /// `follow_up`, meeting component only (default `[email, sms]`).
+    public var followUp: [NotifyChannel]
+    /// Default integration order (names of files under `etc/integrations/`); empty means all, by priority.
+    public var integrations: [String]
+    /// First match wins.
+    public var rules: [ConferenceRule]
+
+    public init(
+        component: Component = .video, followUp: [NotifyChannel] = [.email, .sms], integrations: [String] = [],
+        rules: [ConferenceRule] = []
+    ) {
+        self.component = component
+        self.followUp = followUp
+        self.integrations = integrations
+        self.rules = rules
+    }
+}
+
+/// One `conference.rules[]` entry: incidents whose fields all equal `match` use `integrations`.
+public struct ConferenceRule: Sendable, Hashable {
+    /// `team`, `severity` → value.
+    public var match: [String: String]
+    public var integrations: [String]
+
+    public init(match: [String: String], integrations: [String]) {
+        self.match = match
+        self.integrations = integrations
+    }
+}
+
+/// A notification channel (SPEC §3 `notify.channels`).
+public enum NotifyChannel: String, Sendable, CaseIterable, Codable {
+    case email, sms
+}
+
+/// SPEC §3 `notify:`.
+public struct NotifySettings: Sendable, Hashable {
+    public var channels: [NotifyChannel]
+    public var admins: [Admin]
+    public var email: EmailTransport
+    public var sms: SMSTransport
+    public var retry: RetrySettings
+
+    public init(
+        channels: [NotifyChannel] = [.email, .sms], admins: [Admin] = [],
+        email: EmailTransport = .maildir(from: "sitroom <sitroom@localhost>"), sms: SMSTransport = .file,
+        retry: RetrySettings = .init()
+    ) {
+        self.channels = channels
+        self.admins = admins
+        self.email = email
+        self.sms = sms
+        self.retry = retry
+    }
+}
+
+/// An admin who gets admin notices.
+public struct Admin: Sendable, Hashable {
+    public var name: String
+    public var email: String?
+    public var phone: String?
+    public init(name: String, email: String? = nil, phone: String? = nil) {
+        self.name = name
+        self.email = email
+        self.phone = phone
+    }
+}
+
+/// SPEC §3 `notify.email`.
+public enum EmailTransport: Sendable, Hashable {
+    /// RFC 5322 messages written into `var/mail/` (maildir). `from` is an RFC 5322 mailbox.
+    case maildir(from: String)
+    /// SMTP through libcurl. `passwordFile` is an absolute path.
+    case smtp(from: String, url: String, username: String?, passwordFile: String?)
+
+    public var from: String {
+        switch self {
+        case .maildir(let from), .smtp(let from, _, _, _): return from
+        }
+    }
+}
+
+/// SPEC §3 `notify.sms`.
+public enum SMSTransport: Sendable, Hashable {
+    /// One file per SMS under `var/sms/`.
+    case file
+    /// Twilio-compatible HTTP gateway. `passwordFile` is an absolute path.
+    case http(url: String, from: String, username: String, passwordFile: String)
+}
+
+/// SPEC §3 `notify.retry` (all in seconds).
+public struct RetrySettings: Sendable, Hashable {
+    public var first: Double
+    public var max: Double
+    public var giveUpAfter: Double
+    public init(first: Double = 30, max: Double = 3600, giveUpAfter: Double = 172_800) {
+        self.first = first
+        self.max = max
+        self.giveUpAfter = giveUpAfter
+    }
+}
+
+/// SPEC §3 `feeds:` — label/field equalities that make an event open a situation room.
+public struct FeedSettings: Sendable, Hashable {
+    public var alertmanagerSituationRoomWhen: [String: String]
+    public var pagerdutySituationRoomWhen: [String: String]
+    public init(
+        alertmanagerSituationRoomWhen: [String: String] = ["severity": "critical"],
+        pagerdutySituationRoomWhen: [String: String] = ["urgency": "high"]
+    ) {
+        self.alertmanagerSituationRoomWhen = alertmanagerSituationRoomWhen
+        self.pagerdutySituationRoomWhen = pagerdutySituationRoomWhen
+    }
+}
+
+/// SPEC §3 `spool:` (sizes in bytes, ages in seconds).
+public struct SpoolSettings: Sendable, Hashable {
+    public var maxFileSize: Int
+    public var keepCur: Double
+    public var keepRejected: Double
+    public var tmpStaleAfter: Double
+    public init(
+        maxFileSize: Int = 1 << 20, keepCur: Double = 30 * 86_400, keepRejected: Double = 90 * 86_400,
+        tmpStaleAfter: Double = 86_400
+    ) {
+        self.maxFileSize = maxFileSize
+        self.keepCur = keepCur
+        self.keepRejected = keepRejected
+        self.tmpStaleAfter = tmpStaleAfter
+    }
+}
+
+/// `etc/roster.yaml`: teams and people, for feeds that name teams rather than people.
+public struct Roster: Sendable, Hashable {
+    /// Team name → members.
+    public var teams: [String: [Participant]]
+    public init(teams: [String: [Participant]] = [:]) { self.teams = teams }
+}

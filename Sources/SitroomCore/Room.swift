@@ -1,0 +1,118 @@
+/// The state of a room: what the incident's video conference component shows (SPEC §5).
+public enum RoomState: String, Sendable, Codable, CaseIterable {
+    /// Being created.
+    case provisioning
+    /// No host can take it now; retried by itself.
+    case waiting
+    /// The meeting exists; join URL, meeting id and passcode are known.
+    case ready
+    /// Nothing can serve it and retrying will not help.
+    case failed
+    /// The incident was resolved and the meeting ended.
+    case ended
+    /// Its integration was removed or deauthorized.
+    case unavailable
+
+    /// Whether the room still holds (or may come to hold) a host of the pool.
+    public var isOpen: Bool {
+        switch self {
+        case .provisioning, .waiting, .ready: return true
+        case .failed, .ended, .unavailable: return false
+        }
+    }
+}
+
+/// Where a create-meeting call stands, so a restart can tell whether Zoom may already have the meeting.
+public enum CreatePhase: String, Sendable, Codable {
+    /// No create request was sent for the current host.
+    case notSent = "not_sent"
+    /// A create request may have reached Zoom; its outcome is unknown until the marker is looked for.
+    case inFlight = "in_flight"
+    /// The meeting is known (created or adopted).
+    case done
+}
+
+/// A situation room: one per open incident, at most one Zoom meeting (SPEC §5).
+public struct Room: Sendable, Codable, Hashable {
+    /// The room id: stable, unique, used in the Zoom marker `sitroom:room=<id>`.
+    public var id: String
+    public var incidentID: String
+    public var state: RoomState
+    /// Why the room is in its state (Zoom's code and message, pool counts), for people.
+    public var reason: String?
+    /// The integration that serves (or last tried to serve) the room.
+    public var integration: String?
+    /// The pool host id (SPEC §3 `hosts[].id`) that hosts the room.
+    public var hostID: String?
+    /// The Zoom user (id or email) of that host.
+    public var hostUser: String?
+    public var createPhase: CreatePhase
+    /// Zoom meeting `id`.
+    public var meetingID: Int64?
+    /// Zoom `join_url`.
+    public var joinURL: String?
+    /// Zoom `password` (the passcode); `nil` for meetings without one.
+    public var passcode: String?
+    /// Seconds since 1970 when the room was made.
+    public var createdAt: Double
+    /// Seconds since 1970 of the last state change.
+    public var updatedAt: Double
+    /// Seconds since 1970 when the room ended, for the reopen hold-down.
+    public var endedAt: Double?
+
+    public init(id: String, incidentID: String, createdAt: Double) {
+        self.id = id
+        self.incidentID = incidentID
+        self.state = .provisioning
+        self.createPhase = .notSent
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+    }
+
+    /// The marker sitroom puts in the meeting's `agenda` to find it again (SPEC §5).
+    public var marker: String { Room.marker(for: id) }
+
+    /// The agenda marker for a room id: `sitroom:room=<id>`.
+    public static func marker(for roomID: String) -> String { "sitroom:room=\(roomID)" }
+}
+
+/// What sitroom keeps of an incident.
+public struct IncidentRecord: Sendable, Codable, Hashable {
+    public var info: IncidentInfo
+    public var stage: IncidentStage
+    public var participants: [Participant]
+    /// The integration the feed asked for, if any.
+    public var integration: String?
+    /// The current (or last) room of the incident.
+    public var roomID: String?
+    /// `occurred_at` of the last applied event, seconds since 1970.
+    public var lastOccurredAt: Double
+
+    public init(
+        info: IncidentInfo,
+        stage: IncidentStage,
+        participants: [Participant],
+        integration: String?,
+        roomID: String?,
+        lastOccurredAt: Double
+    ) {
+        self.info = info
+        self.stage = stage
+        self.participants = participants
+        self.integration = integration
+        self.roomID = roomID
+        self.lastOccurredAt = lastOccurredAt
+    }
+
+    /// Merges participants of an `updated` event: a person already known (same ``Participant/personID``)
+    /// is replaced by the newer entry, new people are appended.
+    public mutating func merge(participants newcomers: [Participant]) {
+        for person in newcomers {
+            if let index = participants.firstIndex(where: { $0.personID == person.personID }) {
+                participants[index] = person
+            } else {
+                participants.append(person)
+            }
+        }
+    }
+}
