@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "SitroomNotify",
             dependencies: [
-                "SitroomCore", "SitroomConfig",
+                "SitroomCore", "SitroomConfig", "PosixIO",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -52,9 +52,10 @@ let package = Package(
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO",
+                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO", "Curl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -99,7 +100,7 @@ let package = Package(
             dependencies: ["ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
-        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl"]),
     ],
     swiftLanguageModes: [.v6]
 )

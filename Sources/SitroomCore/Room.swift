@@ -59,12 +59,18 @@ public struct Room: Sendable, Codable, Hashable {
     public var updatedAt: Double
     /// Seconds since 1970 when the room ended, for the reopen hold-down.
     public var endedAt: Double?
+    /// The incident was resolved or closed: the meeting is to be ended, then the room `ended`.
+    public var endRequested: Bool
+    /// Failed attempts of the current operation (create or end), for backoff.
+    public var attempts: Int
 
     public init(id: String, incidentID: String, createdAt: Double) {
         self.id = id
         self.incidentID = incidentID
         self.state = .provisioning
         self.createPhase = .notSent
+        self.endRequested = false
+        self.attempts = 0
         self.createdAt = createdAt
         self.updatedAt = createdAt
     }

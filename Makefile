@@ -1,0 +1,28 @@
+# sitroom: the two quick-start commands are `make run` and `make test` (README).
+SWIFT ?= swift
+
+.PHONY: run test build deps secrets check-config clean
+
+## run: install what is missing, build, start zoom-sim and sitroomd on the bundled defaults, feed the samples.
+run: build
+	scripts/run-demo
+
+## test: install what is missing, build everything, run all tests (unit and end-to-end).
+test: deps secrets
+	$(SWIFT) build
+	$(SWIFT) test
+
+build: deps secrets
+	$(SWIFT) build
+
+deps:
+	scripts/install-deps
+
+secrets:
+	scripts/gen-secrets
+
+check-config: build
+	.build/debug/sitroomd --root . --check-config
+
+clean:
+	rm -rf .build

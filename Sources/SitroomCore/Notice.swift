@@ -1,0 +1,83 @@
+/// The kind of a notice: which template renders it (SPEC §6).
+public enum NoticeKind: String, Sendable, Codable, CaseIterable {
+    case roomReady = "room-ready"
+    case roomEnded = "room-ended"
+    case roomFailed = "room-failed"
+    case invitation
+    case followUp = "follow-up"
+    case adminRoomFailed = "admin-room-failed"
+    case adminReauthorize = "admin-reauthorize"
+    case adminWaiting = "admin-waiting"
+}
+
+/// How a notice travels.
+public enum NoticeChannel: String, Sendable, Codable, CaseIterable {
+    case email, sms, chat
+}
+
+/// Where a notice stands in the outbox (SPEC §6).
+public enum NoticeState: String, Sendable, Codable, CaseIterable {
+    case pending, sending, sent, retrying, dead
+}
+
+/// One message in the outbox, rendered when it was queued so every retry sends the same bytes.
+///
+/// A notice is keyed by (room, person, kind, channel): nobody gets the same notice twice (SPEC §6).
+public struct Notice: Sendable, Codable, Hashable {
+    /// Stable id derived from the key; also the local part of the email `Message-ID`.
+    public var id: String
+    public var roomID: String
+    public var incidentID: String
+    /// ``Participant/personID`` or `admin:<email>`.
+    public var personID: String
+    public var kind: NoticeKind
+    public var channel: NoticeChannel
+    /// Email address (email) or E.164 number (sms).
+    public var recipient: String
+    /// Display name of the recipient.
+    public var recipientName: String
+    /// Email subject; empty for SMS.
+    public var subject: String
+    /// Plain-text body.
+    public var body: String
+    public var state: NoticeState
+    public var attempts: Int
+    /// Seconds since 1970.
+    public var createdAt: Double
+    /// Seconds since 1970 when the next delivery attempt is due.
+    public var nextAttemptAt: Double
+    /// Why the last attempt failed, or where it went once sent (a file path, a gateway id).
+    public var detail: String?
+
+    public init(
+        roomID: String, incidentID: String, personID: String, kind: NoticeKind, channel: NoticeChannel,
+        recipient: String, recipientName: String, subject: String, body: String, createdAt: Double
+    ) {
+        self.id = Notice.id(roomID: roomID, personID: personID, kind: kind, channel: channel)
+        self.roomID = roomID
+        self.incidentID = incidentID
+        self.personID = personID
+        self.kind = kind
+        self.channel = channel
+        self.recipient = recipient
+        self.recipientName = recipientName
+        self.subject = subject
+        self.body = body
+        self.state = .pending
+        self.attempts = 0
+        self.createdAt = createdAt
+        self.nextAttemptAt = createdAt
+    }
+
+    /// The stable id of the notice with this key: 16 hex digits of FNV-1a (64-bit) over the key fields.
+    public static func id(roomID: String, personID: String, kind: NoticeKind, channel: NoticeChannel) -> String {
+        let key = "\(roomID)\u{0}\(personID)\u{0}\(kind.rawValue)\u{0}\(channel.rawValue)"
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

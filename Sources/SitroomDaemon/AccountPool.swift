@@ -1,0 +1,155 @@
+import Logging
+import SitroomConfig
+import SitroomCore
+import SitroomStore
+
+/// The pools of Zoom hosts of all integrations: which host takes a room, and each host's usage (SPEC §5).
+///
+/// The decisions are ``PoolState``'s; this actor persists the daily create counts in LMDB (committed before
+/// the create request is sent, so a crash can only over-count) and restores open rooms from the store.
+public actor AccountPool {
+    private let executor = ThreadExecutor(name: "sitroom-pool")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    private let store: Store
+    private let clock: any WallClock
+    private let logger: Logger
+    private var state = PoolState()
+
+    /// The outcome of ``lease(room:integration:)``.
+    public enum Lease: Sendable {
+        case leased(HostKey, HostLimits)
+        /// No host of the integration can take it; the reason gives counts. `permanent` when no host ever
+        /// can without a configuration change (every host unusable, or none configured).
+        case unavailable(String, permanent: Bool)
+    }
+
+    public init(store: Store, clock: any WallClock, logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Applies a configuration generation's pools. Open rooms of removed hosts stay counted until released.
+    public func configure(_ configuration: Configuration) {
+        var pools: [String: [(id: String, limits: HostLimits)]] = [:]
+        for (name, integration) in configuration.integrations {
+            pools[name] = integration.hosts.map {
+                (
+                    $0.id,
+                    HostLimits(user: $0.user, concurrentMeetings: $0.concurrentMeetings, dailyCreateLimit: $0.dailyCreateLimit)
+                )
+            }
+        }
+        state.configure(pools)
+    }
+
+    /// Rebuilds usage from the store at start-up: open rooms hold their hosts; today's creates are read back.
+    /// - Complexity: O(rooms + hosts).
+    public func restore() throws {
+        let today = utcDay(clock.now())
+        let store = self.store
+        let (rooms, creates): ([Room], [(HostKey, Int)]) = try store.read { txn in
+            let rooms = try store.all(Room.self, store.tables.rooms, txn)
+            var creates: [(HostKey, Int)] = []
+            try txn.forEach(store.tables.usage, prefix: "\(today)/") { key, value in
+                let parts = key.split(separator: "/", maxSplits: 2).map(String.init)
+                if parts.count == 3, let count = Int(String(decoding: value, as: UTF8.self)) {
+                    creates.append((HostKey(integration: parts[1], host: parts[2]), count))
+                }
+                return true
+            }
+            return (rooms, creates)
+        }
+        for room in rooms where room.state.isOpen {
+            if let integration = room.integration, let host = room.hostID {
+                state.hold(HostKey(integration: integration, host: host), room: room.id)
+            }
+        }
+        for (key, count) in creates { state.setCreates(key, day: today, count: count) }
+    }
+
+    /// Leases a host of `integration` for `room` and commits the create it will cost to today's count.
+    /// - Throws: store errors (the lease is then undone).
+    public func lease(room: String, integration: String) throws -> Lease {
+        let now = clock.now()
+        guard let (key, limits) = state.lease(integration: integration, room: room, now: now) else {
+            return .unavailable(
+                state.unavailableReason(integration: integration, now: now),
+                permanent: state.allUnusable(integration: integration))
+        }
+        let creates = state.usage[key]?.creates ?? 1
+        let store = self.store
+        do {
+            try store.write { txn in
+                try store.setCreates(creates, day: utcDay(now), integration: key.integration, host: key.host, txn)
+            }
+        } catch {
+            state.release(key, room: room)
+            throw error
+        }
+        logger.debug("host leased", metadata: ["room.id": "\(room)", "integration": "\(key.integration)", "host": "\(key.host)"])
+        return .leased(key, limits)
+    }
+
+    /// Frees the host a room held.
+    public func release(_ key: HostKey, room: String) {
+        state.release(key, room: room)
+    }
+
+    /// Skips a host for `seconds` after it failed.
+    public func coolDown(_ key: HostKey, seconds: Double) {
+        state.coolDown(key, until: clock.now() + seconds)
+    }
+
+    /// Zoom answered the daily create/update limit: the host is out of quota until 00:00 UTC.
+    public func exhaustQuota(_ key: HostKey) {
+        state.exhaustQuota(key, now: clock.now())
+    }
+
+    /// Zoom says the host cannot host (1001, 3161): skip it until the configuration changes.
+    public func markUnusable(_ key: HostKey, reason: String) {
+        state.markUnusable(key, reason: reason)
+    }
+
+    /// Per-host usage for `status` and `pool NAME`: (host, user, open, limit, creates today, daily limit, state).
+    public func snapshot() -> [PoolHostSnapshot] {
+        let now = clock.now()
+        let today = utcDay(now)
+        var rows: [PoolHostSnapshot] = []
+        for (integration, hosts) in state.hosts.sorted(by: { $0.key < $1.key }) {
+            for (id, limits) in hosts {
+                let key = HostKey(integration: integration, host: id)
+                let use = state.usage[key] ?? PoolState.Usage()
+                rows.append(
+                    PoolHostSnapshot(
+                        integration: integration, host: id, user: limits.user, openRooms: use.openRooms.count,
+                        concurrentMeetings: limits.concurrentMeetings, createsToday: use.day == today ? use.creates : 0,
+                        dailyCreateLimit: limits.dailyCreateLimit,
+                        state: state.ineligibility(key, limits: limits, now: now) ?? "healthy"))
+            }
+        }
+        return rows
+    }
+}
+
+/// One host's usage, as `status` shows it.
+public struct PoolHostSnapshot: Sendable, Codable, Hashable {
+    public var integration: String
+    public var host: String
+    public var user: String
+    public var openRooms: Int
+    public var concurrentMeetings: Int
+    public var createsToday: Int
+    public var dailyCreateLimit: Int
+    /// `healthy`, `busy`, `cooling down`, `drained`, `out of quota`, or why it is unusable.
+    public var state: String
+
+    enum CodingKeys: String, CodingKey {
+        case integration, host, user, state
+        case openRooms = "open_rooms"
+        case concurrentMeetings = "concurrent_meetings"
+        case createsToday = "creates_today"
+        case dailyCreateLimit = "daily_create_limit"
+    }
+}

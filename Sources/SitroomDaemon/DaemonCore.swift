@@ -1,0 +1,257 @@
+import Curl
+import Foundation
+import Logging
+import SitroomConfig
+import SitroomCore
+import SitroomStore
+
+/// sitroomd's version, as `status` and `--version` show it.
+public let sitroomVersion = "0.1.0"
+
+/// The daemon's file layout (SPEC §2).
+public struct DaemonPaths: Sendable {
+    public var etc: String
+    public var varDirectory: String
+
+    public init(root: String, etc: String? = nil, varDirectory: String? = nil) {
+        let root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+        self.etc = etc ?? "\(root)/etc"
+        self.varDirectory = varDirectory ?? "\(root)/var"
+    }
+
+    public var store: String { "\(varDirectory)/lib/sitroom" }
+    public var spool: String { "\(varDirectory)/spool/incidents" }
+    public var run: String { "\(varDirectory)/run" }
+    public var controlFIFO: String { "\(run)/sitroom.ctl" }
+    public var lock: String { "\(run)/sitroom.lock" }
+    public var mail: String { "\(varDirectory)/mail" }
+    public var sms: String { "\(varDirectory)/sms" }
+}
+
+/// The wired actors and the live configuration generation; answers control commands.
+public actor DaemonCore {
+    public let paths: DaemonPaths
+    public let store: Store
+    public let registry: IntegrationRegistry
+    public let pool: AccountPool
+    public let notifier: Notifier
+    public let provisioner: RoomProvisioner
+    private let clock: any WallClock
+    private let logger: Logger
+    private let startedAt: Double
+    private var generation = 1
+    private var appliedAt: Double
+    private var lastRejected: (at: Double, errors: String)? = nil
+    private var spoolBacklog: @Sendable () -> Int = { 0 }
+
+    /// Wires the actors over an open store and applies the first generation.
+    /// - Throws: store errors, template errors.
+    public init(paths: DaemonPaths, configuration: Configuration, store: Store, http: HTTPClient, clock: any WallClock, logger: Logger)
+        async throws
+    {
+        self.paths = paths
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        registry = IntegrationRegistry(store: store, http: http, clock: clock, logger: logger)
+        pool = AccountPool(store: store, clock: clock, logger: logger)
+        notifier = Notifier(store: store, clock: clock, logger: logger)
+        provisioner = try RoomProvisioner(
+            store: store, pool: pool, registry: registry, notifier: notifier, configuration: configuration, clock: clock,
+            logger: logger)
+        startedAt = clock.now()
+        appliedAt = startedAt
+        try await registry.configure(configuration)
+        await pool.configure(configuration)
+        await notifier.configure(configuration, varDirectory: paths.varDirectory)
+        try await pool.restore()
+        try await notifier.restore()
+        try await provisioner.recover()
+    }
+
+    /// Tells `status` how to count the spool backlog.
+    public func setSpoolBacklog(_ count: @escaping @Sendable () -> Int) { spoolBacklog = count }
+
+    /// Reads all of `etc/` again and applies it to every actor, or keeps the live generation when it is invalid.
+    /// - Returns: the reply for `reload`.
+    public func reload() async -> ControlReply {
+        let configuration: Configuration
+        do {
+            configuration = try ConfigLoader.load(etcDirectory: paths.etc)
+        } catch {
+            lastRejected = (clock.now(), error.description)
+            logger.error(
+                "configuration rejected; generation \(generation) stays live", metadata: ["errors": "\(error.description)"])
+            return .error("configuration rejected; generation \(generation) stays live:\n\(error.description)")
+        }
+        do {
+            try await provisioner.configure(configuration)
+            try await registry.configure(configuration)
+            await pool.configure(configuration)
+            await notifier.configure(configuration, varDirectory: paths.varDirectory)
+        } catch {
+            logger.error("cannot apply configuration", metadata: ["error": "\(error)"])
+            return .error("cannot apply configuration: \(error)")
+        }
+        generation += 1
+        appliedAt = clock.now()
+        logger.info("configuration applied", metadata: ["generation": "\(generation)"])
+        await provisioner.retryWaiting()
+        return .ok("generation \(generation) applied")
+    }
+
+    /// Runs one control command (SPEC §7).
+    public func execute(_ command: ControlCommand, uid: UInt32?) async -> ControlReply {
+        do {
+            switch command.words {
+            case ["help"]:
+                return .ok(Self.help)
+            case ["status"]:
+                return try await status(json: command.json)
+            case ["reload"]:
+                let reply = await reload()
+                audit(command, uid: uid, outcome: reply.ok ? "ok" : "error")
+                return reply
+            case ["rooms"], ["rooms", "open"], ["rooms", "all"]:
+                return try await rooms(all: command.words.last == "all", json: command.json)
+            case let words where words.count == 3 && words[0] == "room" && words[1] == "show":
+                return try await roomShow(words[2], json: command.json)
+            default:
+                return .error("unknown command: \(command.words.joined(separator: " ")) (try `help`)")
+            }
+        } catch {
+            return .error("\(error)")
+        }
+    }
+
+    static let help = """
+        commands:
+          status                 generation, integrations, pool usage, rooms, outbox, spool, uptime
+          reload                 read etc/ again; applied only if all of it is valid
+          rooms [open|all]       rooms, open ones by default
+          room show INCIDENT     one incident's room (add --json for JSON)
+          help                   this text
+        """
+
+    private func audit(_ command: ControlCommand, uid: UInt32?, outcome: String) {
+        let entry = AuditEntry(time: clock.now(), uid: uid, command: command.words.joined(separator: " "), outcome: outcome)
+        let store = self.store
+        do { try store.write { txn in try store.appendAudit(entry, txn) } } catch {
+            logger.error("cannot append to the audit log", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func status(json: Bool) async throws -> ControlReply {
+        let integrations = await registry.snapshot()
+        let hosts = await pool.snapshot()
+        let rooms = try await provisioner.rooms()
+        let depth = await notifier.depth
+        let backlog = spoolBacklog()
+        let uptime = Int(clock.now() - startedAt)
+        var byState: [String: Int] = [:]
+        for room in rooms { byState[room.state.rawValue, default: 0] += 1 }
+        let open = rooms.filter { $0.state.isOpen }.count
+        if json {
+            let object: [String: Any] = [
+                "version": sitroomVersion, "uptime_seconds": uptime,
+                "generation": [
+                    "number": generation, "applied_at": rfc3339UTC(appliedAt),
+                    "last_rejected": lastRejected.map { ["at": rfc3339UTC($0.at), "errors": $0.errors] as Any } ?? NSNull(),
+                ],
+                "integrations": integrations.map {
+                    ["name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue, "reason": $0.record.reason as Any]
+                },
+                "pool": try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) },
+                "rooms": ["open": open, "by_state": byState],
+                "outbox": ["pending": depth], "spool": ["backlog": backlog],
+            ]
+            return .ok(try Self.json(object))
+        }
+        var lines = ["sitroomd \(sitroomVersion), up \(uptime)s, config generation \(generation) applied \(rfc3339UTC(appliedAt))"]
+        if let lastRejected {
+            lines.append("last rejected config (\(rfc3339UTC(lastRejected.at))):")
+            lines.append(contentsOf: lastRejected.errors.split(separator: "\n").map { "  \($0)" })
+        }
+        lines.append("")
+        lines.append(
+            contentsOf: Self.table(
+                ["INTEGRATION", "KIND", "STATE", "REASON"],
+                integrations.map { [$0.name, $0.kind, $0.record.state.rawValue, $0.record.reason ?? ""] }))
+        lines.append("")
+        lines.append(
+            contentsOf: Self.table(
+                ["INTEGRATION", "HOST", "USER", "OPEN", "CREATES TODAY", "STATE"],
+                hosts.map {
+                    [
+                        $0.integration, $0.host, $0.user, "\($0.openRooms)/\($0.concurrentMeetings)",
+                        "\($0.createsToday)/\($0.dailyCreateLimit)", $0.state,
+                    ]
+                }))
+        lines.append("")
+        let states = byState.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        lines.append("rooms: \(open) open (\(states.isEmpty ? "none" : states))")
+        lines.append("outbox: \(depth) pending")
+        lines.append("spool: \(backlog) waiting in new/")
+        return .ok(lines.joined(separator: "\n"))
+    }
+
+    private func rooms(all: Bool, json: Bool) async throws -> ControlReply {
+        let rooms = try await provisioner.rooms().filter { all || $0.state.isOpen }
+        if json { return .ok(try Self.json(rooms.map(Self.roomObject))) }
+        return .ok(
+            Self.table(
+                ["INCIDENT", "ROOM", "STATE", "INTEGRATION", "HOST", "JOIN URL"],
+                rooms.map { [$0.incidentID, $0.id, $0.state.rawValue, $0.integration ?? "", $0.hostID ?? "", $0.joinURL ?? ""] }
+            ).joined(separator: "\n"))
+    }
+
+    private func roomShow(_ incident: String, json: Bool) async throws -> ControlReply {
+        guard let (record, room) = try await provisioner.show(incident: incident) else {
+            return .error("no incident \(incident)")
+        }
+        guard let room else { return .error("incident \(incident) has no room (stage \(record.stage.rawValue))") }
+        if json {
+            var object = Self.roomObject(room)
+            object["incident_title"] = record.info.title
+            object["stage"] = record.stage.rawValue
+            object["participants"] = record.participants.count
+            return .ok(try Self.json(object))
+        }
+        let rows: [(String, String)] = [
+            ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
+            ("state", room.state.rawValue), ("reason", room.reason ?? ""), ("integration", room.integration ?? ""),
+            ("host", room.hostUser.map { "\(room.hostID ?? "") (\($0))" } ?? ""),
+            ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
+            ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
+        ]
+        return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1)" }.joined(separator: "\n"))
+    }
+
+    /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in the README).
+    static func roomObject(_ room: Room) -> [String: Any] {
+        [
+            "incident": room.incidentID, "room_id": room.id, "state": room.state.rawValue, "reason": room.reason as Any,
+            "join_url": room.joinURL as Any, "meeting_id": room.meetingID as Any, "passcode": room.passcode as Any,
+            "host": room.hostUser as Any, "host_id": room.hostID as Any, "integration": room.integration as Any,
+            "created_at": rfc3339UTC(room.createdAt), "updated_at": rfc3339UTC(room.updatedAt),
+        ].mapValues { value in
+            if case Optional<Any>.none = value { return NSNull() }
+            return value
+        }
+    }
+
+    static func json(_ object: Any) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self)
+    }
+
+    /// Left-aligned columns separated by two spaces.
+    static func table(_ header: [String], _ rows: [[String]]) -> [String] {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.indices.map { column in
+                column == row.count - 1 ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Curl
+import Foundation
+import Logging
+import PosixIO
+import ServiceLifecycle
+import SitroomConfig
+import SitroomCore
+import SitroomStore
+import UnixSignals
+
+/// sysexits(3) codes sitroomd exits with (SPEC §2).
+public enum ExitCode {
+    public static let ok: Int32 = 0
+    /// EX_UNAVAILABLE: a needed service is unavailable.
+    public static let unavailable: Int32 = 69
+    /// EX_CANTCREAT: cannot create state (var/, LMDB, FIFO).
+    public static let cannotCreate: Int32 = 73
+    /// EX_TEMPFAIL: another sitroomd holds the lock of this var/.
+    public static let alreadyRunning: Int32 = 75
+    /// EX_CONFIG: bad configuration at start.
+    public static let config: Int32 = 78
+}
+
+/// Starts sitroomd and runs it until SIGTERM/SIGINT.
+public enum DaemonMain {
+    /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`).
+    /// - Returns: 0 when valid, 1 otherwise.
+    public static func checkConfig(paths: DaemonPaths) -> Int32 {
+        do {
+            let configuration = try ConfigLoader.load(etcDirectory: paths.etc)
+            print("\(paths.etc): configuration is valid (\(configuration.integrations.count) integrations)")
+            return 0
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            return 1
+        }
+    }
+
+    /// Runs the daemon in the foreground.
+    /// - Returns: the exit code (``ExitCode``).
+    public static func run(paths: DaemonPaths, logger: Logger) async -> Int32 {
+        ignoreSIGPIPE()
+        umask(0o077)
+        do {
+            try DurableFile.makeDirectory(paths.varDirectory, mode: 0o755)
+            try DurableFile.makeDirectory(paths.store, mode: 0o700)
+            try DurableFile.makeDirectory(paths.run, mode: 0o700)
+            try SpoolIntake.prepare(paths.spool)
+            for sub in ["tmp", "new", "cur"] { try DurableFile.makeDirectory("\(paths.mail)/\(sub)", mode: 0o700) }
+            for sub in ["tmp", "new"] { try DurableFile.makeDirectory("\(paths.sms)/\(sub)", mode: 0o700) }
+        } catch {
+            logger.critical("cannot create the state directories", metadata: ["var": "\(paths.varDirectory)", "error": "\(error)"])
+            return ExitCode.cannotCreate
+        }
+        let lock: FileLock
+        do {
+            guard let acquired = try FileLock.acquire(path: paths.lock) else {
+                logger.critical("another sitroomd is running on this var/", metadata: ["lock": "\(paths.lock)"])
+                return ExitCode.alreadyRunning
+            }
+            lock = acquired
+        } catch {
+            logger.critical("cannot take the lock", metadata: ["lock": "\(paths.lock)", "error": "\(error)"])
+            return ExitCode.cannotCreate
+        }
+        defer { lock.release() }
+
+        let configuration: Configuration
+        do {
+            configuration = try ConfigLoader.load(etcDirectory: paths.etc)
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            logger.critical("bad configuration", metadata: ["etc": "\(paths.etc)", "errors": "\(error.errors.count)"])
+            return ExitCode.config
+        }
+
+        let store: Store
+        do {
+            store = try Store(directory: paths.store, mapSize: configuration.daemon.storeMapSize)
+        } catch {
+            logger.critical("cannot open the store", metadata: ["store": "\(paths.store)", "error": "\(error)"])
+            return ExitCode.cannotCreate
+        }
+
+        let control: ControlFIFO
+        let watcher: DirectoryWatcher
+        do {
+            control = try ControlFIFO(path: paths.controlFIFO)
+        } catch {
+            logger.critical("cannot create the control FIFO", metadata: ["fifo": "\(paths.controlFIFO)", "error": "\(error)"])
+            return ExitCode.cannotCreate
+        }
+        do {
+            watcher = try DirectoryWatcher(directories: ["\(paths.spool)/new"])
+        } catch {
+            logger.critical("cannot watch the spool", metadata: ["spool": "\(paths.spool)", "error": "\(error)"])
+            return ExitCode.unavailable
+        }
+
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        let core: DaemonCore
+        do {
+            core = try await DaemonCore(
+                paths: paths, configuration: configuration, store: store, http: http, clock: SystemWallClock(), logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            return ExitCode.cannotCreate
+        }
+        let intake = SpoolIntake(
+            directory: paths.spool, provisioner: core.provisioner, maxFileSize: configuration.daemon.spool.maxFileSize,
+            logger: logger)
+        await core.setSpoolBacklog { intake.backlog() }
+        let server = ControlServer(control: control, daemon: core, logger: logger)
+
+        let services: [any Service] = [
+            TaskService(name: "spool") { try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher) } },
+            TaskService(name: "control") { try await cancelWhenGracefulShutdown { await server.run() } },
+            TaskService(name: "sighup") {
+                try await cancelWhenGracefulShutdown {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = await core.reload() }
+                }
+            },
+            TaskService(name: "actors") {
+                // The actors work from their own tasks; on shutdown they stop taking work. Everything they
+                // hold is durable in LMDB, so in-flight Zoom calls are safely parked and resumed at start.
+                try? await gracefulShutdown()
+                await core.provisioner.stop()
+                await core.notifier.stop()
+            },
+        ]
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        logger.info(
+            "sitroomd ready",
+            metadata: [
+                "version": "\(sitroomVersion)", "etc": "\(paths.etc)", "var": "\(paths.varDirectory)",
+                "integrations": "\(configuration.integrations.keys.sorted().joined(separator: ","))",
+            ])
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("stopped on an error", metadata: ["error": "\(error)"])
+            return ExitCode.unavailable
+        }
+        logger.info("sitroomd stopped")
+        return ExitCode.ok
+    }
+}
+
+/// A long-running part of the daemon as a swift-service-lifecycle `Service`.
+struct TaskService: Service, CustomStringConvertible {
+    let name: String
+    let body: @Sendable () async throws -> Void
+
+    init(name: String, _ body: @escaping @Sendable () async throws -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    func run() async throws { try await body() }
+    var description: String { name }
+}

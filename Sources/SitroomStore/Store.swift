@@ -1,0 +1,210 @@
+import Foundation
+import LMDB
+import SitroomCore
+
+/// sitroom's durable state in one LMDB environment (SPEC §8): incidents, rooms, seen event ids, the outbox,
+/// hosts' usage, tokens, integrations' runtime state and the audit log, with a schema version.
+///
+/// Values are JSON (`Codable`); keys are UTF-8 strings. Every write runs in one synchronous LMDB write
+/// transaction committed with the default (synced) durability. Call it from an actor that runs on its own
+/// thread (``ThreadExecutor``): commits block for a disk sync.
+public final class Store: Sendable {
+    /// The schema this build writes. A store with a newer one is refused.
+    public static let schemaVersion = 1
+
+    /// The named LMDB databases (`MDB_dbi`s) of the schema.
+    public struct Tables: Sendable {
+        public let meta: Database
+        public let incidents: Database
+        public let rooms: Database
+        /// Seen event ids → when they were applied.
+        public let events: Database
+        public let outbox: Database
+        public let usage: Database
+        public let tokens: Database
+        public let integrations: Database
+        public let audit: Database
+    }
+
+    public let environment: Environment
+    public let tables: Tables
+
+    /// Opens (creating if needed) the store in `directory`, which must exist (mode 0700).
+    /// - Parameters:
+    ///   - directory: the LMDB environment directory (`var/lib/sitroom`).
+    ///   - mapSize: initial map size in bytes (`store.map_size`); grown when full.
+    /// - Throws: `LMDBError` from opening; ``SitroomError`` `.store` for a newer schema.
+    public init(directory: String, mapSize: Int) throws {
+        environment = try Environment(path: directory, mapSize: mapSize, maxDatabases: 16)
+        tables = Tables(
+            meta: try environment.database(named: "meta"),
+            incidents: try environment.database(named: "incidents"),
+            rooms: try environment.database(named: "rooms"),
+            events: try environment.database(named: "events"),
+            outbox: try environment.database(named: "outbox"),
+            usage: try environment.database(named: "usage"),
+            tokens: try environment.database(named: "tokens"),
+            integrations: try environment.database(named: "integrations"),
+            audit: try environment.database(named: "audit")
+        )
+        let tables = self.tables
+        let found: Int? = try environment.write { txn in
+            if let bytes = try txn.get(tables.meta, "schema_version"), let text = String(bytes: bytes, encoding: .utf8) {
+                return Int(text)
+            }
+            try txn.put(tables.meta, "schema_version", Array(String(Store.schemaVersion).utf8))
+            return nil
+        }
+        if let found, found > Store.schemaVersion {
+            throw SitroomError(
+                .store, "\(directory): store schema version \(found) is newer than this build's \(Store.schemaVersion)")
+        }
+    }
+
+    /// Runs `body` in a read-only transaction.
+    public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        try environment.read(body)
+    }
+
+    /// Runs `body` in a write transaction, committed (synced) when it returns, aborted when it throws.
+    /// `body` may run more than once (when the map is grown), so it must not have effects outside the transaction.
+    public func write<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        try environment.write(body)
+    }
+}
+
+// MARK: - Typed access
+
+private let encoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return encoder
+}()
+
+extension Store {
+    /// Encodes a value as the JSON bytes stored in LMDB.
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        Array(try encoder.encode(value))
+    }
+
+    /// Decodes JSON bytes read from LMDB.
+    public static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+
+    public func get<T: Decodable>(_ type: T.Type, _ db: Database, _ key: String, _ txn: borrowing Transaction) throws -> T? {
+        guard let bytes = try txn.get(db, key) else { return nil }
+        return try Store.decode(type, bytes)
+    }
+
+    public func put<T: Encodable>(_ value: T, _ db: Database, _ key: String, _ txn: borrowing Transaction) throws {
+        try txn.put(db, key, try Store.encode(value))
+    }
+
+    /// All values of a table whose keys start with `prefix`, in key order.
+    /// - Complexity: O(n) in the matching entries.
+    public func all<T: Decodable>(_ type: T.Type, _ db: Database, prefix: String = "", _ txn: borrowing Transaction) throws -> [T] {
+        var values: [T] = []
+        try txn.forEach(db, prefix: prefix) { _, bytes in
+            values.append(try Store.decode(type, bytes))
+            return true
+        }
+        return values
+    }
+
+    public func room(_ id: String, _ txn: borrowing Transaction) throws -> Room? {
+        try get(Room.self, tables.rooms, id, txn)
+    }
+
+    public func putRoom(_ room: Room, _ txn: borrowing Transaction) throws {
+        try put(room, tables.rooms, room.id, txn)
+    }
+
+    public func incident(_ id: String, _ txn: borrowing Transaction) throws -> IncidentRecord? {
+        try get(IncidentRecord.self, tables.incidents, id, txn)
+    }
+
+    public func putIncident(_ record: IncidentRecord, _ txn: borrowing Transaction) throws {
+        try put(record, tables.incidents, record.info.id, txn)
+    }
+
+    /// Records an event id as applied. - Returns: false when it was already recorded (a duplicate).
+    public func markEventSeen(_ eventID: String, at time: Double, _ txn: borrowing Transaction) throws -> Bool {
+        try txn.put(tables.events, eventID, Array(String(time).utf8), noOverwrite: true)
+    }
+
+    /// Queues a notice unless one with the same key (room, person, kind, channel) exists.
+    /// - Returns: false when the notice already existed (nobody gets the same notice twice).
+    @discardableResult
+    public func enqueue(_ notice: Notice, _ txn: borrowing Transaction) throws -> Bool {
+        try txn.put(tables.outbox, notice.id, try Store.encode(notice), noOverwrite: true)
+    }
+
+    public func putNotice(_ notice: Notice, _ txn: borrowing Transaction) throws {
+        try put(notice, tables.outbox, notice.id, txn)
+    }
+
+    /// Creates counted against a host on a UTC day (Zoom's daily create/update limit).
+    public func createsOn(day: String, integration: String, host: String, _ txn: borrowing Transaction) throws -> Int {
+        guard let bytes = try txn.get(tables.usage, Store.usageKey(day: day, integration: integration, host: host)),
+            let text = String(bytes: bytes, encoding: .utf8)
+        else { return 0 }
+        return Int(text) ?? 0
+    }
+
+    public func setCreates(
+        _ count: Int, day: String, integration: String, host: String, _ txn: borrowing Transaction
+    ) throws {
+        try txn.put(tables.usage, Store.usageKey(day: day, integration: integration, host: host), Array(String(count).utf8))
+    }
+
+    /// `<yyyy-MM-dd>/<integration>/<host>`.
+    public static func usageKey(day: String, integration: String, host: String) -> String {
+        "\(day)/\(integration)/\(host)"
+    }
+
+    /// Appends an audit entry under a monotonically increasing, zero-padded sequence key.
+    public func appendAudit(_ entry: AuditEntry, _ txn: borrowing Transaction) throws {
+        var last = 0
+        if let bytes = try txn.get(tables.meta, "audit_seq"), let text = String(bytes: bytes, encoding: .utf8) {
+            last = Int(text) ?? 0
+        }
+        let next = last + 1
+        try txn.put(tables.meta, "audit_seq", Array(String(next).utf8))
+        let key = String(repeating: "0", count: max(0, 12 - String(next).count)) + String(next)
+        try put(entry, tables.audit, key, txn)
+    }
+}
+
+/// One line of the audit log (SPEC §7): who changed what, when, with what outcome.
+public struct AuditEntry: Sendable, Codable, Hashable {
+    /// Seconds since 1970.
+    public var time: Double
+    /// The caller's uid where the reply path told it.
+    public var uid: UInt32?
+    /// The command with secrets redacted.
+    public var command: String
+    public var outcome: String
+
+    public init(time: Double, uid: UInt32?, command: String, outcome: String) {
+        self.time = time
+        self.uid = uid
+        self.command = command
+        self.outcome = outcome
+    }
+}
+
+/// A cached OAuth access token (never logged, shown, or written anywhere but LMDB).
+public struct StoredToken: Sendable, Codable, Hashable {
+    public var accessToken: String
+    /// Seconds since 1970 after which the token must not be used.
+    public var expiresAt: Double
+    /// zoom-oauth only.
+    public var refreshToken: String?
+
+    public init(accessToken: String, expiresAt: Double, refreshToken: String? = nil) {
+        self.accessToken = accessToken
+        self.expiresAt = expiresAt
+        self.refreshToken = refreshToken
+    }
+}

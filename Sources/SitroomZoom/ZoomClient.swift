@@ -1,0 +1,241 @@
+import Curl
+import Foundation
+
+/// An OAuth access token from Zoom's token endpoint.
+public struct AccessToken: Sendable, Hashable {
+    /// The bearer token (a secret: never logged).
+    public var value: String
+    /// Lifetime in seconds from when it was issued (`expires_in`, 3600 for Zoom).
+    public var expiresIn: Double
+    /// zoom-oauth only: the rotated refresh token.
+    public var refreshToken: String?
+}
+
+/// What sitroom asks Zoom to create (Zoom API: "Create a meeting", `POST /users/{userId}/meetings`).
+public struct MeetingRequest: Sendable, Hashable, Encodable {
+    public struct Settings: Sendable, Hashable, Encodable {
+        public var waitingRoom: Bool
+        public var joinBeforeHost: Bool
+        /// `none`, `local` or `cloud`.
+        public var autoRecording: String
+        /// Comma-separated emails of alternative hosts, or `nil`.
+        public var alternativeHosts: String?
+
+        public init(waitingRoom: Bool, joinBeforeHost: Bool, autoRecording: String, alternativeHosts: String?) {
+            self.waitingRoom = waitingRoom
+            self.joinBeforeHost = joinBeforeHost
+            self.autoRecording = autoRecording
+            self.alternativeHosts = alternativeHosts
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case waitingRoom = "waiting_room"
+            case joinBeforeHost = "join_before_host"
+            case autoRecording = "auto_recording"
+            case alternativeHosts = "alternative_hosts"
+        }
+    }
+
+    public var topic: String
+    /// 2: a scheduled meeting (SPEC §5); needs `start_time`.
+    public var type: Int = 2
+    /// UTC, `yyyy-MM-ddTHH:mm:ssZ`.
+    public var startTime: String
+    /// Minutes.
+    public var duration: Int
+    public var timezone: String = "UTC"
+    /// Up to 10 characters; `nil` for no passcode.
+    public var password: String?
+    /// Carries the room marker `sitroom:room=<id>` (SPEC §5).
+    public var agenda: String
+    public var settings: Settings
+
+    public init(topic: String, startTime: String, duration: Int, password: String?, agenda: String, settings: Settings) {
+        self.topic = topic
+        self.startTime = startTime
+        self.duration = duration
+        self.password = password
+        self.agenda = agenda
+        self.settings = settings
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case topic, type, duration, timezone, password, agenda, settings
+        case startTime = "start_time"
+    }
+}
+
+/// A meeting as Zoom describes it; only the fields sitroom uses (`start_url` is deliberately not kept).
+public struct Meeting: Sendable, Hashable {
+    public var id: Int64
+    public var joinURL: String
+    public var password: String?
+    public var agenda: String?
+    public var hostID: String?
+}
+
+/// Zoom's REST API and OAuth token endpoint over libcurl.
+///
+/// Facts from shared/zoom-api/: the token endpoint is `POST {oauth_url}/token` with Basic auth
+/// `client_id:client_secret`; API calls carry `Authorization: Bearer`; errors are `{"code","message"}`.
+public struct ZoomClient: Sendable {
+    public let http: HTTPClient
+    /// e.g. `https://api.zoom.us/v2` (no trailing slash).
+    public let apiURL: String
+    /// e.g. `https://zoom.us/oauth` (no trailing slash).
+    public let oauthURL: String
+    /// Seconds for a whole request.
+    public var timeout: Double
+
+    public init(http: HTTPClient, apiURL: String, oauthURL: String, timeout: Double = 30) {
+        self.http = http
+        self.apiURL = apiURL.hasSuffix("/") ? String(apiURL.dropLast()) : apiURL
+        self.oauthURL = oauthURL.hasSuffix("/") ? String(oauthURL.dropLast()) : oauthURL
+        self.timeout = timeout
+    }
+
+    // MARK: OAuth
+
+    /// Server-to-Server OAuth: `POST {oauth_url}/token?grant_type=account_credentials&account_id=ID`.
+    /// - Throws: ``ZoomError`` (`.oauth` when refused).
+    public func requestAccountToken(accountID: String, clientID: String, clientSecret: String) async throws(ZoomError)
+        -> AccessToken
+    {
+        let url = "\(oauthURL)/token?grant_type=account_credentials&account_id=\(Self.queryEscape(accountID))"
+        let request = HTTPRequest(
+            method: .post, url: url, headers: [(name: "Accept", value: "application/json")],
+            basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
+        let response = try await send(request, oauth: true)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+            let token = object["access_token"] as? String, !token.isEmpty
+        else { throw ZoomError(.invalidResponse(message: "token answer without access_token")) }
+        let expiresIn = (object["expires_in"] as? NSNumber)?.doubleValue ?? 3600
+        return AccessToken(value: token, expiresIn: expiresIn, refreshToken: object["refresh_token"] as? String)
+    }
+
+    // MARK: Meetings
+
+    /// Zoom API "Create a meeting": `POST /users/{userId}/meetings` → 201.
+    /// - Throws: ``ZoomError``; `.invalidResponse` when the 2xx answer lacks `id` or `join_url`.
+    public func createMeeting(token: String, userID: String, _ meeting: MeetingRequest) async throws(ZoomError) -> Meeting {
+        let body: [UInt8]
+        do { body = Array(try JSONEncoder().encode(meeting)) } catch {
+            throw ZoomError(.invalidResponse(message: "cannot encode the meeting: \(error)"))
+        }
+        let response = try await send(
+            HTTPRequest(
+                method: .post, url: "\(apiURL)/users/\(Self.pathEscape(userID))/meetings",
+                headers: Self.headers(token: token, json: true), body: body, timeout: timeout))
+        return try Self.meeting(from: response.body)
+    }
+
+    /// Zoom API "Get a meeting": `GET /meetings/{meetingId}`.
+    public func getMeeting(token: String, meetingID: Int64) async throws(ZoomError) -> Meeting {
+        let response = try await send(
+            HTTPRequest(method: .get, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout))
+        return try Self.meeting(from: response.body)
+    }
+
+    /// Zoom API "List meetings": `GET /users/{userId}/meetings`, all pages (`next_page_token`).
+    /// - Complexity: one request per 300 meetings.
+    public func listMeetings(token: String, userID: String, type: String = "scheduled") async throws(ZoomError) -> [Meeting] {
+        var meetings: [Meeting] = []
+        var pageToken = ""
+        repeat {
+            var url = "\(apiURL)/users/\(Self.pathEscape(userID))/meetings?type=\(type)&page_size=300"
+            if !pageToken.isEmpty { url += "&next_page_token=\(Self.queryEscape(pageToken))" }
+            let response = try await send(
+                HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout))
+            guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
+                throw ZoomError(.invalidResponse(message: "list meetings answer is not a JSON object"))
+            }
+            for item in object["meetings"] as? [[String: Any]] ?? [] {
+                guard let id = (item["id"] as? NSNumber)?.int64Value else { continue }
+                meetings.append(
+                    Meeting(
+                        id: id, joinURL: item["join_url"] as? String ?? "", password: item["password"] as? String,
+                        agenda: item["agenda"] as? String, hostID: item["host_id"] as? String))
+            }
+            pageToken = object["next_page_token"] as? String ?? ""
+        } while !pageToken.isEmpty
+        return meetings
+    }
+
+    /// Zoom API "Update meeting status": `PUT /meetings/{meetingId}/status` with `{"action":"end"}` → 204.
+    public func endMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
+        _ = try await send(
+            HTTPRequest(
+                method: .put, url: "\(apiURL)/meetings/\(meetingID)/status", headers: Self.headers(token: token, json: true),
+                body: Array(#"{"action":"end"}"#.utf8), timeout: timeout))
+    }
+
+    /// Zoom API "Delete a meeting": `DELETE /meetings/{meetingId}` → 204 (3002 while in progress, 3001 when gone).
+    public func deleteMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
+        _ = try await send(
+            HTTPRequest(method: .delete, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout))
+    }
+
+    // MARK: Plumbing
+
+    private func send(_ request: HTTPRequest, oauth: Bool = false) async throws(ZoomError) -> HTTPResponse {
+        let response: HTTPResponse
+        do {
+            response = try await http.send(request)
+        } catch let error as CurlError {
+            throw ZoomError(.transport(message: error.description, maySent: error.requestMayHaveBeenSent))
+        } catch {
+            throw ZoomError(.transport(message: "\(error)", maySent: true))
+        }
+        guard (200..<300).contains(response.status) else {
+            throw Self.error(from: response, oauth: oauth)
+        }
+        return response
+    }
+
+    /// Maps an error answer to a ``ZoomError``: `{"code": N, "message": "..."}`, or OAuth's `{"reason","error"}`.
+    static func error(from response: HTTPResponse, oauth: Bool) -> ZoomError {
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        let code = (object["code"] as? NSNumber)?.intValue
+        let message =
+            object["message"] as? String ?? object["reason"] as? String ?? object["error"] as? String
+            ?? "HTTP \(response.status) without an error body"
+        let retryAfter = response.headers["retry-after"].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        if oauth { return ZoomError(.oauth(status: response.status, code: code, message: message), retryAfter: retryAfter) }
+        return ZoomError(.api(status: response.status, code: code, message: message), retryAfter: retryAfter)
+    }
+
+    static func meeting(from body: [UInt8]) throws(ZoomError) -> Meeting {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw ZoomError(.invalidResponse(message: "meeting answer is not a JSON object"))
+        }
+        guard let id = (object["id"] as? NSNumber)?.int64Value, id > 0 else {
+            throw ZoomError(.invalidResponse(message: "meeting answer without a numeric id"))
+        }
+        guard let joinURL = object["join_url"] as? String, joinURL.hasPrefix("http") else {
+            throw ZoomError(.invalidResponse(message: "meeting \(id) answer without join_url"))
+        }
+        return Meeting(
+            id: id, joinURL: joinURL, password: (object["password"] as? String).flatMap { $0.isEmpty ? nil : $0 },
+            agenda: object["agenda"] as? String, hostID: object["host_id"] as? String)
+    }
+
+    static func headers(token: String, json: Bool = false) -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = [
+            (name: "Authorization", value: "Bearer \(token)"), (name: "Accept", value: "application/json"),
+        ]
+        if json { headers.append((name: "Content-Type", value: "application/json")) }
+        return headers
+    }
+
+    static func pathEscape(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~@+")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
+    static func queryEscape(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}

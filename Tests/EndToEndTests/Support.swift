@@ -1,0 +1,277 @@
+import Curl
+import Foundation
+import PosixIO
+import Testing
+
+/// Where `swift build` put the executables: next to the test bundle, unless `SITROOM_BIN_DIR` says otherwise.
+let binDirectory: String = {
+    if let dir = ProcessInfo.processInfo.environment["SITROOM_BIN_DIR"] { return dir }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    // The bundle may be a directory (sitroomPackageTests.xctest/...) on some layouts.
+    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("sitroomd").path), dir.path != "/" {
+        dir.deleteLastPathComponent()
+    }
+    return dir.path
+}()
+
+/// The repository root (for the bundled etc/templates).
+let repositoryRoot: String = {
+    var dir = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { dir.deleteLastPathComponent() }
+    return dir.path
+}()
+
+struct TimedOut: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// Polls `condition` until it returns a value, or throws after `timeout` seconds. Each step waits 20 ms
+/// for the event being polled; there is no fixed wait for something to have happened.
+func waitFor<T>(_ what: String, timeout: Double = 20, _ condition: () async throws -> T?) async throws -> T {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if let value = try await condition() { return value }
+        try await Task.sleep(for: .milliseconds(20))  // waits-on-purpose: the step of a bounded poll
+    }
+    if let value = try await condition() { return value }
+    throw TimedOut(what: what)
+}
+
+/// A child process with its output in files under the sandbox.
+final class Child: @unchecked Sendable {
+    // Invariant: `process` is only touched from the test task that owns this Child.
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(_ executable: String, _ arguments: [String], logs: String, name: String, environment: [String: String] = [:]) throws {
+        stdoutPath = "\(logs)/\(name).out"
+        stderrPath = "\(logs)/\(name).err"
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/\(executable)")
+        process.arguments = arguments
+        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        try process.run()
+    }
+
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for the process to exit (bounded). - Returns: its exit status.
+    func waitForExit(timeout: Double = 20) async throws -> Int32 {
+        _ = try await waitFor("exit of \(process.executableURL?.lastPathComponent ?? "?")", timeout: timeout) {
+            process.isRunning ? nil : true
+        }
+        return process.terminationStatus
+    }
+
+    func stop() {
+        if process.isRunning {
+            signal(SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// A temporary root with etc/ pointing at a zoom-sim, and the processes running on it.
+final class Sandbox: @unchecked Sendable {
+    // Invariant: used by one test at a time; children are only touched from that test's task.
+    let root: String
+    let http = HTTPClient()
+    var sim: Child?
+    var simPort = 0
+    var daemon: Child?
+    var children: [Child] = []
+
+    init(hosts: Int = 2) throws {
+        root = NSTemporaryDirectory() + "sitroom-e2e-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: "\(root)/etc/integrations", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(root)/etc/secrets", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(root)/logs", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(repositoryRoot)/etc/templates", toPath: "\(root)/etc/templates")
+        try write("etc/secrets/zoom.secret", "e2e-secret-\(UUID().uuidString)\n", mode: 0o600)
+        var users = ""
+        for index in 1...hosts {
+            users += "  - { id: u-bridge-\(index), email: bridge-\(index)@example.com, type: 2, concurrent_meetings: 1 }\n"
+        }
+        try write(
+            "sim.yaml",
+            """
+            apps:
+              - { client_id: e2e-client, client_secret_file: etc/secrets/zoom.secret, account_id: AcctE2E, kind: s2s }
+            users:
+            \(users)limits: { daily_create_limit: 100, medium_per_second: 0 }
+            token_expires_in: 3600
+
+            """)
+        try write(
+            "etc/sitroom.yaml",
+            """
+            conference: { component: video, integrations: [zoom-main] }
+            notify:
+              channels: [email, sms]
+              admins: [{ name: Ops Admin, email: ops-admin@example.org }]
+              email: { transport: maildir, from: "sitroom <sitroom@example.org>" }
+              sms: { transport: file }
+            store: { map_size: 64MiB }
+
+            """)
+    }
+
+    func write(_ relative: String, _ text: String, mode: Int? = nil) throws {
+        let path = "\(root)/\(relative)"
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        if let mode { try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path) }
+    }
+
+    /// Writes etc/integrations/zoom-main.yaml for the running simulator.
+    func writeIntegration(secretFile: String = "../secrets/zoom.secret", hosts: Int = 2) throws {
+        var pool = ""
+        for index in 1...hosts {
+            pool += "  - { id: bridge-\(index), user: bridge-\(index)@example.com, concurrent_meetings: 1 }\n"
+        }
+        try write(
+            "etc/integrations/zoom-main.yaml",
+            """
+            kind: zoom-s2s
+            api_url: http://127.0.0.1:\(simPort)/v2
+            oauth_url: http://127.0.0.1:\(simPort)/oauth
+            account_id: AcctE2E
+            client_id: e2e-client
+            client_secret_file: \(secretFile)
+            hosts:
+            \(pool)meeting: { topic: "Situation Room: {{incident.title}}", passcode: random, on_resolve: end_and_delete }
+
+            """)
+    }
+
+    func startSim() async throws {
+        let child = try Child("zoom-sim", ["--port", "0", "--config", "\(root)/sim.yaml"], logs: "\(root)/logs", name: "zoom-sim")
+        children.append(child)
+        sim = child
+        let line = try await waitFor("zoom-sim to listen") { () -> String? in
+            if !child.process.isRunning { throw TimedOut(what: "zoom-sim (it exited: \(child.stderr))") }
+            return child.stdout.split(separator: "\n").first { $0.contains("listening on") }.map(String.init)
+        }
+        simPort = Int(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))!
+    }
+
+    func startDaemon() async throws {
+        let child = try Child("sitroomd", ["--root", root, "--log-level", "debug"], logs: "\(root)/logs", name: "sitroomd-\(children.count)")
+        children.append(child)
+        daemon = child
+        _ = try await waitFor("sitroomd to answer status") { () -> Bool? in
+            if !child.process.isRunning { throw TimedOut(what: "sitroomd (it exited \(child.process.terminationStatus): \(child.stderr))") }
+            return try await ctl(["status"], timeout: 1).code == 0 ? true : nil
+        }
+    }
+
+    /// Runs sitroomctl; returns exit code and stdout.
+    func ctl(_ arguments: [String], timeout: Double = 5) async throws -> (code: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/sitroomctl")
+        process.arguments = ["--root", root, "--timeout", String(timeout)] + arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    /// `room show INCIDENT --json`, or nil when the daemon has no room for it yet.
+    func room(_ incident: String) async throws -> [String: Any]? {
+        let result = try await ctl(["room", "show", incident, "--json"])
+        guard result.code == 0 else { return nil }
+        return try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any]
+    }
+
+    /// Waits until the incident's room is in `state`.
+    @discardableResult
+    func waitForRoom(_ incident: String, state: String, timeout: Double = 20) async throws -> [String: Any] {
+        try await waitFor("room of \(incident) to be \(state)", timeout: timeout) {
+            guard let room = try await room(incident), room["state"] as? String == state else { return nil }
+            return room
+        }
+    }
+
+    /// Delivers an event file by the maildir protocol: write into tmp/, then rename into new/.
+    func submit(_ name: String, _ text: String) throws {
+        let spool = "\(root)/var/spool/incidents"
+        try text.write(toFile: "\(spool)/tmp/\(name)", atomically: false, encoding: .utf8)
+        guard rename("\(spool)/tmp/\(name)", "\(spool)/new/\(name)") == 0 else { throw TimedOut(what: "rename \(name)") }
+    }
+
+    /// GET a JSON document from the simulator's test surface.
+    func simGET(_ path: String) async throws -> Any {
+        let response = try await http.send(HTTPRequest(method: .get, url: "http://127.0.0.1:\(simPort)\(path)"))
+        return try JSONSerialization.jsonObject(with: Data(response.body))
+    }
+
+    func simPOST(_ path: String, _ json: String) async throws -> Int {
+        try await http.send(
+            HTTPRequest(
+                method: .post, url: "http://127.0.0.1:\(simPort)\(path)",
+                headers: [(name: "Content-Type", value: "application/json")], body: Array(json.utf8))
+        ).status
+    }
+
+    /// Meetings the simulator ever made whose agenda carries the room's marker.
+    func simMeetings(room: String) async throws -> [[String: Any]] {
+        let all = try await simGET("/_sim/meetings")
+        let list = (all as? [[String: Any]]) ?? ((all as? [String: Any])?["meetings"] as? [[String: Any]]) ?? []
+        return list.filter { ($0["agenda"] as? String)?.contains("sitroom:room=\(room)") == true }
+    }
+
+    func files(_ relative: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(relative)")) ?? []).sorted()
+    }
+
+    func read(_ relative: String) -> String {
+        (try? String(contentsOfFile: "\(root)/\(relative)", encoding: .utf8)) ?? ""
+    }
+
+    /// Stops every process and removes the root (its logs are printed when the test failed).
+    func tearDown() {
+        for child in children.reversed() { child.stop() }
+        http.shutdown()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func logs() -> String {
+        children.map { "--- \($0.stderrPath)\n\($0.stderr)" }.joined(separator: "\n")
+    }
+}
+
+/// A native incident event (SPEC §4) as YAML.
+func incidentEvent(
+    id eventID: String, stage: String, incident: String, title: String = "Payments API down", at time: String = "2026-11-29T12:00:00Z",
+    participants: String = """
+          - { name: Ada Lovelace, email: ada@example.com, phone: "+15005550101", role: commander }
+          - { name: Grace Hopper, email: grace@example.com, role: responder }
+        """
+) -> String {
+    """
+    event_id: \(eventID)
+    occurred_at: "\(time)"
+    stage: \(stage)
+    incident: { id: \(incident), title: \(title), severity: critical, team: payments }
+    participants:
+    \(participants)
+
+    """
+}
