@@ -60,7 +60,10 @@ final class EasyHandle {
         var connects = 0
         _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
         guard rc == CURLE_OK else {
-            return Outcome(result: .failure(failure(rc, request, cancelled: context.wasCancelled)), connectsOpened: connects)
+            return Outcome(
+                result: .failure(failure(rc, request, cancelled: context.wasCancelled)),
+                connectsOpened: connects
+            )
         }
         var status = 0
         _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -69,7 +72,9 @@ final class EasyHandle {
     }
 
     private func configure(
-        _ request: HTTPRequest, context: TransferContext, headerList: inout UnsafeMutablePointer<curl_slist>?
+        _ request: HTTPRequest,
+        context: TransferContext,
+        headerList: inout UnsafeMutablePointer<curl_slist>?
     ) throws(CurlError) {
         let contextPointer = Unmanaged.passUnretained(context).toOpaque()
         try setLong(CURLOPT_NOSIGNAL, 1)
@@ -82,11 +87,20 @@ final class EasyHandle {
         try setLong(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
         try setLong(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
 
-        try check(sitroom_curl_easy_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, writeCallback), "CURLOPT_WRITEFUNCTION")
+        try check(
+            sitroom_curl_easy_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, writeCallback),
+            "CURLOPT_WRITEFUNCTION"
+        )
         try setPointer(CURLOPT_WRITEDATA, contextPointer)
-        try check(sitroom_curl_easy_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, headerCallback), "CURLOPT_HEADERFUNCTION")
+        try check(
+            sitroom_curl_easy_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, headerCallback),
+            "CURLOPT_HEADERFUNCTION"
+        )
         try setPointer(CURLOPT_HEADERDATA, contextPointer)
-        try check(sitroom_curl_easy_setopt_xferinfo_callback(handle, CURLOPT_XFERINFOFUNCTION, progressCallback), "CURLOPT_XFERINFOFUNCTION")
+        try check(
+            sitroom_curl_easy_setopt_xferinfo_callback(handle, CURLOPT_XFERINFOFUNCTION, progressCallback),
+            "CURLOPT_XFERINFOFUNCTION"
+        )
         try setPointer(CURLOPT_XFERINFODATA, contextPointer)
         try setLong(CURLOPT_NOPROGRESS, 0)
 
@@ -99,7 +113,10 @@ final class EasyHandle {
             // A POST with CURLOPT_POSTFIELDS (set in perform) sends the body from memory; the custom
             // request line turns it into PUT, PATCH or DELETE.
             try setLong(CURLOPT_POST, 1)
-            try check(sitroom_curl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)), "CURLOPT_POSTFIELDSIZE_LARGE")
+            try check(
+                sitroom_curl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)),
+                "CURLOPT_POSTFIELDSIZE_LARGE"
+            )
             if request.method != .post {
                 try setString(CURLOPT_CUSTOMREQUEST, request.method.rawValue)
             }
@@ -111,7 +128,8 @@ final class EasyHandle {
             else {
                 throw CurlError(
                     code: CurlError.badFunctionArgument.code,
-                    message: "invalid header name or value for \(name.filter { $0 != "\r" && $0 != "\n" })")
+                    message: "invalid header name or value for \(name.filter { $0 != "\r" && $0 != "\n" })"
+                )
             }
             // "Name;" is libcurl's way to send a header with an empty value; "Name:" would remove it.
             headerList = curl_slist_append(headerList, value.isEmpty ? "\(name);" : "\(name): \(value)")
@@ -189,14 +207,18 @@ final class EasyHandle {
             if requestSize == 0 && connectTime == 0 { sent = false }
         }
         return CurlError(
-            code: code, message: "\(text) (\(request.method.rawValue) \(redactedURL(request.url)))",
-            requestMayHaveBeenSent: sent)
+            code: code,
+            message: "\(text) (\(request.method.rawValue) \(redactedURL(request.url)))",
+            requestMayHaveBeenSent: sent
+        )
     }
 
     private func describe(_ error: CurlError, _ request: HTTPRequest) -> CurlError {
         CurlError(
-            code: error.code, message: "\(error.message) (\(request.method.rawValue) \(redactedURL(request.url)))",
-            requestMayHaveBeenSent: false)
+            code: error.code,
+            message: "\(error.message) (\(request.method.rawValue) \(redactedURL(request.url)))",
+            requestMayHaveBeenSent: false
+        )
     }
 }
 

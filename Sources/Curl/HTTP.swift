@@ -37,8 +37,13 @@ public struct HTTPRequest: Sendable {
     ///   - timeout: Whole-transfer limit in seconds; default 30.
     ///   - connectTimeout: Connection limit in seconds; default 5.
     public init(
-        method: HTTPMethod, url: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
-        basicAuth: (user: String, password: String)? = nil, timeout: Double = 30, connectTimeout: Double = 5
+        method: HTTPMethod,
+        url: String,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        basicAuth: (user: String, password: String)? = nil,
+        timeout: Double = 30,
+        connectTimeout: Double = 5
     ) {
         self.method = method
         self.url = url

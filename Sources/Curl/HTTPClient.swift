@@ -48,8 +48,10 @@ public final class HTTPClient: Sendable {
         guard let key = originKey(request.url) else {
             throw CurlError(
                 code: CurlError.urlMalformed.code,
-                message: "URL using bad/illegal format or missing URL (\(request.method.rawValue) \(redactedURL(request.url)))",
-                requestMayHaveBeenSent: false)
+                message:
+                    "URL using bad/illegal format or missing URL (\(request.method.rawValue) \(redactedURL(request.url)))",
+                requestMayHaveBeenSent: false
+            )
         }
         guard let origin = state.origin(for: key, limit: maxConnectionsPerOrigin, counter: connectionCounter) else {
             throw Self.shutDownError
@@ -84,7 +86,10 @@ public final class HTTPClient: Sendable {
     }
 
     static let shutDownError = CurlError(
-        code: CurlError.failedInit.code, message: "HTTPClient was shut down", requestMayHaveBeenSent: false)
+        code: CurlError.failedInit.code,
+        message: "HTTPClient was shut down",
+        requestMayHaveBeenSent: false
+    )
 }
 
 /// The origins of one client.
@@ -255,8 +260,10 @@ final class Origin: @unchecked Sendable {
 
     private func workerFailedToStart(errno: Int32) {
         let error = CurlError(
-            code: CurlError.failedInit.code, message: "could not start a worker thread (errno \(errno))",
-            requestMayHaveBeenSent: false)
+            code: CurlError.failedInit.code,
+            message: "could not start a worker thread (errno \(errno))",
+            requestMayHaveBeenSent: false
+        )
         let orphans: [Job] = lock.withLock {
             workers -= 1
             guard workers == 0 else { return [] }

@@ -60,11 +60,16 @@ func startDetachedThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
     defer { pthread_attr_destroy(&attributes) }
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
     var thread = pthread_t()
-    let rc = pthread_create(&thread, &attributes, { argument in
-        let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
-        start.body()
-        return nil
-    }, start)
+    let rc = pthread_create(
+        &thread,
+        &attributes,
+        { argument in
+            let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
+            start.body()
+            return nil
+        },
+        start
+    )
     if rc != 0 {
         Unmanaged<Start>.fromOpaque(start).release()
     }

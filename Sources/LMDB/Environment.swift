@@ -55,7 +55,11 @@ public final class Environment: @unchecked Sendable {
     /// The corresponding C functions are `mdb_env_create`, `mdb_env_set_mapsize`, `mdb_env_set_maxdbs`,
     /// `mdb_env_set_maxreaders` and `mdb_env_open`.
     public init(
-        path: String, mapSize: Int, maxDatabases: Int = 32, maxReaders: Int = 126, mode: UInt32 = 0o600
+        path: String,
+        mapSize: Int,
+        maxDatabases: Int = 32,
+        maxReaders: Int = 126,
+        mode: UInt32 = 0o600
     ) throws {
         guard let resolved = realpath(path, nil) else {
             throw LMDBError(errno, operation: "realpath(\(path))")

@@ -101,7 +101,10 @@ public struct Transaction: ~Copyable {
     }
 
     private func put(
-        _ db: Database, rawKey: UnsafeRawBufferPointer, rawValue: UnsafeRawBufferPointer, noOverwrite: Bool
+        _ db: Database,
+        rawKey: UnsafeRawBufferPointer,
+        rawValue: UnsafeRawBufferPointer,
+        noOverwrite: Bool
     ) throws -> Bool {
         var key = MDB_val(rawKey)
         var value = MDB_val(rawValue)
@@ -188,7 +191,9 @@ public struct Transaction: ~Copyable {
     ///
     /// The corresponding C functions are `mdb_cursor_open` and `mdb_cursor_get`.
     public func forEach(
-        _ db: Database, prefix: String, _ body: (_ key: String, _ value: [UInt8]) throws -> Bool
+        _ db: Database,
+        prefix: String,
+        _ body: (_ key: String, _ value: [UInt8]) throws -> Bool
     ) throws {
         var prefix = prefix
         try prefix.withUTF8 { prefix in
@@ -222,7 +227,9 @@ public struct Transaction: ~Copyable {
     /// Walks a cursor from the first key >= `from` (or the first key when `from` is empty); `body`
     /// sees LMDB's own buffers, valid only during the call.
     private func scan(
-        _ db: Database, from: UnsafeRawBufferPointer, _ body: (MDB_val, MDB_val) throws -> Bool
+        _ db: Database,
+        from: UnsafeRawBufferPointer,
+        _ body: (MDB_val, MDB_val) throws -> Bool
     ) throws {
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open")

@@ -51,8 +51,11 @@ struct CurlTests {
             defer { client.shutdown() }
             let body = method == .get ? [] : Array("payload for \(method.rawValue) ✓".utf8)
             let request = HTTPRequest(
-                method: method, url: server.baseURL + "/echo/item?x=1",
-                headers: [(name: "X-Test", value: "yes"), (name: "Content-Type", value: "text/plain")], body: body)
+                method: method,
+                url: server.baseURL + "/echo/item?x=1",
+                headers: [(name: "X-Test", value: "yes"), (name: "Content-Type", value: "text/plain")],
+                body: body
+            )
             let response = try await client.send(request)
             #expect(response.status == 200)
             #expect(response.headers["content-type"] == "application/json")
@@ -88,7 +91,12 @@ struct CurlTests {
             let client = HTTPClient()
             defer { client.shutdown() }
             let response = try await client.send(
-                HTTPRequest(method: .post, url: server.baseURL + "/echo", basicAuth: (user: "alice", password: "s3:cr@t")))
+                HTTPRequest(
+                    method: .post,
+                    url: server.baseURL + "/echo",
+                    basicAuth: (user: "alice", password: "s3:cr@t")
+                )
+            )
             let echo = try decode(Echo.self, response)
             let expected = "Basic " + Data("alice:s3:cr@t".utf8).base64EncodedString()
             #expect(echo.headers["authorization"] == expected)
@@ -155,8 +163,11 @@ struct CurlTests {
         let error = await #expect(throws: CurlError.badFunctionArgument) {
             try await client.send(
                 HTTPRequest(
-                    method: .get, url: "http://127.0.0.1:9/echo",
-                    headers: [(name: "X-Evil", value: "a\r\nHost: elsewhere")]))
+                    method: .get,
+                    url: "http://127.0.0.1:9/echo",
+                    headers: [(name: "X-Evil", value: "a\r\nHost: elsewhere")]
+                )
+            )
         }
         #expect(error?.requestMayHaveBeenSent == false)
     }
@@ -169,12 +180,16 @@ struct CurlTests {
             for i in 0..<20 {
                 let method: HTTPMethod = i % 2 == 0 ? .get : .post
                 let response = try await client.send(
-                    HTTPRequest(method: method, url: server.baseURL + "/echo", body: method == .get ? [] : [UInt8(i)]))
+                    HTTPRequest(method: method, url: server.baseURL + "/echo", body: method == .get ? [] : [UInt8(i)])
+                )
                 connections.insert(try decode(Echo.self, response).connection)
             }
             #expect(connections.count == 1)
             #expect(client.connectionsOpened == 1)
-            let stats = try decode(Stats.self, try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/stats")))
+            let stats = try decode(
+                Stats.self,
+                try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/stats"))
+            )
             #expect(stats.connections == 1)
         }
     }
@@ -192,7 +207,10 @@ struct CurlTests {
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(statuses == Array(repeating: 200, count: 6))
-            let stats = try decode(Stats.self, try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/stats")))
+            let stats = try decode(
+                Stats.self,
+                try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/stats"))
+            )
             #expect(stats.max_inflight == 2)
             #expect(stats.connections == 2)
             #expect(client.connectionsOpened == 2)

@@ -8,78 +8,78 @@ import Foundation
 /// flight), `/stats` (`connections`, `max_inflight`). It binds port 0, prints the port on stdout, and
 /// exits when its stdin closes, so it never outlives the test process.
 let echoServerScript = #"""
-import json, os, sys, threading, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import json, os, sys, threading, time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-lock = threading.Lock()
-stats = {"connections": 0, "inflight": 0, "max_inflight": 0}
+    lock = threading.Lock()
+    stats = {"connections": 0, "inflight": 0, "max_inflight": 0}
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-    def setup(self):
-        super().setup()
-        with lock:
-            stats["connections"] += 1
-            self.connection_number = stats["connections"]
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, payload, extra=()):
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def handle_any(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        parts = self.path.split("?")[0].strip("/").split("/")
-        if parts[0] == "echo":
-            self.reply(200, {
-                "method": self.command,
-                "path": self.path,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body.decode("utf-8", "replace"),
-                "connection": self.connection_number,
-            }, [("X-Dup", "first"), ("X-Dup", "second")])
-        elif parts[0] == "status":
-            code = int(parts[1])
-            self.reply(code, {"status": code})
-        elif parts[0] == "delay":
-            time.sleep(int(parts[1]) / 1000)
-            self.reply(200, {"slept": int(parts[1])})
-        elif parts[0] == "slow":
+        def setup(self):
+            super().setup()
             with lock:
-                stats["inflight"] += 1
-                stats["max_inflight"] = max(stats["max_inflight"], stats["inflight"])
-            time.sleep(int(parts[1]) / 1000)
-            with lock:
-                stats["inflight"] -= 1
-            self.reply(200, {"slept": int(parts[1])})
-        elif parts[0] == "stats":
-            with lock:
-                self.reply(200, dict(stats))
-        else:
-            self.reply(404, {"error": "no route"})
+                stats["connections"] += 1
+                self.connection_number = stats["connections"]
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+        def log_message(self, *args):
+            pass
 
-def watch_stdin():
-    sys.stdin.read()
-    os._exit(0)
+        def reply(self, status, payload, extra=()):
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.daemon_threads = True
-threading.Thread(target=watch_stdin, daemon=True).start()
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"""#
+        def handle_any(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if parts[0] == "echo":
+                self.reply(200, {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body.decode("utf-8", "replace"),
+                    "connection": self.connection_number,
+                }, [("X-Dup", "first"), ("X-Dup", "second")])
+            elif parts[0] == "status":
+                code = int(parts[1])
+                self.reply(code, {"status": code})
+            elif parts[0] == "delay":
+                time.sleep(int(parts[1]) / 1000)
+                self.reply(200, {"slept": int(parts[1])})
+            elif parts[0] == "slow":
+                with lock:
+                    stats["inflight"] += 1
+                    stats["max_inflight"] = max(stats["max_inflight"], stats["inflight"])
+                time.sleep(int(parts[1]) / 1000)
+                with lock:
+                    stats["inflight"] -= 1
+                self.reply(200, {"slept": int(parts[1])})
+            elif parts[0] == "stats":
+                with lock:
+                    self.reply(200, dict(stats))
+            else:
+                self.reply(404, {"error": "no route"})
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+    def watch_stdin():
+        sys.stdin.read()
+        os._exit(0)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+    """#
 
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
@@ -168,7 +168,9 @@ private func readLine(_ handle: FileHandle) async throws -> String {
 
 /// Runs `body`, failing with `message` if it takes longer than `timeout`.
 func withTimeout<R: Sendable>(
-    _ timeout: Duration, _ message: String, _ body: @escaping @Sendable () async throws -> R
+    _ timeout: Duration,
+    _ message: String,
+    _ body: @escaping @Sendable () async throws -> R
 ) async throws -> R {
     try await withThrowingTaskGroup(of: R?.self) { group in
         group.addTask { try await body() }
