@@ -109,8 +109,14 @@ func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
     return process.terminationStatus
 }
 
+/// Creates (or truncates) a file in place with open/write/close (Foundation's createFile writes a
+/// temporary file and renames it, which inotify reports as a move).
 func makeFile(_ path: String, _ text: String = "x") {
-    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    precondition(fd >= 0, "open(\(path)) failed: errno \(errno)")
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    close(fd)
 }
 
 func modeOf(_ path: String) -> UInt32 {
