@@ -130,3 +130,13 @@ func inodeOf(_ path: String) -> UInt {
     _ = lstat(path, &status)
     return UInt(status.st_ino)
 }
+
+/// Runs blocking work (a ControlClient exchange) on a thread of its own: the cooperative pool has only
+/// as many threads as cores (2 here), and a blocked one starves the responder running on it.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try body() })
+        }.start()
+    }
+}
