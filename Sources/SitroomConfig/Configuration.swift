@@ -210,17 +210,21 @@ public struct NotifySettings: Sendable, Hashable {
     public var email: EmailTransport
     public var sms: SMSTransport
     public var retry: RetrySettings
+    /// `notify.chat.webhook_url`: a Slack-compatible incoming webhook that gets room ready/ended/failed
+    /// (SPEC §6), or `nil` when no chat is configured.
+    public var chatWebhookURL: String?
 
     public init(
         channels: [NotifyChannel] = [.email, .sms], admins: [Admin] = [],
         email: EmailTransport = .maildir(from: "sitroom <sitroom@localhost>"), sms: SMSTransport = .file,
-        retry: RetrySettings = .init()
+        retry: RetrySettings = .init(), chatWebhookURL: String? = nil
     ) {
         self.channels = channels
         self.admins = admins
         self.email = email
         self.sms = sms
         self.retry = retry
+        self.chatWebhookURL = chatWebhookURL
     }
 }
 

@@ -1,0 +1,328 @@
+import CCurl
+
+/// One libcurl easy handle, owned by one worker thread for its whole life.
+///
+/// Reusing the handle keeps its connection cache, so consecutive requests to the same origin reuse a
+/// keep-alive connection. Every request starts from `curl_easy_reset`, so no option leaks from one request
+/// into the next.
+final class EasyHandle {
+    private let handle: UnsafeMutableRawPointer
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+
+    /// - Throws: ``CurlError/failedInit`` when `curl_easy_init` fails.
+    init() throws(CurlError) {
+        _ = curlGlobalInit
+        guard let handle = curl_easy_init() else {
+            throw CurlError(code: CurlError.failedInit.code, message: "curl_easy_init failed")
+        }
+        self.handle = handle
+        errorBuffer = .allocate(capacity: Int(sitroom_CURL_ERROR_SIZE))
+        errorBuffer.initialize(repeating: 0, count: Int(sitroom_CURL_ERROR_SIZE))
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
+
+    /// The outcome of one transfer.
+    struct Outcome {
+        var result: Result<HTTPResponse, CurlError>
+        /// New connections this transfer opened (`CURLINFO_NUM_CONNECTS`).
+        var connectsOpened: Int
+    }
+
+    /// Performs `request`, blocking the calling thread until it completes, fails or `isCancelled` turns true.
+    func perform(_ request: HTTPRequest, isCancelled: @escaping () -> Bool) -> Outcome {
+        let context = TransferContext(isCancelled: isCancelled)
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(headerList) }
+        errorBuffer[0] = 0
+        curl_easy_reset(handle)
+
+        let rc: CURLcode
+        do {
+            try configure(request, context: context, headerList: &headerList)
+            if sendsBody(request) {
+                // CURLOPT_POSTFIELDS is not copied: the body must stay put until curl_easy_perform returns.
+                rc = withBody(request.body) { body in
+                    let set = sitroom_curl_easy_setopt_pointer(handle, CURLOPT_POSTFIELDS, body)
+                    guard set == CURLE_OK else { return set }
+                    return withExtendedLifetime(context) { curl_easy_perform(handle) }
+                }
+            } else {
+                rc = withExtendedLifetime(context) { curl_easy_perform(handle) }
+            }
+        } catch {
+            return Outcome(result: .failure(describe(error, request)), connectsOpened: 0)
+        }
+
+        var connects = 0
+        _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
+        guard rc == CURLE_OK else {
+            return Outcome(
+                result: .failure(failure(rc, request, cancelled: context.wasCancelled)),
+                connectsOpened: connects
+            )
+        }
+        var status = 0
+        _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        let response = HTTPResponse(status: status, headers: context.headers, body: context.body)
+        return Outcome(result: .success(response), connectsOpened: connects)
+    }
+
+    private func configure(
+        _ request: HTTPRequest,
+        context: TransferContext,
+        headerList: inout UnsafeMutablePointer<curl_slist>?
+    ) throws(CurlError) {
+        let contextPointer = Unmanaged.passUnretained(context).toOpaque()
+        try setLong(CURLOPT_NOSIGNAL, 1)
+        try setString(CURLOPT_URL, request.url)
+        try setPointer(CURLOPT_ERRORBUFFER, errorBuffer)
+        // Honour nothing from the environment (http_proxy and friends).
+        try setString(CURLOPT_PROXY, "")
+        try setString(CURLOPT_PROTOCOLS_STR, "http,https")
+        try setLong(CURLOPT_TCP_KEEPALIVE, 1)
+        try setLong(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
+        try setLong(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
+
+        try check(
+            sitroom_curl_easy_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, writeCallback),
+            "CURLOPT_WRITEFUNCTION"
+        )
+        try setPointer(CURLOPT_WRITEDATA, contextPointer)
+        try check(
+            sitroom_curl_easy_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, headerCallback),
+            "CURLOPT_HEADERFUNCTION"
+        )
+        try setPointer(CURLOPT_HEADERDATA, contextPointer)
+        try check(
+            sitroom_curl_easy_setopt_xferinfo_callback(handle, CURLOPT_XFERINFOFUNCTION, progressCallback),
+            "CURLOPT_XFERINFOFUNCTION"
+        )
+        try setPointer(CURLOPT_XFERINFODATA, contextPointer)
+        try setLong(CURLOPT_NOPROGRESS, 0)
+
+        if !sendsBody(request) {
+            try setLong(CURLOPT_HTTPGET, 1)
+            if request.method != .get {
+                try setString(CURLOPT_CUSTOMREQUEST, request.method.rawValue)
+            }
+        } else {
+            // A POST with CURLOPT_POSTFIELDS (set in perform) sends the body from memory; the custom
+            // request line turns it into PUT, PATCH or DELETE.
+            try setLong(CURLOPT_POST, 1)
+            try check(
+                sitroom_curl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)),
+                "CURLOPT_POSTFIELDSIZE_LARGE"
+            )
+            if request.method != .post {
+                try setString(CURLOPT_CUSTOMREQUEST, request.method.rawValue)
+            }
+        }
+
+        for (name, value) in request.headers {
+            guard !name.isEmpty, !(name + value).contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }),
+                !name.contains(":")
+            else {
+                throw CurlError(
+                    code: CurlError.badFunctionArgument.code,
+                    message: "invalid header name or value for \(name.filter { $0 != "\r" && $0 != "\n" })"
+                )
+            }
+            // "Name;" is libcurl's way to send a header with an empty value; "Name:" would remove it.
+            headerList = curl_slist_append(headerList, value.isEmpty ? "\(name);" : "\(name): \(value)")
+        }
+        if !request.body.isEmpty {
+            // No "Expect: 100-continue" round trip for large bodies.
+            headerList = curl_slist_append(headerList, "Expect:")
+        }
+        if headerList != nil {
+            try setPointer(CURLOPT_HTTPHEADER, UnsafeRawPointer(headerList))
+        }
+
+        if let auth = request.basicAuth {
+            try setLong(CURLOPT_HTTPAUTH, Int(bitPattern: UInt(sitroom_CURLAUTH_BASIC)))
+            try setString(CURLOPT_USERNAME, auth.user)
+            try setString(CURLOPT_PASSWORD, auth.password)
+        }
+    }
+
+    /// GET, and DELETE without a body, send none; the others always do (if only `Content-Length: 0`).
+    private func sendsBody(_ request: HTTPRequest) -> Bool {
+        switch request.method {
+        case .get: false
+        case .delete: !request.body.isEmpty
+        case .post, .put, .patch: true
+        }
+    }
+
+    private func setLong(_ option: CURLoption, _ value: Int) throws(CurlError) {
+        try check(sitroom_curl_easy_setopt_long(handle, option, value), "curl_easy_setopt(\(option.rawValue))")
+    }
+
+    /// libcurl copies string options, so the C string only has to live for the call.
+    private func setString(_ option: CURLoption, _ value: String) throws(CurlError) {
+        let rc = value.withCString { sitroom_curl_easy_setopt_pointer(handle, option, $0) }
+        try check(rc, "curl_easy_setopt(\(option.rawValue))")
+    }
+
+    private func setPointer(_ option: CURLoption, _ value: UnsafeRawPointer?) throws(CurlError) {
+        try check(sitroom_curl_easy_setopt_pointer(handle, option, value), "curl_easy_setopt(\(option.rawValue))")
+    }
+
+    private func milliseconds(_ seconds: Double) -> Int {
+        guard seconds.isFinite, seconds > 0 else { return 1 }
+        return max(1, Int(min(seconds * 1000, Double(Int32.max))))
+    }
+
+    /// Lends libcurl a pointer to the body for the transfer; never NULL (a NULL POSTFIELDS with POST
+    /// would make libcurl read the body from stdin).
+    private func withBody<R>(_ body: [UInt8], _ work: (UnsafeRawPointer) -> R) -> R {
+        if body.isEmpty {
+            var zero: UInt8 = 0
+            return withUnsafePointer(to: &zero) { work(UnsafeRawPointer($0)) }
+        }
+        return body.withUnsafeBytes { work($0.baseAddress!) }
+    }
+
+    private func failure(_ rc: CURLcode, _ request: HTTPRequest, cancelled: Bool) -> CurlError {
+        let code = Int32(bitPattern: rc.rawValue)
+        var text = String(cString: curl_easy_strerror(rc))
+        let detail = String(cString: errorBuffer)
+        if cancelled {
+            text += ": cancelled"
+        } else if !detail.isEmpty && detail != text {
+            text += ": \(detail)"
+        }
+        var sent: Bool? = nil
+        if !CurlError.neverSentCodes.contains(code) {
+            // A timeout (or any other failure) before the connection existed and before a byte of the
+            // request was written means the server never saw it.
+            var requestSize = 0
+            var connectTime: curl_off_t = 0
+            _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &requestSize)
+            _ = sitroom_curl_easy_getinfo_off_t(handle, CURLINFO_CONNECT_TIME_T, &connectTime)
+            if requestSize == 0 && connectTime == 0 { sent = false }
+        }
+        return CurlError(
+            code: code,
+            message: "\(text) (\(request.method.rawValue) \(redactedURL(request.url)))",
+            requestMayHaveBeenSent: sent
+        )
+    }
+
+    private func describe(_ error: CurlError, _ request: HTTPRequest) -> CurlError {
+        CurlError(
+            code: error.code,
+            message: "\(error.message) (\(request.method.rawValue) \(redactedURL(request.url)))",
+            requestMayHaveBeenSent: false
+        )
+    }
+}
+
+/// State shared with the C callbacks for one transfer.
+final class TransferContext {
+    var body: [UInt8] = []
+    var headers: [String: String] = [:]
+    var wasCancelled = false
+    let isCancelled: () -> Bool
+
+    init(isCancelled: @escaping () -> Bool) {
+        self.isCancelled = isCancelled
+    }
+}
+
+private let writeCallback: curl_write_callback = { data, size, count, userData in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    let length = size * count
+    if let data, length > 0 {
+        context.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
+    }
+    return length
+}
+
+/// Called once per header line of every response, including `100 Continue` and redirects: a status line
+/// starts a new set, so only the final response's headers remain.
+private let headerCallback: curl_write_callback = { data, size, count, userData in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    let length = size * count
+    guard let data, length > 0 else { return length }
+    var line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+    while let last = line.last, last == "\r\n" || last == "\n" || last == "\r" { line.removeLast() }
+    if line.hasPrefix("HTTP/") {
+        context.headers = [:]
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].trimmingSpaces().lowercased()
+        let value = line[line.index(after: colon)...].trimmingSpaces()
+        if !name.isEmpty { context.headers[name] = value }
+    }
+    return length
+}
+
+/// Aborts the transfer (CURLE_ABORTED_BY_CALLBACK) once the awaiting task is cancelled.
+private let progressCallback: curl_xferinfo_callback = { userData, _, _, _, _ in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    if context.isCancelled() {
+        context.wasCancelled = true
+        return 1
+    }
+    return 0
+}
+
+extension Substring {
+    fileprivate func trimmingSpaces() -> String {
+        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}
+
+/// `curl_global_init`, run once per process before the first handle (a lazy global is initialised once,
+/// thread-safely).
+let curlGlobalInit: Void = {
+    let rc = curl_global_init(sitroom_CURL_GLOBAL_DEFAULT)
+    precondition(rc == CURLE_OK, "curl_global_init failed: \(rc.rawValue)")
+}()
+
+/// The URL as scheme://host[:port]/path: no user info, query or fragment, so it is safe to log.
+func redactedURL(_ url: String) -> String {
+    guard let parts = URLParts(url) else { return "<invalid URL>" }
+    return parts.scheme + "://" + parts.hostAndExplicitPort + parts.path
+}
+
+/// The origin key for connection reuse and limits: scheme://host:port, default port filled in.
+func originKey(_ url: String) -> String? {
+    guard let parts = URLParts(url) else { return nil }
+    return "\(parts.scheme)://\(parts.host):\(parts.port)"
+}
+
+/// A URL split by libcurl's own parser (`curl_url`), so the origin agrees with what libcurl connects to.
+struct URLParts {
+    var scheme: String
+    var host: String
+    var port: String
+    var hostAndExplicitPort: String
+    var path: String
+
+    init?(_ url: String) {
+        _ = curlGlobalInit
+        guard let handle = curl_url() else { return nil }
+        defer { curl_url_cleanup(handle) }
+        guard curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK else { return nil }
+        func part(_ which: CURLUPart, _ flags: UInt32 = 0) -> String? {
+            var value: UnsafeMutablePointer<CChar>?
+            guard curl_url_get(handle, which, &value, flags) == CURLUE_OK, let value else { return nil }
+            defer { curl_free(value) }
+            return String(cString: value)
+        }
+        guard let scheme = part(CURLUPART_SCHEME), let host = part(CURLUPART_HOST),
+            let port = part(CURLUPART_PORT, UInt32(CURLU_DEFAULT_PORT))
+        else { return nil }
+        self.scheme = scheme.lowercased()
+        let lowercasedHost = host.lowercased()
+        self.host = lowercasedHost
+        self.port = port
+        hostAndExplicitPort = part(CURLUPART_PORT).map { "\(lowercasedHost):\($0)" } ?? lowercasedHost
+        path = part(CURLUPART_PATH) ?? "/"
+    }
+}

@@ -1,0 +1,92 @@
+import SitroomCore
+
+/// Parses native incident events from the spool (SPEC §4), in YAML or JSON, under the strict YAML rules of
+/// SPEC §3.
+public enum IncidentEventParser {
+    /// The largest spool file parsed by default (1 MiB).
+    public static let defaultMaxFileSize = FileReading.maxFileSize
+
+    /// Parses one spool file in the native YAML or JSON format of SPEC §4.
+    ///
+    /// Accepted keys: `event_id` (string), `occurred_at` (RFC 3339 with `Z` or an offset), `stage`
+    /// (``IncidentStage``), `incident: {id, title, severity?, team?}` (strings), `participants` (optional list of
+    /// `{name, email?, phone?, role?}`, each with an email or a phone; emails are lower-cased), `integration?`.
+    /// Unknown keys, duplicate keys, anchors, numbers or booleans where strings belong are errors.
+    ///
+    /// - Parameters:
+    ///   - bytes: the whole file.
+    ///   - file: the name used in errors (e.g. `new/x.yaml`).
+    ///   - maxFileSize: files larger than this (bytes) are refused; 1 MiB by default.
+    /// - Returns: the event; `occurredAt` is seconds since 1970-01-01T00:00:00Z.
+    /// - Throws: ``ConfigErrors`` naming each bad field and its line, e.g.
+    ///   `new/x.yaml:3:1: incident.id: required field is missing`.
+    public static func parse(
+        _ bytes: [UInt8], file: String, maxFileSize: Int = defaultMaxFileSize
+    ) throws(ConfigErrors) -> IncidentEvent {
+        let diag = Diagnostics(file: file)
+        let event = read(YAMLDocument.compose(bytes, limit: maxFileSize, diag: diag), diag: diag)
+        guard diag.isEmpty, let event else {
+            throw ConfigErrors(errors: diag.isEmpty
+                ? [ConfigError(file: file, line: 0, column: 0, message: "internal error: event not read")]
+                : diag.errors)
+        }
+        return event
+    }
+
+    private static func read(_ root: YAMLDocument.Result, diag: Diagnostics) -> IncidentEvent? {
+        let top: YAMLMapping
+        switch root {
+        case .failed: return nil
+        case .empty:
+            diag.report("the file is empty; an event needs event_id, occurred_at, stage and incident", at: .start)
+            return nil
+        case .node(let node):
+            guard let mapping = YAMLValue(node: node, path: "", diag: diag).mapping() else { return nil }
+            top = mapping
+        }
+        let eventID = top.string("event_id", required: true)
+        var occurredAt: Double?
+        if let value = top.required("occurred_at"), let text = value.text(expected: "an RFC 3339 timestamp") {
+            if case .scalar(let scalar) = value.node, scalar.style == .plain,
+                Scalars.decimalInteger(text) != nil || Scalars.yamlType(ofPlain: text) == "a float"
+            {
+                value.fail("must be an RFC 3339 timestamp such as 2024-05-01T10:00:00Z, not a number")
+            } else if let seconds = Scalars.rfc3339(text) {
+                occurredAt = seconds
+            } else {
+                value.fail("'\(text)' is not an RFC 3339 timestamp (e.g. 2024-05-01T10:00:00Z or 2024-05-01T12:00:00+02:00)")
+            }
+        }
+        let stage = top.required("stage")?.enumeration(IncidentStage.self, noun: "stage")
+
+        var incident: IncidentInfo?
+        if let value = top.required("incident"), let mapping = YAMLMapping(value, at: top.keyPosition("incident")) {
+            let id = mapping.string("id", required: true)
+            let title = mapping.string("title", required: true)
+            let severity = mapping.string("severity")
+            let team = mapping.string("team")
+            mapping.finish()
+            if let id, let title { incident = IncidentInfo(id: id, title: title, severity: severity, team: team) }
+        }
+
+        var participants: [Participant] = []
+        if let items = top.value("participants")?.list() {
+            for item in items {
+                guard let entry = item.mapping() else { continue }
+                let contact = Contacts.read(entry, roles: true)
+                entry.finish()
+                if let contact {
+                    participants.append(
+                        Participant(name: contact.name, email: contact.email, phone: contact.phone, role: contact.role))
+                }
+            }
+        }
+        let integration = top.string("integration")
+        top.finish()
+
+        guard let eventID, let occurredAt, let stage, let incident else { return nil }
+        return IncidentEvent(
+            eventID: eventID, occurredAt: occurredAt, stage: stage, incident: incident, participants: participants,
+            integration: integration)
+    }
+}

@@ -1,0 +1,375 @@
+import SitroomCore
+import Yams
+
+/// One value in a composed YAML tree with the key path that leads to it (`notify.admins[0].email`), read under
+/// sitroom's strict scalar rules (SPEC §3). Every failed read reports `path: message` at the value's line and
+/// column and returns `nil`.
+struct YAMLValue {
+    let node: Node
+    /// The key path, e.g. `hosts[1].id`; empty for the root.
+    let path: String
+    let diag: Diagnostics
+    /// Mapping keys: Yams resolves (and so overwrites) the tags of keys when it checks for duplicates, so a
+    /// key's tag says nothing about how it was written; keys are judged by their style alone.
+    var isKey = false
+
+    var position: Position { Position(node.mark) }
+
+    /// Whether the scalar was explicitly made a string (`!!str yes`, `! yes`) though written plain.
+    private func isExplicitString(_ scalar: Node.Scalar) -> Bool {
+        !isKey && (scalar.tag.rawValue == Tag.Name.str.rawValue || scalar.tag.rawValue == "!")
+    }
+
+    func fail(_ message: String) {
+        diag.report(path.isEmpty ? message : "\(path): \(message)", at: position)
+    }
+
+    /// Whether this is a plain `null`, `~` or empty scalar.
+    var isNull: Bool {
+        if !isKey, case .scalar(let scalar) = node, scalar.style == .plain, scalar.tag.rawValue.isEmpty {
+            return YAMLDocument.isNull(scalar.string)
+        }
+        return false
+    }
+
+    /// The scalar's text, refusing mappings, sequences and explicit tags other than `!!str`.
+    private func scalar(expected: String) -> Node.Scalar? {
+        guard case .scalar(let scalar) = node else {
+            fail("must be \(expected), not a \(kindName)")
+            return nil
+        }
+        let tag = scalar.tag.rawValue
+        guard isKey || tag.isEmpty || tag == "!" || tag == Tag.Name.str.rawValue else {
+            fail("explicit tag '\(tag)' is not supported")
+            return nil
+        }
+        return scalar
+    }
+
+    private var kindName: String {
+        switch node {
+        case .mapping: return "mapping"
+        case .sequence: return "list"
+        case .scalar: return "scalar"
+        case .alias: return "alias"
+        }
+    }
+
+    /// A string. A plain (unquoted) scalar that YAML 1.1 or 1.2 would read as a boolean, number, null or
+    /// timestamp is refused with a hint to quote it; empty strings are refused.
+    func string() -> String? {
+        guard let scalar = scalar(expected: "a string") else { return nil }
+        if scalar.style == .plain && !isExplicitString(scalar) {
+            if let kind = Scalars.yamlType(ofPlain: scalar.string) {
+                if kind == "null" {
+                    fail("must be a string, not null")
+                } else {
+                    fail("must be a string, but \(scalar.string) is read as \(kind) by YAML; quote it (\"\(scalar.string)\")")
+                }
+                return nil
+            }
+        }
+        guard !scalar.string.isEmpty else {
+            fail("must not be empty")
+            return nil
+        }
+        return scalar.string
+    }
+
+    /// The text of any scalar, quoted or plain, without the YAML 1.1 check: for values that have their own
+    /// syntax (enumerations, durations, sizes, timestamps), checked by the caller.
+    func text(expected: String) -> String? {
+        guard let scalar = scalar(expected: expected) else { return nil }
+        return scalar.string
+    }
+
+    /// `true` or `false`, plain; nothing else (no `yes`, `on`, `True`, `"true"`).
+    func bool() -> Bool? {
+        guard let scalar = scalar(expected: "true or false") else { return nil }
+        if scalar.style == .plain {
+            if scalar.string == "true" { return true }
+            if scalar.string == "false" { return false }
+        }
+        let shown = scalar.style == .plain ? scalar.string : "\"\(scalar.string)\""
+        fail("must be true or false, not \(shown)")
+        return nil
+    }
+
+    /// A plain decimal integer without sign, leading zeros or underscores (`-` allowed when `range` allows it).
+    func int(in range: ClosedRange<Int> = Int.min...Int.max) -> Int? {
+        guard let scalar = scalar(expected: "an integer") else { return nil }
+        guard scalar.style == .plain else {
+            fail("must be a number, not the quoted string \"\(scalar.string)\"")
+            return nil
+        }
+        guard let value = Scalars.decimalInteger(scalar.string) else {
+            fail("must be a plain decimal integer (no leading zeros, underscores or signs), not \(scalar.string)")
+            return nil
+        }
+        guard range.contains(value) else {
+            fail("must be \(Scalars.describe(range)), not \(value)")
+            return nil
+        }
+        return value
+    }
+
+    /// One of `E`'s raw values; `noun` names the thing in the error ("unknown stage 'foo' (expected ...)").
+    func enumeration<E: RawRepresentable & CaseIterable>(_: E.Type, noun: String) -> E? where E.RawValue == String {
+        let expected = E.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let text = text(expected: "one of \(expected)") else { return nil }
+        guard let value = E(rawValue: text) else {
+            fail("unknown \(noun) '\(text)' (expected \(expected))")
+            return nil
+        }
+        return value
+    }
+
+    /// A duration such as `30s`, `5m`, `2h`, `2d`, in seconds.
+    func duration(in range: ClosedRange<Double> = 0...Double.greatestFiniteMagnitude) -> Double? {
+        guard let text = text(expected: "a duration") else { return nil }
+        guard let seconds = Scalars.duration(text) else {
+            fail("must be a duration like 30s, 5m, 2h or 2d, not '\(text)'")
+            return nil
+        }
+        guard range.contains(seconds) else {
+            fail(range.lowerBound > 0 ? "must be longer than 0s" : "is out of range")
+            return nil
+        }
+        return seconds
+    }
+
+    /// A size such as `512KiB`, `1MiB`, `1GiB`, or a plain number of bytes.
+    func size(in range: ClosedRange<Int> = 1...Int.max) -> Int? {
+        guard let text = text(expected: "a size") else { return nil }
+        guard let bytes = Scalars.size(text) else {
+            fail("must be a size like 512KiB, 1MiB, 1GiB or a number of bytes, not '\(text)'")
+            return nil
+        }
+        guard range.contains(bytes) else {
+            fail("must be between \(FileReading.describeSize(range.lowerBound)) and \(FileReading.describeSize(range.upperBound))")
+            return nil
+        }
+        return bytes
+    }
+
+    /// An email address (simple but real check), lower-cased.
+    func email() -> String? {
+        guard let text = string() else { return nil }
+        guard Scalars.isEmail(text) else {
+            fail("'\(text)' is not a valid email address")
+            return nil
+        }
+        return text.lowercased()
+    }
+
+    /// An E.164 phone number: `+`, then 8 to 15 digits, the first not 0. Must be quoted in YAML.
+    func phone() -> String? {
+        guard let text = string() else { return nil }
+        guard Scalars.isE164(text) else {
+            fail("'\(text)' is not an E.164 phone number (+ then 8 to 15 digits, e.g. \"+15005550006\")")
+            return nil
+        }
+        return text
+    }
+
+    /// An absolute URL with one of `schemes` and a host; never with a password in it. Trailing `/` removed
+    /// when `trimSlash`.
+    func url(schemes: [String], trimSlash: Bool = false) -> String? {
+        guard let text = string() else { return nil }
+        switch Scalars.urlProblem(text, schemes: schemes) {
+        case .some(let problem):
+            fail(problem)
+            return nil
+        case .none:
+            var result = text
+            while trimSlash && result.hasSuffix("/") { result.removeLast() }
+            return result
+        }
+    }
+
+    /// A path, made absolute against `directory` (the directory of the file naming it).
+    func path(relativeTo directory: String) -> String? {
+        string().map { FileReading.resolve($0, relativeTo: directory) }
+    }
+
+    /// A secret file path: resolved against `directory`, then checked like ssh checks a key (exists, regular,
+    /// readable, mode 0600 or stricter). The file is never read.
+    func secretFile(relativeTo directory: String) -> String? {
+        guard let path = path(relativeTo: directory) else { return nil }
+        if let problem = FileReading.secretFileProblem(path) {
+            fail(problem)
+            return nil
+        }
+        return path
+    }
+
+    /// A mapping, with the keys' use tracked (see ``YAMLMapping``).
+    func mapping() -> YAMLMapping? {
+        YAMLMapping(self, at: position)
+    }
+
+    /// The elements of a list, each with its path (`hosts[0]`).
+    func list() -> [YAMLValue]? {
+        guard case .sequence(let sequence) = node else {
+            fail("must be a list, not a \(kindName)")
+            return nil
+        }
+        return sequence.enumerated().map { YAMLValue(node: $1, path: "\(path)[\($0)]", diag: diag) }
+    }
+
+    /// A list of strings (each checked by ``string()``).
+    func stringList() -> [String]? {
+        guard let items = list() else { return nil }
+        let strings = items.compactMap { $0.string() }
+        return strings.count == items.count ? strings : nil
+    }
+
+    /// A list of enumeration values.
+    func enumerationList<E: RawRepresentable & CaseIterable>(_ type: E.Type, noun: String) -> [E]?
+    where E.RawValue == String {
+        guard let items = list() else { return nil }
+        let values = items.compactMap { $0.enumeration(type, noun: noun) }
+        return values.count == items.count ? values : nil
+    }
+
+    /// A mapping of user-chosen string keys to string values (keys and values checked by ``string()``).
+    func stringMap() -> [String: String]? {
+        guard let mapping = mapping() else { return nil }
+        var result: [String: String] = [:]
+        var ok = true
+        for (key, value) in mapping.freeEntries() {
+            guard let key = key.string(), let value = value.string() else {
+                ok = false
+                continue
+            }
+            result[key] = value
+        }
+        return ok ? result : nil
+    }
+}
+
+/// A YAML mapping whose keys are read one by one; ``finish()`` reports every key that was never asked for
+/// ("unknown key"), with its line and column. Keys must be scalars; a key given twice is an error even where
+/// Yams' own check (which compares resolved tags, so `1` and `"1"` differ) lets it through.
+final class YAMLMapping {
+    let path: String
+    let diag: Diagnostics
+    /// Where to report a missing key: the key that introduced this mapping, or its first line.
+    let position: Position
+
+    private struct Entry {
+        var key: YAMLValue
+        var value: YAMLValue
+    }
+
+    private var entries: [String: Entry] = [:]
+    private var order: [String] = []
+    private var asked: [String] = []
+    private var askedSet: Set<String> = []
+
+    init?(_ value: YAMLValue, at position: Position) {
+        self.path = value.path
+        self.diag = value.diag
+        self.position = position
+        guard case .mapping(let mapping) = value.node else {
+            value.fail("must be a mapping (key: value), not a \(value.isNull ? "null" : Self.kind(value.node))")
+            return nil
+        }
+        for (keyNode, valueNode) in mapping {
+            let keyValue = YAMLValue(node: keyNode, path: path, diag: diag)
+            guard case .scalar(let scalar) = keyNode else {
+                keyValue.fail("keys must be plain strings, not a \(Self.kind(keyNode))")
+                continue
+            }
+            let name = scalar.string
+            let childPath = path.isEmpty ? name : "\(path).\(name)"
+            if let first = entries[name] {
+                diag.report(
+                    "\(childPath): duplicate key (first at line \(first.key.position.line))", at: keyValue.position)
+                continue
+            }
+            entries[name] = Entry(
+                key: YAMLValue(node: keyNode, path: childPath, diag: diag, isKey: true),
+                value: YAMLValue(node: valueNode, path: childPath, diag: diag))
+            order.append(name)
+        }
+    }
+
+    /// An empty mapping standing for a section that was not given (reads return `nil`, defaults apply).
+    init(empty path: String, diag: Diagnostics) {
+        self.path = path
+        self.diag = diag
+        self.position = .unknown
+    }
+
+    private static func kind(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "mapping"
+        case .sequence: return "list"
+        case .scalar: return "scalar"
+        case .alias: return "alias"
+        }
+    }
+
+    private func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// The value of `key`, or `nil` when the key is absent or null. Marks the key as known.
+    func value(_ key: String) -> YAMLValue? {
+        if askedSet.insert(key).inserted { asked.append(key) }
+        guard let entry = entries[key], !entry.value.isNull else { return nil }
+        return entry.value
+    }
+
+    /// Whether `key` is present (even if null). Does not mark it as known.
+    func contains(_ key: String) -> Bool { entries[key] != nil }
+
+    /// The position of `key`'s name in the file.
+    func keyPosition(_ key: String) -> Position { entries[key]?.key.position ?? position }
+
+    /// The value of a required key; reports "required field is missing" (at the mapping) when absent or null.
+    func required(_ key: String) -> YAMLValue? {
+        if let value = value(key) { return value }
+        if let entry = entries[key] {
+            entry.value.fail("required field is empty")
+        } else {
+            diag.report("\(childPath(key)): required field is missing", at: position)
+        }
+        return nil
+    }
+
+    /// Reports `key` when it is present although it does not apply (e.g. `redirect_uri` for zoom-s2s).
+    func forbid(_ key: String, because reason: String) {
+        _ = value(key)
+        if let entry = entries[key] {
+            diag.report("\(childPath(key)): \(reason)", at: entry.key.position)
+        }
+    }
+
+    func string(_ key: String, required isRequired: Bool = false) -> String? {
+        (isRequired ? required(key) : value(key))?.string()
+    }
+
+    /// A child mapping; an absent or null key gives an empty mapping, so defaults apply.
+    func mapping(_ key: String) -> YAMLMapping {
+        guard let value = value(key) else { return YAMLMapping(empty: childPath(key), diag: diag) }
+        return YAMLMapping(value, at: keyPosition(key)) ?? YAMLMapping(empty: childPath(key), diag: diag)
+    }
+
+    /// All entries, for mappings whose keys are user-chosen (team names, label names). Marks them all known.
+    func freeEntries() -> [(key: YAMLValue, value: YAMLValue)] {
+        order.map { name in
+            if askedSet.insert(name).inserted { asked.append(name) }
+            return (entries[name]!.key, entries[name]!.value)
+        }
+    }
+
+    /// Reports every key never asked for.
+    func finish() {
+        for name in order where !askedSet.contains(name) {
+            let expected = asked.joined(separator: ", ")
+            diag.report(
+                "\(childPath(name)): unknown key (expected \(expected.isEmpty ? "no keys" : expected))",
+                at: entries[name]!.key.position)
+        }
+    }
+}

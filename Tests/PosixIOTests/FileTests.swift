@@ -1,0 +1,129 @@
+import Foundation
+import Glibc
+import Testing
+
+@testable import PosixIO
+
+@Suite("FileLock")
+struct FileLockTests {
+    @Test("a second acquirer fails while the lock is held, succeeds after release")
+    func exclusive() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            let path = dir + "/sitroom.lock"
+            let lock = try #require(try FileLock.acquire(path: path))
+            #expect(modeOf(path) == 0o600)
+            // Another process: flock(1) exits 1 when it cannot take the lock at once.
+            #expect(try run("/usr/bin/flock", ["-n", path, "true"]) == 1)
+            // Another open file description in this process fails too.
+            #expect(try FileLock.acquire(path: path) == nil)
+            lock.release()
+            lock.release()  // idempotent
+            #expect(try run("/usr/bin/flock", ["-n", path, "true"]) == 0)
+            let again = try #require(try FileLock.acquire(path: path))
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == "\(getpid())\n")
+            again.release()
+        }
+    }
+
+    @Test("a symbolic link at the lock path is refused")
+    func symlinkRefused() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            symlink(dir + "/elsewhere", dir + "/lock")
+            #expect(throws: PosixError.self) { try FileLock.acquire(path: dir + "/lock") }
+        }
+    }
+}
+
+@Suite("DurableFile")
+struct DurableFileTests {
+    @Test("write lands in the final directory with the mode, nothing left in tmp")
+    func write() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
+            try DurableFile.makeDirectory(dir + "/new", mode: 0o700)
+            try DurableFile.write(Array("hello".utf8), name: "a", tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
+            try DurableFile.write(Array("again".utf8), name: "a", tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new", mode: 0o640)
+            #expect(try String(contentsOfFile: dir + "/new/a", encoding: .utf8) == "again")
+            #expect(modeOf(dir + "/new/a") == 0o640)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp").isEmpty)
+            #expect(throws: PosixError.self) {
+                try DurableFile.write([], name: "../x", tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
+            }
+        }
+    }
+
+    @Test("write into a missing directory names the call and path")
+    func writeError() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            let error = #expect(throws: PosixError.self) {
+                try DurableFile.write([1], name: "a", tmpDirectory: dir + "/missing", finalDirectory: dir)
+            }
+            #expect(error?.description == "open(\(dir)/missing/a): No such file or directory (errno 2)")
+        }
+    }
+
+    @Test("moveNoReplace picks NAME.N when NAME is taken")
+    func moveNoReplace() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            try DurableFile.makeDirectory(dir + "/new", mode: 0o700)
+            try DurableFile.makeDirectory(dir + "/cur", mode: 0o700)
+            makeFile(dir + "/cur/e", "old0")
+            makeFile(dir + "/cur/e.1", "old1")
+            makeFile(dir + "/new/e", "first")
+            #expect(try DurableFile.moveNoReplace(from: dir + "/new/e", to: dir + "/cur/e") == dir + "/cur/e.2")
+            makeFile(dir + "/new/e", "second")
+            #expect(try DurableFile.moveNoReplace(from: dir + "/new/e", to: dir + "/cur/e") == dir + "/cur/e.3")
+            makeFile(dir + "/new/f", "free")
+            #expect(try DurableFile.moveNoReplace(from: dir + "/new/f", to: dir + "/cur/f") == dir + "/cur/f")
+            #expect(try String(contentsOfFile: dir + "/cur/e", encoding: .utf8) == "old0")
+            #expect(try String(contentsOfFile: dir + "/cur/e.1", encoding: .utf8) == "old1")
+            #expect(try String(contentsOfFile: dir + "/cur/e.2", encoding: .utf8) == "first")
+            #expect(try String(contentsOfFile: dir + "/cur/e.3", encoding: .utf8) == "second")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/new").isEmpty)
+        }
+    }
+
+    @Test("readRegularFile reads a file within the limit")
+    func readsRegular() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            makeFile(dir + "/f", "12345")
+            #expect(try DurableFile.readRegularFile(dir + "/f", maxSize: 5) == Array("12345".utf8))
+            makeFile(dir + "/empty", "")
+            #expect(try DurableFile.readRegularFile(dir + "/empty", maxSize: 5) == [])
+        }
+    }
+
+    @Test("readRegularFile refuses a symlink, a FIFO (without blocking), a directory, an oversize file")
+    func refusals() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            makeFile(dir + "/f", "123456")
+            symlink(dir + "/f", dir + "/link")
+            mkfifo(dir + "/fifo", 0o600)
+            #expect(throws: ReadRefusal.symlink) { try DurableFile.readRegularFile(dir + "/link", maxSize: 100) }
+            // No writer on the FIFO: a blocking open or read would hang this test.
+            #expect(throws: ReadRefusal.notRegularFile(kind: "FIFO")) {
+                try DurableFile.readRegularFile(dir + "/fifo", maxSize: 100)
+            }
+            #expect(throws: ReadRefusal.notRegularFile(kind: "directory")) {
+                try DurableFile.readRegularFile(dir, maxSize: 100)
+            }
+            #expect(throws: ReadRefusal.tooLarge(size: 6, limit: 5)) {
+                try DurableFile.readRegularFile(dir + "/f", maxSize: 5)
+            }
+            #expect(throws: PosixError.self) { try DurableFile.readRegularFile(dir + "/missing", maxSize: 5) }
+        }
+    }
+
+    @Test("makeDirectory creates parents and sets the leaf's mode")
+    func makeDirectory() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            try DurableFile.makeDirectory(dir + "/a/b/c", mode: 0o700)
+            #expect(modeOf(dir + "/a/b/c") == 0o700)
+            chmod(dir + "/a/b/c", 0o755)
+            try DurableFile.makeDirectory(dir + "/a/b/c/", mode: 0o700)
+            #expect(modeOf(dir + "/a/b/c") == 0o700)
+            makeFile(dir + "/file")
+            #expect(throws: PosixError.self) { try DurableFile.makeDirectory(dir + "/file/sub", mode: 0o700) }
+        }
+    }
+}
