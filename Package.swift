@@ -31,7 +31,10 @@ let package = Package(
         .target(name: "SitroomCore"),
         .target(
             name: "SitroomConfig",
-            dependencies: ["SitroomCore", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "SitroomCore", .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]
         ),
         .target(
             name: "SitroomStore",
@@ -52,7 +55,7 @@ let package = Package(
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO", "Curl",
+                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO", "Curl", "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

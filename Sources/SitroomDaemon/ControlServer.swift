@@ -92,7 +92,7 @@ public final class ControlServer: Sendable {
             logger.warning("control line rejected", metadata: ["reason": "\(error)"])
             // A reply path may still be recoverable from a malformed line: answer there if we can.
             if let first = line.split(separator: " ").first, first.hasPrefix("reply=/") {
-                try? ReplyFIFO.write(ControlReply.error("\(error)").wire, to: String(first.dropFirst(6)))
+                await answer(ControlReply.error("\(error)"), to: String(first.dropFirst(6)))
             }
             return
         }
@@ -100,12 +100,26 @@ public final class ControlServer: Sendable {
         if let path = command.replyPath { uid = try? ReplyFIFO.owner(of: path) }
         let reply = await daemon.execute(command, uid: uid)
         if let path = command.replyPath {
-            do { try ReplyFIFO.write(reply.wire, to: path) } catch {
-                logger.warning("cannot write a control reply", metadata: ["reply": "\(path)", "error": "\(error)"])
-            }
+            await answer(reply, to: path)
         } else {
             logger.info(
                 "control command", metadata: ["command": "\(command.words.first ?? "")", "ok": "\(reply.ok)", "reply": "\(reply.text)"])
         }
     }
+
+    /// Writes a reply on a thread of its own: opening and writing a FIFO may block (up to its timeout), which
+    /// must not hold one of the cooperative pool's few threads.
+    private func answer(_ reply: ControlReply, to path: String) async {
+        let logger = self.logger
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Self.replyQueue.async {
+                do { try ReplyFIFO.write(reply.wire, to: path) } catch {
+                    logger.warning("cannot write a control reply", metadata: ["reply": "\(path)", "error": "\(error)"])
+                }
+                continuation.resume()
+            }
+        }
+    }
+
+    private static let replyQueue = DispatchQueue(label: "sitroom.control.reply")
 }

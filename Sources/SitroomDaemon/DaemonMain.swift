@@ -115,9 +115,9 @@ public enum DaemonMain {
 
         let services: [any Service] = [
             TaskService(name: "spool") { try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher) } },
-            TaskService(name: "control") { try await cancelWhenGracefulShutdown { await server.run() } },
+            TaskService(name: "control") { await cancelWhenGracefulShutdown { await server.run() } },
             TaskService(name: "sighup") {
-                try await cancelWhenGracefulShutdown {
+                await cancelWhenGracefulShutdown {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = await core.reload() }
                 }
             },

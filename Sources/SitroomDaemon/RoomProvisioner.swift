@@ -1,4 +1,5 @@
 import Foundation
+import LMDB
 import Logging
 import SitroomConfig
 import SitroomCore
@@ -96,7 +97,8 @@ public actor RoomProvisioner {
             }
             var room = try record.roomID.flatMap { try store.room($0, txn) }
             switch event.stage {
-            case .situationRoom, .reopened where !stale:
+            case .situationRoom, .reopened:
+                if stale { break }
                 if room == nil || !(room!.state.isOpen && !room!.endRequested) {
                     let fresh = Room(id: Self.newRoomID(), incidentID: event.incident.id, createdAt: now)
                     record.roomID = fresh.id
@@ -104,7 +106,8 @@ public actor RoomProvisioner {
                     try store.putRoom(fresh, txn)
                     drive = fresh.id
                 }
-            case .resolved, .closed where !stale:
+            case .resolved, .closed:
+                if stale { break }
                 if var open = room, open.state.isOpen, !open.endRequested {
                     open.endRequested = true
                     open.updatedAt = now
@@ -276,9 +279,16 @@ public actor RoomProvisioner {
         return try? store.read { txn in try store.room(id, txn) }
     }
 
+    /// Writes the room. An end requested meanwhile (an event applied while a Zoom call was awaited) is kept.
     private func save(_ room: Room) throws {
         let store = self.store
-        try store.write { txn in try store.putRoom(room, txn) }
+        try store.write { txn in try store.putRoom(Self.keepingEndRequest(room, txn, store), txn) }
+    }
+
+    private static func keepingEndRequest(_ room: Room, _ txn: borrowing Transaction, _ store: Store) throws -> Room {
+        var room = room
+        if let stored = try store.room(room.id, txn), stored.endRequested { room.endRequested = true }
+        return room
     }
 
     /// The integrations that may serve an incident, in order: the event's `integration`, else the first
@@ -357,11 +367,7 @@ public actor RoomProvisioner {
         guard let client = await registry.client(integration) else {
             throw SitroomError(.notFound, "integration \(integration) is not configured")
         }
-        do {
-            return (client, try await registry.accessToken(integration))
-        } catch let error as ZoomError {
-            throw tokenFailure(error, integration: integration)
-        }
+        return (client, try await registry.accessToken(integration))
     }
 
     /// Looks for the room's marker among the host's meetings (a create whose outcome is unknown).
@@ -372,8 +378,8 @@ public actor RoomProvisioner {
             try save(room)
             return false
         }
-        let (client, token) = try await self.token(integration)
         do {
+            let (client, token) = try await self.token(integration)
             var found: Meeting? = nil
             for type in ["scheduled", "live"] where found == nil {
                 found = try await client.listMeetings(token: token, userID: user, type: type).first {
@@ -405,15 +411,18 @@ public actor RoomProvisioner {
         let store = self.store
         let incidentID = room.incidentID
         guard let record = try store.read({ txn in try store.incident(incidentID, txn) }) else { return }
-        let (client, token) = try await self.token(integration)
-        room.createPhase = .inFlight
-        room.updatedAt = clock.now()
-        try save(room)
-        let meeting = meetingRequest(settings.meeting, record: record, room: room)
-        logger.info(
-            "creating meeting",
-            metadata: ["room.id": "\(room.id)", "incident.id": "\(incidentID)", "integration": "\(integration)", "host": "\(room.hostID ?? "")"])
         do {
+            let (client, token) = try await self.token(integration)
+            room.createPhase = .inFlight
+            room.updatedAt = clock.now()
+            try save(room)
+            let meeting = meetingRequest(settings.meeting, record: record, room: room)
+            logger.info(
+                "creating meeting",
+                metadata: [
+                    "room.id": "\(room.id)", "incident.id": "\(incidentID)", "integration": "\(integration)",
+                    "host": "\(room.hostID ?? "")",
+                ])
             let created = try await client.createMeeting(token: token, userID: user, meeting)
             try ready(&room, created)
         } catch let error as ZoomError {
@@ -451,6 +460,7 @@ public actor RoomProvisioner {
         let current = room
         var queued: [Notice] = []
         try store.write { txn in
+            let current = try Self.keepingEndRequest(current, txn, store)
             try store.putRoom(current, txn)
             queued = []
             if let record = try store.incident(current.incidentID, txn), !current.endRequested {
@@ -474,14 +484,10 @@ public actor RoomProvisioner {
         if let meetingID = room.meetingID, let integration = room.integration,
             configuration.integrations[integration] != nil
         {
-            let (client, token) = try await self.token(integration)
+            let delete = configuration.integrations[integration]?.meeting.onResolve == .endAndDelete
             do {
-                do { try await client.endMeeting(token: token, meetingID: meetingID) } catch let error where error.isMeetingGone {}
-                if configuration.integrations[integration]?.meeting.onResolve == .endAndDelete {
-                    do { try await client.deleteMeeting(token: token, meetingID: meetingID) } catch let error
-                        where error.isMeetingGone
-                    {}
-                }
+                let (client, token) = try await self.token(integration)
+                try await Self.endMeeting(client: client, token: token, meetingID: meetingID, delete: delete)
             } catch let error as ZoomError {
                 let failure = classify(error, integration: integration, room: &room)
                 if case .fail = failure.step {
@@ -503,13 +509,20 @@ public actor RoomProvisioner {
         retryWaiting()
     }
 
-    /// Maps a failed token request to the next step: refused credentials need re-integration; anything else
-    /// is retried after a backoff.
-    private func tokenFailure(_ error: ZoomError, integration: String) -> ZoomFailure {
-        if error.needsReauthorization || !error.isTransient {
-            return ZoomFailure(step: .integrationRefused(integration), error: error, reason: error.description)
+    /// Ends a meeting (`PUT /meetings/{id}/status`), then deletes it when asked; a meeting already gone
+    /// (3001) counts as done.
+    private static func endMeeting(client: ZoomClient, token: String, meetingID: Int64, delete: Bool) async throws(ZoomError) {
+        do {
+            try await client.endMeeting(token: token, meetingID: meetingID)
+        } catch {
+            if !error.isMeetingGone { throw error }
         }
-        return ZoomFailure(step: .backoff(error.retryAfter ?? maxBackoff / 4), error: error, reason: error.description)
+        guard delete else { return }
+        do {
+            try await client.deleteMeeting(token: token, meetingID: meetingID)
+        } catch {
+            if !error.isMeetingGone { throw error }
+        }
     }
 
     /// Maps a Zoom API error to the next step (SPEC §5 failures; shared/zoom-api/README.md codes), updating

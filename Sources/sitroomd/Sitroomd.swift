@@ -4,6 +4,7 @@ import Logging
 import SitroomDaemon
 
 /// `sitroomd [--root DIR] [--etc DIR] [--var DIR] [--check-config]` (SPEC §2).
+@main
 struct Sitroomd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sitroomd",
@@ -57,4 +58,3 @@ struct Sitroomd: AsyncParsableCommand {
     }
 }
 
-await Sitroomd.main()

@@ -3,6 +3,7 @@ import Foundation
 import PosixIO
 
 /// `sitroomctl [--root DIR] [--json] COMMAND...` and `sitroomctl submit FILE|-` (SPEC §2, §7).
+@main
 struct Sitroomctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sitroomctl",
@@ -91,4 +92,3 @@ struct Sitroomctl: ParsableCommand {
     }
 }
 
-Sitroomctl.main()
