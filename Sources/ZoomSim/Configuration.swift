@@ -135,7 +135,10 @@ public struct SimConfiguration: Sendable {
         }
         let raw: RawConfig
         do {
+            if let node = try Yams.compose(yaml: text) { try checkKeys(node, path: path) }
             raw = try YAMLDecoder().decode(RawConfig.self, from: text)
+        } catch let error as SimConfigurationError {
+            throw error
         } catch let error as DecodingError {
             throw SimConfigurationError("\(path): \(describe(error))")
         } catch {
@@ -205,6 +208,40 @@ public struct SimConfiguration: Sendable {
             throw SimConfigurationError("\(configPath): \(key): secret file \(path) is empty")
         }
         return secret
+    }
+
+    /// Allowed keys per section; a typo is an error rather than a silently ignored setting.
+    private static let allowedKeys: [String: Set<String>] = [
+        "": ["apps", "users", "limits", "token_expires_in", "refresh_token_lifetime", "authorization_code_lifetime"],
+        "apps": ["client_id", "client_secret_file", "account_id", "kind"],
+        "users": [
+            "id", "email", "type", "concurrent_meetings", "account_id", "hosting_allowed", "first_name", "last_name",
+        ],
+        "limits": ["daily_create_limit", "medium_per_second", "light_per_second", "daily_limit_code"],
+    ]
+
+    /// Rejects unknown keys, reporting `file:line:col`.
+    private static func checkKeys(_ root: Node, path: String) throws {
+        func check(_ node: Node, section: String) throws {
+            guard let mapping = node.mapping, let allowed = allowedKeys[section] else { return }
+            for (key, value) in mapping {
+                let name = key.string ?? ""
+                guard allowed.contains(name) else {
+                    let mark = key.mark
+                    let location = mark.map { "\($0.line):\($0.column)" } ?? "?"
+                    let where_ = section.isEmpty ? "top level" : section
+                    throw SimConfigurationError("\(path):\(location): unknown key '\(name)' in \(where_)")
+                }
+                if section.isEmpty {
+                    if let items = value.sequence {
+                        for item in items { try check(item, section: name) }
+                    } else {
+                        try check(value, section: name)
+                    }
+                }
+            }
+        }
+        try check(root, section: "")
     }
 
     private static func describe(_ error: DecodingError) -> String {

@@ -395,7 +395,16 @@ struct RecordMiddleware: RouterMiddleware {
             response = ZoomSimulator.json(
                 ["code": .number(status), "message": .string(error.body ?? error.status.reasonPhrase)], status: status)
         }
-        if logged { await state.finishRequest(seq: seq, status: Int(response.status.code), outcome: "replied") }
+        if logged {
+            await state.finishRequest(seq: seq, status: Int(response.status.code), outcome: "replied")
+            // Path only: queries and bodies may carry codes or tokens.
+            context.logger.debug(
+                "request",
+                metadata: [
+                    "http.method": "\(request.method.rawValue)", "http.path": "\(path)",
+                    "http.status": "\(response.status.code)",
+                ])
+        }
         return response
     }
 }

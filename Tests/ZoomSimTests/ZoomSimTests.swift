@@ -495,6 +495,16 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func unknownKeysAreRefused() async throws {
+        try await withTemporaryDirectory { dir in
+            let config = dir.appendingPathComponent("sim.yaml")
+            try "users:\n  - id: u1\n    email: a@example.com\n    concurent_meetings: 2\n"
+                .write(to: config, atomically: true, encoding: .utf8)
+            let error = #expect(throws: SimConfigurationError.self) { try SimConfiguration.load(path: config.path) }
+            #expect(error?.message.contains("sim.yaml:4:5: unknown key 'concurent_meetings'") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func pkceDigest() {
         // FIPS 180-4 test vector "abc".
         let digest = SHA256.hash(Array("abc".utf8)).map { String(format: "%02x", $0) }.joined()
