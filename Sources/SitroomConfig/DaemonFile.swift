@@ -40,7 +40,7 @@ enum DaemonFile {
         spoolMapping.finish()
 
         let store = top.mapping("store")
-        let mapSize = store.value("map_size")?.size(in: (1 << 20)...(1 << 50)) ?? defaults.storeMapSize
+        let mapSize = store.value("map_size")?.size(in: (1 << 20)...(1 << 40)) ?? defaults.storeMapSize
         store.finish()
 
         let control = top.mapping("control")

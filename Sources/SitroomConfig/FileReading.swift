@@ -145,6 +145,7 @@ enum FileReading {
     }
 
     static func describeSize(_ bytes: Int) -> String {
+        if bytes % (1 << 40) == 0 { return "\(bytes >> 40) TiB" }
         if bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
         if bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
         if bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }

@@ -266,6 +266,8 @@ final class YAMLMapping {
     private var order: [String] = []
     private var asked: [String] = []
     private var askedSet: Set<String> = []
+    /// Keys known but not applicable here (``forbid(_:because:)``): not offered in "expected ..." lists.
+    private var hidden: Set<String> = []
 
     init?(_ value: YAMLValue, at position: Position) {
         self.path = value.path
@@ -340,6 +342,7 @@ final class YAMLMapping {
     /// Reports `key` when it is present although it does not apply (e.g. `redirect_uri` for zoom-s2s).
     func forbid(_ key: String, because reason: String) {
         _ = value(key)
+        hidden.insert(key)
         if let entry = entries[key] {
             diag.report("\(childPath(key)): \(reason)", at: entry.key.position)
         }
@@ -366,7 +369,7 @@ final class YAMLMapping {
     /// Reports every key never asked for.
     func finish() {
         for name in order where !askedSet.contains(name) {
-            let expected = asked.joined(separator: ", ")
+            let expected = asked.filter { !hidden.contains($0) }.joined(separator: ", ")
             diag.report(
                 "\(childPath(name)): unknown key (expected \(expected.isEmpty ? "no keys" : expected))",
                 at: entries[name]!.key.position)
