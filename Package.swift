@@ -84,6 +84,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -96,8 +97,8 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
         .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
-        .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore"]),
-        .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon"]),
+        .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "LMDB"]),
+        .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon", "SitroomNotify", "SitroomCore"]),
         .testTarget(
             name: "ZoomSimTests",
             dependencies: ["ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird")]
