@@ -8,7 +8,12 @@ enum IntegrationFile {
 
     /// Integration and host names end up in control commands (`pool drain NAME HOST`): no spaces.
     static func isIdentifier(_ text: String) -> Bool {
-        text.wholeMatch(of: #/[A-Za-z0-9][A-Za-z0-9._@+-]*/#) != nil
+        func isAlphanumeric(_ b: UInt8) -> Bool {
+            isDigit(b) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+        }
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, isAlphanumeric(first) else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || "._@+-".utf8.contains($0) }
     }
 
     /// Reads one integration; `nil` when the file has errors (all reported to `diag`).

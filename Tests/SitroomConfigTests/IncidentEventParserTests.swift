@@ -217,3 +217,33 @@ import Testing
         #expect(Scalars.yamlType(ofPlain: text) == nil)
     }
 }
+
+extension ScalarSyntax {
+    @Test(arguments: [
+        ("yes", "a boolean"), ("OFF", "a boolean"), ("~", "null"), ("Null", "null"), ("0", "an integer"),
+        ("-12", "an integer"), ("+0755", "an integer"), ("0b101", "an integer"), ("0o17", "an integer"),
+        ("0xFF", "an integer"), ("1_000", "an integer"), ("22:30", "a sexagesimal integer"),
+        ("190:20:30", "a sexagesimal integer"), ("190:20:30.15", "a float"), ("1.5", "a float"), ("-.5", "a float"),
+        ("1.", "a float"), ("6.8523015e+5", "a float"), ("1e3", "a float"), ("-.INF", "a float"), (".NaN", "a float"),
+        ("2001-12-14", "a timestamp"), ("2001-12-14t21:59:43.10-05:00", "a timestamp"),
+        ("2001-12-14 21:59:43.10 -5", "a timestamp"), ("2001-12-15T02:59:43.1Z", "a timestamp"),
+    ])
+    func plainScalarsYAMLCoerces(text: String, kind: String) {
+        #expect(Scalars.yamlType(ofPlain: text) == kind)
+    }
+
+    @Test(arguments: ["22:70", "1:2:", "1.2.3", "0x", "0b", "1e", "e3", "2001-12-14 lunch", "12:30pm"])
+    func nearMissesStayStrings(text: String) {
+        #expect(Scalars.yamlType(ofPlain: text) == nil)
+    }
+
+    @Test(arguments: [("0", 0), ("7", 7), ("-3", -3), ("100", 100)])
+    func decimalIntegers(text: String, value: Int) {
+        #expect(Scalars.decimalInteger(text) == value)
+    }
+
+    @Test(arguments: ["00", "07", "-0", "+1", "1_0", "", "-", "99999999999999999999"])
+    func notDecimalIntegers(text: String) {
+        #expect(Scalars.decimalInteger(text) == nil)
+    }
+}
