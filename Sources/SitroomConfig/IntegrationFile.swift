@@ -127,7 +127,10 @@ enum IntegrationFile {
         let defaults = MeetingSettings()
         var topic = defaults.topic
         if let value = meeting.value("topic"), let text = value.string() {
-            TemplateCheck.check(text, prefix: "\(value.path): ", base: value.position, diag: diag)
+            // The topic is rendered when the meeting is created: no person or admin is known then.
+            TemplateCheck.check(
+                text, prefix: "\(value.path): ", base: value.position, roots: ["incident", "room", "integration"],
+                diag: diag)
             topic = text
         }
         let settings = MeetingSettings(

@@ -536,6 +536,15 @@ import Glibc
             ])
     }
 
+    @Test func meetingTopicCannotNamePeople() throws {
+        let errors = try loadErrors(
+            "integrations/zoom-main.yaml", EtcFixture.zoomMain + "meeting:\n  topic: \"Room for {{person.name}}\"\n")
+        #expect(
+            errors == [
+                "\(Self.mainFile):9:10: meeting.topic: unknown variable 'person.name' (expected incident, room, integration, e.g. incident.title)"
+            ])
+    }
+
     @Test(arguments: [
         ("passcode: always", "10:13: meeting.passcode: unknown passcode 'always' (expected random, none)"),
         ("auto_recording: yes", "10:19: meeting.auto_recording: unknown auto_recording 'yes' (expected none, local, cloud)"),
