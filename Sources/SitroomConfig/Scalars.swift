@@ -66,14 +66,16 @@ enum Scalars {
     /// optional blanks and `Z` or `±h[:mm]`.
     private static func isTimestamp(_ bytes: [UInt8]) -> Bool {
         var c = Cursor(bytes)
-        guard c.skip(maxCount: 4, while: isDigit) == 4, c.take("-"), (1...2).contains(c.skip(maxCount: 2, while: isDigit)),
+        guard c.skip(maxCount: 4, while: isDigit) == 4, c.take("-"),
+            (1...2).contains(c.skip(maxCount: 2, while: isDigit)),
             c.take("-"), (1...2).contains(c.skip(maxCount: 2, while: isDigit))
         else { return false }
         if c.atEnd { return true }
         if !(c.take("T") || c.take("t")) {
             guard c.skip(while: { $0 == 0x20 || $0 == 0x09 }) > 0 else { return false }
         }
-        guard (1...2).contains(c.skip(maxCount: 2, while: isDigit)), c.take(":"), c.skip(maxCount: 2, while: isDigit) == 2,
+        guard (1...2).contains(c.skip(maxCount: 2, while: isDigit)), c.take(":"),
+            c.skip(maxCount: 2, while: isDigit) == 2,
             c.take(":"), c.skip(maxCount: 2, while: isDigit) == 2
         else { return false }
         if c.take(".") { _ = c.skip(while: isDigit) }
@@ -113,9 +115,17 @@ enum Scalars {
             return nil
         }
         let unit: Double
-        if c.take("s") { unit = 1 } else if c.take("m") { unit = 60 } else if c.take("h") { unit = 3600 } else if c.take("d") {
+        if c.take("s") {
+            unit = 1
+        } else if c.take("m") {
+            unit = 60
+        } else if c.take("h") {
+            unit = 3600
+        } else if c.take("d") {
             unit = 86_400
-        } else { return nil }
+        } else {
+            return nil
+        }
         return c.atEnd ? count * unit : nil
     }
 
@@ -142,7 +152,8 @@ enum Scalars {
     /// empty labels, and no spaces, controls or mailbox punctuation (`<>()[],;:"\`).
     static func isEmail(_ text: String) -> Bool {
         let forbidden = Set("<>()[],;:\"\\")
-        guard !text.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }),
+        guard
+            !text.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }),
             !text.contains(where: { forbidden.contains($0) })
         else { return false }
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
@@ -214,7 +225,8 @@ enum Scalars {
             let start = i + 1
             i = start
             while i < b.count, isDigit(b[i]) { i += 1 }
-            guard (1...9).contains(i - start), let value = Double("0." + String(decoding: b[start..<i], as: UTF8.self)) else {
+            guard (1...9).contains(i - start), let value = Double("0." + String(decoding: b[start..<i], as: UTF8.self))
+            else {
                 return nil
             }
             fraction = value

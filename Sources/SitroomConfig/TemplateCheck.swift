@@ -28,7 +28,10 @@ enum TemplateCheck {
     /// is 1:1 (a template file), else at `base` (a YAML string such as `meeting.topic`); `prefix` starts each
     /// message (e.g. `meeting.topic: `).
     static func check(
-        _ text: String, prefix: String = "", base: Position = .start, roots: [String] = TemplateRules.rootList,
+        _ text: String,
+        prefix: String = "",
+        base: Position = .start,
+        roots: [String] = TemplateRules.rootList,
         diag: Diagnostics
     ) {
         // Inside a YAML string, positions within the text do not map to the file: use the string's own.
@@ -119,7 +122,8 @@ enum TemplateCheck {
                 continue
             case ">", "<", "$":
                 problems.append(
-                    Problem(message: "partials and blocks are not supported ('\(content)')", position: position))
+                    Problem(message: "partials and blocks are not supported ('\(content)')", position: position)
+                )
                 continue
             case "#", "^", "/", "&":
                 name = String(content.dropFirst()).trimmingWhitespace()
@@ -137,7 +141,8 @@ enum TemplateCheck {
                 if let top = sections.popLast() {
                     if top != name {
                         problems.append(
-                            Problem(message: "section '\(top)' is closed by '\(name)'", position: position))
+                            Problem(message: "section '\(top)' is closed by '\(name)'", position: position)
+                        )
                     }
                 }
                 continue

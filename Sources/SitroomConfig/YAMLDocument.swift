@@ -23,7 +23,8 @@ enum YAMLDocument {
         guard bytes.count <= limit else {
             diag.report(
                 "file is \(bytes.count) bytes, larger than the limit of \(FileReading.describeSize(limit))",
-                at: .unknown)
+                at: .unknown
+            )
             return .failed
         }
         if let bad = firstInvalidUTF8(bytes) {
@@ -70,12 +71,16 @@ enum YAMLDocument {
                 names.insert(anchor.rawValue)
                 diag.report(
                     "anchors and aliases are not allowed (&\(anchor.rawValue)); write the value out",
-                    at: Position(node.mark))
+                    at: Position(node.mark)
+                )
                 continue
             }
             switch node {
             case .mapping(let mapping):
-                for (key, value) in mapping { stack.append(key); stack.append(value) }
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
             case .sequence(let sequence):
                 stack.append(contentsOf: sequence)
             case .alias(let alias):
@@ -138,7 +143,9 @@ enum YAMLDocument {
                 let first = Position(context.mark)
                 let second = secondOccurrence(ofKey: key, after: first, in: text)
                 diag.report(
-                    "duplicate key '\(key)' (first at line \(first.line))", at: second ?? first)
+                    "duplicate key '\(key)' (first at line \(first.line))",
+                    at: second ?? first
+                )
             }
         default:
             diag.report("invalid YAML: \(error)", at: .unknown)
@@ -212,12 +219,20 @@ enum YAMLDocument {
             switch lead {
             case 0x00...0x7F: length = 1
             case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; lower = 0xA0
+            case 0xE0:
+                length = 3
+                lower = 0xA0
             case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; upper = 0x9F
-            case 0xF0: length = 4; lower = 0x90
+            case 0xED:
+                length = 3
+                upper = 0x9F
+            case 0xF0:
+                length = 4
+                lower = 0x90
             case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; upper = 0x8F
+            case 0xF4:
+                length = 4
+                upper = 0x8F
             default: return index
             }
             guard index + length <= bytes.count else { return index }
