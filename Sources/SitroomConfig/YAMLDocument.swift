@@ -153,27 +153,45 @@ enum YAMLDocument {
     }
 
     /// Yams reports a duplicated key at its first occurrence; the one to delete is the later one. Finds the
-    /// next place after `first` where `key` (plain or quoted) stands as a mapping key.
+    /// next place after `first` where `key` (plain or quoted) stands as a key of the same mapping: in a block
+    /// mapping, at the same column with only indentation (or `- `) before it; in a flow mapping, after `{` or `,`.
     private static func secondOccurrence(ofKey key: String, after first: Position, in text: String) -> Position? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+        guard first.line >= 1, first.line <= lines.count else { return nil }
         let spellings = [key, "\"\(key)\"", "'\(key)'"].map { Array($0.unicodeScalars) }
-        for lineIndex in (first.line - 1)..<lines.count where lineIndex >= 0 {
-            let scalars = Array(lines[lineIndex].unicodeScalars)
-            let startColumn = lineIndex == first.line - 1 ? first.column : 0
-            var column = startColumn
-            while column < scalars.count {
-                let before: Unicode.Scalar = column == 0 ? " " : scalars[column - 1]
-                if [" ", "\t", "{", ",", "-"].contains(before) {
-                    for spelling in spellings where column + spelling.count <= scalars.count {
-                        guard Array(scalars[column..<column + spelling.count]) == spelling else { continue }
-                        var after = column + spelling.count
-                        while after < scalars.count, scalars[after] == " " || scalars[after] == "\t" { after += 1 }
-                        if after < scalars.count, scalars[after] == ":" {
-                            return Position(line: lineIndex + 1, column: column + 1)
-                        }
-                    }
+        func isIndentation(_ scalars: ArraySlice<Unicode.Scalar>) -> Bool {
+            scalars.allSatisfy { $0 == " " || $0 == "-" }
+        }
+        func isKey(_ scalars: [Unicode.Scalar], at column: Int) -> Bool {
+            for spelling in spellings where column + spelling.count <= scalars.count {
+                guard Array(scalars[column..<column + spelling.count]) == spelling else { continue }
+                var after = column + spelling.count
+                while after < scalars.count, scalars[after] == " " || scalars[after] == "\t" { after += 1 }
+                if after < scalars.count, scalars[after] == ":" { return true }
+            }
+            return false
+        }
+        let firstLine = lines[first.line - 1]
+        let column = first.column - 1
+        guard column >= 0, column <= firstLine.count else { return nil }
+        if isIndentation(firstLine[..<column]) {
+            for lineIndex in first.line..<lines.count {
+                let scalars = lines[lineIndex]
+                if column <= scalars.count, isIndentation(scalars[..<column]), isKey(scalars, at: column) {
+                    return Position(line: lineIndex + 1, column: column + 1)
                 }
-                column += 1
+            }
+            return nil
+        }
+        for lineIndex in (first.line - 1)..<lines.count {
+            let scalars = lines[lineIndex]
+            var index = lineIndex == first.line - 1 ? column + 1 : 0
+            while index < scalars.count {
+                let before: Unicode.Scalar = index == 0 ? " " : scalars[index - 1]
+                if [" ", "\t", "{", ","].contains(before), isKey(scalars, at: index) {
+                    return Position(line: lineIndex + 1, column: index + 1)
+                }
+                index += 1
             }
         }
         return nil

@@ -266,6 +266,25 @@ import Glibc
         #expect(errors == ["\(Self.mainFile):8:1: duplicate key 'client_id' (first at line 3)"])
     }
 
+    @Test func duplicateKeyInNestedBlockMappingIsFoundAtItsColumn() throws {
+        let text =
+            EtcFixture.zoomMain + """
+                meeting:
+                  topic: "A {{incident.title}}"
+                  waiting_room: true
+                  topic: "B"
+
+                """
+        let errors = try loadErrors("integrations/zoom-main.yaml", text)
+        #expect(errors == ["\(Self.mainFile):11:3: duplicate key 'topic' (first at line 9)"])
+        let hosts = EtcFixture.zoomMain + "    id: again\n"
+        #expect(
+            try loadErrors("integrations/zoom-main.yaml", hosts) == [
+                "\(Self.mainFile):8:5: duplicate key 'id' (first at line 6)"
+            ]
+        )
+    }
+
     @Test func duplicateKeyInFlowMappingIsAnError() throws {
         let errors = try loadErrors(
             "sitroom.yaml",
