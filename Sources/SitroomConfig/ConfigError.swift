@@ -73,7 +73,9 @@ final class Diagnostics {
     /// The errors in line order (stable for equal positions).
     var errors: [ConfigError] {
         list.enumerated()
-            .sorted { ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset) }
+            .sorted {
+                ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
+            }
             .map(\.element)
     }
 }

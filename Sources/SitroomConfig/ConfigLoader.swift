@@ -36,8 +36,11 @@ public enum ConfigLoader {
         let daemonDiag = Diagnostics(file: daemonPath)
         reports.append(daemonDiag)
         let daemon = DaemonFile.read(
-            file: daemonPath, root: compose(daemonPath, diag: daemonDiag), integrations: integrationNames,
-            diag: daemonDiag)
+            file: daemonPath,
+            root: compose(daemonPath, diag: daemonDiag),
+            integrations: integrationNames,
+            diag: daemonDiag
+        )
         reports.append(contentsOf: integrationReports)
 
         let rosterPath = etc + "/roster.yaml"
@@ -66,7 +69,12 @@ public enum ConfigLoader {
             ])
         }
         return Configuration(
-            etcDirectory: etc, daemon: daemon, integrations: integrations, roster: roster, templates: templates)
+            etcDirectory: etc,
+            daemon: daemon,
+            integrations: integrations,
+            roster: roster,
+            templates: templates
+        )
     }
 
     /// Reads and composes one YAML file, reporting why it cannot be read.
@@ -91,7 +99,9 @@ public enum ConfigLoader {
     /// The `(name without suffix, absolute path)` of the files ending in `suffix` in `directory`, by name.
     /// A missing directory has none; an entry that is not a regular file is reported.
     private static func entries(
-        of directory: String, suffix: String, reports: inout [Diagnostics]
+        of directory: String,
+        suffix: String,
+        reports: inout [Diagnostics]
     ) -> [(String, String)] {
         switch FileReading.kind(of: directory) {
         case .missing: return []
@@ -147,7 +157,12 @@ enum RosterFile {
                 let contact = Contacts.read(entry, roles: true)
                 entry.finish()
                 guard let contact else { continue }
-                let person = Participant(name: contact.name, email: contact.email, phone: contact.phone, role: contact.role)
+                let person = Participant(
+                    name: contact.name,
+                    email: contact.email,
+                    phone: contact.phone,
+                    role: contact.role
+                )
                 if let line = seen[person.personID] {
                     item.fail("the same person as the member at line \(line)")
                     continue
@@ -172,7 +187,8 @@ enum TemplateFile {
                 "template file must be named <kind>.<channel>.mustache with kind one of "
                     + TemplateRules.kinds.joined(separator: ", ") + " and channel one of "
                     + TemplateRules.channels.joined(separator: ", "),
-                at: .unknown)
+                at: .unknown
+            )
             return nil
         }
         let bytes: [UInt8]
@@ -183,7 +199,10 @@ enum TemplateFile {
             return nil
         }
         if let bad = YAMLDocument.firstInvalidUTF8(bytes) {
-            diag.report("invalid UTF-8 (byte 0x\(String(bytes[bad], radix: 16)))", at: YAMLDocument.position(ofByte: bad, in: bytes))
+            diag.report(
+                "invalid UTF-8 (byte 0x\(String(bytes[bad], radix: 16)))",
+                at: YAMLDocument.position(ofByte: bad, in: bytes)
+            )
             return nil
         }
         let text = String(decoding: bytes, as: UTF8.self)
@@ -205,7 +224,10 @@ enum TemplateFile {
             return
         }
         guard lines.count >= 2, lines[1].allSatisfy({ $0 == " " || $0 == "\t" }) else {
-            diag.report("the Subject line must be followed by a blank line, then the body", at: Position(line: 2, column: 1))
+            diag.report(
+                "the Subject line must be followed by a blank line, then the body",
+                at: Position(line: 2, column: 1)
+            )
             return
         }
     }

@@ -1,4 +1,5 @@
 import SitroomCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,7 +11,10 @@ enum DaemonFile {
     /// Reads the daemon settings; `nil` when the file has errors. `integrations` are the names of the files
     /// under `etc/integrations/`, which `conference.integrations` and `rules` must name.
     static func read(
-        file: String, root: YAMLDocument.Result, integrations: Set<String>, diag: Diagnostics
+        file: String,
+        root: YAMLDocument.Result,
+        integrations: Set<String>,
+        diag: Diagnostics
     ) -> DaemonSettings? {
         let top: YAMLMapping
         switch root {
@@ -36,7 +40,8 @@ enum DaemonFile {
             keepCur: spoolMapping.value("keep_cur")?.duration() ?? spoolDefaults.keepCur,
             keepRejected: spoolMapping.value("keep_rejected")?.duration() ?? spoolDefaults.keepRejected,
             tmpStaleAfter: spoolMapping.value("tmp_stale_after")?.duration(in: 1...Double.greatestFiniteMagnitude)
-                ?? spoolDefaults.tmpStaleAfter)
+                ?? spoolDefaults.tmpStaleAfter
+        )
         spoolMapping.finish()
 
         let store = top.mapping("store")
@@ -57,8 +62,14 @@ enum DaemonFile {
 
         guard diag.count == before else { return nil }
         return DaemonSettings(
-            conference: conference, reopenHoldDown: reopenHoldDown, notify: notify, feeds: feeds, spool: spool,
-            storeMapSize: mapSize, controlGroup: group)
+            conference: conference,
+            reopenHoldDown: reopenHoldDown,
+            notify: notify,
+            feeds: feeds,
+            spool: spool,
+            storeMapSize: mapSize,
+            controlGroup: group
+        )
     }
 
     private static func groupExists(_ name: String) -> Bool {
@@ -112,7 +123,8 @@ enum DaemonFile {
             if !known.contains(name) {
                 let available = known.sorted().joined(separator: ", ")
                 item.fail(
-                    "no integration named '\(name)' (no file integrations/\(name).yaml; have: \(available.isEmpty ? "none" : available))")
+                    "no integration named '\(name)' (no file integrations/\(name).yaml; have: \(available.isEmpty ? "none" : available))"
+                )
             } else if names.contains(name) {
                 item.fail("'\(name)' is listed twice")
             } else {
@@ -126,7 +138,8 @@ enum DaemonFile {
 
     private static func readNotify(_ mapping: YAMLMapping, directory: String) -> NotifySettings {
         let defaults = NotifySettings()
-        let channels = mapping.value("channels")?.enumerationList(NotifyChannel.self, noun: "channel") ?? defaults.channels
+        let channels =
+            mapping.value("channels")?.enumerationList(NotifyChannel.self, noun: "channel") ?? defaults.channels
         var admins: [Admin] = []
         if let items = mapping.value("admins")?.list() {
             for item in items {
@@ -165,11 +178,17 @@ enum DaemonFile {
         chat.finish()
         mapping.finish()
         return NotifySettings(
-            channels: channels, admins: admins, email: email, sms: sms,
-            retry: RetrySettings(first: first, max: max, giveUpAfter: giveUp), chatWebhookURL: chatURL)
+            channels: channels,
+            admins: admins,
+            email: email,
+            sms: sms,
+            retry: RetrySettings(first: first, max: max, giveUpAfter: giveUp),
+            chatWebhookURL: chatURL
+        )
     }
 
-    private static func readEmail(_ mapping: YAMLMapping, directory: String, defaults: EmailTransport) -> EmailTransport {
+    private static func readEmail(_ mapping: YAMLMapping, directory: String, defaults: EmailTransport) -> EmailTransport
+    {
         enum Transport: String, CaseIterable { case maildir, smtp }
         let transport = mapping.value("transport")?.enumeration(Transport.self, noun: "transport") ?? .maildir
         var from = defaults.from
@@ -255,7 +274,9 @@ enum Contacts {
         if roles { role = entry.value("role")?.enumeration(ParticipantRole.self, noun: "role") }
         if emailValue == nil && phoneValue == nil {
             entry.diag.report(
-                "\(entry.path): needs an email or a phone to be reached", at: entry.position)
+                "\(entry.path): needs an email or a phone to be reached",
+                at: entry.position
+            )
         }
         guard let name, email != nil || phone != nil else { return nil }
         if (emailValue != nil && email == nil) || (phoneValue != nil && phone == nil) { return nil }

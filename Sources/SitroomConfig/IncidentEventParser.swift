@@ -21,14 +21,18 @@ public enum IncidentEventParser {
     /// - Throws: ``ConfigErrors`` naming each bad field and its line, e.g.
     ///   `new/x.yaml:3:1: incident.id: required field is missing`.
     public static func parse(
-        _ bytes: [UInt8], file: String, maxFileSize: Int = defaultMaxFileSize
+        _ bytes: [UInt8],
+        file: String,
+        maxFileSize: Int = defaultMaxFileSize
     ) throws(ConfigErrors) -> IncidentEvent {
         let diag = Diagnostics(file: file)
         let event = read(YAMLDocument.compose(bytes, limit: maxFileSize, diag: diag), diag: diag)
         guard diag.isEmpty, let event else {
-            throw ConfigErrors(errors: diag.isEmpty
-                ? [ConfigError(file: file, line: 0, column: 0, message: "internal error: event not read")]
-                : diag.errors)
+            throw ConfigErrors(
+                errors: diag.isEmpty
+                    ? [ConfigError(file: file, line: 0, column: 0, message: "internal error: event not read")]
+                    : diag.errors
+            )
         }
         return event
     }
@@ -54,7 +58,9 @@ public enum IncidentEventParser {
             } else if let seconds = Scalars.rfc3339(text) {
                 occurredAt = seconds
             } else {
-                value.fail("'\(text)' is not an RFC 3339 timestamp (e.g. 2024-05-01T10:00:00Z or 2024-05-01T12:00:00+02:00)")
+                value.fail(
+                    "'\(text)' is not an RFC 3339 timestamp (e.g. 2024-05-01T10:00:00Z or 2024-05-01T12:00:00+02:00)"
+                )
             }
         }
         let stage = top.required("stage")?.enumeration(IncidentStage.self, noun: "stage")
@@ -77,7 +83,8 @@ public enum IncidentEventParser {
                 entry.finish()
                 if let contact {
                     participants.append(
-                        Participant(name: contact.name, email: contact.email, phone: contact.phone, role: contact.role))
+                        Participant(name: contact.name, email: contact.email, phone: contact.phone, role: contact.role)
+                    )
                 }
             }
         }
@@ -86,7 +93,12 @@ public enum IncidentEventParser {
 
         guard let eventID, let occurredAt, let stage, let incident else { return nil }
         return IncidentEvent(
-            eventID: eventID, occurredAt: occurredAt, stage: stage, incident: incident, participants: participants,
-            integration: integration)
+            eventID: eventID,
+            occurredAt: occurredAt,
+            stage: stage,
+            incident: incident,
+            participants: participants,
+            integration: integration
+        )
     }
 }

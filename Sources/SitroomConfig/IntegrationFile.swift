@@ -8,7 +8,13 @@ enum IntegrationFile {
 
     /// Integration and host names end up in control commands (`pool drain NAME HOST`): no spaces.
     static func isIdentifier(_ text: String) -> Bool {
-        text.wholeMatch(of: #/[A-Za-z0-9][A-Za-z0-9._@+-]*/#) != nil
+        func isAlphanumeric(_ b: UInt8) -> Bool {
+            isDigit(b) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z"))
+                || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+        }
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, isAlphanumeric(first) else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || "._@+-".utf8.contains($0) }
     }
 
     /// Reads one integration; `nil` when the file has errors (all reported to `diag`).
@@ -16,13 +22,17 @@ enum IntegrationFile {
         if !isIdentifier(name) {
             diag.report(
                 "integration name '\(name)' (the file name) must be letters, digits, '.', '_', '-', '@' or '+'",
-                at: .unknown)
+                at: .unknown
+            )
         }
         let top: YAMLMapping
         switch root {
         case .failed: return nil
         case .empty:
-            diag.report("the file is empty; an integration needs kind, client_id, client_secret_file and hosts", at: .start)
+            diag.report(
+                "the file is empty; an integration needs kind, client_id, client_secret_file and hosts",
+                at: .start
+            )
             return nil
         case .node(let node):
             guard let mapping = YAMLValue(node: node, path: "", diag: diag).mapping() else { return nil }
@@ -62,10 +72,21 @@ enum IntegrationFile {
 
         guard diag.count == before, let kind, let clientID, let clientSecretFile, let hosts else { return nil }
         return IntegrationConfig(
-            name: name, file: file, kind: kind, apiURL: apiURL, oauthURL: oauthURL, accountID: accountID,
-            clientID: clientID, clientSecretFile: clientSecretFile, webhookSecretFile: webhookSecretFile,
-            redirectURI: redirectURI, mediumPerSecond: mediumPerSecond, hosts: hosts, meeting: meeting,
-            priority: priority)
+            name: name,
+            file: file,
+            kind: kind,
+            apiURL: apiURL,
+            oauthURL: oauthURL,
+            accountID: accountID,
+            clientID: clientID,
+            clientSecretFile: clientSecretFile,
+            webhookSecretFile: webhookSecretFile,
+            redirectURI: redirectURI,
+            mediumPerSecond: mediumPerSecond,
+            hosts: hosts,
+            meeting: meeting,
+            priority: priority
+        )
     }
 
     private static func readHosts(_ value: YAMLValue?, diag: Diagnostics) -> [HostConfig]? {
@@ -87,7 +108,9 @@ enum IntegrationFile {
             var id = idValue?.string()
             if let text = id, let idValue {
                 if !isIdentifier(text) {
-                    idValue.fail("'\(text)' must be letters, digits, '.', '_', '-', '@' or '+' (it is used in commands)")
+                    idValue.fail(
+                        "'\(text)' must be letters, digits, '.', '_', '-', '@' or '+' (it is used in commands)"
+                    )
                     id = nil
                 } else if let line = idLines[text] {
                     idValue.fail("duplicate host id '\(text)' (first at line \(line))")
@@ -122,7 +145,14 @@ enum IntegrationFile {
         let defaults = MeetingSettings()
         var topic = defaults.topic
         if let value = meeting.value("topic"), let text = value.string() {
-            TemplateCheck.check(text, prefix: "\(value.path): ", base: value.position, diag: diag)
+            // The topic is rendered when the meeting is created: no person or admin is known then.
+            TemplateCheck.check(
+                text,
+                prefix: "\(value.path): ",
+                base: value.position,
+                roots: ["incident", "room", "integration"],
+                diag: diag
+            )
             topic = text
         }
         let settings = MeetingSettings(
@@ -132,11 +162,14 @@ enum IntegrationFile {
             passcode: meeting.value("passcode")?.enumeration(MeetingSettings.Passcode.self, noun: "passcode")
                 ?? defaults.passcode,
             autoRecording: meeting.value("auto_recording")?.enumeration(
-                MeetingSettings.AutoRecording.self, noun: "auto_recording") ?? defaults.autoRecording,
+                MeetingSettings.AutoRecording.self,
+                noun: "auto_recording"
+            ) ?? defaults.autoRecording,
             commanderAsAlternativeHost: meeting.value("commander_as_alternative_host")?.bool()
                 ?? defaults.commanderAsAlternativeHost,
             onResolve: meeting.value("on_resolve")?.enumeration(MeetingSettings.OnResolve.self, noun: "on_resolve")
-                ?? defaults.onResolve)
+                ?? defaults.onResolve
+        )
         meeting.finish()
         return settings
     }

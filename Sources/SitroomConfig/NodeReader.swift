@@ -64,7 +64,9 @@ struct YAMLValue {
                 if kind == "null" {
                     fail("must be a string, not null")
                 } else {
-                    fail("must be a string, but \(scalar.string) is read as \(kind) by YAML; quote it (\"\(scalar.string)\")")
+                    fail(
+                        "must be a string, but \(scalar.string) is read as \(kind) by YAML; quote it (\"\(scalar.string)\")"
+                    )
                 }
                 return nil
             }
@@ -146,7 +148,9 @@ struct YAMLValue {
             return nil
         }
         guard range.contains(bytes) else {
-            fail("must be between \(FileReading.describeSize(range.lowerBound)) and \(FileReading.describeSize(range.upperBound))")
+            fail(
+                "must be between \(FileReading.describeSize(range.lowerBound)) and \(FileReading.describeSize(range.upperBound))"
+            )
             return nil
         }
         return bytes
@@ -287,12 +291,15 @@ final class YAMLMapping {
             let childPath = path.isEmpty ? name : "\(path).\(name)"
             if let first = entries[name] {
                 diag.report(
-                    "\(childPath): duplicate key (first at line \(first.key.position.line))", at: keyValue.position)
+                    "\(childPath): duplicate key (first at line \(first.key.position.line))",
+                    at: keyValue.position
+                )
                 continue
             }
             entries[name] = Entry(
                 key: YAMLValue(node: keyNode, path: childPath, diag: diag, isKey: true),
-                value: YAMLValue(node: valueNode, path: childPath, diag: diag))
+                value: YAMLValue(node: valueNode, path: childPath, diag: diag)
+            )
             order.append(name)
         }
     }
@@ -372,7 +379,8 @@ final class YAMLMapping {
             let expected = asked.filter { !hidden.contains($0) }.joined(separator: ", ")
             diag.report(
                 "\(childPath(name)): unknown key (expected \(expected.isEmpty ? "no keys" : expected))",
-                at: entries[name]!.key.position)
+                at: entries[name]!.key.position
+            )
         }
     }
 }

@@ -27,7 +27,13 @@ enum TemplateCheck {
     /// Compiles `text` and checks its tags. Problems are reported at their position in the file when `base`
     /// is 1:1 (a template file), else at `base` (a YAML string such as `meeting.topic`); `prefix` starts each
     /// message (e.g. `meeting.topic: `).
-    static func check(_ text: String, prefix: String = "", base: Position = .start, diag: Diagnostics) {
+    static func check(
+        _ text: String,
+        prefix: String = "",
+        base: Position = .start,
+        roots: [String] = TemplateRules.rootList,
+        diag: Diagnostics
+    ) {
         // Inside a YAML string, positions within the text do not map to the file: use the string's own.
         func place(_ position: Position) -> Position { base == .start ? position : base }
         do {
@@ -40,7 +46,7 @@ enum TemplateCheck {
             diag.report("\(prefix)template does not compile: \(error)", at: base)
             return
         }
-        for problem in tagProblems(text) {
+        for problem in tagProblems(text, roots: roots) {
             diag.report(prefix + problem.message, at: place(problem.position))
         }
     }
@@ -65,7 +71,7 @@ enum TemplateCheck {
     }
 
     /// Scans `{{...}}` tags (a simple scan: the default delimiters only) and checks the names they use.
-    static func tagProblems(_ text: String) -> [Problem] {
+    static func tagProblems(_ text: String, roots: [String] = TemplateRules.rootList) -> [Problem] {
         var problems: [Problem] = []
         let scalars = Array(text.unicodeScalars)
         var sections: [String] = []
@@ -116,7 +122,8 @@ enum TemplateCheck {
                 continue
             case ">", "<", "$":
                 problems.append(
-                    Problem(message: "partials and blocks are not supported ('\(content)')", position: position))
+                    Problem(message: "partials and blocks are not supported ('\(content)')", position: position)
+                )
                 continue
             case "#", "^", "/", "&":
                 name = String(content.dropFirst()).trimmingWhitespace()
@@ -134,12 +141,13 @@ enum TemplateCheck {
                 if let top = sections.popLast() {
                     if top != name {
                         problems.append(
-                            Problem(message: "section '\(top)' is closed by '\(name)'", position: position))
+                            Problem(message: "section '\(top)' is closed by '\(name)'", position: position)
+                        )
                     }
                 }
                 continue
             }
-            if let problem = nameProblem(name, sections: sections) {
+            if let problem = nameProblem(name, sections: sections, roots: roots) {
                 problems.append(Problem(message: problem, position: position))
             }
             if sigil == "#" || sigil == "^" { sections.append(name) }
@@ -148,18 +156,18 @@ enum TemplateCheck {
     }
 
     /// Why `name` is not a variable templates may use, or `nil`.
-    private static func nameProblem(_ name: String, sections: [String]) -> String? {
+    private static func nameProblem(_ name: String, sections: [String], roots rootList: [String]) -> String? {
         if name == "." { return nil }
         let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        let roots = TemplateRules.rootList.joined(separator: ", ")
-        if let fields = TemplateRules.variables[parts[0]] {
+        let roots = rootList.joined(separator: ", ")
+        if rootList.contains(parts[0]), let fields = TemplateRules.variables[parts[0]] {
             if parts.count == 1 { return nil }
             if parts.count == 2, fields.contains(parts[1]) { return nil }
             return "unknown variable '\(name)' (\(parts[0]) has \(fields.joined(separator: ", ")))"
         }
         // Inside `{{#incident}}...{{/incident}}` the object's fields may be named bare.
         if parts.count == 1 {
-            for section in sections.reversed() {
+            for section in sections.reversed() where rootList.contains(section) {
                 if let fields = TemplateRules.variables[section], fields.contains(name) { return nil }
             }
         }

@@ -23,7 +23,8 @@ enum YAMLDocument {
         guard bytes.count <= limit else {
             diag.report(
                 "file is \(bytes.count) bytes, larger than the limit of \(FileReading.describeSize(limit))",
-                at: .unknown)
+                at: .unknown
+            )
             return .failed
         }
         if let bad = firstInvalidUTF8(bytes) {
@@ -70,12 +71,16 @@ enum YAMLDocument {
                 names.insert(anchor.rawValue)
                 diag.report(
                     "anchors and aliases are not allowed (&\(anchor.rawValue)); write the value out",
-                    at: Position(node.mark))
+                    at: Position(node.mark)
+                )
                 continue
             }
             switch node {
             case .mapping(let mapping):
-                for (key, value) in mapping { stack.append(key); stack.append(value) }
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
             case .sequence(let sequence):
                 stack.append(contentsOf: sequence)
             case .alias(let alias):
@@ -138,7 +143,9 @@ enum YAMLDocument {
                 let first = Position(context.mark)
                 let second = secondOccurrence(ofKey: key, after: first, in: text)
                 diag.report(
-                    "duplicate key '\(key)' (first at line \(first.line))", at: second ?? first)
+                    "duplicate key '\(key)' (first at line \(first.line))",
+                    at: second ?? first
+                )
             }
         default:
             diag.report("invalid YAML: \(error)", at: .unknown)
@@ -146,27 +153,45 @@ enum YAMLDocument {
     }
 
     /// Yams reports a duplicated key at its first occurrence; the one to delete is the later one. Finds the
-    /// next place after `first` where `key` (plain or quoted) stands as a mapping key.
+    /// next place after `first` where `key` (plain or quoted) stands as a key of the same mapping: in a block
+    /// mapping, at the same column with only indentation (or `- `) before it; in a flow mapping, after `{` or `,`.
     private static func secondOccurrence(ofKey key: String, after first: Position, in text: String) -> Position? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+        guard first.line >= 1, first.line <= lines.count else { return nil }
         let spellings = [key, "\"\(key)\"", "'\(key)'"].map { Array($0.unicodeScalars) }
-        for lineIndex in (first.line - 1)..<lines.count where lineIndex >= 0 {
-            let scalars = Array(lines[lineIndex].unicodeScalars)
-            let startColumn = lineIndex == first.line - 1 ? first.column : 0
-            var column = startColumn
-            while column < scalars.count {
-                let before: Unicode.Scalar = column == 0 ? " " : scalars[column - 1]
-                if [" ", "\t", "{", ",", "-"].contains(before) {
-                    for spelling in spellings where column + spelling.count <= scalars.count {
-                        guard Array(scalars[column..<column + spelling.count]) == spelling else { continue }
-                        var after = column + spelling.count
-                        while after < scalars.count, scalars[after] == " " || scalars[after] == "\t" { after += 1 }
-                        if after < scalars.count, scalars[after] == ":" {
-                            return Position(line: lineIndex + 1, column: column + 1)
-                        }
-                    }
+        func isIndentation(_ scalars: ArraySlice<Unicode.Scalar>) -> Bool {
+            scalars.allSatisfy { $0 == " " || $0 == "-" }
+        }
+        func isKey(_ scalars: [Unicode.Scalar], at column: Int) -> Bool {
+            for spelling in spellings where column + spelling.count <= scalars.count {
+                guard Array(scalars[column..<column + spelling.count]) == spelling else { continue }
+                var after = column + spelling.count
+                while after < scalars.count, scalars[after] == " " || scalars[after] == "\t" { after += 1 }
+                if after < scalars.count, scalars[after] == ":" { return true }
+            }
+            return false
+        }
+        let firstLine = lines[first.line - 1]
+        let column = first.column - 1
+        guard column >= 0, column <= firstLine.count else { return nil }
+        if isIndentation(firstLine[..<column]) {
+            for lineIndex in first.line..<lines.count {
+                let scalars = lines[lineIndex]
+                if column <= scalars.count, isIndentation(scalars[..<column]), isKey(scalars, at: column) {
+                    return Position(line: lineIndex + 1, column: column + 1)
                 }
-                column += 1
+            }
+            return nil
+        }
+        for lineIndex in (first.line - 1)..<lines.count {
+            let scalars = lines[lineIndex]
+            var index = lineIndex == first.line - 1 ? column + 1 : 0
+            while index < scalars.count {
+                let before: Unicode.Scalar = index == 0 ? " " : scalars[index - 1]
+                if [" ", "\t", "{", ","].contains(before), isKey(scalars, at: index) {
+                    return Position(line: lineIndex + 1, column: index + 1)
+                }
+                index += 1
             }
         }
         return nil
@@ -212,12 +237,20 @@ enum YAMLDocument {
             switch lead {
             case 0x00...0x7F: length = 1
             case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; lower = 0xA0
+            case 0xE0:
+                length = 3
+                lower = 0xA0
             case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; upper = 0x9F
-            case 0xF0: length = 4; lower = 0x90
+            case 0xED:
+                length = 3
+                upper = 0x9F
+            case 0xF0:
+                length = 4
+                lower = 0x90
             case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; upper = 0x8F
+            case 0xF4:
+                length = 4
+                upper = 0x8F
             default: return index
             }
             guard index + length <= bytes.count else { return index }

@@ -19,7 +19,11 @@ import Glibc
             let daemon = config.daemon
             #expect(daemon.conference.component == .video)
             #expect(daemon.conference.integrations == ["zoom-main"])
-            #expect(daemon.conference.rules == [ConferenceRule(match: ["team": "payments-sre"], integrations: ["zoom-backup"])])
+            #expect(
+                daemon.conference.rules == [
+                    ConferenceRule(match: ["team": "payments-sre"], integrations: ["zoom-backup"])
+                ]
+            )
             #expect(daemon.conference.followUp == [.email, .sms])
             #expect(daemon.reopenHoldDown == 900)
             #expect(daemon.notify.channels == [.email, .sms])
@@ -61,12 +65,18 @@ import Glibc
                 backup.hosts == [
                     HostConfig(id: "b1", user: "b1@example.com", concurrentMeetings: 2, dailyCreateLimit: 50),
                     HostConfig(id: "b2", user: "b2@example.com"),
-                ])
+                ]
+            )
             #expect(
                 backup.meeting
                     == MeetingSettings(
-                        topic: "War room {{incident.id}}: {{incident.title}}", waitingRoom: true, passcode: .none,
-                        autoRecording: .cloud, onResolve: .end))
+                        topic: "War room {{incident.id}}: {{incident.title}}",
+                        waitingRoom: true,
+                        passcode: .none,
+                        autoRecording: .cloud,
+                        onResolve: .end
+                    )
+            )
             #expect(backup.priority == 20)
 
             #expect(
@@ -75,7 +85,8 @@ import Glibc
                         Participant(name: "Ada", email: "ada@example.com", role: .commander),
                         Participant(name: "Bob", phone: "+15005550006"),
                     ]
-                ])
+                ]
+            )
             #expect(config.templates.keys.sorted() == ["room-ready.email", "room-ready.sms"])
             #expect(config.templates["room-ready.sms"] == "{{incident.title}}: {{room.join_url}}\n")
         }
@@ -128,31 +139,52 @@ import Glibc
             #expect(daemon.conference.integrations == ["zoom-backup", "zoom-main"])
             #expect(
                 daemon.conference.rules == [
-                    ConferenceRule(match: ["team": "payments-sre", "severity": "critical"], integrations: ["zoom-backup"]),
+                    ConferenceRule(
+                        match: ["team": "payments-sre", "severity": "critical"],
+                        integrations: ["zoom-backup"]
+                    ),
                     ConferenceRule(match: [:], integrations: ["zoom-main"]),
-                ])
+                ]
+            )
             #expect(daemon.reopenHoldDown == 7200)
             #expect(daemon.notify.channels == [.email])
             #expect(
                 daemon.notify.admins == [
                     Admin(name: "Ops", email: "ops@example.org", phone: "+4915112345678"),
                     Admin(name: "Pager", phone: "+15005550006"),
-                ])
+                ]
+            )
             #expect(
                 daemon.notify.email
                     == .smtp(
-                        from: "sitroom@example.org", url: "smtps://smtp.example.org:465", username: "sitroom",
-                        passwordFile: root + "/secrets/smtp"))
+                        from: "sitroom@example.org",
+                        url: "smtps://smtp.example.org:465",
+                        username: "sitroom",
+                        passwordFile: root + "/secrets/smtp"
+                    )
+            )
             #expect(
                 daemon.notify.sms
                     == .http(
-                        url: "https://api.example-sms.test/2010-04-01/Accounts/AC1/Messages.json", from: "+15005550006",
-                        username: "AC1", passwordFile: root + "/secrets/sms"))
+                        url: "https://api.example-sms.test/2010-04-01/Accounts/AC1/Messages.json",
+                        from: "+15005550006",
+                        username: "AC1",
+                        passwordFile: root + "/secrets/sms"
+                    )
+            )
             #expect(daemon.notify.retry == RetrySettings(first: 10, max: 1800, giveUpAfter: 86_400))
             #expect(daemon.notify.chatWebhookURL == "https://hooks.example.org/services/T0/B0/x")
             #expect(daemon.feeds.alertmanagerSituationRoomWhen == ["severity": "page", "env": "prod"])
             #expect(daemon.feeds.pagerdutySituationRoomWhen == ["urgency": "high"])
-            #expect(daemon.spool == SpoolSettings(maxFileSize: 512 << 10, keepCur: 7 * 86_400, keepRejected: 14 * 86_400, tmpStaleAfter: 21_600))
+            #expect(
+                daemon.spool
+                    == SpoolSettings(
+                        maxFileSize: 512 << 10,
+                        keepCur: 7 * 86_400,
+                        keepRejected: 14 * 86_400,
+                        tmpStaleAfter: 21_600
+                    )
+            )
             #expect(daemon.storeMapSize == 2 << 30)
             #expect(daemon.controlGroup == "root")
         }
@@ -165,7 +197,8 @@ import Glibc
                 overrides: [
                     "sitroom.yaml": "# nothing yet\n", "roster.yaml": nil,
                     "templates/room-ready.email.mustache": nil, "templates/room-ready.sms.mustache": nil,
-                ])
+                ]
+            )
             let config = try ConfigLoader.load(etcDirectory: fixture.etc)
             #expect(config.daemon == DaemonSettings())
             #expect(config.roster == Roster())
@@ -183,7 +216,8 @@ import Glibc
                     "integrations/#zoom-main.yaml#": garbage, "integrations/.hidden.yaml": garbage,
                     "integrations/README.md": garbage, "integrations/zoom-main.yaml.bak": garbage,
                     "templates/room-ready.email.mustache~": garbage, "templates/.room-ended.sms.mustache": garbage,
-                ])
+                ]
+            )
             let config = try ConfigLoader.load(etcDirectory: fixture.etc)
             #expect(config.integrations.keys.sorted() == ["zoom-backup", "zoom-main"])
             #expect(config.templates.keys.sorted() == ["room-ready.email", "room-ready.sms"])
@@ -212,13 +246,19 @@ import Glibc
         #expect(
             errors == [
                 "\(Self.mainFile):8:1: colour: unknown key (expected kind, api_url, oauth_url, account_id, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority)"
-            ])
+            ]
+        )
     }
 
     @Test func unknownNestedKeyIsAnError() throws {
-        let errors = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + "meeting:\n  waitingroom: true\n")
+        let errors = try loadErrors(
+            "integrations/zoom-main.yaml",
+            EtcFixture.zoomMain + "meeting:\n  waitingroom: true\n"
+        )
         #expect(errors.count == 1)
-        #expect(errors.first?.hasPrefix("\(Self.mainFile):9:3: meeting.waitingroom: unknown key (expected topic,") == true)
+        #expect(
+            errors.first?.hasPrefix("\(Self.mainFile):9:3: meeting.waitingroom: unknown key (expected topic,") == true
+        )
     }
 
     @Test func duplicateKeyIsAnErrorAtTheSecondOccurrence() throws {
@@ -226,9 +266,30 @@ import Glibc
         #expect(errors == ["\(Self.mainFile):8:1: duplicate key 'client_id' (first at line 3)"])
     }
 
+    @Test func duplicateKeyInNestedBlockMappingIsFoundAtItsColumn() throws {
+        let text =
+            EtcFixture.zoomMain + """
+                meeting:
+                  topic: "A {{incident.title}}"
+                  waiting_room: true
+                  topic: "B"
+
+                """
+        let errors = try loadErrors("integrations/zoom-main.yaml", text)
+        #expect(errors == ["\(Self.mainFile):11:3: duplicate key 'topic' (first at line 9)"])
+        let hosts = EtcFixture.zoomMain + "    id: again\n"
+        #expect(
+            try loadErrors("integrations/zoom-main.yaml", hosts) == [
+                "\(Self.mainFile):8:5: duplicate key 'id' (first at line 6)"
+            ]
+        )
+    }
+
     @Test func duplicateKeyInFlowMappingIsAnError() throws {
         let errors = try loadErrors(
-            "sitroom.yaml", "notify:\n  retry: { first: 10s, max: 1h, first: 20s }\n")
+            "sitroom.yaml",
+            "notify:\n  retry: { first: 10s, max: 1h, first: 20s }\n"
+        )
         #expect(errors == ["ROOT/etc/sitroom.yaml:2:33: duplicate key 'first' (first at line 2)"])
     }
 
@@ -248,7 +309,8 @@ import Glibc
             errors == [
                 "\(Self.mainFile):2:13: anchors and aliases are not allowed (&acct); write the value out",
                 "\(Self.mainFile):3:12: anchors and aliases are not allowed (*acct)",
-            ])
+            ]
+        )
     }
 
     @Test func anchoredMappingAndMergeKeyAreRejected() throws {
@@ -306,7 +368,8 @@ import Glibc
         #expect(
             errors == [
                 "\(Self.mainFile):3:12: client_id: must be a string, but \(value) is read as \(kind) by YAML; quote it (\"\(value)\")"
-            ])
+            ]
+        )
     }
 
     @Test(arguments: ["\"yes\"", "'010'", "!!str 22:30", "\"42\""])
@@ -318,7 +381,9 @@ import Glibc
     @Test(arguments: ["yes", "True", "on", "\"true\"", "1"])
     func booleansAreOnlyTrueOrFalse(value: String) throws {
         let errors = try loadErrors(
-            "integrations/zoom-main.yaml", EtcFixture.zoomMain + "meeting:\n  waiting_room: \(value)\n")
+            "integrations/zoom-main.yaml",
+            EtcFixture.zoomMain + "meeting:\n  waiting_room: \(value)\n"
+        )
         #expect(errors == ["\(Self.mainFile):9:17: meeting.waiting_room: must be true or false, not \(value)"])
     }
 
@@ -328,7 +393,8 @@ import Glibc
         #expect(
             errors == [
                 "\(Self.mainFile):8:11: priority: must be a plain decimal integer (no leading zeros, underscores or signs), not \(value)"
-            ])
+            ]
+        )
     }
 
     @Test func quotedIntegerIsAnError() throws {
@@ -366,7 +432,10 @@ import Glibc
     func badDurations(text: String) throws {
         let errors = try loadErrors("sitroom.yaml", "reopen_hold_down: \(text)\n")
         #expect(
-            errors == ["ROOT/etc/sitroom.yaml:1:19: reopen_hold_down: must be a duration like 30s, 5m, 2h or 2d, not '\(text)'"])
+            errors == [
+                "ROOT/etc/sitroom.yaml:1:19: reopen_hold_down: must be a duration like 30s, 5m, 2h or 2d, not '\(text)'"
+            ]
+        )
     }
 
     @Test(arguments: [("1MiB", 1 << 20), ("4096KiB", 4 << 20), ("1GiB", 1 << 30), ("2097152", 2 << 20)])
@@ -383,7 +452,8 @@ import Glibc
         #expect(
             errors == [
                 "ROOT/etc/sitroom.yaml:2:13: store.map_size: must be a size like 512KiB, 1MiB, 1GiB or a number of bytes, not '\(text)'"
-            ])
+            ]
+        )
     }
 }
 
@@ -403,25 +473,32 @@ import Glibc
     }
 
     @Test func hostsAreRequiredAndNonEmpty() throws {
-        let withoutHosts = "kind: zoom-s2s\naccount_id: A\nclient_id: c\nclient_secret_file: ../../secrets/zoom-main.secret\n"
+        let withoutHosts =
+            "kind: zoom-s2s\naccount_id: A\nclient_id: c\nclient_secret_file: ../../secrets/zoom-main.secret\n"
         #expect(
             try loadErrors("integrations/zoom-main.yaml", withoutHosts)
-                == ["\(Self.mainFile):1:1: hosts: required field is missing"])
+                == ["\(Self.mainFile):1:1: hosts: required field is missing"]
+        )
         #expect(
             try loadErrors("integrations/zoom-main.yaml", withoutHosts + "hosts: []\n")
-                == ["\(Self.mainFile):5:8: hosts: must list at least one host"])
+                == ["\(Self.mainFile):5:8: hosts: must list at least one host"]
+        )
     }
 
     @Test func redirectURIIsRequiredForZoomOAuth() throws {
         let text = EtcFixture.zoomBackup.replacingOccurrences(
-            of: "redirect_uri: http://127.0.0.1:8080/zoom/callback\n", with: "")
+            of: "redirect_uri: http://127.0.0.1:8080/zoom/callback\n",
+            with: ""
+        )
         let errors = try loadErrors("integrations/zoom-backup.yaml", text)
         #expect(errors == ["ROOT/etc/integrations/zoom-backup.yaml:1:1: redirect_uri: required field is missing"])
     }
 
     @Test func keysOfTheOtherKindAreErrors() throws {
         let errors = try loadErrors(
-            "integrations/zoom-main.yaml", EtcFixture.zoomMain + "redirect_uri: https://x.example.org/cb\n")
+            "integrations/zoom-main.yaml",
+            EtcFixture.zoomMain + "redirect_uri: https://x.example.org/cb\n"
+        )
         #expect(errors == ["\(Self.mainFile):8:1: redirect_uri: only used by kind zoom-oauth"])
     }
 
@@ -467,7 +544,8 @@ import Glibc
             #expect(
                 fixture.errors() == [
                     "\(Self.mainFile):4:21: client_secret_file: ROOT/secrets/zoom-main.secret is readable by group or others (mode 0644); chmod 600 it"
-                ])
+                ]
+            )
         }
     }
 
@@ -478,7 +556,8 @@ import Glibc
             #expect(
                 fixture.errors() == [
                     "ROOT/etc/integrations/zoom-backup.yaml:4:22: webhook_secret_file: ROOT/secrets/zoom-backup.webhook is accessible by group or others (mode 0620); chmod 600 it"
-                ])
+                ]
+            )
         }
     }
 
@@ -486,14 +565,18 @@ import Glibc
         try withTemporaryDirectory { root in
             let fixture = try EtcFixture(root: root)
             try FileManager.default.removeItem(atPath: root + "/secrets/zoom-main.secret")
-            try FileManager.default.createDirectory(atPath: root + "/secrets/zoom-main.secret", withIntermediateDirectories: false)
+            try FileManager.default.createDirectory(
+                atPath: root + "/secrets/zoom-main.secret",
+                withIntermediateDirectories: false
+            )
             chmod(root + "/secrets/zoom-main.secret", 0o700)
             try FileManager.default.removeItem(atPath: root + "/secrets/zoom-backup.secret")
             #expect(
                 fixture.errors() == [
                     "ROOT/etc/integrations/zoom-backup.yaml:3:21: client_secret_file: ROOT/secrets/zoom-backup.secret does not exist",
                     "\(Self.mainFile):4:21: client_secret_file: ROOT/secrets/zoom-main.secret is not a regular file",
-                ])
+                ]
+            )
         }
     }
 
@@ -514,7 +597,9 @@ import Glibc
             try write("x\n", to: root + "/secrets/..data/real", mode: 0o600)
             try FileManager.default.removeItem(atPath: root + "/secrets/zoom-main.secret")
             try FileManager.default.createSymbolicLink(
-                atPath: root + "/secrets/zoom-main.secret", withDestinationPath: "..data/real")
+                atPath: root + "/secrets/zoom-main.secret",
+                withDestinationPath: "..data/real"
+            )
             #expect(fixture.errors() == [])
         }
     }
@@ -524,26 +609,47 @@ import Glibc
         #expect(
             errors == [
                 "ROOT/etc/integrations/zoom main.yaml:0:0: integration name 'zoom main' (the file name) must be letters, digits, '.', '_', '-', '@' or '+'"
-            ])
+            ]
+        )
     }
 
     @Test func meetingTopicIsCheckedAsATemplate() throws {
         let errors = try loadErrors(
-            "integrations/zoom-main.yaml", EtcFixture.zoomMain + "meeting:\n  topic: \"Room {{incident.name}}\"\n")
+            "integrations/zoom-main.yaml",
+            EtcFixture.zoomMain + "meeting:\n  topic: \"Room {{incident.name}}\"\n"
+        )
         #expect(
             errors == [
                 "\(Self.mainFile):9:10: meeting.topic: unknown variable 'incident.name' (incident has id, title, severity, team, stage)"
-            ])
+            ]
+        )
+    }
+
+    @Test func meetingTopicCannotNamePeople() throws {
+        let errors = try loadErrors(
+            "integrations/zoom-main.yaml",
+            EtcFixture.zoomMain + "meeting:\n  topic: \"Room for {{person.name}}\"\n"
+        )
+        #expect(
+            errors == [
+                "\(Self.mainFile):9:10: meeting.topic: unknown variable 'person.name' (expected incident, room, integration, e.g. incident.title)"
+            ]
+        )
     }
 
     @Test(arguments: [
         ("passcode: always", "10:13: meeting.passcode: unknown passcode 'always' (expected random, none)"),
-        ("auto_recording: yes", "10:19: meeting.auto_recording: unknown auto_recording 'yes' (expected none, local, cloud)"),
+        (
+            "auto_recording: yes",
+            "10:19: meeting.auto_recording: unknown auto_recording 'yes' (expected none, local, cloud)"
+        ),
         ("on_resolve: delete", "10:15: meeting.on_resolve: unknown on_resolve 'delete' (expected end_and_delete, end)"),
     ])
     func meetingEnumerations(line: String, message: String) throws {
         let errors = try loadErrors(
-            "integrations/zoom-main.yaml", EtcFixture.zoomMain + "priority: 1\nmeeting:\n  \(line)\n")
+            "integrations/zoom-main.yaml",
+            EtcFixture.zoomMain + "priority: 1\nmeeting:\n  \(line)\n"
+        )
         #expect(errors == ["\(Self.mainFile):\(message)"])
     }
 }
@@ -567,13 +673,16 @@ import Glibc
             errors == [
                 "\(Self.file):2:29: conference.integrations[1]: no integration named 'zoom-gone' (no file integrations/zoom-gone.yaml; have: zoom-backup, zoom-main)",
                 "\(Self.file):6:11: conference.rules[0].integrations[0]: no integration named 'zoom-missing' (no file integrations/zoom-missing.yaml; have: zoom-backup, zoom-main)",
-            ])
+            ]
+        )
     }
 
     @Test func ruleMatchKeysAreTeamAndSeverity() throws {
         let text = "conference:\n  rules:\n    - match: { urgency: high }\n      integrations: [zoom-main]\n"
         let errors = try loadErrors("sitroom.yaml", text)
-        #expect(errors == ["\(Self.file):3:16: conference.rules[0].match.urgency: unknown key (expected team, severity)"])
+        #expect(
+            errors == ["\(Self.file):3:16: conference.rules[0].match.urgency: unknown key (expected team, severity)"]
+        )
     }
 
     @Test(arguments: [
@@ -607,7 +716,8 @@ import Glibc
         #expect(
             errors == [
                 "\(Self.file):4:14: notify.admins[0].phone: must be a string, but +15005550006 is read as an integer by YAML; quote it (\"+15005550006\")"
-            ])
+            ]
+        )
     }
 
     @Test func adminNeedsAContact() throws {
@@ -624,24 +734,30 @@ import Glibc
 
     @Test func passwordFileIsASecret() throws {
         try withTemporaryDirectory { root in
-            let text = "notify:\n  email: { transport: smtp, url: \"smtp://mail.example.org:587\", password_file: ../secrets/smtp }\n"
+            let text =
+                "notify:\n  email: { transport: smtp, url: \"smtp://mail.example.org:587\", password_file: ../secrets/smtp }\n"
             let fixture = try EtcFixture(root: root, overrides: ["sitroom.yaml": text])
             chmod(root + "/secrets/smtp", 0o640)
             #expect(
                 fixture.errors() == [
                     "\(Self.file):2:80: notify.email.password_file: ROOT/secrets/smtp is readable by group or others (mode 0640); chmod 600 it"
-                ])
+                ]
+            )
         }
     }
 
     @Test func httpSMSNeedsItsKeys() throws {
-        let errors = try loadErrors("sitroom.yaml", "notify:\n  sms:\n    transport: http\n    url: https://sms.example.org/send\n")
+        let errors = try loadErrors(
+            "sitroom.yaml",
+            "notify:\n  sms:\n    transport: http\n    url: https://sms.example.org/send\n"
+        )
         #expect(
             errors == [
                 "\(Self.file):2:3: notify.sms.from: required field is missing",
                 "\(Self.file):2:3: notify.sms.username: required field is missing",
                 "\(Self.file):2:3: notify.sms.password_file: required field is missing",
-            ])
+            ]
+        )
     }
 
     @Test func badFromMailbox() throws {
@@ -649,7 +765,8 @@ import Glibc
         #expect(
             errors == [
                 "\(Self.file):2:18: notify.email.from: 'sitroom <nobody>' is not a mailbox (expected addr@example.org or \"Name <addr@example.org>\")"
-            ])
+            ]
+        )
     }
 
     @Test func unknownChannel() throws {
@@ -673,7 +790,11 @@ import Glibc
 
     @Test func chatNeedsAWebhookURL() throws {
         let errors = try loadErrors("sitroom.yaml", "notify:\n  chat: { webhook_url: \"ftp://x.example.org\" }\n")
-        #expect(errors == ["\(Self.file):2:24: notify.chat.webhook_url: 'ftp://x.example.org' must use https or http, not ftp"])
+        #expect(
+            errors == [
+                "\(Self.file):2:24: notify.chat.webhook_url: 'ftp://x.example.org' must use https or http, not ftp"
+            ]
+        )
     }
 
     @Test func feedConditionsAreStrings() throws {
@@ -681,7 +802,8 @@ import Glibc
         #expect(
             errors == [
                 "\(Self.file):2:48: feeds.alertmanager.situation_room_when.page: must be a string, but yes is read as a boolean by YAML; quote it (\"yes\")"
-            ])
+            ]
+        )
     }
 
     @Test func missingSitroomYAML() throws {
@@ -697,17 +819,25 @@ import Glibc
     static let file = "ROOT/etc/roster.yaml"
 
     @Test func memberNeedsNameAndContact() throws {
-        let errors = try loadErrors("roster.yaml", "teams:\n  sre:\n    - { email: a@example.org }\n    - { name: B }\n")
+        let errors = try loadErrors(
+            "roster.yaml",
+            "teams:\n  sre:\n    - { email: a@example.org }\n    - { name: B }\n"
+        )
         #expect(
             errors == [
                 "\(Self.file):3:7: teams.sre[0].name: required field is missing",
                 "\(Self.file):4:7: teams.sre[1]: needs an email or a phone to be reached",
-            ])
+            ]
+        )
     }
 
     @Test func teamNamesAreStrings() throws {
         let errors = try loadErrors("roster.yaml", "teams:\n  no:\n    - { name: A, email: a@example.org }\n")
-        #expect(errors == ["\(Self.file):2:3: teams.no: must be a string, but no is read as a boolean by YAML; quote it (\"no\")"])
+        #expect(
+            errors == [
+                "\(Self.file):2:3: teams.no: must be a string, but no is read as a boolean by YAML; quote it (\"no\")"
+            ]
+        )
     }
 
     @Test func unknownRoleAndDuplicatePerson() throws {
@@ -724,7 +854,8 @@ import Glibc
             errors == [
                 "\(Self.file):3:46: teams.sre[0].role: unknown role 'boss' (expected commander, responder)",
                 "\(Self.file):5:7: teams.sre[2]: the same person as the member at line 4",
-            ])
+            ]
+        )
     }
 
     @Test func unknownTopLevelKey() throws {
@@ -740,7 +871,10 @@ import Glibc
     func badNames(name: String) throws {
         let errors = try loadErrors("templates/\(name)", "hello\n")
         #expect(errors.count == 1)
-        #expect(errors.first?.hasPrefix("\(Self.file(name)):0:0: template file must be named <kind>.<channel>.mustache") == true)
+        #expect(
+            errors.first?.hasPrefix("\(Self.file(name)):0:0: template file must be named <kind>.<channel>.mustache")
+                == true
+        )
     }
 
     @Test func everyKindAndChannelIsAccepted() throws {
@@ -748,7 +882,8 @@ import Glibc
         for kind in TemplateRules.kinds {
             for channel in TemplateRules.channels {
                 templates["templates/\(kind).\(channel).mustache"] =
-                    channel == "email" ? "Subject: {{incident.title}}\n\n{{admin.name}} {{integration.name}}\n" : "{{room.state}}\n"
+                    channel == "email"
+                    ? "Subject: {{incident.title}}\n\n{{admin.name}} {{integration.name}}\n" : "{{room.state}}\n"
             }
         }
         try withTemporaryDirectory { root in
@@ -759,7 +894,10 @@ import Glibc
     }
 
     @Test func compileErrorHasItsLine() throws {
-        let errors = try loadErrors("templates/room-ended.sms.mustache", "Ended:\n{{#incident}}\n{{title}}\n{{/room}}\n")
+        let errors = try loadErrors(
+            "templates/room-ended.sms.mustache",
+            "Ended:\n{{#incident}}\n{{title}}\n{{/room}}\n"
+        )
         #expect(errors.count == 1)
         #expect(errors.first?.hasPrefix("\(Self.file("room-ended.sms.mustache")):4:") == true)
         #expect(errors.first?.contains("template does not compile") == true)
@@ -773,10 +911,22 @@ import Glibc
 
     @Test(arguments: [
         ("{{incident.name}}", "1:1: unknown variable 'incident.name' (incident has id, title, severity, team, stage)"),
-        ("x\n  {{ meeting.url }}", "2:3: unknown variable 'meeting.url' (expected incident, room, person, integration, admin, e.g. incident.title)"),
-        ("{{#people}}{{/people}}", "1:1: unknown variable 'people' (expected incident, room, person, integration, admin, e.g. incident.title)"),
-        ("{{{room.link}}}", "1:1: unknown variable 'room.link' (room has id, state, reason, join_url, meeting_id, passcode, host, integration)"),
-        ("{{^room.passcode}}none{{/room.passcode}} {{title}}", "1:42: unknown variable 'title' (expected incident, room, person, integration, admin, e.g. incident.title)"),
+        (
+            "x\n  {{ meeting.url }}",
+            "2:3: unknown variable 'meeting.url' (expected incident, room, person, integration, admin, e.g. incident.title)"
+        ),
+        (
+            "{{#people}}{{/people}}",
+            "1:1: unknown variable 'people' (expected incident, room, person, integration, admin, e.g. incident.title)"
+        ),
+        (
+            "{{{room.link}}}",
+            "1:1: unknown variable 'room.link' (room has id, state, reason, join_url, meeting_id, passcode, host, integration)"
+        ),
+        (
+            "{{^room.passcode}}none{{/room.passcode}} {{title}}",
+            "1:42: unknown variable 'title' (expected incident, room, person, integration, admin, e.g. incident.title)"
+        ),
         ("{{> footer}}", "1:1: partials and blocks are not supported ('> footer')"),
     ])
     func unknownVariables(text: String, message: String) throws {
@@ -798,13 +948,16 @@ import Glibc
         let name = "room-ended.email.mustache"
         #expect(
             try loadErrors("templates/\(name)", "Hello {{person.name}}\n")
-                == ["\(Self.file(name)):1:1: an email template must begin with a 'Subject: ...' line"])
+                == ["\(Self.file(name)):1:1: an email template must begin with a 'Subject: ...' line"]
+        )
         #expect(
             try loadErrors("templates/\(name)", "Subject: \nbody\n")
-                == ["\(Self.file(name)):1:1: an email template must begin with a 'Subject: ...' line"])
+                == ["\(Self.file(name)):1:1: an email template must begin with a 'Subject: ...' line"]
+        )
         #expect(
             try loadErrors("templates/\(name)", "Subject: Room ended\nbody\n")
-                == ["\(Self.file(name)):2:1: the Subject line must be followed by a blank line, then the body"])
+                == ["\(Self.file(name)):2:1: the Subject line must be followed by a blank line, then the body"]
+        )
     }
 }
 
@@ -815,28 +968,39 @@ import Glibc
                 root: root,
                 overrides: [
                     "sitroom.yaml": "reopen_hold_down: soon\n",
-                    "integrations/zoom-backup.yaml": EtcFixture.zoomBackup.replacingOccurrences(of: "priority: 20", with: "priority: high"),
+                    "integrations/zoom-backup.yaml": EtcFixture.zoomBackup.replacingOccurrences(
+                        of: "priority: 20",
+                        with: "priority: high"
+                    ),
                     "roster.yaml": "teams: { sre: [ { name: A } ] }\n",
                     "templates/room-failed.chat.mustache": "{{oops}}",
-                ])
+                ]
+            )
             #expect(
                 fixture.errors() == [
                     "ROOT/etc/sitroom.yaml:1:19: reopen_hold_down: must be a duration like 30s, 5m, 2h or 2d, not 'soon'",
                     "ROOT/etc/integrations/zoom-backup.yaml:17:11: priority: must be a plain decimal integer (no leading zeros, underscores or signs), not high",
                     "ROOT/etc/roster.yaml:1:17: teams.sre[0]: needs an email or a phone to be reached",
                     "ROOT/etc/templates/room-failed.chat.mustache:1:1: unknown variable 'oops' (expected incident, room, person, integration, admin, e.g. incident.title)",
-                ])
+                ]
+            )
         }
     }
 
     @Test func oneInvalidFileOfTwoFailsTheWholeLoad() throws {
         try withTemporaryDirectory { root in
             let fixture = try EtcFixture(
-                root: root, overrides: ["integrations/zoom-backup.yaml": "kind: zoom-oauth\nbogus: 1\n"])
+                root: root,
+                overrides: ["integrations/zoom-backup.yaml": "kind: zoom-oauth\nbogus: 1\n"]
+            )
             #expect(throws: ConfigErrors.self) { try ConfigLoader.load(etcDirectory: fixture.etc) }
             let errors = fixture.errors()
             #expect(errors.allSatisfy { $0.hasPrefix("ROOT/etc/integrations/zoom-backup.yaml:") })
-            #expect(errors.contains("ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority)"))
+            #expect(
+                errors.contains(
+                    "ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority)"
+                )
+            )
             #expect(errors.contains("ROOT/etc/integrations/zoom-backup.yaml:1:1: client_id: required field is missing"))
         }
     }

@@ -24,13 +24,21 @@ import Testing
         """
 
     static let expected = IncidentEvent(
-        eventID: "evt-0001", occurredAt: 1_714_557_600.25, stage: .situationRoom,
-        incident: IncidentInfo(id: "INC-42", title: "Payments API returns 500", severity: "critical", team: "payments-sre"),
+        eventID: "evt-0001",
+        occurredAt: 1_714_557_600.25,
+        stage: .situationRoom,
+        incident: IncidentInfo(
+            id: "INC-42",
+            title: "Payments API returns 500",
+            severity: "critical",
+            team: "payments-sre"
+        ),
         participants: [
             Participant(name: "Ada Lovelace", email: "ada@example.com", role: .commander),
             Participant(name: "Bob", phone: "+15005550006", role: .responder),
         ],
-        integration: "zoom-main")
+        integration: "zoom-main"
+    )
 
     @Test func validYAML() throws {
         let event = try IncidentEventParser.parse(Array(Self.yaml.utf8), file: "new/x.yaml")
@@ -57,7 +65,8 @@ import Testing
     }
 
     @Test func minimalEvent() throws {
-        let text = "event_id: e1\noccurred_at: \"2024-02-29T23:59:59-00:30\"\nstage: opened\nincident: { id: \"1\", title: t }\n"
+        let text =
+            "event_id: e1\noccurred_at: \"2024-02-29T23:59:59-00:30\"\nstage: opened\nincident: { id: \"1\", title: t }\n"
         let event = try IncidentEventParser.parse(Array(text.utf8), file: "new/m")
         #expect(event.occurredAt == 1_709_251_199 + 1800)
         #expect(event.participants.isEmpty)
@@ -66,7 +75,8 @@ import Testing
     }
 
     @Test func jsonStringYesIsAString() throws {
-        let json = #"{"event_id": "yes", "occurred_at": "2024-05-01T10:00:00Z", "stage": "opened", "incident": {"id": "010", "title": "no"}}"#
+        let json =
+            #"{"event_id": "yes", "occurred_at": "2024-05-01T10:00:00Z", "stage": "opened", "incident": {"id": "010", "title": "no"}}"#
         let event = try IncidentEventParser.parse(Array(json.utf8), file: "new/j")
         #expect(event.eventID == "yes")
         #expect(event.incident.id == "010")
@@ -82,21 +92,27 @@ import Testing
 
     @Test func missingIncidentID() {
         let errors = eventErrors(
-            "event_id: e1\noccurred_at: 2024-05-01T10:00:00Z\nincident:\n  title: t\nstage: opened\n")
+            "event_id: e1\noccurred_at: 2024-05-01T10:00:00Z\nincident:\n  title: t\nstage: opened\n"
+        )
         #expect(errors == ["new/x.yaml:3:1: incident.id: required field is missing"])
     }
 
     @Test func unknownStage() {
         let errors = eventErrors(
-            "event_id: e1\noccurred_at: 2024-05-01T10:00:00Z\nstage: foo\nincident: { id: i, title: t }\n")
+            "event_id: e1\noccurred_at: 2024-05-01T10:00:00Z\nstage: foo\nincident: { id: i, title: t }\n"
+        )
         #expect(
             errors == [
                 "new/x.yaml:3:8: stage: unknown stage 'foo' (expected opened, situation_room, updated, resolved, closed, reopened)"
-            ])
+            ]
+        )
     }
 
     @Test(arguments: [
-        ("incident: { id: 42, title: t }", "4:17: incident.id: must be a string, but 42 is read as an integer by YAML; quote it (\"42\")"),
+        (
+            "incident: { id: 42, title: t }",
+            "4:17: incident.id: must be a string, but 42 is read as an integer by YAML; quote it (\"42\")"
+        ),
         ("incident: { id: i, title: [a] }", "4:27: incident.title: must be a string, not a list"),
         ("incident: i", "4:11: incident: must be a mapping (key: value), not a scalar"),
     ])
@@ -106,8 +122,14 @@ import Testing
     }
 
     @Test func numericEventIDIsRefused() {
-        let errors = eventErrors(#"{"event_id": 7, "occurred_at": "2024-05-01T10:00:00Z", "stage": "opened", "incident": {"id": "i", "title": "t"}}"#)
-        #expect(errors == ["new/x.yaml:1:14: event_id: must be a string, but 7 is read as an integer by YAML; quote it (\"7\")"])
+        let errors = eventErrors(
+            #"{"event_id": 7, "occurred_at": "2024-05-01T10:00:00Z", "stage": "opened", "incident": {"id": "i", "title": "t"}}"#
+        )
+        #expect(
+            errors == [
+                "new/x.yaml:1:14: event_id: must be a string, but 7 is read as an integer by YAML; quote it (\"7\")"
+            ]
+        )
     }
 
     @Test(arguments: [
@@ -117,12 +139,20 @@ import Testing
     func badOccurredAt(value: String) {
         let errors = eventErrors("event_id: e1\noccurred_at: \(value)\nstage: opened\nincident: { id: i, title: t }\n")
         #expect(errors.count == 1)
-        #expect(errors.first?.hasPrefix("new/x.yaml:2:14: occurred_at: '\(value)' is not an RFC 3339 timestamp") == true)
+        #expect(
+            errors.first?.hasPrefix("new/x.yaml:2:14: occurred_at: '\(value)' is not an RFC 3339 timestamp") == true
+        )
     }
 
     @Test func numericOccurredAtIsRefused() {
-        let errors = eventErrors("event_id: e1\noccurred_at: 1714557600\nstage: opened\nincident: { id: i, title: t }\n")
-        #expect(errors == ["new/x.yaml:2:14: occurred_at: must be an RFC 3339 timestamp such as 2024-05-01T10:00:00Z, not a number"])
+        let errors = eventErrors(
+            "event_id: e1\noccurred_at: 1714557600\nstage: opened\nincident: { id: i, title: t }\n"
+        )
+        #expect(
+            errors == [
+                "new/x.yaml:2:14: occurred_at: must be an RFC 3339 timestamp such as 2024-05-01T10:00:00Z, not a number"
+            ]
+        )
     }
 
     @Test func badEmail() {
@@ -136,7 +166,11 @@ import Testing
                 email: ada.example.com
 
             """
-        #expect(eventErrors(text) == ["new/x.yaml:7:12: participants[0].email: 'ada.example.com' is not a valid email address"])
+        #expect(
+            eventErrors(text) == [
+                "new/x.yaml:7:12: participants[0].email: 'ada.example.com' is not a valid email address"
+            ]
+        )
     }
 
     @Test func participantRules() {
@@ -158,7 +192,8 @@ import Testing
                 "new/x.yaml:7:5: participants[1].name: required field is missing",
                 "new/x.yaml:8:46: participants[2].role: unknown role 'observer' (expected commander, responder)",
                 "new/x.yaml:9:24: participants[3].phone: '5550006' is not an E.164 phone number (+ then 8 to 15 digits, e.g. \"+15005550006\")",
-            ])
+            ]
+        )
     }
 
     @Test func everyMissingFieldIsListed() {
@@ -168,34 +203,48 @@ import Testing
                 "new/x.yaml:1:1: occurred_at: required field is missing",
                 "new/x.yaml:1:1: stage: required field is missing",
                 "new/x.yaml:1:1: incident: required field is missing",
-            ])
+            ]
+        )
     }
 
     @Test func unknownKeysDuplicatesAndAnchorsInEvents() {
         let base = "event_id: e1\noccurred_at: 2024-05-01T10:00:00Z\nstage: opened\nincident: { id: i, title: t }\n"
-        #expect(eventErrors(base + "priority: p1\n") == [
-            "new/x.yaml:5:1: priority: unknown key (expected event_id, occurred_at, stage, incident, participants, integration)"
-        ])
+        #expect(
+            eventErrors(base + "priority: p1\n") == [
+                "new/x.yaml:5:1: priority: unknown key (expected event_id, occurred_at, stage, incident, participants, integration)"
+            ]
+        )
         #expect(eventErrors(base + "stage: resolved\n") == ["new/x.yaml:5:1: duplicate key 'stage' (first at line 3)"])
-        #expect(eventErrors(#"{"event_id": "a", "event_id": "b"}"#) == ["new/x.yaml:1:19: duplicate key 'event_id' (first at line 1)"])
-        let anchored = "event_id: &e e1\noccurred_at: 2024-05-01T10:00:00Z\nstage: opened\nincident: { id: *e, title: t }\n"
+        #expect(
+            eventErrors(#"{"event_id": "a", "event_id": "b"}"#) == [
+                "new/x.yaml:1:19: duplicate key 'event_id' (first at line 1)"
+            ]
+        )
+        let anchored =
+            "event_id: &e e1\noccurred_at: 2024-05-01T10:00:00Z\nstage: opened\nincident: { id: *e, title: t }\n"
         #expect(
             eventErrors(anchored) == [
                 "new/x.yaml:1:11: anchors and aliases are not allowed (&e); write the value out",
                 "new/x.yaml:4:17: anchors and aliases are not allowed (*e)",
-            ])
+            ]
+        )
     }
 
     @Test func sizeLimitAndEmptyFile() {
         let big = Array(("event_id: e1\n# " + String(repeating: "x", count: 2000)).utf8)
         #expect(throws: ConfigErrors.self) { try IncidentEventParser.parse(big, file: "f", maxFileSize: 1000) }
-        #expect(eventErrors("") == ["new/x.yaml:1:1: the file is empty; an event needs event_id, occurred_at, stage and incident"])
+        #expect(
+            eventErrors("") == [
+                "new/x.yaml:1:1: the file is empty; an event needs event_id, occurred_at, stage and incident"
+            ]
+        )
     }
 }
 
 @Suite struct ScalarSyntax {
     @Test(arguments: [
-        ("1970-01-01T00:00:00Z", 0.0), ("2000-03-01T00:00:00Z", 951_868_800), ("2024-05-01T10:00:00.5z", 1_714_557_600.5),
+        ("1970-01-01T00:00:00Z", 0.0), ("2000-03-01T00:00:00Z", 951_868_800),
+        ("2024-05-01T10:00:00.5z", 1_714_557_600.5),
         ("2024-05-01 12:00:00+02:00", 1_714_557_600), ("1969-12-31T23:59:59Z", -1),
     ])
     func rfc3339(text: String, seconds: Double) {
@@ -215,5 +264,35 @@ import Testing
     @Test(arguments: ["plain", "payments-sre", "P1", "v1.2.3", "1h", "30s", "a:b", "+", "-", "."])
     func stringsThatYAMLKeepsAsStrings(text: String) {
         #expect(Scalars.yamlType(ofPlain: text) == nil)
+    }
+}
+
+extension ScalarSyntax {
+    @Test(arguments: [
+        ("yes", "a boolean"), ("OFF", "a boolean"), ("~", "null"), ("Null", "null"), ("0", "an integer"),
+        ("-12", "an integer"), ("+0755", "an integer"), ("0b101", "an integer"), ("0o17", "an integer"),
+        ("0xFF", "an integer"), ("1_000", "an integer"), ("22:30", "a sexagesimal integer"),
+        ("190:20:30", "a sexagesimal integer"), ("190:20:30.15", "a float"), ("1.5", "a float"), ("-.5", "a float"),
+        ("1.", "a float"), ("6.8523015e+5", "a float"), ("1e3", "a float"), ("-.INF", "a float"), (".NaN", "a float"),
+        ("2001-12-14", "a timestamp"), ("2001-12-14t21:59:43.10-05:00", "a timestamp"),
+        ("2001-12-14 21:59:43.10 -5", "a timestamp"), ("2001-12-15T02:59:43.1Z", "a timestamp"),
+    ])
+    func plainScalarsYAMLCoerces(text: String, kind: String) {
+        #expect(Scalars.yamlType(ofPlain: text) == kind)
+    }
+
+    @Test(arguments: ["22:70", "1:2:", "1.2.3", "0x", "0b", "1e", "e3", "2001-12-14 lunch", "12:30pm"])
+    func nearMissesStayStrings(text: String) {
+        #expect(Scalars.yamlType(ofPlain: text) == nil)
+    }
+
+    @Test(arguments: [("0", 0), ("7", 7), ("-3", -3), ("100", 100)])
+    func decimalIntegers(text: String, value: Int) {
+        #expect(Scalars.decimalInteger(text) == value)
+    }
+
+    @Test(arguments: ["00", "07", "-0", "+1", "1_0", "", "-", "99999999999999999999"])
+    func notDecimalIntegers(text: String) {
+        #expect(Scalars.decimalInteger(text) == nil)
     }
 }

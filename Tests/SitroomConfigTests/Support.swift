@@ -19,7 +19,9 @@ func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
 /// Writes `text` to `path` (creating directories) with `mode`.
 func write(_ text: String, to path: String, mode: mode_t = 0o644) throws {
     try FileManager.default.createDirectory(
-        atPath: FileReading.directory(of: path), withIntermediateDirectories: true)
+        atPath: FileReading.directory(of: path),
+        withIntermediateDirectories: true
+    )
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     chmod(path, mode)
 }
