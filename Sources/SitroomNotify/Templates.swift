@@ -62,24 +62,26 @@ public struct NoticeContext: Sendable {
         self.admin = admin
     }
 
-    /// The dictionary handed to Mustache. Optional values stay optional, so `{{#x}}` sections skip them when absent.
+    /// The dictionary handed to Mustache.
     var values: [String: Any] {
-        [
-            "incident": [
-                "id": incident.id, "title": incident.title, "severity": incident.severity as Any,
-                "team": incident.team as Any, "stage": stage.rawValue,
-            ],
-            "room": [
-                "id": room.id, "state": room.state.rawValue, "reason": room.reason ?? "", "join_url": room.joinURL ?? "",
-                "meeting_id": room.meetingID.map { String($0) } ?? "", "passcode": room.passcode as Any,
-                "host": room.hostUser ?? "", "integration": room.integration ?? "",
-            ],
-            "person": [
-                "name": person?.name ?? "", "email": person?.email ?? "", "phone": person?.phone ?? "",
-                "role": person?.role?.rawValue ?? "",
-            ],
-            "integration": ["name": room.integration ?? ""],
-            "admin": ["name": admin?.name ?? "", "email": admin?.email ?? ""],
+        // Absent values are left out (not `nil`), so `{{#x}}` sections skip them and `{{x}}` renders nothing.
+        func object(_ fields: [String: String?]) -> [String: String] { fields.compactMapValues { $0 } }
+        return [
+            "incident": object([
+                "id": incident.id, "title": incident.title, "severity": incident.severity, "team": incident.team,
+                "stage": stage.rawValue,
+            ]),
+            "room": object([
+                "id": room.id, "state": room.state.rawValue, "reason": room.reason, "join_url": room.joinURL,
+                "meeting_id": room.meetingID.map { String($0) }, "passcode": room.passcode, "host": room.hostUser,
+                "integration": room.integration,
+            ]),
+            "person": object([
+                "name": person?.name, "email": person?.email, "phone": person?.phone, "role": person?.role?.rawValue,
+            ]),
+            "integration": object(["name": room.integration]),
+            "admin": object(["name": admin?.name, "email": admin?.email]),
         ]
     }
+
 }

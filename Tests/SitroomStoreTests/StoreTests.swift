@@ -41,7 +41,7 @@ struct StoreTests {
     func seenEvents() throws {
         try withTemporaryDirectory { dir in
             let store = try Store(directory: dir, mapSize: 1 << 20)
-            #expect(try store.write { txn throws in try store.markEventSeen("evt-1", at: 1, txn) })
+            #expect(try store.write { txn throws in try store.markEventSeen("evt-1", at: 1, txn) } == true)
             #expect(try store.write { txn throws in try store.markEventSeen("evt-1", at: 2, txn) } == false)
             #expect(try store.write { txn throws in try store.markEventSeen("evt-2", at: 2, txn) })
         }
@@ -82,7 +82,7 @@ struct StoreTests {
         try withTemporaryDirectory { dir in
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 20)
-                try store.write { txn throws in try txn.put(store.tables.meta, "schema_version", Array("99".utf8)) }
+                _ = try store.write { txn throws in try txn.put(store.tables.meta, "schema_version", Array("99".utf8)) }
             }
             #expect(throws: SitroomError.self) { try Store(directory: dir, mapSize: 1 << 20) }
         }
