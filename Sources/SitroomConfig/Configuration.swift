@@ -174,15 +174,18 @@ public struct ConferenceSettings: Sendable, Hashable {
     public var integrations: [String]
     /// First match wins.
     public var rules: [ConferenceRule]
+    /// Seconds a room may wait for a host before admins are told (`waiting_alert_after`, default 10m).
+    public var waitingAlertAfter: Double
 
     public init(
         component: Component = .video, followUp: [NotifyChannel] = [.email, .sms], integrations: [String] = [],
-        rules: [ConferenceRule] = []
+        rules: [ConferenceRule] = [], waitingAlertAfter: Double = 600
     ) {
         self.component = component
         self.followUp = followUp
         self.integrations = integrations
         self.rules = rules
+        self.waitingAlertAfter = waitingAlertAfter
     }
 }
 

@@ -110,8 +110,13 @@ enum DaemonFile {
                 rules.append(ConferenceRule(match: match, integrations: names))
             }
         }
+        let waitingAlertAfter =
+            mapping.value("waiting_alert_after")?.duration(in: 1...Double.greatestFiniteMagnitude)
+            ?? defaults.waitingAlertAfter
         mapping.finish()
-        return ConferenceSettings(component: component, followUp: followUp, integrations: integrations, rules: rules)
+        return ConferenceSettings(
+            component: component, followUp: followUp, integrations: integrations, rules: rules,
+            waitingAlertAfter: waitingAlertAfter)
     }
 
     /// A list of integration names, each of which must have a file under `etc/integrations/`.

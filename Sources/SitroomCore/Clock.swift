@@ -41,3 +41,12 @@ public func rfc3339UTC(_ seconds: Double) -> String {
 public func utcDay(_ seconds: Double) -> String {
     String(rfc3339UTC(seconds).prefix(10))
 }
+
+/// RFC 3339 UTC with milliseconds, `yyyy-MM-ddTHH:mm:ss.SSSZ`, for times people compare (room creation order).
+public func rfc3339UTCMillis(_ seconds: Double) -> String {
+    let whole = seconds.rounded(.down)
+    let millis = min(999, Int(((seconds - whole) * 1000).rounded(.down)))
+    let base = rfc3339UTC(whole)
+    let padded = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
+    return "\(base.dropLast()).\(padded)Z"
+}

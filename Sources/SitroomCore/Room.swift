@@ -63,6 +63,8 @@ public struct Room: Sendable, Codable, Hashable {
     public var endRequested: Bool
     /// Failed attempts of the current operation (create or end), for backoff.
     public var attempts: Int
+    /// Seconds since 1970 since when the room has been `waiting` for a host.
+    public var waitingSince: Double?
 
     public init(id: String, incidentID: String, createdAt: Double) {
         self.id = id

@@ -67,6 +67,34 @@ public actor AccountPool {
             }
         }
         for (key, count) in creates { state.setCreates(key, day: today, count: count) }
+        let drained: [HostKey] = try store.read { txn in
+            var keys: [HostKey] = []
+            try txn.forEach(store.tables.integrations, prefix: "drained/") { key, _ in
+                let parts = key.split(separator: "/", maxSplits: 2).map(String.init)
+                if parts.count == 3 { keys.append(HostKey(integration: parts[1], host: parts[2])) }
+                return true
+            }
+            return keys
+        }
+        for key in drained { state.setDrained(key, true) }
+    }
+
+    /// Drains a host (it takes no new rooms, keeps its open ones) or resumes it; kept across restarts.
+    /// - Throws: ``SitroomError`` `.notFound` for a host not in the pool; store errors.
+    public func setDrained(_ key: HostKey, _ drained: Bool) throws {
+        guard state.limits(key) != nil else {
+            throw SitroomError(.notFound, "no host \(key.host) in the pool of \(key.integration)")
+        }
+        let store = self.store
+        _ = try store.write { txn in
+            if drained {
+                try txn.put(store.tables.integrations, "drained/\(key.integration)/\(key.host)", Array("1".utf8))
+            } else {
+                try txn.delete(store.tables.integrations, "drained/\(key.integration)/\(key.host)")
+            }
+        }
+        state.setDrained(key, drained)
+        logger.info(drained ? "host drained" : "host resumed", metadata: ["integration": "\(key.integration)", "host": "\(key.host)"])
     }
 
     /// Leases a host of `integration` for `room` and commits the create it will cost to today's count.
@@ -112,25 +140,40 @@ public actor AccountPool {
         state.markUnusable(key, reason: reason)
     }
 
-    /// Per-host usage for `status` and `pool NAME`: (host, user, open, limit, creates today, daily limit, state).
-    public func snapshot() -> [PoolHostSnapshot] {
+    /// Per-host usage for `status` and `pool NAME`, by integration then configuration order.
+    /// - Parameter integration: only this integration's hosts, or all when `nil`.
+    public func snapshot(integration only: String? = nil) -> [PoolHostSnapshot] {
         let now = clock.now()
         let today = utcDay(now)
         var rows: [PoolHostSnapshot] = []
-        for (integration, hosts) in state.hosts.sorted(by: { $0.key < $1.key }) {
+        for (integration, hosts) in state.hosts.sorted(by: { $0.key < $1.key }) where only == nil || only == integration {
             for (id, limits) in hosts {
                 let key = HostKey(integration: integration, host: id)
                 let use = state.usage[key] ?? PoolState.Usage()
+                var hostState = state.ineligibility(key, limits: limits, now: now) ?? "healthy"
+                var detail = ""
+                switch hostState {
+                case "cooling down": detail = "after a failure, until \(rfc3339UTC(use.coolingUntil))"
+                case "out of quota": detail = "daily create limit reached, until 00:00 UTC"
+                case "busy": detail = "\(use.openRooms.count)/\(limits.concurrentMeetings) meetings open"
+                case "drained": detail = "by an admin (pool resume \(integration) \(id))"
+                case "healthy": break
+                default:
+                    detail = hostState
+                    hostState = "unusable"
+                }
                 rows.append(
                     PoolHostSnapshot(
                         integration: integration, host: id, user: limits.user, openRooms: use.openRooms.count,
                         concurrentMeetings: limits.concurrentMeetings, createsToday: use.day == today ? use.creates : 0,
-                        dailyCreateLimit: limits.dailyCreateLimit,
-                        state: state.ineligibility(key, limits: limits, now: now) ?? "healthy"))
+                        dailyCreateLimit: limits.dailyCreateLimit, state: hostState, detail: detail))
             }
         }
         return rows
     }
+
+    /// Whether an integration has a pool.
+    public func hasPool(_ integration: String) -> Bool { state.hosts[integration] != nil }
 }
 
 /// One host's usage, as `status` shows it.
@@ -142,11 +185,13 @@ public struct PoolHostSnapshot: Sendable, Codable, Hashable {
     public var concurrentMeetings: Int
     public var createsToday: Int
     public var dailyCreateLimit: Int
-    /// `healthy`, `busy`, `cooling down`, `drained`, `out of quota`, or why it is unusable.
+    /// `healthy`, `busy`, `cooling down`, `drained`, `out of quota`, or `unusable`.
     public var state: String
+    /// Why, for people: counts, until when, Zoom's words.
+    public var detail: String
 
     enum CodingKeys: String, CodingKey {
-        case integration, host, user, state
+        case integration, host, user, state, detail
         case openRooms = "open_rooms"
         case concurrentMeetings = "concurrent_meetings"
         case createsToday = "creates_today"

@@ -116,6 +116,19 @@ public actor DaemonCore {
                 return try await rooms(all: command.words.last == "all", json: command.json)
             case let words where words.count == 3 && words[0] == "room" && words[1] == "show":
                 return try await roomShow(words[2], json: command.json)
+            case let words where words.count == 2 && words[0] == "pool":
+                return try await poolShow(words[1], json: command.json)
+            case let words where words.count == 4 && words[0] == "pool" && (words[1] == "drain" || words[1] == "resume"):
+                let key = HostKey(integration: words[2], host: words[3])
+                do {
+                    try await pool.setDrained(key, words[1] == "drain")
+                } catch {
+                    audit(command, uid: uid, outcome: "error: \(error)")
+                    throw error
+                }
+                audit(command, uid: uid, outcome: "ok")
+                if words[1] == "resume" { await provisioner.retryWaiting() }
+                return .ok("\(key.host) of \(key.integration) \(words[1] == "drain" ? "drained: it takes no new rooms and keeps its open ones" : "resumed")")
             default:
                 return .error("unknown command: \(command.words.joined(separator: " ")) (try `help`)")
             }
@@ -130,6 +143,9 @@ public actor DaemonCore {
           reload                 read etc/ again; applied only if all of it is valid
           rooms [open|all]       rooms, open ones by default
           room show INCIDENT     one incident's room (add --json for JSON)
+          pool NAME              the hosts of an integration: open rooms, creates today, state and why
+          pool drain NAME HOST   the host takes no new rooms (keeps its open ones)
+          pool resume NAME HOST  the host takes rooms again
           help                   this text
         """
 
@@ -195,6 +211,22 @@ public actor DaemonCore {
         return .ok(lines.joined(separator: "\n"))
     }
 
+    private func poolShow(_ integration: String, json: Bool) async throws -> ControlReply {
+        guard await pool.hasPool(integration) else { return .error("no integration named \(integration)") }
+        let hosts = await pool.snapshot(integration: integration)
+        if json { return .ok(try Self.json(try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) })) }
+        return .ok(
+            Self.table(
+                ["HOST", "USER", "OPEN", "CREATES TODAY", "STATE", "WHY"],
+                hosts.map {
+                    [
+                        $0.host, $0.user, "\($0.openRooms)/\($0.concurrentMeetings)", "\($0.createsToday)/\($0.dailyCreateLimit)",
+                        $0.state, $0.detail,
+                    ]
+                }
+            ).joined(separator: "\n"))
+    }
+
     private func rooms(all: Bool, json: Bool) async throws -> ControlReply {
         let rooms = try await provisioner.rooms().filter { all || $0.state.isOpen }
         if json { return .ok(try Self.json(rooms.map(Self.roomObject))) }
@@ -233,7 +265,7 @@ public actor DaemonCore {
             "incident": room.incidentID, "room_id": room.id, "state": room.state.rawValue, "reason": room.reason as Any,
             "join_url": room.joinURL as Any, "meeting_id": room.meetingID as Any, "passcode": room.passcode as Any,
             "host": room.hostUser as Any, "host_id": room.hostID as Any, "integration": room.integration as Any,
-            "created_at": rfc3339UTC(room.createdAt), "updated_at": rfc3339UTC(room.updatedAt),
+            "created_at": rfc3339UTCMillis(room.createdAt), "updated_at": rfc3339UTCMillis(room.updatedAt),
         ].mapValues { value in
             if case Optional<Any>.none = value { return NSNull() }
             return value

@@ -121,6 +121,16 @@ public enum DaemonMain {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = await core.reload() }
                 }
             },
+            TaskService(name: "rooms-timer") {
+                // Waiting rooms are served when hosts come back (cool-downs end, the UTC day turns) and admins
+                // are told about rooms that wait too long.
+                await cancelWhenGracefulShutdown {
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: .seconds(5)) } catch { return }
+                        await core.provisioner.tick()
+                    }
+                }
+            },
             TaskService(name: "actors") {
                 // The actors work from their own tasks; on shutdown they stop taking work. Everything they
                 // hold is durable in LMDB, so in-flight Zoom calls are safely parked and resumed at start.

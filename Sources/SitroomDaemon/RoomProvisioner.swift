@@ -30,6 +30,8 @@ public actor RoomProvisioner {
     /// Seconds of the first backoff step; doubles per attempt, capped at ``maxBackoff``.
     public var firstBackoff = 0.5
     public var maxBackoff = 30.0
+    /// Seconds a host that failed is skipped by new leases.
+    static let coolDown = 30.0
 
     private let store: Store
     private let pool: AccountPool
@@ -42,6 +44,10 @@ public actor RoomProvisioner {
     private var running: [String: Task<Void, Never>] = [:]
     private var rerun: Set<String> = []
     private var stopped = false
+    /// Rooms in `waiting`: id → when the room was made (the queue is served oldest first).
+    private var waiting: [String: Double] = [:]
+    private var retrying = false
+    private var retryAgain = false
 
     public init(
         store: Store, pool: AccountPool, registry: IntegrationRegistry, notifier: Notifier, configuration: Configuration,
@@ -140,8 +146,13 @@ public actor RoomProvisioner {
         let store = self.store
         let rooms = try store.read { txn in try store.all(Room.self, store.tables.rooms, txn) }
         for room in rooms.sorted(by: { $0.createdAt < $1.createdAt }) where room.state.isOpen {
-            if room.state != .ready || room.endRequested { drive(room.id) }
+            if room.state == .waiting && !room.endRequested {
+                waiting[room.id] = room.createdAt
+            } else if room.state != .ready || room.endRequested {
+                drive(room.id)
+            }
         }
+        if !waiting.isEmpty { Task { await self.retryWaiting() } }
     }
 
     /// Stops starting new work; in-flight Zoom calls are cancelled, their rooms stay durable in LMDB.
@@ -150,13 +161,45 @@ public actor RoomProvisioner {
         for task in running.values { task.cancel() }
     }
 
-    /// Gives waiting rooms another try, oldest first (a host was freed, a cool-down or the day ended).
-    public func retryWaiting() {
-        let store = self.store
-        guard let rooms = try? store.read({ txn in try store.all(Room.self, store.tables.rooms, txn) }) else { return }
-        for room in rooms.sorted(by: { $0.createdAt < $1.createdAt }) where room.state == .waiting {
-            drive(room.id)
+    /// Gives waiting rooms another try, oldest first (a host was freed, a cool-down or the UTC day ended):
+    /// each in turn leases a host and starts its work; the first that finds none leaves the rest waiting.
+    /// - Complexity: O(w log w) in the waiting rooms.
+    public func retryWaiting() async {
+        if retrying {
+            retryAgain = true
+            return
         }
+        retrying = true
+        defer { retrying = false }
+        repeat {
+            retryAgain = false
+            for id in waiting.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }).map(\.key) {
+                guard !stopped, running[id] == nil, var room = load(id), room.state == .waiting else { continue }
+                if room.endRequested {
+                    drive(id)
+                    continue
+                }
+                do {
+                    if try await leaseHost(&room, excluded: [], queued: true) { drive(id) }
+                } catch {
+                    logger.error("cannot lease a host for a waiting room", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                }
+            }
+        } while retryAgain && !stopped
+    }
+
+    /// Periodic duties (every few seconds): serve waiting rooms whose hosts came back (cool-down over, a new
+    /// UTC day), and tell the admins once about rooms waiting longer than `conference.waiting_alert_after`.
+    public func tick() async {
+        let now = clock.now()
+        let limit = configuration.daemon.conference.waitingAlertAfter
+        for id in waiting.keys.sorted() {
+            guard let room = load(id), room.state == .waiting, let since = room.waitingSince, now - since >= limit else {
+                continue
+            }
+            queueAdminNotices(kind: .adminWaiting, room: room, integration: room.integration, reason: room.reason ?? "waiting")
+        }
+        await retryWaiting()
     }
 
     /// A room and its incident, for `room show`.
@@ -243,6 +286,11 @@ public actor RoomProvisioner {
                     await pool.release(key, room: id)
                     continue
                 case .backoff(let seconds):
+                    // Circuit breaker: other rooms avoid this host for a while; this one retries it (a create
+                    // whose outcome is unknown must be settled on the same host).
+                    if let room = load(id), let integration = room.integration, let host = room.hostID {
+                        await pool.coolDown(HostKey(integration: integration, host: host), seconds: Self.coolDown)
+                    }
                     do { try await clock.sleep(seconds: seconds) } catch { return }
                     continue
                 case .fail:
@@ -283,6 +331,12 @@ public actor RoomProvisioner {
     private func save(_ room: Room) throws {
         let store = self.store
         try store.write { txn in try store.putRoom(Self.keepingEndRequest(room, txn, store), txn) }
+        track(room)
+    }
+
+    /// Keeps the in-memory waiting queue in step with a room's state.
+    private func track(_ room: Room) {
+        if room.state == .waiting { waiting[room.id] = room.createdAt } else { waiting[room.id] = nil }
     }
 
     private static func keepingEndRequest(_ room: Room, _ txn: borrowing Transaction, _ store: Store) throws -> Room {
@@ -313,12 +367,25 @@ public actor RoomProvisioner {
     /// Leases a host from the first integration that has one; otherwise the room waits (or fails when no
     /// integration can ever serve it).
     /// - Returns: false when the room now waits or failed.
-    private func leaseHost(_ room: inout Room, excluded: Set<String>) async throws -> Bool {
+    /// - Parameter queued: true when called by ``retryWaiting()`` for the oldest waiting rooms; a room not yet
+    ///   queued waits behind older waiting rooms rather than jumping the queue.
+    private func leaseHost(_ room: inout Room, excluded: Set<String>, queued: Bool = false) async throws -> Bool {
         let store = self.store
         let incidentID = room.incidentID
         guard let record = try store.read({ txn in try store.incident(incidentID, txn) }) else { return false }
         var reasons: [String] = []
         var anyServable = false
+        let roomID = room.id
+        let createdAt = room.createdAt
+        if !queued, waiting.contains(where: { $0.key != roomID && ($0.value, $0.key) < (createdAt, roomID) }) {
+            room.state = .waiting
+            room.waitingSince = room.waitingSince ?? clock.now()
+            room.reason = room.reason ?? "queued behind \(waiting.count) older waiting room(s)"
+            room.updatedAt = clock.now()
+            try save(room)
+            Task { await self.retryWaiting() }
+            return false
+        }
         for name in candidates(for: record) {
             guard configuration.integrations[name] != nil, let state = await registry.state(name) else {
                 reasons.append("integration \(name) is not configured")
@@ -340,6 +407,7 @@ public actor RoomProvisioner {
                 room.createPhase = .notSent
                 room.state = .provisioning
                 room.reason = nil
+                room.waitingSince = nil
                 room.updatedAt = clock.now()
                 try save(room)
                 return true
@@ -350,10 +418,15 @@ public actor RoomProvisioner {
         }
         room.updatedAt = clock.now()
         if anyServable {
-            room.state = .waiting
-            room.reason = reasons.joined(separator: "; ")
-            try save(room)
-            logger.info("room waiting", metadata: ["room.id": "\(room.id)", "reason": "\(room.reason ?? "")"])
+            let reason = reasons.joined(separator: "; ")
+            if room.state != .waiting || room.reason != reason {
+                room.state = .waiting
+                room.waitingSince = room.waitingSince ?? clock.now()
+                room.reason = reason
+                room.updatedAt = clock.now()
+                try save(room)
+                logger.info("room waiting", metadata: ["room.id": "\(room.id)", "reason": "\(reason)"])
+            }
         } else {
             let reason =
                 (reasons.isEmpty ? "no integration serves this incident" : reasons.joined(separator: "; "))
@@ -459,6 +532,7 @@ public actor RoomProvisioner {
         let store = self.store
         let current = room
         var queued: [Notice] = []
+        track(current)
         try store.write { txn in
             let current = try Self.keepingEndRequest(current, txn, store)
             try store.putRoom(current, txn)
@@ -505,8 +579,9 @@ public actor RoomProvisioner {
         if let integration = room.integration, let host = room.hostID {
             await pool.release(HostKey(integration: integration, host: host), room: room.id)
         }
+        track(room)
         logger.info("room ended", metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)"])
-        retryWaiting()
+        Task { await self.retryWaiting() }
     }
 
     /// Ends a meeting (`PUT /meetings/{id}/status`), then deletes it when asked; a meeting already gone
@@ -587,9 +662,10 @@ public actor RoomProvisioner {
             logger.error("cannot record a failed room", metadata: ["room.id": "\(id)", "error": "\(error)"])
             return
         }
+        track(room)
         if let key = hadHost {
             await pool.release(key, room: id)
-            retryWaiting()
+            Task { await self.retryWaiting() }
         }
         logger.error("room failed", metadata: ["room.id": "\(id)", "incident.id": "\(room.incidentID)", "reason": "\(reason)"])
         queueAdminNotices(kind: .adminRoomFailed, room: room, integration: room.integration, reason: reason)

@@ -49,8 +49,8 @@ final class Child: @unchecked Sendable {
     init(_ executable: String, _ arguments: [String], logs: String, name: String, environment: [String: String] = [:]) throws {
         stdoutPath = "\(logs)/\(name).out"
         stderrPath = "\(logs)/\(name).err"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: "\(binDirectory)/\(executable)")
         process.arguments = arguments
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
@@ -92,7 +92,7 @@ final class Sandbox: @unchecked Sendable {
     var daemon: Child?
     var children: [Child] = []
 
-    init(hosts: Int = 2) throws {
+    init(hosts: Int = 2, integrations: [String] = ["zoom-main"]) throws {
         root = NSTemporaryDirectory() + "sitroom-e2e-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/integrations", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/secrets", withIntermediateDirectories: true)
@@ -116,7 +116,7 @@ final class Sandbox: @unchecked Sendable {
         try write(
             "etc/sitroom.yaml",
             """
-            conference: { component: video, integrations: [zoom-main] }
+            conference: { component: video, integrations: [\(integrations.joined(separator: ", "))] }
             notify:
               channels: [email, sms]
               admins: [{ name: Ops Admin, email: ops-admin@example.org }]
@@ -135,14 +135,17 @@ final class Sandbox: @unchecked Sendable {
         if let mode { try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path) }
     }
 
-    /// Writes etc/integrations/zoom-main.yaml for the running simulator.
-    func writeIntegration(secretFile: String = "../secrets/zoom.secret", hosts: Int = 2) throws {
+    /// Writes etc/integrations/NAME.yaml for the running simulator, with hosts bridge-N for N in `hostNumbers`.
+    func writeIntegration(
+        name: String = "zoom-main", secretFile: String = "../secrets/zoom.secret", hosts: Int = 2,
+        hostNumbers: [Int]? = nil
+    ) throws {
         var pool = ""
-        for index in 1...hosts {
+        for index in hostNumbers ?? Array(1...hosts) {
             pool += "  - { id: bridge-\(index), user: bridge-\(index)@example.com, concurrent_meetings: 1 }\n"
         }
         try write(
-            "etc/integrations/zoom-main.yaml",
+            "etc/integrations/\(name).yaml",
             """
             kind: zoom-s2s
             api_url: http://127.0.0.1:\(simPort)/v2
