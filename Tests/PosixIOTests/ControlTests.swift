@@ -228,19 +228,20 @@ struct ControlClientTests {
         try await withTemporaryDirectory { (dir) async throws in
             let start = monotonicSeconds()
             #expect {
-                try ControlClient.send("status", controlFIFO: dir + "/missing.ctl", timeout: 5)
+                try ControlClient.send("status", controlFIFO: dir + "/missing.ctl", timeout: 60)
             } throws: { error in
                 if case .notRunning = error as? ControlClientError { return true }
                 return false
             }
             mkfifo(dir + "/orphan.ctl", 0o600)
             #expect {
-                try ControlClient.send("status", controlFIFO: dir + "/orphan.ctl", timeout: 5)
+                try ControlClient.send("status", controlFIFO: dir + "/orphan.ctl", timeout: 60)
             } throws: { error in
                 if case .notRunning = error as? ControlClientError { return true }
                 return false
             }
-            #expect(monotonicSeconds() - start < 1)
+            // "At once": far below the 60 s timeout it was given (a generous bound, so a busy machine cannot flake it).
+            #expect(monotonicSeconds() - start < 10)
         }
     }
 
@@ -256,7 +257,8 @@ struct ControlClientTests {
                 }
             }
             let elapsed = monotonicSeconds() - start
-            #expect(elapsed >= 0.5 && elapsed < 3)
+            // Waited for the timeout, and did not hang (the bound is generous for a busy machine).
+            #expect(elapsed >= 0.5 && elapsed < 30)
             #expect(await recorder.wait { items, _ in
                 if case .line(let line) = items.first { return line.hasSuffix(" status") }
                 return false
