@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // C libraries (Debian: liblmdb-dev, libcurl4-openssl-dev).
@@ -42,7 +43,10 @@ let package = Package(
         ),
         .target(
             name: "SitroomZoom",
-            dependencies: ["SitroomCore", "Curl", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "SitroomCore", "Curl", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .target(
             name: "SitroomNotify",
@@ -85,6 +89,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -101,7 +106,10 @@ let package = Package(
         .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon", "SitroomNotify", "SitroomCore"]),
         .testTarget(
             name: "ZoomSimTests",
-            dependencies: ["ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: [
+                "ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
         .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl"]),

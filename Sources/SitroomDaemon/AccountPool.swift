@@ -16,7 +16,7 @@ public actor AccountPool {
     private let logger: Logger
     private var state = PoolState()
 
-    /// The outcome of ``lease(room:integration:)``.
+    /// The outcome of ``lease(room:integration:unauthorized:)``.
     public enum Lease: Sendable {
         case leased(HostKey, HostLimits)
         /// No host of the integration can take it; the reason gives counts. `permanent` when no host ever
@@ -99,9 +99,15 @@ public actor AccountPool {
 
     /// Leases a host of `integration` for `room` and commits the create it will cost to today's count.
     /// - Throws: store errors (the lease is then undone).
-    public func lease(room: String, integration: String) throws -> Lease {
+    /// - Parameter unauthorized: hosts of a zoom-oauth integration that are not authorized (skipped).
+    public func lease(room: String, integration: String, unauthorized: Set<String> = []) throws -> Lease {
         let now = clock.now()
-        guard let (key, limits) = state.lease(integration: integration, room: room, now: now) else {
+        let pool = state.hosts[integration] ?? []
+        if !pool.isEmpty, pool.allSatisfy({ unauthorized.contains($0.id) }) {
+            return .unavailable(
+                "no host of \(integration) is authorized (sitroomctl integration authorize \(integration) HOST)", permanent: true)
+        }
+        guard let (key, limits) = state.lease(integration: integration, room: room, now: now, skipping: unauthorized) else {
             return .unavailable(
                 state.unavailableReason(integration: integration, now: now),
                 permanent: state.allUnusable(integration: integration))

@@ -4,6 +4,7 @@ import Logging
 import SitroomConfig
 import SitroomCore
 import SitroomStore
+import SitroomZoom
 
 /// sitroomd's version, as `status` and `--version` show it.
 public let sitroomVersion = "0.1.0"
@@ -43,6 +44,8 @@ public actor DaemonCore {
     private var appliedAt: Double
     private var lastRejected: (at: Double, errors: String)? = nil
     private var spoolBacklog: @Sendable () -> Int = { 0 }
+    /// The live generation.
+    private var configuration: Configuration
 
     /// Wires the actors over an open store and applies the first generation.
     /// - Throws: store errors, template errors.
@@ -61,6 +64,7 @@ public actor DaemonCore {
             logger: logger)
         startedAt = clock.now()
         appliedAt = startedAt
+        self.configuration = configuration
         try await registry.configure(configuration)
         await pool.configure(configuration)
         await notifier.configure(configuration, varDirectory: paths.varDirectory)
@@ -95,9 +99,55 @@ public actor DaemonCore {
         }
         generation += 1
         appliedAt = clock.now()
+        self.configuration = configuration
         logger.info("configuration applied", metadata: ["generation": "\(generation)"])
         await provisioner.retryWaiting()
         return .ok("generation \(generation) applied")
+    }
+
+    /// Applies a Zoom webhook delivery from the spool (SPEC §4: header lines, a blank line, the raw body).
+    /// Only `app_deauthorized` is acted on: verified with the webhook secret of the integration whose
+    /// `client_id` it names, it deletes the tokens it covers, marks the integration (or the host of that user)
+    /// `needs_reauthorization`, makes the rooms of open incidents on it `unavailable`, and tells the admins.
+    /// - Parameters:
+    ///   - file: the parsed delivery.
+    ///   - receivedAt: the spool file's modification time (seconds since 1970); the request timestamp must be
+    ///     within 5 minutes of it.
+    /// - Returns: what was done, for the log.
+    /// - Throws: ``WebhookError`` (forged, stale, unknown app, not `app_deauthorized`): the file is rejected.
+    public func applyZoomWebhook(_ file: ZoomWebhookFile, receivedAt: Double) async throws -> String {
+        let event = try AppDeauthorized.parse(file.body)
+        let candidates = configuration.integrations.values.filter { $0.clientID == event.clientID }.sorted { $0.name < $1.name }
+        guard !candidates.isEmpty else {
+            throw WebhookError("payload.client_id: no integration has client_id \(event.clientID)")
+        }
+        var verified = false
+        var problems: [String] = []
+        for integration in candidates {
+            guard let secretFile = integration.webhookSecretFile else {
+                problems.append("\(integration.name) has no webhook_secret_file")
+                continue
+            }
+            do {
+                let secret = try IntegrationRegistry.readSecret(secretFile, key: "webhook_secret_file")
+                try file.verify(secret: secret, receivedAt: receivedAt)
+                verified = true
+                break
+            } catch {
+                problems.append("\(integration.name): \(error)")
+            }
+        }
+        guard verified else { throw WebhookError(problems.joined(separator: "; ")) }
+        let affected = try await registry.deauthorize(event)
+        var lines: [String] = []
+        for (integration, host) in affected {
+            let reason =
+                "Zoom deauthorized \(integration)\(host.map { " for host \($0)" } ?? ""); ask your admin to re-integrate Zoom"
+            let rooms = try await provisioner.markUnavailable(integration: integration, host: host, reason: reason)
+            await provisioner.notifyAdminsReauthorize(integration: integration, reason: reason)
+            lines.append("\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable")
+        }
+        return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
     }
 
     /// Runs one control command (SPEC §7).
@@ -116,6 +166,37 @@ public actor DaemonCore {
                 return try await rooms(all: command.words.last == "all", json: command.json)
             case let words where words.count == 3 && words[0] == "room" && words[1] == "show":
                 return try await roomShow(words[2], json: command.json)
+            case ["integrations"]:
+                return try await integrationsList(json: command.json)
+            case let words where words.count == 3 && words[0] == "integration" && words[1] == "show":
+                return try await integrationShow(words[2], json: command.json)
+            case let words where words.count == 4 && words[0] == "integration" && words[1] == "authorize":
+                let url = try await registry.beginAuthorization(words[2], host: words[3])
+                audit(command, uid: uid, outcome: "ok")
+                return .ok(
+                    "open this URL as the Zoom user of \(words[3]) and approve:\n\(url)\n"
+                        + "then: sitroomctl integration authorize \(words[2]) \(words[3]) --code -   (the code on standard input)")
+            case let words where words.count == 5 && words[0] == "integration" && words[1] == "authorize" && words[4].hasPrefix("code="):
+                do {
+                    let line = try await registry.completeAuthorization(
+                        words[2], host: words[3], code: String(words[4].dropFirst("code=".count)))
+                    audit(command, uid: uid, outcome: "ok")
+                    await provisioner.retryWaiting()
+                    return .ok(line)
+                } catch {
+                    audit(command, uid: uid, outcome: "error: \(error)")
+                    throw error
+                }
+            case let words where words.count == 3 && words[0] == "integration" && words[1] == "reauthorize":
+                do {
+                    let text = try await registry.reauthorize(words[2])
+                    audit(command, uid: uid, outcome: "ok")
+                    await provisioner.retryWaiting()
+                    return .ok(text)
+                } catch {
+                    audit(command, uid: uid, outcome: "error: \(error)")
+                    throw error
+                }
             case let words where words.count == 2 && words[0] == "pool":
                 return try await poolShow(words[1], json: command.json)
             case let words where words.count == 4 && words[0] == "pool" && (words[1] == "drain" || words[1] == "resume"):
@@ -137,12 +218,27 @@ public actor DaemonCore {
         }
     }
 
+    /// The command as the audit log keeps it: authorization codes and other `key=value` secrets redacted.
+    static func redacted(_ words: [String]) -> String {
+        words.map { word in
+            for key in ["code=", "token=", "secret=", "password="] where word.hasPrefix(key) { return key + "REDACTED" }
+            return word
+        }.joined(separator: " ")
+    }
+
     static let help = """
         commands:
           status                 generation, integrations, pool usage, rooms, outbox, spool, uptime
           reload                 read etc/ again; applied only if all of it is valid
           rooms [open|all]       rooms, open ones by default
           room show INCIDENT     one incident's room (add --json for JSON)
+          integrations           integrations and their states
+          integration show NAME  one integration: kind, state, hosts and their authorization
+          integration authorize NAME HOST
+                                 (zoom-oauth) prints the URL that authorizes HOST; then pass the code with
+                                 `sitroomctl integration authorize NAME HOST --code -` on standard input
+          integration reauthorize NAME
+                                 zoom-s2s: get a token again now; zoom-oauth: authorize every host again
           pool NAME              the hosts of an integration: open rooms, creates today, state and why
           pool drain NAME HOST   the host takes no new rooms (keeps its open ones)
           pool resume NAME HOST  the host takes rooms again
@@ -150,7 +246,7 @@ public actor DaemonCore {
         """
 
     private func audit(_ command: ControlCommand, uid: UInt32?, outcome: String) {
-        let entry = AuditEntry(time: clock.now(), uid: uid, command: command.words.joined(separator: " "), outcome: outcome)
+        let entry = AuditEntry(time: clock.now(), uid: uid, command: Self.redacted(command.words), outcome: outcome)
         let store = self.store
         do { try store.write { txn in try store.appendAudit(entry, txn) } } catch {
             logger.error("cannot append to the audit log", metadata: ["error": "\(error)"])
@@ -208,6 +304,69 @@ public actor DaemonCore {
         lines.append("rooms: \(open) open (\(states.isEmpty ? "none" : states))")
         lines.append("outbox: \(depth) pending")
         lines.append("spool: \(backlog) waiting in new/")
+        return .ok(lines.joined(separator: "\n"))
+    }
+
+    private func integrationsList(json: Bool) async throws -> ControlReply {
+        let all = await registry.snapshot()
+        if json {
+            return .ok(
+                try Self.json(
+                    all.map {
+                        [
+                            "name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue,
+                            "reason": $0.record.reason ?? NSNull(), "since": rfc3339UTC($0.record.since),
+                        ] as [String: Any]
+                    }))
+        }
+        return .ok(
+            Self.table(
+                ["INTEGRATION", "KIND", "STATE", "SINCE", "REASON"],
+                all.map { [$0.name, $0.kind, $0.record.state.rawValue, rfc3339UTC($0.record.since), $0.record.reason ?? ""] }
+            ).joined(separator: "\n"))
+    }
+
+    private func integrationShow(_ name: String, json: Bool) async throws -> ControlReply {
+        guard let entry = await registry.snapshot().first(where: { $0.name == name }) else {
+            return .error("no integration named \(name)")
+        }
+        let hosts = await pool.snapshot(integration: name)
+        let authorizations = try await registry.hostAuthorizations(name)
+        let perHost = entry.kind == "zoom-oauth"
+        func authorization(_ host: String) -> String {
+            guard perHost else { return "by the app (server-to-server)" }
+            guard let record = authorizations[host] else { return "pending_authorization" }
+            return record.state.rawValue + (record.reason.map { ": \($0)" } ?? "")
+        }
+        if json {
+            return .ok(
+                try Self.json(
+                    [
+                        "name": name, "kind": entry.kind, "state": entry.record.state.rawValue,
+                        "reason": entry.record.reason ?? NSNull(), "since": rfc3339UTC(entry.record.since),
+                        "hosts": hosts.map {
+                            [
+                                "host": $0.host, "user": $0.user, "state": $0.state, "authorization": authorization($0.host),
+                                "open_rooms": $0.openRooms, "creates_today": $0.createsToday,
+                            ] as [String: Any]
+                        },
+                    ] as [String: Any]))
+        }
+        var lines = [
+            "integration  \(name)", "kind         \(entry.kind)", "state        \(entry.record.state.rawValue)",
+            "since        \(rfc3339UTC(entry.record.since))",
+        ]
+        if let reason = entry.record.reason { lines.append("reason       \(reason)") }
+        lines.append("")
+        lines.append(
+            contentsOf: Self.table(
+                ["HOST", "USER", "AUTHORIZATION", "OPEN", "CREATES TODAY", "STATE"],
+                hosts.map {
+                    [
+                        $0.host, $0.user, authorization($0.host), "\($0.openRooms)/\($0.concurrentMeetings)",
+                        "\($0.createsToday)/\($0.dailyCreateLimit)", $0.state,
+                    ]
+                }))
         return .ok(lines.joined(separator: "\n"))
     }
 

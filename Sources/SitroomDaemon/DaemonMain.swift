@@ -109,7 +109,7 @@ public enum DaemonMain {
         }
         let intake = SpoolIntake(
             directory: paths.spool, provisioner: core.provisioner, maxFileSize: configuration.daemon.spool.maxFileSize,
-            logger: logger)
+            logger: logger, webhooks: { file, receivedAt in try await core.applyZoomWebhook(file, receivedAt: receivedAt) })
         await core.setSpoolBacklog { intake.backlog() }
         let server = ControlServer(control: control, daemon: core, logger: logger)
 

@@ -1,5 +1,6 @@
 import Curl
 import Foundation
+import LMDB
 import Logging
 import SitroomConfig
 import SitroomCore
@@ -38,6 +39,8 @@ public actor IntegrationRegistry {
     private var tokens: [String: StoredToken] = [:]
     private var inFlight: [String: Task<StoredToken, any Error>] = [:]
     private var records: [String: IntegrationRecord] = [:]
+    /// When each integration's next request may go out (seconds since 1970), for pacing.
+    private var nextSlot: [String: Double] = [:]
 
     /// Seconds before `expires_in` runs out when a token is no longer used.
     public static let expiryMargin = 60.0
@@ -59,8 +62,22 @@ public actor IntegrationRegistry {
         let now = clock.now()
         let known: [String: IntegrationRecord] = try store.write { txn in
             for name in removed {
+                // The integration's tokens (`name`, `name/host`) and records (`name`, `host/name/...`,
+                // `pending/name/...`, `drained/name/...`).
                 try txn.delete(store.tables.tokens, name)
                 try txn.delete(store.tables.integrations, name)
+                var stale: [(Database, String)] = []
+                try txn.forEach(store.tables.tokens, prefix: "\(name)/") { key, _ in
+                    stale.append((store.tables.tokens, key))
+                    return true
+                }
+                for kind in ["host", "pending", "drained"] {
+                    try txn.forEach(store.tables.integrations, prefix: "\(kind)/\(name)/") { key, _ in
+                        stale.append((store.tables.integrations, key))
+                        return true
+                    }
+                }
+                for (db, key) in stale { try txn.delete(db, key) }
             }
             var known: [String: IntegrationRecord] = [:]
             for name in configuration.integrations.keys {
@@ -105,73 +122,352 @@ public actor IntegrationRegistry {
         }
     }
 
-    /// A valid access token for the integration: cached, else requested (one request at a time).
+    /// The LMDB key of a token: the integration's name (zoom-s2s), or `name/host` (zoom-oauth, one pair per host).
+    func tokenKey(_ name: String, host: String?) -> String {
+        integrations[name]?.kind == .zoomOAuth ? "\(name)/\(host ?? "-")" : name
+    }
+
+    /// A valid access token: cached (in memory, then LMDB) until 60 s before it expires, else requested.
+    ///
+    /// zoom-s2s: `grant_type=account_credentials`, one per integration. zoom-oauth: the host's pair is
+    /// refreshed (`grant_type=refresh_token`). Either way at most one request per token is in flight; it runs in
+    /// a task of its own, so a caller that is cancelled does not cancel it, and a rotated pair is committed to
+    /// LMDB before anyone uses it.
+    /// - Parameter host: the pool host id (zoom-oauth); ignored for zoom-s2s.
     /// - Throws: ``ZoomError`` from the token endpoint (`needsReauthorization` for refused credentials),
-    ///   or ``SitroomError`` `.notFound` / `.badConfig` for an unknown integration or unreadable secret.
-    public func accessToken(_ name: String) async throws -> String {
+    ///   ``SitroomError`` `.notFound` (unknown integration) or `.badConfig` (unreadable secret, host never authorized).
+    public func accessToken(_ name: String, host: String? = nil) async throws -> String {
+        let key = tokenKey(name, host: host)
         let now = clock.now()
-        if let token = tokens[name], token.expiresAt - Self.expiryMargin > now { return token.accessToken }
-        if let stored = try readStoredToken(name), stored.expiresAt - Self.expiryMargin > now {
-            tokens[name] = stored
-            return stored.accessToken
-        }
-        if let task = inFlight[name] { return try await task.value.accessToken }
+        if let token = tokens[key], token.expiresAt - Self.expiryMargin > now { return token.accessToken }
+        if let task = inFlight[key] { return try await task.value.accessToken }
         guard let integration = integrations[name], let client = clients[name] else {
             throw SitroomError(.notFound, "integration \(name) is not configured")
         }
-        let clock = self.clock
-        let task = Task<StoredToken, any Error> {
-            let secret = try Self.readSecret(integration.clientSecretFile, key: "client_secret_file")
-            guard integration.kind == .zoomS2S, let accountID = integration.accountID else {
+        let stored = try readStoredToken(key)
+        if let stored, stored.expiresAt - Self.expiryMargin > now {
+            tokens[key] = stored
+            return stored.accessToken
+        }
+        let task: Task<StoredToken, any Error>
+        switch integration.kind {
+        case .zoomS2S:
+            task = Task { try await self.requestAccountToken(name, integration: integration, client: client) }
+        case .zoomOAuth:
+            guard let host, let stored, let refreshToken = stored.refreshToken else {
                 throw SitroomError(
-                    .badConfig, "integration \(name): kind \(integration.kind.rawValue) needs `sitroomctl integration authorize`")
+                    .badConfig,
+                    "host \(host ?? "-") of \(name) is not authorized: run `sitroomctl integration authorize \(name) \(host ?? "HOST")`")
             }
+            task = Task {
+                try await self.refreshPair(name, host: host, integration: integration, client: client, using: refreshToken)
+            }
+        }
+        inFlight[key] = task
+        defer { inFlight[key] = nil }
+        return try await task.value.accessToken
+    }
+
+    /// Requests a Server-to-Server token and commits it (and the integration's `active` state) to LMDB.
+    private func requestAccountToken(_ name: String, integration: IntegrationConfig, client: ZoomClient) async throws
+        -> StoredToken
+    {
+        let secret = try Self.readSecret(integration.clientSecretFile, key: "client_secret_file")
+        guard let accountID = integration.accountID else {
+            throw SitroomError(.badConfig, "integration \(name): zoom-s2s needs account_id")
+        }
+        let issued = clock.now()
+        let answer = try await client.requestAccountToken(
+            accountID: accountID, clientID: integration.clientID, clientSecret: secret)
+        let token = StoredToken(accessToken: answer.value, expiresAt: issued + answer.expiresIn)
+        guard integrations[name] != nil else { throw SitroomError(.notFound, "integration \(name) was removed") }
+        try commit(token, key: name, integration: name, host: nil)
+        return token
+    }
+
+    /// Refreshes a user-OAuth pair. Zoom rotates the refresh token on every refresh and the previous one stops
+    /// working at once: the new pair is committed before it is used. A refresh refused as invalid re-reads the
+    /// stored pair (another refresh may have rotated it meanwhile) before declaring the host in need of
+    /// re-authorization.
+    private func refreshPair(
+        _ name: String, host: String, integration: IntegrationConfig, client: ZoomClient, using refreshToken: String
+    ) async throws -> StoredToken {
+        let secret = try Self.readSecret(integration.clientSecretFile, key: "client_secret_file")
+        var current = refreshToken
+        for attempt in 0..<2 {
             let issued = clock.now()
-            let token = try await client.requestAccountToken(
-                accountID: accountID, clientID: integration.clientID, clientSecret: secret)
-            return StoredToken(accessToken: token.value, expiresAt: issued + token.expiresIn, refreshToken: token.refreshToken)
-        }
-        inFlight[name] = task
-        defer { inFlight[name] = nil }
-        do {
-            let token = try await task.value
-            guard integrations[name] != nil else { throw SitroomError(.notFound, "integration \(name) was removed") }
-            let store = self.store
-            let record = IntegrationRecord(state: .active, reason: nil, since: clock.now())
-            let changed = records[name]?.state != .active
-            try store.write { txn in
-                try store.put(token, store.tables.tokens, name, txn)
-                if changed { try store.put(record, store.tables.integrations, name, txn) }
+            do {
+                let answer = try await client.refresh(
+                    refreshToken: current, clientID: integration.clientID, clientSecret: secret)
+                let token = StoredToken(
+                    accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken ?? current)
+                try commit(token, key: tokenKey(name, host: host), integration: name, host: host)
+                logger.debug("token refreshed", metadata: ["integration": "\(name)", "host": "\(host)"])
+                return token
+            } catch let error as ZoomError where error.needsReauthorization {
+                if attempt == 0, let stored = try readStoredToken(tokenKey(name, host: host)),
+                    let newer = stored.refreshToken, newer != current
+                {
+                    current = newer
+                    continue
+                }
+                _ = try markNeedsReauthorization(name, host: host, reason: error.description)
+                throw error
             }
-            tokens[name] = token
-            if changed {
-                records[name] = record
-                logger.info("integration active", metadata: ["integration": "\(name)"])
-            }
-            return token.accessToken
         }
+        throw SitroomError(.zoom, "refresh of \(name)/\(host) did not settle")
     }
 
-    /// Forgets the cached token (Zoom answered 401 code 124), so the next call requests a new one.
-    public func invalidateToken(_ name: String) throws {
-        tokens[name] = nil
+    /// Commits a token (and the `active` state it proves) to LMDB, then caches it.
+    private func commit(_ token: StoredToken, key: String, integration name: String, host: String?) throws {
         let store = self.store
-        try store.write { txn in _ = try txn.delete(store.tables.tokens, name) }
+        let record = IntegrationRecord(state: .active, reason: nil, since: clock.now())
+        let changed = records[name]?.state != .active
+        try store.write { txn in
+            try store.put(token, store.tables.tokens, key, txn)
+            if changed { try store.put(record, store.tables.integrations, name, txn) }
+        }
+        tokens[key] = token
+        if changed {
+            records[name] = record
+            logger.info("integration active", metadata: ["integration": "\(name)"])
+        }
     }
 
-    /// Marks the integration `needs_reauthorization` with Zoom's words.
-    /// - Returns: true when the state changed (so admins are told once).
-    @discardableResult
-    public func markNeedsReauthorization(_ name: String, reason: String) throws -> Bool {
-        guard integrations[name] != nil, records[name]?.state != .needsReauthorization else { return false }
-        let record = IntegrationRecord(state: .needsReauthorization, reason: reason, since: clock.now())
+    // MARK: User OAuth: authorizing hosts
+
+    /// A pending authorization: the PKCE verifier and `state` of one `integration authorize` (LMDB only).
+    struct PendingAuthorization: Codable {
+        var state: String
+        var verifier: String
+        var createdAt: Double
+    }
+
+    /// What sitroom knows of a zoom-oauth host's authorization.
+    public struct HostAuthorization: Sendable, Codable, Hashable {
+        public var state: IntegrationState
+        public var reason: String?
+        /// Zoom's user id, from `GET /users/me` at authorization (matched against `app_deauthorized`).
+        public var userID: String?
+        public var email: String?
+        public var since: Double
+    }
+
+    /// Starts authorizing a zoom-oauth host: a fresh PKCE pair and `state`, kept in LMDB.
+    /// - Returns: the URL to open (Zoom asks the host's user to approve, then redirects to `redirect_uri`
+    ///   with `code`).
+    /// - Throws: ``SitroomError`` for an unknown integration or host, or a zoom-s2s integration.
+    public func beginAuthorization(_ name: String, host: String) throws -> String {
+        let (integration, client) = try oauthIntegration(name, host: host)
+        let pkce = PKCE()
+        let pending = PendingAuthorization(state: PKCE.randomState(), verifier: pkce.verifier, createdAt: clock.now())
+        let store = self.store
+        try store.write { txn in try store.put(pending, store.tables.integrations, "pending/\(name)/\(host)", txn) }
+        return client.authorizationURL(
+            clientID: integration.clientID, redirectURI: integration.redirectURI ?? "", state: pending.state, pkce: pkce)
+    }
+
+    /// Completes a host's authorization with the code Zoom gave (valid 5 minutes): exchanges it
+    /// (`grant_type=authorization_code` with the PKCE verifier), proves the pair with `GET /users/me`, then
+    /// commits the pair and marks the host `active`. The code is never logged or stored.
+    /// - Returns: a line for the admin.
+    /// - Throws: ``SitroomError`` (no pending authorization, wrong user) or ``ZoomError``.
+    public func completeAuthorization(_ name: String, host: String, code: String) async throws -> String {
+        let (integration, client) = try oauthIntegration(name, host: host)
+        let store = self.store
+        guard
+            let pending = try store.read({ txn in
+                try store.get(PendingAuthorization.self, store.tables.integrations, "pending/\(name)/\(host)", txn)
+            }), clock.now() - pending.createdAt < 600
+        else {
+            throw SitroomError(
+                .notFound, "no authorization of \(host) of \(name) under way: run `sitroomctl integration authorize \(name) \(host)` first")
+        }
+        let secret = try Self.readSecret(integration.clientSecretFile, key: "client_secret_file")
+        let issued = clock.now()
+        let answer = try await client.exchangeAuthorizationCode(
+            code: code, redirectURI: integration.redirectURI ?? "", codeVerifier: pending.verifier,
+            clientID: integration.clientID, clientSecret: secret)
+        let user = try await client.getUser(token: answer.value, userID: "me")
+        let expected = integration.hosts.first { $0.id == host }?.user.lowercased()
+        guard expected == user.id.lowercased() || expected == user.email?.lowercased() else {
+            throw SitroomError(
+                .badConfig,
+                "the code was approved by Zoom user \(user.email ?? user.id), but host \(host) is \(expected ?? "?"); sign in as that user")
+        }
+        let token = StoredToken(accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken)
+        let authorization = HostAuthorization(state: .active, reason: nil, userID: user.id, email: user.email, since: clock.now())
+        try store.write { txn in
+            try store.put(authorization, store.tables.integrations, "host/\(name)/\(host)", txn)
+            _ = try txn.delete(store.tables.integrations, "pending/\(name)/\(host)")
+        }
+        try commit(token, key: tokenKey(name, host: host), integration: name, host: host)
+        logger.info("host authorized", metadata: ["integration": "\(name)", "host": "\(host)"])
+        return "\(host) of \(name) authorized as \(user.email ?? user.id)"
+    }
+
+    /// The hosts of a zoom-oauth integration that can take rooms (authorized and not in need of
+    /// re-authorization); `nil` for zoom-s2s, whose hosts need no authorization of their own.
+    public func authorizedHosts(_ name: String) throws -> Set<String>? {
+        guard let integration = integrations[name], integration.kind == .zoomOAuth else { return nil }
+        let store = self.store
+        return try store.read { txn in
+            var hosts: Set<String> = []
+            for host in integration.hosts {
+                if let record = try store.get(HostAuthorization.self, store.tables.integrations, "host/\(name)/\(host.id)", txn),
+                    record.state == .active
+                {
+                    hosts.insert(host.id)
+                }
+            }
+            return hosts
+        }
+    }
+
+    /// Host authorizations of an integration, for `integration show`.
+    public func hostAuthorizations(_ name: String) throws -> [String: HostAuthorization] {
+        guard let integration = integrations[name] else { return [:] }
+        let store = self.store
+        return try store.read { txn in
+            var all: [String: HostAuthorization] = [:]
+            for host in integration.hosts {
+                all[host.id] = try store.get(HostAuthorization.self, store.tables.integrations, "host/\(name)/\(host.id)", txn)
+            }
+            return all
+        }
+    }
+
+    private func oauthIntegration(_ name: String, host: String) throws -> (IntegrationConfig, ZoomClient) {
+        guard let integration = integrations[name], let client = clients[name] else {
+            throw SitroomError(.notFound, "no integration named \(name)")
+        }
+        guard integration.kind == .zoomOAuth else {
+            throw SitroomError(.badCommand, "\(name) is a zoom-s2s integration: it needs no per-host authorization")
+        }
+        guard integration.hosts.contains(where: { $0.id == host }) else {
+            throw SitroomError(.notFound, "no host \(host) in the pool of \(name)")
+        }
+        return (integration, client)
+    }
+
+    /// `integration reauthorize NAME`: zoom-s2s asks for a token again now (and is `active` when it gets one);
+    /// zoom-oauth starts the authorization of every host again. Rooms are kept either way.
+    /// - Returns: a line (zoom-s2s) or the authorization URLs (zoom-oauth) for the admin.
+    public func reauthorize(_ name: String) async throws -> String {
+        guard let integration = integrations[name] else { throw SitroomError(.notFound, "no integration named \(name)") }
+        switch integration.kind {
+        case .zoomS2S:
+            let store = self.store
+            let record = IntegrationRecord(state: .pendingAuthorization, reason: nil, since: clock.now())
+            try store.write { txn in
+                try store.put(record, store.tables.integrations, name, txn)
+                _ = try txn.delete(store.tables.tokens, name)
+            }
+            records[name] = record
+            tokens[name] = nil
+            _ = try await accessToken(name)
+            return "\(name) is active again"
+        case .zoomOAuth:
+            var lines: [String] = []
+            for host in integration.hosts {
+                let url = try beginAuthorization(name, host: host.id)
+                lines.append("\(host.id) (\(host.user)): open \(url)")
+                lines.append("  then: sitroomctl integration authorize \(name) \(host.id) --code -")
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Applies a verified `app_deauthorized` event: the tokens it covers are deleted and the integration (or
+    /// the host of that Zoom user) marked `needs_reauthorization`.
+    /// - Returns: the integrations and hosts affected (host `nil`: the whole integration).
+    public func deauthorize(_ event: AppDeauthorized) throws -> [(integration: String, host: String?)] {
+        var affected: [(integration: String, host: String?)] = []
+        for (name, integration) in integrations.sorted(by: { $0.key < $1.key }) where integration.clientID == event.clientID {
+            switch integration.kind {
+            case .zoomS2S:
+                guard integration.accountID == nil || integration.accountID == event.accountID else { continue }
+                _ = try markNeedsReauthorization(name, reason: "Zoom deauthorized the app (app_deauthorized)")
+                affected.append((name, nil))
+            case .zoomOAuth:
+                let authorizations = try hostAuthorizations(name)
+                for host in integration.hosts {
+                    let record = authorizations[host.id]
+                    guard event.userID == nil || record?.userID == event.userID else { continue }
+                    _ = try markNeedsReauthorization(name, host: host.id, reason: "Zoom deauthorized the app for this user")
+                    affected.append((name, host.id))
+                }
+            }
+        }
+        return affected
+    }
+
+    /// Pacing within Zoom's per-account rate (`rate_limit.medium_per_second`, default 20): reserves the next
+    /// free slot of the integration and returns how long the caller waits for it.
+    /// - Returns: seconds to wait before sending (0 when a slot is free now).
+    public func reserveRequestSlot(_ name: String) -> Double {
+        let rate = Double(max(1, integrations[name]?.mediumPerSecond ?? 20))
+        let now = clock.now()
+        let slot = max(now, (nextSlot[name] ?? now))
+        nextSlot[name] = slot + 1 / rate
+        return slot - now
+    }
+
+    /// Forgets the cached access token (Zoom answered 401 code 124), so the next call gets a new one; a
+    /// zoom-oauth pair keeps its refresh token.
+    public func invalidateToken(_ name: String, host: String? = nil) throws {
+        let key = tokenKey(name, host: host)
+        tokens[key] = nil
         let store = self.store
         try store.write { txn in
+            if var stored = try store.get(StoredToken.self, store.tables.tokens, key, txn), stored.refreshToken != nil {
+                stored.expiresAt = 0
+                try store.put(stored, store.tables.tokens, key, txn)
+            } else {
+                _ = try txn.delete(store.tables.tokens, key)
+            }
+        }
+    }
+
+    /// Marks the integration (or, for zoom-oauth, one host) `needs_reauthorization` with Zoom's words, and
+    /// deletes the tokens it covers.
+    /// - Returns: true when the state changed (so admins are told once).
+    @discardableResult
+    public func markNeedsReauthorization(_ name: String, host: String? = nil, reason: String) throws -> Bool {
+        guard let integration = integrations[name] else { return false }
+        let store = self.store
+        if integration.kind == .zoomOAuth, let host {
+            let key = "host/\(name)/\(host)"
+            let changed: Bool = try store.write { txn in
+                var record =
+                    try store.get(HostAuthorization.self, store.tables.integrations, key, txn)
+                    ?? HostAuthorization(state: .pendingAuthorization, since: clock.now())
+                guard record.state != .needsReauthorization else { return false }
+                record.state = .needsReauthorization
+                record.reason = reason
+                record.since = clock.now()
+                try store.put(record, store.tables.integrations, key, txn)
+                _ = try txn.delete(store.tables.tokens, tokenKey(name, host: host))
+                return true
+            }
+            tokens[tokenKey(name, host: host)] = nil
+            if changed {
+                logger.warning(
+                    "host needs re-authorization", metadata: ["integration": "\(name)", "host": "\(host)", "reason": "\(reason)"])
+            }
+            return changed
+        }
+        guard records[name]?.state != .needsReauthorization else { return false }
+        let record = IntegrationRecord(state: .needsReauthorization, reason: reason, since: clock.now())
+        try store.write { txn in
             try store.put(record, store.tables.integrations, name, txn)
-            _ = try txn.delete(store.tables.tokens, name)
+            try txn.forEach(store.tables.tokens, prefix: name) { key, _ in
+                if key == name || key.hasPrefix("\(name)/") { _ = try txn.delete(store.tables.tokens, key) }
+                return true
+            }
         }
         records[name] = record
-        tokens[name] = nil
+        tokens = tokens.filter { $0.key != name && !$0.key.hasPrefix("\(name)/") }
         logger.warning(
             "integration needs re-authorization", metadata: ["integration": "\(name)", "reason": "\(reason)"])
         return true

@@ -89,10 +89,13 @@ public struct PoolState: Sendable {
 
     /// Leases a host of `integration` for `room`, counting one create on today's quota.
     /// - Returns: the host, or `nil` with nothing changed when no host is eligible.
-    public mutating func lease(integration: String, room: String, now: Double) -> (key: HostKey, limits: HostLimits)? {
+    /// - Parameter skipping: host ids that cannot take rooms for a reason outside the pool (not authorized).
+    public mutating func lease(
+        integration: String, room: String, now: Double, skipping: Set<String> = []
+    ) -> (key: HostKey, limits: HostLimits)? {
         let today = utcDay(now)
         var best: (key: HostKey, limits: HostLimits, open: Int, left: Int)? = nil
-        for (id, limits) in hosts[integration] ?? [] {
+        for (id, limits) in hosts[integration] ?? [] where !skipping.contains(id) {
             let key = HostKey(integration: integration, host: id)
             guard ineligibility(key, limits: limits, now: now) == nil else { continue }
             let use = usage[key] ?? Usage()

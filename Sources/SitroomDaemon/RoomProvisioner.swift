@@ -202,6 +202,41 @@ public actor RoomProvisioner {
         await retryWaiting()
     }
 
+    /// Rooms of open incidents on an integration (or one of its hosts) lose their Zoom functionality: they
+    /// become `unavailable` with the reason, and their hosts are freed (SPEC §5: deauthorized or removed).
+    /// - Returns: the ids of the rooms changed.
+    @discardableResult
+    public func markUnavailable(integration: String, host: String? = nil, reason: String) async throws -> [String] {
+        let store = self.store
+        let now = clock.now()
+        let changed: [Room] = try store.write { txn in
+            var changed: [Room] = []
+            for var room in try store.all(Room.self, store.tables.rooms, txn)
+            where room.state.isOpen && room.integration == integration && (host == nil || room.hostID == host) {
+                room.state = .unavailable
+                room.reason = reason
+                room.updatedAt = now
+                if room.createPhase == .inFlight { room.createPhase = .notSent }
+                try store.putRoom(room, txn)
+                changed.append(room)
+            }
+            return changed
+        }
+        for room in changed {
+            running[room.id]?.cancel()
+            track(room)
+            if let hostID = room.hostID { await pool.release(HostKey(integration: integration, host: hostID), room: room.id) }
+            logger.warning(
+                "room unavailable", metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "reason": "\(reason)"])
+        }
+        return changed.map(\.id)
+    }
+
+    /// Tells the admins that an integration needs them (re-authorization), once per integration and cause.
+    public func notifyAdminsReauthorize(integration: String, reason: String) {
+        queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason)
+    }
+
     /// A room and its incident, for `room show`.
     public func show(incident id: String) throws -> (IncidentRecord, Room?)? {
         let store = self.store
@@ -266,16 +301,19 @@ public actor RoomProvisioner {
                 case .retryNow:
                     continue
                 case .tokenRejected(let integration):
+                    let host = load(id)?.hostID
                     if refreshedToken.insert(integration).inserted {
-                        try? await registry.invalidateToken(integration)
+                        try? await registry.invalidateToken(integration, host: host)
                         continue
                     }
-                    await integrationRefused(integration, reason: failure.error.description, room: id)
-                    excluded.insert(integration)
+                    if await integrationRefused(integration, reason: failure.error.description, room: id) {
+                        excluded.insert(integration)
+                    }
                     continue
                 case .integrationRefused(let integration):
-                    await integrationRefused(integration, reason: failure.error.description, room: id)
-                    excluded.insert(integration)
+                    if await integrationRefused(integration, reason: failure.error.description, room: id) {
+                        excluded.insert(integration)
+                    }
                     continue
                 case .dropHost(let key, let dailyLimit):
                     if dailyLimit {
@@ -399,7 +437,11 @@ public actor RoomProvisioner {
                 reasons.append("\(name) refused this room")
                 continue
             }
-            switch try await pool.lease(room: room.id, integration: name) {
+            var unauthorized: Set<String> = []
+            if let authorized = try await registry.authorizedHosts(name), let hosts = configuration.integrations[name]?.hosts {
+                unauthorized = Set(hosts.map(\.id)).subtracting(authorized)
+            }
+            switch try await pool.lease(room: room.id, integration: name, unauthorized: unauthorized) {
             case .leased(let key, let limits):
                 room.integration = key.integration
                 room.hostID = key.host
@@ -436,11 +478,21 @@ public actor RoomProvisioner {
         return false
     }
 
-    private func token(_ integration: String) async throws -> (ZoomClient, String) {
+    /// The client and a valid token for a room's integration and host, after waiting for a request slot
+    /// within the integration's rate (`rate_limit.medium_per_second`).
+    private func token(_ integration: String, host: String?) async throws -> (ZoomClient, String) {
         guard let client = await registry.client(integration) else {
             throw SitroomError(.notFound, "integration \(integration) is not configured")
         }
-        return (client, try await registry.accessToken(integration))
+        let token = try await registry.accessToken(integration, host: host)
+        try await pace(integration)
+        return (client, token)
+    }
+
+    /// Waits for the integration's next request slot.
+    private func pace(_ integration: String) async throws {
+        let wait = await registry.reserveRequestSlot(integration)
+        if wait > 0 { try await clock.sleep(seconds: wait) }
     }
 
     /// Looks for the room's marker among the host's meetings (a create whose outcome is unknown).
@@ -452,7 +504,7 @@ public actor RoomProvisioner {
             return false
         }
         do {
-            let (client, token) = try await self.token(integration)
+            let (client, token) = try await self.token(integration, host: room.hostID)
             var found: Meeting? = nil
             for type in ["scheduled", "live"] where found == nil {
                 found = try await client.listMeetings(token: token, userID: user, type: type).first {
@@ -485,7 +537,7 @@ public actor RoomProvisioner {
         let incidentID = room.incidentID
         guard let record = try store.read({ txn in try store.incident(incidentID, txn) }) else { return }
         do {
-            let (client, token) = try await self.token(integration)
+            let (client, token) = try await self.token(integration, host: room.hostID)
             room.createPhase = .inFlight
             room.updatedAt = clock.now()
             try save(room)
@@ -560,7 +612,7 @@ public actor RoomProvisioner {
         {
             let delete = configuration.integrations[integration]?.meeting.onResolve == .endAndDelete
             do {
-                let (client, token) = try await self.token(integration)
+                let (client, token) = try await self.token(integration, host: room.hostID)
                 try await Self.endMeeting(client: client, token: token, meetingID: meetingID, delete: delete)
             } catch let error as ZoomError {
                 let failure = classify(error, integration: integration, room: &room)
@@ -639,15 +691,22 @@ public actor RoomProvisioner {
 
     /// Zoom refused an integration's credentials: mark it, tell the admins once, and free the room's host
     /// there so the room can fail over to the next integration.
-    private func integrationRefused(_ integration: String, reason: String, room id: String) async {
-        let changed = (try? await registry.markNeedsReauthorization(integration, reason: reason)) ?? false
+    /// - Returns: true when the whole integration is refused (zoom-s2s); false when only the room's host is
+    ///   (zoom-oauth: each host is authorized on its own, so the next host may still serve).
+    @discardableResult
+    private func integrationRefused(_ integration: String, reason: String, room id: String) async -> Bool {
+        let perHost = configuration.integrations[integration]?.kind == .zoomOAuth
+        let roomHost = load(id)?.hostID
+        let changed =
+            (try? await registry.markNeedsReauthorization(integration, host: perHost ? roomHost : nil, reason: reason)) ?? false
         if changed { queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason) }
         guard var room = load(id), room.integration == integration, let host = room.hostID, room.createPhase != .inFlight
-        else { return }
+        else { return !perHost }
         room.hostID = nil
         room.hostUser = nil
         try? save(room)
         await pool.release(HostKey(integration: integration, host: host), room: id)
+        return !perHost
     }
 
     /// Marks a room `failed` with its reason, frees its host and tells the admins.

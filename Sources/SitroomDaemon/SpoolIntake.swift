@@ -3,6 +3,7 @@ import Logging
 import PosixIO
 import SitroomConfig
 import SitroomCore
+import SitroomZoom
 
 /// Reads the incident spool (SPEC §4, maildir protocol): files renamed into `new/` are parsed and applied;
 /// a file moves to `cur/` only after its effect is committed to LMDB, or to `rejected/` with `NAME.error`
@@ -16,10 +17,16 @@ public final class SpoolIntake: Sendable {
     private let maxFileSize: Int
     /// Seconds between rescans of `new/`.
     private let rescanInterval: Double
+    /// Applies a Zoom webhook file (verified there); returns what it did.
+    private let webhooks: (@Sendable (ZoomWebhookFile, Double) async throws -> String)?
 
-    public init(directory: String, provisioner: RoomProvisioner, maxFileSize: Int, logger: Logger, rescanInterval: Double = 30) {
+    public init(
+        directory: String, provisioner: RoomProvisioner, maxFileSize: Int, logger: Logger, rescanInterval: Double = 30,
+        webhooks: (@Sendable (ZoomWebhookFile, Double) async throws -> String)? = nil
+    ) {
         self.directory = directory
         self.provisioner = provisioner
+        self.webhooks = webhooks
         self.maxFileSize = maxFileSize
         self.logger = logger
         self.rescanInterval = rescanInterval
@@ -121,6 +128,10 @@ public final class SpoolIntake: Sendable {
             }
             return
         }
+        if let webhook = ZoomWebhookFile.parse(bytes) {
+            await applyWebhook(webhook, name: name, path: path)
+            return
+        }
         let event: IncidentEvent
         do {
             event = try IncidentEventParser.parse(bytes, file: "new/\(name)")
@@ -138,6 +149,25 @@ public final class SpoolIntake: Sendable {
             logger.error(
                 "cannot apply spool event; it stays in new/",
                 metadata: ["file": "\(path)", "event.id": "\(event.eventID)", "error": "\(error)"])
+        }
+    }
+
+    /// A Zoom webhook file: applied then moved to `cur/`, or rejected with the reason (forged, stale, ...).
+    private func applyWebhook(_ webhook: ZoomWebhookFile, name: String, path: String) async {
+        guard let webhooks else {
+            reject(name, reason: "new/\(name): Zoom webhook files are not handled by this daemon")
+            return
+        }
+        var info = stat()
+        let modified = lstat(path, &info) == 0 ? Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9 : 0
+        do {
+            let outcome = try await webhooks(webhook, modified)
+            let final = try DurableFile.moveNoReplace(from: path, to: "\(directory)/cur/\(name)")
+            logger.info("Zoom webhook applied", metadata: ["file": "\(final)", "outcome": "\(outcome)"])
+        } catch let error as WebhookError {
+            reject(name, reason: "new/\(name): Zoom webhook refused: \(error)")
+        } catch {
+            logger.error("cannot apply a Zoom webhook; it stays in new/", metadata: ["file": "\(path)", "error": "\(error)"])
         }
     }
 

@@ -106,7 +106,12 @@ public struct ZoomClient: Sendable {
             method: .post, url: url, headers: [(name: "Accept", value: "application/json")],
             basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
         let response = try await send(request, oauth: true)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+        return try Self.token(from: response.body)
+    }
+
+    /// Reads a token answer: `access_token`, `expires_in` (seconds, default 3600), `refresh_token`.
+    static func token(from body: [UInt8]) throws(ZoomError) -> AccessToken {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let token = object["access_token"] as? String, !token.isEmpty
         else { throw ZoomError(.invalidResponse(message: "token answer without access_token")) }
         let expiresIn = (object["expires_in"] as? NSNumber)?.doubleValue ?? 3600
@@ -177,7 +182,7 @@ public struct ZoomClient: Sendable {
 
     // MARK: Plumbing
 
-    private func send(_ request: HTTPRequest, oauth: Bool = false) async throws(ZoomError) -> HTTPResponse {
+    func send(_ request: HTTPRequest, oauth: Bool = false) async throws(ZoomError) -> HTTPResponse {
         let response: HTTPResponse
         do {
             response = try await http.send(request)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// A meeting as the simulator keeps it, including after it ended or was deleted.
@@ -244,7 +245,7 @@ public actor SimState {
                     throw ZoomAPIError.oauth(400, code: 4700, reason: "Invalid code_verifier", error: "invalid_grant")
                 }
                 let computed =
-                    stored.challengeMethod == "plain" ? verifier : Self.base64url(SHA256.hash(Array(verifier.utf8)))
+                    stored.challengeMethod == "plain" ? verifier : Self.base64url(Array(SHA256.hash(data: Array(verifier.utf8))))
                 guard computed == challenge else {
                     throw ZoomAPIError.oauth(400, code: 4700, reason: "Invalid code_verifier", error: "invalid_grant")
                 }

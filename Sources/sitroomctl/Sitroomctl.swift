@@ -45,6 +45,18 @@ struct Sitroomctl: ParsableCommand {
             try submit(words[1], spool: "\(varPath)/spool/incidents")
             return
         }
+        if let index = words.firstIndex(of: "--code") {
+            // The authorization code comes on standard input, never on a command line (ps would show it).
+            guard index + 1 < words.count, words[index + 1] == "-" else {
+                throw ValidationError("--code takes `-`: pass the authorization code on standard input")
+            }
+            let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            let code = input.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !code.isEmpty, !code.contains(where: { $0.isWhitespace }) else {
+                throw ValidationError("no authorization code on standard input")
+            }
+            words.replaceSubrange(index...(index + 1), with: ["code=\(code)"])
+        }
         for word in words where word.contains("\n") || word.contains(" ") {
             throw ValidationError("arguments cannot contain spaces or newlines: \(word)")
         }

@@ -504,14 +504,4 @@ struct ConfigurationTests {
             #expect(error?.message.contains("sim.yaml:4:5: unknown key 'concurent_meetings'") == true, "\(String(describing: error))")
         }
     }
-
-    @Test func pkceDigest() {
-        // FIPS 180-4 test vector "abc".
-        let digest = SHA256.hash(Array("abc".utf8)).map { String(format: "%02x", $0) }.joined()
-        #expect(digest == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        let twoBlocks = SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
-        #expect(
-            twoBlocks.map { String(format: "%02x", $0) }.joined()
-                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-    }
 }
