@@ -102,6 +102,7 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
         .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
+        .testTarget(name: "SitroomZoomTests", dependencies: ["SitroomZoom", "Curl"]),
         .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "LMDB"]),
         .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon", "SitroomNotify", "SitroomCore"]),
         .testTarget(
@@ -112,7 +113,7 @@ let package = Package(
             ]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
-        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl", "SitroomZoom"]),
     ],
     swiftLanguageModes: [.v6]
 )

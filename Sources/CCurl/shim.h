@@ -41,6 +41,14 @@ static inline CURLcode sitroom_curl_easy_setopt_xferinfo_callback(CURL *handle, 
     return curl_easy_setopt(handle, option, value);
 }
 
+/// CURLOPT_PREREQFUNCTION (libcurl 7.80.0+): called after a connection is made or reused, right before
+/// the request is sent; returning CURL_PREREQFUNC_ABORT stops the transfer.
+typedef int (*sitroom_curl_prereq_callback)(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                                            int conn_primary_port, int conn_local_port);
+static inline CURLcode sitroom_curl_easy_setopt_prereq_callback(CURL *handle, sitroom_curl_prereq_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_PREREQFUNCTION, value);
+}
+
 static inline CURLcode sitroom_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -61,7 +61,8 @@ final class EasyHandle {
         _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
         guard rc == CURLE_OK else {
             return Outcome(
-                result: .failure(failure(rc, request, cancelled: context.wasCancelled)),
+                result: .failure(
+                    failure(rc, request, cancelled: context.wasCancelled, replayRefused: context.replayRefused)),
                 connectsOpened: connects
             )
         }
@@ -103,6 +104,12 @@ final class EasyHandle {
         )
         try setPointer(CURLOPT_XFERINFODATA, contextPointer)
         try setLong(CURLOPT_NOPROGRESS, 0)
+        // libcurl silently sends a request again on a fresh connection when a reused one dies before any
+        // answer arrives. For a non-idempotent request (POST: create meeting) that could make a second
+        // meeting, so the replay is refused and the caller is told the request may have been sent.
+        context.replayable = request.isIdempotent
+        try check(sitroom_curl_easy_setopt_prereq_callback(handle, prereqCallback), "CURLOPT_PREREQFUNCTION")
+        try setPointer(CURLOPT_PREREQDATA, contextPointer)
 
         if !sendsBody(request) {
             try setLong(CURLOPT_HTTPGET, 1)
@@ -187,8 +194,17 @@ final class EasyHandle {
         return body.withUnsafeBytes { work($0.baseAddress!) }
     }
 
-    private func failure(_ rc: CURLcode, _ request: HTTPRequest, cancelled: Bool) -> CurlError {
+    private func failure(_ rc: CURLcode, _ request: HTTPRequest, cancelled: Bool, replayRefused: Bool = false)
+        -> CurlError
+    {
         let code = Int32(bitPattern: rc.rawValue)
+        if replayRefused {
+            return CurlError(
+                code: code,
+                message:
+                    "connection closed after the request was sent; not sent again (\(request.method.rawValue) \(redactedURL(request.url)))",
+                requestMayHaveBeenSent: true)
+        }
         var text = String(cString: curl_easy_strerror(rc))
         let detail = String(cString: errorBuffer)
         if cancelled {
@@ -228,6 +244,12 @@ final class TransferContext {
     var headers: [String: String] = [:]
     var wasCancelled = false
     let isCancelled: () -> Bool
+    /// Whether libcurl may send the request again on a new connection (idempotent methods only).
+    var replayable = true
+    /// Connections the request was about to be sent on, in this transfer.
+    var sendAttempts = 0
+    /// The prereq callback refused a replay.
+    var replayRefused = false
 
     init(isCancelled: @escaping () -> Bool) {
         self.isCancelled = isCancelled
@@ -259,6 +281,17 @@ private let headerCallback: curl_write_callback = { data, size, count, userData 
         if !name.isEmpty { context.headers[name] = value }
     }
     return length
+}
+
+/// Refuses libcurl's transparent replay of a non-idempotent request on a second connection.
+private let prereqCallback: sitroom_curl_prereq_callback = { userData, _, _, _, _ in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    context.sendAttempts += 1
+    if context.sendAttempts > 1 && !context.replayable {
+        context.replayRefused = true
+        return 1  // CURL_PREREQFUNC_ABORT
+    }
+    return 0  // CURL_PREREQFUNC_OK
 }
 
 /// Aborts the transfer (CURLE_ABORTED_BY_CALLBACK) once the awaiting task is cancelled.

@@ -36,6 +36,10 @@ public struct HTTPRequest: Sendable {
     ///   - basicAuth: Basic-auth credentials, or `nil`.
     ///   - timeout: Whole-transfer limit in seconds; default 30.
     ///   - connectTimeout: Connection limit in seconds; default 5.
+    /// Whether sending the request twice has the effect of sending it once (RFC 9110 §9.2.2): every method
+    /// but POST and PATCH. A request that is not is never replayed by libcurl on a new connection.
+    public var isIdempotent: Bool { method != .post && method != .patch }
+
     public init(
         method: HTTPMethod,
         url: String,

@@ -11,6 +11,7 @@ public struct SitroomError: Error, Sendable, CustomStringConvertible {
             case notFound = "not found"
             case badCommand = "bad command"
             case zoom = "zoom"
+            case notAuthorized = "not authorized"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -22,6 +23,8 @@ public struct SitroomError: Error, Sendable, CustomStringConvertible {
         public static let notFound = Code(.notFound)
         public static let badCommand = Code(.badCommand)
         public static let zoom = Code(.zoom)
+        /// A zoom-oauth host has no valid authorization (never authorized, or it needs re-authorization).
+        public static let notAuthorized = Code(.notAuthorized)
 
         public var description: String { value.rawValue }
     }

@@ -135,7 +135,8 @@ public actor IntegrationRegistry {
     /// LMDB before anyone uses it.
     /// - Parameter host: the pool host id (zoom-oauth); ignored for zoom-s2s.
     /// - Throws: ``ZoomError`` from the token endpoint (`needsReauthorization` for refused credentials),
-    ///   ``SitroomError`` `.notFound` (unknown integration) or `.badConfig` (unreadable secret, host never authorized).
+    ///   ``SitroomError`` `.notFound` (unknown integration), `.badConfig` (unreadable secret) or `.notAuthorized`
+    ///   (a zoom-oauth host without a valid authorization).
     public func accessToken(_ name: String, host: String? = nil) async throws -> String {
         let key = tokenKey(name, host: host)
         let now = clock.now()
@@ -156,7 +157,7 @@ public actor IntegrationRegistry {
         case .zoomOAuth:
             guard let host, let stored, let refreshToken = stored.refreshToken else {
                 throw SitroomError(
-                    .badConfig,
+                    .notAuthorized,
                     "host \(host ?? "-") of \(name) is not authorized: run `sitroomctl integration authorize \(name) \(host ?? "HOST")`")
             }
             task = Task {
@@ -211,7 +212,7 @@ public actor IntegrationRegistry {
                     current = newer
                     continue
                 }
-                _ = try markNeedsReauthorization(name, host: host, reason: error.description)
+                // The caller marks the host `needs_reauthorization` (and tells the admins once).
                 throw error
             }
         }
@@ -415,12 +416,17 @@ public actor IntegrationRegistry {
 
     /// Forgets the cached access token (Zoom answered 401 code 124), so the next call gets a new one; a
     /// zoom-oauth pair keeps its refresh token.
-    public func invalidateToken(_ name: String, host: String? = nil) throws {
+    /// - Parameter ifValue: the refused token; when given, a different (newer) token is kept, so many rooms
+    ///   refused at once lead to one new token, not one each.
+    public func invalidateToken(_ name: String, host: String? = nil, ifValue refused: String? = nil) throws {
         let key = tokenKey(name, host: host)
+        if let refused, let current = tokens[key], current.accessToken != refused { return }
         tokens[key] = nil
         let store = self.store
         try store.write { txn in
-            if var stored = try store.get(StoredToken.self, store.tables.tokens, key, txn), stored.refreshToken != nil {
+            let stored = try store.get(StoredToken.self, store.tables.tokens, key, txn)
+            if let refused, let stored, stored.accessToken != refused { return }
+            if var stored, stored.refreshToken != nil {
                 stored.expiresAt = 0
                 try store.put(stored, store.tables.tokens, key, txn)
             } else {

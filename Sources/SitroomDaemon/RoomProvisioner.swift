@@ -303,16 +303,20 @@ public actor RoomProvisioner {
                 case .tokenRejected(let integration):
                     let host = load(id)?.hostID
                     if refreshedToken.insert(integration).inserted {
-                        try? await registry.invalidateToken(integration, host: host)
+                        try? await registry.invalidateToken(integration, host: host, ifValue: failure.token)
                         continue
                     }
-                    if await integrationRefused(integration, reason: failure.error.description, room: id) {
-                        excluded.insert(integration)
+                    switch await integrationRefused(integration, reason: failure.error.description, room: id) {
+                    case .excludeIntegration: excluded.insert(integration)
+                    case .tryAnotherHost: break
+                    case .failed: return
                     }
                     continue
                 case .integrationRefused(let integration):
-                    if await integrationRefused(integration, reason: failure.error.description, room: id) {
-                        excluded.insert(integration)
+                    switch await integrationRefused(integration, reason: failure.error.description, room: id) {
+                    case .excludeIntegration: excluded.insert(integration)
+                    case .tryAnotherHost: break
+                    case .failed: return
                     }
                     continue
                 case .dropHost(let key, let dailyLimit):
@@ -358,6 +362,8 @@ public actor RoomProvisioner {
         var step: Step
         var error: ZoomError
         var reason: String
+        /// The access token Zoom refused, so only that one is dropped (not a newer one another room fetched).
+        var token: String? = nil
     }
 
     private func load(_ id: String) -> Room? {
@@ -484,7 +490,14 @@ public actor RoomProvisioner {
         guard let client = await registry.client(integration) else {
             throw SitroomError(.notFound, "integration \(integration) is not configured")
         }
-        let token = try await registry.accessToken(integration, host: host)
+        let token: String
+        do {
+            token = try await registry.accessToken(integration, host: host)
+        } catch let error as SitroomError where error.code == .notAuthorized {
+            throw ZoomFailure(
+                step: .integrationRefused(integration), error: ZoomError(.oauth(status: 401, code: nil, message: error.message)),
+                reason: error.message)
+        }
         try await pace(integration)
         return (client, token)
     }
@@ -503,8 +516,10 @@ public actor RoomProvisioner {
             try save(room)
             return false
         }
+        var usedToken: String? = nil
         do {
             let (client, token) = try await self.token(integration, host: room.hostID)
+            usedToken = token
             var found: Meeting? = nil
             for type in ["scheduled", "live"] where found == nil {
                 found = try await client.listMeetings(token: token, userID: user, type: type).first {
@@ -523,7 +538,7 @@ public actor RoomProvisioner {
             try save(room)
             return false
         } catch let error as ZoomError {
-            throw classify(error, integration: integration, room: &room)
+            throw classify(error, integration: integration, room: &room, token: usedToken)
         }
     }
 
@@ -536,8 +551,10 @@ public actor RoomProvisioner {
         let store = self.store
         let incidentID = room.incidentID
         guard let record = try store.read({ txn in try store.incident(incidentID, txn) }) else { return }
+        var usedToken: String? = nil
         do {
             let (client, token) = try await self.token(integration, host: room.hostID)
+            usedToken = token
             room.createPhase = .inFlight
             room.updatedAt = clock.now()
             try save(room)
@@ -551,7 +568,7 @@ public actor RoomProvisioner {
             let created = try await client.createMeeting(token: token, userID: user, meeting)
             try ready(&room, created)
         } catch let error as ZoomError {
-            throw classify(error, integration: integration, room: &room)
+            throw classify(error, integration: integration, room: &room, token: usedToken)
         }
     }
 
@@ -611,11 +628,13 @@ public actor RoomProvisioner {
             configuration.integrations[integration] != nil
         {
             let delete = configuration.integrations[integration]?.meeting.onResolve == .endAndDelete
+            var usedToken: String? = nil
             do {
                 let (client, token) = try await self.token(integration, host: room.hostID)
+                usedToken = token
                 try await Self.endMeeting(client: client, token: token, meetingID: meetingID, delete: delete)
             } catch let error as ZoomError {
-                let failure = classify(error, integration: integration, room: &room)
+                let failure = classify(error, integration: integration, room: &room, token: usedToken)
                 if case .fail = failure.step {
                     // Nothing more can be done with this meeting: record why, and end the room anyway.
                     room.reason = "meeting \(meetingID) could not be ended: \(failure.reason)"
@@ -654,13 +673,18 @@ public actor RoomProvisioner {
 
     /// Maps a Zoom API error to the next step (SPEC §5 failures; shared/zoom-api/README.md codes), updating
     /// and saving the room where the step changes it (host dropped, attempt counted, create phase settled).
-    private func classify(_ error: ZoomError, integration: String, room: inout Room) -> ZoomFailure {
+    private func classify(_ error: ZoomError, integration: String, room: inout Room, token: String?) -> ZoomFailure {
         let reason = error.description
         if error.needsReauthorization {
             return ZoomFailure(step: .integrationRefused(integration), error: error, reason: reason)
         }
         if error.isInvalidAccessToken {
-            return ZoomFailure(step: .tokenRejected(integration), error: error, reason: reason)
+            // A 401 is a definite refusal: nothing was created.
+            if room.createPhase == .inFlight, error.status == 401 {
+                room.createPhase = .notSent
+                try? save(room)
+            }
+            return ZoomFailure(step: .tokenRejected(integration), error: error, reason: reason, token: token)
         }
         let key = room.hostID.map { HostKey(integration: integration, host: $0) }
         if error.isHostUnusable || error.isDailyLimit, let key {
@@ -691,22 +715,42 @@ public actor RoomProvisioner {
 
     /// Zoom refused an integration's credentials: mark it, tell the admins once, and free the room's host
     /// there so the room can fail over to the next integration.
-    /// - Returns: true when the whole integration is refused (zoom-s2s); false when only the room's host is
-    ///   (zoom-oauth: each host is authorized on its own, so the next host may still serve).
-    @discardableResult
-    private func integrationRefused(_ integration: String, reason: String, room id: String) async -> Bool {
+    /// What a room does after its integration (or host) was refused by Zoom.
+    enum AfterRefusal {
+        /// zoom-s2s: the whole integration is out; fail over to the next one.
+        case excludeIntegration
+        /// zoom-oauth: only this host is out; lease another.
+        case tryAnotherHost
+        /// The room failed (a create whose outcome cannot be checked any more).
+        case failed
+    }
+
+    /// Zoom refused an integration's credentials (zoom-s2s) or a host's (zoom-oauth): mark it
+    /// `needs_reauthorization`, tell the admins once, and free the room's host there so the room can fail over.
+    private func integrationRefused(_ integration: String, reason: String, room id: String) async -> AfterRefusal {
         let perHost = configuration.integrations[integration]?.kind == .zoomOAuth
-        let roomHost = load(id)?.hostID
+        let roomHost = load(id)?.integration == integration ? load(id)?.hostID : nil
         let changed =
             (try? await registry.markNeedsReauthorization(integration, host: perHost ? roomHost : nil, reason: reason)) ?? false
         if changed { queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason) }
-        guard var room = load(id), room.integration == integration, let host = room.hostID, room.createPhase != .inFlight
-        else { return !perHost }
+        guard var room = load(id), room.integration == integration, let host = room.hostID else {
+            return perHost ? .tryAnotherHost : .excludeIntegration
+        }
+        if room.createPhase == .inFlight {
+            if perHost {
+                await fail(
+                    id,
+                    reason: "a create request's outcome cannot be checked: host \(host) of \(integration) was refused by Zoom "
+                        + "(\(reason)); ask your admin to re-integrate Zoom")
+                return .failed
+            }
+            return .excludeIntegration  // work() fails it: the meeting may exist but cannot be looked for
+        }
         room.hostID = nil
         room.hostUser = nil
         try? save(room)
         await pool.release(HostKey(integration: integration, host: host), room: id)
-        return !perHost
+        return perHost ? .tryAnotherHost : .excludeIntegration
     }
 
     /// Marks a room `failed` with its reason, frees its host and tells the admins.
@@ -771,7 +815,7 @@ public actor RoomProvisioner {
         let templates = self.templates
         do {
             let queued: [Notice] = try store.write { txn in
-                let record = try store.incident(target.incidentID, txn)
+                let record = target.incidentID.isEmpty ? nil : try store.incident(target.incidentID, txn)
                 var queued: [Notice] = []
                 for admin in admins {
                     guard let email = admin.email else { continue }

@@ -194,6 +194,22 @@ struct CurlTests {
         }
     }
 
+    @Test("a POST whose reused connection dies unanswered is not sent again")
+    func nonIdempotentRequestsAreNotReplayed() async throws {
+        try await withEchoServer { server in
+            let client = HTTPClient(maxConnectionsPerOrigin: 1)
+            defer { client.shutdown() }
+            // Warm a keep-alive connection, then POST on it to a route that drops the connection.
+            _ = try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/echo"))
+            let error = await #expect(throws: CurlError.self) {
+                try await client.send(HTTPRequest(method: .post, url: server.baseURL + "/drop", body: [1]))
+            }
+            #expect(error?.requestMayHaveBeenSent == true)
+            let afterPost = try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/stats"))
+            #expect((try JSONSerialization.jsonObject(with: Data(afterPost.body)) as? [String: Any])?["dropped"] as? Int == 1)
+        }
+    }
+
     @Test func concurrencyIsLimitedPerOrigin() async throws {
         try await withEchoServer { server in
             let client = HTTPClient(maxConnectionsPerOrigin: 2)

@@ -182,10 +182,14 @@ struct MainJobTests {
             let status = try await sandbox.ctl(["status"])
             #expect(status.code == 0)
             #expect(status.out.contains("needs_reauthorization"))
-            // Admins are told to re-integrate.
-            _ = try await waitFor("the admin notice") { () -> Bool? in
-                sandbox.files("var/mail/new").contains { sandbox.read("var/mail/new/\($0)").contains("ops-admin@example.org") }
-                    ? true : nil
+            // Admins are told to re-integrate, and that the room failed.
+            for subject in ["needs re-authorization", "situation room failed"] {
+                _ = try await waitFor("the admin notice: \(subject)") { () -> Bool? in
+                    sandbox.files("var/mail/new").contains {
+                        let mail = sandbox.read("var/mail/new/\($0)")
+                        return mail.contains("ops-admin@example.org") && mail.contains(subject)
+                    } ? true : nil
+                }
             }
             #expect(try await sandbox.simMeetings(room: room["room_id"] as? String ?? "").isEmpty)
         } catch {

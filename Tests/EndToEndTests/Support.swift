@@ -92,7 +92,7 @@ final class Sandbox: @unchecked Sendable {
     var daemon: Child?
     var children: [Child] = []
 
-    init(hosts: Int = 2, integrations: [String] = ["zoom-main"]) throws {
+    init(hosts: Int = 2, integrations: [String] = ["zoom-main"], concurrent: Int = 1) throws {
         root = NSTemporaryDirectory() + "sitroom-e2e-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/integrations", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/secrets", withIntermediateDirectories: true)
@@ -101,13 +101,14 @@ final class Sandbox: @unchecked Sendable {
         try write("etc/secrets/zoom.secret", "e2e-secret-\(UUID().uuidString)\n", mode: 0o600)
         var users = ""
         for index in 1...hosts {
-            users += "  - { id: u-bridge-\(index), email: bridge-\(index)@example.com, type: 2, concurrent_meetings: 1 }\n"
+            users += "  - { id: u-bridge-\(index), email: bridge-\(index)@example.com, type: 2, concurrent_meetings: \(concurrent) }\n"
         }
         try write(
             "sim.yaml",
             """
             apps:
               - { client_id: e2e-client, client_secret_file: etc/secrets/zoom.secret, account_id: AcctE2E, kind: s2s }
+              - { client_id: e2e-user-app, client_secret_file: etc/secrets/zoom.secret, account_id: AcctE2E, kind: oauth }
             users:
             \(users)limits: { daily_create_limit: 100, medium_per_second: 0 }
             token_expires_in: 3600
@@ -136,23 +137,30 @@ final class Sandbox: @unchecked Sendable {
     }
 
     /// Writes etc/integrations/NAME.yaml for the running simulator, with hosts bridge-N for N in `hostNumbers`.
+    /// - Parameters:
+    ///   - oauth: a zoom-oauth integration (the simulator's `e2e-user-app`) instead of zoom-s2s.
+    ///   - concurrent: `concurrent_meetings` of every host.
+    ///   - extra: more top-level YAML lines (e.g. `webhook_secret_file: ...`, `rate_limit: {...}`).
     func writeIntegration(
         name: String = "zoom-main", secretFile: String = "../secrets/zoom.secret", hosts: Int = 2,
-        hostNumbers: [Int]? = nil
+        hostNumbers: [Int]? = nil, oauth: Bool = false, concurrent: Int = 1, extra: String = ""
     ) throws {
         var pool = ""
         for index in hostNumbers ?? Array(1...hosts) {
-            pool += "  - { id: bridge-\(index), user: bridge-\(index)@example.com, concurrent_meetings: 1 }\n"
+            pool += "  - { id: bridge-\(index), user: bridge-\(index)@example.com, concurrent_meetings: \(concurrent) }\n"
         }
+        let kind =
+            oauth
+            ? "kind: zoom-oauth\nclient_id: e2e-user-app\nredirect_uri: https://sitroom.example.org/zoom/callback"
+            : "kind: zoom-s2s\naccount_id: AcctE2E\nclient_id: e2e-client"
         try write(
             "etc/integrations/\(name).yaml",
             """
-            kind: zoom-s2s
+            \(kind)
             api_url: http://127.0.0.1:\(simPort)/v2
             oauth_url: http://127.0.0.1:\(simPort)/oauth
-            account_id: AcctE2E
-            client_id: e2e-client
             client_secret_file: \(secretFile)
+            \(extra)
             hosts:
             \(pool)meeting: { topic: "Situation Room: {{incident.title}}", passcode: random, on_resolve: end_and_delete }
 
@@ -181,8 +189,14 @@ final class Sandbox: @unchecked Sendable {
     }
 
     /// Runs sitroomctl; returns exit code and stdout.
-    func ctl(_ arguments: [String], timeout: Double = 5) async throws -> (code: Int32, out: String, err: String) {
+    func ctl(_ arguments: [String], timeout: Double = 5, stdin: String? = nil) async throws -> (code: Int32, out: String, err: String) {
         let process = Process()
+        if let stdin {
+            let input = Pipe()
+            process.standardInput = input
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        }
         process.executableURL = URL(fileURLWithPath: "\(binDirectory)/sitroomctl")
         process.arguments = ["--root", root, "--timeout", String(timeout)] + arguments
         let out = Pipe()
@@ -218,6 +232,12 @@ final class Sandbox: @unchecked Sendable {
         try text.write(toFile: "\(spool)/tmp/\(name)", atomically: false, encoding: .utf8)
         guard rename("\(spool)/tmp/\(name)", "\(spool)/new/\(name)") == 0 else { throw TimedOut(what: "rename \(name)") }
     }
+
+    /// The secret shared by zoom-sim and the integrations.
+    var secret: String { read("etc/secrets/zoom.secret").trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// Every log line of every process this sandbox ran.
+    func allLogs() -> String { children.map { $0.stderr + $0.stdout }.joined(separator: "\n") }
 
     /// GET a JSON document from the simulator's test surface.
     func simGET(_ path: String) async throws -> Any {

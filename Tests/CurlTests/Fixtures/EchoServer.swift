@@ -5,7 +5,8 @@ import Foundation
 ///
 /// Routes: `/echo` (JSON of method, path, lower-cased headers, body, connection number; response headers
 /// `X-Dup: first` then `X-Dup: second`), `/status/N`, `/delay/MS`, `/slow/MS` (counts requests in
-/// flight), `/stats` (`connections`, `max_inflight`). It binds port 0, prints the port on stdout, and
+/// flight), `/drop` (counts it, closes the connection unanswered), `/stats` (`connections`, `max_inflight`,
+/// `dropped`). It binds port 0, prints the port on stdout, and
 /// exits when its stdin closes, so it never outlives the test process.
 let echoServerScript = #"""
     import json, os, sys, threading, time
@@ -65,6 +66,12 @@ let echoServerScript = #"""
             elif parts[0] == "stats":
                 with lock:
                     self.reply(200, dict(stats))
+            elif parts[0] == "drop":
+                # Counts the request, then closes the connection without an answer (a lost reply).
+                with lock:
+                    stats["dropped"] = stats.get("dropped", 0) + 1
+                self.close_connection = True
+                self.connection.shutdown(2)
             else:
                 self.reply(404, {"error": "no route"})
 

@@ -1,0 +1,213 @@
+import Curl
+import Foundation
+import Testing
+
+@testable import SitroomZoom
+
+/// Zoom integrations against zoom-sim over real HTTP: both OAuth kinds, the token lifecycle, lost replies,
+/// pacing, and app_deauthorized webhooks.
+@Suite("Zoom integrations end to end", .serialized)
+struct ZoomTests {
+    func tokenRequests(_ sandbox: Sandbox, _ grant: String) async throws -> Int {
+        let tokens = try #require(try await sandbox.simGET("/_sim/tokens") as? [String: Any])
+        return (tokens["requests"] as? [String: Any])?[grant] as? Int ?? 0
+    }
+
+    func creates(_ sandbox: Sandbox) async throws -> [[String: Any]] {
+        let requests = try #require(try await sandbox.simGET("/_sim/requests") as? [[String: Any]])
+        return requests.filter {
+            ($0["method"] as? String) == "POST" && ($0["path"] as? String)?.hasSuffix("/meetings") == true
+        }
+    }
+
+    func submitMany(_ sandbox: Sandbox, prefix: String, count: Int) throws {
+        let spool = "\(sandbox.root)/var/spool/incidents"
+        for index in 1...count {
+            let text = incidentEvent(
+                id: "evt-\(prefix)\(index)", stage: "situation_room", incident: "INC-\(prefix)\(index)",
+                participants: "  - { name: Ada Lovelace, email: ada@example.com }")
+            try text.write(toFile: "\(spool)/tmp/\(prefix)\(index).yaml", atomically: false, encoding: .utf8)
+        }
+        for index in 1...count { rename("\(spool)/tmp/\(prefix)\(index).yaml", "\(spool)/new/\(prefix)\(index).yaml") }
+    }
+
+    func waitAllReady(_ sandbox: Sandbox, prefix: String, count: Int, timeout: Double = 40) async throws {
+        _ = try await waitFor("\(count) rooms ready", timeout: timeout) { () -> Bool? in
+            let rooms = try await sandbox.ctl(["rooms", "--json"])
+            let list = (try? JSONSerialization.jsonObject(with: Data(rooms.out.utf8)) as? [[String: Any]]) ?? []
+            let ready = list.filter { ($0["incident"] as? String)?.hasPrefix("INC-\(prefix)") == true && $0["state"] as? String == "ready" }
+            return ready.count == count ? true : nil
+        }
+    }
+
+    @Test("zoom-oauth: authorize a host with PKCE and the code on stdin; rotated refresh tokens keep it working")
+    func userOAuth() async throws {
+        let sandbox = try Sandbox(hosts: 2, integrations: ["zoom-user"])
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(name: "zoom-user", oauth: true)
+            try await sandbox.startDaemon()
+
+            // Not authorized yet: a room cannot be made, and says what to do.
+            try sandbox.submit("u0.yaml", incidentEvent(id: "evt-u0", stage: "situation_room", incident: "INC-U0"))
+            let refused = try await sandbox.waitForRoom("INC-U0", state: "failed")
+            #expect((refused["reason"] as? String ?? "").contains("integration authorize zoom-user"))
+
+            let started = try await sandbox.ctl(["integration", "authorize", "zoom-user", "bridge-1"])
+            #expect(started.code == 0, "\(started.err)")
+            let url = try #require(started.out.split(separator: "\n").first { $0.hasPrefix("http") }.map(String.init))
+            #expect(url.contains("response_type=code"))
+            #expect(url.contains("code_challenge_method=S256"))
+            #expect(url.contains("redirect_uri=https%3A%2F%2Fsitroom.example.org%2Fzoom%2Fcallback"))
+            // The browser step: zoom-sim approves as bridge-1 and redirects with the code.
+            let approval = try await sandbox.http.send(HTTPRequest(method: .get, url: url + "&sim_user=bridge-1@example.com"))
+            #expect(approval.status == 302)
+            let location = try #require(approval.headers["location"])
+            let code = try #require(
+                URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
+            let done = try await sandbox.ctl(["integration", "authorize", "zoom-user", "bridge-1", "--code", "-"], stdin: code + "\n")
+            #expect(done.code == 0, "\(done.err)")
+            #expect(done.out.contains("authorized as bridge-1@example.com"))
+            #expect(try await tokenRequests(sandbox, "authorization_code") == 1)
+
+            try sandbox.submit("u1.yaml", incidentEvent(id: "evt-u1", stage: "situation_room", incident: "INC-U1"))
+            let room = try await sandbox.waitForRoom("INC-U1", state: "ready")
+            #expect(room["host"] as? String == "bridge-1@example.com")  // bridge-2 is not authorized
+
+            // Zoom expires the access token: the end call gets 124, sitroom refreshes (rotation) and retries.
+            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-user-app"}"#) < 300)
+            try sandbox.submit("u1-end.yaml", incidentEvent(id: "evt-u1e", stage: "resolved", incident: "INC-U1", at: "2026-11-29T13:00:00Z"))
+            try await sandbox.waitForRoom("INC-U1", state: "ended")
+            #expect(try await tokenRequests(sandbox, "refresh_token") == 1)
+
+            // The refresh token is revoked too: the host needs re-authorization, the admins are told.
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-user-app","refresh_tokens":true}"#) < 300)
+            try sandbox.submit("u2.yaml", incidentEvent(id: "evt-u2", stage: "situation_room", incident: "INC-U2"))
+            let lost = try await sandbox.waitForRoom("INC-U2", state: "failed")
+            #expect((lost["reason"] as? String ?? "").contains("authorize"))
+            let show = try await sandbox.ctl(["integration", "show", "zoom-user"])
+            #expect(show.out.contains("needs_reauthorization"))
+            _ = try await waitFor("the admin notice") { () -> Bool? in
+                sandbox.files("var/mail/new").contains { sandbox.read("var/mail/new/\($0)").contains("needs re-authorization") }
+                    ? true : nil
+            }
+            // The code and the secret never reach a log.
+            let logs = sandbox.allLogs()
+            #expect(!logs.contains(code))
+            #expect(!logs.contains(sandbox.secret))
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
+    @Test("a create whose reply is lost is retried by finding the meeting, not by making a second one")
+    func lostCreateReply() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration()
+            try await sandbox.startDaemon()
+            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"drop_create_reply","count":1}"#) < 300)
+            try sandbox.submit("l1.yaml", incidentEvent(id: "evt-l1", stage: "situation_room", incident: "INC-L1"))
+            let room = try await sandbox.waitForRoom("INC-L1", state: "ready")
+            let meetings = try #require(try await sandbox.simGET("/_sim/meetings") as? [[String: Any]])
+            #expect(meetings.count == 1)
+            #expect(meetings.first?["join_url"] as? String == room["join_url"] as? String)
+            #expect(try await creates(sandbox).count == 1)
+            if meetings.count != 1 { Issue.record("logs:\n\(sandbox.logs())") }
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
+    @Test("20 concurrent incidents: one token request; on an expired token, still one more")
+    func oneTokenRequest() async throws {
+        let sandbox = try Sandbox(hosts: 20, concurrent: 2)
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 20, concurrent: 2)
+            try await sandbox.startDaemon()
+            try submitMany(sandbox, prefix: "T", count: 20)
+            try await waitAllReady(sandbox, prefix: "T", count: 20)
+            #expect(try await tokenRequests(sandbox, "account_credentials") == 1)
+
+            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-client"}"#) < 300)
+            try submitMany(sandbox, prefix: "X", count: 20)
+            try await waitAllReady(sandbox, prefix: "X", count: 20)
+            #expect(try await tokenRequests(sandbox, "account_credentials") == 2)
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
+    @Test("creates queued at once reach Zoom no faster than the integration's rate")
+    func pacing() async throws {
+        let sandbox = try Sandbox(hosts: 1, concurrent: 40)
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1, concurrent: 40, extra: "rate_limit: { medium_per_second: 10 }")
+            try await sandbox.startDaemon()
+            try submitMany(sandbox, prefix: "R", count: 30)
+            try await waitAllReady(sandbox, prefix: "R", count: 30, timeout: 60)
+            let times = try await creates(sandbox).compactMap { $0["time"] as? Double }.sorted()
+            #expect(times.count == 30)
+            // In any one second, at most 10 creates (one more for a slot that straddles the window's edge).
+            for (index, start) in times.enumerated() {
+                let inWindow = times[index...].prefix { $0 < start + 1 }.count
+                #expect(inWindow <= 11, "\(inWindow) creates within 1 s from \(start)")
+            }
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
+    func webhookFile(secret: String, timestamp: Int, clientID: String = "e2e-client") -> String {
+        let body = #"{"event":"app_deauthorized","event_ts":1795910400000,"payload":{"account_id":"AcctE2E","user_id":"u-bridge-1","client_id":"\#(clientID)","deauthorization_time":"2026-11-29T12:00:00Z","signature":"x","user_data_retention":"false"}}"#
+        let signature = ZoomWebhookFile.signature(secret: secret, timestamp: String(timestamp), body: Array(body.utf8))
+        return "content-type: application/json\r\nx-zm-request-timestamp: \(timestamp)\r\nx-zm-signature: \(signature)\r\n\r\n\(body)"
+    }
+
+    @Test("app_deauthorized: forged and stale files are rejected with the reason; a genuine one takes effect")
+    func deauthorization() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.write("etc/secrets/webhook.secret", "whsec-e2e\n", mode: 0o600)
+            try sandbox.writeIntegration(extra: "webhook_secret_file: ../secrets/webhook.secret")
+            try await sandbox.startDaemon()
+            try sandbox.submit("w1.yaml", incidentEvent(id: "evt-w1", stage: "situation_room", incident: "INC-W1"))
+            try await sandbox.waitForRoom("INC-W1", state: "ready")
+
+            let now = Int(Date().timeIntervalSince1970)
+            try sandbox.submit("forged.webhook", webhookFile(secret: "not-the-secret", timestamp: now))
+            try sandbox.submit("stale.webhook", webhookFile(secret: "whsec-e2e", timestamp: now - 600))
+            let reasons = try await waitFor("two rejected webhooks") { () -> [String]? in
+                let names = sandbox.files("var/spool/incidents/rejected").filter { $0.hasSuffix(".error") }
+                return names.count == 2 ? names.map { sandbox.read("var/spool/incidents/rejected/\($0)") } : nil
+            }
+            #expect(reasons.contains { $0.contains("does not match") })
+            #expect(reasons.contains { $0.contains("x-zm-request-timestamp") })
+            #expect(try await sandbox.room("INC-W1")?["state"] as? String == "ready")
+
+            try sandbox.submit("genuine.webhook", webhookFile(secret: "whsec-e2e", timestamp: now))
+            let room = try await sandbox.waitForRoom("INC-W1", state: "unavailable")
+            #expect((room["reason"] as? String ?? "").contains("re-integrate Zoom"))
+            let status = try await sandbox.ctl(["integrations"])
+            #expect(status.out.contains("needs_reauthorization"))
+            #expect(sandbox.files("var/spool/incidents/cur").contains("genuine.webhook"))
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+}
