@@ -113,7 +113,13 @@ let package = Package(
             ]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
-        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl", "SitroomZoom"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "PosixIO", "Curl", "SitroomZoom", "SitroomDaemon", "SitroomStore", "SitroomConfig", "SitroomCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
