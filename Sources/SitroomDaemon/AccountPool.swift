@@ -129,6 +129,14 @@ public actor AccountPool {
                         state: state.ineligibility(key, limits: limits, now: now) ?? "healthy"))
             }
         }
+        for (key, limits) in state.retired.sorted(by: { $0.key < $1.key }) {
+            let use = state.usage[key] ?? PoolState.Usage()
+            rows.append(
+                PoolHostSnapshot(
+                    integration: key.integration, host: key.host, user: limits.user, openRooms: use.openRooms.count,
+                    concurrentMeetings: limits.concurrentMeetings, createsToday: use.day == today ? use.creates : 0,
+                    dailyCreateLimit: limits.dailyCreateLimit, state: "removed (keeps its open rooms until they end)"))
+        }
         return rows
     }
 }
@@ -142,7 +150,8 @@ public struct PoolHostSnapshot: Sendable, Codable, Hashable {
     public var concurrentMeetings: Int
     public var createsToday: Int
     public var dailyCreateLimit: Int
-    /// `healthy`, `busy`, `cooling down`, `drained`, `out of quota`, or why it is unusable.
+    /// `healthy`, `busy`, `cooling down`, `drained`, `out of quota`, why it is unusable, or
+    /// `removed (keeps its open rooms until they end)` for a host no longer configured.
     public var state: String
 
     enum CodingKeys: String, CodingKey {

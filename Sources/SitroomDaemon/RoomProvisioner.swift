@@ -251,6 +251,8 @@ public actor RoomProvisioner {
                 }
             } catch is CancellationError {
                 return
+            } catch is RoomGone {
+                return
             } catch {
                 logger.error("room work failed", metadata: ["room.id": "\(id)", "error": "\(error)"])
                 do { try await clock.sleep(seconds: maxBackoff) } catch { return }
@@ -280,6 +282,8 @@ public actor RoomProvisioner {
     }
 
     /// Writes the room. An end requested meanwhile (an event applied while a Zoom call was awaited) is kept.
+    /// - Throws: ``RoomGone`` when the room became `unavailable` meanwhile (its integration was removed): work
+    ///   still in flight for it must not bring it back.
     private func save(_ room: Room) throws {
         let store = self.store
         try store.write { txn in try store.putRoom(Self.keepingEndRequest(room, txn, store), txn) }
@@ -287,8 +291,67 @@ public actor RoomProvisioner {
 
     private static func keepingEndRequest(_ room: Room, _ txn: borrowing Transaction, _ store: Store) throws -> Room {
         var room = room
-        if let stored = try store.room(room.id, txn), stored.endRequested { room.endRequested = true }
+        if let stored = try store.room(room.id, txn) {
+            if stored.state == .unavailable && room.state != .unavailable { throw RoomGone(roomID: room.id) }
+            if stored.endRequested { room.endRequested = true }
+        }
         return room
+    }
+
+    /// The room became `unavailable` (its integration was removed) while work for it was in flight.
+    struct RoomGone: Error, CustomStringConvertible {
+        var roomID: String
+        var description: String { "room \(roomID) is unavailable: its integration was removed" }
+    }
+
+    // MARK: Removed integrations
+
+    /// Applies the removal of integrations (their files were deleted; SPEC §5): every open room one of them
+    /// serves (a host leased, a create sent, or a meeting made) becomes `unavailable` with the reason, its host
+    /// is freed and its work stopped. The meeting itself is left alone in Zoom: people may be in it, and the
+    /// integration's tokens are gone. No new room goes through them, as they are no longer configured.
+    /// - Parameter names: the removed integrations (``IntegrationRegistry/configure(_:)`` returns them).
+    /// - Complexity: O(rooms).
+    public func integrationsRemoved(_ names: [String]) async {
+        let gone = Set(names)
+        let now = clock.now()
+        let store = self.store
+        let affected: [Room]
+        do {
+            affected = try store.write { txn in
+                var changed: [Room] = []
+                for var room in try store.all(Room.self, store.tables.rooms, txn) where room.state.isOpen {
+                    guard let integration = room.integration, gone.contains(integration),
+                        room.state == .ready || room.hostID != nil || room.meetingID != nil || room.createPhase == .inFlight
+                    else { continue }
+                    room.state = .unavailable
+                    room.reason =
+                        "integration \(integration) was removed (etc/integrations/\(integration).yaml is gone); "
+                        + "sitroom can no longer manage this room's meeting"
+                    room.updatedAt = now
+                    try store.putRoom(room, txn)
+                    changed.append(room)
+                }
+                return changed
+            }
+        } catch {
+            logger.error(
+                "cannot mark the rooms of removed integrations unavailable",
+                metadata: ["integration": "\(names.joined(separator: ","))", "error": "\(error)"])
+            return
+        }
+        for room in affected {
+            running[room.id]?.cancel()
+            if let integration = room.integration, let host = room.hostID {
+                await pool.release(HostKey(integration: integration, host: host), room: room.id)
+            }
+            logger.warning(
+                "room unavailable: its integration was removed",
+                metadata: [
+                    "room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "integration": "\(room.integration ?? "")",
+                    "host": "\(room.hostID ?? "")",
+                ])
+        }
     }
 
     /// The integrations that may serve an incident, in order: the event's `integration`, else the first
@@ -341,7 +404,10 @@ public actor RoomProvisioner {
                 room.state = .provisioning
                 room.reason = nil
                 room.updatedAt = clock.now()
-                try save(room)
+                do { try save(room) } catch {
+                    await pool.release(key, room: room.id)
+                    throw error
+                }
                 return true
             case .unavailable(let reason, let permanent):
                 reasons.append(reason)
@@ -459,13 +525,20 @@ public actor RoomProvisioner {
         let store = self.store
         let current = room
         var queued: [Notice] = []
-        try store.write { txn in
-            let current = try Self.keepingEndRequest(current, txn, store)
-            try store.putRoom(current, txn)
-            queued = []
-            if let record = try store.incident(current.incidentID, txn), !current.endRequested {
-                queued = try self.queueReadyNotices(room: current, record: record, now: now, txn)
+        do {
+            try store.write { txn in
+                let current = try Self.keepingEndRequest(current, txn, store)
+                try store.putRoom(current, txn)
+                queued = []
+                if let record = try store.incident(current.incidentID, txn), !current.endRequested {
+                    queued = try self.queueReadyNotices(room: current, record: record, now: now, txn)
+                }
             }
+        } catch let gone as RoomGone {
+            logger.warning(
+                "meeting made after its integration was removed; it is left in Zoom",
+                metadata: ["room.id": "\(room.id)", "integration": "\(room.integration ?? "")", "meeting": "\(meeting.id)"])
+            throw gone
         }
         logger.info(
             "room ready",
@@ -577,7 +650,7 @@ public actor RoomProvisioner {
 
     /// Marks a room `failed` with its reason, frees its host and tells the admins.
     private func fail(_ id: String, reason: String) async {
-        guard var room = load(id) else { return }
+        guard var room = load(id), room.state.isOpen else { return }
         let hadHost = room.integration.flatMap { integration in room.hostID.map { HostKey(integration: integration, host: $0) } }
         room.state = .failed
         room.reason = reason
