@@ -497,7 +497,8 @@ public actor RoomProvisioner {
     }
 
     private func meetingRequest(_ settings: MeetingSettings, record: IncidentRecord, room: Room) -> MeetingRequest {
-        let topicTemplate = (try? NoticeTemplates(["topic.chat": settings.topic]))
+        // The topic renders like a one-paragraph text notice (the kind.channel key is only a slot for it).
+        let topicTemplate = (try? NoticeTemplates(["room-ready.chat": settings.topic]))
         let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: nil)
         let topic = topicTemplate?.render(.roomReady, .chat, context)?.body ?? record.info.title
         let commanders = record.participants.filter { $0.role == .commander }.compactMap(\.email)
