@@ -98,7 +98,13 @@ let package = Package(
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
         .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
         .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "LMDB"]),
-        .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon", "SitroomNotify", "SitroomCore"]),
+        .testTarget(
+            name: "SitroomDaemonTests",
+            dependencies: [
+                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "PosixIO", "Curl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "ZoomSimTests",
             dependencies: ["ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird")]
