@@ -104,7 +104,13 @@ let package = Package(
         .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
         .testTarget(name: "SitroomZoomTests", dependencies: ["SitroomZoom", "Curl"]),
         .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "LMDB"]),
-        .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon", "SitroomNotify", "SitroomCore"]),
+        .testTarget(
+            name: "SitroomDaemonTests",
+            dependencies: [
+                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "PosixIO", "Curl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "ZoomSimTests",
             dependencies: [

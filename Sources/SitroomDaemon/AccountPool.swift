@@ -175,6 +175,15 @@ public actor AccountPool {
                         dailyCreateLimit: limits.dailyCreateLimit, state: hostState, detail: detail))
             }
         }
+        for (key, limits) in state.retired.sorted(by: { $0.key < $1.key }) {
+            let use = state.usage[key] ?? PoolState.Usage()
+            rows.append(
+                PoolHostSnapshot(
+                    integration: key.integration, host: key.host, user: limits.user, openRooms: use.openRooms.count,
+                    concurrentMeetings: limits.concurrentMeetings, createsToday: use.day == today ? use.creates : 0,
+                    dailyCreateLimit: limits.dailyCreateLimit, state: "removed (keeps its open rooms until they end)",
+                    detail: "no longer in the configuration"))
+        }
         return rows
     }
 
@@ -191,7 +200,8 @@ public struct PoolHostSnapshot: Sendable, Codable, Hashable {
     public var concurrentMeetings: Int
     public var createsToday: Int
     public var dailyCreateLimit: Int
-    /// `healthy`, `busy`, `cooling down`, `drained`, `out of quota`, or `unusable`.
+    /// `healthy`, `busy`, `cooling down`, `drained`, `out of quota`, `unusable`, or
+    /// `removed (keeps its open rooms until they end)` for a host no longer configured.
     public var state: String
     /// Why, for people: counts, until when, Zoom's words.
     public var detail: String

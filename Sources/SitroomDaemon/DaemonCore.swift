@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SitroomConfig
 import SitroomCore
+import SitroomNotify
 import SitroomStore
 import SitroomZoom
 
@@ -42,10 +43,12 @@ public actor DaemonCore {
     private let startedAt: Double
     private var generation = 1
     private var appliedAt: Double
-    private var lastRejected: (at: Double, errors: String)? = nil
+    private var live: Configuration
+    private var lastRejected: RejectedGeneration? = nil
+    private var watch = ConfigWatchMode.off
+    /// The reload running or last run: reloads (SIGHUP, `reload`, the watcher) run one after the other.
+    private var reloadTail: Task<ControlReply, Never>? = nil
     private var spoolBacklog: @Sendable () -> Int = { 0 }
-    /// The live generation.
-    private var configuration: Configuration
 
     /// Wires the actors over an open store and applies the first generation.
     /// - Throws: store errors, template errors.
@@ -64,43 +67,77 @@ public actor DaemonCore {
             logger: logger)
         startedAt = clock.now()
         appliedAt = startedAt
-        self.configuration = configuration
-        try await registry.configure(configuration)
+        live = configuration
+        // Integrations whose files were removed while sitroomd was not running are removed now.
+        let removed = try await registry.configure(configuration)
         await pool.configure(configuration)
         await notifier.configure(configuration, varDirectory: paths.varDirectory)
         try await pool.restore()
         try await notifier.restore()
+        if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
         try await provisioner.recover()
     }
 
     /// Tells `status` how to count the spool backlog.
     public func setSpoolBacklog(_ count: @escaping @Sendable () -> Int) { spoolBacklog = count }
 
-    /// Reads all of `etc/` again and applies it to every actor, or keeps the live generation when it is invalid.
+    /// Reads all of `etc/` again and applies it to every actor as a new generation, or keeps the live generation
+    /// when it is invalid (recorded as the last rejected one, with every error as `file:line:col: message`) or
+    /// when it decodes to the same configuration (comments and layout do not count). Reloads run one at a time,
+    /// in the order asked (SIGHUP, `reload`, the watcher).
+    ///
+    /// A removed integration file removes the integration: no new rooms through it, its open rooms become
+    /// `unavailable`, its tokens are deleted (SPEC §5). Other changes apply to the next room or notice.
     /// - Returns: the reply for `reload`.
     public func reload() async -> ControlReply {
+        let previous = reloadTail
+        let task = Task {
+            _ = await previous?.value
+            return await self.reloadNow()
+        }
+        reloadTail = task
+        return await task.value
+    }
+
+    private func reloadNow() async -> ControlReply {
         let configuration: Configuration
         do {
             configuration = try ConfigLoader.load(etcDirectory: paths.etc)
         } catch {
-            lastRejected = (clock.now(), error.description)
+            lastRejected = RejectedGeneration(at: clock.now(), errors: error.description)
             logger.error(
-                "configuration rejected; generation \(generation) stays live", metadata: ["errors": "\(error.description)"])
+                "configuration rejected; the live generation stays",
+                metadata: ["generation": "\(generation)", "errors": "\(error.description)"])
             return .error("configuration rejected; generation \(generation) stays live:\n\(error.description)")
         }
+        if lastRejected != nil, lastRejected?.validAgainAt == nil { lastRejected?.validAgainAt = clock.now() }
+        if configuration.sameValues(as: live) {
+            logger.debug("configuration unchanged", metadata: ["generation": "\(generation)"])
+            return .ok("configuration unchanged; generation \(generation) stays live")
+        }
+        let removed: [String]
         do {
+            // Everything that can fail comes first: the templates compile, then the registry's one transaction.
+            _ = try NoticeTemplates(configuration.templates)
+            removed = try await registry.configure(configuration)
             try await provisioner.configure(configuration)
-            try await registry.configure(configuration)
-            await pool.configure(configuration)
-            await notifier.configure(configuration, varDirectory: paths.varDirectory)
         } catch {
             logger.error("cannot apply configuration", metadata: ["error": "\(error)"])
             return .error("cannot apply configuration: \(error)")
         }
+        await pool.configure(configuration)
+        await notifier.configure(configuration, varDirectory: paths.varDirectory)
         generation += 1
         appliedAt = clock.now()
-        self.configuration = configuration
-        logger.info("configuration applied", metadata: ["generation": "\(generation)"])
+        live = configuration
+        if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
+        logger.info(
+            "configuration applied",
+            metadata: [
+                "generation": "\(generation)",
+                "integrations": "\(configuration.integrations.keys.sorted().joined(separator: ","))",
+                "removed": "\(removed.joined(separator: ","))",
+            ])
         await provisioner.retryWaiting()
         return .ok("generation \(generation) applied")
     }
@@ -117,7 +154,7 @@ public actor DaemonCore {
     /// - Throws: ``WebhookError`` (forged, stale, unknown app, not `app_deauthorized`): the file is rejected.
     public func applyZoomWebhook(_ file: ZoomWebhookFile, receivedAt: Double) async throws -> String {
         let event = try AppDeauthorized.parse(file.body)
-        let candidates = configuration.integrations.values.filter { $0.clientID == event.clientID }.sorted { $0.name < $1.name }
+        let candidates = live.integrations.values.filter { $0.clientID == event.clientID }.sorted { $0.name < $1.name }
         guard !candidates.isEmpty else {
             throw WebhookError("payload.client_id: no integration has client_id \(event.clientID)")
         }
@@ -148,6 +185,15 @@ public actor DaemonCore {
             lines.append("\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable")
         }
         return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
+    }
+
+    /// Tells `status` how `etc/` is watched (``ConfigWatcher`` reports it).
+    public func setConfigWatch(_ mode: ConfigWatchMode) { watch = mode }
+
+    /// The live generation, the last rejected one and the watch mode.
+    public func generationStatus() -> GenerationStatus {
+        GenerationStatus(
+            number: generation, appliedAt: appliedAt, configuration: live, lastRejected: lastRejected, watch: watch)
     }
 
     /// Runs one control command (SPEC §7).
@@ -268,7 +314,13 @@ public actor DaemonCore {
                 "version": sitroomVersion, "uptime_seconds": uptime,
                 "generation": [
                     "number": generation, "applied_at": rfc3339UTC(appliedAt),
-                    "last_rejected": lastRejected.map { ["at": rfc3339UTC($0.at), "errors": $0.errors] as Any } ?? NSNull(),
+                    "last_rejected": lastRejected.map {
+                        [
+                            "at": rfc3339UTC($0.at), "errors": $0.errors,
+                            "valid_again_at": $0.validAgainAt.map(rfc3339UTC) as Any? ?? NSNull(),
+                        ] as Any
+                    } ?? NSNull(),
+                    "watch": Self.watchObject(watch),
                 ],
                 "integrations": integrations.map {
                     ["name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue, "reason": $0.record.reason as Any]
@@ -279,9 +331,13 @@ public actor DaemonCore {
             ]
             return .ok(try Self.json(object))
         }
-        var lines = ["sitroomd \(sitroomVersion), up \(uptime)s, config generation \(generation) applied \(rfc3339UTC(appliedAt))"]
+        var lines = [
+            "sitroomd \(sitroomVersion), up \(uptime)s, config generation \(generation) applied \(rfc3339UTC(appliedAt))",
+            "config watch: \(watch.summary)",
+        ]
         if let lastRejected {
-            lines.append("last rejected config (\(rfc3339UTC(lastRejected.at))):")
+            let since = lastRejected.validAgainAt.map { "; etc/ is valid again since \(rfc3339UTC($0))" } ?? ""
+            lines.append("last rejected config (\(rfc3339UTC(lastRejected.at))\(since)):")
             lines.append(contentsOf: lastRejected.errors.split(separator: "\n").map { "  \($0)" })
         }
         lines.append("")
@@ -418,6 +474,18 @@ public actor DaemonCore {
         return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1)" }.joined(separator: "\n"))
     }
 
+    /// `generation.watch` of `status --json`: `mode` (`inotify`, `polling`, `off`), and `directories` or
+    /// `interval_seconds` and `reason`.
+    static func watchObject(_ mode: ConfigWatchMode) -> [String: Any] {
+        switch mode {
+        case .off: return ["mode": mode.name]
+        case .inotify(let directories, let safety):
+            return ["mode": mode.name, "directories": directories, "check_interval_seconds": safety]
+        case .polling(let interval, let reason):
+            return ["mode": mode.name, "interval_seconds": interval, "reason": reason]
+        }
+    }
+
     /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in the README).
     static func roomObject(_ room: Room) -> [String: Any] {
         [
@@ -444,5 +512,37 @@ public actor DaemonCore {
                 column == row.count - 1 ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }
+    }
+}
+
+/// A generation that was read and refused.
+public struct RejectedGeneration: Sendable, Hashable {
+    /// Seconds since 1970 when it was refused.
+    public var at: Double
+    /// Every error, one `file:line:col: message` a line.
+    public var errors: String
+    /// Seconds since 1970 of the first reload after it that found `etc/` valid (applied or unchanged), if any.
+    public var validAgainAt: Double? = nil
+}
+
+/// The live configuration generation, as `status` shows it.
+public struct GenerationStatus: Sendable {
+    /// Starts at 1 (the configuration read at start) and grows by one per applied change.
+    public var number: Int
+    /// Seconds since 1970 when it was applied.
+    public var appliedAt: Double
+    /// The live configuration.
+    public var configuration: Configuration
+    /// The last generation refused since start, if any (it stays shown after a later one is applied).
+    public var lastRejected: RejectedGeneration?
+    /// How `etc/` is watched.
+    public var watch: ConfigWatchMode
+}
+
+extension Configuration {
+    /// Whether two generations decode to the same values (so reloading the second changes nothing).
+    func sameValues(as other: Configuration) -> Bool {
+        etcDirectory == other.etcDirectory && daemon == other.daemon && integrations == other.integrations
+            && roster == other.roster && templates == other.templates
     }
 }

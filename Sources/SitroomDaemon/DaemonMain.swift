@@ -112,10 +112,16 @@ public enum DaemonMain {
             logger: logger, webhooks: { file, receivedAt in try await core.applyZoomWebhook(file, receivedAt: receivedAt) })
         await core.setSpoolBacklog { intake.backlog() }
         let server = ControlServer(control: control, daemon: core, logger: logger)
+        let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
 
         let services: [any Service] = [
             TaskService(name: "spool") { try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher) } },
             TaskService(name: "control") { await cancelWhenGracefulShutdown { await server.run() } },
+            TaskService(name: "config-watch") {
+                await cancelWhenGracefulShutdown {
+                    await configWatcher.run(reload: { _ = await core.reload() }, report: { await core.setConfigWatch($0) })
+                }
+            },
             TaskService(name: "sighup") {
                 await cancelWhenGracefulShutdown {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = await core.reload() }

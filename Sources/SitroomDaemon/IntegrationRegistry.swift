@@ -52,19 +52,35 @@ public actor IntegrationRegistry {
         self.logger = logger
     }
 
-    /// Applies a configuration generation: new integrations are added, removed ones forgotten (their tokens
-    /// deleted from LMDB), changed ones get a new client.
-    /// - Returns: the names of integrations that were removed.
+    /// Applies a configuration generation in one LMDB transaction: new integrations are added
+    /// (`pending_authorization` until their first token), removed ones forgotten (their records and tokens
+    /// deleted from LMDB), changed ones get a new client. An integration known to the store but not configured
+    /// (its file was removed while sitroomd was not running) counts as removed too.
+    /// - Returns: the names of integrations that were removed, sorted.
+    /// - Throws: store errors; nothing is changed then.
     @discardableResult
     public func configure(_ configuration: Configuration) throws -> [String] {
-        let removed = integrations.keys.filter { configuration.integrations[$0] == nil }.sorted()
         let store = self.store
         let now = clock.now()
+        var removed: [String] = []
         let known: [String: IntegrationRecord] = try store.write { txn in
+            var gone = Set(integrations.keys.filter { configuration.integrations[$0] == nil })
+            try txn.forEach(store.tables.integrations, prefix: "") { name, _ in
+                if configuration.integrations[name] == nil { gone.insert(name) }
+                return true
+            }
+            removed = gone.sorted()
             for name in removed {
                 // The integration's tokens (`name`, `name/host`) and records (`name`, `host/name/...`,
                 // `pending/name/...`, `drained/name/...`).
                 try txn.delete(store.tables.tokens, name)
+                // Tokens kept per host (`NAME/HOST`, user-authorized apps) go too.
+                var hostKeys: [String] = []
+                try txn.forEach(store.tables.tokens, prefix: "\(name)/") { key, _ in
+                    hostKeys.append(key)
+                    return true
+                }
+                for key in hostKeys { try txn.delete(store.tables.tokens, key) }
                 try txn.delete(store.tables.integrations, name)
                 var stale: [(Database, String)] = []
                 try txn.forEach(store.tables.tokens, prefix: "\(name)/") { key, _ in

@@ -48,12 +48,24 @@ public struct PoolState: Sendable {
     /// Hosts per integration, in configuration order.
     public private(set) var hosts: [String: [(id: String, limits: HostLimits)]] = [:]
     public private(set) var usage: [HostKey: Usage] = [:]
+    /// Hosts removed from the configuration while they held open rooms, with their last limits: never leased
+    /// again, shown until their last room is released.
+    public private(set) var retired: [HostKey: HostLimits] = [:]
 
     public init() {}
 
     /// Replaces the pools' configuration; usage of hosts that remain is kept, and a removed host keeps its
     /// open rooms counted until they are released.
     public mutating func configure(_ pools: [String: [(id: String, limits: HostLimits)]]) {
+        for (integration, entries) in hosts {
+            for (id, limits) in entries where !(pools[integration] ?? []).contains(where: { $0.id == id }) {
+                let key = HostKey(integration: integration, host: id)
+                if usage[key]?.openRooms.isEmpty == false { retired[key] = limits }
+            }
+        }
+        for (integration, entries) in pools {
+            for (id, _) in entries { retired[HostKey(integration: integration, host: id)] = nil }
+        }
         hosts = pools
     }
 
@@ -122,6 +134,7 @@ public struct PoolState: Sendable {
     /// Frees the host a room held.
     public mutating func release(_ key: HostKey, room: String) {
         usage[key]?.openRooms.remove(room)
+        if usage[key]?.openRooms.isEmpty != false { retired[key] = nil }
     }
 
     /// Skips a host until `until` (seconds since 1970) after it failed.

@@ -203,8 +203,11 @@ public actor RoomProvisioner {
     }
 
     /// Rooms of open incidents on an integration (or one of its hosts) lose their Zoom functionality: they
-    /// become `unavailable` with the reason, and their hosts are freed (SPEC §5: deauthorized or removed).
+    /// become `unavailable` with the reason, their work stops and their hosts are freed (SPEC §5: deauthorized
+    /// or removed). Only rooms bound to it count (ready, a host leased, a meeting made or a create sent); a
+    /// room merely waiting stays waiting for another integration. The meeting itself is left alone in Zoom.
     /// - Returns: the ids of the rooms changed.
+    /// - Complexity: O(rooms).
     @discardableResult
     public func markUnavailable(integration: String, host: String? = nil, reason: String) async throws -> [String] {
         let store = self.store
@@ -212,7 +215,9 @@ public actor RoomProvisioner {
         let changed: [Room] = try store.write { txn in
             var changed: [Room] = []
             for var room in try store.all(Room.self, store.tables.rooms, txn)
-            where room.state.isOpen && room.integration == integration && (host == nil || room.hostID == host) {
+            where room.state.isOpen && room.integration == integration && (host == nil || room.hostID == host)
+                && (room.state == .ready || room.hostID != nil || room.meetingID != nil || room.createPhase == .inFlight)
+            {
                 room.state = .unavailable
                 room.reason = reason
                 room.updatedAt = now
@@ -341,6 +346,8 @@ public actor RoomProvisioner {
                 }
             } catch is CancellationError {
                 return
+            } catch is RoomGone {
+                return
             } catch {
                 logger.error("room work failed", metadata: ["room.id": "\(id)", "error": "\(error)"])
                 do { try await clock.sleep(seconds: maxBackoff) } catch { return }
@@ -372,6 +379,8 @@ public actor RoomProvisioner {
     }
 
     /// Writes the room. An end requested meanwhile (an event applied while a Zoom call was awaited) is kept.
+    /// - Throws: ``RoomGone`` when the room became `unavailable` meanwhile (its integration was removed): work
+    ///   still in flight for it must not bring it back.
     private func save(_ room: Room) throws {
         let store = self.store
         try store.write { txn in try store.putRoom(Self.keepingEndRequest(room, txn, store), txn) }
@@ -385,8 +394,40 @@ public actor RoomProvisioner {
 
     private static func keepingEndRequest(_ room: Room, _ txn: borrowing Transaction, _ store: Store) throws -> Room {
         var room = room
-        if let stored = try store.room(room.id, txn), stored.endRequested { room.endRequested = true }
+        if let stored = try store.room(room.id, txn) {
+            if stored.state == .unavailable && room.state != .unavailable { throw RoomGone(roomID: room.id) }
+            if stored.endRequested { room.endRequested = true }
+        }
         return room
+    }
+
+    /// The room became `unavailable` (its integration was removed) while work for it was in flight.
+    struct RoomGone: Error, CustomStringConvertible {
+        var roomID: String
+        var description: String { "room \(roomID) is unavailable: its integration was removed" }
+    }
+
+    // MARK: Removed integrations
+
+    /// Applies the removal of integrations (their files were deleted; SPEC §5): every open room one of them
+    /// serves (a host leased, a create sent, or a meeting made) becomes `unavailable` with the reason, its host
+    /// is freed and its work stopped. The meeting itself is left alone in Zoom: people may be in it, and the
+    /// integration's tokens are gone. No new room goes through them, as they are no longer configured.
+    /// - Parameter names: the removed integrations (``IntegrationRegistry/configure(_:)`` returns them).
+    /// - Complexity: O(rooms).
+    public func integrationsRemoved(_ names: [String]) async {
+        for integration in names {
+            do {
+                try await markUnavailable(
+                    integration: integration,
+                    reason: "integration \(integration) was removed (etc/integrations/\(integration).yaml is gone); "
+                        + "sitroom can no longer manage this room's meeting")
+            } catch {
+                logger.error(
+                    "cannot mark the rooms of a removed integration unavailable",
+                    metadata: ["integration": "\(integration)", "error": "\(error)"])
+            }
+        }
     }
 
     /// The integrations that may serve an incident, in order: the event's `integration`, else the first
@@ -457,7 +498,10 @@ public actor RoomProvisioner {
                 room.reason = nil
                 room.waitingSince = nil
                 room.updatedAt = clock.now()
-                try save(room)
+                do { try save(room) } catch {
+                    await pool.release(key, room: room.id)
+                    throw error
+                }
                 return true
             case .unavailable(let reason, let permanent):
                 reasons.append(reason)
@@ -573,7 +617,8 @@ public actor RoomProvisioner {
     }
 
     private func meetingRequest(_ settings: MeetingSettings, record: IncidentRecord, room: Room) -> MeetingRequest {
-        let topicTemplate = (try? NoticeTemplates(["topic.chat": settings.topic]))
+        // The topic renders like a one-paragraph text notice (the kind.channel key is only a slot for it).
+        let topicTemplate = (try? NoticeTemplates(["room-ready.chat": settings.topic]))
         let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: nil)
         let topic = topicTemplate?.render(.roomReady, .chat, context)?.body ?? record.info.title
         let commanders = record.participants.filter { $0.role == .commander }.compactMap(\.email)
@@ -602,13 +647,20 @@ public actor RoomProvisioner {
         let current = room
         var queued: [Notice] = []
         track(current)
-        try store.write { txn in
-            let current = try Self.keepingEndRequest(current, txn, store)
-            try store.putRoom(current, txn)
-            queued = []
-            if let record = try store.incident(current.incidentID, txn), !current.endRequested {
-                queued = try self.queueReadyNotices(room: current, record: record, now: now, txn)
+        do {
+            try store.write { txn in
+                let current = try Self.keepingEndRequest(current, txn, store)
+                try store.putRoom(current, txn)
+                queued = []
+                if let record = try store.incident(current.incidentID, txn), !current.endRequested {
+                    queued = try self.queueReadyNotices(room: current, record: record, now: now, txn)
+                }
             }
+        } catch let gone as RoomGone {
+            logger.warning(
+                "meeting made after its integration was removed; it is left in Zoom",
+                metadata: ["room.id": "\(room.id)", "integration": "\(room.integration ?? "")", "meeting": "\(meeting.id)"])
+            throw gone
         }
         logger.info(
             "room ready",
@@ -755,7 +807,7 @@ public actor RoomProvisioner {
 
     /// Marks a room `failed` with its reason, frees its host and tells the admins.
     private func fail(_ id: String, reason: String) async {
-        guard var room = load(id) else { return }
+        guard var room = load(id), room.state.isOpen else { return }
         let hadHost = room.integration.flatMap { integration in room.hostID.map { HostKey(integration: integration, host: $0) } }
         room.state = .failed
         room.reason = reason

@@ -378,7 +378,7 @@ import Glibc
         #expect(try loadErrors("integrations/zoom-main.yaml", text) == [])
     }
 
-    @Test(arguments: ["yes", "True", "on", "\"true\"", "1"])
+    @Test(arguments: ["yes", "True", "on", "NO", "off", "\"true\"", "1"])
     func booleansAreOnlyTrueOrFalse(value: String) throws {
         let errors = try loadErrors(
             "integrations/zoom-main.yaml",
@@ -387,7 +387,8 @@ import Glibc
         #expect(errors == ["\(Self.mainFile):9:17: meeting.waiting_room: must be true or false, not \(value)"])
     }
 
-    @Test(arguments: ["010", "1_000", "+5", "0x10", "1.0", "12abc"])
+    /// Where a number is expected, YAML 1.1's octal, sexagesimal and boolean readings are refused too.
+    @Test(arguments: ["010", "0755", "1_000", "+5", "0x10", "1.0", "12abc", "22:30", "off"])
     func integersArePlainDecimal(value: String) throws {
         let errors = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + "priority: \(value)\n")
         #expect(
