@@ -28,7 +28,8 @@ public enum DaemonMain {
     public static func checkConfig(paths: DaemonPaths) -> Int32 {
         do {
             let configuration = try ConfigLoader.load(etcDirectory: paths.etc)
-            print("\(paths.etc): configuration is valid (\(configuration.integrations.count) integrations)")
+            let count = configuration.integrations.count
+            print("\(paths.etc): configuration is valid (\(count) integration\(count == 1 ? "" : "s"))")
             return 0
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))

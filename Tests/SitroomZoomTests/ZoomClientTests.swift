@@ -47,7 +47,12 @@ struct ZoomClientTests {
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test("the create-meeting body sitroom sends is what Zoom's OpenAPI documents")
+    /// Skipped on a developer's machine without the spec; never in CI (`CI` set), where its absence is a failure.
+    @Test(
+        "the create-meeting body sitroom sends is what Zoom's OpenAPI documents",
+        .enabled(
+            if: ZoomClientTests.specPath != nil || ProcessInfo.processInfo.environment["CI"] != nil,
+            "shared/zoom-api/meetings-openapi.json (above the clone) or $ZOOM_OPENAPI is needed"))
     func createBodyMatchesContract() throws {
         let request = MeetingRequest(
             topic: "Situation Room: Payments down", startTime: "2026-11-29T12:00:00Z", duration: 60, password: "abc123XYZ9",
