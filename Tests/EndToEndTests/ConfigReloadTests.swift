@@ -155,7 +155,7 @@ struct CheckConfigTests {
         try sandbox.writeIntegration()
         let (ok, out, _) = try await check(sandbox)
         #expect(ok == 0)
-        #expect(out.contains("configuration is valid (1 integrations)"))
+        #expect(out.contains("configuration is valid (1 integration)"))
 
         try sandbox.write("etc/sitroom.yaml", "reopen_hold_down: 15 m\nnotify: { channels: [email, fax] }\n")
         let (bad, _, err) = try await check(sandbox)
