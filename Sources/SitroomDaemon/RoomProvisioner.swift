@@ -242,6 +242,56 @@ public actor RoomProvisioner {
         queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason)
     }
 
+    /// `room retry INCIDENT`: a `failed` or `unavailable` room is tried again from the start (a new lease;
+    /// its integration may have been re-authorized meanwhile); a `waiting` room is given a host if one is free.
+    /// - Returns: a line for the admin.
+    /// - Throws: ``SitroomError`` `.notFound` (no such incident or room) or `.badCommand` (the room is fine).
+    public func retry(incident: String) async throws -> String {
+        guard let (_, found) = try show(incident: incident), var room = found else {
+            throw SitroomError(.notFound, "no room for incident \(incident)")
+        }
+        switch room.state {
+        case .failed, .unavailable:
+            if room.createPhase == .inFlight {
+                throw SitroomError(
+                    .badCommand, "room \(room.id) may have a meeting whose creation could not be checked; end it first")
+            }
+            room.state = .provisioning
+            room.reason = nil
+            room.attempts = 0
+            room.hostID = nil
+            room.hostUser = nil
+            room.integration = nil
+            room.createPhase = .notSent
+            room.updatedAt = clock.now()
+            try save(room)
+            drive(room.id)
+            return "room \(room.id) of \(incident) is being provisioned again"
+        case .waiting:
+            await retryWaiting()
+            return "room \(room.id) of \(incident) is waiting: \(load(room.id)?.reason ?? "")"
+        case .provisioning, .ready, .ended:
+            throw SitroomError(.badCommand, "room \(room.id) of \(incident) is \(room.state.rawValue): nothing to retry")
+        }
+    }
+
+    /// `room end INCIDENT`: ends the room now, as a `resolved` event would (the meeting is ended, and deleted
+    /// per `on_resolve`).
+    /// - Throws: ``SitroomError`` `.notFound` (no such incident or room) or `.badCommand` (not open).
+    public func end(incident: String) throws -> String {
+        guard let (_, found) = try show(incident: incident), var room = found else {
+            throw SitroomError(.notFound, "no room for incident \(incident)")
+        }
+        guard room.state.isOpen else {
+            throw SitroomError(.badCommand, "room \(room.id) of \(incident) is \(room.state.rawValue), not open")
+        }
+        room.endRequested = true
+        room.updatedAt = clock.now()
+        try save(room)
+        drive(room.id)
+        return "room \(room.id) of \(incident) is being ended"
+    }
+
     /// A room and its incident, for `room show`.
     public func show(incident id: String) throws -> (IncidentRecord, Room?)? {
         let store = self.store
