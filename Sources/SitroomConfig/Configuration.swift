@@ -62,12 +62,16 @@ public struct IntegrationConfig: Sendable, Hashable {
     public var meeting: MeetingSettings
     /// Lower is tried first (default 10).
     public var priority: Int
+    /// Seconds a Zoom request may take in all (`request_timeout`, default 30s); after that its outcome is unknown.
+    public var requestTimeout: Double
 
     public init(
         name: String, file: String, kind: IntegrationKind, apiURL: String, oauthURL: String,
         accountID: String?, clientID: String, clientSecretFile: String, webhookSecretFile: String?,
-        redirectURI: String?, mediumPerSecond: Int, hosts: [HostConfig], meeting: MeetingSettings, priority: Int
+        redirectURI: String?, mediumPerSecond: Int, hosts: [HostConfig], meeting: MeetingSettings, priority: Int,
+        requestTimeout: Double = 30
     ) {
+        self.requestTimeout = requestTimeout
         self.name = name
         self.file = file
         self.kind = kind

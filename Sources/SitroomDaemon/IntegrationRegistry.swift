@@ -115,7 +115,8 @@ public actor IntegrationRegistry {
         }
         for (name, integration) in configuration.integrations {
             if integrations[name] != integration {
-                clients[name] = ZoomClient(http: http, apiURL: integration.apiURL, oauthURL: integration.oauthURL)
+                clients[name] = ZoomClient(
+                    http: http, apiURL: integration.apiURL, oauthURL: integration.oauthURL, timeout: integration.requestTimeout)
                 tokens[name] = nil
             }
         }

@@ -48,6 +48,8 @@ public actor RoomProvisioner {
     private var waiting: [String: Double] = [:]
     private var retrying = false
     private var retryAgain = false
+    /// Rooms backing off, woken early by news (``drive(_:)``) or shutdown.
+    private var wakers: [String: CheckedContinuation<Void, Never>] = [:]
 
     public init(
         store: Store, pool: AccountPool, registry: IntegrationRegistry, notifier: Notifier, configuration: Configuration,
@@ -114,7 +116,12 @@ public actor RoomProvisioner {
                 }
             case .resolved, .closed:
                 if stale { break }
-                if var open = room, open.state.isOpen, !open.endRequested {
+                if var failed = room, failed.state == .failed, failed.sweepMarker, !failed.endRequested {
+                    failed.endRequested = true
+                    try store.putRoom(failed, txn)
+                    room = failed
+                    drive = failed.id
+                } else if var open = room, open.state.isOpen, !open.endRequested {
                     open.endRequested = true
                     open.updatedAt = now
                     try store.putRoom(open, txn)
@@ -159,6 +166,7 @@ public actor RoomProvisioner {
     public func stop() {
         stopped = true
         for task in running.values { task.cancel() }
+        for id in Array(wakers.keys) { wake(id) }
     }
 
     /// Gives waiting rooms another try, oldest first (a host was freed, a cool-down or the UTC day ended):
@@ -313,9 +321,28 @@ public actor RoomProvisioner {
         guard !stopped else { return }
         if running[id] != nil {
             rerun.insert(id)
+            wake(id)  // a room backing off looks again now (e.g. its incident was resolved meanwhile)
             return
         }
         running[id] = Task { await self.work(id) }
+    }
+
+    /// Backs off for `seconds`, or until ``drive(_:)`` has news for the room, or until the daemon stops.
+    private func pause(_ id: String, seconds: Double) async {
+        guard !stopped else { return }
+        let clock = self.clock
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            wakers[id]?.resume()
+            wakers[id] = continuation
+            Task {
+                try? await clock.sleep(seconds: seconds)
+                self.wake(id)
+            }
+        }
+    }
+
+    private func wake(_ id: String) {
+        wakers.removeValue(forKey: id)?.resume()
     }
 
     private func finished(_ id: String) {
@@ -329,9 +356,25 @@ public actor RoomProvisioner {
         var refreshedToken: Set<String> = []
         while !stopped && !Task.isCancelled {
             guard var room = load(id) else { return }
-            if !room.state.isOpen { return }
+            if !room.state.isOpen {
+                // A failed room whose create had an unknown outcome: on resolve, sweep Zoom for its marker.
+                if room.state == .failed, room.endRequested, room.sweepMarker, let integration = room.integration,
+                    !excluded.contains(integration)
+                {
+                    do { try await sweep(&room, keeping: nil) } catch {
+                        logger.warning("cannot sweep a failed room's meetings", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                    }
+                }
+                return
+            }
             do {
                 if room.endRequested {
+                    if let integration = room.integration, excluded.contains(integration) {
+                        // Zoom refuses the integration: the meeting cannot be ended from here. End the room, say
+                        // so, and free the host rather than asking Zoom again and again.
+                        await endWithoutZoom(&room, reason: "Zoom refused \(integration)")
+                        return
+                    }
                     try await end(&room)
                     return
                 }
@@ -388,7 +431,7 @@ public actor RoomProvisioner {
                     if let room = load(id), let integration = room.integration, let host = room.hostID {
                         await pool.coolDown(HostKey(integration: integration, host: host), seconds: Self.coolDown)
                     }
-                    do { try await clock.sleep(seconds: seconds) } catch { return }
+                    await pause(id, seconds: seconds)
                     continue
                 case .fail:
                     await fail(id, reason: failure.reason)
@@ -400,7 +443,7 @@ public actor RoomProvisioner {
                 return
             } catch {
                 logger.error("room work failed", metadata: ["room.id": "\(id)", "error": "\(error)"])
-                do { try await clock.sleep(seconds: maxBackoff) } catch { return }
+                await pause(id, seconds: maxBackoff)
             }
         }
     }
@@ -661,6 +704,13 @@ public actor RoomProvisioner {
                 ])
             let created = try await client.createMeeting(token: token, userID: user, meeting)
             try ready(&room, created)
+            if room.sweepMarker {
+                // An earlier attempt's outcome was unknown and the marker was not found: if it completed at
+                // Zoom after all, delete it now so the room keeps one meeting.
+                do { try await sweep(&room, keeping: created.id) } catch {
+                    logger.warning("cannot sweep for duplicate meetings", metadata: ["room.id": "\(room.id)", "error": "\(error)"])
+                }
+            }
         } catch let error as ZoomError {
             throw classify(error, integration: integration, room: &room, token: usedToken)
         }
@@ -745,6 +795,11 @@ public actor RoomProvisioner {
                 }
             }
         }
+        if room.sweepMarker {
+            do { try await sweep(&room, keeping: nil) } catch {
+                logger.warning("cannot sweep a room's meetings", metadata: ["room.id": "\(room.id)", "error": "\(error)"])
+            }
+        }
         room.state = .ended
         room.endedAt = clock.now()
         room.updatedAt = room.endedAt!
@@ -754,6 +809,51 @@ public actor RoomProvisioner {
         }
         track(room)
         logger.info("room ended", metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)"])
+        Task { await self.retryWaiting() }
+    }
+
+    /// Ends and deletes every meeting of the room's host that carries the room's marker, but `keeping`: the
+    /// repair for a create whose outcome was unknown and that completed at Zoom after all.
+    private func sweep(_ room: inout Room, keeping: Int64?) async throws {
+        guard let integration = room.integration, let user = room.hostUser else { return }
+        let (client, token) = try await self.token(integration, host: room.hostID)
+        var stray: [Int64] = []
+        for type in ["scheduled", "live"] {
+            for meeting in try await client.listMeetings(token: token, userID: user, type: type)
+            where meeting.agenda?.contains(room.marker) == true && meeting.id != keeping && meeting.id != room.meetingID
+                && !stray.contains(meeting.id)
+            {
+                stray.append(meeting.id)
+            }
+        }
+        for id in stray {
+            try await pace(integration)
+            try await Self.endMeeting(client: client, token: token, meetingID: id, delete: true)
+            logger.warning(
+                "stray meeting of a room ended and deleted",
+                metadata: ["room.id": "\(room.id)", "integration": "\(integration)", "meeting": "\(id)"])
+        }
+        if room.endRequested {
+            room.sweepMarker = false
+            try save(room)
+        }
+    }
+
+    /// Ends a room whose meeting Zoom will not let sitroom end (the integration was refused): the room is
+    /// `ended` with the reason, and its host freed.
+    private func endWithoutZoom(_ room: inout Room, reason: String) async {
+        room.state = .ended
+        room.endedAt = clock.now()
+        room.updatedAt = room.endedAt!
+        if let meetingID = room.meetingID {
+            room.reason = "meeting \(meetingID) could not be ended (\(reason)); end it in Zoom, and ask your admin to re-integrate Zoom"
+        }
+        try? save(room)
+        track(room)
+        if let integration = room.integration, let host = room.hostID {
+            await pool.release(HostKey(integration: integration, host: host), room: room.id)
+        }
+        logger.warning("room ended without Zoom", metadata: ["room.id": "\(room.id)", "reason": "\(reason)"])
         Task { await self.retryWaiting() }
     }
 
@@ -800,11 +900,16 @@ public actor RoomProvisioner {
         if error.isTransient {
             room.attempts += 1
             if !error.outcomeUnknown, room.createPhase == .inFlight { room.createPhase = .notSent }
+            // A create whose outcome is unknown may yet complete at Zoom after a later create: remember to
+            // sweep the host's meetings for this room's marker (after the next create, and when it ends).
+            if error.outcomeUnknown, room.createPhase == .inFlight { room.sweepMarker = true }
             try? save(room)
             if room.attempts > maxTransientAttempts {
                 return ZoomFailure(step: .fail, error: error, reason: "\(reason) (after \(room.attempts) attempts)")
             }
-            let backoff = error.retryAfter ?? min(maxBackoff, firstBackoff * Double(1 << min(room.attempts - 1, 20)))
+            // Retry-After is Zoom's word, but capped: a room must not hold its host for hours on one answer.
+            let backoff = min(
+                2 * maxBackoff, error.retryAfter ?? min(maxBackoff, firstBackoff * Double(1 << min(room.attempts - 1, 20))))
             logger.warning("Zoom call failed, retrying", metadata: ["room.id": "\(room.id)", "error": "\(reason)", "retry_in": "\(backoff)"])
             return ZoomFailure(step: .backoff(backoff), error: error, reason: reason)
         }
@@ -835,7 +940,9 @@ public actor RoomProvisioner {
         let changed =
             (try? await registry.markNeedsReauthorization(integration, host: perHost ? roomHost : nil, reason: reason)) ?? false
         if changed { queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason) }
-        guard var room = load(id), room.integration == integration, let host = room.hostID else {
+        guard var room = load(id), room.integration == integration, let host = room.hostID,
+            room.meetingID == nil, room.state != .ready
+        else {
             return perHost ? .tryAnotherHost : .excludeIntegration
         }
         if room.createPhase == .inFlight {
@@ -862,7 +969,11 @@ public actor RoomProvisioner {
         room.state = .failed
         room.reason = reason
         room.updatedAt = clock.now()
-        if room.createPhase == .inFlight { room.createPhase = .notSent }
+        if room.createPhase == .inFlight {
+            // The meeting may exist at Zoom: sweep for the marker when the incident is resolved.
+            room.sweepMarker = true
+            room.createPhase = .notSent
+        }
         do { try save(room) } catch {
             logger.error("cannot record a failed room", metadata: ["room.id": "\(id)", "error": "\(error)"])
             return
