@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "SitroomNotify",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "PosixIO",
+                "SitroomCore", "SitroomConfig", "PosixIO", "Curl",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -92,19 +92,29 @@ let package = Package(
             dependencies: ["ZoomSim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
+        // Test fixtures: real servers on 127.0.0.1 (aiosmtpd SMTP, an SMS gateway/chat webhook double) and real
+        // parsers (Python's email, icalendar), driven as Python child processes.
+        .target(name: "SitroomTestFixtures", path: "Tests/Fixtures"),
+
         // Unit tests: one target per module.
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
-        .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(name: "CurlTests", dependencies: ["Curl", "SitroomTestFixtures"]),
+        .testTarget(name: "SitroomNotifyTests", dependencies: ["SitroomNotify", "SitroomCore", "SitroomTestFixtures"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
         .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
         .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "LMDB"]),
-        .testTarget(name: "SitroomDaemonTests", dependencies: ["SitroomDaemon", "SitroomNotify", "SitroomCore"]),
+        .testTarget(
+            name: "SitroomDaemonTests",
+            dependencies: [
+                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomStore", "SitroomConfig", "SitroomTestFixtures",
+            ]
+        ),
         .testTarget(
             name: "ZoomSimTests",
             dependencies: ["ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
-        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl", "SitroomTestFixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
