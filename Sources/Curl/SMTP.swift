@@ -172,8 +172,13 @@ public final class SMTPClient: Sendable {
     }
 
     static let shutDownError = SMTPError(
-        curl: CurlError(code: CurlError.failedInit.code, message: "SMTPClient was shut down", requestMayHaveBeenSent: false),
-        replyCode: 0)
+        curl: CurlError(
+            code: CurlError.failedInit.code,
+            message: "SMTPClient was shut down",
+            requestMayHaveBeenSent: false
+        ),
+        replyCode: 0
+    )
 }
 
 /// A job a ``WorkQueue`` worker can run with its easy handle.
@@ -223,9 +228,12 @@ final class WorkQueue<J: QueuedJob>: @unchecked Sendable {
                 }
                 let error = SMTPError(
                     curl: CurlError(
-                        code: CurlError.failedInit.code, message: "could not start a worker thread (errno \(rc))",
-                        requestMayHaveBeenSent: false),
-                    replyCode: 0)
+                        code: CurlError.failedInit.code,
+                        message: "could not start a worker thread (errno \(rc))",
+                        requestMayHaveBeenSent: false
+                    ),
+                    replyCode: 0
+                )
                 for orphan in orphans { orphan.fail(error) }
             }
         }
@@ -345,8 +353,14 @@ extension EasyHandle {
         } catch {
             return .failure(
                 SMTPError(
-                    curl: CurlError(code: error.code, message: "\(error.message) (\(where_))", requestMayHaveBeenSent: false),
-                    replyCode: 0))
+                    curl: CurlError(
+                        code: error.code,
+                        message: "\(error.message) (\(where_))",
+                        requestMayHaveBeenSent: false
+                    ),
+                    replyCode: 0
+                )
+            )
         }
         let rc = withExtendedLifetime(context) { curl_easy_perform(handle) }
         var reply = 0
@@ -363,8 +377,11 @@ extension EasyHandle {
             let uploaded = context.offset == context.bytes.count
             return .failure(
                 SMTPError(
-                    curl: CurlError(code: code, message: "\(text) (\(where_))"), replyCode: reply,
-                    messageMayHaveBeenDelivered: uploaded && !context.bytes.isEmpty))
+                    curl: CurlError(code: code, message: "\(text) (\(where_))"),
+                    replyCode: reply,
+                    messageMayHaveBeenDelivered: uploaded && !context.bytes.isEmpty
+                )
+            )
         }
         return .success(SMTPResponse(replyCode: reply))
     }
@@ -378,7 +395,8 @@ extension EasyHandle {
             CurlError(code: CurlError.badFunctionArgument.code, message: what, requestMayHaveBeenSent: false)
         }
         func isAddress(_ text: String) -> Bool {
-            !text.isEmpty && !text.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" || $0 == "<" || $0 == ">" })
+            !text.isEmpty
+                && !text.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" || $0 == "<" || $0 == ">" })
         }
         guard isAddress(request.from) else { throw bad("invalid envelope sender") }
         guard !request.recipients.isEmpty, request.recipients.allSatisfy(isAddress) else {

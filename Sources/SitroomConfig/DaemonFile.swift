@@ -209,9 +209,7 @@ enum DaemonFile {
         case .smtp:
             let url = mapping.required("url")?.url(schemes: ["smtp", "smtps"]) ?? ""
             let username = mapping.string("username")
-            let passwordValue = mapping.value("password_file")
-            let passwordFile = passwordValue?.secretFile(relativeTo: directory)
-            if let passwordValue, username == nil { passwordValue.fail("needs username (AUTH sends both)") }
+            let passwordFile = mapping.value("password_file")?.secretFile(relativeTo: directory)
             let startTLS =
                 mapping.value("starttls")?.enumeration(SMTPSettings.StartTLS.self, noun: "starttls") ?? .required
             var caFile: String? = nil

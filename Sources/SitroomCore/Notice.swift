@@ -43,7 +43,8 @@ public struct Notice: Sendable, Codable, Hashable {
     public var personID: String
     public var kind: NoticeKind
     public var channel: NoticeChannel
-    /// Email address (email) or E.164 number (sms).
+    /// Email address (email), E.164 number (sms), or `chat webhook` (chat: the URL itself is a secret kept in
+    /// the configuration).
     public var recipient: String
     /// Display name of the recipient.
     public var recipientName: String

@@ -37,11 +37,24 @@ struct NoticePlanner {
                     let rendered = templates.render(.invitation, .email, context)
                 {
                     let calendar = invitation(
-                        .request, room: room, record: record, summary: rendered.subject, description: rendered.body,
-                        now: now)
+                        .request,
+                        room: room,
+                        record: record,
+                        summary: rendered.subject,
+                        description: rendered.body,
+                        now: now
+                    )
                     let notice = make(
-                        room: room, record: record, person: person, kind: .invitation, channel: .email, recipient: email,
-                        rendered: rendered, now: now, calendar: calendar)
+                        room: room,
+                        record: record,
+                        person: person,
+                        kind: .invitation,
+                        channel: .email,
+                        recipient: email,
+                        rendered: rendered,
+                        now: now,
+                        calendar: calendar
+                    )
                     if try store.enqueue(notice, txn) { queued.append(notice) }
                 }
                 for channel in configuration.daemon.conference.followUp {
@@ -89,12 +102,25 @@ struct NoticePlanner {
                     try exists(room: room.id, person: person.personID, kind: .invitation, channel: .email, txn)
                 {
                     calendar = invitation(
-                        .cancel, room: room, record: record, summary: rendered.subject, description: rendered.body,
-                        now: now)
+                        .cancel,
+                        room: room,
+                        record: record,
+                        summary: rendered.subject,
+                        description: rendered.body,
+                        now: now
+                    )
                 }
                 let notice = make(
-                    room: room, record: record, person: person, kind: .roomEnded, channel: channel,
-                    recipient: recipient, rendered: rendered, now: now, calendar: calendar)
+                    room: room,
+                    record: record,
+                    person: person,
+                    kind: .roomEnded,
+                    channel: channel,
+                    recipient: recipient,
+                    rendered: rendered,
+                    now: now,
+                    calendar: calendar
+                )
                 if try store.enqueue(notice, txn) { queued.append(notice) }
             }
         }
@@ -138,16 +164,28 @@ struct NoticePlanner {
     }
 
     private func participantNotice(
-        _ kind: NoticeKind, _ channel: NotifyChannel, _ person: Participant, _ room: Room, _ record: IncidentRecord,
-        _ context: NoticeContext, _ now: Double
+        _ kind: NoticeKind,
+        _ channel: NotifyChannel,
+        _ person: Participant,
+        _ room: Room,
+        _ record: IncidentRecord,
+        _ context: NoticeContext,
+        _ now: Double
     ) -> Notice? {
         guard let noticeChannel = NoticeChannel(rawValue: channel.rawValue),
             let recipient = contact(person, noticeChannel),
             let rendered = templates.render(kind, noticeChannel, context)
         else { return nil }
         return make(
-            room: room, record: record, person: person, kind: kind, channel: noticeChannel, recipient: recipient,
-            rendered: rendered, now: now)
+            room: room,
+            record: record,
+            person: person,
+            kind: kind,
+            channel: noticeChannel,
+            recipient: recipient,
+            rendered: rendered,
+            now: now
+        )
     }
 
     private func chatNotice(_ kind: NoticeKind, _ room: Room, _ record: IncidentRecord, _ now: Double) -> Notice? {
@@ -155,25 +193,54 @@ struct NoticePlanner {
         let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: nil)
         guard let rendered = templates.render(kind, .chat, context) else { return nil }
         return Notice(
-            roomID: room.id, incidentID: record.info.id, personID: Self.chatPerson, kind: kind, channel: .chat,
-            recipient: "chat webhook", recipientName: "chat", subject: "", body: rendered.body, createdAt: now)
+            roomID: room.id,
+            incidentID: record.info.id,
+            personID: Self.chatPerson,
+            kind: kind,
+            channel: .chat,
+            recipient: "chat webhook",
+            recipientName: "chat",
+            subject: "",
+            body: rendered.body,
+            createdAt: now
+        )
     }
 
     private func make(
-        room: Room, record: IncidentRecord, person: Participant, kind: NoticeKind, channel: NoticeChannel,
-        recipient: String, rendered: (subject: String, body: String), now: Double, calendar: String? = nil
+        room: Room,
+        record: IncidentRecord,
+        person: Participant,
+        kind: NoticeKind,
+        channel: NoticeChannel,
+        recipient: String,
+        rendered: (subject: String, body: String),
+        now: Double,
+        calendar: String? = nil
     ) -> Notice {
         let body = channel == .sms ? SMSText.fit(rendered.body, maxSegments: Self.maxSMSSegments) : rendered.body
         return Notice(
-            roomID: room.id, incidentID: record.info.id, personID: person.personID, kind: kind, channel: channel,
-            recipient: recipient, recipientName: person.name, subject: rendered.subject, body: body, createdAt: now,
-            calendar: calendar)
+            roomID: room.id,
+            incidentID: record.info.id,
+            personID: person.personID,
+            kind: kind,
+            channel: channel,
+            recipient: recipient,
+            recipientName: person.name,
+            subject: rendered.subject,
+            body: body,
+            createdAt: now,
+            calendar: calendar
+        )
     }
 
     /// The room's calendar object: `UID` `<room id>@<from domain>`, `DTSTART` when the room was opened, the
     /// participants with an email as attendees; `SEQUENCE` 0 for the request, 1 for the cancellation.
     private func invitation(
-        _ method: CalendarInvitation.Method, room: Room, record: IncidentRecord, summary: String, description: String,
+        _ method: CalendarInvitation.Method,
+        room: Room,
+        record: IncidentRecord,
+        summary: String,
+        description: String,
         now: Double
     ) -> String {
         let organizer = Mailbox(parsing: notify.email.from)
@@ -181,14 +248,25 @@ struct NoticePlanner {
             person.email.map { Mailbox(name: person.name, address: $0) }
         }
         return CalendarInvitation(
-            method: method, uid: CalendarInvitation.uid(roomID: room.id, domain: organizer.domain),
-            sequence: method == .request ? 0 : 1, stamp: now, start: room.createdAt, summary: summary,
-            description: description, joinURL: room.joinURL ?? "", organizer: organizer, attendees: attendees
+            method: method,
+            uid: CalendarInvitation.uid(roomID: room.id, domain: organizer.domain),
+            sequence: method == .request ? 0 : 1,
+            stamp: now,
+            start: room.createdAt,
+            summary: summary,
+            description: description,
+            joinURL: room.joinURL ?? "",
+            organizer: organizer,
+            attendees: attendees
         ).rendered()
     }
 
     private func exists(
-        room: String, person: String, kind: NoticeKind, channel: NoticeChannel, _ txn: borrowing Transaction
+        room: String,
+        person: String,
+        kind: NoticeKind,
+        channel: NoticeChannel,
+        _ txn: borrowing Transaction
     ) throws -> Bool {
         let id = Notice.id(roomID: room, personID: person, kind: kind, channel: channel)
         return try txn.get(store.tables.outbox, id) != nil

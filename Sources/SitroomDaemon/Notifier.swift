@@ -80,7 +80,12 @@ public actor Notifier {
             do {
                 let password = try IntegrationRegistry.readSecret(passwordFile, key: "notify.sms.password_file")
                 transports[.sms] = HTTPSMSTransport(
-                    client: http, url: url, from: from, username: username, password: password)
+                    client: http,
+                    url: url,
+                    from: from,
+                    username: username,
+                    password: password
+                )
             } catch {
                 logger.error("the SMS gateway cannot be used", metadata: ["error": "\(error)"])
                 transports[.sms] = UnavailableTransport(reason: "\(error)")
@@ -117,8 +122,14 @@ public actor Notifier {
         return SMTPTransport(
             client: smtp,
             settings: .init(
-                url: settings.url, from: settings.from, credentials: credentials, startTLS: startTLS,
-                caFile: settings.caFile, timeout: settings.timeout))
+                url: settings.url,
+                from: settings.from,
+                credentials: credentials,
+                startTLS: startTLS,
+                caFile: settings.caFile,
+                timeout: settings.timeout
+            )
+        )
     }
 
     /// Replaces the transport of a channel (tests).
@@ -253,7 +264,9 @@ public actor Notifier {
         var best: (id: String, due: Due)? = nil
         for (id, entry) in due where entry.channel == channel && entry.at <= now && !inFlight.contains(id) {
             if let current = best,
-                (current.due.at, current.due.createdAt, current.due.rank, current.id) <= (entry.at, entry.createdAt, entry.rank, id)
+                (current.due.at, current.due.createdAt, current.due.rank, current.id) <= (
+                    entry.at, entry.createdAt, entry.rank, id
+                )
             {
                 continue
             }
@@ -267,7 +280,8 @@ public actor Notifier {
         guard !stopped else { return }
         let now = clock.now()
         for channel in NoticeChannel.allCases {
-            let ready = due.filter { $0.value.channel == channel && $0.value.at <= now && !inFlight.contains($0.key) }.count
+            let ready = due.filter { $0.value.channel == channel && $0.value.at <= now && !inFlight.contains($0.key) }
+                .count
             let busy = inFlight.filter { due[$0]?.channel == channel }.count
             let limit = Self.workersPerChannel[channel] ?? 1
             // Idle workers pick up what is due; start more (up to the limit) while they are too few.
@@ -339,7 +353,10 @@ public actor Notifier {
             notice.state = .sent
             notice.sentAt = clock.now()
             notice.detail = detail
-            logger.info("notice sent", metadata: metadata.merging(["to": "\(detail)", "attempt": "\(notice.attempts)"]) { $1 })
+            logger.info(
+                "notice sent",
+                metadata: metadata.merging(["to": "\(detail)", "attempt": "\(notice.attempts)"]) { $1 }
+            )
         } catch {
             let permanent = (error as? DeliveryError)?.permanent ?? false
             let now = clock.now()
@@ -355,7 +372,8 @@ public actor Notifier {
                 notice.detail = "\(error)"
                 logger.warning(
                     "notice delivery failed, will retry",
-                    metadata: metadata.merging(["error": "\(error)", "retry_in": "\(backoff)"]) { $1 })
+                    metadata: metadata.merging(["error": "\(error)", "retry_in": "\(backoff)"]) { $1 }
+                )
             }
         }
         persist(notice)

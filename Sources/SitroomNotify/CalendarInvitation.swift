@@ -9,10 +9,13 @@ import SitroomCore
 public struct CalendarInvitation: Sendable, Hashable {
     /// The iTIP method.
     public enum Method: String, Sendable {
+        /// Invites the attendees (RFC 5546 §3.2.2).
         case request = "REQUEST"
+        /// Withdraws the event (RFC 5546 §3.2.5).
         case cancel = "CANCEL"
     }
 
+    /// `METHOD`: `REQUEST` or `CANCEL`.
     public var method: Method
     /// `<room id>@<domain of notify.email.from>`.
     public var uid: String
@@ -35,10 +38,19 @@ public struct CalendarInvitation: Sendable, Hashable {
     /// `ATTENDEE`s: the participants with an email address.
     public var attendees: [Mailbox]
 
-    /// Creates the calendar object.
+    /// Creates the calendar object (the properties above, in the same order; `duration` in seconds).
     public init(
-        method: Method, uid: String, sequence: Int, stamp: Double, start: Double, duration: Int = 3600,
-        summary: String, description: String, joinURL: String, organizer: Mailbox, attendees: [Mailbox]
+        method: Method,
+        uid: String,
+        sequence: Int,
+        stamp: Double,
+        start: Double,
+        duration: Int = 3600,
+        summary: String,
+        description: String,
+        joinURL: String,
+        organizer: Mailbox,
+        attendees: [Mailbox]
     ) {
         self.method = method
         self.uid = uid
@@ -88,7 +100,8 @@ public struct CalendarInvitation: Sendable, Hashable {
             let partstat = method == .cancel ? "" : ";PARTSTAT=NEEDS-ACTION;RSVP=TRUE"
             lines.append(
                 "ATTENDEE\(Self.commonName(attendee.name));CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT\(partstat)"
-                    + ":mailto:\(attendee.address)")
+                    + ":mailto:\(attendee.address)"
+            )
         }
         lines.append("STATUS:\(method == .cancel ? "CANCELLED" : "CONFIRMED")")
         lines.append("TRANSP:OPAQUE")

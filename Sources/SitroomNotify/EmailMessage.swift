@@ -85,7 +85,8 @@ public struct EmailMessage: Sendable {
     /// it intact: `7bit` for short ASCII lines, `8bit` for short UTF-8 lines, else `quoted-printable`
     /// (RFC 2045 §6.7), since RFC 5322 §2.1.1 limits lines to 998 octets.
     static func part(type: String, _ content: String) -> [String] {
-        let lines = content.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map {
+        let lines = content.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map
+        {
             $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
         }
         let short = lines.allSatisfy { $0.utf8.count <= 998 && !$0.contains("\r") }
@@ -184,7 +185,8 @@ public struct EmailMessage: Sendable {
         let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
         let weekday = days[Int((seconds / 86_400).rounded(.down)) % 7]
         func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(weekday), \(two(day)) \(months[month - 1]) \(year) \(two(parts[3])):\(two(parts[4])):\(two(parts[5])) +0000"
+        return
+            "\(weekday), \(two(day)) \(months[month - 1]) \(year) \(two(parts[3])):\(two(parts[4])):\(two(parts[5])) +0000"
     }
 }
 
@@ -232,7 +234,9 @@ public struct Mailbox: Sendable, Hashable {
         if !name.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {
             phrase = EmailMessage.encodeWords(name)
         } else if name.contains(where: { specials.contains($0) }) {
-            phrase = "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            phrase =
+                "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                + "\""
         } else {
             phrase = name
         }
@@ -299,7 +303,8 @@ enum Links {
         var rest = Substring(text)
         while let start = firstLinkStart(rest) {
             if start > rest.startIndex { runs.append((false, String(rest[..<start]))) }
-            var end = rest[start...].firstIndex(where: { $0.isWhitespace || $0 == "<" || $0 == ">" || $0 == "\"" })
+            var end =
+                rest[start...].firstIndex(where: { $0.isWhitespace || $0 == "<" || $0 == ">" || $0 == "\"" })
                 ?? rest.endIndex
             while end > start, ".,;:!?)".contains(rest[rest.index(before: end)]) { end = rest.index(before: end) }
             runs.append((true, String(rest[start..<end])))

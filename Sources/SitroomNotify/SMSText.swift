@@ -12,7 +12,8 @@ public enum SMSText {
     /// The GSM 7-bit default alphabet (TS 23.038 §6.2.1), one septet each.
     static let gsmBasic: Set<Character> = Set(
         "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-            + "¿abcdefghijklmnopqrstuvwxyzäöñüà")
+            + "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+    )
     /// The default alphabet extension table (TS 23.038 §6.2.1.1): an escape plus one septet each.
     static let gsmExtension: Set<Character> = Set("^{}\\[~]|€\u{0C}")
 

@@ -51,8 +51,11 @@ public struct MaildirTransport: NoticeTransport {
         let name = "\(Int64(notice.createdAt)).\(notice.id).sitroom"
         do {
             try DurableFile.write(
-                Array(message.rendered().utf8), name: name, tmpDirectory: "\(directory)/tmp",
-                finalDirectory: "\(directory)/new")
+                Array(message.rendered().utf8),
+                name: name,
+                tmpDirectory: "\(directory)/tmp",
+                finalDirectory: "\(directory)/new"
+            )
         } catch {
             throw DeliveryError("maildir \(directory): \(error)", permanent: false)
         }
@@ -73,7 +76,11 @@ public struct SMSFileTransport: NoticeTransport {
         let text = "To: \(notice.recipient)\nName: \(notice.recipientName)\n\n\(notice.body)\n"
         do {
             try DurableFile.write(
-                Array(text.utf8), name: name, tmpDirectory: "\(directory)/tmp", finalDirectory: "\(directory)/new")
+                Array(text.utf8),
+                name: name,
+                tmpDirectory: "\(directory)/tmp",
+                finalDirectory: "\(directory)/new"
+            )
         } catch {
             throw DeliveryError("sms file \(directory): \(error)", permanent: false)
         }
@@ -104,8 +111,12 @@ public struct SMTPTransport: NoticeTransport {
 
         /// Creates settings.
         public init(
-            url: String, from: String, credentials: (user: String, password: String)?,
-            startTLS: SMTPRequest.StartTLS = .required, caFile: String? = nil, timeout: Double = 60
+            url: String,
+            from: String,
+            credentials: (user: String, password: String)?,
+            startTLS: SMTPRequest.StartTLS = .required,
+            caFile: String? = nil,
+            timeout: Double = 60
         ) {
             self.url = url
             self.from = from
@@ -116,7 +127,9 @@ public struct SMTPTransport: NoticeTransport {
         }
     }
 
+    /// The client whose worker threads carry the transactions.
     public let client: SMTPClient
+    /// Server, sender, credentials, TLS and timeout.
     public let settings: Settings
 
     /// Creates the transport.
@@ -134,9 +147,16 @@ public struct SMTPTransport: NoticeTransport {
     public func deliver(_ notice: Notice) async throws -> String {
         let message = EmailMessage(notice: notice, from: settings.from)
         let request = SMTPRequest(
-            url: settings.url, from: message.from.address, recipients: [notice.recipient],
-            message: Array(message.rendered().utf8), credentials: settings.credentials, startTLS: settings.startTLS,
-            caFile: settings.caFile, timeout: settings.timeout, connectTimeout: min(10, settings.timeout))
+            url: settings.url,
+            from: message.from.address,
+            recipients: [notice.recipient],
+            message: Array(message.rendered().utf8),
+            credentials: settings.credentials,
+            startTLS: settings.startTLS,
+            caFile: settings.caFile,
+            timeout: settings.timeout,
+            connectTimeout: min(10, settings.timeout)
+        )
         do {
             let response = try await client.send(request)
             return "smtp \(response.replyCode) <\(message.messageID)>"
@@ -156,6 +176,7 @@ public struct SMTPTransport: NoticeTransport {
 /// "invalid 'To' number") is permanent; 401/403 (credentials), 408, 429, 5xx and transport failures are
 /// retried. Each request carries `Idempotency-Key: <notice id>` so a gateway that honours it drops a repeat.
 public struct HTTPSMSTransport: NoticeTransport {
+    /// The HTTP client the requests go through.
     public let client: HTTPClient
     /// The gateway's messages URL.
     public let url: String
@@ -169,7 +190,8 @@ public struct HTTPSMSTransport: NoticeTransport {
     public let timeout: Double
 
     /// Creates the transport.
-    public init(client: HTTPClient, url: String, from: String, username: String, password: String, timeout: Double = 30) {
+    public init(client: HTTPClient, url: String, from: String, username: String, password: String, timeout: Double = 30)
+    {
         self.client = client
         self.url = url
         self.from = from
@@ -185,12 +207,17 @@ public struct HTTPSMSTransport: NoticeTransport {
         let form = [("To", notice.recipient), ("From", from), ("Body", notice.body)]
             .map { "\($0.0)=\(FormEncoding.escape($0.1))" }.joined(separator: "&")
         let request = HTTPRequest(
-            method: .post, url: url,
+            method: .post,
+            url: url,
             headers: [
                 (name: "Content-Type", value: "application/x-www-form-urlencoded; charset=utf-8"),
                 (name: "Accept", value: "application/json"), (name: "Idempotency-Key", value: notice.id),
             ],
-            body: Array(form.utf8), basicAuth: (username, password), timeout: timeout, connectTimeout: min(10, timeout))
+            body: Array(form.utf8),
+            basicAuth: (username, password),
+            timeout: timeout,
+            connectTimeout: min(10, timeout)
+        )
         let response: HTTPResponse
         do {
             response = try await client.send(request)
@@ -215,7 +242,9 @@ public struct HTTPSMSTransport: NoticeTransport {
 ///
 /// The webhook URL is a secret (its path is the credential): it is never logged or put in an error message.
 public struct ChatWebhookTransport: NoticeTransport {
+    /// The HTTP client the requests go through.
     public let client: HTTPClient
+    /// The webhook URL (a secret).
     public let url: String
     /// Whole-request limit in seconds.
     public let timeout: Double
@@ -234,8 +263,13 @@ public struct ChatWebhookTransport: NoticeTransport {
     public func deliver(_ notice: Notice) async throws -> String {
         let body = try JSONSerialization.data(withJSONObject: ["text": notice.body], options: [.sortedKeys])
         let request = HTTPRequest(
-            method: .post, url: url, headers: [(name: "Content-Type", value: "application/json")], body: Array(body),
-            timeout: timeout, connectTimeout: min(10, timeout))
+            method: .post,
+            url: url,
+            headers: [(name: "Content-Type", value: "application/json")],
+            body: Array(body),
+            timeout: timeout,
+            connectTimeout: min(10, timeout)
+        )
         let response: HTTPResponse
         do {
             response = try await client.send(request)
@@ -247,7 +281,9 @@ public struct ChatWebhookTransport: NoticeTransport {
         guard (200...299).contains(response.status) else {
             let text = String(decoding: response.body.prefix(200), as: UTF8.self)
             throw DeliveryError(
-                "chat webhook answered \(response.status): \(text)", permanent: HTTPAnswer.isPermanent(response.status))
+                "chat webhook answered \(response.status): \(text)",
+                permanent: HTTPAnswer.isPermanent(response.status)
+            )
         }
         return "chat webhook \(response.status)"
     }
@@ -285,8 +321,12 @@ public struct UnavailableTransport: NoticeTransport {
     /// Why (names the key and file, never a secret).
     public let reason: String
 
+    /// Creates the transport.
+    /// - Parameter reason: Why the channel cannot be used.
     public init(reason: String) { self.reason = reason }
 
+    /// Fails with ``reason``, to be retried.
+    /// - Throws: ``DeliveryError``, never permanent.
     public func deliver(_ notice: Notice) async throws -> String {
         throw DeliveryError(reason, permanent: false)
     }

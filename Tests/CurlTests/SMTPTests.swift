@@ -19,13 +19,21 @@ struct SMTPTests {
     }
 
     func request(
-        _ server: SMTPServerFixture, to recipients: [String] = ["ada@example.com"], password: String = auth.password,
+        _ server: SMTPServerFixture,
+        to recipients: [String] = ["ada@example.com"],
+        password: String = auth.password,
         timeout: Double = 20
     ) -> SMTPRequest {
         SMTPRequest(
-            url: server.url, from: "sitroom@example.org", recipients: recipients, message: Self.message(),
+            url: server.url,
+            from: "sitroom@example.org",
+            recipients: recipients,
+            message: Self.message(),
             credentials: server.auth == nil ? nil : (Self.auth.user, password),
-            startTLS: server.tls == .starttls ? .required : .disabled, caFile: server.certificate?.cert, timeout: timeout)
+            startTLS: server.tls == .starttls ? .required : .disabled,
+            caFile: server.certificate?.cert,
+            timeout: timeout
+        )
     }
 
     @Test("STARTTLS, AUTH, envelope and the exact message bytes (dot-stuffing undone by the server)")
@@ -92,7 +100,9 @@ struct SMTPTests {
         #expect(deferred.replyCode == 451)
         #expect(!deferred.isPermanent)
 
-        let denied = try await #require(throws: SMTPError.self) { try await client.send(request(server, password: "wrong")) }
+        let denied = try await #require(throws: SMTPError.self) {
+            try await client.send(request(server, password: "wrong"))
+        }
         #expect(denied.curl.code == 67)  // CURLE_LOGIN_DENIED
         #expect(!denied.isPermanent)
         #expect(!denied.description.contains("wrong"))
@@ -121,8 +131,13 @@ struct SMTPTests {
         let refused = try await #require(throws: SMTPError.self) {
             try await client.send(
                 SMTPRequest(
-                    url: "smtp://127.0.0.1:\(port)", from: "a@example.org", recipients: ["b@example.org"],
-                    message: Self.message(), startTLS: .disabled))
+                    url: "smtp://127.0.0.1:\(port)",
+                    from: "a@example.org",
+                    recipients: ["b@example.org"],
+                    message: Self.message(),
+                    startTLS: .disabled
+                )
+            )
         }
         #expect(refused.curl.code == CurlError.couldNotConnect.code)
         #expect(!refused.messageMayHaveBeenDelivered)
@@ -147,7 +162,13 @@ struct SMTPTests {
         defer { client.shutdown() }
         let error = try await #require(throws: SMTPError.self) {
             try await client.send(
-                SMTPRequest(url: "smtp://127.0.0.1:1", from: "a@example.org", recipients: [address], message: Self.message()))
+                SMTPRequest(
+                    url: "smtp://127.0.0.1:1",
+                    from: "a@example.org",
+                    recipients: [address],
+                    message: Self.message()
+                )
+            )
         }
         #expect(error.curl.code == CurlError.badFunctionArgument.code)
     }

@@ -22,7 +22,11 @@ public final class PythonProcess: @unchecked Sendable {
 
     /// Starts `script` with `arguments` and waits (at most `timeout` seconds) for the line with its port.
     /// - Throws: ``FixtureError`` when it exits early or prints no port in time (its stderr is in the message).
-    public static func start(_ script: String, _ arguments: [String], timeout: Double = 20) async throws -> PythonProcess {
+    public static func start(
+        _ script: String,
+        _ arguments: [String],
+        timeout: Double = 20
+    ) async throws -> PythonProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-u", "-c", script] + arguments
@@ -58,7 +62,12 @@ public final class PythonProcess: @unchecked Sendable {
             // Invariant: `done` is only touched under `lock`.
             let lock = NSLock()
             var done = false
-            func claim() -> Bool { lock.withLock { defer { done = true }; return !done } }
+            func claim() -> Bool {
+                lock.withLock {
+                    defer { done = true }
+                    return !done
+                }
+            }
         }
         let once = Once()
         return await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
@@ -69,7 +78,9 @@ public final class PythonProcess: @unchecked Sendable {
                     if chunk.isEmpty { break }
                     bytes.append(contentsOf: chunk)
                     if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
-                        if once.claim() { continuation.resume(returning: String(decoding: bytes[..<newline], as: UTF8.self)) }
+                        if once.claim() {
+                            continuation.resume(returning: String(decoding: bytes[..<newline], as: UTF8.self))
+                        }
                         return
                     }
                 }
@@ -114,7 +125,9 @@ public func makeSelfSignedCertificate(in directory: String) throws -> (cert: Str
     process.standardError = FileHandle.nullDevice
     try process.run()
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw FixtureError("openssl req failed (\(process.terminationStatus))") }
+    guard process.terminationStatus == 0 else {
+        throw FixtureError("openssl req failed (\(process.terminationStatus))")
+    }
     return (cert, key)
 }
 
@@ -157,7 +170,9 @@ public final class SMTPServerFixture: @unchecked Sendable {
     ///   - auth: Credentials AUTH must give (then AUTH is required), or `nil`.
     ///   - port: A port to bind (to come back on the same one), or 0 for any.
     public static func start(
-        tls: TLS = .none, auth: (user: String, password: String)? = nil, port: Int = 0
+        tls: TLS = .none,
+        auth: (user: String, password: String)? = nil,
+        port: Int = 0
     ) async throws -> SMTPServerFixture {
         let directory = try makeTemporaryDirectory("smtp-fixture")
         let certificate = tls == .none ? nil : try makeSelfSignedCertificate(in: directory)
@@ -166,7 +181,12 @@ public final class SMTPServerFixture: @unchecked Sendable {
         return fixture
     }
 
-    private init(directory: String, tls: TLS, certificate: (cert: String, key: String)?, auth: (user: String, password: String)?) {
+    private init(
+        directory: String,
+        tls: TLS,
+        certificate: (cert: String, key: String)?,
+        auth: (user: String, password: String)?
+    ) {
         self.directory = directory
         self.tls = tls
         self.certificate = certificate
@@ -224,10 +244,14 @@ public final class SMTPServerFixture: @unchecked Sendable {
                 let raw = try? Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(base).eml"))
             else { return nil }
             return Received(
-                path: "\(directory)/\(base).eml", raw: String(decoding: raw, as: UTF8.self),
-                mailFrom: object["mail_from"] as? String ?? "", recipients: object["rcpt_tos"] as? [String] ?? [],
-                authUser: object["auth_user"] as? String, tls: object["tls"] as? Bool ?? false,
-                dropped: object["dropped"] as? Bool ?? false)
+                path: "\(directory)/\(base).eml",
+                raw: String(decoding: raw, as: UTF8.self),
+                mailFrom: object["mail_from"] as? String ?? "",
+                recipients: object["rcpt_tos"] as? [String] ?? [],
+                authUser: object["auth_user"] as? String,
+                tls: object["tls"] as? Bool ?? false,
+                dropped: object["dropped"] as? Bool ?? false
+            )
         }
     }
 }
@@ -249,7 +273,9 @@ public final class HTTPRecorderFixture: @unchecked Sendable {
             var fields: [String: String] = [:]
             for pair in body.split(separator: "&") {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                let decode = { (text: String) in text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text }
+                let decode = { (text: String) in
+                    text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text
+                }
                 fields[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
             }
             return fields
@@ -269,7 +295,10 @@ public final class HTTPRecorderFixture: @unchecked Sendable {
     public var chatURL: String { "\(baseURL)/services/T000/B000/secretwebhooktoken" }
 
     /// Starts the server; the SMS gateway accepts `user`/`password` as Basic auth.
-    public static func start(user: String = "AC-test", password: String = "gateway-secret") async throws -> HTTPRecorderFixture {
+    public static func start(
+        user: String = "AC-test",
+        password: String = "gateway-secret"
+    ) async throws -> HTTPRecorderFixture {
         let directory = try makeTemporaryDirectory("http-fixture")
         let config: [String: Any] = ["dir": directory, "port": 0, "user": user, "password": password]
         let arguments = String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self)
@@ -293,11 +322,17 @@ public final class HTTPRecorderFixture: @unchecked Sendable {
     public func requests() -> [Request] {
         let text = (try? String(contentsOfFile: "\(directory)/requests.jsonl", encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                return nil
+            }
             return Request(
-                method: object["method"] as? String ?? "", path: object["path"] as? String ?? "",
-                headers: object["headers"] as? [String: String] ?? [:], body: object["body"] as? String ?? "",
-                authUser: object["auth_user"] as? String, authOK: object["auth_ok"] as? Bool ?? false)
+                method: object["method"] as? String ?? "",
+                path: object["path"] as? String ?? "",
+                headers: object["headers"] as? [String: String] ?? [:],
+                body: object["body"] as? String ?? "",
+                authUser: object["auth_user"] as? String,
+                authOK: object["auth_ok"] as? Bool ?? false
+            )
         }
     }
 

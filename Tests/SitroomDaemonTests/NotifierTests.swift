@@ -61,13 +61,18 @@ struct NotifierTests {
         }
 
         func configure(
-            email: EmailTransport = .maildir(from: "sitroom <sitroom@example.org>"), sms: SMSTransport = .file,
-            chat: String? = nil, retry: RetrySettings = RetrySettings(first: 0.2, max: 0.4, giveUpAfter: 60)
+            email: EmailTransport = .maildir(from: "sitroom <sitroom@example.org>"),
+            sms: SMSTransport = .file,
+            chat: String? = nil,
+            retry: RetrySettings = RetrySettings(first: 0.2, max: 0.4, giveUpAfter: 60)
         ) async {
             let configuration = Configuration(
                 etcDirectory: directory,
                 daemon: DaemonSettings(notify: NotifySettings(email: email, sms: sms, chatWebhookURL: chat)),
-                integrations: [:], roster: Roster(), templates: [:])
+                integrations: [:],
+                roster: Roster(),
+                templates: [:]
+            )
             await notifier.configure(configuration, varDirectory: directory)
             await notifier.setRetry(retry)
         }
@@ -108,16 +113,32 @@ struct NotifierTests {
 
     static func email(_ person: String, room: String = "r1", kind: NoticeKind = .roomReady) -> Notice {
         Notice(
-            roomID: room, incidentID: "INC-1", personID: "email:\(person)", kind: kind, channel: .email,
-            recipient: person, recipientName: "Test Person", subject: "Situation room",
-            body: "Join: https://zoom.example/j/1?pwd=x\n", createdAt: Date().timeIntervalSince1970)
+            roomID: room,
+            incidentID: "INC-1",
+            personID: "email:\(person)",
+            kind: kind,
+            channel: .email,
+            recipient: person,
+            recipientName: "Test Person",
+            subject: "Situation room",
+            body: "Join: https://zoom.example/j/1?pwd=x\n",
+            createdAt: Date().timeIntervalSince1970
+        )
     }
 
     static func sms(_ phone: String, room: String = "r1") -> Notice {
         Notice(
-            roomID: room, incidentID: "INC-1", personID: "phone:\(phone)", kind: .roomReady, channel: .sms,
-            recipient: phone, recipientName: "Test Person", subject: "", body: "Room: https://zoom.example/j/1?pwd=x",
-            createdAt: Date().timeIntervalSince1970)
+            roomID: room,
+            incidentID: "INC-1",
+            personID: "phone:\(phone)",
+            kind: .roomReady,
+            channel: .sms,
+            recipient: phone,
+            recipientName: "Test Person",
+            subject: "",
+            body: "Room: https://zoom.example/j/1?pwd=x",
+            createdAt: Date().timeIntervalSince1970
+        )
     }
 
     static let smtpAuth = (user: "sitroom", password: "smtp-secret")
@@ -125,9 +146,15 @@ struct NotifierTests {
     func smtp(_ server: SMTPServerFixture, _ harness: Harness) throws -> EmailTransport {
         .smtp(
             SMTPSettings(
-                from: "sitroom <sitroom@example.org>", url: server.url, username: Self.smtpAuth.user,
+                from: "sitroom <sitroom@example.org>",
+                url: server.url,
+                username: Self.smtpAuth.user,
                 passwordFile: try harness.secret("smtp.secret", Self.smtpAuth.password + "\n"),
-                startTLS: server.tls == .starttls ? .required : .disabled, caFile: server.certificate?.cert, timeout: 5))
+                startTLS: server.tls == .starttls ? .required : .disabled,
+                caFile: server.certificate?.cert,
+                timeout: 5
+            )
+        )
     }
 
     @Test("a hanging email transport holds up neither SMS nor chat; the email stays 'sending' until it returns")
@@ -143,8 +170,8 @@ struct NotifierTests {
 
         _ = try await poll("both SMS delivered") { await texts.delivered.count == 2 ? true : nil }
         #expect(await gate.calls == [mail.id])
+        for notice in texts1 { _ = try await harness.waitForState(notice.id, .sent) }
         #expect(try harness.notice(mail.id)?.state == .sending)
-        #expect(try harness.notice(texts1[0].id)?.state == .sent)
         #expect(await harness.notifier.depth == 1)
 
         await gate.open()
@@ -246,7 +273,9 @@ struct NotifierTests {
         #expect(resent.attempts == 1)
         #expect(server.messages().count == 3)
         // Resending for a person takes that person's sent notices too; an unknown incident has none.
-        #expect(try await harness.notifier.resend(incident: "INC-1", person: "ada@example.com").map(\.id) == [good[0].id])
+        #expect(
+            try await harness.notifier.resend(incident: "INC-1", person: "ada@example.com").map(\.id) == [good[0].id]
+        )
         #expect(try await harness.notifier.resend(incident: "INC-9").isEmpty)
         _ = try await harness.waitForState(good[0].id, .sent)
         await harness.tearDown()
@@ -260,7 +289,8 @@ struct NotifierTests {
         try server.setMode(["tempfail_rcpt": ["ada@example.com"]])
         await harness.configure(
             email: .smtp(SMTPSettings(from: "sitroom@example.org", url: server.url, startTLS: .disabled, timeout: 5)),
-            retry: RetrySettings(first: 0.1, max: 0.2, giveUpAfter: 0.5))
+            retry: RetrySettings(first: 0.1, max: 0.2, giveUpAfter: 0.5)
+        )
         let mail = Self.email("ada@example.com")
         try await harness.queue([mail])
         let dead = try await harness.waitForState(mail.id, .dead)
@@ -278,7 +308,8 @@ struct NotifierTests {
         try gateway.setMode(["invalid_numbers": ["+15005550001"]])
         let password = try harness.secret("sms.secret", gateway.password + "\n")
         await harness.configure(
-            sms: .http(url: gateway.smsURL, from: "+15005550006", username: gateway.user, passwordFile: password))
+            sms: .http(url: gateway.smsURL, from: "+15005550006", username: gateway.user, passwordFile: password)
+        )
         let good = Self.sms("+15005550101")
         let bad = Self.sms("+15005550001")
         try await harness.queue([good, bad])
@@ -306,9 +337,17 @@ struct NotifierTests {
         defer { chat.tearDown() }
         await harness.configure(chat: chat.chatURL)
         var notice = Notice(
-            roomID: "r1", incidentID: "INC-1", personID: NoticePlanner.chatPerson, kind: .roomReady, channel: .chat,
-            recipient: "chat webhook", recipientName: "chat", subject: "",
-            body: "Situation room for \"INC-1\": https://zoom.example/j/1?pwd=x", createdAt: Date().timeIntervalSince1970)
+            roomID: "r1",
+            incidentID: "INC-1",
+            personID: NoticePlanner.chatPerson,
+            kind: .roomReady,
+            channel: .chat,
+            recipient: "chat webhook",
+            recipientName: "chat",
+            subject: "",
+            body: "Situation room for \"INC-1\": https://zoom.example/j/1?pwd=x",
+            createdAt: Date().timeIntervalSince1970
+        )
         try await harness.queue([notice])
         _ = try await harness.waitForState(notice.id, .sent)
         let request = try #require(chat.requests().first)
@@ -319,9 +358,17 @@ struct NotifierTests {
 
         try chat.setMode(["chat_status": 404])
         notice = Notice(
-            roomID: "r2", incidentID: "INC-1", personID: NoticePlanner.chatPerson, kind: .roomReady, channel: .chat,
-            recipient: "chat webhook", recipientName: "chat", subject: "", body: "second",
-            createdAt: Date().timeIntervalSince1970)
+            roomID: "r2",
+            incidentID: "INC-1",
+            personID: NoticePlanner.chatPerson,
+            kind: .roomReady,
+            channel: .chat,
+            recipient: "chat webhook",
+            recipientName: "chat",
+            subject: "",
+            body: "second",
+            createdAt: Date().timeIntervalSince1970
+        )
         try await harness.queue([notice])
         let dead = try await harness.waitForState(notice.id, .dead)
         #expect(dead.detail?.contains("404") == true)
@@ -337,7 +384,13 @@ struct NotifierTests {
         await harness.configure(
             email: .smtp(
                 SMTPSettings(
-                    from: "sitroom@example.org", url: "smtp://127.0.0.1:1", username: "u", passwordFile: password)))
+                    from: "sitroom@example.org",
+                    url: "smtp://127.0.0.1:1",
+                    username: "u",
+                    passwordFile: password
+                )
+            )
+        )
         let mail = Self.email("ada@example.com")
         try await harness.queue([mail])
         let retrying = try await harness.waitForState(mail.id, .retrying)

@@ -11,27 +11,42 @@ struct MessageTests {
     static let joinURL = "https://zoom.example/j/123456789?pwd=AbC&uname=x"
 
     func notice(
-        name: String = "Zoë Ünal", subject: String = "Salle de crise ☎ pour l'incident", body: String? = nil,
+        name: String = "Zoë Ünal",
+        subject: String = "Salle de crise ☎ pour l'incident",
+        body: String? = nil,
         calendar: String? = nil
     ) -> Notice {
         Notice(
-            roomID: "r00000000000000a1", incidentID: "INC-1", personID: "email:zoe@example.com", kind: .invitation,
-            channel: .email, recipient: "zoe@example.com", recipientName: name, subject: subject,
+            roomID: "r00000000000000a1",
+            incidentID: "INC-1",
+            personID: "email:zoe@example.com",
+            kind: .invitation,
+            channel: .email,
+            recipient: "zoe@example.com",
+            recipientName: name,
+            subject: subject,
             body: body ?? "Hello Zoë,\n\nJoin: \(Self.joinURL)\nPasscode: s3cr3t\n\n-- sitroom\n",
-            createdAt: 1_795_958_400, calendar: calendar)
+            createdAt: 1_795_958_400,
+            calendar: calendar
+        )
     }
 
     func invitation(_ method: CalendarInvitation.Method, sequence: Int) -> CalendarInvitation {
         CalendarInvitation(
-            method: method, uid: CalendarInvitation.uid(roomID: "r00000000000000a1", domain: "example.org"),
-            sequence: sequence, stamp: 1_795_958_460, start: 1_795_958_400,
+            method: method,
+            uid: CalendarInvitation.uid(roomID: "r00000000000000a1", domain: "example.org"),
+            sequence: sequence,
+            stamp: 1_795_958_460,
+            start: 1_795_958_400,
             summary: "Situation Room: Payments API, EU; all 5xx — très long titre qui dépasse la ligne",
             description: "Hello Zoë,\nJoin: \(Self.joinURL)\nPasscode: s3cr3t",
-            joinURL: Self.joinURL, organizer: Mailbox(parsing: "sitroom <sitroom@example.org>"),
+            joinURL: Self.joinURL,
+            organizer: Mailbox(parsing: "sitroom <sitroom@example.org>"),
             attendees: [
                 Mailbox(name: "Zoë Ünal", address: "zoe@example.com"),
                 Mailbox(name: "Lovelace, Ada", address: "ada@example.com"),
-            ])
+            ]
+        )
     }
 
     @Test("multipart/alternative with text and HTML; headers decode; Message-ID stable")
@@ -62,8 +77,11 @@ struct MessageTests {
     @Test("names with specials are quoted; long subjects are folded into several encoded words")
     func headerForms() throws {
         let long = String(repeating: "Très long sujet ", count: 8)
-        let text = EmailMessage(notice: notice(name: "Lovelace, Ada", subject: long), from: "\"Ops, Team\" <ops@example.org>")
-            .rendered()
+        let text = EmailMessage(
+            notice: notice(name: "Lovelace, Ada", subject: long),
+            from: "\"Ops, Team\" <ops@example.org>"
+        )
+        .rendered()
         for line in text.components(separatedBy: "\r\n\r\n")[0].components(separatedBy: "\r\n") {
             #expect(line.utf8.count <= 78, "header line too long: \(line)")
         }
@@ -76,7 +94,9 @@ struct MessageTests {
     @Test("lines longer than 998 octets go quoted-printable and come back intact")
     func longLines() throws {
         let line = String(repeating: "abcdéf ", count: 200)
-        let parsed = try MailInspector.inspect(text: EmailMessage(notice: notice(body: line + "\n"), from: "s@example.org").rendered())
+        let parsed = try MailInspector.inspect(
+            text: EmailMessage(notice: notice(body: line + "\n"), from: "s@example.org").rendered()
+        )
         let parts = try #require(parsed["parts"] as? [[String: Any]])
         #expect(parts[0]["encoding"] as? String == "quoted-printable")
         #expect((parts[0]["text"] as? String)?.hasPrefix(line) == true)
@@ -102,7 +122,10 @@ struct MessageTests {
         #expect(event["location"] as? String == Self.joinURL)
         #expect(event["url"] as? String == Self.joinURL)
         #expect((event["description"] as? String)?.contains(Self.joinURL) == true)
-        #expect(event["summary"] as? String == "Situation Room: Payments API, EU; all 5xx — très long titre qui dépasse la ligne")
+        #expect(
+            event["summary"] as? String
+                == "Situation Room: Payments API, EU; all 5xx — très long titre qui dépasse la ligne"
+        )
         #expect(event["status"] as? String == "CONFIRMED")
         #expect(event["organizer"] as? String == "mailto:sitroom@example.org")
         #expect(event["organizer_cn"] as? String == "sitroom")
@@ -117,7 +140,8 @@ struct MessageTests {
     @Test("the cancellation has the request's UID, a higher SEQUENCE and STATUS:CANCELLED")
     func cancellation() throws {
         let text = EmailMessage(
-            notice: notice(calendar: invitation(.cancel, sequence: 1).rendered()), from: "sitroom <sitroom@example.org>"
+            notice: notice(calendar: invitation(.cancel, sequence: 1).rendered()),
+            from: "sitroom <sitroom@example.org>"
         ).rendered()
         let parsed = try MailInspector.inspect(text: text)
         let parts = try #require(parsed["parts"] as? [[String: Any]])
@@ -138,7 +162,9 @@ struct MessageTests {
         #expect(lines.count > 1)
         #expect(lines.allSatisfy { $0.utf8.count <= 75 })
         #expect(lines.dropFirst().allSatisfy { $0.hasPrefix(" ") })
-        #expect(lines.enumerated().map { $0.offset == 0 ? $0.element : String($0.element.dropFirst()) }.joined() == line)
+        #expect(
+            lines.enumerated().map { $0.offset == 0 ? $0.element : String($0.element.dropFirst()) }.joined() == line
+        )
         #expect(CalendarInvitation.text("a;b,c\\d\ne") == "a\\;b\\,c\\\\d\\ne")
         #expect(invitation(.request, sequence: 0).rendered().hasSuffix("END:VCALENDAR\r\n"))
     }
@@ -151,7 +177,8 @@ struct MessageTests {
             (String(repeating: "€", count: 80), 1), (String(repeating: "€", count: 81), 2),
             (String(repeating: "ж", count: 70), 1), (String(repeating: "ж", count: 71), 2),
             ("😀" + String(repeating: "a", count: 68), 1), ("😀" + String(repeating: "a", count: 69), 2),
-        ])
+        ]
+    )
     func segments(_ text: String, _ expected: Int) {
         #expect(SMSText.segments(text) == expected)
     }
