@@ -81,18 +81,15 @@ public struct EmailMessage: Sendable {
         return nil
     }
 
-    /// One MIME body part: headers, a blank line, the content in the lightest transfer encoding that keeps
-    /// it intact: `7bit` for short ASCII lines, `8bit` for short UTF-8 lines, else `quoted-printable`
-    /// (RFC 2045 §6.7), since RFC 5322 §2.1.1 limits lines to 998 octets.
+    /// One MIME body part: headers, a blank line, the content in `7bit` when it is ASCII in lines of at most
+    /// 998 octets (RFC 5322 §2.1.1), else in `quoted-printable` (RFC 2045 §6.7): sitroom does not ask the
+    /// server for 8BITMIME (RFC 6152), so 8-bit text must not travel as is.
     static func part(type: String, _ content: String) -> [String] {
-        let lines = content.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map
-        {
-            $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
-        }
-        let short = lines.allSatisfy { $0.utf8.count <= 998 && !$0.contains("\r") }
-        let ascii = content.utf8.allSatisfy { $0 < 0x80 }
-        if short {
-            return ["Content-Type: \(type)", "Content-Transfer-Encoding: \(ascii ? "7bit" : "8bit")", ""] + lines
+        let lines = content.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        let plain = lines.allSatisfy { $0.utf8.count <= 998 && $0.utf8.allSatisfy { $0 < 0x80 && $0 != 0x0D } }
+        if plain {
+            return ["Content-Type: \(type)", "Content-Transfer-Encoding: 7bit", ""] + lines
         }
         return ["Content-Type: \(type)", "Content-Transfer-Encoding: quoted-printable", ""]
             + lines.flatMap { quotedPrintable($0) }
