@@ -153,6 +153,53 @@ struct NoticePlanner {
         return queued
     }
 
+    /// Admin notices (`admin-room-failed`, `admin-reauthorize`, `admin-waiting`): to each admin of
+    /// `notify.admins` by email and by SMS, for each contact they have and each template that exists.
+    /// - Parameters:
+    ///   - kind: The admin notice kind.
+    ///   - room: The room concerned (for an integration, a stand-in room whose id names it), with its reason.
+    ///   - record: The room's incident, if any.
+    /// - Returns: The notices newly queued.
+    func admins(
+        _ kind: NoticeKind,
+        room: Room,
+        record: IncidentRecord?,
+        now: Double,
+        _ txn: borrowing Transaction
+    ) throws -> [Notice] {
+        var queued: [Notice] = []
+        let incident = record?.info ?? IncidentInfo(id: room.incidentID, title: "-")
+        for admin in notify.admins {
+            guard let id = admin.email ?? admin.phone else { continue }
+            let context = NoticeContext(
+                incident: incident,
+                stage: record?.stage ?? .opened,
+                room: room,
+                person: nil,
+                admin: (admin.name, admin.email ?? "")
+            )
+            for (channel, recipient) in [(NoticeChannel.email, admin.email), (.sms, admin.phone)] {
+                guard let recipient, let rendered = templates.render(kind, channel, context) else { continue }
+                let body =
+                    channel == .sms ? SMSText.fit(rendered.body, maxSegments: Self.maxSMSSegments) : rendered.body
+                let notice = Notice(
+                    roomID: room.id,
+                    incidentID: room.incidentID,
+                    personID: "admin:\(id)",
+                    kind: kind,
+                    channel: channel,
+                    recipient: recipient,
+                    recipientName: admin.name,
+                    subject: rendered.subject,
+                    body: body,
+                    createdAt: now
+                )
+                if try store.enqueue(notice, txn) { queued.append(notice) }
+            }
+        }
+        return queued
+    }
+
     // MARK: Building notices
 
     private func contact(_ person: Participant, _ channel: NoticeChannel) -> String? {

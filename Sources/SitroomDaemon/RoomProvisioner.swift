@@ -634,24 +634,11 @@ public actor RoomProvisioner {
         subject.reason = reason
         let store = self.store
         let target = subject
-        let templates = self.templates
+        let planner = self.planner
         do {
             let queued: [Notice] = try store.write { txn in
                 let record = try store.incident(target.incidentID, txn)
-                var queued: [Notice] = []
-                for admin in admins {
-                    guard let email = admin.email else { continue }
-                    let context = NoticeContext(
-                        incident: record?.info ?? IncidentInfo(id: target.incidentID, title: "-"),
-                        stage: record?.stage ?? .opened, room: target, person: nil, admin: (admin.name, email))
-                    guard let rendered = templates.render(kind, .email, context) else { continue }
-                    let notice = Notice(
-                        roomID: target.id, incidentID: target.incidentID, personID: "admin:\(email)", kind: kind,
-                        channel: .email, recipient: email, recipientName: admin.name, subject: rendered.subject,
-                        body: rendered.body, createdAt: now)
-                    if try store.enqueue(notice, txn) { queued.append(notice) }
-                }
-                return queued
+                return try planner.admins(kind, room: target, record: record, now: now, txn)
             }
             if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
         } catch {
