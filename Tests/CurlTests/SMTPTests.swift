@@ -5,7 +5,7 @@ import Testing
 @testable import Curl
 
 /// The libcurl SMTP client against a real SMTP server (aiosmtpd) on 127.0.0.1.
-@Suite("SMTP through libcurl")
+@Suite("SMTP through libcurl", .serialized)
 struct SMTPTests {
     static let auth = (user: "sitroom", password: "smtp-secret")
 

@@ -177,8 +177,18 @@ final class Sandbox: @unchecked Sendable {
         }
     }
 
-    /// Runs sitroomctl; returns exit code and stdout.
+    /// Runs sitroomctl; returns exit code and stdout. The blocking reads and wait run on a thread of their own,
+    /// never on the cooperative pool that every test shares (blocking it skews other tests' timings).
     func ctl(_ arguments: [String], timeout: Double = 5) async throws -> (code: Int32, out: String, err: String) {
+        let root = self.root
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.runCtl(root: root, arguments, timeout: timeout) })
+            }
+        }
+    }
+
+    private static func runCtl(root: String, _ arguments: [String], timeout: Double) throws -> (code: Int32, out: String, err: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "\(binDirectory)/sitroomctl")
         process.arguments = ["--root", root, "--timeout", String(timeout)] + arguments

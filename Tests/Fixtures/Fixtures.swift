@@ -33,7 +33,7 @@ public final class PythonProcess: @unchecked Sendable {
         let stdin = Pipe()
         let stdout = Pipe()
         let stderrPath = NSTemporaryDirectory() + "fixture-\(UUID().uuidString.prefix(8)).err"
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.standardInput = stdin
         process.standardOutput = stdout
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
@@ -94,6 +94,14 @@ public final class PythonProcess: @unchecked Sendable {
     }
 }
 
+/// Runs blocking work (a child process, a file read) on a thread of its own, so it never occupies one of the
+/// few threads of Swift's cooperative pool that every test shares.
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// A fresh temporary directory.
 public func makeTemporaryDirectory(_ prefix: String) throws -> String {
     let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
@@ -111,7 +119,11 @@ func writeJSON(_ object: Any, to path: String) throws {
 
 /// A self-signed certificate for 127.0.0.1 made with `openssl` (EC P-256, one day).
 /// - Returns: The paths of the certificate (also the CA file to trust) and its key.
-public func makeSelfSignedCertificate(in directory: String) throws -> (cert: String, key: String) {
+public func makeSelfSignedCertificate(in directory: String) async throws -> (cert: String, key: String) {
+    try await offPool { try makeSelfSignedCertificateNow(in: directory) }
+}
+
+private func makeSelfSignedCertificateNow(in directory: String) throws -> (cert: String, key: String) {
     let cert = "\(directory)/cert.pem"
     let key = "\(directory)/key.pem"
     let process = Process()
@@ -175,7 +187,7 @@ public final class SMTPServerFixture: @unchecked Sendable {
         port: Int = 0
     ) async throws -> SMTPServerFixture {
         let directory = try makeTemporaryDirectory("smtp-fixture")
-        let certificate = tls == .none ? nil : try makeSelfSignedCertificate(in: directory)
+        let certificate = tls == .none ? nil : try await makeSelfSignedCertificate(in: directory)
         let fixture = SMTPServerFixture(directory: directory, tls: tls, certificate: certificate, auth: auth)
         try await fixture.start(port: port)
         return fixture
@@ -348,7 +360,16 @@ public enum MailInspector {
     /// Parses the message in `path`.
     /// - Returns: The parsed structure as JSON objects.
     /// - Throws: ``FixtureError`` when the parsers fail (their error is in the message).
-    public static func inspect(path: String) throws -> [String: Any] {
+    public static func inspect(path: String) async throws -> [String: Any] {
+        let json = try await offPool { try run(path) }
+        guard let object = try JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+            throw FixtureError("mail inspector printed no JSON object")
+        }
+        return object
+    }
+
+    /// Runs the inspector on `path`. - Returns: its JSON output.
+    private static func run(_ path: String) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", mailInspectorScript, path]
@@ -360,20 +381,18 @@ public enum MailInspector {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         let errors = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0,
-            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else {
+        guard process.terminationStatus == 0 else {
             throw FixtureError("mail inspector failed: \(String(decoding: errors, as: UTF8.self).suffix(2000))")
         }
-        return object
+        return data
     }
 
     /// Parses `text` (written to a temporary file first).
-    public static func inspect(text: String) throws -> [String: Any] {
+    public static func inspect(text: String) async throws -> [String: Any] {
         let path = NSTemporaryDirectory() + "mail-\(UUID().uuidString.prefix(8)).eml"
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        return try inspect(path: path)
+        return try await inspect(path: path)
     }
 }
 

@@ -6,7 +6,7 @@ import Testing
 @testable import SitroomNotify
 
 /// Messages built to the standards, checked with real parsers (Python's `email`, `icalendar`).
-@Suite("email, calendar and SMS messages")
+@Suite("email, calendar and SMS messages", .serialized)
 struct MessageTests {
     static let joinURL = "https://zoom.example/j/123456789?pwd=AbC&uname=x"
 
@@ -50,12 +50,12 @@ struct MessageTests {
     }
 
     @Test("multipart/alternative with text and HTML; headers decode; Message-ID stable")
-    func multipart() throws {
+    func multipart() async throws {
         let notice = notice()
         let text = EmailMessage(notice: notice, from: "sitroom <sitroom@example.org>").rendered()
         #expect(text == EmailMessage(notice: notice, from: "sitroom <sitroom@example.org>").rendered())
         #expect(!text.replacingOccurrences(of: "\r\n", with: "").contains("\n"))
-        let parsed = try MailInspector.inspect(text: text)
+        let parsed = try await MailInspector.inspect(text: text)
         let headers = try #require(parsed["headers"] as? [String: String])
         #expect(headers["To"] == "Zoë Ünal <zoe@example.com>")
         #expect(headers["Subject"] == "Salle de crise ☎ pour l'incident")
@@ -75,7 +75,7 @@ struct MessageTests {
     }
 
     @Test("names with specials are quoted; long subjects are folded into several encoded words")
-    func headerForms() throws {
+    func headerForms() async throws {
         let long = String(repeating: "Très long sujet ", count: 8)
         let text = EmailMessage(
             notice: notice(name: "Lovelace, Ada", subject: long),
@@ -85,16 +85,16 @@ struct MessageTests {
         for line in text.components(separatedBy: "\r\n\r\n")[0].components(separatedBy: "\r\n") {
             #expect(line.utf8.count <= 78, "header line too long: \(line)")
         }
-        let headers = try #require(try MailInspector.inspect(text: text)["headers"] as? [String: String])
+        let headers = try #require(try await MailInspector.inspect(text: text)["headers"] as? [String: String])
         #expect(headers["To"] == "\"Lovelace, Ada\" <zoe@example.com>")
         #expect(headers["From"] == "\"Ops, Team\" <ops@example.org>")
         #expect(headers["Subject"] == long)
     }
 
     @Test("lines longer than 998 octets go quoted-printable and come back intact")
-    func longLines() throws {
+    func longLines() async throws {
         let line = String(repeating: "abcdéf ", count: 200)
-        let parsed = try MailInspector.inspect(
+        let parsed = try await MailInspector.inspect(
             text: EmailMessage(notice: notice(body: line + "\n"), from: "s@example.org").rendered()
         )
         let parts = try #require(parsed["parts"] as? [[String: Any]])
@@ -103,10 +103,10 @@ struct MessageTests {
     }
 
     @Test("an invitation is a third alternative, text/calendar; method=REQUEST, that icalendar reads")
-    func invitationPart() throws {
+    func invitationPart() async throws {
         let calendar = invitation(.request, sequence: 0).rendered()
         let text = EmailMessage(notice: notice(calendar: calendar), from: "sitroom <sitroom@example.org>").rendered()
-        let parsed = try MailInspector.inspect(text: text)
+        let parsed = try await MailInspector.inspect(text: text)
         let parts = try #require(parsed["parts"] as? [[String: Any]])
         #expect(parts.map { $0["content_type"] as? String } == ["text/plain", "text/html", "text/calendar"])
         #expect((parts[2]["params"] as? [String: String])?["method"] == "REQUEST")
@@ -138,12 +138,12 @@ struct MessageTests {
     }
 
     @Test("the cancellation has the request's UID, a higher SEQUENCE and STATUS:CANCELLED")
-    func cancellation() throws {
+    func cancellation() async throws {
         let text = EmailMessage(
             notice: notice(calendar: invitation(.cancel, sequence: 1).rendered()),
             from: "sitroom <sitroom@example.org>"
         ).rendered()
-        let parsed = try MailInspector.inspect(text: text)
+        let parsed = try await MailInspector.inspect(text: text)
         let parts = try #require(parsed["parts"] as? [[String: Any]])
         #expect((parts.last?["params"] as? [String: String])?["method"] == "CANCEL")
         let calendar = try #require((parsed["calendars"] as? [[String: Any]])?.first)
