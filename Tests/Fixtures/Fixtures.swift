@@ -13,11 +13,14 @@ public final class PythonProcess: @unchecked Sendable {
     public let port: Int
     private let process: Process
     private let stdin: Pipe
+    /// Where its stderr goes (removed by ``stop()``).
+    private let stderrPath: String
 
-    private init(port: Int, process: Process, stdin: Pipe) {
+    private init(port: Int, process: Process, stdin: Pipe, stderrPath: String) {
         self.port = port
         self.process = process
         self.stdin = stdin
+        self.stderrPath = stderrPath
     }
 
     /// Starts `script` with `arguments` and waits (at most `timeout` seconds) for the line with its port.
@@ -46,7 +49,7 @@ public final class PythonProcess: @unchecked Sendable {
             try? FileManager.default.removeItem(atPath: stderrPath)
             throw FixtureError("fixture did not print its port (\(line ?? "nothing")): \(errors.suffix(2000))")
         }
-        return PythonProcess(port: port, process: process, stdin: stdin)
+        return PythonProcess(port: port, process: process, stdin: stdin, stderrPath: stderrPath)
     }
 
     /// Stops the process (closing stdin, then SIGTERM) and waits for it.
@@ -54,6 +57,7 @@ public final class PythonProcess: @unchecked Sendable {
         try? stdin.fileHandleForWriting.close()
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: stderrPath)
     }
 
     /// Reads the first line on a thread of its own (the read blocks); `nil` on EOF or after `timeout` seconds.
