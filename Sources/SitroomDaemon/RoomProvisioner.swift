@@ -803,7 +803,7 @@ public actor RoomProvisioner {
         room.state = .ended
         room.endedAt = clock.now()
         room.updatedAt = room.endedAt!
-        try save(room)
+        try saveTelling(room)
         if let integration = room.integration, let host = room.hostID {
             await pool.release(HostKey(integration: integration, host: host), room: room.id)
         }
@@ -974,7 +974,7 @@ public actor RoomProvisioner {
             room.sweepMarker = true
             room.createPhase = .notSent
         }
-        do { try save(room) } catch {
+        do { try saveTelling(room) } catch {
             logger.error("cannot record a failed room", metadata: ["room.id": "\(id)", "error": "\(error)"])
             return
         }
@@ -989,31 +989,32 @@ public actor RoomProvisioner {
 
     // MARK: Notices
 
-    /// Queues `room-ready` notices for every participant and configured channel they have a contact for;
-    /// the outbox key (room, person, kind, channel) makes a second call a no-op for people already told.
+    /// Queues the notices of a ready room (SPEC §6; see ``NoticePlanner/roomReady(room:record:now:_:)``); the
+    /// outbox key (room, person, kind, channel) makes a second call a no-op for people already told.
     private func queueReadyNotices(
         room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction
     ) throws -> [Notice] {
-        var queued: [Notice] = []
-        for person in record.participants {
-            let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
-            for channel in configuration.daemon.notify.channels {
-                let recipient: String?
-                switch channel {
-                case .email: recipient = person.email
-                case .sms: recipient = person.phone
-                }
-                guard let recipient, let noticeChannel = NoticeChannel(rawValue: channel.rawValue),
-                    let rendered = templates.render(.roomReady, noticeChannel, context)
-                else { continue }
-                let notice = Notice(
-                    roomID: room.id, incidentID: record.info.id, personID: person.personID, kind: .roomReady,
-                    channel: noticeChannel, recipient: recipient, recipientName: person.name, subject: rendered.subject,
-                    body: rendered.body, createdAt: now)
-                if try store.enqueue(notice, txn) { queued.append(notice) }
-            }
+        try planner.roomReady(room: room, record: record, now: now, txn)
+    }
+
+    private var planner: NoticePlanner {
+        NoticePlanner(configuration: configuration, templates: templates, store: store)
+    }
+
+    /// Writes an ended or failed room and, in the same transaction, the notices that tell people about it.
+    private func saveTelling(_ room: Room) throws {
+        let store = self.store
+        let planner = self.planner
+        let now = clock.now()
+        let queued: [Notice] = try store.write { txn in
+            let room = try Self.keepingEndRequest(room, txn, store)
+            try store.putRoom(room, txn)
+            guard let record = try store.incident(room.incidentID, txn) else { return [] }
+            return room.state == .ended
+                ? try planner.roomEnded(room: room, record: record, now: now, txn)
+                : try planner.roomFailed(room: room, record: record, now: now, txn)
         }
-        return queued
+        if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
     }
 
     private func queueAdminNotices(kind: NoticeKind, room: Room?, integration: String?, reason: String) {
@@ -1025,24 +1026,11 @@ public actor RoomProvisioner {
         subject.reason = reason
         let store = self.store
         let target = subject
-        let templates = self.templates
+        let planner = self.planner
         do {
             let queued: [Notice] = try store.write { txn in
                 let record = target.incidentID.isEmpty ? nil : try store.incident(target.incidentID, txn)
-                var queued: [Notice] = []
-                for admin in admins {
-                    guard let email = admin.email else { continue }
-                    let context = NoticeContext(
-                        incident: record?.info ?? IncidentInfo(id: target.incidentID, title: "-"),
-                        stage: record?.stage ?? .opened, room: target, person: nil, admin: (admin.name, email))
-                    guard let rendered = templates.render(kind, .email, context) else { continue }
-                    let notice = Notice(
-                        roomID: target.id, incidentID: target.incidentID, personID: "admin:\(email)", kind: kind,
-                        channel: .email, recipient: email, recipientName: admin.name, subject: rendered.subject,
-                        body: rendered.body, createdAt: now)
-                    if try store.enqueue(notice, txn) { queued.append(notice) }
-                }
-                return queued
+                return try planner.admins(kind, room: target, record: record, now: now, txn)
             }
             if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
         } catch {

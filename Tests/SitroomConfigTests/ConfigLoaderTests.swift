@@ -157,10 +157,12 @@ import Glibc
             #expect(
                 daemon.notify.email
                     == .smtp(
-                        from: "sitroom@example.org",
-                        url: "smtps://smtp.example.org:465",
-                        username: "sitroom",
-                        passwordFile: root + "/secrets/smtp"
+                        SMTPSettings(
+                            from: "sitroom@example.org",
+                            url: "smtps://smtp.example.org:465",
+                            username: "sitroom",
+                            passwordFile: root + "/secrets/smtp"
+                        )
                     )
             )
             #expect(
