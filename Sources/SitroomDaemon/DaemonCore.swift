@@ -232,6 +232,32 @@ public actor DaemonCore {
                     audit(command, uid: uid, outcome: "error: \(error)")
                     throw error
                 }
+            case ["outbox"], ["outbox", "pending"], ["outbox", "dead"], ["outbox", "all"]:
+                let filter = command.words.count == 2 ? command.words[1] : "pending"
+                let states: Set<NoticeState> =
+                    switch filter {
+                    case "dead": [.dead]
+                    case "all": Set(NoticeState.allCases)
+                    default: [.pending, .sending, .retrying]
+                    }
+                return try await outbox(states: states, json: command.json)
+            case let words where (words.count == 3 || words.count == 4) && words[0] == "notify" && words[1] == "resend":
+                do {
+                    let resent = try await notifier.resend(incident: words[2], person: words.count == 4 ? words[3] : nil)
+                    audit(command, uid: uid, outcome: "ok: \(resent.count) notice(s)")
+                    if resent.isEmpty {
+                        return .ok("nothing to resend for \(words[2])\(words.count == 4 ? " and \(words[3])" : "")")
+                    }
+                    return .ok(
+                        "queued again:\n"
+                            + Self.table(
+                                ["NOTICE", "KIND", "CHANNEL", "TO"],
+                                resent.map { [$0.id, $0.kind.rawValue, $0.channel.rawValue, $0.recipient] }
+                            ).joined(separator: "\n"))
+                } catch {
+                    audit(command, uid: uid, outcome: "error: \(error)")
+                    throw error
+                }
             case ["audit"]:
                 return try audit(last: 20, json: command.json)
             case let words where words.count == 2 && words[0] == "audit":
@@ -302,6 +328,34 @@ public actor DaemonCore {
         }
     }
 
+    /// The outbox's notices in `states`, oldest first (`outbox [pending|dead|all]`).
+    private func outbox(states: Set<NoticeState>, json: Bool) async throws -> ControlReply {
+        let notices = try await notifier.outbox(states: states)
+        if json {
+            return .ok(
+                try Self.json(
+                    notices.map {
+                        [
+                            "id": $0.id, "incident": $0.incidentID, "room_id": $0.roomID, "person": $0.personID,
+                            "kind": $0.kind.rawValue, "channel": $0.channel.rawValue, "recipient": $0.recipient,
+                            "state": $0.state.rawValue, "attempts": $0.attempts,
+                            "created_at": rfc3339UTCMillis($0.createdAt), "next_attempt_at": rfc3339UTCMillis($0.nextAttemptAt),
+                            "detail": $0.detail ?? NSNull(),
+                        ] as [String: Any]
+                    }))
+        }
+        return .ok(
+            Self.table(
+                ["NOTICE", "INCIDENT", "KIND", "CHANNEL", "TO", "STATE", "ATTEMPTS", "DETAIL"],
+                notices.map {
+                    [
+                        $0.id, $0.incidentID, $0.kind.rawValue, $0.channel.rawValue, $0.recipient, $0.state.rawValue,
+                        "\($0.attempts)", $0.detail ?? "",
+                    ]
+                }
+            ).joined(separator: "\n"))
+    }
+
     /// The last `count` audit entries, oldest first.
     private func audit(last count: Int, json: Bool) throws -> ControlReply {
         let store = self.store
@@ -355,6 +409,10 @@ public actor DaemonCore {
                                  zoom-s2s: get a token again now; zoom-oauth: authorize every host again
           room retry INCIDENT    try the room of a failed, unavailable or waiting incident again
           room end INCIDENT      end the incident's meeting and room now (as if it were resolved)
+          outbox [pending|dead|all]
+                                 notices not yet delivered (default), parked dead, or all
+          notify resend INCIDENT [PERSON]
+                                 queue an incident's dead notices again (with PERSON: that person's, sent ones too)
           audit [N]              the last N (20) audited commands: time, uid, command, outcome
           pool NAME              the hosts of an integration: open rooms, creates today, state and why
           pool drain NAME HOST   the host takes no new rooms (keeps its open ones)

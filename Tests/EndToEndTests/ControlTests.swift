@@ -33,7 +33,10 @@ struct ControlTests {
             try await sandbox.waitForRoom("INC-C1", state: "ready")
 
             let help = try await sandbox.ctl(["help"])
-            for command in ["status", "reload", "rooms", "room show", "room retry", "room end", "pool NAME", "integrations", "audit"] {
+            for command in [
+                "status", "reload", "rooms", "room show", "room retry", "room end", "pool NAME", "integrations", "audit",
+                "outbox", "notify resend",
+            ] {
                 #expect(help.out.contains(command), "help lacks \(command)")
             }
 
@@ -57,6 +60,20 @@ struct ControlTests {
             #expect(integrations.first?["state"] as? String == "active")
             #expect(try await sandbox.ctl(["integration", "show", "zoom-main"]).out.contains("bridge-1"))
 
+            // The outbox: every notice of the room, sent; nothing dead.
+            _ = try await waitFor("the room's notices sent") { () -> Bool? in
+                let all = try json(try await sandbox.ctl(["outbox", "all", "--json"]).out) as? [[String: Any]] ?? []
+                return !all.isEmpty && all.allSatisfy({ $0["state"] as? String == "sent" }) ? true : nil
+            }
+            let notices = try #require(try json(try await sandbox.ctl(["outbox", "all", "--json"]).out) as? [[String: Any]])
+            for key in ["id", "incident", "kind", "channel", "recipient", "state", "attempts", "created_at"] {
+                #expect(notices.first?[key] != nil, "outbox --json lacks \(key)")
+            }
+            #expect((try json(try await sandbox.ctl(["outbox", "dead", "--json"]).out) as? [[String: Any]])?.isEmpty == true)
+            let resend = try await sandbox.ctl(["notify", "resend", "INC-C1", "ada@example.com"])
+            #expect(resend.code == 0, "\(resend.err)")
+            #expect(resend.out.contains("ada@example.com"))
+
             // Human output is an aligned table.
             let table = try await sandbox.ctl(["rooms"])
             #expect(table.out.hasPrefix("INCIDENT"))
@@ -74,7 +91,7 @@ struct ControlTests {
             let audit = try #require(try json(try await sandbox.ctl(["audit", "50", "--json"]).out) as? [[String: Any]])
             let commands = audit.compactMap { $0["command"] as? String }
             #expect(commands == [
-                "pool drain zoom-main bridge-2", "pool resume zoom-main bridge-2", "room retry INC-C1", "room end INC-C1",
+                "notify resend INC-C1 ada@example.com", "pool drain zoom-main bridge-2", "pool resume zoom-main bridge-2", "room retry INC-C1", "room end INC-C1",
                 "reload",
             ])
             #expect(audit.allSatisfy { $0["uid"] as? Int == Int(getuid()) })
@@ -87,7 +104,7 @@ struct ControlTests {
             #expect(try await sandbox.ctl(["room", "show", "INC-NOPE"]).err.contains("no incident INC-NOPE"))
             #expect(try await sandbox.ctl(["audit", "zero"]).code == 1)
             #expect(try json(try await sandbox.ctl(["audit", "--json"]).out) as? [[String: Any]] != nil)
-            #expect((try json(try await sandbox.ctl(["audit", "50", "--json"]).out) as? [[String: Any]])?.count == 5)
+            #expect((try json(try await sandbox.ctl(["audit", "50", "--json"]).out) as? [[String: Any]])?.count == 6)
         } catch {
             Issue.record("logs:\n\(sandbox.logs())")
             throw error
