@@ -166,12 +166,15 @@ public struct ZoomClient: Sendable {
         return meetings
     }
 
+    /// The body of "Update meeting status" that ends a meeting.
+    static let endMeetingBody = Array(#"{"action":"end"}"#.utf8)
+
     /// Zoom API "Update meeting status": `PUT /meetings/{meetingId}/status` with `{"action":"end"}` → 204.
     public func endMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
         _ = try await send(
             HTTPRequest(
                 method: .put, url: "\(apiURL)/meetings/\(meetingID)/status", headers: Self.headers(token: token, json: true),
-                body: Array(#"{"action":"end"}"#.utf8), timeout: timeout))
+                body: Self.endMeetingBody, timeout: timeout))
     }
 
     /// Zoom API "Delete a meeting": `DELETE /meetings/{meetingId}` → 204 (3002 while in progress, 3001 when gone).
