@@ -104,7 +104,7 @@ let package = Package(
             dependencies: ["ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
-        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["PosixIO", "Curl", "LMDB"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -107,9 +107,7 @@ public enum DaemonMain {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return ExitCode.cannotCreate
         }
-        let intake = SpoolIntake(
-            directory: paths.spool, provisioner: core.provisioner, maxFileSize: configuration.daemon.spool.maxFileSize,
-            logger: logger)
+        let intake = SpoolIntake(directory: paths.spool, provisioner: core.provisioner, logger: logger)
         await core.setSpoolBacklog { intake.backlog() }
         let server = ControlServer(control: control, daemon: core, logger: logger)
 

@@ -92,7 +92,11 @@ final class Sandbox: @unchecked Sendable {
     var daemon: Child?
     var children: [Child] = []
 
-    init(hosts: Int = 2) throws {
+    /// - Parameters:
+    ///   - hosts: Zoom users in the simulator (the pool, see ``writeIntegration(secretFile:hosts:)``).
+    ///   - holdDown: `reopen_hold_down`; 0s (meetings deleted at once on resolve) unless a test needs reopening.
+    ///   - settings: more lines for etc/sitroom.yaml (e.g. `feeds:` or `spool:`).
+    init(hosts: Int = 2, holdDown: String = "0s", settings: String = "") throws {
         root = NSTemporaryDirectory() + "sitroom-e2e-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/integrations", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/secrets", withIntermediateDirectories: true)
@@ -123,7 +127,8 @@ final class Sandbox: @unchecked Sendable {
               email: { transport: maildir, from: "sitroom <sitroom@example.org>" }
               sms: { transport: file }
             store: { map_size: 64MiB }
-
+            reopen_hold_down: \(holdDown)
+            \(settings)
             """)
     }
 
@@ -250,6 +255,11 @@ final class Sandbox: @unchecked Sendable {
         for child in children.reversed() { child.stop() }
         http.shutdown()
         try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Everything every sitroomd of this sandbox wrote to standard error, in start order.
+    func daemonLogs() -> String {
+        children.filter { $0.stderrPath.contains("/sitroomd-") }.map(\.stderr).joined(separator: "\n")
     }
 
     func logs() -> String {
