@@ -350,7 +350,9 @@ public final class SpoolIntake: Sendable {
 
     /// Reads and parses the files of a batch on up to ``parseWorkers`` tasks. - Returns: the results, in order.
     private func readAll(
-        _ slice: [(name: String, renamed: Bool)], maxSize: Int, context: FeedContext
+        _ slice: [(name: String, renamed: Bool)],
+        maxSize: Int,
+        context: FeedContext
     ) async -> [Read] {
         let workers = slice.count < 16 ? 1 : Self.parseWorkers
         guard workers > 1 else {
@@ -521,15 +523,24 @@ public final class SpoolIntake: Sendable {
                 let source = "\(directory)/\(sub)/\(name)"
                 try DurableFile.touch(source)
                 let final = try DurableFile.moveNoReplace(
-                    from: source, to: "\(directory)/rejected/\(name)", syncDirectories: false)
+                    from: source,
+                    to: "\(directory)/rejected/\(name)",
+                    syncDirectories: false
+                )
                 let finalName = (final as NSString).lastPathComponent
                 try DurableFile.write(
-                    Array((reason.hasSuffix("\n") ? reason : reason + "\n").utf8), name: "\(finalName).error",
-                    tmpDirectory: "\(directory)/tmp", finalDirectory: "\(directory)/rejected", syncDirectory: false)
+                    Array((reason.hasSuffix("\n") ? reason : reason + "\n").utf8),
+                    name: "\(finalName).error",
+                    tmpDirectory: "\(directory)/tmp",
+                    finalDirectory: "\(directory)/rejected",
+                    syncDirectory: false
+                )
                 logger.warning("spool file rejected", metadata: ["file": "\(final)", "reason": "\(reason)"])
             } catch {
                 logger.error(
-                    "cannot move a rejected spool file", metadata: ["file": "\(sub)/\(name)", "error": "\(error)"])
+                    "cannot move a rejected spool file",
+                    metadata: ["file": "\(sub)/\(name)", "error": "\(error)"]
+                )
             }
         }
         for sub in Set(["rejected", sub, "tmp"]) {

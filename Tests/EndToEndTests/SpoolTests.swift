@@ -1,3 +1,4 @@
+import Curl
 import Foundation
 import LMDB
 import Testing
@@ -390,6 +391,91 @@ struct SpoolTests {
         }
     }
 
+    @Test("after the hold-down the meeting is deleted (also across a restart); a later reopen gets a new room")
+    func holdDownPasses() async throws {
+        let sandbox = try Sandbox(holdDown: "2s")
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration()
+            try await sandbox.startDaemon()
+            try sandbox.submit("h-open.yaml", incidentEvent(id: "h-open", stage: "situation_room", incident: "I-H"))
+            let room = try await sandbox.waitForRoom("I-H", state: "ready")
+            let roomID = try #require(room["room_id"] as? String)
+            try sandbox.submit(
+                "h-resolved.yaml",
+                incidentEvent(id: "h-resolved", stage: "resolved", incident: "I-H", at: "2026-11-29T12:10:00Z")
+            )
+            try await sandbox.waitForRoom("I-H", state: "ended")
+            #expect(try await sandbox.simMeetings(room: roomID).first?["status"] as? String == "ended")
+
+            // A crash while the deletion waits out the hold-down: the restarted daemon still deletes it.
+            sandbox.daemon?.signal(SIGKILL)
+            _ = try await sandbox.daemon?.waitForExit()
+            try await sandbox.startDaemon()
+            _ = try await waitFor("the meeting to be deleted") { () -> Bool? in
+                try await sandbox.simMeetings(room: roomID).first?["status"] as? String == "deleted" ? true : nil
+            }
+            try await sandbox.waitForLog("meeting deleted after the reopen hold-down")
+
+            // Reopened after that: the old meeting is gone, so a new room (and meeting) it is.
+            try sandbox.submit(
+                "h-reopened.yaml",
+                incidentEvent(id: "h-reopened", stage: "reopened", incident: "I-H", at: "2026-11-29T12:20:00Z")
+            )
+            let reopened = try await waitFor("a new room") { () -> [String: Any]? in
+                guard let room = try await sandbox.room("I-H"), room["room_id"] as? String != roomID,
+                    room["state"] as? String == "ready"
+                else { return nil }
+                return room
+            }
+            #expect(reopened["join_url"] as? String != room["join_url"] as? String)
+            #expect(try await sandbox.allSimMeetings().count == 2)
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
+    @Test("a reopen within the hold-down whose meeting was deleted in Zoom meanwhile gets a new room")
+    func reopenedMeetingGone() async throws {
+        let sandbox = try Sandbox(holdDown: "10m")
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration()
+            try await sandbox.startDaemon()
+            try sandbox.submit("g-open.yaml", incidentEvent(id: "g-open", stage: "situation_room", incident: "I-G"))
+            let room = try await sandbox.waitForRoom("I-G", state: "ready")
+            let roomID = try #require(room["room_id"] as? String)
+            let meetingID = try #require((room["meeting_id"] as? NSNumber)?.int64Value)
+            try sandbox.submit(
+                "g-resolved.yaml",
+                incidentEvent(id: "g-resolved", stage: "resolved", incident: "I-G", at: "2026-11-29T12:10:00Z")
+            )
+            try await sandbox.waitForRoom("I-G", state: "ended")
+            // Somebody deletes the meeting in Zoom (here through the API, as the web portal would).
+            #expect(try await sandbox.zoomDelete(meetingID) == 204)
+
+            try sandbox.submit(
+                "g-reopened.yaml",
+                incidentEvent(id: "g-reopened", stage: "reopened", incident: "I-G", at: "2026-11-29T12:12:00Z")
+            )
+            let reopened = try await waitFor("a new room") { () -> [String: Any]? in
+                guard let room = try await sandbox.room("I-G"), room["room_id"] as? String != roomID,
+                    room["state"] as? String == "ready"
+                else { return nil }
+                return room
+            }
+            #expect(reopened["join_url"] as? String != room["join_url"] as? String)
+            #expect(try await sandbox.allSimMeetings().count == 2)
+            try await sandbox.waitForLog("room not reopened")
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
     /// An example PagerDuty payload with another event id, time and (optionally) type.
     static func pagerDuty(from example: String, id: String, at time: String, type: String? = nil) throws -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(repositoryRoot)/examples/\(example)"))
@@ -665,6 +751,30 @@ extension Sandbox {
         _ = try await waitFor("'\(fragment)' in the log", timeout: timeout) {
             daemonLogs().components(separatedBy: fragment).count - 1 >= count ? true : nil
         }
+    }
+
+    /// Deletes a meeting through the Zoom API of the simulator with the sandbox app's own credentials.
+    /// - Returns: the HTTP status of `DELETE /v2/meetings/{id}`.
+    func zoomDelete(_ meetingID: Int64) async throws -> Int {
+        let secret = read("etc/secrets/zoom.secret").trimmingCharacters(in: .whitespacesAndNewlines)
+        let basic = Data("e2e-client:\(secret)".utf8).base64EncodedString()
+        let token = try await http.send(
+            HTTPRequest(
+                method: .post,
+                url: "http://127.0.0.1:\(simPort)/oauth/token?grant_type=account_credentials&account_id=AcctE2E",
+                headers: [(name: "Authorization", value: "Basic \(basic)")],
+                body: []
+            )
+        )
+        let object = try JSONSerialization.jsonObject(with: Data(token.body)) as? [String: Any]
+        let access = object?["access_token"] as? String ?? ""
+        return try await http.send(
+            HTTPRequest(
+                method: .delete,
+                url: "http://127.0.0.1:\(simPort)/v2/meetings/\(meetingID)",
+                headers: [(name: "Authorization", value: "Bearer \(access)")]
+            )
+        ).status
     }
 
     /// Every meeting the simulator ever made.

@@ -183,19 +183,32 @@ final class Sandbox: @unchecked Sendable {
     }
 
     /// Runs sitroomctl; returns exit code and stdout.
+    /// The blocking reads and the wait run on a thread of their own, not on the (two-thread) cooperative pool that
+    /// every test shares.
     func ctl(_ arguments: [String], timeout: Double = 5) async throws -> (code: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/sitroomctl")
-        process.arguments = ["--root", root, "--timeout", String(timeout)] + arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let root = self.root
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    with: Result {
+                        let process = Process()
+                        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/sitroomctl")
+                        process.arguments = ["--root", root, "--timeout", String(timeout)] + arguments
+                        let out = Pipe()
+                        let err = Pipe()
+                        process.standardOutput = out
+                        process.standardError = err
+                        try process.run()
+                        let outData = out.fileHandleForReading.readDataToEndOfFile()
+                        let errData = err.fileHandleForReading.readDataToEndOfFile()
+                        process.waitUntilExit()
+                        return (
+                            process.terminationStatus, String(decoding: outData, as: UTF8.self),
+                            String(decoding: errData, as: UTF8.self)
+                        )
+                    })
+            }.start()
+        }
     }
 
     /// `room show INCIDENT --json`, or nil when the daemon has no room for it yet.
