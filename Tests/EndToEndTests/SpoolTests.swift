@@ -476,6 +476,36 @@ struct SpoolTests {
         }
     }
 
+    @Test("a backlog applied in one batch makes no room for an incident opened and resolved within it")
+    func batchDropsResolvedRooms() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration()
+            try await sandbox.startDaemon()
+            sandbox.daemon?.signal(SIGTERM)
+            #expect(try await sandbox.daemon?.waitForExit() == 0)
+            // While sitroomd is down: resolve first in name order, but later in occurred_at.
+            try sandbox.submit(
+                "a-resolved.yaml",
+                incidentEvent(id: "x-resolved", stage: "resolved", incident: "I-X", at: "2026-11-29T12:05:00Z"))
+            try sandbox.submit("b-open.yaml", incidentEvent(id: "x-open", stage: "situation_room", incident: "I-X"))
+            try sandbox.submit("c-other.yaml", incidentEvent(id: "y-open", stage: "situation_room", incident: "I-Y"))
+            try await sandbox.startDaemon()
+
+            try await sandbox.waitForRoom("I-Y", state: "ready")
+            _ = try await waitFor("all three applied") { sandbox.files("var/spool/incidents/cur").count == 3 ? true : nil }
+            let shown = try await sandbox.ctl(["room", "show", "I-X"])
+            #expect(shown.err.contains("has no room (stage resolved)"))
+            #expect(try await sandbox.allSimMeetings().count == 1)
+            #expect(sandbox.daemonLogs().contains("count=3"))  // one batch
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
     /// An example PagerDuty payload with another event id, time and (optionally) type.
     static func pagerDuty(from example: String, id: String, at time: String, type: String? = nil) throws -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(repositoryRoot)/examples/\(example)"))
