@@ -489,13 +489,16 @@ struct SpoolTests {
             // While sitroomd is down: resolve first in name order, but later in occurred_at.
             try sandbox.submit(
                 "a-resolved.yaml",
-                incidentEvent(id: "x-resolved", stage: "resolved", incident: "I-X", at: "2026-11-29T12:05:00Z"))
+                incidentEvent(id: "x-resolved", stage: "resolved", incident: "I-X", at: "2026-11-29T12:05:00Z")
+            )
             try sandbox.submit("b-open.yaml", incidentEvent(id: "x-open", stage: "situation_room", incident: "I-X"))
             try sandbox.submit("c-other.yaml", incidentEvent(id: "y-open", stage: "situation_room", incident: "I-Y"))
             try await sandbox.startDaemon()
 
             try await sandbox.waitForRoom("I-Y", state: "ready")
-            _ = try await waitFor("all three applied") { sandbox.files("var/spool/incidents/cur").count == 3 ? true : nil }
+            _ = try await waitFor("all three applied") {
+                sandbox.files("var/spool/incidents/cur").count == 3 ? true : nil
+            }
             let shown = try await sandbox.ctl(["room", "show", "I-X"])
             #expect(shown.err.contains("has no room (stage resolved)"))
             #expect(try await sandbox.allSimMeetings().count == 1)
