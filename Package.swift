@@ -106,9 +106,9 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl", "SitroomTestFixtures"]),
         .testTarget(name: "SitroomNotifyTests", dependencies: ["SitroomNotify", "SitroomCore", "SitroomTestFixtures"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
-        .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
+        .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig", "SitroomCore"]),
         .testTarget(name: "SitroomZoomTests", dependencies: ["SitroomZoom", "Curl"]),
-        .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "LMDB"]),
+        .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "SitroomCore", "LMDB"]),
         .testTarget(
             name: "SitroomDaemonTests",
             dependencies: [
@@ -119,15 +119,16 @@ let package = Package(
         .testTarget(
             name: "ZoomSimTests",
             dependencies: [
-                "ZoomSim", .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "ZoomSim", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PosixIO", "Curl", "SitroomZoom", "SitroomDaemon", "SitroomStore", "SitroomConfig", "SitroomCore",
+                "PosixIO", "Curl", "LMDB", "SitroomZoom", "SitroomDaemon", "SitroomStore", "SitroomConfig", "SitroomCore",
                 "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -29,6 +29,8 @@ public enum DurableFile {
     ///   - tmpDirectory: where the file is written first; must be on the same filesystem as `finalDirectory`.
     ///   - finalDirectory: where the file ends up.
     ///   - mode: the file's permission bits (applied with `fchmod`, so the umask does not matter).
+    ///   - syncDirectory: fsync `finalDirectory` afterwards (a caller writing many files may fsync once with
+    ///     ``fsyncDirectory(_:)`` instead).
     /// - Throws: `PosixError` naming the failing call (`open`, `write`, `fsync`, `rename`, ...). On failure
     ///   the temporary file is removed.
     /// The corresponding C calls are `open`, `write`, `fsync`, `rename`.
@@ -37,7 +39,8 @@ public enum DurableFile {
         name: String,
         tmpDirectory: String,
         finalDirectory: String,
-        mode: UInt32 = 0o600
+        mode: UInt32 = 0o600,
+        syncDirectory: Bool = true
     ) throws {
         guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
             throw PosixError(call: "write", path: name, errno: EINVAL)
@@ -58,7 +61,7 @@ public enum DurableFile {
         closeFD(fd)
         try check("rename", path: finalPath) { rename(tmpPath, finalPath) }
         renamed = true
-        try fsyncDirectory(finalDirectory)
+        if syncDirectory { try fsyncDirectory(finalDirectory) }
     }
 
     /// Fsyncs a directory, making renames and creations in it durable.
@@ -77,12 +80,14 @@ public enum DurableFile {
     /// - Parameters:
     ///   - from: the existing file.
     ///   - to: the wanted new path.
+    ///   - syncDirectories: fsync both directories afterwards (a caller moving many files may fsync once
+    ///     with ``fsyncDirectory(_:)`` instead).
     /// - Returns: the path the file now has.
     /// - Throws: `PosixError` (`renameat2`, `link`, `unlink`, `fsync`), or `EEXIST` after 10,000 taken names.
     /// - Complexity: one attempt per taken name.
     /// The corresponding C call is `renameat2(RENAME_NOREPLACE)`; where the C library or the filesystem
     /// lacks it, `link` then `unlink`.
-    public static func moveNoReplace(from: String, to: String) throws -> String {
+    public static func moveNoReplace(from: String, to: String, syncDirectories: Bool = true) throws -> String {
         var final: String?
         for attempt in 0...10_000 {
             let candidate = attempt == 0 ? to : "\(to).\(attempt)"
@@ -97,6 +102,7 @@ public enum DurableFile {
             break
         }
         guard let final else { throw PosixError(call: "renameat2", path: to, errno: EEXIST) }
+        guard syncDirectories else { return final }
         let fromDirectory = parentDirectory(of: from)
         let toDirectory = parentDirectory(of: final)
         try fsyncDirectory(toDirectory)
@@ -134,6 +140,34 @@ public enum DurableFile {
     ///   one that grows past it while read); `PosixError` for other failures (`ENOENT`, `EACCES`, ...).
     /// The corresponding C calls are `open`, `fstat`, `read`.
     public static func readRegularFile(_ path: String, maxSize: Int) throws -> [UInt8] {
+        try readRegularFile(path, maxSize: maxSize, quietPeriod: nil)
+    }
+
+    /// Reads a whole regular file like ``readRegularFile(_:maxSize:)``, but only once nobody is writing it:
+    /// for files that may have been written in place rather than renamed into place (a maildir protocol
+    /// violation), so that a file is never read half-written.
+    ///
+    /// A file is settled when no process has it open for writing and, when `quietPeriod` is given, it was last
+    /// modified at least that long ago. The first is asked of the kernel with a read lease
+    /// (`fcntl(F_SETLEASE, F_RDLCK)`), which Linux refuses with `EAGAIN` while any descriptor of the file is
+    /// open for writing; the lease is held while reading, so a writer that opens the file meanwhile waits for
+    /// the read to finish (lease-break signals go to `SIGURG`, which is ignored by default). Where leases are
+    /// not available (another owner without `CAP_LEASE`, a filesystem without them), only the quiet period
+    /// applies.
+    /// - Parameters:
+    ///   - path: the file.
+    ///   - maxSize: the largest accepted size, in bytes.
+    ///   - quietPeriod: seconds the file must have gone unmodified; `nil` to skip that check.
+    /// - Returns: the content.
+    /// - Throws: ``FileNotSettled`` when it is still being written; otherwise as ``readRegularFile(_:maxSize:)``.
+    /// The corresponding C calls are `open`, `fstat`, `fcntl(F_SETSIG)`, `fcntl(F_SETLEASE)`, `read`.
+    public static func readSettledFile(_ path: String, maxSize: Int, quietPeriod: Double?) throws -> [UInt8] {
+        try readRegularFile(path, maxSize: maxSize, quietPeriod: quietPeriod, settled: true)
+    }
+
+    private static func readRegularFile(
+        _ path: String, maxSize: Int, quietPeriod: Double?, settled: Bool = false
+    ) throws -> [UInt8] {
         let fd: Int32
         switch valueOrErrno({ Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }) {
         case .success(let opened):
@@ -151,7 +185,32 @@ public enum DurableFile {
         guard isKind(status, S_IFREG) else { throw ReadRefusal.notRegularFile(kind: fileKind(status.st_mode)) }
         let size = Int(status.st_size)
         if size > maxSize { throw ReadRefusal.tooLarge(size: size, limit: maxSize) }
+        if settled {
+            let leased = try takeReadLease(fd, path: path)
+            defer { if leased { _ = fcntl(fd, LeaseCalls.setLease, Int32(F_UNLCK)) } }
+            if let quietPeriod {
+                let current = try fileStatus(fd, path: path)  // after the lease: no writer can change it now
+                let age = wallClockSeconds() - seconds(current.st_mtim)
+                if age < quietPeriod { throw FileNotSettled(path: path, reason: .modifiedRecently(age: max(0, age))) }
+            }
+            return try readAll(fd, path: path, size: size, maxSize: maxSize)
+        }
+        return try readAll(fd, path: path, size: size, maxSize: maxSize)
+    }
 
+    /// Takes a read lease on `fd` (opened read-only). - Returns: whether a lease is held (to be released).
+    /// - Throws: ``FileNotSettled`` when the file is open for writing somewhere (`EAGAIN`).
+    private static func takeReadLease(_ fd: Int32, path: String) throws -> Bool {
+        // A broken lease is signalled to the holder, SIGIO by default, which would terminate the process.
+        guard fcntl(fd, LeaseCalls.setSignal, SIGURG) == 0 else { return false }
+        switch valueOrErrno({ fcntl(fd, LeaseCalls.setLease, Int32(F_RDLCK)) }) {
+        case .success: return true
+        case .failure(EAGAIN): throw FileNotSettled(path: path, reason: .openForWriting)
+        case .failure: return false  // EACCES (not the owner), EINVAL (no leases here): quiet period only
+        }
+    }
+
+    private static func readAll(_ fd: Int32, path: String, size: Int, maxSize: Int) throws -> [UInt8] {
         // Read up to one byte past the limit, to notice a file that grew.
         let capacity = maxSize + 1
         var bytes = [UInt8](repeating: 0, count: min(size, maxSize) + 1)
@@ -170,6 +229,23 @@ public enum DurableFile {
         if count > maxSize { throw ReadRefusal.tooLarge(size: count, limit: maxSize) }
         bytes.removeSubrange(count...)
         return bytes
+    }
+
+    /// Sets a file's modification time to now without following a symbolic link (the spool marks when a
+    /// file arrived in `cur/` or `rejected/` this way, for the purge).
+    /// - Parameter path: the file (a symbolic link itself is touched, not its target).
+    /// - Throws: `PosixError` (`utimensat`).
+    /// The corresponding C call is `utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW)`.
+    public static func touch(_ path: String) throws {
+        try check("utimensat", path: path) { utimensat(AT_FDCWD, path, nil, AT_SYMLINK_NOFOLLOW) }
+    }
+
+    /// Removes a directory entry that is not a directory.
+    /// - Parameter path: the entry.
+    /// - Throws: `PosixError` (`unlink`; `EISDIR` for a directory).
+    /// The corresponding C call is `unlink`.
+    public static func remove(_ path: String) throws {
+        try check("unlink", path: path) { unlink(path) }
     }
 
     /// Creates a directory and its missing parents with `mode` (like `mkdir -p -m`), then sets the last
@@ -197,4 +273,44 @@ public enum DurableFile {
         }
         try check("chmod", path: path) { chmod(path, mode_t(mode)) }
     }
+}
+
+/// A file that is still being written: ``DurableFile/readSettledFile(_:maxSize:quietPeriod:)`` leaves it for later.
+public struct FileNotSettled: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Reason: Sendable, Hashable {
+        /// A process has it open for writing (the kernel refused a read lease with `EAGAIN`).
+        case openForWriting
+        /// It was modified `age` seconds ago, less than the quiet period.
+        case modifiedRecently(age: Double)
+    }
+
+    /// The file.
+    public var path: String
+    public var reason: Reason
+
+    public var description: String {
+        switch reason {
+        case .openForWriting: return "\(path): open for writing by a process"
+        case .modifiedRecently(let age): return "\(path): modified \(Int(age * 1000)) ms ago"
+        }
+    }
+}
+
+/// `fcntl` commands from `<linux/fcntl.h>` (`F_LINUX_SPECIFIC_BASE` 1024) and `<asm-generic/fcntl.h>`, which
+/// the Glibc module does not import without `_GNU_SOURCE`. They are part of the Linux ABI.
+enum LeaseCalls {
+    /// `F_SETLEASE`.
+    static let setLease: Int32 = 1024
+    /// `F_SETSIG`.
+    static let setSignal: Int32 = 10
+}
+
+/// Seconds since 1970 of a `timespec`.
+func seconds(_ time: timespec) -> Double { Double(time.tv_sec) + Double(time.tv_nsec) / 1e9 }
+
+/// `CLOCK_REALTIME` in seconds since 1970 (the clock file times are stamped with).
+func wallClockSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return seconds(now)
 }

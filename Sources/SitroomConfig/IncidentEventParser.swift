@@ -37,6 +37,9 @@ public enum IncidentEventParser {
         return event
     }
 
+    /// The longest `event_id` and `incident.id` accepted, in bytes: both are LMDB keys (at most 511 bytes).
+    public static let maxIDLength = 256
+
     private static func read(_ root: YAMLDocument.Result, diag: Diagnostics) -> IncidentEvent? {
         let top: YAMLMapping
         switch root {
@@ -48,7 +51,12 @@ public enum IncidentEventParser {
             guard let mapping = YAMLValue(node: node, path: "", diag: diag).mapping() else { return nil }
             top = mapping
         }
-        let eventID = top.string("event_id", required: true)
+        return read(top: top)
+    }
+
+    /// Reads a native event from its composed top-level mapping (``SpoolFileParser`` has told the format).
+    static func read(top: YAMLMapping) -> IncidentEvent? {
+        let eventID = top.required("event_id").flatMap(identifier)
         var occurredAt: Double?
         if let value = top.required("occurred_at"), let text = value.text(expected: "an RFC 3339 timestamp") {
             if case .scalar(let scalar) = value.node, scalar.style == .plain,
@@ -67,7 +75,7 @@ public enum IncidentEventParser {
 
         var incident: IncidentInfo?
         if let value = top.required("incident"), let mapping = YAMLMapping(value, at: top.keyPosition("incident")) {
-            let id = mapping.string("id", required: true)
+            let id = mapping.required("id").flatMap(identifier)
             let title = mapping.string("title", required: true)
             let severity = mapping.string("severity")
             let team = mapping.string("team")
@@ -91,7 +99,7 @@ public enum IncidentEventParser {
         let integration = top.string("integration")
         top.finish()
 
-        guard let eventID, let occurredAt, let stage, let incident else { return nil }
+        guard let eventID, let occurredAt, let stage, let incident, top.diag.isEmpty else { return nil }
         return IncidentEvent(
             eventID: eventID,
             occurredAt: occurredAt,
@@ -100,5 +108,15 @@ public enum IncidentEventParser {
             participants: participants,
             integration: integration
         )
+    }
+
+    /// A string id of at most ``maxIDLength`` bytes; `nil` (with the error reported) otherwise.
+    private static func identifier(_ value: YAMLValue) -> String? {
+        guard let text = value.string() else { return nil }
+        guard text.utf8.count <= maxIDLength else {
+            value.fail("is \(text.utf8.count) bytes long; at most \(maxIDLength) are allowed")
+            return nil
+        }
+        return text
     }
 }

@@ -73,6 +73,13 @@ public struct Room: Sendable, Codable, Hashable {
     }
     /// Stored optional so rooms written before the field existed still decode.
     private var sweep: Bool?
+    /// Seconds since 1970 after which the ended meeting is deleted (`on_resolve: end_and_delete` waits out
+    /// `reopen_hold_down`, so a reopened incident gets its room and meeting back); `nil` when no deletion is
+    /// pending.
+    public var deleteAfter: Double?
+    /// Seconds since 1970 when sitroom decided to delete the meeting (the request may still be on its way);
+    /// from then on the room is never reopened with it.
+    public var meetingDeletedAt: Double?
 
     public init(id: String, incidentID: String, createdAt: Double) {
         self.id = id

@@ -126,6 +126,12 @@ public actor AccountPool {
         return .leased(key, limits)
     }
 
+    /// Takes a specific host again for a reopened room whose meeting lives on it (no create is counted: the
+    /// meeting exists). - Returns: false when the host is not configured, drained, unusable or busy.
+    public func reclaim(_ key: HostKey, room: String) -> Bool {
+        state.reclaim(key, room: room)
+    }
+
     /// Frees the host a room held.
     public func release(_ key: HostKey, room: String) {
         state.release(key, room: room)

@@ -146,17 +146,21 @@ public actor DaemonCore {
     /// Only `app_deauthorized` is acted on: verified with the webhook secret of the integration whose
     /// `client_id` it names, it deletes the tokens it covers, marks the integration (or the host of that user)
     /// `needs_reauthorization`, makes the rooms of open incidents on it `unavailable`, and tells the admins.
+    /// Applying the same delivery twice (after a crash) changes nothing more.
     /// - Parameters:
-    ///   - file: the parsed delivery.
+    ///   - event: the parsed delivery (SitroomConfig's spool parser).
     ///   - receivedAt: the spool file's modification time (seconds since 1970); the request timestamp must be
     ///     within 5 minutes of it.
     /// - Returns: what was done, for the log.
-    /// - Throws: ``WebhookError`` (forged, stale, unknown app, not `app_deauthorized`): the file is rejected.
-    public func applyZoomWebhook(_ file: ZoomWebhookFile, receivedAt: Double) async throws -> String {
-        let event = try AppDeauthorized.parse(file.body)
-        let candidates = live.integrations.values.filter { $0.clientID == event.clientID }.sorted { $0.name < $1.name }
+    /// - Throws: ``WebhookError`` (forged, stale, unknown app): the file is rejected.
+    public func applyZoomWebhook(_ event: ZoomWebhookEvent, receivedAt: Double) async throws -> String {
+        guard let clientID = event.clientID else { throw WebhookError("payload.client_id: missing") }
+        let file = ZoomWebhookFile(
+            headers: Dictionary(event.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
+            body: event.body)
+        let candidates = live.integrations.values.filter { $0.clientID == clientID }.sorted { $0.name < $1.name }
         guard !candidates.isEmpty else {
-            throw WebhookError("payload.client_id: no integration has client_id \(event.clientID)")
+            throw WebhookError("payload.client_id: no integration has client_id \(clientID)")
         }
         var verified = false
         var problems: [String] = []
@@ -175,7 +179,8 @@ public actor DaemonCore {
             }
         }
         guard verified else { throw WebhookError(problems.joined(separator: "; ")) }
-        let affected = try await registry.deauthorize(event)
+        let affected = try await registry.deauthorize(
+            AppDeauthorized(accountID: event.accountID, userID: event.userID, clientID: clientID))
         var lines: [String] = []
         for (integration, host) in affected {
             let reason =
@@ -673,5 +678,21 @@ extension Configuration {
     func sameValues(as other: Configuration) -> Bool {
         etcDirectory == other.etcDirectory && daemon == other.daemon && integrations == other.integrations
             && roster == other.roster && templates == other.templates
+    }
+}
+
+/// Hands the spool's Zoom webhook files to ``DaemonCore/applyZoomWebhook(_:receivedAt:)``.
+public struct ZoomWebhookApplier: ZoomWebhookSink {
+    let core: DaemonCore
+
+    public init(core: DaemonCore) { self.core = core }
+
+    public func deliver(_ event: ZoomWebhookEvent, fileModifiedAt: Double) async -> ZoomWebhookDisposition {
+        do {
+            _ = try await core.applyZoomWebhook(event, receivedAt: fileModifiedAt)
+            return .applied
+        } catch {
+            return .rejected(reason: "Zoom webhook refused: \(error)")
+        }
     }
 }

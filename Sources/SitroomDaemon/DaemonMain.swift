@@ -121,8 +121,7 @@ public enum DaemonMain {
             return ExitCode.cannotCreate
         }
         let intake = SpoolIntake(
-            directory: paths.spool, provisioner: core.provisioner, maxFileSize: configuration.daemon.spool.maxFileSize,
-            logger: logger, webhooks: { file, receivedAt in try await core.applyZoomWebhook(file, receivedAt: receivedAt) })
+            directory: paths.spool, provisioner: core.provisioner, zoomWebhooks: ZoomWebhookApplier(core: core), logger: logger)
         await core.setSpoolBacklog { intake.backlog() }
         let server = ControlServer(
             control: control, daemon: core, logger: logger, groupMode: configuration.daemon.controlGroup != nil)

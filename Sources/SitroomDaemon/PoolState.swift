@@ -131,6 +131,19 @@ public struct PoolState: Sendable {
         return (chosen.key, chosen.limits)
     }
 
+    /// Takes `key` again for `room` (a reopened room whose meeting lives on that host), within its concurrency
+    /// limit; no create is counted. - Returns: whether the room now holds the host (true if it already did).
+    public mutating func reclaim(_ key: HostKey, room: String) -> Bool {
+        guard let limits = limits(key) else { return false }
+        let use = usage[key] ?? Usage()
+        if use.openRooms.contains(room) { return true }
+        guard !use.drained, use.unusableReason == nil, use.openRooms.count < limits.concurrentMeetings else {
+            return false
+        }
+        usage[key, default: Usage()].openRooms.insert(room)
+        return true
+    }
+
     /// Frees the host a room held.
     public mutating func release(_ key: HostKey, room: String) {
         usage[key]?.openRooms.remove(room)

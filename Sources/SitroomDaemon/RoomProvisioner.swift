@@ -42,6 +42,8 @@ public actor RoomProvisioner {
     private var configuration: Configuration
     private var templates: NoticeTemplates
     private var running: [String: Task<Void, Never>] = [:]
+    /// Meetings waiting out the reopen hold-down before they are deleted, by room id.
+    private var deletions: [String: Task<Void, Never>] = [:]
     private var rerun: Set<String> = []
     private var stopped = false
     /// Rooms in `waiting`: id → when the room was made (the queue is served oldest first).
@@ -71,80 +73,210 @@ public actor RoomProvisioner {
         self.configuration = configuration
     }
 
+    /// The live configuration generation (the spool reads `feeds`, the roster and `spool` settings from it).
+    public func currentConfiguration() -> Configuration { configuration }
+
     // MARK: Events
 
-    /// Applies one incident event durably, then starts whatever Zoom work it calls for.
-    ///
-    /// Rules: `opened` records the incident; `situation_room` and `reopened` open a room unless one is open;
-    /// `updated` merges participants (new ones get the notices they missed); `resolved`/`closed` end the room.
-    /// An event older (`occurred_at`) than the last applied one for its incident only merges participants:
-    /// a late `situation_room` after `resolved` does not reopen the room.
+    /// Applies one incident event durably, then starts whatever Zoom work it calls for; see
+    /// ``apply(batch:)`` for the rules.
     /// - Returns: `.duplicate` when the event id was applied before (nothing changes).
     /// - Throws: store errors; the event then stays in the spool and is applied again later.
     public func apply(_ event: IncidentEvent) throws -> ApplyOutcome {
+        try apply(batch: [event])[0]
+    }
+
+    /// Applies many incident events in one LMDB write transaction (a group commit), in the order given, then
+    /// starts whatever Zoom work they call for.
+    ///
+    /// Rules (README "How events apply"):
+    /// - an event id applied before is a duplicate: nothing changes;
+    /// - an event whose `occurred_at` is older than the last one applied for its incident only merges
+    ///   participants: a late `situation_room` after `resolved` does not reopen the room;
+    /// - `opened` records the incident; `updated` merges participants (new people get the notices they missed);
+    /// - `situation_room` and `reopened` open a room unless one is open. A room whose end was requested but
+    ///   not yet carried out is kept (the request withdrawn). An `ended` room comes back with its meeting when
+    ///   it ended less than `reopen_hold_down` ago and its meeting was not deleted (the meeting is checked with
+    ///   Zoom and its host taken again; if either fails, a new room is made); otherwise a new room is made;
+    /// - `resolved` and `closed` end the room. A room made earlier in the same batch, which no Zoom call has
+    ///   touched, is dropped instead: a storm that opens and resolves an incident makes no room for it.
+    /// - Parameter events: the events, in the order to apply them (the spool sorts a batch by `occurred_at`).
+    /// - Returns: one outcome per event, in order.
+    /// - Throws: store errors; nothing of the batch is applied then.
+    /// - Complexity: O(events) reads and writes in one transaction.
+    public func apply(batch events: [IncidentEvent]) throws -> [ApplyOutcome] {
         let now = clock.now()
         let store = self.store
-        var drive: String? = nil
-        var queued: [Notice] = []
-        let outcome: ApplyOutcome = try store.write { txn in
-            drive = nil
-            queued = []
-            guard try store.markEventSeen(event.eventID, at: now, txn) else { return .duplicate }
-            var record =
-                try store.incident(event.incident.id, txn)
-                ?? IncidentRecord(
-                    info: event.incident, stage: event.stage, participants: [], integration: event.integration,
-                    roomID: nil, lastOccurredAt: event.occurredAt)
-            let stale = event.occurredAt < record.lastOccurredAt
-            record.merge(participants: event.participants)
-            if !stale {
-                record.info = event.incident
-                record.stage = event.stage
-                record.lastOccurredAt = event.occurredAt
-                if let integration = event.integration { record.integration = integration }
+        var batch = BatchEffects()
+        let outcomes: [ApplyOutcome] = try store.write { txn in
+            // The closure may run again (the map grown): start over each time.
+            batch = BatchEffects()
+            var results: [ApplyOutcome] = []
+            results.reserveCapacity(events.count)
+            for event in events {
+                results.append(try applyOne(event, now: now, txn, &batch))
             }
-            var room = try record.roomID.flatMap { try store.room($0, txn) }
-            switch event.stage {
-            case .situationRoom, .reopened:
-                if stale { break }
-                if room == nil || !(room!.state.isOpen && !room!.endRequested) {
-                    let fresh = Room(id: Self.newRoomID(), incidentID: event.incident.id, createdAt: now)
-                    record.roomID = fresh.id
-                    room = fresh
-                    try store.putRoom(fresh, txn)
-                    drive = fresh.id
-                }
-            case .resolved, .closed:
-                if stale { break }
-                if var failed = room, failed.state == .failed, failed.sweepMarker, !failed.endRequested {
-                    failed.endRequested = true
-                    try store.putRoom(failed, txn)
-                    room = failed
-                    drive = failed.id
-                } else if var open = room, open.state.isOpen, !open.endRequested {
-                    open.endRequested = true
-                    open.updatedAt = now
-                    try store.putRoom(open, txn)
-                    room = open
-                    drive = open.id
-                }
-            default:
+            return results
+        }
+        for (event, outcome) in zip(events, outcomes) {
+            logger.info(
+                outcome == .duplicate ? "duplicate event ignored" : "event applied",
+                metadata: [
+                    "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)",
+                    "stage": "\(event.stage.rawValue)",
+                ])
+        }
+        if !batch.queued.isEmpty {
+            let queued = batch.queued
+            Task { await notifier.enqueued(queued) }
+        }
+        for (id, time) in batch.deletions { scheduleDeletion(id, at: time) }
+        for id in batch.drives { drive(id) }
+        return outcomes
+    }
+
+    /// What a batch does besides its writes, collected inside the transaction and carried out after the commit.
+    private struct BatchEffects {
+        /// Rooms to drive, in order.
+        var drives: [String] = []
+        var queued: [Notice] = []
+        /// Meetings to delete after their hold-down: room id → when.
+        var deletions: [(String, Double)] = []
+        /// Rooms made by this batch → the incident's room before.
+        var created: [String: String?] = [:]
+
+        mutating func drive(_ id: String) { if !drives.contains(id) { drives.append(id) } }
+        mutating func undrive(_ id: String) { drives.removeAll { $0 == id } }
+    }
+
+    private func applyOne(
+        _ event: IncidentEvent, now: Double, _ txn: borrowing Transaction, _ batch: inout BatchEffects
+    ) throws -> ApplyOutcome {
+        guard try store.markEventSeen(event.eventID, at: now, txn) else { return .duplicate }
+        var record =
+            try store.incident(event.incident.id, txn)
+            ?? IncidentRecord(
+                info: event.incident, stage: event.stage, participants: [], integration: event.integration,
+                roomID: nil, lastOccurredAt: event.occurredAt)
+        let stale = event.occurredAt < record.lastOccurredAt
+        record.merge(participants: event.participants)
+        if !stale {
+            record.info = event.incident
+            record.stage = event.stage
+            record.lastOccurredAt = event.occurredAt
+            if let integration = event.integration { record.integration = integration }
+        }
+        var room = try record.roomID.flatMap { try store.room($0, txn) }
+
+        switch event.stage {
+        case .situationRoom, .reopened:
+            if stale { break }
+            guard var current = room else {
+                room = try newRoom(for: &record, now: now, txn, &batch)
                 break
             }
-            if let room, room.state == .ready, !room.endRequested {
-                queued = try self.queueReadyNotices(room: room, record: record, now: now, txn)
+            if current.state.isOpen {
+                if current.endRequested {
+                    // Reopened before the end was carried out: keep the room (and its meeting).
+                    current.endRequested = false
+                    current.updatedAt = now
+                    try store.putRoom(current, txn)
+                    room = current
+                    batch.drive(current.id)
+                }
+            } else if isReusable(current, now: now) {
+                current.state = .provisioning
+                current.reason = "reopened: taking back meeting \(current.meetingID.map(String.init) ?? "")"
+                current.endRequested = false
+                current.attempts = 0
+                current.updatedAt = now
+                try store.putRoom(current, txn)
+                room = current
+                batch.drive(current.id)
+            } else {
+                room = try newRoom(for: &record, now: now, txn, &batch)
             }
-            try store.putIncident(record, txn)
-            return .applied
+        case .resolved, .closed:
+            if stale { break }
+            if var failed = room, failed.state == .failed, failed.sweepMarker, !failed.endRequested {
+                // Its create's outcome was unknown: sweep Zoom for the room's marker now that it is over.
+                failed.endRequested = true
+                try store.putRoom(failed, txn)
+                room = failed
+                batch.drive(failed.id)
+                break
+            }
+            guard var open = room, open.state.isOpen, !open.endRequested else { break }
+            if let previous = batch.created[open.id] {
+                // Made by this batch and never worked on: nobody ever saw it.
+                _ = try txn.delete(store.tables.rooms, open.id)
+                batch.created[open.id] = nil
+                batch.undrive(open.id)
+                record.roomID = previous
+                room = try previous.flatMap { try store.room($0, txn) }
+            } else if isRevivalPending(open), running[open.id] == nil {
+                // Reopened and resolved again before any Zoom call: it is ended as it was.
+                open.state = .ended
+                open.reason = nil
+                open.endedAt = now
+                open.updatedAt = now
+                if let after = deletionTime(for: open, endedAt: now) {
+                    open.deleteAfter = after
+                    batch.deletions.append((open.id, after))
+                }
+                try store.putRoom(open, txn)
+                batch.undrive(open.id)
+                room = open
+            } else {
+                open.endRequested = true
+                open.updatedAt = now
+                try store.putRoom(open, txn)
+                room = open
+                batch.drive(open.id)
+            }
+        default:
+            break
         }
-        logger.info(
-            outcome == .duplicate ? "duplicate event ignored" : "event applied",
-            metadata: [
-                "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)", "stage": "\(event.stage.rawValue)",
-            ])
-        if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
-        if let drive { self.drive(drive) }
-        return outcome
+        if let room, room.state == .ready, !room.endRequested {
+            batch.queued += try queueReadyNotices(room: room, record: record, now: now, txn)
+        }
+        try store.putIncident(record, txn)
+        return .applied
+    }
+
+    /// Makes a new room for the incident in the batch's transaction and remembers the room it had before.
+    private func newRoom(
+        for record: inout IncidentRecord, now: Double, _ txn: borrowing Transaction, _ batch: inout BatchEffects
+    ) throws -> Room {
+        let fresh = Room(id: Self.newRoomID(), incidentID: record.info.id, createdAt: now)
+        batch.created.updateValue(record.roomID, forKey: fresh.id)  // keeps a nil previous room
+        record.roomID = fresh.id
+        try store.putRoom(fresh, txn)
+        batch.drive(fresh.id)
+        return fresh
+    }
+
+    /// Whether an ended room can be reopened with its meeting (SPEC §5): ended less than `reopen_hold_down`
+    /// ago, its meeting not deleted, its integration still configured.
+    private func isReusable(_ room: Room, now: Double) -> Bool {
+        guard room.state == .ended, room.meetingID != nil, room.meetingDeletedAt == nil, let endedAt = room.endedAt,
+            let integration = room.integration, configuration.integrations[integration] != nil
+        else { return false }
+        return now - endedAt <= configuration.daemon.reopenHoldDown
+    }
+
+    /// A room reopened by an event whose meeting has not been checked with Zoom yet.
+    private func isRevivalPending(_ room: Room) -> Bool {
+        room.state == .provisioning && room.createPhase == .done && room.meetingID != nil
+    }
+
+    /// When an ended room's meeting is to be deleted: after the hold-down, for `on_resolve: end_and_delete`
+    /// (`nil` when it is kept, or already deleted).
+    private func deletionTime(for room: Room, endedAt: Double) -> Double? {
+        guard room.meetingID != nil, room.meetingDeletedAt == nil, let integration = room.integration,
+            configuration.integrations[integration]?.meeting.onResolve == .endAndDelete
+        else { return nil }
+        return endedAt + configuration.daemon.reopenHoldDown
     }
 
     /// Starts work on every room left unfinished by the last run (start-up recovery) and on waiting rooms.
@@ -152,11 +284,14 @@ public actor RoomProvisioner {
     public func recover() throws {
         let store = self.store
         let rooms = try store.read { txn in try store.all(Room.self, store.tables.rooms, txn) }
-        for room in rooms.sorted(by: { $0.createdAt < $1.createdAt }) where room.state.isOpen {
+        for room in rooms.sorted(by: { $0.createdAt < $1.createdAt }) {
             if room.state == .waiting && !room.endRequested {
                 waiting[room.id] = room.createdAt
-            } else if room.state != .ready || room.endRequested {
+            } else if room.state.isOpen, room.state != .ready || room.endRequested {
                 drive(room.id)
+            }
+            if room.state == .ended, let after = room.deleteAfter {
+                scheduleDeletion(room.id, at: room.meetingDeletedAt == nil ? after : 0)
             }
         }
         if !waiting.isEmpty { Task { await self.retryWaiting() } }
@@ -167,6 +302,7 @@ public actor RoomProvisioner {
         stopped = true
         for task in running.values { task.cancel() }
         for id in Array(wakers.keys) { wake(id) }
+        for task in deletions.values { task.cancel() }
     }
 
     /// Gives waiting rooms another try, oldest first (a host was freed, a cool-down or the UTC day ended):
@@ -295,7 +431,10 @@ public actor RoomProvisioner {
         }
         room.endRequested = true
         room.updatedAt = clock.now()
-        try save(room)
+        // Written as is: ``save(_:)`` keeps the stored end request, which this command is setting.
+        let store = self.store
+        let ending = room
+        try store.write { txn in try store.putRoom(ending, txn) }
         drive(room.id)
         return "room \(room.id) of \(incident) is being ended"
     }
@@ -379,6 +518,10 @@ public actor RoomProvisioner {
                     return
                 }
                 if room.state == .ready { return }
+                if isRevivalPending(room) {
+                    try await revive(&room)
+                    return
+                }
                 if room.createPhase == .inFlight, let integration = room.integration, excluded.contains(integration) {
                     await fail(
                         id,
@@ -485,11 +628,12 @@ public actor RoomProvisioner {
         if room.state == .waiting { waiting[room.id] = room.createdAt } else { waiting[room.id] = nil }
     }
 
+    /// The room with the stored end request: only events set or withdraw it, so the stored one is the truth.
     private static func keepingEndRequest(_ room: Room, _ txn: borrowing Transaction, _ store: Store) throws -> Room {
         var room = room
         if let stored = try store.room(room.id, txn) {
             if stored.state == .unavailable && room.state != .unavailable { throw RoomGone(roomID: room.id) }
-            if stored.endRequested { room.endRequested = true }
+            room.endRequested = stored.endRequested
         }
         return room
     }
@@ -771,20 +915,27 @@ public actor RoomProvisioner {
         if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
     }
 
-    /// Ends the meeting (and deletes it per `on_resolve`), marks the room `ended` and frees its host.
+    /// Ends the meeting (and deletes it per `on_resolve`, after `reopen_hold_down`), marks the room `ended` and
+    /// frees its host. When the incident was reopened meanwhile (the end request withdrawn), the room stays: with
+    /// its meeting when that still exists, else a new room is made.
     private func end(_ room: inout Room) async throws {
         if room.createPhase == .inFlight {
             if try await !settle(&room) { room.createPhase = .notSent }
         }
+        let now = clock.now()
         if let meetingID = room.meetingID, let integration = room.integration,
             configuration.integrations[integration] != nil
         {
+            let holdDown = configuration.daemon.reopenHoldDown
             let delete = configuration.integrations[integration]?.meeting.onResolve == .endAndDelete
+            let deleteNow = delete && holdDown <= 0 && room.meetingDeletedAt == nil
             var usedToken: String? = nil
             do {
                 let (client, token) = try await self.token(integration, host: room.hostID)
                 usedToken = token
-                try await Self.endMeeting(client: client, token: token, meetingID: meetingID, delete: delete)
+                try await Self.endMeeting(client: client, token: token, meetingID: meetingID, delete: deleteNow)
+                if deleteNow { room.meetingDeletedAt = now }
+                room.deleteAfter = delete && !deleteNow && room.meetingDeletedAt == nil ? now + holdDown : nil
             } catch let error as ZoomError {
                 let failure = classify(error, integration: integration, room: &room, token: usedToken)
                 if case .fail = failure.step {
@@ -800,15 +951,84 @@ public actor RoomProvisioner {
                 logger.warning("cannot sweep a room's meetings", metadata: ["room.id": "\(room.id)", "error": "\(error)"])
             }
         }
-        room.state = .ended
-        room.endedAt = clock.now()
-        room.updatedAt = room.endedAt!
-        try saveTelling(room)
-        if let integration = room.integration, let host = room.hostID {
-            await pool.release(HostKey(integration: integration, host: host), room: room.id)
+        let host = room.integration.flatMap { integration in
+            room.hostID.map { HostKey(integration: integration, host: $0) }
+        }
+        let store = self.store
+        let planner = self.planner
+        let ending = room
+        var replacement: Room? = nil
+        var told: [Notice] = []
+        let outcome: EndOutcome = try store.write { txn in
+            replacement = nil
+            told = []
+            var current = ending
+            if let stored = try store.room(current.id, txn), !stored.endRequested {
+                // Reopened while the meeting was being ended.
+                current.endRequested = false
+                if current.meetingID != nil && current.meetingDeletedAt == nil && current.state == .ready {
+                    current.deleteAfter = nil
+                    current.updatedAt = now
+                    try store.putRoom(current, txn)
+                    return .kept
+                }
+                if current.meetingID == nil || current.meetingDeletedAt == nil {
+                    // Nothing made yet, or a reopened room whose host is not taken back yet: carry on.
+                    try store.putRoom(current, txn)
+                    return .resume
+                }
+                current.state = .ended
+                current.endedAt = now
+                current.updatedAt = now
+                try store.putRoom(current, txn)
+                if let record = try store.incident(current.incidentID, txn) {
+                    told = try planner.roomEnded(room: current, record: record, now: now, txn)
+                }
+                if var record = try store.incident(current.incidentID, txn), record.roomID == current.id {
+                    let fresh = Room(id: Self.newRoomID(), incidentID: current.incidentID, createdAt: now)
+                    record.roomID = fresh.id
+                    try store.putRoom(fresh, txn)
+                    try store.putIncident(record, txn)
+                    replacement = fresh
+                }
+                return .ended
+            }
+            current.state = .ended
+            current.endedAt = now
+            current.updatedAt = now
+            try store.putRoom(current, txn)
+            if let record = try store.incident(current.incidentID, txn) {
+                told = try planner.roomEnded(room: current, record: record, now: now, txn)
+            }
+            return .ended
+        }
+        if !told.isEmpty {
+            let queued = told
+            Task { await notifier.enqueued(queued) }
+        }
+        switch outcome {
+        case .kept:
+            room.state = .ready
+            logger.info(
+                "incident reopened while its room was ending; the room keeps its meeting",
+                metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)"])
+            return
+        case .resume:
+            return  // the withdrawal re-drives the room
+        case .ended:
+            room.state = .ended
+            room.endedAt = now
         }
         track(room)
+        if let host { await pool.release(host, room: room.id) }
         logger.info("room ended", metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)"])
+        if let after = room.deleteAfter { scheduleDeletion(room.id, at: after) }
+        if let replacement {
+            logger.info(
+                "incident reopened after its meeting was deleted; a new room is made",
+                metadata: ["room.id": "\(replacement.id)", "incident.id": "\(room.incidentID)"])
+            drive(replacement.id)
+        }
         Task { await self.retryWaiting() }
     }
 
@@ -855,6 +1075,149 @@ public actor RoomProvisioner {
         }
         logger.warning("room ended without Zoom", metadata: ["room.id": "\(room.id)", "reason": "\(reason)"])
         Task { await self.retryWaiting() }
+    }
+
+    private enum EndOutcome { case ended, kept, resume }
+
+    /// Takes an ended room back for its reopened incident (SPEC §5 hold-down): the same host is taken again and
+    /// the meeting checked with Zoom (`GET /meetings/{id}`); the room is `ready` again with the same link, and
+    /// only people who have not had the link are told. When the host cannot take it or the meeting is gone, the
+    /// room ends for good and a new room is made.
+    private func revive(_ room: inout Room) async throws {
+        guard let integration = room.integration, let hostID = room.hostID, let meetingID = room.meetingID,
+            configuration.integrations[integration] != nil
+        else {
+            try replace(room.id, reason: "its integration or host is no longer configured")
+            return
+        }
+        let key = HostKey(integration: integration, host: hostID)
+        guard await pool.reclaim(key, room: room.id) else {
+            try replace(room.id, reason: "host \(hostID) of \(integration) cannot take it back now")
+            return
+        }
+        do {
+            let (client, token) = try await self.token(integration, host: room.hostID)
+            let meeting = try await client.getMeeting(token: token, meetingID: meetingID)
+            room.deleteAfter = nil
+            room.endedAt = nil
+            logger.info(
+                "room reopened with its meeting",
+                metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "meeting": "\(meetingID)"])
+            try ready(&room, meeting)
+        } catch let error as ZoomError where error.isMeetingGone {
+            await pool.release(key, room: room.id)
+            try replace(room.id, reason: "meeting \(meetingID) no longer exists")
+        } catch let error as ZoomError {
+            throw classify(error, integration: integration, room: &room, token: nil)
+        }
+    }
+
+    /// Ends a room that could not be reopened (`reason` says why) and makes a new room for its incident, unless
+    /// the incident was resolved meanwhile.
+    private func replace(_ id: String, reason: String) throws {
+        let now = clock.now()
+        let store = self.store
+        let fresh: Room? = try store.write { txn in
+            guard var old = try store.room(id, txn) else { return nil }
+            let wanted = !old.endRequested
+            old.state = .ended
+            old.endRequested = false
+            old.reason = "not reopened: \(reason)"
+            old.endedAt = old.endedAt ?? now
+            old.updatedAt = now
+            try store.putRoom(old, txn)
+            guard wanted, var record = try store.incident(old.incidentID, txn), record.roomID == old.id else {
+                return nil
+            }
+            let fresh = Room(id: Self.newRoomID(), incidentID: old.incidentID, createdAt: now)
+            record.roomID = fresh.id
+            try store.putRoom(fresh, txn)
+            try store.putIncident(record, txn)
+            return fresh
+        }
+        logger.info("room not reopened", metadata: ["room.id": "\(id)", "reason": "\(reason)"])
+        if let stored = load(id), let after = stored.deleteAfter { scheduleDeletion(id, at: after) }
+        if let fresh { drive(fresh.id) }
+    }
+
+    // MARK: Deleting meetings after the hold-down
+
+    /// Deletes an ended room's meeting at `time` (seconds since 1970), unless the room is reopened first.
+    private func scheduleDeletion(_ id: String, at time: Double) {
+        guard !stopped else { return }
+        deletions[id]?.cancel()
+        let clock = self.clock
+        deletions[id] = Task {
+            let wait = time - clock.now()
+            if wait > 0 {
+                do { try await clock.sleep(seconds: wait) } catch { return }
+            }
+            await self.deleteHeldMeeting(id)
+        }
+    }
+
+    /// Deletes the meeting of an ended room whose hold-down has passed. The decision is committed first (the
+    /// room can no longer be reopened with it), then `DELETE /meetings/{id}` is sent (3001 counts as done),
+    /// retried with backoff on transient failures.
+    private func deleteHeldMeeting(_ id: String) async {
+        deletions[id] = nil
+        let store = self.store
+        var attempt = 0
+        while !stopped && !Task.isCancelled {
+            let now = clock.now()
+            let decided: Room?
+            do {
+                decided = try store.write { txn -> Room? in
+                    guard var room = try store.room(id, txn), room.state == .ended, let after = room.deleteAfter,
+                        room.meetingID != nil, now >= after
+                    else { return nil }
+                    if room.meetingDeletedAt == nil {
+                        room.meetingDeletedAt = now
+                        try store.putRoom(room, txn)
+                    }
+                    return room
+                }
+            } catch {
+                logger.error("cannot record a meeting deletion", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                return
+            }
+            guard let room = decided, let meetingID = room.meetingID, let integration = room.integration else {
+                if let room = load(id), room.state == .ended, let after = room.deleteAfter, after > now {
+                    scheduleDeletion(id, at: after)  // ended again later: a new hold-down
+                }
+                return
+            }
+            var reason: String? = nil
+            do {
+                let (client, token) = try await self.token(integration, host: room.hostID)
+                do {
+                    try await client.deleteMeeting(token: token, meetingID: meetingID)
+                } catch {
+                    if !error.isMeetingGone { throw error }
+                }
+            } catch let error as ZoomError where error.isTransient && attempt < maxTransientAttempts {
+                attempt += 1
+                let backoff = error.retryAfter ?? min(maxBackoff, firstBackoff * Double(1 << min(attempt - 1, 20)))
+                do { try await clock.sleep(seconds: backoff) } catch { return }
+                continue
+            } catch {
+                reason = "meeting \(meetingID) could not be deleted: \(error)"
+            }
+            _ = try? store.write { txn in
+                guard var stored = try store.room(id, txn) else { return }
+                stored.deleteAfter = nil
+                if let reason { stored.reason = reason }
+                try store.putRoom(stored, txn)
+            }
+            if let reason {
+                logger.error("meeting not deleted", metadata: ["room.id": "\(id)", "reason": "\(reason)"])
+            } else {
+                logger.info(
+                    "meeting deleted after the reopen hold-down",
+                    metadata: ["room.id": "\(id)", "meeting": "\(meetingID)"])
+            }
+            return
+        }
     }
 
     /// Ends a meeting (`PUT /meetings/{id}/status`), then deletes it when asked; a meeting already gone

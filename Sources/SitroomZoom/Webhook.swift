@@ -1,34 +1,17 @@
 import Crypto
 import Foundation
 
-/// A Zoom webhook delivery as a feed stores it in the spool: header lines, a blank line, the raw body
-/// (byte for byte), as SPEC §4 describes.
+/// A Zoom webhook delivery: its headers and raw body (byte for byte), as the spool's parser read them from a
+/// file of header lines, a blank line and the body (SPEC §4).
 public struct ZoomWebhookFile: Sendable {
     /// Header names lower-cased.
     public var headers: [String: String]
     /// The raw body, exactly as received.
     public var body: [UInt8]
 
-    /// Splits a file into headers and body at the first empty line (LF or CRLF line ends).
-    /// - Returns: `nil` when the bytes do not look like a webhook file (no `x-zm-signature` header).
-    public static func parse(_ bytes: [UInt8]) -> ZoomWebhookFile? {
-        var headers: [String: String] = [:]
-        var index = 0
-        while index < bytes.count {
-            guard let end = bytes[index...].firstIndex(of: 0x0A) else { return nil }
-            var line = bytes[index..<end]
-            if line.last == 0x0D { line = line.dropLast() }
-            index = end + 1
-            if line.isEmpty {
-                guard headers["x-zm-signature"] != nil else { return nil }
-                return ZoomWebhookFile(headers: headers, body: Array(bytes[index...]))
-            }
-            guard let colon = line.firstIndex(of: 0x3A), let name = String(bytes: line[..<colon], encoding: .utf8),
-                let value = String(bytes: line[(colon + 1)...], encoding: .utf8)
-            else { return nil }
-            headers[name.trimmingCharacters(in: .whitespaces).lowercased()] = value.trimmingCharacters(in: .whitespaces)
-        }
-        return nil
+    public init(headers: [String: String], body: [UInt8]) {
+        self.headers = headers
+        self.body = body
     }
 
     /// Verifies the delivery (Zoom's webhook docs): `x-zm-signature` must be
@@ -82,19 +65,10 @@ public struct AppDeauthorized: Sendable, Hashable {
     public var userID: String?
     public var clientID: String
 
-    /// Reads `{"event": "app_deauthorized", "payload": {account_id, user_id, client_id, ...}}`.
-    /// - Throws: ``WebhookError`` naming the missing field.
-    public static func parse(_ body: [UInt8]) throws -> AppDeauthorized {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-            throw WebhookError("body: not a JSON object")
-        }
-        guard object["event"] as? String == "app_deauthorized" else {
-            throw WebhookError("event: \(object["event"] ?? "missing") is not app_deauthorized")
-        }
-        guard let payload = object["payload"] as? [String: Any] else { throw WebhookError("payload: missing") }
-        guard let account = payload["account_id"] as? String else { throw WebhookError("payload.account_id: missing") }
-        guard let client = payload["client_id"] as? String else { throw WebhookError("payload.client_id: missing") }
-        return AppDeauthorized(accountID: account, userID: payload["user_id"] as? String, clientID: client)
+    public init(accountID: String, userID: String?, clientID: String) {
+        self.accountID = accountID
+        self.userID = userID
+        self.clientID = clientID
     }
 }
 

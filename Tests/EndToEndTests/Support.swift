@@ -92,7 +92,16 @@ final class Sandbox: @unchecked Sendable {
     var daemon: Child?
     var children: [Child] = []
 
-    init(hosts: Int = 2, integrations: [String] = ["zoom-main"], concurrent: Int = 1) throws {
+    /// - Parameters:
+    ///   - hosts: Zoom users in the simulator (the pool, see ``writeIntegration(name:secretFile:hosts:hostNumbers:oauth:concurrent:extra:)``).
+    ///   - integrations: `conference.integrations`.
+    ///   - concurrent: `concurrent_meetings` of every simulated user.
+    ///   - holdDown: `reopen_hold_down`; 0s (meetings deleted at once on resolve) unless a test needs reopening.
+    ///   - settings: more lines for etc/sitroom.yaml (e.g. `feeds:` or `spool:`).
+    init(
+        hosts: Int = 2, integrations: [String] = ["zoom-main"], concurrent: Int = 1, holdDown: String = "0s",
+        settings: String = ""
+    ) throws {
         root = NSTemporaryDirectory() + "sitroom-e2e-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/integrations", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/secrets", withIntermediateDirectories: true)
@@ -124,7 +133,8 @@ final class Sandbox: @unchecked Sendable {
               email: { transport: maildir, from: "sitroom <sitroom@example.org>" }
               sms: { transport: file }
             store: { map_size: 64MiB }
-
+            reopen_hold_down: \(holdDown)
+            \(settings)
             """)
     }
 
@@ -285,6 +295,11 @@ final class Sandbox: @unchecked Sendable {
         for child in children.reversed() { child.stop() }
         http.shutdown()
         try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Everything every sitroomd of this sandbox wrote to standard error, in start order.
+    func daemonLogs() -> String {
+        children.filter { $0.stderrPath.contains("/sitroomd-") }.map(\.stderr).joined(separator: "\n")
     }
 
     func logs() -> String {

@@ -127,3 +127,86 @@ struct DurableFileTests {
         }
     }
 }
+
+@Suite("DurableFile: settled reads, listing, touch")
+struct SettledFileTests {
+    /// Sets a file's modification time `age` seconds into the past.
+    func age(_ path: String, _ seconds: Double) {
+        let past = Date().addingTimeInterval(-seconds).timeIntervalSince1970
+        var times = [
+            timespec(tv_sec: Int(past), tv_nsec: 0), timespec(tv_sec: Int(past), tv_nsec: 0),
+        ]
+        _ = utimensat(AT_FDCWD, path, &times, 0)
+    }
+
+    @Test("a file open for writing is not read; once closed it is")
+    func openForWriting() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            let path = dir + "/slow"
+            let writer = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            try #require(writer >= 0)
+            _ = Array("half".utf8).withUnsafeBytes { Glibc.write(writer, $0.baseAddress, $0.count) }
+            #expect(throws: FileNotSettled(path: path, reason: .openForWriting)) {
+                try DurableFile.readSettledFile(path, maxSize: 100, quietPeriod: nil)
+            }
+            close(writer)
+            #expect(try DurableFile.readSettledFile(path, maxSize: 100, quietPeriod: nil) == Array("half".utf8))
+            // A read-only opener does not count as a writer.
+            let reader = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            defer { close(reader) }
+            #expect(try DurableFile.readSettledFile(path, maxSize: 100, quietPeriod: nil) == Array("half".utf8))
+        }
+    }
+
+    @Test("a recently modified file waits for the quiet period")
+    func quietPeriod() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            let path = dir + "/fresh"
+            makeFile(path, "content")
+            do {
+                _ = try DurableFile.readSettledFile(path, maxSize: 100, quietPeriod: 60)
+                Issue.record("read a file modified just now")
+            } catch let error as FileNotSettled {
+                guard case .modifiedRecently(let age) = error.reason else {
+                    Issue.record("wrong reason \(error)")
+                    return
+                }
+                #expect(age < 60)
+            }
+            age(path, 120)
+            #expect(try DurableFile.readSettledFile(path, maxSize: 100, quietPeriod: 60) == Array("content".utf8))
+            // The refusals of readRegularFile still apply.
+            symlink(path, dir + "/link")
+            #expect(throws: ReadRefusal.symlink) {
+                try DurableFile.readSettledFile(dir + "/link", maxSize: 100, quietPeriod: nil)
+            }
+            #expect(throws: ReadRefusal.tooLarge(size: 7, limit: 3)) {
+                try DurableFile.readSettledFile(path, maxSize: 3, quietPeriod: nil)
+            }
+        }
+    }
+
+    @Test("list gives kinds and times without following links; touch sets the time to now")
+    func listAndTouch() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            makeFile(dir + "/file", "abc")
+            age(dir + "/file", 3600)
+            symlink("/nonexistent", dir + "/link")
+            mkdir(dir + "/sub", 0o700)
+            makeFile(dir + "/.hidden")
+            let entries = try DurableFile.list(dir).sorted { $0.name < $1.name }
+            #expect(entries.map(\.name) == ["file", "link", "sub"])
+            #expect(entries.map(\.kind) == [.regular, .symlink, .directory])
+            #expect(entries[0].size == 3)
+            #expect(DurableFile.now() - entries[0].modified > 3000)
+            #expect(try DurableFile.list(dir, includeHidden: true).count == 4)
+            try DurableFile.touch(dir + "/file")
+            try DurableFile.touch(dir + "/link")  // the link itself; its target does not exist
+            let touched = try DurableFile.list(dir).first { $0.name == "file" }
+            #expect(DurableFile.now() - (touched?.modified ?? 0) < 60)
+            try DurableFile.remove(dir + "/file")
+            #expect(throws: PosixError.self) { try DurableFile.remove(dir + "/sub") }
+            #expect(throws: PosixError.self) { try DurableFile.list(dir + "/missing") }
+        }
+    }
+}

@@ -117,4 +117,24 @@ struct PoolStateTests {
         #expect(state.allUnusable(integration: "zoom-main"))
         #expect(state.lease(integration: "zoom-main", room: "x", now: Self.day) == nil)
     }
+
+    @Test("a reopened room takes its own host back within the host's concurrency, without counting a create")
+    func reclaim() {
+        var state = pool()
+        let key = HostKey(integration: "zoom-main", host: "bridge-1")
+        var taken = state.reclaim(key, room: "r1")
+        #expect(taken)
+        taken = state.reclaim(key, room: "r1")  // already held: still true, counted once
+        #expect(taken)
+        #expect(state.usage[key]?.openRooms == ["r1"])
+        #expect(state.usage[key]?.creates == 0)
+        taken = state.reclaim(key, room: "r2")  // bridge-1 runs one meeting at a time
+        #expect(!taken)
+        state.release(key, room: "r1")
+        state.markUnusable(key, reason: "1001")
+        taken = state.reclaim(key, room: "r2")
+        #expect(!taken)
+        taken = state.reclaim(HostKey(integration: "zoom-main", host: "gone"), room: "r3")
+        #expect(!taken)
+    }
 }

@@ -130,17 +130,17 @@ struct ZoomClientTests {
             #"{"event":"app_deauthorized","payload":{"account_id":"Acct1","user_id":"u1","client_id":"cid","deauthorization_time":"2026-11-29T12:00:00Z","signature":"x","user_data_retention":"false"}}"#
                 .utf8)
         let signature = ZoomWebhookFile.signature(secret: "whsec", timestamp: "1795910400", body: body)
-        let file = Array("x-zm-request-timestamp: 1795910400\r\nx-zm-signature: \(signature)\r\ncontent-type: application/json\r\n\r\n".utf8) + body
-        let parsed = try #require(ZoomWebhookFile.parse(file))
-        #expect(parsed.body == body)
+        let parsed = ZoomWebhookFile(
+            headers: ["x-zm-request-timestamp": "1795910400", "x-zm-signature": signature, "content-type": "application/json"],
+            body: body)
         try parsed.verify(secret: "whsec", receivedAt: 1_795_910_400 + 60)
         #expect(throws: WebhookError.self) { try parsed.verify(secret: "other", receivedAt: 1_795_910_400) }
         #expect(throws: WebhookError.self) { try parsed.verify(secret: "whsec", receivedAt: 1_795_910_400 + 301) }
         var tampered = parsed
         tampered.body[tampered.body.count - 3] = UInt8(ascii: "X")
         #expect(throws: WebhookError.self) { try tampered.verify(secret: "whsec", receivedAt: 1_795_910_400) }
-        #expect(ZoomWebhookFile.parse(Array("event_id: x\nstage: opened\n".utf8)) == nil)
-        let event = try AppDeauthorized.parse(body)
-        #expect(event == AppDeauthorized(accountID: "Acct1", userID: "u1", clientID: "cid"))
+        var unsigned = parsed
+        unsigned.headers["x-zm-signature"] = nil
+        #expect(throws: WebhookError.self) { try unsigned.verify(secret: "whsec", receivedAt: 1_795_910_400) }
     }
 }
