@@ -49,10 +49,14 @@ public actor RoomProvisioner {
     private var retrying = false
     private var retryAgain = false
 
+    private let metrics: SitroomMetrics
+
+    /// - Parameter metrics: records how long rooms take from their event to `ready`.
     public init(
         store: Store, pool: AccountPool, registry: IntegrationRegistry, notifier: Notifier, configuration: Configuration,
-        clock: any WallClock, logger: Logger
+        clock: any WallClock, logger: Logger, metrics: SitroomMetrics = SitroomMetrics()
     ) throws {
+        self.metrics = metrics
         self.store = store
         self.pool = pool
         self.registry = registry
@@ -154,6 +158,9 @@ public actor RoomProvisioner {
         }
         if !waiting.isEmpty { Task { await self.retryWaiting() } }
     }
+
+    /// Returns at once: that it returns shows the actor's thread is not stuck (the systemd watchdog).
+    public func heartbeat() {}
 
     /// Stops starting new work; in-flight Zoom calls are cancelled, their rooms stay durable in LMDB.
     public func stop() {
@@ -517,7 +524,9 @@ public actor RoomProvisioner {
                 room.reason = reason
                 room.updatedAt = clock.now()
                 try save(room)
-                logger.info("room waiting", metadata: ["room.id": "\(room.id)", "reason": "\(reason)"])
+                logger.info(
+                    "room waiting",
+                    metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "reason": "\(reason)"])
             }
         } else {
             let reason =
@@ -603,7 +612,7 @@ public actor RoomProvisioner {
             room.updatedAt = clock.now()
             try save(room)
             let meeting = meetingRequest(settings.meeting, record: record, room: room)
-            logger.info(
+            logger.debug(
                 "creating meeting",
                 metadata: [
                     "room.id": "\(room.id)", "incident.id": "\(incidentID)", "integration": "\(integration)",
@@ -662,6 +671,7 @@ public actor RoomProvisioner {
                 metadata: ["room.id": "\(room.id)", "integration": "\(room.integration ?? "")", "meeting": "\(meeting.id)"])
             throw gone
         }
+        metrics.roomReady(after: now - room.createdAt)
         logger.info(
             "room ready",
             metadata: [

@@ -20,10 +20,14 @@ public final class SpoolIntake: Sendable {
     /// Applies a Zoom webhook file (verified there); returns what it did.
     private let webhooks: (@Sendable (ZoomWebhookFile, Double) async throws -> String)?
 
+    /// Counts files by outcome (`sitroom_spool_files_total`).
+    private let metrics: SitroomMetrics?
+
     public init(
         directory: String, provisioner: RoomProvisioner, maxFileSize: Int, logger: Logger, rescanInterval: Double = 30,
-        webhooks: (@Sendable (ZoomWebhookFile, Double) async throws -> String)? = nil
+        webhooks: (@Sendable (ZoomWebhookFile, Double) async throws -> String)? = nil, metrics: SitroomMetrics? = nil
     ) {
+        self.metrics = metrics
         self.directory = directory
         self.provisioner = provisioner
         self.webhooks = webhooks
@@ -142,6 +146,7 @@ public final class SpoolIntake: Sendable {
         do {
             let outcome = try await provisioner.apply(event)
             let final = try DurableFile.moveNoReplace(from: path, to: "\(directory)/cur/\(name)")
+            metrics?.spoolFile(outcome.rawValue)
             logger.debug(
                 "spool file done",
                 metadata: ["file": "\(final)", "event.id": "\(event.eventID)", "outcome": "\(outcome.rawValue)"])
@@ -163,6 +168,7 @@ public final class SpoolIntake: Sendable {
         do {
             let outcome = try await webhooks(webhook, modified)
             let final = try DurableFile.moveNoReplace(from: path, to: "\(directory)/cur/\(name)")
+            metrics?.spoolFile("webhook")
             logger.info("Zoom webhook applied", metadata: ["file": "\(final)", "outcome": "\(outcome)"])
         } catch let error as WebhookError {
             reject(name, reason: "new/\(name): Zoom webhook refused: \(error)")
@@ -178,6 +184,7 @@ public final class SpoolIntake: Sendable {
             try DurableFile.write(
                 Array((reason.hasSuffix("\n") ? reason : reason + "\n").utf8), name: "\(finalName).error",
                 tmpDirectory: "\(directory)/tmp", finalDirectory: "\(directory)/rejected")
+            metrics?.spoolFile("rejected")
             logger.warning("spool file rejected", metadata: ["file": "\(final)", "reason": "\(reason)"])
         } catch {
             logger.error("cannot move a rejected spool file", metadata: ["file": "\(name)", "error": "\(error)"])

@@ -178,13 +178,20 @@ final class Sandbox: @unchecked Sendable {
         simPort = Int(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))!
     }
 
-    func startDaemon() async throws {
-        let child = try Child("sitroomd", ["--root", root, "--log-level", "debug"], logs: "\(root)/logs", name: "sitroomd-\(children.count)")
+    /// Starts sitroomd on the root and waits until it answers `status`.
+    /// - Parameters:
+    ///   - environment: variables added to its environment (`NOTIFY_SOCKET`, ...).
+    ///   - arguments: more arguments (`--var DIR`).
+    func startDaemon(environment: [String: String] = [:], logLevel: String = "debug", arguments: [String] = []) async throws {
+        let child = try Child(
+            "sitroomd", ["--root", root, "--log-level", logLevel] + arguments, logs: "\(root)/logs",
+            name: "sitroomd-\(children.count)", environment: environment)
         children.append(child)
         daemon = child
         _ = try await waitFor("sitroomd to answer status") { () -> Bool? in
             if !child.process.isRunning { throw TimedOut(what: "sitroomd (it exited \(child.process.terminationStatus): \(child.stderr))") }
-            return try await ctl(["status"], timeout: 1).code == 0 ? true : nil
+            let varOption = arguments.firstIndex(of: "--var").map { ["--var", arguments[$0 + 1]] } ?? []
+            return try await ctl(varOption + ["status"], timeout: 1).code == 0 ? true : nil
         }
     }
 
