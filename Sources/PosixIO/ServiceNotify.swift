@@ -64,8 +64,13 @@ public final class ServiceNotifier: Sendable {
             try bytes.withUnsafeBytes { payload in
                 _ = try check("sendto", path: self.address) {
                     sendto(
-                        fd, payload.baseAddress, payload.count, Int32(MSG_NOSIGNAL),
-                        address.baseAddress!.assumingMemoryBound(to: Glibc.sockaddr.self), sockaddrLength)
+                        fd,
+                        payload.baseAddress,
+                        payload.count,
+                        Int32(MSG_NOSIGNAL),
+                        address.baseAddress!.assumingMemoryBound(to: Glibc.sockaddr.self),
+                        sockaddrLength
+                    )
                 }
             }
         }

@@ -24,7 +24,14 @@ public actor Housekeeper {
     /// - Parameters:
     ///   - core: the daemon, asked for its state.
     ///   - metricsDirectory: where `sitroom.prom` is written (`var/metrics`); made (mode 0755) when missing.
-    public init(core: DaemonCore, store: Store, metrics: SitroomMetrics, metricsDirectory: String, clock: any WallClock, logger: Logger) {
+    public init(
+        core: DaemonCore,
+        store: Store,
+        metrics: SitroomMetrics,
+        metricsDirectory: String,
+        clock: any WallClock,
+        logger: Logger
+    ) {
         self.core = core
         self.store = store
         self.metrics = metrics
@@ -51,8 +58,12 @@ public actor Housekeeper {
             let text = metrics.render(gauges)
             if lastWriteFailed { try Self.prepare(directory) }
             try DurableFile.write(
-                Array(text.utf8), name: Self.metricsFileName, tmpDirectory: directory + "/.tmp", finalDirectory: directory,
-                mode: 0o644)
+                Array(text.utf8),
+                name: Self.metricsFileName,
+                tmpDirectory: directory + "/.tmp",
+                finalDirectory: directory,
+                mode: 0o644
+            )
             lastWriteFailed = false
         } catch {
             if !lastWriteFailed {
@@ -73,7 +84,11 @@ public actor Housekeeper {
         for _ in 0..<1_000 {
             do {
                 let counts = try store.purge(
-                    now: clock.now(), keepEndedRooms: retention.keepEndedRooms, keepAudit: retention.keepAudit, limit: batch)
+                    now: clock.now(),
+                    keepEndedRooms: retention.keepEndedRooms,
+                    keepAudit: retention.keepAudit,
+                    limit: batch
+                )
                 total.rooms += counts.rooms
                 total.notices += counts.notices
                 total.incidents += counts.incidents
@@ -99,7 +114,8 @@ public actor Housekeeper {
                 metadata: [
                     "rooms": "\(total.rooms)", "notices": "\(total.notices)", "incidents": "\(total.incidents)",
                     "audit_entries": "\(total.auditEntries)",
-                ])
+                ]
+            )
         }
         return total
     }

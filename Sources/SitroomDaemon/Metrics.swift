@@ -98,11 +98,13 @@ public final class SitroomMetrics: @unchecked Sendable {
     public func zoomCall(integration: String, _ call: ZoomCall) {
         increment(
             "sitroom_zoom_requests_total",
-            [("integration", integration), ("endpoint", call.endpoint), ("outcome", call.outcome)])
+            [("integration", integration), ("endpoint", call.endpoint), ("outcome", call.outcome)]
+        )
         if let grant = call.grant {
             increment(
                 "sitroom_token_requests_total",
-                [("integration", integration), ("grant", grant), ("outcome", call.outcome)])
+                [("integration", integration), ("grant", grant), ("outcome", call.outcome)]
+            )
         }
     }
 
@@ -139,45 +141,102 @@ public enum MetricsCatalog {
     }
 
     public static let families: [Family] = [
-        Family(name: "sitroom_build_info", type: "gauge", help: "Always 1; the version label says which sitroomd runs."),
-        Family(name: "sitroom_start_time_seconds", type: "gauge", help: "When this sitroomd started (seconds since 1970)."),
+        Family(
+            name: "sitroom_build_info",
+            type: "gauge",
+            help: "Always 1; the version label says which sitroomd runs."
+        ),
+        Family(
+            name: "sitroom_start_time_seconds",
+            type: "gauge",
+            help: "When this sitroomd started (seconds since 1970)."
+        ),
         Family(name: "sitroom_rooms", type: "gauge", help: "Rooms in the store by state."),
         Family(
-            name: "sitroom_room_oldest_waiting_seconds", type: "gauge",
-            help: "How long the longest-waiting room has waited for a host (0 when none waits)."),
+            name: "sitroom_room_oldest_waiting_seconds",
+            type: "gauge",
+            help: "How long the longest-waiting room has waited for a host (0 when none waits)."
+        ),
         Family(
-            name: "sitroom_room_provisioning_seconds", type: "histogram",
-            help: "Time from a situation_room event applied to its room ready."),
+            name: "sitroom_room_provisioning_seconds",
+            type: "histogram",
+            help: "Time from a situation_room event applied to its room ready."
+        ),
         Family(
-            name: "sitroom_integration_state", type: "gauge",
-            help: "1 for the state each integration is in (pending_authorization, active, needs_reauthorization), else 0."),
+            name: "sitroom_integration_state",
+            type: "gauge",
+            help:
+                "1 for the state each integration is in (pending_authorization, active, needs_reauthorization), else 0."
+        ),
         Family(
-            name: "sitroom_zoom_requests_total", type: "counter",
-            help: "Requests to Zoom by integration, endpoint and outcome (ok, unauthorized, rate_limited, client_error, server_error, transport_error)."),
+            name: "sitroom_zoom_requests_total",
+            type: "counter",
+            help:
+                "Requests to Zoom by integration, endpoint and outcome (ok, unauthorized, rate_limited, client_error, server_error, transport_error)."
+        ),
         Family(
-            name: "sitroom_token_requests_total", type: "counter",
-            help: "OAuth token requests by integration, grant type and outcome."),
+            name: "sitroom_token_requests_total",
+            type: "counter",
+            help: "OAuth token requests by integration, grant type and outcome."
+        ),
         Family(name: "sitroom_pool_open_rooms", type: "gauge", help: "Open rooms held by each host of a pool."),
-        Family(name: "sitroom_pool_concurrent_meetings", type: "gauge", help: "Meetings each host may run at once (its limit)."),
-        Family(name: "sitroom_pool_creates_today", type: "gauge", help: "Meeting creates counted against each host this UTC day."),
-        Family(name: "sitroom_pool_daily_create_limit", type: "gauge", help: "Meeting creates each host may make per UTC day."),
         Family(
-            name: "sitroom_pool_host_available", type: "gauge",
-            help: "1 when the host can take a new room now (healthy), else 0 (busy, cooling down, drained, out of quota, unusable, removed)."),
-        Family(name: "sitroom_outbox_notices", type: "gauge", help: "Notices in the outbox by state (pending, sending, sent, retrying, dead)."),
+            name: "sitroom_pool_concurrent_meetings",
+            type: "gauge",
+            help: "Meetings each host may run at once (its limit)."
+        ),
+        Family(
+            name: "sitroom_pool_creates_today",
+            type: "gauge",
+            help: "Meeting creates counted against each host this UTC day."
+        ),
+        Family(
+            name: "sitroom_pool_daily_create_limit",
+            type: "gauge",
+            help: "Meeting creates each host may make per UTC day."
+        ),
+        Family(
+            name: "sitroom_pool_host_available",
+            type: "gauge",
+            help:
+                "1 when the host can take a new room now (healthy), else 0 (busy, cooling down, drained, out of quota, unusable, removed)."
+        ),
+        Family(
+            name: "sitroom_outbox_notices",
+            type: "gauge",
+            help: "Notices in the outbox by state (pending, sending, sent, retrying, dead)."
+        ),
         Family(name: "sitroom_spool_backlog", type: "gauge", help: "Incident files waiting in the spool's new/."),
         Family(
-            name: "sitroom_spool_files_total", type: "counter",
-            help: "Spool files handled by outcome (applied, duplicate, webhook, rejected)."),
-        Family(name: "sitroom_config_generation", type: "gauge", help: "The live configuration generation (1 at start)."),
+            name: "sitroom_spool_files_total",
+            type: "counter",
+            help: "Spool files handled by outcome (applied, duplicate, webhook, rejected)."
+        ),
         Family(
-            name: "sitroom_config_last_reload_successful", type: "gauge",
-            help: "1 when the last reload of etc/ found it valid (or none was tried), 0 when it was rejected."),
+            name: "sitroom_config_generation",
+            type: "gauge",
+            help: "The live configuration generation (1 at start)."
+        ),
         Family(
-            name: "sitroom_config_last_reload_success_timestamp_seconds", type: "gauge",
-            help: "When etc/ was last found valid: at start or at a reload (seconds since 1970)."),
-        Family(name: "sitroom_config_reloads_total", type: "counter", help: "Reloads of etc/ by outcome (applied, unchanged, rejected)."),
-        Family(name: "sitroom_purged_total", type: "counter", help: "Entries deleted by the purge (rooms, notices, incidents, audit)."),
+            name: "sitroom_config_last_reload_successful",
+            type: "gauge",
+            help: "1 when the last reload of etc/ found it valid (or none was tried), 0 when it was rejected."
+        ),
+        Family(
+            name: "sitroom_config_last_reload_success_timestamp_seconds",
+            type: "gauge",
+            help: "When etc/ was last found valid: at start or at a reload (seconds since 1970)."
+        ),
+        Family(
+            name: "sitroom_config_reloads_total",
+            type: "counter",
+            help: "Reloads of etc/ by outcome (applied, unchanged, rejected)."
+        ),
+        Family(
+            name: "sitroom_purged_total",
+            type: "counter",
+            help: "Entries deleted by the purge (rooms, notices, incidents, audit)."
+        ),
         Family(name: "sitroom_backups_total", type: "counter", help: "Backups by outcome (ok, error)."),
     ]
 }
@@ -257,9 +316,15 @@ extension SitroomMetrics {
             case "sitroom_start_time_seconds":
                 out.sample(name, [], gauges.startedAt.rounded(.down))
             case "sitroom_rooms":
-                for state in RoomState.allCases { out.sample(name, [("state", state.rawValue)], Double(gauges.store.rooms[state] ?? 0)) }
+                for state in RoomState.allCases {
+                    out.sample(name, [("state", state.rawValue)], Double(gauges.store.rooms[state] ?? 0))
+                }
             case "sitroom_room_oldest_waiting_seconds":
-                out.sample(name, [], gauges.store.oldestWaitingSince.map { max(0, gauges.now - $0).rounded(.down) } ?? 0)
+                out.sample(
+                    name,
+                    [],
+                    gauges.store.oldestWaitingSince.map { max(0, gauges.now - $0).rounded(.down) } ?? 0
+                )
             case "sitroom_room_provisioning_seconds":
                 let histogram = histograms[name]?[Labels([])] ?? Histogram(bounds: Self.provisioningBuckets)
                 for (bound, count) in zip(histogram.bounds, histogram.buckets) {
@@ -272,7 +337,10 @@ extension SitroomMetrics {
                 for entry in gauges.integrations {
                     for state in [IntegrationState.pendingAuthorization, .active, .needsReauthorization] {
                         out.sample(
-                            name, [("integration", entry.name), ("state", state.rawValue)], entry.state == state ? 1 : 0)
+                            name,
+                            [("integration", entry.name), ("state", state.rawValue)],
+                            entry.state == state ? 1 : 0
+                        )
                     }
                 }
             case "sitroom_pool_open_rooms", "sitroom_pool_concurrent_meetings", "sitroom_pool_creates_today",

@@ -61,7 +61,8 @@ extension Store {
     /// - Returns: what was deleted.
     /// - Throws: store errors; nothing is deleted then.
     /// - Complexity: O(rooms + incidents + outbox) decodes, plus the audit entries deleted.
-    public func purge(now: Double, keepEndedRooms: Double, keepAudit: Double, limit: Int = 5_000) throws -> PurgeCounts {
+    public func purge(now: Double, keepEndedRooms: Double, keepAudit: Double, limit: Int = 5_000) throws -> PurgeCounts
+    {
         let roomCutoff = now - keepEndedRooms
         let auditCutoff = now - keepAudit
         let oldestDay = utcDay(now - 86_400)
@@ -107,7 +108,8 @@ extension Store {
             for (id, record) in incidents where isClosed(record) {
                 let gone: Bool
                 if let roomID = record.roomID {
-                    gone = purgedRooms.contains(roomID) || (roomsByID[roomID] == nil && record.lastOccurredAt < roomCutoff)
+                    gone =
+                        purgedRooms.contains(roomID) || (roomsByID[roomID] == nil && record.lastOccurredAt < roomCutoff)
                 } else {
                     gone = record.lastOccurredAt < roomCutoff
                 }
@@ -119,7 +121,9 @@ extension Store {
 
             var oldAudit: [String] = []
             try txn.forEach(tables.audit, prefix: "") { key, bytes in
-                guard let entry = try? Store.decode(AuditEntry.self, bytes), entry.time < auditCutoff else { return false }
+                guard let entry = try? Store.decode(AuditEntry.self, bytes), entry.time < auditCutoff else {
+                    return false
+                }
                 oldAudit.append(key)
                 return true
             }

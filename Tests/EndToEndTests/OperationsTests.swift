@@ -12,7 +12,9 @@ import Testing
 struct OperationsTests {
     // MARK: systemd notification protocol
 
-    @Test("NOTIFY_SOCKET: READY=1 when serving, RELOADING=1 then READY=1 around reloads, WATCHDOG=1, STOPPING=1, in order")
+    @Test(
+        "NOTIFY_SOCKET: READY=1 when serving, RELOADING=1 then READY=1 around reloads, WATCHDOG=1, STOPPING=1, in order"
+    )
     func notifyProtocol() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
@@ -36,7 +38,9 @@ struct OperationsTests {
             let reloading = try #require(listener.next { !$0.hasPrefix("WATCHDOG") })
             let fields = reloading.split(separator: "\n").map(String.init)
             #expect(fields.first == "RELOADING=1", "\(reloading)")
-            let usec = try #require(fields.first { $0.hasPrefix("MONOTONIC_USEC=") }.flatMap { UInt64($0.dropFirst(15)) })
+            let usec = try #require(
+                fields.first { $0.hasPrefix("MONOTONIC_USEC=") }.flatMap { UInt64($0.dropFirst(15)) }
+            )
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
             #expect(usec <= UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000)
@@ -52,7 +56,9 @@ struct OperationsTests {
             #expect(listener.next { $0.hasPrefix("READY=1") } != nil)
 
             sandbox.daemon?.signal(SIGTERM)
-            let stopping = try #require(listener.next { !$0.hasPrefix("WATCHDOG") && !$0.hasPrefix("RELOADING") && !$0.hasPrefix("READY") })
+            let stopping = try #require(
+                listener.next { !$0.hasPrefix("WATCHDOG") && !$0.hasPrefix("RELOADING") && !$0.hasPrefix("READY") }
+            )
             #expect(stopping.hasPrefix("STOPPING=1"), "\(stopping)")
             #expect(try await sandbox.daemon!.waitForExit() == 0)
         } catch {
@@ -76,12 +82,21 @@ struct OperationsTests {
 
     // MARK: Exit codes, --help, --version
 
-    func run(_ executable: String, _ arguments: [String], in sandbox: Sandbox, environment: [String: String] = [:]) async throws
+    func run(
+        _ executable: String,
+        _ arguments: [String],
+        in sandbox: Sandbox,
+        environment: [String: String] = [:]
+    ) async throws
         -> (code: Int32, out: String, err: String)
     {
         let child = try Child(
-            executable, arguments, logs: "\(sandbox.root)/logs", name: "\(executable)-\(sandbox.children.count)",
-            environment: environment)
+            executable,
+            arguments,
+            logs: "\(sandbox.root)/logs",
+            name: "\(executable)-\(sandbox.children.count)",
+            environment: environment
+        )
         sandbox.children.append(child)
         let code = try await child.waitForExit()
         return (code, child.stdout, child.stderr)
@@ -107,7 +122,11 @@ struct OperationsTests {
 
             // var/lib is a file: the store cannot be created.
             try sandbox.write("var-broken/lib", "not a directory\n")
-            let noState = try await run("sitroomd", ["--root", sandbox.root, "--var", "\(sandbox.root)/var-broken"], in: sandbox)
+            let noState = try await run(
+                "sitroomd",
+                ["--root", sandbox.root, "--var", "\(sandbox.root)/var-broken"],
+                in: sandbox
+            )
             #expect(noState.code == 73)
             #expect(noState.err.contains("cannot create the state directories"))
 
@@ -134,16 +153,24 @@ struct OperationsTests {
         let daemon = try await run("sitroomd", ["--help"], in: sandbox)
         #expect(daemon.code == 0)
         let daemonHelp = Self.oneLine(daemon.out)
-        for flag in ["--root", "--etc", "--var", "--check-config", "--log-format", "--log-level", "--version", "--help"] {
+        for flag in [
+            "--root", "--etc", "--var", "--check-config", "--log-format", "--log-level", "--version", "--help",
+        ] {
             #expect(daemonHelp.contains(flag), "sitroomd --help lacks \(flag)")
         }
-        for text in ["78 bad configuration", "75 another sitroomd", "73 cannot create", "69 a needed service", "READY=1", "LoadCredential="] {
+        for text in [
+            "78 bad configuration", "75 another sitroomd", "73 cannot create", "69 a needed service", "READY=1",
+            "LoadCredential=",
+        ] {
             #expect(daemonHelp.contains(text), "sitroomd --help lacks \(text)")
         }
         let control = try await run("sitroomctl", ["--help"], in: sandbox)
         #expect(control.code == 0)
         let controlHelp = Self.oneLine(control.out)
-        for text in ["--root", "--var", "--json", "--timeout", "submit FILE", "backup PATH", "--code -", "69 sitroomd is not running", "75 no reply"] {
+        for text in [
+            "--root", "--var", "--json", "--timeout", "submit FILE", "backup PATH", "--code -",
+            "69 sitroomd is not running", "75 no reply",
+        ] {
             #expect(controlHelp.contains(text), "sitroomctl --help lacks \(text)")
         }
     }
@@ -171,7 +198,12 @@ struct OperationsTests {
             #expect(unset.err.contains("integrations/zoom-main.yaml:"))
             #expect(unset.err.contains("names $CREDENTIALS_DIRECTORY, which is not set"))
 
-            let valid = try await run("sitroomd", ["--root", sandbox.root, "--check-config"], in: sandbox, environment: environment)
+            let valid = try await run(
+                "sitroomd",
+                ["--root", sandbox.root, "--check-config"],
+                in: sandbox,
+                environment: environment
+            )
             #expect(valid.code == 0, "\(valid.err)")
 
             try await sandbox.startDaemon(environment: environment)
@@ -199,15 +231,21 @@ struct OperationsTests {
             func submit(_ range: ClosedRange<Int>) throws {
                 for index in range {
                     let text = incidentEvent(
-                        id: "evt-b\(index)", stage: "situation_room", incident: "INC-B\(index)",
-                        participants: "  - { name: Ada Lovelace, email: ada@example.com }")
+                        id: "evt-b\(index)",
+                        stage: "situation_room",
+                        incident: "INC-B\(index)",
+                        participants: "  - { name: Ada Lovelace, email: ada@example.com }"
+                    )
                     try text.write(toFile: "\(spool)/tmp/b\(index).yaml", atomically: false, encoding: .utf8)
                     rename("\(spool)/tmp/b\(index).yaml", "\(spool)/new/b\(index).yaml")
                 }
             }
             try submit(1...30)
             let during = "\(sandbox.root)/backups/during"
-            try FileManager.default.createDirectory(atPath: "\(sandbox.root)/backups", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: "\(sandbox.root)/backups",
+                withIntermediateDirectories: true
+            )
             async let backup = sandbox.ctl(["backup", during], timeout: 60)
             try submit(31...32)
             let first = try await backup
@@ -245,13 +283,18 @@ struct OperationsTests {
             #expect(file.err.contains("is not a directory"))
 
             let restoredVar = "\(sandbox.root)/var-restored"
-            try FileManager.default.createDirectory(atPath: "\(restoredVar)/lib/sitroom", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: "\(restoredVar)/lib/sitroom",
+                withIntermediateDirectories: true
+            )
             try FileManager.default.copyItem(atPath: "\(after)/data.mdb", toPath: "\(restoredVar)/lib/sitroom/data.mdb")
             let live = try await roomsJSON(sandbox, [])
             try await sandbox.startDaemon(arguments: ["--var", restoredVar])
             let restored = try await roomsJSON(sandbox, ["--var", restoredVar])
             func summary(_ rooms: [[String: Any]]) -> [String] {
-                rooms.map { "\($0["room_id"] ?? "") \($0["state"] ?? "") \($0["join_url"] ?? "") \($0["meeting_id"] ?? "")" }.sorted()
+                rooms.map {
+                    "\($0["room_id"] ?? "") \($0["state"] ?? "") \($0["join_url"] ?? "") \($0["meeting_id"] ?? "")"
+                }.sorted()
             }
             #expect(restored.count == 32)
             #expect(summary(restored) == summary(live))
@@ -317,18 +360,30 @@ struct OperationsTests {
 
             try sandbox.submit("m1.yaml", incidentEvent(id: "evt-m1", stage: "situation_room", incident: "INC-M1"))
             let room = try await sandbox.waitForRoom("INC-M1", state: "ready")
-            let ready = try await waitFor("the metrics to show the ready room and its notices") { () -> [String: Double]? in
+            let ready = try await waitFor("the metrics to show the ready room and its notices") {
+                () -> [String: Double]? in
                 let metrics = try Metrics.parse(path)
-                return metrics["sitroom_rooms{state=\"ready\"}"] == 1 && metrics["sitroom_outbox_notices{state=\"sent\"}"] == 3
+                return metrics["sitroom_rooms{state=\"ready\"}"] == 1
+                    && metrics["sitroom_outbox_notices{state=\"sent\"}"] == 3
                     ? metrics : nil
             }
             #expect(ready["sitroom_room_provisioning_seconds_count"] == 1)
             #expect((ready["sitroom_room_provisioning_seconds_sum"] ?? 0) > 0)
             #expect(ready["sitroom_room_provisioning_seconds_bucket{le=\"+Inf\"}"] == 1)
             #expect(ready["sitroom_spool_files_total{outcome=\"applied\"}"] == 1)
-            #expect(ready["sitroom_zoom_requests_total{endpoint=\"create_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"] == 1)
-            #expect(ready["sitroom_zoom_requests_total{endpoint=\"token\",integration=\"zoom-main\",outcome=\"ok\"}"] == 1)
-            #expect(ready["sitroom_token_requests_total{grant=\"account_credentials\",integration=\"zoom-main\",outcome=\"ok\"}"] == 1)
+            #expect(
+                ready[
+                    "sitroom_zoom_requests_total{endpoint=\"create_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"
+                ] == 1
+            )
+            #expect(
+                ready["sitroom_zoom_requests_total{endpoint=\"token\",integration=\"zoom-main\",outcome=\"ok\"}"] == 1
+            )
+            #expect(
+                ready[
+                    "sitroom_token_requests_total{grant=\"account_credentials\",integration=\"zoom-main\",outcome=\"ok\"}"
+                ] == 1
+            )
             #expect(ready["sitroom_integration_state{integration=\"zoom-main\",state=\"active\"}"] == 1)
             let host = try #require(room["host_id"] as? String)
             #expect(ready["sitroom_pool_open_rooms{host=\"\(host)\",integration=\"zoom-main\"}"] == 1)
@@ -338,17 +393,27 @@ struct OperationsTests {
             try sandbox.submit("junk.yaml", "event_id: [unclosed\n")
             try sandbox.write("etc/sitroom.yaml", "conference: { component: video, integrations: [zoom-nope] }\n")
             try sandbox.submit(
-                "m1-end.yaml", incidentEvent(id: "evt-m2", stage: "resolved", incident: "INC-M1", at: "2026-11-29T12:30:00Z"))
+                "m1-end.yaml",
+                incidentEvent(id: "evt-m2", stage: "resolved", incident: "INC-M1", at: "2026-11-29T12:30:00Z")
+            )
             try await sandbox.waitForRoom("INC-M1", state: "ended")
             let ended = try await waitFor("the metrics to show the ended room") { () -> [String: Double]? in
                 let metrics = try Metrics.parse(path)
-                return metrics["sitroom_rooms{state=\"ended\"}"] == 1 && metrics["sitroom_config_last_reload_successful"] == 0
+                return metrics["sitroom_rooms{state=\"ended\"}"] == 1
+                    && metrics["sitroom_config_last_reload_successful"] == 0
                     && metrics["sitroom_spool_files_total{outcome=\"rejected\"}"] == 1 ? metrics : nil
             }
             #expect(ended["sitroom_rooms{state=\"ready\"}"] == 0)
             #expect(ended["sitroom_spool_files_total{outcome=\"applied\"}"] == 2)
-            #expect(ended["sitroom_zoom_requests_total{endpoint=\"end_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"] == 1)
-            #expect(ended["sitroom_zoom_requests_total{endpoint=\"delete_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"] == 1)
+            #expect(
+                ended["sitroom_zoom_requests_total{endpoint=\"end_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"]
+                    == 1
+            )
+            #expect(
+                ended[
+                    "sitroom_zoom_requests_total{endpoint=\"delete_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"
+                ] == 1
+            )
             #expect(ended["sitroom_pool_open_rooms{host=\"\(host)\",integration=\"zoom-main\"}"] == 0)
             #expect((ended["sitroom_config_reloads_total{outcome=\"rejected\"}"] ?? 0) >= 1)
             #expect(ended["sitroom_config_generation"] == 1)
@@ -370,7 +435,10 @@ struct OperationsTests {
             try sandbox.write("etc/secrets/webhook.secret", webhookSecret + "\n", mode: 0o600)
             try sandbox.writeIntegration(extra: "webhook_secret_file: ../secrets/webhook.secret")
             try sandbox.writeIntegration(
-                name: "zoom-user", oauth: true, extra: "webhook_secret_file: ../secrets/webhook.secret")
+                name: "zoom-user",
+                oauth: true,
+                extra: "webhook_secret_file: ../secrets/webhook.secret"
+            )
             try await sandbox.startDaemon(logLevel: "trace")
 
             // Server-to-server: a room through zoom-main.
@@ -380,18 +448,28 @@ struct OperationsTests {
             // User OAuth: authorize bridge-1 of zoom-user (the code on stdin), a room through it, a forced refresh.
             let started = try await sandbox.ctl(["integration", "authorize", "zoom-user", "bridge-1"])
             let url = try #require(started.out.split(separator: "\n").first { $0.hasPrefix("http") }.map(String.init))
-            let approval = try await sandbox.http.send(HTTPRequest(method: .get, url: url + "&sim_user=bridge-1@example.com"))
+            let approval = try await sandbox.http.send(
+                HTTPRequest(method: .get, url: url + "&sim_user=bridge-1@example.com")
+            )
             let location = try #require(approval.headers["location"])
             let code = try #require(URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
-            let done = try await sandbox.ctl(["integration", "authorize", "zoom-user", "bridge-1", "--code", "-"], stdin: code + "\n")
+            let done = try await sandbox.ctl(
+                ["integration", "authorize", "zoom-user", "bridge-1", "--code", "-"],
+                stdin: code + "\n"
+            )
             #expect(done.code == 0, "\(done.err)")
             try sandbox.submit(
                 "u1.yaml",
-                incidentEvent(id: "evt-u1", stage: "situation_room", incident: "INC-U1") + "integration: zoom-user\n")
+                incidentEvent(id: "evt-u1", stage: "situation_room", incident: "INC-U1") + "integration: zoom-user\n"
+            )
             try await sandbox.waitForRoom("INC-U1", state: "ready")
-            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-user-app"}"#) < 300)
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-user-app"}"#) < 300
+            )
             try sandbox.submit(
-                "u1-end.yaml", incidentEvent(id: "evt-u1e", stage: "resolved", incident: "INC-U1", at: "2026-11-29T13:00:00Z"))
+                "u1-end.yaml",
+                incidentEvent(id: "evt-u1e", stage: "resolved", incident: "INC-U1", at: "2026-11-29T13:00:00Z")
+            )
             try await sandbox.waitForRoom("INC-U1", state: "ended")
 
             // The tokens as LMDB holds them (zoom-sim does not reveal them): stop, read, start again.
@@ -408,8 +486,14 @@ struct OperationsTests {
             // Webhooks: a forged one is rejected, a genuine one deauthorizes zoom-user.
             let now = Int(Date().timeIntervalSince1970)
             let zoom = ZoomTests()
-            try sandbox.submit("forged.webhook", zoom.webhookFile(secret: "not-the-secret", timestamp: now, clientID: "e2e-user-app"))
-            try sandbox.submit("genuine.webhook", zoom.webhookFile(secret: webhookSecret, timestamp: now, clientID: "e2e-user-app"))
+            try sandbox.submit(
+                "forged.webhook",
+                zoom.webhookFile(secret: "not-the-secret", timestamp: now, clientID: "e2e-user-app")
+            )
+            try sandbox.submit(
+                "genuine.webhook",
+                zoom.webhookFile(secret: webhookSecret, timestamp: now, clientID: "e2e-user-app")
+            )
             _ = try await waitFor("both webhooks handled") { () -> Bool? in
                 sandbox.files("var/spool/incidents/cur").contains("genuine.webhook")
                     && sandbox.files("var/spool/incidents/rejected").contains("forged.webhook") ? true : nil
@@ -422,14 +506,18 @@ struct OperationsTests {
                 .map { $0.stderr + $0.stdout }.joined(separator: "\n")
             #expect(logs.contains("level=debug"))  // the low levels were written
             #expect(logs.contains("room ready"))
-            let secrets = [("client secret", sandbox.secret), ("webhook secret", webhookSecret), ("authorization code", code)]
+            let secrets =
+                [("client secret", sandbox.secret), ("webhook secret", webhookSecret), ("authorization code", code)]
                 + tokens.enumerated().map { ("token \($0.offset)", $0.element) }
             for (what, value) in secrets {
                 #expect(!value.isEmpty)
                 let leaks = logs.split(separator: "\n").filter { $0.contains(value) }
                 #expect(leaks.isEmpty, "the \(what) is in the log: \(leaks.first ?? "")")
             }
-            #expect(logs.split(separator: "\n").allSatisfy { $0.hasPrefix("time=") || $0.isEmpty }, "one event, one line")
+            #expect(
+                logs.split(separator: "\n").allSatisfy { $0.hasPrefix("time=") || $0.isEmpty },
+                "one event, one line"
+            )
         } catch {
             Issue.record("logs:\n\(sandbox.logs())")
             throw error
@@ -442,7 +530,9 @@ struct OperationsTests {
         "etc/prometheus: promtool checks the alerting rules and their unit tests pass",
         .enabled(
             if: Tools.path("promtool") != nil || ProcessInfo.processInfo.environment["CI"] != nil,
-            "promtool (Debian package prometheus) is needed"))
+            "promtool (Debian package prometheus) is needed"
+        )
+    )
     func alertingRules() throws {
         let promtool = try #require(Tools.path("promtool"), "promtool (Debian package prometheus) is needed in CI")
         let directory = "\(repositoryRoot)/etc/prometheus"
@@ -452,10 +542,15 @@ struct OperationsTests {
         let test = try Tools.run(promtool, ["test", "rules", "\(directory)/sitroom.rules.test.yml"])
         #expect(test.code == 0, "\(test.out)")
         for alert in [
-            "SitroomIntegrationNeedsReauthorization", "SitroomRoomFailed", "SitroomRoomWaitingTooLong", "SitroomDeadNotices",
+            "SitroomIntegrationNeedsReauthorization", "SitroomRoomFailed", "SitroomRoomWaitingTooLong",
+            "SitroomDeadNotices",
             "SitroomSpoolBacklog", "SitroomConfigReloadFailed",
         ] {
-            #expect((try? String(contentsOfFile: "\(directory)/sitroom.rules.yml", encoding: .utf8))?.contains("alert: \(alert)") == true)
+            #expect(
+                (try? String(contentsOfFile: "\(directory)/sitroom.rules.yml", encoding: .utf8))?.contains(
+                    "alert: \(alert)"
+                ) == true
+            )
         }
     }
 
@@ -463,7 +558,9 @@ struct OperationsTests {
         "etc/systemd/sitroomd.service: systemd-analyze verify accepts it; it is Type=notify with the paths of the README",
         .enabled(
             if: Tools.path("systemd-analyze") != nil || ProcessInfo.processInfo.environment["CI"] != nil,
-            "systemd-analyze (Debian package systemd) is needed"))
+            "systemd-analyze (Debian package systemd) is needed"
+        )
+    )
     func unitFile() throws {
         let analyze = try #require(Tools.path("systemd-analyze"), "systemd-analyze is needed in CI")
         let unit = try String(contentsOfFile: "\(repositoryRoot)/etc/systemd/sitroomd.service", encoding: .utf8)

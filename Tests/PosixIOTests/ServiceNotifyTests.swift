@@ -21,7 +21,9 @@ final class NotifyListener {
         withUnsafeMutableBytes(of: &storage.sun_path) { buffer in
             for (index, byte) in bytes.enumerated() { buffer[index] = byte }
         }
-        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count + (bytes[0] == 0 ? 0 : 1))
+        let length = socklen_t(
+            MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count + (bytes[0] == 0 ? 0 : 1)
+        )
         let rc = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
@@ -63,7 +65,9 @@ struct ServiceNotifyTests {
         #expect(listener.receive() == "RELOADING=1\nMONOTONIC_USEC=\(usec)")
     }
 
-    @Test("addresses that are neither a path nor @name, or too long, are refused; nobody listening is an error, not a hang")
+    @Test(
+        "addresses that are neither a path nor @name, or too long, are refused; nobody listening is an error, not a hang"
+    )
     func refusals() async throws {
         #expect(throws: PosixError.self) { try ServiceNotifier(address: "relative/notify") }
         #expect(throws: PosixError.self) { try ServiceNotifier(address: "/" + String(repeating: "x", count: 200)) }

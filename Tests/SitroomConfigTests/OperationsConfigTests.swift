@@ -20,7 +20,9 @@ struct OperationsConfigTests {
         }
         try withTemporaryDirectory { root in
             let fixture = try EtcFixture(
-                root: root, overrides: ["sitroom.yaml": "store: { map_size: 64MiB, keep_ended_rooms: 7d, keep_audit: 90d }\n"])
+                root: root,
+                overrides: ["sitroom.yaml": "store: { map_size: 64MiB, keep_ended_rooms: 7d, keep_audit: 90d }\n"]
+            )
             let retention = try ConfigLoader.load(etcDirectory: fixture.etc).daemon.retention
             #expect(retention.keepEndedRooms == 7 * 86_400)
             #expect(retention.keepAudit == 90 * 86_400)
@@ -31,9 +33,13 @@ struct OperationsConfigTests {
         "bad retention values name the file, line and key",
         arguments: [
             ("keep_ended_rooms: 10s", "ROOT/etc/sitroom.yaml:2:21: store.keep_ended_rooms: must be at least 60s"),
-            ("keep_audit: soon", "ROOT/etc/sitroom.yaml:2:15: store.keep_audit: must be a duration like 30s, 5m, 2h or 2d, not 'soon'"),
+            (
+                "keep_audit: soon",
+                "ROOT/etc/sitroom.yaml:2:15: store.keep_audit: must be a duration like 30s, 5m, 2h or 2d, not 'soon'"
+            ),
             ("keep_rooms: 1d", "ROOT/etc/sitroom.yaml:2:3: store.keep_rooms: unknown key"),
-        ])
+        ]
+    )
     func retentionErrors(line: String, expected: String) throws {
         let errors = try loadErrors("sitroom.yaml", "store:\n  \(line)\n")
         #expect(errors.count == 1)

@@ -16,14 +16,28 @@ struct MetricsTests {
             integrations: [(name: "zoom-main", state: .needsReauthorization)],
             pool: [
                 PoolHostSnapshot(
-                    integration: "zoom-main", host: "bridge-1", user: "b1@example.com", openRooms: 1, concurrentMeetings: 1,
-                    createsToday: 7, dailyCreateLimit: 100, state: "busy", detail: "1/1 meetings open")
+                    integration: "zoom-main",
+                    host: "bridge-1",
+                    user: "b1@example.com",
+                    openRooms: 1,
+                    concurrentMeetings: 1,
+                    createsToday: 7,
+                    dailyCreateLimit: 100,
+                    state: "busy",
+                    detail: "1/1 meetings open"
+                )
             ],
-            spoolBacklog: 3, generation: 2, lastReloadSuccessful: false, lastReloadSuccessAt: 1_800_000_050,
+            spoolBacklog: 3,
+            generation: 2,
+            lastReloadSuccessful: false,
+            lastReloadSuccessAt: 1_800_000_050,
             store: StoreCounts(
-                rooms: [.ready: 1, .waiting: 2], oldestWaitingSince: now - 42.7,
-                notices: [.dead: 1, .sent: 5]),
-            now: now)
+                rooms: [.ready: 1, .waiting: 2],
+                oldestWaitingSince: now - 42.7,
+                notices: [.dead: 1, .sent: 5]
+            ),
+            now: now
+        )
     }
 
     func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
@@ -62,7 +76,10 @@ struct MetricsTests {
     @Test("counters and the histogram move with events")
     func counters() {
         let metrics = SitroomMetrics()
-        metrics.zoomCall(integration: "zoom-main", ZoomCall(endpoint: "token", grant: "account_credentials", status: 200))
+        metrics.zoomCall(
+            integration: "zoom-main",
+            ZoomCall(endpoint: "token", grant: "account_credentials", status: 200)
+        )
         metrics.zoomCall(integration: "zoom-main", ZoomCall(endpoint: "create_meeting", grant: nil, status: 201))
         metrics.zoomCall(integration: "zoom-main", ZoomCall(endpoint: "create_meeting", grant: nil, status: 503))
         metrics.zoomCall(integration: "zoom-main", ZoomCall(endpoint: "create_meeting", grant: nil, status: nil))
@@ -71,14 +88,26 @@ struct MetricsTests {
         metrics.spoolFile("applied")
         metrics.reload("rejected")
         let all = lines(metrics.render(gauges()))
-        #expect(all.contains("sitroom_zoom_requests_total{integration=\"zoom-main\",endpoint=\"create_meeting\",outcome=\"ok\"} 1"))
-        #expect(
-            all.contains("sitroom_zoom_requests_total{integration=\"zoom-main\",endpoint=\"create_meeting\",outcome=\"server_error\"} 1"))
         #expect(
             all.contains(
-                "sitroom_zoom_requests_total{integration=\"zoom-main\",endpoint=\"create_meeting\",outcome=\"transport_error\"} 1"))
+                "sitroom_zoom_requests_total{integration=\"zoom-main\",endpoint=\"create_meeting\",outcome=\"ok\"} 1"
+            )
+        )
         #expect(
-            all.contains("sitroom_token_requests_total{integration=\"zoom-main\",grant=\"account_credentials\",outcome=\"ok\"} 1"))
+            all.contains(
+                "sitroom_zoom_requests_total{integration=\"zoom-main\",endpoint=\"create_meeting\",outcome=\"server_error\"} 1"
+            )
+        )
+        #expect(
+            all.contains(
+                "sitroom_zoom_requests_total{integration=\"zoom-main\",endpoint=\"create_meeting\",outcome=\"transport_error\"} 1"
+            )
+        )
+        #expect(
+            all.contains(
+                "sitroom_token_requests_total{integration=\"zoom-main\",grant=\"account_credentials\",outcome=\"ok\"} 1"
+            )
+        )
         #expect(all.contains("sitroom_room_provisioning_seconds_bucket{le=\"0.5\"} 0"))
         #expect(all.contains("sitroom_room_provisioning_seconds_bucket{le=\"1\"} 1"))
         #expect(all.contains("sitroom_room_provisioning_seconds_bucket{le=\"30\"} 1"))
@@ -99,7 +128,13 @@ struct MetricsTests {
         #expect(text.output == "# HELP x a \\\\ b\\nc\n# TYPE x gauge\nx{host=\"a\\\"b\\\\c\\nd\"} 1.5\nx +Inf\n")
     }
 
-    @Test("Zoom outcomes", arguments: [(200, "ok"), (204, "ok"), (401, "unauthorized"), (429, "rate_limited"), (404, "client_error"), (502, "server_error")])
+    @Test(
+        "Zoom outcomes",
+        arguments: [
+            (200, "ok"), (204, "ok"), (401, "unauthorized"), (429, "rate_limited"), (404, "client_error"),
+            (502, "server_error"),
+        ]
+    )
     func outcomes(status: Int, outcome: String) {
         #expect(ZoomCall(endpoint: "get_meeting", grant: nil, status: status).outcome == outcome)
     }

@@ -11,10 +11,14 @@ struct HousekeepingTests {
     static let day = 86_400.0
 
     func schemaVersion(_ store: Store) throws -> String? {
-        try store.read { txn throws in try txn.get(store.tables.meta, "schema_version").map { String(decoding: $0, as: UTF8.self) } }
+        try store.read { txn throws in
+            try txn.get(store.tables.meta, "schema_version").map { String(decoding: $0, as: UTF8.self) }
+        }
     }
 
-    @Test("a new store is stamped with this build's schema; an older one is migrated step by step; a newer one is refused")
+    @Test(
+        "a new store is stamped with this build's schema; an older one is migrated step by step; a newer one is refused"
+    )
     func migrations() throws {
         try withTemporaryDirectory { dir in
             do {
@@ -29,7 +33,9 @@ struct HousekeepingTests {
                     try txn.put(tables.meta, "step-1", Array("done".utf8))
                 },
                 Store.Migration(from: 2, summary: "the marker is renamed") { txn, tables in
-                    guard try txn.get(tables.meta, "step-1") != nil else { throw SitroomError(.store, "step 1 missing") }
+                    guard try txn.get(tables.meta, "step-1") != nil else {
+                        throw SitroomError(.store, "step 1 missing")
+                    }
                     try txn.delete(tables.meta, "step-1")
                     try txn.put(tables.meta, "step-2", Array("done".utf8))
                 },
@@ -43,7 +49,10 @@ struct HousekeepingTests {
             }
             // This build (schema 1) refuses the store now at 3, naming both versions.
             let newer = #expect(throws: SitroomError.self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
-            #expect(newer?.message.contains("store schema version 3 is newer than this build's \(Store.schemaVersion)") == true)
+            #expect(
+                newer?.message.contains("store schema version 3 is newer than this build's \(Store.schemaVersion)")
+                    == true
+            )
         }
     }
 
@@ -78,21 +87,37 @@ struct HousekeepingTests {
         }
         func record(_ id: String, stage: IncidentStage, room: String?, at time: Double) -> IncidentRecord {
             IncidentRecord(
-                info: IncidentInfo(id: id, title: "t"), stage: stage,
+                info: IncidentInfo(id: id, title: "t"),
+                stage: stage,
                 participants: [Participant(name: "Ada", email: "ada@example.com", phone: "+15005550101")],
-                integration: nil, roomID: room, lastOccurredAt: time)
+                integration: nil,
+                roomID: room,
+                lastOccurredAt: time
+            )
         }
         func notice(room: String, incident: String, person: String, state: NoticeState, at time: Double) -> Notice {
             var notice = Notice(
-                roomID: room, incidentID: incident, personID: person, kind: .roomReady, channel: .email,
-                recipient: "ada@example.com", recipientName: "Ada", subject: "s", body: "b", createdAt: time)
+                roomID: room,
+                incidentID: incident,
+                personID: person,
+                kind: .roomReady,
+                channel: .email,
+                recipient: "ada@example.com",
+                recipientName: "Ada",
+                subject: "s",
+                body: "b",
+                createdAt: time
+            )
             notice.state = state
             return notice
         }
         try store.write { txn throws in
             try store.putRoom(room("r-old", incident: "INC-OLD", state: .ended, at: old), txn)
             try store.putIncident(record("INC-OLD", stage: .resolved, room: "r-old", at: old), txn)
-            try store.enqueue(notice(room: "r-old", incident: "INC-OLD", person: "email:ada@example.com", state: .sent, at: old), txn)
+            try store.enqueue(
+                notice(room: "r-old", incident: "INC-OLD", person: "email:ada@example.com", state: .sent, at: old),
+                txn
+            )
 
             try store.putRoom(room("r-failed", incident: "INC-LIVE", state: .failed, at: old), txn)
             try store.putIncident(record("INC-LIVE", stage: .situationRoom, room: "r-failed", at: old), txn)
@@ -104,12 +129,46 @@ struct HousekeepingTests {
             try store.putRoom(room("r-current", incident: "INC-AGAIN", state: .ready, at: now), txn)
             try store.putIncident(record("INC-AGAIN", stage: .reopened, room: "r-current", at: now), txn)
             try store.enqueue(
-                notice(room: "r-superseded", incident: "INC-AGAIN", person: "email:ada@example.com", state: .sent, at: old), txn)
+                notice(
+                    room: "r-superseded",
+                    incident: "INC-AGAIN",
+                    person: "email:ada@example.com",
+                    state: .sent,
+                    at: old
+                ),
+                txn
+            )
             try store.enqueue(
-                notice(room: "r-current", incident: "INC-AGAIN", person: "email:ada@example.com", state: .pending, at: now), txn)
+                notice(
+                    room: "r-current",
+                    incident: "INC-AGAIN",
+                    person: "email:ada@example.com",
+                    state: .pending,
+                    at: now
+                ),
+                txn
+            )
 
-            try store.enqueue(notice(room: "integration-zoom-main-1", incident: "", person: "admin:ops@example.org", state: .sent, at: old), txn)
-            try store.enqueue(notice(room: "integration-zoom-main-2", incident: "", person: "admin:ops@example.org", state: .sent, at: now), txn)
+            try store.enqueue(
+                notice(
+                    room: "integration-zoom-main-1",
+                    incident: "",
+                    person: "admin:ops@example.org",
+                    state: .sent,
+                    at: old
+                ),
+                txn
+            )
+            try store.enqueue(
+                notice(
+                    room: "integration-zoom-main-2",
+                    incident: "",
+                    person: "admin:ops@example.org",
+                    state: .sent,
+                    at: now
+                ),
+                txn
+            )
 
             try store.appendAudit(AuditEntry(time: now - 400 * Self.day, uid: 0, command: "reload", outcome: "ok"), txn)
             try store.appendAudit(AuditEntry(time: now - 10 * Self.day, uid: 0, command: "reload", outcome: "ok"), txn)
@@ -161,9 +220,15 @@ struct HousekeepingTests {
                     try store.putRoom(room, txn)
                 }
             }
-            #expect(try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 2)
-            #expect(try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 2)
-            #expect(try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 1)
+            #expect(
+                try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 2
+            )
+            #expect(
+                try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 2
+            )
+            #expect(
+                try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 1
+            )
         }
     }
 
@@ -205,7 +270,9 @@ struct HousekeepingTests {
                 #expect(throws: (any Error).self) { _ = try store.backup(to: copy) }
             }
             let restored = try Store(directory: copy, mapSize: 1 << 22)
-            let rooms = try restored.read { txn throws in try restored.all(Room.self, restored.tables.rooms, txn).map(\.id).sorted() }
+            let rooms = try restored.read { txn throws in
+                try restored.all(Room.self, restored.tables.rooms, txn).map(\.id).sorted()
+            }
             #expect(rooms == ["r-current", "r-failed", "r-old", "r-recent", "r-superseded"])
         }
     }
