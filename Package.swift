@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "SitroomNotify",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "PosixIO",
+                "SitroomCore", "SitroomConfig", "PosixIO", "Curl",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -97,9 +97,14 @@ let package = Package(
             dependencies: ["ZoomSim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
+        // Test fixtures: real servers on 127.0.0.1 (aiosmtpd SMTP, an SMS gateway/chat webhook double) and real
+        // parsers (Python's email, icalendar), driven as Python child processes.
+        .target(name: "SitroomTestFixtures", path: "Tests/Fixtures"),
+
         // Unit tests: one target per module.
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
-        .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(name: "CurlTests", dependencies: ["Curl", "SitroomTestFixtures"]),
+        .testTarget(name: "SitroomNotifyTests", dependencies: ["SitroomNotify", "SitroomCore", "SitroomTestFixtures"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
         .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig"]),
         .testTarget(name: "SitroomZoomTests", dependencies: ["SitroomZoom", "Curl"]),
@@ -108,7 +113,7 @@ let package = Package(
             name: "SitroomDaemonTests",
             dependencies: [
                 "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "PosixIO", "Curl",
-                "SitroomZoom", .product(name: "Logging", package: "swift-log"),
+                "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -123,7 +128,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "PosixIO", "Curl", "SitroomZoom", "SitroomDaemon", "SitroomStore", "SitroomConfig", "SitroomCore",
-                .product(name: "Logging", package: "swift-log"),
+                "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ],

@@ -6,8 +6,9 @@ import CCurl
 /// keep-alive connection. Every request starts from `curl_easy_reset`, so no option leaks from one request
 /// into the next.
 final class EasyHandle {
-    private let handle: UnsafeMutableRawPointer
-    private let errorBuffer: UnsafeMutablePointer<CChar>
+    // Internal (not private) so the SMTP transfer in SMTP.swift configures the same handle.
+    let handle: UnsafeMutableRawPointer
+    let errorBuffer: UnsafeMutablePointer<CChar>
 
     /// - Throws: ``CurlError/failedInit`` when `curl_easy_init` fails.
     init() throws(CurlError) {
@@ -165,21 +166,21 @@ final class EasyHandle {
         }
     }
 
-    private func setLong(_ option: CURLoption, _ value: Int) throws(CurlError) {
+    func setLong(_ option: CURLoption, _ value: Int) throws(CurlError) {
         try check(sitroom_curl_easy_setopt_long(handle, option, value), "curl_easy_setopt(\(option.rawValue))")
     }
 
     /// libcurl copies string options, so the C string only has to live for the call.
-    private func setString(_ option: CURLoption, _ value: String) throws(CurlError) {
+    func setString(_ option: CURLoption, _ value: String) throws(CurlError) {
         let rc = value.withCString { sitroom_curl_easy_setopt_pointer(handle, option, $0) }
         try check(rc, "curl_easy_setopt(\(option.rawValue))")
     }
 
-    private func setPointer(_ option: CURLoption, _ value: UnsafeRawPointer?) throws(CurlError) {
+    func setPointer(_ option: CURLoption, _ value: UnsafeRawPointer?) throws(CurlError) {
         try check(sitroom_curl_easy_setopt_pointer(handle, option, value), "curl_easy_setopt(\(option.rawValue))")
     }
 
-    private func milliseconds(_ seconds: Double) -> Int {
+    func milliseconds(_ seconds: Double) -> Int {
         guard seconds.isFinite, seconds > 0 else { return 1 }
         return max(1, Int(min(seconds * 1000, Double(Int32.max))))
     }

@@ -85,8 +85,8 @@ public final class Environment: @unchecked Sendable {
             try check(mdb_env_set_maxreaders(self.env, UInt32(maxReaders)), "mdb_env_set_maxreaders")
             try check(mdb_env_open(self.env, path, UInt32(MDB_NOTLS), mode_t(mode)), "mdb_env_open(\(path))")
         } catch {
-            mdb_env_close(self.env)
-            openEnvironments.remove(canonicalPath)
+            // Every stored property is set, so throwing runs deinit, which closes the environment (a close
+            // here as well freed it twice: a corrupt data file crashed the process instead of failing).
             throw error
         }
     }

@@ -123,6 +123,14 @@ public enum ControlClient {
         }
         do {
             try check("mkfifo", path: replyPath) { mkfifo(replyPath, 0o600) }
+            // A daemon running as another user (SPEC §7 `control.group`) must be able to open the reply FIFO:
+            // then the directory becomes 0711 (enterable, not listable: its random name stays unknown) and
+            // the FIFO 0622.
+            var info = stat()
+            if stat(controlFIFO, &info) == 0, info.st_uid != geteuid() {
+                try check("chmod", path: directory) { chmod(directory, 0o711) }
+                try check("chmod", path: replyPath) { chmod(replyPath, 0o622) }
+            }
         } catch {
             throw ControlClientError.failed("\(error)")
         }

@@ -62,12 +62,16 @@ public struct IntegrationConfig: Sendable, Hashable {
     public var meeting: MeetingSettings
     /// Lower is tried first (default 10).
     public var priority: Int
+    /// Seconds a Zoom request may take in all (`request_timeout`, default 30s); after that its outcome is unknown.
+    public var requestTimeout: Double
 
     public init(
         name: String, file: String, kind: IntegrationKind, apiURL: String, oauthURL: String,
         accountID: String?, clientID: String, clientSecretFile: String, webhookSecretFile: String?,
-        redirectURI: String?, mediumPerSecond: Int, hosts: [HostConfig], meeting: MeetingSettings, priority: Int
+        redirectURI: String?, mediumPerSecond: Int, hosts: [HostConfig], meeting: MeetingSettings, priority: Int,
+        requestTimeout: Double = 30
     ) {
+        self.requestTimeout = requestTimeout
         self.name = name
         self.file = file
         self.kind = kind
@@ -264,13 +268,54 @@ public struct Admin: Sendable, Hashable {
 public enum EmailTransport: Sendable, Hashable {
     /// RFC 5322 messages written into `var/mail/` (maildir). `from` is an RFC 5322 mailbox.
     case maildir(from: String)
-    /// SMTP through libcurl. `passwordFile` is an absolute path.
-    case smtp(from: String, url: String, username: String?, passwordFile: String?)
+    /// SMTP through libcurl.
+    case smtp(SMTPSettings)
 
     public var from: String {
         switch self {
-        case .maildir(let from), .smtp(let from, _, _, _): return from
+        case .maildir(let from): return from
+        case .smtp(let settings): return settings.from
         }
+    }
+}
+
+/// `notify.email` with `transport: smtp`.
+public struct SMTPSettings: Sendable, Hashable {
+    /// `starttls`: how a `smtp://` connection is secured (RFC 3207); `smtps://` is TLS from the start.
+    public enum StartTLS: String, Sendable, CaseIterable {
+        /// Upgrade or fail (default).
+        case required
+        /// Upgrade when offered.
+        case optional
+        /// Never upgrade (a relay on the loopback interface).
+        case disabled
+    }
+
+    /// RFC 5322 mailbox for `From:`; its address is the envelope sender.
+    public var from: String
+    /// `smtp://host[:port]` or `smtps://host[:port]`.
+    public var url: String
+    /// AUTH user, or `nil` for no AUTH.
+    public var username: String?
+    /// Absolute path of the AUTH password file (mode 0600 or stricter), or `nil`.
+    public var passwordFile: String?
+    public var startTLS: StartTLS
+    /// Absolute path of a PEM CA bundle to trust instead of the system's (`ca_file`), or `nil`.
+    public var caFile: String?
+    /// Seconds one SMTP transaction may take (`timeout`, default 60s).
+    public var timeout: Double
+
+    public init(
+        from: String, url: String, username: String? = nil, passwordFile: String? = nil,
+        startTLS: StartTLS = .required, caFile: String? = nil, timeout: Double = 60
+    ) {
+        self.from = from
+        self.url = url
+        self.username = username
+        self.passwordFile = passwordFile
+        self.startTLS = startTLS
+        self.caFile = caFile
+        self.timeout = timeout
     }
 }
 

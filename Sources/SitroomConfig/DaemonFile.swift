@@ -214,7 +214,7 @@ enum DaemonFile {
         let result: EmailTransport
         switch transport {
         case .maildir:
-            for key in ["url", "username", "password_file"] {
+            for key in ["url", "username", "password_file", "starttls", "ca_file", "timeout"] {
                 mapping.forbid(key, because: "only used by transport smtp")
             }
             result = .maildir(from: from)
@@ -222,7 +222,17 @@ enum DaemonFile {
             let url = mapping.required("url")?.url(schemes: ["smtp", "smtps"]) ?? ""
             let username = mapping.string("username")
             let passwordFile = mapping.value("password_file")?.secretFile(relativeTo: directory)
-            result = .smtp(from: from, url: url, username: username, passwordFile: passwordFile)
+            let startTLS =
+                mapping.value("starttls")?.enumeration(SMTPSettings.StartTLS.self, noun: "starttls") ?? .required
+            var caFile: String? = nil
+            if let value = mapping.value("ca_file"), let path = value.path(relativeTo: directory) {
+                if access(path, R_OK) == 0 { caFile = path } else { value.fail("\(path) cannot be read") }
+            }
+            let timeout = mapping.value("timeout")?.duration(in: 1...3600) ?? 60
+            result = .smtp(
+                SMTPSettings(
+                    from: from, url: url, username: username, passwordFile: passwordFile, startTLS: startTLS,
+                    caFile: caFile, timeout: timeout))
         }
         mapping.finish()
         return result

@@ -68,6 +68,7 @@ enum IntegrationFile {
         let hosts = readHosts(top.required("hosts"), diag: diag)
         let meeting = readMeeting(top.mapping("meeting"), diag: diag)
         let priority = top.value("priority")?.int(in: -1_000_000...1_000_000) ?? 10
+        let requestTimeout = top.value("request_timeout")?.duration(in: 1...300) ?? 30
         top.finish()
 
         guard diag.count == before, let kind, let clientID, let clientSecretFile, let hosts else { return nil }
@@ -85,7 +86,8 @@ enum IntegrationFile {
             mediumPerSecond: mediumPerSecond,
             hosts: hosts,
             meeting: meeting,
-            priority: priority
+            priority: priority,
+            requestTimeout: requestTimeout
         )
     }
 

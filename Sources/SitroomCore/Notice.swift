@@ -17,7 +17,18 @@ public enum NoticeChannel: String, Sendable, Codable, CaseIterable {
 
 /// Where a notice stands in the outbox (SPEC §6).
 public enum NoticeState: String, Sendable, Codable, CaseIterable {
-    case pending, sending, sent, retrying, dead
+    /// Queued, never tried.
+    case pending
+    /// Handed to its transport; a notice found `sending` at start-up was interrupted (crash) and is sent again,
+    /// with the same `Message-ID`.
+    case sending
+    /// The transport accepted it (``Notice/detail`` says where it went).
+    case sent
+    /// The last attempt failed; tried again at ``Notice/nextAttemptAt``.
+    case retrying
+    /// Given up (permanent failure, or `notify.retry.give_up_after` passed); ``Notice/detail`` says why.
+    /// `notify resend` queues it again.
+    case dead
 }
 
 /// One message in the outbox, rendered when it was queued so every retry sends the same bytes.
@@ -32,7 +43,8 @@ public struct Notice: Sendable, Codable, Hashable {
     public var personID: String
     public var kind: NoticeKind
     public var channel: NoticeChannel
-    /// Email address (email) or E.164 number (sms).
+    /// Email address (email), E.164 number (sms), or `chat webhook` (chat: the URL itself is a secret kept in
+    /// the configuration).
     public var recipient: String
     /// Display name of the recipient.
     public var recipientName: String
@@ -48,10 +60,19 @@ public struct Notice: Sendable, Codable, Hashable {
     public var nextAttemptAt: Double
     /// Why the last attempt failed, or where it went once sent (a file path, a gateway id).
     public var detail: String?
+    /// The RFC 5545 iCalendar object sent as the `text/calendar` part (invitations and their cancellations),
+    /// rendered when the notice was queued; `nil` for other notices.
+    public var calendar: String?
+    /// Seconds since 1970 from which `give_up_after` counts: ``createdAt``, or when `notify resend` queued it
+    /// again; `nil` means ``createdAt``.
+    public var lifetimeStart: Double?
+    /// Seconds since 1970 when the transport accepted it.
+    public var sentAt: Double?
 
     public init(
         roomID: String, incidentID: String, personID: String, kind: NoticeKind, channel: NoticeChannel,
-        recipient: String, recipientName: String, subject: String, body: String, createdAt: Double
+        recipient: String, recipientName: String, subject: String, body: String, createdAt: Double,
+        calendar: String? = nil
     ) {
         self.id = Notice.id(roomID: roomID, personID: personID, kind: kind, channel: channel)
         self.roomID = roomID
@@ -67,6 +88,7 @@ public struct Notice: Sendable, Codable, Hashable {
         self.attempts = 0
         self.createdAt = createdAt
         self.nextAttemptAt = createdAt
+        self.calendar = calendar
     }
 
     /// The stable id of the notice with this key: 16 hex digits of FNV-1a (64-bit) over the key fields.

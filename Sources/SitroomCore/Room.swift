@@ -65,6 +65,14 @@ public struct Room: Sendable, Codable, Hashable {
     public var attempts: Int
     /// Seconds since 1970 since when the room has been `waiting` for a host.
     public var waitingSince: Double?
+    /// A create's outcome was unknown (timeout, lost reply): the host's meetings are swept for this room's
+    /// marker after the next create and when the room ends, so a late-completing create leaves no stray meeting.
+    public var sweepMarker: Bool {
+        get { sweep ?? false }
+        set { sweep = newValue }
+    }
+    /// Stored optional so rooms written before the field existed still decode.
+    private var sweep: Bool?
 
     public init(id: String, incidentID: String, createdAt: Double) {
         self.id = id

@@ -60,9 +60,14 @@ public final class ControlServer: Sendable {
     private let control: ControlFIFO
     private let daemon: DaemonCore
     private let logger: Logger
+    /// Whether `control.group` opens the FIFO to a group (whose members may run read-only commands).
+    private let groupMode: Bool
 
-    /// - Parameter control: the FIFO, made by the caller (mode 0600 in a 0700 directory).
-    public init(control: ControlFIFO, daemon: DaemonCore, logger: Logger) {
+    /// - Parameters:
+    ///   - control: the FIFO, made by the caller (mode 0600 in a 0700 directory; 0620/0710 with a group).
+    ///   - groupMode: `control.group` is set: callers other than the daemon's user and root are read-only.
+    public init(control: ControlFIFO, daemon: DaemonCore, logger: Logger, groupMode: Bool = false) {
+        self.groupMode = groupMode
         self.control = control
         self.daemon = daemon
         self.logger = logger
@@ -98,7 +103,15 @@ public final class ControlServer: Sendable {
         }
         var uid: UInt32? = nil
         if let path = command.replyPath { uid = try? ReplyFIFO.owner(of: path) }
-        let reply = await daemon.execute(command, uid: uid)
+        // The reply FIFO's owner is the caller. With a group, a line without a reply path could come from any
+        // member: it may only reload (re-reading etc/ changes nothing by itself) or read.
+        let privileged: Bool
+        if let uid {
+            privileged = uid == 0 || uid == geteuid()
+        } else {
+            privileged = !groupMode || command.words == ["reload"]
+        }
+        let reply = await daemon.execute(command, uid: uid, privileged: privileged)
         if let path = command.replyPath {
             await answer(reply, to: path)
         } else {

@@ -269,7 +269,16 @@ public actor DaemonCore {
     }
 
     /// Runs one control command (SPEC §7).
-    public func execute(_ command: ControlCommand, uid: UInt32?) async -> ControlReply {
+    /// - Parameter privileged: whether the caller may change things (the daemon's user or root); members of
+    ///   `control.group` may only run read-only commands (``isReadOnly(_:)``).
+    public func execute(_ command: ControlCommand, uid: UInt32?, privileged: Bool = true) async -> ControlReply {
+        if !privileged && !Self.isReadOnly(command.words) {
+            audit(command, uid: uid, outcome: "refused: read-only for control.group members")
+            return .error(
+                "\(command.words.first ?? "") changes things: only sitroomd's user or root may run it "
+                    + "(control.group members may run: status, rooms, room show, pool NAME, integrations, "
+                    + "integration show, outbox, audit, help)")
+        }
         do {
             switch command.words {
             case ["help"]:
@@ -284,6 +293,50 @@ public actor DaemonCore {
                 return try await rooms(all: command.words.last == "all", json: command.json)
             case let words where words.count == 3 && words[0] == "room" && words[1] == "show":
                 return try await roomShow(words[2], json: command.json)
+            case let words where words.count == 3 && words[0] == "room" && (words[1] == "retry" || words[1] == "end"):
+                do {
+                    let text =
+                        words[1] == "retry"
+                        ? try await provisioner.retry(incident: words[2]) : try await provisioner.end(incident: words[2])
+                    audit(command, uid: uid, outcome: "ok")
+                    return .ok(text)
+                } catch {
+                    audit(command, uid: uid, outcome: "error: \(error)")
+                    throw error
+                }
+            case ["outbox"], ["outbox", "pending"], ["outbox", "dead"], ["outbox", "all"]:
+                let filter = command.words.count == 2 ? command.words[1] : "pending"
+                let states: Set<NoticeState> =
+                    switch filter {
+                    case "dead": [.dead]
+                    case "all": Set(NoticeState.allCases)
+                    default: [.pending, .sending, .retrying]
+                    }
+                return try await outbox(states: states, json: command.json)
+            case let words where (words.count == 3 || words.count == 4) && words[0] == "notify" && words[1] == "resend":
+                do {
+                    let resent = try await notifier.resend(incident: words[2], person: words.count == 4 ? words[3] : nil)
+                    audit(command, uid: uid, outcome: "ok: \(resent.count) notice(s)")
+                    if resent.isEmpty {
+                        return .ok("nothing to resend for \(words[2])\(words.count == 4 ? " and \(words[3])" : "")")
+                    }
+                    return .ok(
+                        "queued again:\n"
+                            + Self.table(
+                                ["NOTICE", "KIND", "CHANNEL", "TO"],
+                                resent.map { [$0.id, $0.kind.rawValue, $0.channel.rawValue, $0.recipient] }
+                            ).joined(separator: "\n"))
+                } catch {
+                    audit(command, uid: uid, outcome: "error: \(error)")
+                    throw error
+                }
+            case ["audit"]:
+                return try audit(last: 20, json: command.json)
+            case let words where words.count == 2 && words[0] == "audit":
+                guard let count = Int(words[1]), count > 0, count <= 10_000 else {
+                    return .error("audit N: N must be a whole number from 1 to 10000, not \(words[1])")
+                }
+                return try audit(last: count, json: command.json)
             case ["integrations"]:
                 return try await integrationsList(json: command.json)
             case let words where words.count == 3 && words[0] == "integration" && words[1] == "show":
@@ -340,6 +393,75 @@ public actor DaemonCore {
         }
     }
 
+    /// Commands that change nothing, open to `control.group` members.
+    static func isReadOnly(_ words: [String]) -> Bool {
+        switch words.first {
+        case "help", "status", "rooms", "integrations", "outbox", "audit": return true
+        case "room": return words.count > 1 && words[1] == "show"
+        case "pool": return words.count == 2
+        case "integration": return words.count > 1 && words[1] == "show"
+        default: return false
+        }
+    }
+
+    /// The outbox's notices in `states`, oldest first (`outbox [pending|dead|all]`).
+    private func outbox(states: Set<NoticeState>, json: Bool) async throws -> ControlReply {
+        let notices = try await notifier.outbox(states: states)
+        if json {
+            return .ok(
+                try Self.json(
+                    notices.map {
+                        [
+                            "id": $0.id, "incident": $0.incidentID, "room_id": $0.roomID, "person": $0.personID,
+                            "kind": $0.kind.rawValue, "channel": $0.channel.rawValue, "recipient": $0.recipient,
+                            "state": $0.state.rawValue, "attempts": $0.attempts,
+                            "created_at": rfc3339UTCMillis($0.createdAt), "next_attempt_at": rfc3339UTCMillis($0.nextAttemptAt),
+                            "detail": $0.detail ?? NSNull(),
+                        ] as [String: Any]
+                    }))
+        }
+        return .ok(
+            Self.table(
+                ["NOTICE", "INCIDENT", "KIND", "CHANNEL", "TO", "STATE", "ATTEMPTS", "DETAIL"],
+                notices.map {
+                    [
+                        $0.id, $0.incidentID, $0.kind.rawValue, $0.channel.rawValue, $0.recipient, $0.state.rawValue,
+                        "\($0.attempts)", $0.detail ?? "",
+                    ]
+                }
+            ).joined(separator: "\n"))
+    }
+
+    /// The last `count` audit entries, oldest first.
+    private func audit(last count: Int, json: Bool) throws -> ControlReply {
+        let store = self.store
+        var entries: [AuditEntry] = []
+        try store.read { txn in
+            var all: [AuditEntry] = []
+            try txn.forEach(store.tables.audit, prefix: "") { _, value in
+                all.append(try Store.decode(AuditEntry.self, value))
+                if all.count > count { all.removeFirst(all.count - count) }
+                return true
+            }
+            entries = all
+        }
+        if json {
+            return .ok(
+                try Self.json(
+                    entries.map {
+                        [
+                            "time": rfc3339UTCMillis($0.time), "uid": $0.uid.map { Int($0) as Any } ?? NSNull(),
+                            "command": $0.command, "outcome": $0.outcome,
+                        ] as [String: Any]
+                    }))
+        }
+        return .ok(
+            Self.table(
+                ["TIME", "UID", "COMMAND", "OUTCOME"],
+                entries.map { [rfc3339UTCMillis($0.time), $0.uid.map(String.init) ?? "-", $0.command, $0.outcome] }
+            ).joined(separator: "\n"))
+    }
+
     /// The command as the audit log keeps it: authorization codes and other `key=value` secrets redacted.
     static func redacted(_ words: [String]) -> String {
         words.map { word in
@@ -361,6 +483,13 @@ public actor DaemonCore {
                                  `sitroomctl integration authorize NAME HOST --code -` on standard input
           integration reauthorize NAME
                                  zoom-s2s: get a token again now; zoom-oauth: authorize every host again
+          room retry INCIDENT    try the room of a failed, unavailable or waiting incident again
+          room end INCIDENT      end the incident's meeting and room now (as if it were resolved)
+          outbox [pending|dead|all]
+                                 notices not yet delivered (default), parked dead, or all
+          notify resend INCIDENT [PERSON]
+                                 queue an incident's dead notices again (with PERSON: that person's, sent ones too)
+          audit [N]              the last N (20) audited commands: time, uid, command, outcome
           pool NAME              the hosts of an integration: open rooms, creates today, state and why
           pool drain NAME HOST   the host takes no new rooms (keeps its open ones)
           pool resume NAME HOST  the host takes rooms again

@@ -95,7 +95,19 @@ public enum DaemonMain {
         let control: ControlFIFO
         let watcher: DirectoryWatcher
         do {
-            control = try ControlFIFO(path: paths.controlFIFO)
+            if let group = configuration.daemon.controlGroup {
+                // SPEC §7: the FIFO 0620 for the group, in a directory it may enter but not list.
+                control = try ControlFIFO(path: paths.controlFIFO, mode: 0o620, directoryMode: 0o710)
+                guard let entry = getgrnam(group) else {
+                    throw SitroomError(.badConfig, "control.group: no group named \(group)")
+                }
+                for path in [paths.run, paths.controlFIFO] where chown(path, uid_t.max, entry.pointee.gr_gid) != 0 {
+                    throw SitroomError(.cannotCreateState, "chown \(path) to group \(group): \(String(cString: strerror(errno)))")
+                }
+                _ = chmod(paths.controlFIFO, 0o620)  // mkfifo's mode went through the umask
+            } else {
+                control = try ControlFIFO(path: paths.controlFIFO)
+            }
         } catch {
             logger.critical("cannot create the control FIFO", metadata: ["fifo": "\(paths.controlFIFO)", "error": "\(error)"])
             return ExitCode.cannotCreate
@@ -125,7 +137,8 @@ public enum DaemonMain {
             logger: logger, webhooks: { file, receivedAt in try await core.applyZoomWebhook(file, receivedAt: receivedAt) },
             metrics: metrics)
         await core.setSpoolBacklog { intake.backlog() }
-        let server = ControlServer(control: control, daemon: core, logger: logger)
+        let server = ControlServer(
+            control: control, daemon: core, logger: logger, groupMode: configuration.daemon.controlGroup != nil)
         let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
         let housekeeper = Housekeeper(
             core: core, store: store, metrics: metrics, metricsDirectory: paths.metrics, clock: clock, logger: logger)

@@ -119,7 +119,8 @@ public actor IntegrationRegistry {
         }
         for (name, integration) in configuration.integrations {
             if integrations[name] != integration {
-                var client = ZoomClient(http: http, apiURL: integration.apiURL, oauthURL: integration.oauthURL)
+                var client = ZoomClient(
+                    http: http, apiURL: integration.apiURL, oauthURL: integration.oauthURL, timeout: integration.requestTimeout)
                 let metrics = self.metrics
                 client.observer = { call in metrics.zoomCall(integration: name, call) }
                 clients[name] = client

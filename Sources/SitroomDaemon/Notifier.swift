@@ -1,3 +1,4 @@
+import Curl
 import Logging
 import SitroomConfig
 import SitroomCore
@@ -7,115 +8,329 @@ import SitroomStore
 /// Delivers the outbox: every queued notice at least once, retried with capped exponential backoff, parked
 /// as `dead` after `notify.retry.give_up_after` or a permanent failure (SPEC §6). The outbox lives in LMDB,
 /// so a restart loses nothing: notices not yet `sent` are delivered again (transports are idempotent per id).
+///
+/// A notice goes `pending` → `sending` (committed before the transport is called) → `sent`, or `retrying`
+/// (with its next attempt time) → ... → `dead`. One found `sending` at start-up was interrupted (crash, kill)
+/// and is sent again with the same `Message-ID`.
+///
+/// Each channel (email, sms, chat) has its own workers, so a slow or dead transport never holds up another
+/// channel, and nothing here holds up rooms: the provisioner only commits notices and tells the notifier.
 public actor Notifier {
     private let executor = ThreadExecutor(name: "sitroom-notify")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
+    /// Workers per channel: at most this many notices of a channel are with their transport at once.
+    static let workersPerChannel: [NoticeChannel: Int] = [.email: 2, .sms: 4, .chat: 1]
+
     private let store: Store
     private let clock: any WallClock
     private let logger: Logger
+    private let smtp = SMTPClient(maxConnections: Notifier.workersPerChannel[.email] ?? 2)
+    private let http = HTTPClient(maxConnectionsPerOrigin: 4)
     private var transports: [NoticeChannel: any NoticeTransport] = [:]
     private var retry = RetrySettings()
-    /// Notices not yet sent or dead: id → when the next attempt is due (seconds since 1970).
-    private var due: [String: Double] = [:]
-    private var delivering = false
-    private var again = false
+
+    /// A notice not yet sent or dead.
+    private struct Due {
+        /// Seconds since 1970 when the next attempt is due.
+        var at: Double
+        var channel: NoticeChannel
+        /// Tie-breakers among notices due at the same time: queued earlier first, then invitations before
+        /// their follow-ups.
+        var createdAt: Double
+        var rank: Int
+    }
+    private var due: [String: Due] = [:]
+    private var inFlight: Set<String> = []
+    private var workers: [NoticeChannel: Int] = [:]
     private var timer: Task<Void, Never>?
+    private var timerAt: Double?
     private var stopped = false
 
+    /// Creates the notifier; it delivers nothing until ``configure(_:varDirectory:)`` and ``restore()``.
+    /// - Parameters:
+    ///   - store: The LMDB store holding the outbox.
+    ///   - clock: Time for backoff and the `Date:` of messages.
+    ///   - logger: Where deliveries are logged (never a secret or a webhook URL).
     public init(store: Store, clock: any WallClock, logger: Logger) {
         self.store = store
         self.clock = clock
         self.logger = logger
     }
 
-    /// Applies a configuration generation: transports and retry policy.
-    /// - Parameter varDirectory: the daemon's `var/` (maildir in `mail/`, SMS files in `sms/`).
+    /// Applies a configuration generation: transports (SPEC §3 `notify.email`, `notify.sms`, `notify.chat`)
+    /// and retry policy. A password file that cannot be read leaves its channel failing (and retrying) with
+    /// the reason until a later generation fixes it.
+    /// - Parameters:
+    ///   - configuration: The generation.
+    ///   - varDirectory: The daemon's `var/` (maildir in `mail/`, SMS files in `sms/`).
     public func configure(_ configuration: Configuration, varDirectory: String) {
-        retry = configuration.daemon.notify.retry
-        switch configuration.daemon.notify.email {
-        case .maildir(let from), .smtp(let from, _, _, _):
-            // SMTP delivery lands with the notifier issue; until then SMTP configs write the maildir too.
+        let notify = configuration.daemon.notify
+        retry = notify.retry
+        switch notify.email {
+        case .maildir(let from):
             transports[.email] = MaildirTransport(directory: "\(varDirectory)/mail", from: from)
+        case .smtp(let settings):
+            transports[.email] = smtpTransport(settings)
         }
-        switch configuration.daemon.notify.sms {
-        case .file, .http:
+        switch notify.sms {
+        case .file:
             transports[.sms] = SMSFileTransport(directory: "\(varDirectory)/sms")
+        case .http(let url, let from, let username, let passwordFile):
+            do {
+                let password = try IntegrationRegistry.readSecret(passwordFile, key: "notify.sms.password_file")
+                transports[.sms] = HTTPSMSTransport(
+                    client: http,
+                    url: url,
+                    from: from,
+                    username: username,
+                    password: password
+                )
+            } catch {
+                logger.error("the SMS gateway cannot be used", metadata: ["error": "\(error)"])
+                transports[.sms] = UnavailableTransport(reason: "\(error)")
+            }
         }
+        if let url = notify.chatWebhookURL {
+            transports[.chat] = ChatWebhookTransport(client: http, url: url)
+        } else {
+            transports[.chat] = nil
+        }
+        poke()
     }
 
-    /// Loads the notices still to deliver from the store (start-up) and delivers those due.
+    private func smtpTransport(_ settings: SMTPSettings) -> any NoticeTransport {
+        var credentials: (user: String, password: String)? = nil
+        if let username = settings.username {
+            var password = ""
+            if let file = settings.passwordFile {
+                do {
+                    password = try IntegrationRegistry.readSecret(file, key: "notify.email.password_file")
+                } catch {
+                    logger.error("the SMTP server cannot be used", metadata: ["error": "\(error)"])
+                    return UnavailableTransport(reason: "\(error)")
+                }
+            }
+            credentials = (username, password)
+        }
+        let startTLS: SMTPRequest.StartTLS
+        switch settings.startTLS {
+        case .required: startTLS = .required
+        case .optional: startTLS = .optional
+        case .disabled: startTLS = .disabled
+        }
+        return SMTPTransport(
+            client: smtp,
+            settings: .init(
+                url: settings.url,
+                from: settings.from,
+                credentials: credentials,
+                startTLS: startTLS,
+                caFile: settings.caFile,
+                timeout: settings.timeout
+            )
+        )
+    }
+
+    /// Replaces the transport of a channel (tests).
+    func setTransport(_ transport: (any NoticeTransport)?, for channel: NoticeChannel) {
+        transports[channel] = transport
+        poke()
+    }
+
+    /// Sets the retry policy (tests).
+    func setRetry(_ settings: RetrySettings) {
+        retry = settings
+    }
+
+    /// Loads the notices still to deliver from the store (start-up) and delivers those due. A notice left
+    /// `sending` by the last run is due at once.
     /// - Complexity: O(outbox).
     public func restore() throws {
         let store = self.store
         let pending: [Notice] = try store.read { txn in
             try store.all(Notice.self, store.tables.outbox, txn).filter { $0.state != .sent && $0.state != .dead }
         }
-        for notice in pending { due[notice.id] = notice.nextAttemptAt }
+        for notice in pending { track(notice) }
         poke()
     }
 
     /// Tells the notifier that notices were committed to the outbox.
     public func enqueued(_ notices: [Notice]) {
-        for notice in notices { due[notice.id] = notice.nextAttemptAt }
+        for notice in notices { track(notice) }
         poke()
     }
 
-    /// Stops timers; in-flight deliveries finish. Called on graceful shutdown.
+    /// Stops starting deliveries and timers. A delivery already with its transport finishes (or times out); one
+    /// interrupted by the process exiting stays `sending` and is sent again at the next start.
     public func stop() {
         stopped = true
         timer?.cancel()
         timer = nil
+        timerAt = nil
     }
 
     /// Number of notices not yet sent or dead.
     public var depth: Int { due.count }
 
-    private func poke() {
-        guard !stopped else { return }
-        if delivering {
-            again = true
+    // MARK: Control (`outbox`, `notify resend`)
+
+    /// The outbox, oldest first, for `outbox [pending|dead]` (SPEC §7).
+    /// - Parameter states: The states to list; `[.pending, .sending, .retrying]` is "pending" (not yet sent),
+    ///   `[.dead]` the dead letters, `Set(NoticeState.allCases)` everything.
+    /// - Returns: The notices in those states, by ``Notice/createdAt`` then id.
+    /// - Throws: Store errors.
+    /// - Complexity: O(outbox).
+    public func outbox(states: Set<NoticeState>) throws -> [Notice] {
+        let store = self.store
+        return try store.read { txn in try store.all(Notice.self, store.tables.outbox, txn) }
+            .filter { states.contains($0.state) }
+            .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    /// Queues an incident's notices again, for `notify resend INCIDENT [PERSON]` (SPEC §7): without `person`,
+    /// every `dead` notice of the incident; with `person`, that person's `dead` and `sent` notices of the
+    /// incident (they say they got nothing). A resent notice is the same notice: same id, same bytes, same
+    /// `Message-ID`; its attempts start again at 0 and `give_up_after` counts from now.
+    /// - Parameters:
+    ///   - incident: The incident id.
+    ///   - person: A person id (`email:ada@example.com`, `phone:+15005550101`), a bare email or E.164 number,
+    ///     or `nil` for everyone.
+    /// - Returns: The notices queued again (empty when there was nothing to resend).
+    /// - Throws: Store errors.
+    /// - Complexity: O(outbox).
+    public func resend(incident: String, person: String? = nil) throws -> [Notice] {
+        let now = clock.now()
+        let wanted = person.map(Self.personID)
+        let store = self.store
+        let requeued: [Notice] = try store.write { txn in
+            var requeued: [Notice] = []
+            for var notice in try store.all(Notice.self, store.tables.outbox, txn) where notice.incidentID == incident {
+                if let wanted {
+                    guard notice.personID == wanted, notice.state == .dead || notice.state == .sent else { continue }
+                } else {
+                    guard notice.state == .dead else { continue }
+                }
+                notice.state = .pending
+                notice.attempts = 0
+                notice.nextAttemptAt = now
+                notice.lifetimeStart = now
+                notice.detail = "resend requested"
+                try store.putNotice(notice, txn)
+                requeued.append(notice)
+            }
+            return requeued
+        }
+        for notice in requeued { track(notice) }
+        if !requeued.isEmpty {
+            logger.info("notices queued again", metadata: ["incident.id": "\(incident)", "count": "\(requeued.count)"])
+        }
+        poke()
+        return requeued
+    }
+
+    /// The person id a `notify resend` argument names.
+    static func personID(_ text: String) -> String {
+        if text.hasPrefix("email:") || text.hasPrefix("phone:") || text.hasPrefix("admin:") || text == "chat" {
+            return text
+        }
+        return text.hasPrefix("+") ? "phone:\(text)" : "email:\(text.lowercased())"
+    }
+
+    // MARK: Scheduling
+
+    private func track(_ notice: Notice) {
+        guard notice.state != .sent, notice.state != .dead else {
+            due[notice.id] = nil
             return
         }
-        delivering = true
-        Task { await self.deliverLoop() }
+        let at = notice.state == .sending ? min(notice.nextAttemptAt, clock.now()) : notice.nextAttemptAt
+        due[notice.id] = Due(at: at, channel: notice.channel, createdAt: notice.createdAt, rank: Self.rank(notice.kind))
     }
 
-    private func deliverLoop() async {
-        repeat {
-            again = false
-            await deliverDue()
-        } while again && !stopped
-        delivering = false
-        scheduleTimer()
+    private static func rank(_ kind: NoticeKind) -> Int {
+        switch kind {
+        case .invitation: 0
+        case .roomReady: 1
+        case .followUp: 2
+        case .roomFailed: 3
+        case .roomEnded: 4
+        case .adminRoomFailed, .adminReauthorize, .adminWaiting: 5
+        }
     }
 
-    private func scheduleTimer() {
+    /// The next notice of `channel` due now and not with a transport, or `nil`.
+    private func nextDue(_ channel: NoticeChannel, now: Double) -> String? {
+        var best: (id: String, due: Due)? = nil
+        for (id, entry) in due where entry.channel == channel && entry.at <= now && !inFlight.contains(id) {
+            if let current = best,
+                (current.due.at, current.due.createdAt, current.due.rank, current.id) <= (
+                    entry.at, entry.createdAt, entry.rank, id
+                )
+            {
+                continue
+            }
+            best = (id, entry)
+        }
+        return best?.id
+    }
+
+    /// Starts workers on every channel with notices due, then arms the timer for the next one due later.
+    private func poke() {
+        guard !stopped else { return }
+        let now = clock.now()
+        for channel in NoticeChannel.allCases {
+            let ready = due.filter { $0.value.channel == channel && $0.value.at <= now && !inFlight.contains($0.key) }
+                .count
+            let busy = inFlight.filter { due[$0]?.channel == channel }.count
+            let limit = Self.workersPerChannel[channel] ?? 1
+            // Idle workers pick up what is due; start more (up to the limit) while they are too few.
+            while workers[channel, default: 0] - busy < ready, workers[channel, default: 0] < limit {
+                workers[channel, default: 0] += 1
+                Task { await self.work(channel) }
+            }
+        }
+        scheduleTimer(now: now)
+    }
+
+    private func work(_ channel: NoticeChannel) async {
+        while !stopped, let id = nextDue(channel, now: clock.now()) {
+            inFlight.insert(id)
+            await deliver(id)
+            inFlight.remove(id)
+        }
+        workers[channel, default: 1] -= 1
+        scheduleTimer(now: clock.now())
+    }
+
+    private func scheduleTimer(now: Double) {
+        guard !stopped else { return }
+        guard let next = due.filter({ $0.value.at > now && !inFlight.contains($0.key) }).map(\.value.at).min() else {
+            return
+        }
+        if let timerAt, timerAt <= next, timer != nil { return }
         timer?.cancel()
-        guard !stopped, let next = due.values.min() else { return }
-        let wait = max(0, next - clock.now())
+        timerAt = next
         let clock = self.clock
         timer = Task {
-            do { try await clock.sleep(seconds: wait) } catch { return }
-            self.poke()
+            do { try await clock.sleep(seconds: max(0, next - clock.now())) } catch { return }
+            self.timerFired()
         }
     }
 
-    private func deliverDue() async {
-        let now = clock.now()
-        let ids = due.filter { $0.value <= now }.sorted { $0.value < $1.value }.map(\.key)
-        for id in ids where !stopped {
-            await deliver(id)
-        }
+    private func timerFired() {
+        timer = nil
+        timerAt = nil
+        poke()
     }
+
+    // MARK: Delivery
 
     private func deliver(_ id: String) async {
         let store = self.store
-        guard var notice = try? store.read({ txn in try store.get(Notice.self, store.tables.outbox, id, txn) }) else {
-            due[id] = nil
-            return
-        }
-        guard notice.state != .sent, notice.state != .dead else {
+        guard var notice = try? store.read({ txn in try store.get(Notice.self, store.tables.outbox, id, txn) }),
+            notice.state != .sent, notice.state != .dead
+        else {
             due[id] = nil
             return
         }
@@ -126,41 +341,57 @@ public actor Notifier {
         guard let transport = transports[notice.channel] else {
             notice.state = .dead
             notice.detail = "no transport configured for \(notice.channel.rawValue)"
+            logger.error("notice dead", metadata: metadata.merging(["reason": "\(notice.detail!)"]) { $1 })
             persist(notice)
             return
         }
         notice.attempts += 1
+        notice.state = .sending
+        guard persist(notice) else { return }
         do {
             let detail = try await transport.deliver(notice)
             notice.state = .sent
+            notice.sentAt = clock.now()
             notice.detail = detail
-            logger.info("notice sent", metadata: metadata.merging(["to": "\(detail)"]) { $1 })
+            logger.info(
+                "notice sent",
+                metadata: metadata.merging(["to": "\(detail)", "attempt": "\(notice.attempts)"]) { $1 }
+            )
         } catch {
             let permanent = (error as? DeliveryError)?.permanent ?? false
             let now = clock.now()
             let backoff = min(retry.max, retry.first * Double(1 << min(notice.attempts - 1, 30)))
-            if permanent || now + backoff - notice.createdAt > retry.giveUpAfter {
+            let lifetime = now + backoff - (notice.lifetimeStart ?? notice.createdAt)
+            if permanent || lifetime > retry.giveUpAfter {
                 notice.state = .dead
+                notice.detail = permanent ? "\(error)" : "gave up after \(notice.attempts) attempts: \(error)"
+                logger.error("notice dead", metadata: metadata.merging(["reason": "\(notice.detail!)"]) { $1 })
             } else {
                 notice.state = .retrying
                 notice.nextAttemptAt = now + backoff
+                notice.detail = "\(error)"
+                logger.warning(
+                    "notice delivery failed, will retry",
+                    metadata: metadata.merging(["error": "\(error)", "retry_in": "\(backoff)"]) { $1 }
+                )
             }
-            notice.detail = "\(error)"
-            logger.warning(
-                "notice delivery failed",
-                metadata: metadata.merging(["error": "\(error)", "state": "\(notice.state.rawValue)"]) { $1 })
         }
         persist(notice)
     }
 
-    private func persist(_ notice: Notice) {
+    /// Commits the notice's state and tracks it. - Returns: false when the store refused (the notice is then
+    /// tried again after `retry.first`).
+    @discardableResult
+    private func persist(_ notice: Notice) -> Bool {
         let store = self.store
         do {
             try store.write { txn in try store.putNotice(notice, txn) }
-            if notice.state == .sent || notice.state == .dead { due[notice.id] = nil } else { due[notice.id] = notice.nextAttemptAt }
+            track(notice)
+            return true
         } catch {
             logger.error("cannot record a notice's state", metadata: ["notice": "\(notice.id)", "error": "\(error)"])
-            due[notice.id] = clock.now() + retry.first
+            due[notice.id]?.at = clock.now() + retry.first
+            return false
         }
     }
 }

@@ -48,6 +48,8 @@ public actor RoomProvisioner {
     private var waiting: [String: Double] = [:]
     private var retrying = false
     private var retryAgain = false
+    /// Rooms backing off, woken early by news (``drive(_:)``) or shutdown.
+    private var wakers: [String: CheckedContinuation<Void, Never>] = [:]
 
     private let metrics: SitroomMetrics
 
@@ -118,7 +120,12 @@ public actor RoomProvisioner {
                 }
             case .resolved, .closed:
                 if stale { break }
-                if var open = room, open.state.isOpen, !open.endRequested {
+                if var failed = room, failed.state == .failed, failed.sweepMarker, !failed.endRequested {
+                    failed.endRequested = true
+                    try store.putRoom(failed, txn)
+                    room = failed
+                    drive = failed.id
+                } else if var open = room, open.state.isOpen, !open.endRequested {
                     open.endRequested = true
                     open.updatedAt = now
                     try store.putRoom(open, txn)
@@ -166,6 +173,7 @@ public actor RoomProvisioner {
     public func stop() {
         stopped = true
         for task in running.values { task.cancel() }
+        for id in Array(wakers.keys) { wake(id) }
     }
 
     /// Gives waiting rooms another try, oldest first (a host was freed, a cool-down or the UTC day ended):
@@ -249,6 +257,56 @@ public actor RoomProvisioner {
         queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason)
     }
 
+    /// `room retry INCIDENT`: a `failed` or `unavailable` room is tried again from the start (a new lease;
+    /// its integration may have been re-authorized meanwhile); a `waiting` room is given a host if one is free.
+    /// - Returns: a line for the admin.
+    /// - Throws: ``SitroomError`` `.notFound` (no such incident or room) or `.badCommand` (the room is fine).
+    public func retry(incident: String) async throws -> String {
+        guard let (_, found) = try show(incident: incident), var room = found else {
+            throw SitroomError(.notFound, "no room for incident \(incident)")
+        }
+        switch room.state {
+        case .failed, .unavailable:
+            if room.createPhase == .inFlight {
+                throw SitroomError(
+                    .badCommand, "room \(room.id) may have a meeting whose creation could not be checked; end it first")
+            }
+            room.state = .provisioning
+            room.reason = nil
+            room.attempts = 0
+            room.hostID = nil
+            room.hostUser = nil
+            room.integration = nil
+            room.createPhase = .notSent
+            room.updatedAt = clock.now()
+            try save(room)
+            drive(room.id)
+            return "room \(room.id) of \(incident) is being provisioned again"
+        case .waiting:
+            await retryWaiting()
+            return "room \(room.id) of \(incident) is waiting: \(load(room.id)?.reason ?? "")"
+        case .provisioning, .ready, .ended:
+            throw SitroomError(.badCommand, "room \(room.id) of \(incident) is \(room.state.rawValue): nothing to retry")
+        }
+    }
+
+    /// `room end INCIDENT`: ends the room now, as a `resolved` event would (the meeting is ended, and deleted
+    /// per `on_resolve`).
+    /// - Throws: ``SitroomError`` `.notFound` (no such incident or room) or `.badCommand` (not open).
+    public func end(incident: String) throws -> String {
+        guard let (_, found) = try show(incident: incident), var room = found else {
+            throw SitroomError(.notFound, "no room for incident \(incident)")
+        }
+        guard room.state.isOpen else {
+            throw SitroomError(.badCommand, "room \(room.id) of \(incident) is \(room.state.rawValue), not open")
+        }
+        room.endRequested = true
+        room.updatedAt = clock.now()
+        try save(room)
+        drive(room.id)
+        return "room \(room.id) of \(incident) is being ended"
+    }
+
     /// A room and its incident, for `room show`.
     public func show(incident id: String) throws -> (IncidentRecord, Room?)? {
         let store = self.store
@@ -270,9 +328,28 @@ public actor RoomProvisioner {
         guard !stopped else { return }
         if running[id] != nil {
             rerun.insert(id)
+            wake(id)  // a room backing off looks again now (e.g. its incident was resolved meanwhile)
             return
         }
         running[id] = Task { await self.work(id) }
+    }
+
+    /// Backs off for `seconds`, or until ``drive(_:)`` has news for the room, or until the daemon stops.
+    private func pause(_ id: String, seconds: Double) async {
+        guard !stopped else { return }
+        let clock = self.clock
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            wakers[id]?.resume()
+            wakers[id] = continuation
+            Task {
+                try? await clock.sleep(seconds: seconds)
+                self.wake(id)
+            }
+        }
+    }
+
+    private func wake(_ id: String) {
+        wakers.removeValue(forKey: id)?.resume()
     }
 
     private func finished(_ id: String) {
@@ -286,9 +363,25 @@ public actor RoomProvisioner {
         var refreshedToken: Set<String> = []
         while !stopped && !Task.isCancelled {
             guard var room = load(id) else { return }
-            if !room.state.isOpen { return }
+            if !room.state.isOpen {
+                // A failed room whose create had an unknown outcome: on resolve, sweep Zoom for its marker.
+                if room.state == .failed, room.endRequested, room.sweepMarker, let integration = room.integration,
+                    !excluded.contains(integration)
+                {
+                    do { try await sweep(&room, keeping: nil) } catch {
+                        logger.warning("cannot sweep a failed room's meetings", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                    }
+                }
+                return
+            }
             do {
                 if room.endRequested {
+                    if let integration = room.integration, excluded.contains(integration) {
+                        // Zoom refuses the integration: the meeting cannot be ended from here. End the room, say
+                        // so, and free the host rather than asking Zoom again and again.
+                        await endWithoutZoom(&room, reason: "Zoom refused \(integration)")
+                        return
+                    }
                     try await end(&room)
                     return
                 }
@@ -345,7 +438,7 @@ public actor RoomProvisioner {
                     if let room = load(id), let integration = room.integration, let host = room.hostID {
                         await pool.coolDown(HostKey(integration: integration, host: host), seconds: Self.coolDown)
                     }
-                    do { try await clock.sleep(seconds: seconds) } catch { return }
+                    await pause(id, seconds: seconds)
                     continue
                 case .fail:
                     await fail(id, reason: failure.reason)
@@ -357,7 +450,7 @@ public actor RoomProvisioner {
                 return
             } catch {
                 logger.error("room work failed", metadata: ["room.id": "\(id)", "error": "\(error)"])
-                do { try await clock.sleep(seconds: maxBackoff) } catch { return }
+                await pause(id, seconds: maxBackoff)
             }
         }
     }
@@ -620,6 +713,13 @@ public actor RoomProvisioner {
                 ])
             let created = try await client.createMeeting(token: token, userID: user, meeting)
             try ready(&room, created)
+            if room.sweepMarker {
+                // An earlier attempt's outcome was unknown and the marker was not found: if it completed at
+                // Zoom after all, delete it now so the room keeps one meeting.
+                do { try await sweep(&room, keeping: created.id) } catch {
+                    logger.warning("cannot sweep for duplicate meetings", metadata: ["room.id": "\(room.id)", "error": "\(error)"])
+                }
+            }
         } catch let error as ZoomError {
             throw classify(error, integration: integration, room: &room, token: usedToken)
         }
@@ -705,15 +805,65 @@ public actor RoomProvisioner {
                 }
             }
         }
+        if room.sweepMarker {
+            do { try await sweep(&room, keeping: nil) } catch {
+                logger.warning("cannot sweep a room's meetings", metadata: ["room.id": "\(room.id)", "error": "\(error)"])
+            }
+        }
         room.state = .ended
         room.endedAt = clock.now()
         room.updatedAt = room.endedAt!
-        try save(room)
+        try saveTelling(room)
         if let integration = room.integration, let host = room.hostID {
             await pool.release(HostKey(integration: integration, host: host), room: room.id)
         }
         track(room)
         logger.info("room ended", metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)"])
+        Task { await self.retryWaiting() }
+    }
+
+    /// Ends and deletes every meeting of the room's host that carries the room's marker, but `keeping`: the
+    /// repair for a create whose outcome was unknown and that completed at Zoom after all.
+    private func sweep(_ room: inout Room, keeping: Int64?) async throws {
+        guard let integration = room.integration, let user = room.hostUser else { return }
+        let (client, token) = try await self.token(integration, host: room.hostID)
+        var stray: [Int64] = []
+        for type in ["scheduled", "live"] {
+            for meeting in try await client.listMeetings(token: token, userID: user, type: type)
+            where meeting.agenda?.contains(room.marker) == true && meeting.id != keeping && meeting.id != room.meetingID
+                && !stray.contains(meeting.id)
+            {
+                stray.append(meeting.id)
+            }
+        }
+        for id in stray {
+            try await pace(integration)
+            try await Self.endMeeting(client: client, token: token, meetingID: id, delete: true)
+            logger.warning(
+                "stray meeting of a room ended and deleted",
+                metadata: ["room.id": "\(room.id)", "integration": "\(integration)", "meeting": "\(id)"])
+        }
+        if room.endRequested {
+            room.sweepMarker = false
+            try save(room)
+        }
+    }
+
+    /// Ends a room whose meeting Zoom will not let sitroom end (the integration was refused): the room is
+    /// `ended` with the reason, and its host freed.
+    private func endWithoutZoom(_ room: inout Room, reason: String) async {
+        room.state = .ended
+        room.endedAt = clock.now()
+        room.updatedAt = room.endedAt!
+        if let meetingID = room.meetingID {
+            room.reason = "meeting \(meetingID) could not be ended (\(reason)); end it in Zoom, and ask your admin to re-integrate Zoom"
+        }
+        try? save(room)
+        track(room)
+        if let integration = room.integration, let host = room.hostID {
+            await pool.release(HostKey(integration: integration, host: host), room: room.id)
+        }
+        logger.warning("room ended without Zoom", metadata: ["room.id": "\(room.id)", "reason": "\(reason)"])
         Task { await self.retryWaiting() }
     }
 
@@ -760,11 +910,16 @@ public actor RoomProvisioner {
         if error.isTransient {
             room.attempts += 1
             if !error.outcomeUnknown, room.createPhase == .inFlight { room.createPhase = .notSent }
+            // A create whose outcome is unknown may yet complete at Zoom after a later create: remember to
+            // sweep the host's meetings for this room's marker (after the next create, and when it ends).
+            if error.outcomeUnknown, room.createPhase == .inFlight { room.sweepMarker = true }
             try? save(room)
             if room.attempts > maxTransientAttempts {
                 return ZoomFailure(step: .fail, error: error, reason: "\(reason) (after \(room.attempts) attempts)")
             }
-            let backoff = error.retryAfter ?? min(maxBackoff, firstBackoff * Double(1 << min(room.attempts - 1, 20)))
+            // Retry-After is Zoom's word, but capped: a room must not hold its host for hours on one answer.
+            let backoff = min(
+                2 * maxBackoff, error.retryAfter ?? min(maxBackoff, firstBackoff * Double(1 << min(room.attempts - 1, 20))))
             logger.warning("Zoom call failed, retrying", metadata: ["room.id": "\(room.id)", "error": "\(reason)", "retry_in": "\(backoff)"])
             return ZoomFailure(step: .backoff(backoff), error: error, reason: reason)
         }
@@ -795,7 +950,9 @@ public actor RoomProvisioner {
         let changed =
             (try? await registry.markNeedsReauthorization(integration, host: perHost ? roomHost : nil, reason: reason)) ?? false
         if changed { queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason) }
-        guard var room = load(id), room.integration == integration, let host = room.hostID else {
+        guard var room = load(id), room.integration == integration, let host = room.hostID,
+            room.meetingID == nil, room.state != .ready
+        else {
             return perHost ? .tryAnotherHost : .excludeIntegration
         }
         if room.createPhase == .inFlight {
@@ -822,8 +979,12 @@ public actor RoomProvisioner {
         room.state = .failed
         room.reason = reason
         room.updatedAt = clock.now()
-        if room.createPhase == .inFlight { room.createPhase = .notSent }
-        do { try save(room) } catch {
+        if room.createPhase == .inFlight {
+            // The meeting may exist at Zoom: sweep for the marker when the incident is resolved.
+            room.sweepMarker = true
+            room.createPhase = .notSent
+        }
+        do { try saveTelling(room) } catch {
             logger.error("cannot record a failed room", metadata: ["room.id": "\(id)", "error": "\(error)"])
             return
         }
@@ -838,31 +999,32 @@ public actor RoomProvisioner {
 
     // MARK: Notices
 
-    /// Queues `room-ready` notices for every participant and configured channel they have a contact for;
-    /// the outbox key (room, person, kind, channel) makes a second call a no-op for people already told.
+    /// Queues the notices of a ready room (SPEC §6; see ``NoticePlanner/roomReady(room:record:now:_:)``); the
+    /// outbox key (room, person, kind, channel) makes a second call a no-op for people already told.
     private func queueReadyNotices(
         room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction
     ) throws -> [Notice] {
-        var queued: [Notice] = []
-        for person in record.participants {
-            let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
-            for channel in configuration.daemon.notify.channels {
-                let recipient: String?
-                switch channel {
-                case .email: recipient = person.email
-                case .sms: recipient = person.phone
-                }
-                guard let recipient, let noticeChannel = NoticeChannel(rawValue: channel.rawValue),
-                    let rendered = templates.render(.roomReady, noticeChannel, context)
-                else { continue }
-                let notice = Notice(
-                    roomID: room.id, incidentID: record.info.id, personID: person.personID, kind: .roomReady,
-                    channel: noticeChannel, recipient: recipient, recipientName: person.name, subject: rendered.subject,
-                    body: rendered.body, createdAt: now)
-                if try store.enqueue(notice, txn) { queued.append(notice) }
-            }
+        try planner.roomReady(room: room, record: record, now: now, txn)
+    }
+
+    private var planner: NoticePlanner {
+        NoticePlanner(configuration: configuration, templates: templates, store: store)
+    }
+
+    /// Writes an ended or failed room and, in the same transaction, the notices that tell people about it.
+    private func saveTelling(_ room: Room) throws {
+        let store = self.store
+        let planner = self.planner
+        let now = clock.now()
+        let queued: [Notice] = try store.write { txn in
+            let room = try Self.keepingEndRequest(room, txn, store)
+            try store.putRoom(room, txn)
+            guard let record = try store.incident(room.incidentID, txn) else { return [] }
+            return room.state == .ended
+                ? try planner.roomEnded(room: room, record: record, now: now, txn)
+                : try planner.roomFailed(room: room, record: record, now: now, txn)
         }
-        return queued
+        if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
     }
 
     private func queueAdminNotices(kind: NoticeKind, room: Room?, integration: String?, reason: String) {
@@ -874,24 +1036,11 @@ public actor RoomProvisioner {
         subject.reason = reason
         let store = self.store
         let target = subject
-        let templates = self.templates
+        let planner = self.planner
         do {
             let queued: [Notice] = try store.write { txn in
                 let record = target.incidentID.isEmpty ? nil : try store.incident(target.incidentID, txn)
-                var queued: [Notice] = []
-                for admin in admins {
-                    guard let email = admin.email else { continue }
-                    let context = NoticeContext(
-                        incident: record?.info ?? IncidentInfo(id: target.incidentID, title: "-"),
-                        stage: record?.stage ?? .opened, room: target, person: nil, admin: (admin.name, email))
-                    guard let rendered = templates.render(kind, .email, context) else { continue }
-                    let notice = Notice(
-                        roomID: target.id, incidentID: target.incidentID, personID: "admin:\(email)", kind: kind,
-                        channel: .email, recipient: email, recipientName: admin.name, subject: rendered.subject,
-                        body: rendered.body, createdAt: now)
-                    if try store.enqueue(notice, txn) { queued.append(notice) }
-                }
-                return queued
+                return try planner.admins(kind, room: target, record: record, now: now, txn)
             }
             if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
         } catch {

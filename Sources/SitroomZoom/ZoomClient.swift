@@ -171,12 +171,15 @@ public struct ZoomClient: Sendable {
         return meetings
     }
 
+    /// The body of "Update meeting status" that ends a meeting.
+    static let endMeetingBody = Array(#"{"action":"end"}"#.utf8)
+
     /// Zoom API "Update meeting status": `PUT /meetings/{meetingId}/status` with `{"action":"end"}` → 204.
     public func endMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
         _ = try await send(
             HTTPRequest(
                 method: .put, url: "\(apiURL)/meetings/\(meetingID)/status", headers: Self.headers(token: token, json: true),
-                body: Array(#"{"action":"end"}"#.utf8), timeout: timeout),
+                body: Self.endMeetingBody, timeout: timeout),
             endpoint: "end_meeting")
     }
 

@@ -11,8 +11,8 @@ struct Sitroomctl: ParsableCommand {
         abstract: "Sends one command to a running sitroomd through its control FIFO and prints the reply.",
         discussion: """
             The root is --root, else $SITROOM_ROOT, else the current directory; the control FIFO is \
-            VAR/run/sitroom.ctl (a systemd install: --var /var/lib/sitroom, run as the daemon's user, e.g. \
-            `sudo -u sitroom sitroomctl --var /var/lib/sitroom status`). `sitroomctl help` lists the daemon's \
+            VAR/run/sitroom.ctl (a systemd install: --var /var/lib/sitroom, run as root or the daemon's user, e.g. \
+            `sudo sitroomctl --var /var/lib/sitroom status`). `sitroomctl help` lists the daemon's \
             commands: status, reload, rooms, room show, integrations, integration show|authorize|reauthorize, pool, \
             pool drain|resume, backup, help.
 

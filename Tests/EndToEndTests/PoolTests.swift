@@ -165,4 +165,40 @@ struct PoolTests {
             throw error
         }
     }
+
+    @Test("a room that waits longer than conference.waiting_alert_after pages the admins, once")
+    func waitingTooLongPagesAdmins() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            let settings = sandbox.read("etc/sitroom.yaml")
+                .replacingOccurrences(of: "conference: {", with: "conference: { waiting_alert_after: 1s,")
+            try sandbox.write("etc/sitroom.yaml", settings)
+            try await sandbox.startDaemon()
+            try sandbox.submit("a1.yaml", incidentEvent(id: "evt-a1", stage: "situation_room", incident: "INC-A1"))
+            try await sandbox.waitForRoom("INC-A1", state: "ready")
+            try sandbox.submit("a2.yaml", incidentEvent(id: "evt-a2", stage: "situation_room", incident: "INC-A2"))
+            try await sandbox.waitForRoom("INC-A2", state: "waiting")
+            func pages() -> [String] {
+                sandbox.files("var/mail/new").filter {
+                    let mail = sandbox.read("var/mail/new/\($0)")
+                    return mail.contains("ops-admin@example.org") && mail.contains("is waiting for a Zoom host")
+                }
+            }
+            // The rooms timer looks every 5 s: the page comes after at most one more tick.
+            _ = try await waitFor("the admins to be paged", timeout: 20) { pages().count == 1 ? true : nil }
+            // Another tick later there is still one page (the notice is keyed by room, admin, kind, channel).
+            let ticks = sandbox.daemon?.stderr.components(separatedBy: "admin-waiting").count ?? 0
+            _ = try await waitFor("another rooms tick", timeout: 20) { () -> Bool? in
+                let log = sandbox.daemon?.stderr ?? ""
+                return log.components(separatedBy: "room waiting").count >= 1 && ticks >= 1 ? true : nil
+            }
+            #expect(pages().count == 1)
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
 }

@@ -195,8 +195,20 @@ final class Sandbox: @unchecked Sendable {
         }
     }
 
-    /// Runs sitroomctl; returns exit code and stdout.
+    /// Runs sitroomctl; returns exit code and stdout. The blocking reads and wait run on a thread of their own,
+    /// never on the cooperative pool that every test shares (blocking it skews other tests' timings).
     func ctl(_ arguments: [String], timeout: Double = 5, stdin: String? = nil) async throws -> (code: Int32, out: String, err: String) {
+        let root = self.root
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.runCtl(root: root, arguments, timeout: timeout, stdin: stdin) })
+            }
+        }
+    }
+
+    private static func runCtl(
+        root: String, _ arguments: [String], timeout: Double, stdin: String?
+    ) throws -> (code: Int32, out: String, err: String) {
         let process = Process()
         if let stdin {
             let input = Pipe()

@@ -215,3 +215,94 @@ struct ZoomTests {
         }
     }
 }
+
+/// What the breaker found: Zoom slower than the client's timeout, a resolve while the app is revoked, a resolve
+/// while a room backs off.
+@Suite("Zoom misbehaving end to end", .serialized)
+struct ZoomMisbehavingTests {
+    @Test("a create that completes at Zoom after the client gave up leaves the room one live meeting")
+    func lateCreateIsSwept() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1, extra: "request_timeout: 1s")
+            try await sandbox.startDaemon()
+            // Only creates are slow (1.5 s > the 1 s timeout): the first create times out, then completes at Zoom.
+            #expect(
+                try await sandbox.simPOST(
+                    "/_sim/faults", #"{"kind":"latency","seconds":1.5,"path_prefix":"/v2/users","method":"POST"}"#) < 300)
+            try sandbox.submit("s1.yaml", incidentEvent(id: "evt-s1", stage: "situation_room", incident: "INC-S1"))
+            _ = try await waitFor("the first create to time out") {
+                sandbox.daemon?.stderr.contains("Zoom call failed, retrying") == true ? true : nil
+            }
+            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"clear"}"#) < 300)
+            let room = try await sandbox.waitForRoom("INC-S1", state: "ready")
+            let roomID = try #require(room["room_id"] as? String)
+            // Whatever the race, the room ends with one live meeting: the one it shows.
+            let live = try await waitFor("one live meeting for the room") { () -> [[String: Any]]? in
+                let all = try await sandbox.simMeetings(room: roomID)
+                let live = all.filter { !["deleted", "ended"].contains($0["status"] as? String ?? "") }
+                return live.count == 1 && all.count >= 1 ? live : nil
+            }
+            #expect(live.first?["join_url"] as? String == room["join_url"] as? String)
+            // Resolving ends it; nothing live is left.
+            try sandbox.submit("s1-end.yaml", incidentEvent(id: "evt-s1e", stage: "resolved", incident: "INC-S1", at: "2026-11-29T13:00:00Z"))
+            try await sandbox.waitForRoom("INC-S1", state: "ended")
+            let after = try await sandbox.simMeetings(room: roomID)
+            #expect(after.allSatisfy { ["deleted", "ended"].contains($0["status"] as? String ?? "") })
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
+    @Test("resolving a room while Zoom refuses the app ends it without a storm of token requests")
+    func resolveWhileRevoked() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            try sandbox.submit("v1.yaml", incidentEvent(id: "evt-v1", stage: "situation_room", incident: "INC-V1"))
+            try await sandbox.waitForRoom("INC-V1", state: "ready")
+            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"revoke_app","client_id":"e2e-client"}"#) < 300)
+            try sandbox.submit("v1-end.yaml", incidentEvent(id: "evt-v1e", stage: "resolved", incident: "INC-V1", at: "2026-11-29T13:00:00Z"))
+            let ended = try await sandbox.waitForRoom("INC-V1", state: "ended")
+            #expect((ended["reason"] as? String ?? "").contains("end it in Zoom"))
+            let tokens = try #require(try await sandbox.simGET("/_sim/tokens") as? [String: Any])
+            let failures = (tokens["failures"] as? [String: Any])?["account_credentials"] as? Int ?? 0
+            #expect(failures <= 3, "\(failures) refused token requests")
+            let pool = try await sandbox.ctl(["pool", "zoom-main", "--json"])
+            let hosts = try #require(try JSONSerialization.jsonObject(with: Data(pool.out.utf8)) as? [[String: Any]])
+            #expect(hosts.first?["open_rooms"] as? Int == 0)
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+
+    @Test("a room backing off after 5xx answers acts on its resolve at once")
+    func resolveWhileBackingOff() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        do {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            #expect(
+                try await sandbox.simPOST(
+                    "/_sim/faults", #"{"kind":"status","status":429,"path_prefix":"/v2/users","count":1,"retry_after":86400}"#) < 300)
+            try sandbox.submit("b1.yaml", incidentEvent(id: "evt-b1", stage: "situation_room", incident: "INC-B1"))
+            _ = try await waitFor("the room to back off") {
+                sandbox.daemon?.stderr.contains("retry_in=60") == true ? true : nil  // Retry-After 86400, capped
+            }
+            try sandbox.submit("b1-end.yaml", incidentEvent(id: "evt-b1e", stage: "resolved", incident: "INC-B1", at: "2026-11-29T13:00:00Z"))
+            try await sandbox.waitForRoom("INC-B1", state: "ended", timeout: 10)
+        } catch {
+            Issue.record("logs:\n\(sandbox.logs())")
+            throw error
+        }
+    }
+}

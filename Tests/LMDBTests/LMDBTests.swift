@@ -308,4 +308,18 @@ struct LMDBTests {
         default: Issue.record("pattern did not match")
         }
     }
+
+    @Test("a corrupt data file fails to open with an error, without crashing the process")
+    func corruptDataFile() throws {
+        let dir = NSTemporaryDirectory() + "lmdb-corrupt-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var generator = SystemRandomNumberGenerator()
+        let garbage = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        FileManager.default.createFile(atPath: dir + "/data.mdb", contents: Data(garbage))
+        #expect(throws: LMDBError.self) { _ = try Environment(path: dir, mapSize: 1 << 20) }
+        // The path is free again: a second try fails the same way, not with "already open".
+        let again = #expect(throws: LMDBError.self) { _ = try Environment(path: dir, mapSize: 1 << 20) }
+        #expect(again != LMDBError.alreadyOpen)
+    }
 }

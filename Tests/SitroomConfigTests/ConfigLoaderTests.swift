@@ -157,10 +157,12 @@ import Glibc
             #expect(
                 daemon.notify.email
                     == .smtp(
-                        from: "sitroom@example.org",
-                        url: "smtps://smtp.example.org:465",
-                        username: "sitroom",
-                        passwordFile: root + "/secrets/smtp"
+                        SMTPSettings(
+                            from: "sitroom@example.org",
+                            url: "smtps://smtp.example.org:465",
+                            username: "sitroom",
+                            passwordFile: root + "/secrets/smtp"
+                        )
                     )
             )
             #expect(
@@ -245,7 +247,7 @@ import Glibc
         let errors = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + "colour: blue\n")
         #expect(
             errors == [
-                "\(Self.mainFile):8:1: colour: unknown key (expected kind, api_url, oauth_url, account_id, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority)"
+                "\(Self.mainFile):8:1: colour: unknown key (expected kind, api_url, oauth_url, account_id, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout)"
             ]
         )
     }
@@ -999,7 +1001,7 @@ import Glibc
             #expect(errors.allSatisfy { $0.hasPrefix("ROOT/etc/integrations/zoom-backup.yaml:") })
             #expect(
                 errors.contains(
-                    "ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority)"
+                    "ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout)"
                 )
             )
             #expect(errors.contains("ROOT/etc/integrations/zoom-backup.yaml:1:1: client_id: required field is missing"))

@@ -73,7 +73,7 @@ struct NoticeTests {
         #expect(text.contains("Subject: =?utf-8?B?"))
         #expect(text.contains("Message-ID: <\(notice.id).r1@example.org>\r\n"))
         #expect(text.contains("Date: Sun, 29 Nov 2026 13:20:00 +0000\r\n"))
-        #expect(text.hasSuffix("\r\n\r\nJoin\r\nnow"))
+        #expect(text.contains("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nJoin\r\nnow\r\n--"))
         #expect(Notice.id(roomID: "r1", personID: "email:zoe@example.com", kind: .roomReady, channel: .email) == notice.id)
         #expect(Notice.id(roomID: "r1", personID: "email:zoe@example.com", kind: .roomReady, channel: .sms) != notice.id)
     }

@@ -20,15 +20,20 @@ struct ZoomClientTests {
     /// Validates `body` against the request schema of "Create a meeting" with openapi-schema-validator, and
     /// checks every field sent is one Zoom documents. - Returns: the validator's complaints (empty when valid).
     static func validateCreateRequest(_ body: Data) throws -> String {
+        try validateRequest(body, path: "/users/{userId}/meetings", method: "post")
+    }
+
+    /// Validates a request body against the request schema of an operation (`path`, `method` as in the spec).
+    static func validateRequest(_ body: Data, path: String, method: String) throws -> String {
         let script = #"""
             import json, sys
             from openapi_schema_validator import OAS30Validator, oas30_format_checker
             spec = json.load(open(sys.argv[1]))
-            schema = spec["paths"]["/users/{userId}/meetings"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            schema = spec["paths"][sys.argv[3]][sys.argv[4]]["requestBody"]["content"]["application/json"]["schema"]
             body = json.load(open(sys.argv[2]))
             problems = [e.message for e in OAS30Validator(schema, format_checker=oas30_format_checker).iter_errors(body)]
             problems += ["undocumented field " + k for k in body if k not in schema["properties"]]
-            problems += ["undocumented setting " + k for k in body.get("settings", {}) if k not in schema["properties"]["settings"]["properties"]]
+            problems += ["undocumented setting " + k for k in body.get("settings", {}) if k not in schema["properties"].get("settings", {}).get("properties", {})]
             print("\n".join(problems))
             """#
         let file = NSTemporaryDirectory() + "create-\(UUID().uuidString).json"
@@ -36,7 +41,7 @@ struct ZoomClientTests {
         defer { try? FileManager.default.removeItem(atPath: file) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, specPath!, file]
+        process.arguments = ["python3", "-c", script, specPath!, file, path, method]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -65,6 +70,8 @@ struct ZoomClientTests {
         #expect((object["agenda"] as? String)?.hasPrefix("sitroom:room=r0123") == true)
         try #require(Self.specPath != nil, "shared/zoom-api/meetings-openapi.json not found above the tests")
         #expect(try Self.validateCreateRequest(body) == "")
+        // The other request body sitroom sends: "Update meeting status" to end a meeting.
+        #expect(try Self.validateRequest(Data(ZoomClient.endMeetingBody), path: "/meetings/{meetingId}/status", method: "put") == "")
     }
 
     @Test("a 2xx answer without join_url or id is a failure, never a room with a placeholder link")
