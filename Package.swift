@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "sitroomd",
             dependencies: [
-                "SitroomDaemon",
+                "SitroomDaemon", "SitroomCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "sitroomctl",
             dependencies: [
-                "PosixIO",
+                "PosixIO", "SitroomCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -113,7 +113,7 @@ let package = Package(
             name: "SitroomDaemonTests",
             dependencies: [
                 "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "PosixIO", "Curl",
-                "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
+                "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -109,7 +109,7 @@ public enum ControlClient {
         if command.utf8.contains(where: { $0 == 10 || $0 == 0 }) {
             throw ControlClientError.failed("the command contains a newline or NUL byte")
         }
-        let directory = try makePrivateDirectory()
+        let directory = try makePrivateDirectory(preferring: parentDirectory(of: controlFIFO))
         let replyPath = directory + "/reply"
         defer {
             _ = unlink(replyPath)
@@ -146,9 +146,16 @@ public enum ControlClient {
         return try readReply(replyFD, path: replyPath, deadline: deadline)
     }
 
-    private static func makePrivateDirectory() throws -> String {
+    /// The reply directory goes beside the control FIFO when the caller may write there (it is the daemon's
+    /// user), so the daemon sees it even when it runs with a private `/tmp` (systemd's `PrivateTmp=`);
+    /// otherwise into `$TMPDIR` or `/tmp`.
+    private static func makePrivateDirectory(preferring runDirectory: String) throws -> String {
         var base = "/tmp"
-        if let tmp = getenv("TMPDIR").map({ String(cString: $0) }),
+        if runDirectory.hasPrefix("/"), !runDirectory.contains(" "), !runDirectory.contains("\n"),
+            access(runDirectory, W_OK | X_OK) == 0
+        {
+            base = runDirectory
+        } else if let tmp = getenv("TMPDIR").map({ String(cString: $0) }),
             tmp.hasPrefix("/"), !tmp.contains(" "), !tmp.contains("\n")
         {
             base = tmp.count > 1 && tmp.hasSuffix("/") ? String(tmp.dropLast()) : tmp

@@ -152,11 +152,13 @@ public struct DaemonSettings: Sendable, Hashable {
     public var storeMapSize: Int
     /// `control.group`: the group allowed read-only commands, or `nil`.
     public var controlGroup: String?
+    /// `store.keep_ended_rooms`, `store.keep_audit`: how long ended rooms and audit entries are kept.
+    public var retention: RetentionSettings
 
     public init(
         conference: ConferenceSettings = .init(), reopenHoldDown: Double = 900, notify: NotifySettings = .init(),
         feeds: FeedSettings = .init(), spool: SpoolSettings = .init(), storeMapSize: Int = 1 << 30,
-        controlGroup: String? = nil
+        controlGroup: String? = nil, retention: RetentionSettings = .init()
     ) {
         self.conference = conference
         self.reopenHoldDown = reopenHoldDown
@@ -165,6 +167,21 @@ public struct DaemonSettings: Sendable, Hashable {
         self.spool = spool
         self.storeMapSize = storeMapSize
         self.controlGroup = controlGroup
+        self.retention = retention
+    }
+}
+
+/// SPEC §8 purges (`store.keep_ended_rooms`, `store.keep_audit`; ages in seconds).
+public struct RetentionSettings: Sendable, Hashable {
+    /// A room that ended (or failed, or became unavailable) this long ago is deleted with its notices, and its
+    /// incident with the participants' contacts once the incident is resolved or closed (default 30 days).
+    public var keepEndedRooms: Double
+    /// Audit entries older than this are deleted (default 365 days).
+    public var keepAudit: Double
+
+    public init(keepEndedRooms: Double = 30 * 86_400, keepAudit: Double = 365 * 86_400) {
+        self.keepEndedRooms = keepEndedRooms
+        self.keepAudit = keepAudit
     }
 }
 

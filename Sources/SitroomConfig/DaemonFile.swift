@@ -46,6 +46,12 @@ enum DaemonFile {
 
         let store = top.mapping("store")
         let mapSize = store.value("map_size")?.size(in: (1 << 20)...(1 << 40)) ?? defaults.storeMapSize
+        let atLeastAMinute = 60...Double.greatestFiniteMagnitude
+        let retention = RetentionSettings(
+            keepEndedRooms: store.value("keep_ended_rooms")?.duration(in: atLeastAMinute)
+                ?? defaults.retention.keepEndedRooms,
+            keepAudit: store.value("keep_audit")?.duration(in: atLeastAMinute) ?? defaults.retention.keepAudit
+        )
         store.finish()
 
         let control = top.mapping("control")
@@ -68,7 +74,8 @@ enum DaemonFile {
             feeds: feeds,
             spool: spool,
             storeMapSize: mapSize,
-            controlGroup: group
+            controlGroup: group,
+            retention: retention
         )
     }
 

@@ -69,20 +69,7 @@ enum FileReading {
     ///
     /// - Returns: a problem description that starts with the path, or `nil` when the file is fine.
     static func secretFileProblem(_ path: String) -> String? {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            let code = errno
-            if code == ENOENT { return "\(path) does not exist" }
-            return "\(path) cannot be checked: \(errnoText(code))"
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { return "\(path) is not a regular file" }
-        let mode = Int(info.st_mode & 0o7777)
-        if mode & 0o077 != 0 {
-            let what = mode & 0o044 != 0 ? "readable" : "accessible"
-            return "\(path) is \(what) by group or others (mode \(octal(mode))); chmod 600 it"
-        }
-        guard access(path, R_OK) == 0 else { return "\(path) is not readable by sitroomd (\(errnoText(errno)))" }
-        return nil
+        SecretFile.problem(path)
     }
 
     /// The names in a directory (without `.` and `..`), sorted; `nil` if it cannot be listed.

@@ -134,7 +134,11 @@ struct YAMLValue {
             return nil
         }
         guard range.contains(seconds) else {
-            fail(range.lowerBound > 0 ? "must be longer than 0s" : "is out of range")
+            if range.lowerBound > 1 {
+                fail("must be at least \(Int(range.lowerBound))s")
+            } else {
+                fail(range.lowerBound > 0 ? "must be longer than 0s" : "is out of range")
+            }
             return nil
         }
         return seconds
@@ -198,8 +202,22 @@ struct YAMLValue {
 
     /// A secret file path: resolved against `directory`, then checked like ssh checks a key (exists, regular,
     /// readable, mode 0600 or stricter). The file is never read.
+    ///
+    /// A path starting with `$CREDENTIALS_DIRECTORY/` (or `${CREDENTIALS_DIRECTORY}/`) names a credential that
+    /// systemd passed with `LoadCredential=`: the variable is taken from the environment (an error when unset),
+    /// and the file is checked as ``SecretFile`` checks credentials.
     func secretFile(relativeTo directory: String) -> String? {
-        guard let path = path(relativeTo: directory) else { return nil }
+        guard let text = string() else { return nil }
+        let path: String
+        switch SecretFile.expandCredentials(text) {
+        case .notCredential: path = FileReading.resolve(text, relativeTo: directory)
+        case .credential(let expanded): path = expanded
+        case .unset:
+            fail(
+                "names $CREDENTIALS_DIRECTORY, which is not set: sitroomd is not running under systemd with "
+                    + "LoadCredential= (run it from its unit, or name the file itself)")
+            return nil
+        }
         if let problem = FileReading.secretFileProblem(path) {
             fail(problem)
             return nil

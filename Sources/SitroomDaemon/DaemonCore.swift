@@ -1,14 +1,12 @@
 import Curl
 import Foundation
 import Logging
+import PosixIO
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
 import SitroomStore
 import SitroomZoom
-
-/// sitroomd's version, as `status` and `--version` show it.
-public let sitroomVersion = "0.1.0"
 
 /// The daemon's file layout (SPEC §2).
 public struct DaemonPaths: Sendable {
@@ -28,6 +26,8 @@ public struct DaemonPaths: Sendable {
     public var lock: String { "\(run)/sitroom.lock" }
     public var mail: String { "\(varDirectory)/mail" }
     public var sms: String { "\(varDirectory)/sms" }
+    /// The node_exporter textfile directory holding `sitroom.prom`.
+    public var metrics: String { "\(varDirectory)/metrics" }
 }
 
 /// The wired actors and the live configuration generation; answers control commands.
@@ -49,24 +49,38 @@ public actor DaemonCore {
     /// The reload running or last run: reloads (SIGHUP, `reload`, the watcher) run one after the other.
     private var reloadTail: Task<ControlReply, Never>? = nil
     private var spoolBacklog: @Sendable () -> Int = { 0 }
+    /// The counters the actors move, written to the metrics file.
+    public let metrics: SitroomMetrics
+    /// Tells systemd about reloads (`RELOADING=1` … `READY=1`); `nil` without `$NOTIFY_SOCKET`.
+    private let serviceNotifier: ServiceNotifier?
+    /// Whether the last reload found etc/ valid (true until one is rejected), and when etc/ was last found valid.
+    private var lastReloadSuccessful = true
+    private var lastReloadSuccessAt: Double
 
     /// Wires the actors over an open store and applies the first generation.
+    /// - Parameters:
+    ///   - metrics: the counters the actors move (the metrics file renders them).
+    ///   - serviceNotifier: systemd's notification socket, told about reloads.
     /// - Throws: store errors, template errors.
-    public init(paths: DaemonPaths, configuration: Configuration, store: Store, http: HTTPClient, clock: any WallClock, logger: Logger)
-        async throws
-    {
+    public init(
+        paths: DaemonPaths, configuration: Configuration, store: Store, http: HTTPClient, clock: any WallClock, logger: Logger,
+        metrics: SitroomMetrics = SitroomMetrics(), serviceNotifier: ServiceNotifier? = nil
+    ) async throws {
         self.paths = paths
         self.store = store
         self.clock = clock
         self.logger = logger
-        registry = IntegrationRegistry(store: store, http: http, clock: clock, logger: logger)
+        self.metrics = metrics
+        self.serviceNotifier = serviceNotifier
+        registry = IntegrationRegistry(store: store, http: http, clock: clock, logger: logger, metrics: metrics)
         pool = AccountPool(store: store, clock: clock, logger: logger)
         notifier = Notifier(store: store, clock: clock, logger: logger)
         provisioner = try RoomProvisioner(
             store: store, pool: pool, registry: registry, notifier: notifier, configuration: configuration, clock: clock,
-            logger: logger)
+            logger: logger, metrics: metrics)
         startedAt = clock.now()
         appliedAt = startedAt
+        lastReloadSuccessAt = startedAt
         live = configuration
         // Integrations whose files were removed while sitroomd was not running are removed now.
         let removed = try await registry.configure(configuration)
@@ -99,19 +113,50 @@ public actor DaemonCore {
         return await task.value
     }
 
+    /// Tells systemd a reload runs (`RELOADING=1` with `MONOTONIC_USEC`), then that the daemon is ready again
+    /// with the outcome as `STATUS`, whatever it was (systemd waits for `READY=1` to finish `systemctl reload`).
     private func reloadNow() async -> ControlReply {
+        notifyService([
+            ("RELOADING", "1"), ("MONOTONIC_USEC", String(ServiceNotifier.monotonicMicroseconds())),
+            ("STATUS", "reloading etc/"),
+        ])
+        let reply = await reloadGeneration()
+        notifyService([("READY", "1"), ("STATUS", serviceStatus())])
+        return reply
+    }
+
+    /// `STATUS=` for systemd: the live generation and whether the last reload was refused.
+    func serviceStatus() -> String {
+        "serving; config generation \(generation)"
+            + (lastReloadSuccessful ? "" : "; the last reload was rejected (see sitroomctl status)")
+    }
+
+    /// Sends a message to systemd's notification socket, if any; a failure is logged, never fatal.
+    func notifyService(_ fields: [(String, String)]) {
+        guard let serviceNotifier else { return }
+        do { try serviceNotifier.send(fields) } catch {
+            logger.warning("cannot notify systemd", metadata: ["socket": "\(serviceNotifier.address)", "error": "\(error)"])
+        }
+    }
+
+    private func reloadGeneration() async -> ControlReply {
         let configuration: Configuration
         do {
             configuration = try ConfigLoader.load(etcDirectory: paths.etc)
         } catch {
             lastRejected = RejectedGeneration(at: clock.now(), errors: error.description)
+            lastReloadSuccessful = false
+            metrics.reload("rejected")
             logger.error(
                 "configuration rejected; the live generation stays",
                 metadata: ["generation": "\(generation)", "errors": "\(error.description)"])
             return .error("configuration rejected; generation \(generation) stays live:\n\(error.description)")
         }
         if lastRejected != nil, lastRejected?.validAgainAt == nil { lastRejected?.validAgainAt = clock.now() }
+        lastReloadSuccessful = true
+        lastReloadSuccessAt = clock.now()
         if configuration.sameValues(as: live) {
+            metrics.reload("unchanged")
             logger.debug("configuration unchanged", metadata: ["generation": "\(generation)"])
             return .ok("configuration unchanged; generation \(generation) stays live")
         }
@@ -122,6 +167,8 @@ public actor DaemonCore {
             removed = try await registry.configure(configuration)
             try await provisioner.configure(configuration)
         } catch {
+            lastReloadSuccessful = false
+            metrics.reload("rejected")
             logger.error("cannot apply configuration", metadata: ["error": "\(error)"])
             return .error("cannot apply configuration: \(error)")
         }
@@ -131,6 +178,7 @@ public actor DaemonCore {
         appliedAt = clock.now()
         live = configuration
         if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
+        metrics.reload("applied")
         logger.info(
             "configuration applied",
             metadata: [
@@ -190,6 +238,30 @@ public actor DaemonCore {
             lines.append("\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable")
         }
         return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
+    }
+
+    /// What the metrics file shows of the daemon's state, without the store's counts (``Housekeeper`` adds them).
+    public func gauges(spoolBacklog: Int, store counts: StoreCounts) async -> MetricsGauges {
+        let integrations = await registry.snapshot().map { (name: $0.name, state: $0.record.state) }
+        return MetricsGauges(
+            startedAt: startedAt, integrations: integrations, pool: await pool.snapshot(), spoolBacklog: spoolBacklog,
+            generation: generation, lastReloadSuccessful: lastReloadSuccessful, lastReloadSuccessAt: lastReloadSuccessAt,
+            store: counts, now: clock.now())
+    }
+
+    /// The live `store.keep_*` settings, for the purge.
+    public func retention() -> RetentionSettings { live.daemon.retention }
+
+    /// Counts the files waiting in the spool (the intake tells how).
+    public func spoolBacklogCount() -> Int { spoolBacklog() }
+
+    /// Answers when every actor's executor answers, for the systemd watchdog: a thread stuck in a commit or a
+    /// call that never returns stops the pings, and systemd restarts the daemon.
+    public func heartbeat() async {
+        _ = await registry.snapshot().count
+        _ = await pool.hasPool("")
+        _ = await notifier.depth
+        await provisioner.heartbeat()
     }
 
     /// Tells `status` how `etc/` is watched (``ConfigWatcher`` reports it).
@@ -301,6 +373,10 @@ public actor DaemonCore {
                     audit(command, uid: uid, outcome: "error: \(error)")
                     throw error
                 }
+            case let words where words.count == 2 && words[0] == "backup":
+                let reply = await backup(to: words[1])
+                audit(command, uid: uid, outcome: reply.ok ? "ok" : "error: \(reply.text)")
+                return reply
             case let words where words.count == 2 && words[0] == "pool":
                 return try await poolShow(words[1], json: command.json)
             case let words where words.count == 4 && words[0] == "pool" && (words[1] == "drain" || words[1] == "resume"):
@@ -315,7 +391,7 @@ public actor DaemonCore {
                 if words[1] == "resume" { await provisioner.retryWaiting() }
                 return .ok("\(key.host) of \(key.integration) \(words[1] == "drain" ? "drained: it takes no new rooms and keeps its open ones" : "resumed")")
             default:
-                return .error("unknown command: \(command.words.joined(separator: " ")) (try `help`)")
+                return .error("unknown command: \(Self.redacted(command.words)) (try `help`)")
             }
         } catch {
             return .error("\(error)")
@@ -422,8 +498,59 @@ public actor DaemonCore {
           pool NAME              the hosts of an integration: open rooms, creates today, state and why
           pool drain NAME HOST   the host takes no new rooms (keeps its open ones)
           pool resume NAME HOST  the host takes rooms again
+          backup /ABS/PATH       a consistent, compacted copy of the store into a new (or empty) directory
           help                   this text
         """
+
+    /// `backup PATH`: copies the LMDB environment into `path` while the daemon runs (a consistent snapshot,
+    /// compacted), then syncs it. `path` must be absolute and either not exist (it is made, mode 0700, in an
+    /// existing directory) or be an empty directory. The copy runs on a thread of its own.
+    func backup(to path: String) async -> ControlReply {
+        guard path.hasPrefix("/") else { return .error("backup: the path must be absolute: \(path)") }
+        let store = self.store
+        let metrics = self.metrics
+        let started = clock.now()
+        let outcome: Result<Int, any Error> = await withCheckedContinuation { continuation in
+            Self.backupQueue.async {
+                continuation.resume(
+                    returning: Result {
+                        try Self.prepareBackupDirectory(path)
+                        return try store.backup(to: path)
+                    })
+            }
+        }
+        switch outcome {
+        case .success(let bytes):
+            metrics.increment("sitroom_backups_total", [("outcome", "ok")])
+            let seconds = String(format: "%.1f", clock.now() - started)
+            logger.info("backup written", metadata: ["path": "\(path)", "bytes": "\(bytes)", "seconds": "\(seconds)"])
+            return .ok("backup written to \(path)/data.mdb (\(bytes) bytes, \(seconds)s); open it with mdb_stat \(path)")
+        case .failure(let error):
+            metrics.increment("sitroom_backups_total", [("outcome", "error")])
+            logger.error("backup failed", metadata: ["path": "\(path)", "error": "\(error)"])
+            return .error("backup to \(path) failed: \(error)")
+        }
+    }
+
+    /// Makes the backup directory, or accepts an existing empty one; refuses anything else.
+    private static func prepareBackupDirectory(_ path: String) throws {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw SitroomError(.badCommand, "\(path) exists and is not a directory; name a new one")
+            }
+            let entries = try FileManager.default.contentsOfDirectory(atPath: path)
+            guard entries.isEmpty else {
+                throw SitroomError(.badCommand, "\(path) is not empty; name a new or empty directory")
+            }
+            return
+        }
+        guard mkdir(path, 0o700) == 0 else {
+            throw SitroomError(.cannotCreateState, "\(path): cannot make the directory: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private static let backupQueue = DispatchQueue(label: "sitroom.backup")
 
     private func audit(_ command: ControlCommand, uid: UInt32?, outcome: String) {
         let entry = AuditEntry(time: clock.now(), uid: uid, command: Self.redacted(command.words), outcome: outcome)

@@ -42,6 +42,11 @@ public enum DaemonMain {
     public static func run(paths: DaemonPaths, logger: Logger) async -> Int32 {
         ignoreSIGPIPE()
         umask(0o077)
+        // systemd's notification socket (Type=notify); without it nothing is sent.
+        var serviceNotifier: ServiceNotifier? = nil
+        do { serviceNotifier = try ServiceNotifier.fromEnvironment() } catch {
+            logger.warning("NOTIFY_SOCKET is unusable; systemd will not hear from sitroomd", metadata: ["error": "\(error)"])
+        }
         do {
             try DurableFile.makeDirectory(paths.varDirectory, mode: 0o755)
             try DurableFile.makeDirectory(paths.store, mode: 0o700)
@@ -49,6 +54,7 @@ public enum DaemonMain {
             try SpoolIntake.prepare(paths.spool)
             for sub in ["tmp", "new", "cur"] { try DurableFile.makeDirectory("\(paths.mail)/\(sub)", mode: 0o700) }
             for sub in ["tmp", "new"] { try DurableFile.makeDirectory("\(paths.sms)/\(sub)", mode: 0o700) }
+            try Housekeeper.prepare(paths.metrics)
         } catch {
             logger.critical("cannot create the state directories", metadata: ["var": "\(paths.varDirectory)", "error": "\(error)"])
             return ExitCode.cannotCreate
@@ -82,6 +88,9 @@ public enum DaemonMain {
             logger.critical("cannot open the store", metadata: ["store": "\(paths.store)", "error": "\(error)"])
             return ExitCode.cannotCreate
         }
+        for step in store.migrated {
+            logger.notice("store schema migrated", metadata: ["store": "\(paths.store)", "step": "\(step)"])
+        }
 
         let control: ControlFIFO
         let watcher: DirectoryWatcher
@@ -112,22 +121,29 @@ public enum DaemonMain {
 
         let http = HTTPClient()
         defer { http.shutdown() }
+        let metrics = SitroomMetrics()
+        let clock = SystemWallClock()
         let core: DaemonCore
         do {
             core = try await DaemonCore(
-                paths: paths, configuration: configuration, store: store, http: http, clock: SystemWallClock(), logger: logger)
+                paths: paths, configuration: configuration, store: store, http: http, clock: clock, logger: logger,
+                metrics: metrics, serviceNotifier: serviceNotifier)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return ExitCode.cannotCreate
         }
         let intake = SpoolIntake(
-            directory: paths.spool, provisioner: core.provisioner, zoomWebhooks: ZoomWebhookApplier(core: core), logger: logger)
+            directory: paths.spool, provisioner: core.provisioner, zoomWebhooks: ZoomWebhookApplier(core: core), logger: logger,
+            metrics: metrics)
         await core.setSpoolBacklog { intake.backlog() }
         let server = ControlServer(
             control: control, daemon: core, logger: logger, groupMode: configuration.daemon.controlGroup != nil)
         let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
+        let housekeeper = Housekeeper(
+            core: core, store: store, metrics: metrics, metricsDirectory: paths.metrics, clock: clock, logger: logger)
+        await housekeeper.writeMetrics()
 
-        let services: [any Service] = [
+        var services: [any Service] = [
             TaskService(name: "spool") { try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher) } },
             TaskService(name: "control") { await cancelWhenGracefulShutdown { await server.run() } },
             TaskService(name: "config-watch") {
@@ -150,14 +166,32 @@ public enum DaemonMain {
                     }
                 }
             },
+            TaskService(name: "housekeeping") {
+                // The metrics file every 5 s (and once more on the way out), the purge every hour.
+                await cancelWhenGracefulShutdown { await housekeeper.run() }
+            },
             TaskService(name: "actors") {
                 // The actors work from their own tasks; on shutdown they stop taking work. Everything they
                 // hold is durable in LMDB, so in-flight Zoom calls are safely parked and resumed at start.
                 try? await gracefulShutdown()
+                await core.notifyService([("STOPPING", "1"), ("STATUS", "stopping")])
                 await core.provisioner.stop()
                 await core.notifier.stop()
             },
         ]
+        if let interval = ServiceNotifier.watchdogInterval(), serviceNotifier != nil {
+            // WatchdogSec=: a ping every half interval, sent only when every actor answers.
+            services.append(
+                TaskService(name: "watchdog") {
+                    await cancelWhenGracefulShutdown {
+                        while !Task.isCancelled {
+                            await core.heartbeat()
+                            await core.notifyService([("WATCHDOG", "1")])
+                            do { try await Task.sleep(for: .milliseconds(Int64(interval * 500))) } catch { return }
+                        }
+                    }
+                })
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
@@ -168,9 +202,12 @@ public enum DaemonMain {
                 "version": "\(sitroomVersion)", "etc": "\(paths.etc)", "var": "\(paths.varDirectory)",
                 "integrations": "\(configuration.integrations.keys.sorted().joined(separator: ","))",
             ])
+        // The FIFO, the spool watch and the store are up: systemd may start what depends on sitroomd.
+        await core.notifyService([("READY", "1"), ("STATUS", await core.serviceStatus())])
         do {
             try await group.run()
         } catch {
+            await core.notifyService([("STOPPING", "1"), ("STATUS", "stopped on an error: \(error)")])
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
             return ExitCode.unavailable
         }

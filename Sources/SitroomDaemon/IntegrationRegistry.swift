@@ -45,11 +45,15 @@ public actor IntegrationRegistry {
     /// Seconds before `expires_in` runs out when a token is no longer used.
     public static let expiryMargin = 60.0
 
-    public init(store: Store, http: HTTPClient, clock: any WallClock, logger: Logger) {
+    private let metrics: SitroomMetrics
+
+    /// - Parameter metrics: counts Zoom requests and token requests per integration.
+    public init(store: Store, http: HTTPClient, clock: any WallClock, logger: Logger, metrics: SitroomMetrics = SitroomMetrics()) {
         self.store = store
         self.http = http
         self.clock = clock
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Applies a configuration generation in one LMDB transaction: new integrations are added
@@ -115,8 +119,11 @@ public actor IntegrationRegistry {
         }
         for (name, integration) in configuration.integrations {
             if integrations[name] != integration {
-                clients[name] = ZoomClient(
+                var client = ZoomClient(
                     http: http, apiURL: integration.apiURL, oauthURL: integration.oauthURL, timeout: integration.requestTimeout)
+                let metrics = self.metrics
+                client.observer = { call in metrics.zoomCall(integration: name, call) }
+                clients[name] = client
                 tokens[name] = nil
             }
         }
@@ -505,21 +512,6 @@ public actor IntegrationRegistry {
     /// - Returns: the file's content without surrounding white space.
     /// - Throws: ``SitroomError`` `.badConfig` naming the key and the file (never the content).
     public static func readSecret(_ path: String, key: String) throws -> String {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            throw SitroomError(.badConfig, "\(key): \(path): \(String(cString: strerror(errno)))")
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw SitroomError(.badConfig, "\(key): \(path) is not a regular file")
-        }
-        guard info.st_mode & 0o077 == 0 else {
-            throw SitroomError(
-                .badConfig,
-                "\(key): \(path) is readable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
-        }
-        guard let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }) else {
-            throw SitroomError(.badConfig, "\(key): \(path) cannot be read as UTF-8 text")
-        }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        try SecretFile.read(path, key: key)
     }
 }

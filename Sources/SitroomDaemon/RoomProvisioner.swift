@@ -53,10 +53,14 @@ public actor RoomProvisioner {
     /// Rooms backing off, woken early by news (``drive(_:)``) or shutdown.
     private var wakers: [String: CheckedContinuation<Void, Never>] = [:]
 
+    private let metrics: SitroomMetrics
+
+    /// - Parameter metrics: records how long rooms take from their event to `ready`.
     public init(
         store: Store, pool: AccountPool, registry: IntegrationRegistry, notifier: Notifier, configuration: Configuration,
-        clock: any WallClock, logger: Logger
+        clock: any WallClock, logger: Logger, metrics: SitroomMetrics = SitroomMetrics()
     ) throws {
+        self.metrics = metrics
         self.store = store
         self.pool = pool
         self.registry = registry
@@ -113,8 +117,10 @@ public actor RoomProvisioner {
             batch = BatchEffects()
             var results: [ApplyOutcome] = []
             results.reserveCapacity(events.count)
-            for event in events {
-                results.append(try applyOne(event, now: now, txn, &batch))
+            for (index, event) in events.enumerated() {
+                // Rooms made by one batch keep the batch's order: each is 1 ms "younger" than the one before, so
+                // the waiting queue (oldest first) and `created_at` agree with the order events were applied.
+                results.append(try applyOne(event, now: now + Double(index) / 1000, txn, &batch))
             }
             return results
         }
@@ -296,6 +302,9 @@ public actor RoomProvisioner {
         }
         if !waiting.isEmpty { Task { await self.retryWaiting() } }
     }
+
+    /// Returns at once: that it returns shows the actor's thread is not stuck (the systemd watchdog).
+    public func heartbeat() {}
 
     /// Stops starting new work; in-flight Zoom calls are cancelled, their rooms stay durable in LMDB.
     public func stop() {
@@ -754,7 +763,9 @@ public actor RoomProvisioner {
                 room.reason = reason
                 room.updatedAt = clock.now()
                 try save(room)
-                logger.info("room waiting", metadata: ["room.id": "\(room.id)", "reason": "\(reason)"])
+                logger.info(
+                    "room waiting",
+                    metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "reason": "\(reason)"])
             }
         } else {
             let reason =
@@ -840,7 +851,7 @@ public actor RoomProvisioner {
             room.updatedAt = clock.now()
             try save(room)
             let meeting = meetingRequest(settings.meeting, record: record, room: room)
-            logger.info(
+            logger.debug(
                 "creating meeting",
                 metadata: [
                     "room.id": "\(room.id)", "incident.id": "\(incidentID)", "integration": "\(integration)",
@@ -906,6 +917,7 @@ public actor RoomProvisioner {
                 metadata: ["room.id": "\(room.id)", "integration": "\(room.integration ?? "")", "meeting": "\(meeting.id)"])
             throw gone
         }
+        metrics.roomReady(after: now - room.createdAt)
         logger.info(
             "room ready",
             metadata: [

@@ -64,6 +64,8 @@ public final class SpoolIntake: Sendable {
     private let housekeepingInterval: Double
     /// Seconds a file written in place in `new/` must go unmodified before it is read.
     private let quietPeriod: Double
+    /// Counts files by outcome (`sitroom_spool_files_total`).
+    private let metrics: SitroomMetrics?
 
     /// - Parameters:
     ///   - directory: the spool (`var/spool/incidents`).
@@ -73,6 +75,7 @@ public final class SpoolIntake: Sendable {
     ///   - rescanInterval: seconds between rescans of `new/` (30).
     ///   - housekeepingInterval: seconds between housekeeping runs (60).
     ///   - quietPeriod: seconds a file written in place must go unmodified before it is read (1).
+    ///   - metrics: counts files by outcome, if given.
     public init(
         directory: String,
         provisioner: RoomProvisioner,
@@ -80,8 +83,10 @@ public final class SpoolIntake: Sendable {
         logger: Logger,
         rescanInterval: Double = 30,
         housekeepingInterval: Double = 60,
-        quietPeriod: Double = 1
+        quietPeriod: Double = 1,
+        metrics: SitroomMetrics? = nil
     ) {
+        self.metrics = metrics
         self.directory = directory
         self.provisioner = provisioner
         self.zoomWebhooks = zoomWebhooks
@@ -460,6 +465,7 @@ public final class SpoolIntake: Sendable {
         for (item, outcome) in zip(ordered, outcomes) {
             guard let outcome else { continue }
             if finish(item.name, sync: false) != nil { moved = true }
+            metrics?.spoolFile(outcome.rawValue)
             if outcome == .duplicate {
                 logger.info(
                     "spool file was a duplicate",
@@ -494,6 +500,7 @@ public final class SpoolIntake: Sendable {
         switch await sink.deliver(webhook, fileModifiedAt: modified) {
         case .applied:
             logger.info("Zoom webhook applied", metadata: ["file": "new/\(name)", "event": "\(webhook.event)"])
+            metrics?.spoolFile("webhook")
             finish(name)
         case .rejected(let reason):
             reject([(name, "new/\(name): \(reason)")], from: "new")
@@ -535,6 +542,7 @@ public final class SpoolIntake: Sendable {
                     finalDirectory: "\(directory)/rejected",
                     syncDirectory: false
                 )
+                metrics?.spoolFile("rejected")
                 logger.warning("spool file rejected", metadata: ["file": "\(final)", "reason": "\(reason)"])
             } catch {
                 logger.error(

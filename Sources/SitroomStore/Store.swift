@@ -9,8 +9,29 @@ import SitroomCore
 /// transaction committed with the default (synced) durability. Call it from an actor that runs on its own
 /// thread (``ThreadExecutor``): commits block for a disk sync.
 public final class Store: Sendable {
-    /// The schema this build writes. A store with a newer one is refused.
+    /// The schema this build writes. A store with a newer one is refused; an older one is migrated.
     public static let schemaVersion = 1
+
+    /// One step of the schema: what turns a store of version `from` into one of `from + 1`. It runs inside the
+    /// write transaction that records the new version, so a crash leaves the old version whole.
+    public struct Migration: Sendable {
+        /// The version this step starts from.
+        public var from: Int
+        /// What the step changes, for the log.
+        public var summary: String
+        /// The work: read and rewrite what the new schema needs.
+        public var apply: @Sendable (borrowing Transaction, Tables) throws -> Void
+
+        public init(from: Int, summary: String, apply: @escaping @Sendable (borrowing Transaction, Tables) throws -> Void) {
+            self.from = from
+            self.summary = summary
+            self.apply = apply
+        }
+    }
+
+    /// Every migration this build knows, one per version step (`from` 1, 2, ...). A change to the schema (a new
+    /// table, a key or value layout) bumps ``schemaVersion`` and adds its step here. None yet: version 1 is the first.
+    public static let migrations: [Migration] = []
 
     /// The named LMDB databases (`MDB_dbi`s) of the schema.
     public struct Tables: Sendable {
@@ -29,12 +50,20 @@ public final class Store: Sendable {
     public let environment: Environment
     public let tables: Tables
 
-    /// Opens (creating if needed) the store in `directory`, which must exist (mode 0700).
+    /// Opens (creating if needed) the store in `directory`, which must exist (mode 0700), and brings its schema
+    /// up to ``schemaVersion``: a new store is stamped with it; an older one is migrated (every step of
+    /// ``migrations`` from its version up, in one write transaction, so a crash leaves the old version whole);
+    /// a newer one is refused, as this build cannot know what it holds.
     /// - Parameters:
     ///   - directory: the LMDB environment directory (`var/lib/sitroom`).
     ///   - mapSize: initial map size in bytes (`store.map_size`); grown when full.
-    /// - Throws: `LMDBError` from opening; ``SitroomError`` `.store` for a newer schema.
-    public init(directory: String, mapSize: Int) throws {
+    /// - Throws: `LMDBError` from opening; ``SitroomError`` `.store` for a newer schema or a missing migration.
+    public convenience init(directory: String, mapSize: Int) throws {
+        try self.init(directory: directory, mapSize: mapSize, schemaVersion: Store.schemaVersion, migrations: Store.migrations)
+    }
+
+    /// The designated initializer, with the schema and its migrations given (tests open a store as a later build would).
+    init(directory: String, mapSize: Int, schemaVersion: Int, migrations: [Migration]) throws {
         environment = try Environment(path: directory, mapSize: mapSize, maxDatabases: 16)
         tables = Tables(
             meta: try environment.database(named: "meta"),
@@ -48,18 +77,42 @@ public final class Store: Sendable {
             audit: try environment.database(named: "audit")
         )
         let tables = self.tables
-        let found: Int? = try environment.write { txn in
-            if let bytes = try txn.get(tables.meta, "schema_version"), let text = String(bytes: bytes, encoding: .utf8) {
-                return Int(text)
-            }
-            try txn.put(tables.meta, "schema_version", Array(String(Store.schemaVersion).utf8))
-            return nil
+        let found: Int? = try environment.read { txn in
+            guard let bytes = try txn.get(tables.meta, "schema_version") else { return nil }
+            return Int(String(decoding: bytes, as: UTF8.self)) ?? -1
         }
-        if let found, found > Store.schemaVersion {
+        if let found, found < 1 {
+            throw SitroomError(.store, "\(directory): the store's schema version cannot be read (meta/schema_version)")
+        }
+        if let found, found > schemaVersion {
             throw SitroomError(
-                .store, "\(directory): store schema version \(found) is newer than this build's \(Store.schemaVersion)")
+                .store,
+                "\(directory): store schema version \(found) is newer than this build's \(schemaVersion); "
+                    + "run the sitroomd that wrote it, or restore a backup made for this version")
+        }
+        let steps = try Self.plan(from: found ?? schemaVersion, to: schemaVersion, migrations, directory: directory)
+        migrated = steps.map { "\($0.from) → \($0.from + 1): \($0.summary)" }
+        guard found == nil || !steps.isEmpty else { return }
+        try environment.write { txn in
+            for step in steps { try step.apply(txn, tables) }
+            try txn.put(tables.meta, "schema_version", Array(String(schemaVersion).utf8))
         }
     }
+
+    /// The migrations that take a store from `from` to `to`, in order.
+    /// - Throws: ``SitroomError`` `.store` when a step is missing.
+    static func plan(from: Int, to: Int, _ migrations: [Migration], directory: String) throws -> [Migration] {
+        try (from..<max(from, to)).map { version in
+            guard let step = migrations.first(where: { $0.from == version }) else {
+                throw SitroomError(
+                    .store, "\(directory): no migration from store schema version \(version) to \(version + 1)")
+            }
+            return step
+        }
+    }
+
+    /// The migrations applied when this store was opened (`"1 → 2: what changed"`), for the log.
+    public let migrated: [String]
 
     /// Runs `body` in a read-only transaction.
     public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {

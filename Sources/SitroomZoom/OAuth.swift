@@ -72,7 +72,8 @@ extension ZoomClient {
         let response = try await send(
             HTTPRequest(
                 method: .get, url: "\(apiURL)/users/\(Self.pathEscape(userID))", headers: Self.headers(token: token),
-                timeout: timeout))
+                timeout: timeout),
+            endpoint: "get_user")
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
             let id = object["id"] as? String
         else { throw ZoomError(.invalidResponse(message: "user answer without id")) }
@@ -89,7 +90,7 @@ extension ZoomClient {
                 (name: "Accept", value: "application/json"),
                 (name: "Content-Type", value: "application/x-www-form-urlencoded"),
             ], body: Array(body.utf8), basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
-        let response = try await send(request, oauth: true)
+        let response = try await send(request, endpoint: "token", grant: form.first?.1, oauth: true)
         return try Self.token(from: response.body)
     }
 }

@@ -86,6 +86,8 @@ public struct ZoomClient: Sendable {
     public let oauthURL: String
     /// Seconds for a whole request.
     public var timeout: Double
+    /// Told the outcome of every request (metrics); `nil` tells nobody. Never handed tokens or bodies.
+    public var observer: (@Sendable (ZoomCall) -> Void)?
 
     public init(http: HTTPClient, apiURL: String, oauthURL: String, timeout: Double = 30) {
         self.http = http
@@ -105,7 +107,7 @@ public struct ZoomClient: Sendable {
         let request = HTTPRequest(
             method: .post, url: url, headers: [(name: "Accept", value: "application/json")],
             basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
-        let response = try await send(request, oauth: true)
+        let response = try await send(request, endpoint: "token", grant: "account_credentials", oauth: true)
         return try Self.token(from: response.body)
     }
 
@@ -130,14 +132,16 @@ public struct ZoomClient: Sendable {
         let response = try await send(
             HTTPRequest(
                 method: .post, url: "\(apiURL)/users/\(Self.pathEscape(userID))/meetings",
-                headers: Self.headers(token: token, json: true), body: body, timeout: timeout))
+                headers: Self.headers(token: token, json: true), body: body, timeout: timeout),
+            endpoint: "create_meeting")
         return try Self.meeting(from: response.body)
     }
 
     /// Zoom API "Get a meeting": `GET /meetings/{meetingId}`.
     public func getMeeting(token: String, meetingID: Int64) async throws(ZoomError) -> Meeting {
         let response = try await send(
-            HTTPRequest(method: .get, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout))
+            HTTPRequest(method: .get, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout),
+            endpoint: "get_meeting")
         return try Self.meeting(from: response.body)
     }
 
@@ -150,7 +154,8 @@ public struct ZoomClient: Sendable {
             var url = "\(apiURL)/users/\(Self.pathEscape(userID))/meetings?type=\(type)&page_size=300"
             if !pageToken.isEmpty { url += "&next_page_token=\(Self.queryEscape(pageToken))" }
             let response = try await send(
-                HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout))
+                HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout),
+                endpoint: "list_meetings")
             guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
                 throw ZoomError(.invalidResponse(message: "list meetings answer is not a JSON object"))
             }
@@ -174,26 +179,37 @@ public struct ZoomClient: Sendable {
         _ = try await send(
             HTTPRequest(
                 method: .put, url: "\(apiURL)/meetings/\(meetingID)/status", headers: Self.headers(token: token, json: true),
-                body: Self.endMeetingBody, timeout: timeout))
+                body: Self.endMeetingBody, timeout: timeout),
+            endpoint: "end_meeting")
     }
 
     /// Zoom API "Delete a meeting": `DELETE /meetings/{meetingId}` → 204 (3002 while in progress, 3001 when gone).
     public func deleteMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
         _ = try await send(
-            HTTPRequest(method: .delete, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout))
+            HTTPRequest(method: .delete, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout),
+            endpoint: "delete_meeting")
     }
 
     // MARK: Plumbing
 
-    func send(_ request: HTTPRequest, oauth: Bool = false) async throws(ZoomError) -> HTTPResponse {
+    /// Sends one request and tells ``observer`` its outcome.
+    /// - Parameters:
+    ///   - endpoint: the operation's name for metrics (`create_meeting`, `token`, ...).
+    ///   - grant: the OAuth grant type of a token request.
+    func send(_ request: HTTPRequest, endpoint: String, grant: String? = nil, oauth: Bool = false) async throws(ZoomError)
+        -> HTTPResponse
+    {
         let response: HTTPResponse
         do {
             response = try await http.send(request)
         } catch let error as CurlError {
+            observer?(ZoomCall(endpoint: endpoint, grant: grant, status: nil))
             throw ZoomError(.transport(message: error.description, maySent: error.requestMayHaveBeenSent))
         } catch {
+            observer?(ZoomCall(endpoint: endpoint, grant: grant, status: nil))
             throw ZoomError(.transport(message: "\(error)", maySent: true))
         }
+        observer?(ZoomCall(endpoint: endpoint, grant: grant, status: response.status))
         guard (200..<300).contains(response.status) else {
             throw Self.error(from: response, oauth: oauth)
         }
@@ -245,5 +261,35 @@ public struct ZoomClient: Sendable {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
+
+/// One request to Zoom as metrics count it: which operation, and how it came out. Holds no token, URL or body.
+public struct ZoomCall: Sendable, Hashable {
+    /// `create_meeting`, `get_meeting`, `list_meetings`, `end_meeting`, `delete_meeting`, `get_user`, `token`.
+    public var endpoint: String
+    /// For `token`: `account_credentials`, `authorization_code` or `refresh_token`.
+    public var grant: String?
+    /// The HTTP status, or `nil` when no answer came (connection refused, timeout).
+    public var status: Int?
+
+    public init(endpoint: String, grant: String?, status: Int?) {
+        self.endpoint = endpoint
+        self.grant = grant
+        self.status = status
+    }
+
+    /// `ok` (2xx), `unauthorized` (401), `rate_limited` (429), `client_error` (other 4xx), `server_error` (5xx),
+    /// `transport_error` (no answer), `unexpected` (1xx, 3xx).
+    public var outcome: String {
+        guard let status else { return "transport_error" }
+        switch status {
+        case 200..<300: return "ok"
+        case 401: return "unauthorized"
+        case 429: return "rate_limited"
+        case 400..<500: return "client_error"
+        case 500..<600: return "server_error"
+        default: return "unexpected"
+        }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PosixIO
+import SitroomCore
 
 /// `sitroomctl [--root DIR] [--json] COMMAND...` and `sitroomctl submit FILE|-` (SPEC §2, §7).
 @main
@@ -9,11 +10,22 @@ struct Sitroomctl: ParsableCommand {
         commandName: "sitroomctl",
         abstract: "Sends one command to a running sitroomd through its control FIFO and prints the reply.",
         discussion: """
-            The root is --root, else $SITROOM_ROOT, else the current directory. `sitroomctl help` lists the \
-            daemon's commands. `sitroomctl submit FILE|-` puts an incident event into the spool (tmp/, fsync, \
-            rename into new/). Exit codes: 0 ok, 1 the command failed, 69 sitroomd is not running, 75 no reply \
-            in time.
-            """)
+            The root is --root, else $SITROOM_ROOT, else the current directory; the control FIFO is \
+            VAR/run/sitroom.ctl (a systemd install: --var /var/lib/sitroom, run as root or the daemon's user, e.g. \
+            `sudo sitroomctl --var /var/lib/sitroom status`). `sitroomctl help` lists the daemon's \
+            commands: status, reload, rooms, room show, integrations, integration show|authorize|reauthorize, pool, \
+            pool drain|resume, backup, help.
+
+            Local commands: `sitroomctl submit FILE|-` puts an incident event into the spool (tmp/, fsync, rename \
+            into new/). `sitroomctl integration authorize NAME HOST --code -` reads the authorization code from \
+            standard input (never from the command line). `sitroomctl backup PATH` asks sitroomd for a consistent, \
+            compacted copy of its store into PATH (new or empty; a relative PATH is taken from the current \
+            directory; waits up to 10 minutes unless --timeout says otherwise).
+
+            Exit codes: 0 ok, 1 the command failed, 64 bad usage, 69 sitroomd is not running (at once, never \
+            hangs), 75 no reply in time.
+            """,
+        version: sitroomVersion)
 
     @Option(help: "The root holding var/ (default: $SITROOM_ROOT, else the current directory).")
     var root: String?
@@ -24,8 +36,8 @@ struct Sitroomctl: ParsableCommand {
     @Flag(help: "Ask for the reply as JSON.")
     var json = false
 
-    @Option(help: "Seconds to wait for the reply.")
-    var timeout: Double = 10
+    @Option(help: "Seconds to wait for the reply (default 10; 600 for backup).")
+    var timeout: Double?
 
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, e.g. `status` or `room show INC-1`.")
     var command: [String] = []
@@ -37,9 +49,18 @@ struct Sitroomctl: ParsableCommand {
             asJSON = true
             words.remove(at: index)
         }
+        // The command words are captured as they are, so the standard flags are looked for here.
+        if words.first == "--version" { throw CleanExit.message(sitroomVersion) }
+        if let first = words.first, ["--help", "-h", "--help-hidden"].contains(first) { throw CleanExit.helpRequest(self) }
         guard !words.isEmpty else { throw ValidationError("give a command, e.g. `sitroomctl status` (or `sitroomctl help`)") }
         let rootPath = root ?? ProcessInfo.processInfo.environment["SITROOM_ROOT"] ?? FileManager.default.currentDirectoryPath
-        let varPath = varDirectory ?? "\(Self.absolute(rootPath))/var"
+        let varPath = varDirectory.map(Self.absolute) ?? "\(Self.absolute(rootPath))/var"
+        let timeout = self.timeout ?? (words.first == "backup" ? 600 : 10)
+        if words.first == "backup" {
+            // The daemon runs elsewhere: a relative path means the caller's current directory.
+            guard words.count == 2 else { throw ValidationError("usage: sitroomctl backup PATH (a new or empty directory)") }
+            words[1] = Self.absolute(words[1])
+        }
         if words[0] == "submit" {
             guard words.count == 2 else { throw ValidationError("usage: sitroomctl submit FILE|-") }
             try submit(words[1], spool: "\(varPath)/spool/incidents")

@@ -1,37 +1,55 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SitroomCore
 import SitroomDaemon
 
-/// `sitroomd [--root DIR] [--etc DIR] [--var DIR] [--check-config]` (SPEC §2).
+/// `sitroomd [--root DIR] [--etc DIR] [--var DIR] [--check-config] [--log-format F] [--log-level L]` (SPEC §2).
 @main
 struct Sitroomd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sitroomd",
         abstract: "Opens a Zoom situation room for each incident that needs one and tells its responders where to join.",
         discussion: """
-            Runs in the foreground and logs to standard error. SIGHUP reloads etc/; SIGTERM and SIGINT stop it \
-            gracefully. Exit codes (sysexits): 0 ok, 1 --check-config found errors, 69 a needed service is \
-            unavailable, 73 cannot create state, 75 another sitroomd runs on this var/, 78 bad configuration.
+            Runs in the foreground and logs to standard error, one line per event. SIGHUP reloads etc/ (it is also \
+            reloaded when it changes, and by `sitroomctl reload`); SIGTERM and SIGINT stop it gracefully. Control it \
+            with sitroomctl through var/run/sitroom.ctl; metrics are written to var/metrics/sitroom.prom every 5 s.
+
+            Under systemd (Type=notify) it tells the service manager READY=1 once it serves, RELOADING=1 and READY=1 \
+            around each reload, STOPPING=1 when it stops, and WATCHDOG=1 every half WatchdogSec (through \
+            $NOTIFY_SOCKET); log lines get the journal's <N> priority prefix when standard error is the journal \
+            ($JOURNAL_STREAM). A secret file may be named $CREDENTIALS_DIRECTORY/NAME (systemd's LoadCredential=).
+
+            Exit codes (sysexits): 0 stopped on SIGTERM/SIGINT, or --check-config found etc/ valid; 1 --check-config \
+            found errors; 64 bad command-line usage; 69 a needed service is unavailable (inotify); 73 cannot create \
+            or open state (var/, the LMDB store, a store written by a newer sitroomd, the control FIFO); 75 another \
+            sitroomd runs on this var/; 78 bad configuration at start (every error printed as file:line:col: message).
             """,
         version: sitroomVersion)
 
-    @Option(help: "The root holding etc/ and var/ (default: the current directory).")
-    var root: String = FileManager.default.currentDirectoryPath
+    @Option(help: ArgumentHelp("The root holding etc/ and var/ (default: the current directory).", valueName: "dir"))
+    var root: String?
 
-    @Option(help: "The configuration directory (default: ROOT/etc).")
+    @Option(help: ArgumentHelp("The configuration directory (default: ROOT/etc; under systemd /etc/sitroom).", valueName: "dir"))
     var etc: String?
 
-    @Option(name: .customLong("var"), help: "The state directory (default: ROOT/var).")
+    @Option(
+        name: .customLong("var"),
+        help: ArgumentHelp(
+            "The state directory: LMDB store, spool, control FIFO, maildir, metrics (default: ROOT/var; under systemd /var/lib/sitroom).",
+            valueName: "dir"))
     var varDirectory: String?
 
-    @Flag(help: "Validate all of etc/, print file:line:col: message for each error, exit 0 (valid) or 1.")
+    @Flag(help: "Validate all of etc/, print file:line:col: message for each error, and exit 0 (valid) or 1 (like nginx -t).")
     var checkConfig = false
 
-    @Option(help: "Log line format: logfmt or json.")
+    @Option(help: ArgumentHelp("Log line format: logfmt (key=value) or json (one object a line).", valueName: "logfmt|json"))
     var logFormat: String = "logfmt"
 
-    @Option(help: "Lowest log level written: trace, debug, info, notice, warning, error, critical.")
+    @Option(
+        help: ArgumentHelp(
+            "Lowest level written: trace, debug, info (what an operator wants to see), notice, warning, error, critical.",
+            valueName: "level"))
     var logLevel: String = "info"
 
     func validate() throws {
@@ -42,11 +60,13 @@ struct Sitroomd: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let root = self.root ?? FileManager.default.currentDirectoryPath
         let paths = DaemonPaths(root: Self.absolute(root), etc: etc.map(Self.absolute), varDirectory: varDirectory.map(Self.absolute))
         if checkConfig { throw ExitCode(DaemonMain.checkConfig(paths: paths)) }
         let format = StderrLogHandler.Format(rawValue: logFormat)!
         let level = Logger.Level(rawValue: logLevel)!
-        let logger = Logger(label: "sitroomd") { StderrLogHandler(label: $0, format: format, level: level) }
+        let journal = StderrLogHandler.stderrIsJournal()
+        let logger = Logger(label: "sitroomd") { StderrLogHandler(label: $0, format: format, level: level, syslogPrefix: journal) }
         let code = await DaemonMain.run(paths: paths, logger: logger)
         throw ExitCode(code)
     }
@@ -57,4 +77,3 @@ struct Sitroomd: AsyncParsableCommand {
         return path == "." ? cwd : "\(cwd)/\(path)"
     }
 }
-

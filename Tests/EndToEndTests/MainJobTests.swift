@@ -37,7 +37,7 @@ struct MainJobTests {
                 let names = sandbox.files("var/mail/new")
                 return names.count == 2 ? names : nil
             }
-            let bodies = mails.map { sandbox.read("var/mail/new/\($0)") }
+            let bodies = mails.map { sandbox.mail($0) }
             #expect(bodies.allSatisfy { $0.contains(joinURL) })
             #expect(bodies.contains { $0.contains("To: Ada Lovelace <ada@example.com>") })
             #expect(bodies.contains { $0.contains("To: Grace Hopper <grace@example.com>") })
@@ -186,7 +186,7 @@ struct MainJobTests {
             for subject in ["needs re-authorization", "situation room failed"] {
                 _ = try await waitFor("the admin notice: \(subject)") { () -> Bool? in
                     sandbox.files("var/mail/new").contains {
-                        let mail = sandbox.read("var/mail/new/\($0)")
+                        let mail = sandbox.mail($0)
                         return mail.contains("ops-admin@example.org") && mail.contains(subject)
                     } ? true : nil
                 }

@@ -16,11 +16,18 @@ struct PoolTests {
         for index in 1...5 { rename("\(spool)/tmp/p\(index).yaml", "\(spool)/new/p\(index).yaml") }
     }
 
-    /// incident → room state, for the five incidents.
+    /// incident → room, for the five incidents, from one `rooms all --json` (one consistent snapshot).
     func states(_ sandbox: Sandbox) async throws -> [String: [String: Any]] {
+        let reply = try await sandbox.ctl(["rooms", "all", "--json"])
+        let list = (try? JSONSerialization.jsonObject(with: Data(reply.out.utf8)) as? [[String: Any]]) ?? []
         var rooms: [String: [String: Any]] = [:]
-        for index in 1...5 {
-            if let room = try await sandbox.room("INC-P\(index)") { rooms["INC-P\(index)"] = room }
+        for room in list {
+            guard let incident = room["incident"] as? String, incident.hasPrefix("INC-P") else { continue }
+            // The incident's current room is its newest.
+            if let known = rooms[incident], (known["created_at"] as? String ?? "") > (room["created_at"] as? String ?? "") {
+                continue
+            }
+            rooms[incident] = room
         }
         return rooms
     }
@@ -183,7 +190,7 @@ struct PoolTests {
             try await sandbox.waitForRoom("INC-A2", state: "waiting")
             func pages() -> [String] {
                 sandbox.files("var/mail/new").filter {
-                    let mail = sandbox.read("var/mail/new/\($0)")
+                    let mail = sandbox.mail($0)
                     return mail.contains("ops-admin@example.org") && mail.contains("is waiting for a Zoom host")
                 }
             }

@@ -262,7 +262,7 @@ struct SpoolTests {
             let mails = try await waitFor("two emails") {
                 sandbox.files("var/mail/new").count == 2 ? sandbox.files("var/mail/new") : nil
             }
-            #expect(mails.allSatisfy { sandbox.read("var/mail/new/\($0)").contains(joinURL) })
+            #expect(mails.allSatisfy { sandbox.mail($0).contains(joinURL) })
             _ = try await waitFor("one SMS") { sandbox.files("var/sms/new").count == 1 ? true : nil }
 
             // Alertmanager re-sends the unchanged group every repeat_interval: a duplicate.
@@ -342,7 +342,7 @@ struct SpoolTests {
             let joinURL = try #require(room["join_url"] as? String)
             _ = try await waitFor("Alan's email") { () -> Bool? in
                 sandbox.files("var/mail/new").contains {
-                    sandbox.read("var/mail/new/\($0)").contains("alan@example.com")
+                    sandbox.mail($0).contains("alan@example.com")
                 } ? true : nil
             }
 
@@ -688,7 +688,7 @@ struct SpoolTests {
                 for email in people[round] ?? [] {
                     let count = try await waitFor("the email to \(email)") { () -> Int? in
                         let count = sandbox.files("var/mail/new").filter {
-                            let mail = sandbox.read("var/mail/new/\($0)")
+                            let mail = sandbox.mail($0)
                             return mail.contains("<\(email)>") && mail.contains(joinURL)
                         }.count
                         return count > 0 ? count : nil

@@ -188,13 +188,20 @@ final class Sandbox: @unchecked Sendable {
         simPort = Int(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))!
     }
 
-    func startDaemon() async throws {
-        let child = try Child("sitroomd", ["--root", root, "--log-level", "debug"], logs: "\(root)/logs", name: "sitroomd-\(children.count)")
+    /// Starts sitroomd on the root and waits until it answers `status`.
+    /// - Parameters:
+    ///   - environment: variables added to its environment (`NOTIFY_SOCKET`, ...).
+    ///   - arguments: more arguments (`--var DIR`).
+    func startDaemon(environment: [String: String] = [:], logLevel: String = "debug", arguments: [String] = []) async throws {
+        let child = try Child(
+            "sitroomd", ["--root", root, "--log-level", logLevel] + arguments, logs: "\(root)/logs",
+            name: "sitroomd-\(children.count)", environment: environment)
         children.append(child)
         daemon = child
         _ = try await waitFor("sitroomd to answer status") { () -> Bool? in
             if !child.process.isRunning { throw TimedOut(what: "sitroomd (it exited \(child.process.terminationStatus): \(child.stderr))") }
-            return try await ctl(["status"], timeout: 1).code == 0 ? true : nil
+            let varOption = arguments.firstIndex(of: "--var").map { ["--var", arguments[$0 + 1]] } ?? []
+            return try await ctl(varOption + ["status"], timeout: 1).code == 0 ? true : nil
         }
     }
 
@@ -284,6 +291,28 @@ final class Sandbox: @unchecked Sendable {
 
     func files(_ relative: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(relative)")) ?? []).sorted()
+    }
+
+    /// A message of the maildir as a reader sees it: quoted-printable parts decoded (RFC 2045 §6.7: soft line
+    /// breaks joined, `=XX` turned back into bytes), so a test can look for a join link in it.
+    func mail(_ name: String) -> String {
+        let raw = read("var/mail/new/\(name)")
+        guard raw.contains("quoted-printable") else { return raw }
+        var bytes: [UInt8] = []
+        let source = Array(raw.replacingOccurrences(of: "=\r\n", with: "").replacingOccurrences(of: "=\n", with: "").utf8)
+        var index = 0
+        while index < source.count {
+            if source[index] == UInt8(ascii: "="), index + 2 < source.count,
+                let byte = UInt8(String(decoding: source[(index + 1)...(index + 2)], as: UTF8.self), radix: 16)
+            {
+                bytes.append(byte)
+                index += 3
+            } else {
+                bytes.append(source[index])
+                index += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func read(_ relative: String) -> String {

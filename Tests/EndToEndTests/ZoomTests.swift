@@ -90,7 +90,7 @@ struct ZoomTests {
             let show = try await sandbox.ctl(["integration", "show", "zoom-user"])
             #expect(show.out.contains("needs_reauthorization"))
             _ = try await waitFor("the admin notice") { () -> Bool? in
-                sandbox.files("var/mail/new").contains { sandbox.read("var/mail/new/\($0)").contains("needs re-authorization") }
+                sandbox.files("var/mail/new").contains { sandbox.mail($0).contains("needs re-authorization") }
                     ? true : nil
             }
             // The code and the secret never reach a log, and the audit log keeps the command with the code redacted.

@@ -1,0 +1,377 @@
+import Foundation
+import SitroomCore
+import SitroomStore
+import SitroomZoom
+
+/// The counters and the histogram that events move (SPEC §9), kept in memory for ``MetricsFile``.
+///
+/// Gauges (rooms by state, pool usage, outbox depth, ...) are not kept here: they are read from the actors and
+/// the store each time the file is written. Counters start at zero with each process, which Prometheus'
+/// `rate()` and `increase()` expect.
+///
+/// Why a small hand-written registry rather than swift-metrics with swift-prometheus: most of sitroom's series
+/// are gauges sampled from state at write time (a collector), which swift-metrics' push-style handles do not
+/// model (series of removed hosts would have to be unregistered by hand); the few counters have fixed names and
+/// labels; and the text format for them is a page of code, where the two packages (with swift-atomics) add
+/// build time to every clean build.
+public final class SitroomMetrics: @unchecked Sendable {
+    // Why @unchecked Sendable is sound: `counters` and `histograms` are only touched with `lock` held.
+    private let lock = NSLock()
+    private var counters: [String: [Labels: Double]] = [:]
+    private var histograms: [String: [Labels: Histogram]] = [:]
+
+    /// Label names and values of one series, in a fixed order.
+    public struct Labels: Hashable, Sendable {
+        public var pairs: [(String, String)]
+        public init(_ pairs: [(String, String)]) { self.pairs = pairs }
+        public static func == (lhs: Labels, rhs: Labels) -> Bool {
+            lhs.pairs.count == rhs.pairs.count && zip(lhs.pairs, rhs.pairs).allSatisfy { $0 == $1 }
+        }
+        public func hash(into hasher: inout Hasher) {
+            for (name, value) in pairs {
+                hasher.combine(name)
+                hasher.combine(value)
+            }
+        }
+    }
+
+    /// Cumulative bucket counts, sum and count of observations.
+    public struct Histogram: Sendable, Hashable {
+        /// Upper bounds (`le`), ascending; `+Inf` is implied.
+        public var bounds: [Double]
+        /// Observations `<=` each bound (cumulative).
+        public var buckets: [Int]
+        public var sum = 0.0
+        public var count = 0
+
+        init(bounds: [Double]) {
+            self.bounds = bounds
+            self.buckets = Array(repeating: 0, count: bounds.count)
+        }
+
+        mutating func observe(_ value: Double) {
+            for index in bounds.indices where value <= bounds[index] { buckets[index] += 1 }
+            sum += value
+            count += 1
+        }
+    }
+
+    /// Bucket bounds of the provisioning latency histogram, in seconds: a room is usually ready in a second or
+    /// two; minutes mean waiting for a host.
+    public static let provisioningBuckets: [Double] = [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800]
+
+    /// A registry whose counters with known label values start at 0, so `increase()` sees their first event.
+    public init() {
+        for outcome in ["applied", "duplicate", "webhook", "rejected"] {
+            counters["sitroom_spool_files_total", default: [:]][Labels([("outcome", outcome)])] = 0
+        }
+        for outcome in ["applied", "unchanged", "rejected"] {
+            counters["sitroom_config_reloads_total", default: [:]][Labels([("outcome", outcome)])] = 0
+        }
+        for what in ["rooms", "notices", "incidents", "audit_entries"] {
+            counters["sitroom_purged_total", default: [:]][Labels([("what", what)])] = 0
+        }
+        for outcome in ["ok", "error"] {
+            counters["sitroom_backups_total", default: [:]][Labels([("outcome", outcome)])] = 0
+        }
+    }
+
+    /// Adds `amount` to a counter series.
+    /// - Parameters:
+    ///   - name: a family of ``MetricsCatalog`` (ending in `_total`).
+    ///   - labels: its labels, in the family's order.
+    public func increment(_ name: String, _ labels: [(String, String)] = [], by amount: Double = 1) {
+        lock.lock()
+        counters[name, default: [:]][Labels(labels), default: 0] += amount
+        lock.unlock()
+    }
+
+    /// Records one observation in a histogram series.
+    public func observe(_ name: String, _ value: Double, bounds: [Double], _ labels: [(String, String)] = []) {
+        lock.lock()
+        histograms[name, default: [:]][Labels(labels), default: Histogram(bounds: bounds)].observe(value)
+        lock.unlock()
+    }
+
+    /// A Zoom request's outcome (`sitroom_zoom_requests_total`); token requests also count in
+    /// `sitroom_token_requests_total`.
+    public func zoomCall(integration: String, _ call: ZoomCall) {
+        increment(
+            "sitroom_zoom_requests_total",
+            [("integration", integration), ("endpoint", call.endpoint), ("outcome", call.outcome)]
+        )
+        if let grant = call.grant {
+            increment(
+                "sitroom_token_requests_total",
+                [("integration", integration), ("grant", grant), ("outcome", call.outcome)]
+            )
+        }
+    }
+
+    /// A room became `ready`, `seconds` after its `situation_room` (or `reopened`) event was applied.
+    public func roomReady(after seconds: Double) {
+        observe("sitroom_room_provisioning_seconds", max(0, seconds), bounds: Self.provisioningBuckets)
+    }
+
+    /// A spool file was handled: `applied`, `duplicate`, `webhook` or `rejected`.
+    public func spoolFile(_ outcome: String) {
+        increment("sitroom_spool_files_total", [("outcome", outcome)])
+    }
+
+    /// A reload of etc/ ended: `applied`, `unchanged` or `rejected`.
+    public func reload(_ outcome: String) {
+        increment("sitroom_config_reloads_total", [("outcome", outcome)])
+    }
+
+    /// A copy of the counters and histograms.
+    public func snapshot() -> (counters: [String: [Labels: Double]], histograms: [String: [Labels: Histogram]]) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (counters, histograms)
+    }
+}
+
+/// The metric families sitroomd writes, with their help text and type, in the order of the file.
+public enum MetricsCatalog {
+    /// A family: name, `counter`/`gauge`/`histogram`, help text.
+    public struct Family: Sendable {
+        public var name: String
+        public var type: String
+        public var help: String
+    }
+
+    public static let families: [Family] = [
+        Family(
+            name: "sitroom_build_info",
+            type: "gauge",
+            help: "Always 1; the version label says which sitroomd runs."
+        ),
+        Family(
+            name: "sitroom_start_time_seconds",
+            type: "gauge",
+            help: "When this sitroomd started (seconds since 1970)."
+        ),
+        Family(name: "sitroom_rooms", type: "gauge", help: "Rooms in the store by state."),
+        Family(
+            name: "sitroom_room_oldest_waiting_seconds",
+            type: "gauge",
+            help: "How long the longest-waiting room has waited for a host (0 when none waits)."
+        ),
+        Family(
+            name: "sitroom_room_provisioning_seconds",
+            type: "histogram",
+            help: "Time from a situation_room event applied to its room ready."
+        ),
+        Family(
+            name: "sitroom_integration_state",
+            type: "gauge",
+            help:
+                "1 for the state each integration is in (pending_authorization, active, needs_reauthorization), else 0."
+        ),
+        Family(
+            name: "sitroom_zoom_requests_total",
+            type: "counter",
+            help:
+                "Requests to Zoom by integration, endpoint and outcome (ok, unauthorized, rate_limited, client_error, server_error, transport_error)."
+        ),
+        Family(
+            name: "sitroom_token_requests_total",
+            type: "counter",
+            help: "OAuth token requests by integration, grant type and outcome."
+        ),
+        Family(name: "sitroom_pool_open_rooms", type: "gauge", help: "Open rooms held by each host of a pool."),
+        Family(
+            name: "sitroom_pool_concurrent_meetings",
+            type: "gauge",
+            help: "Meetings each host may run at once (its limit)."
+        ),
+        Family(
+            name: "sitroom_pool_creates_today",
+            type: "gauge",
+            help: "Meeting creates counted against each host this UTC day."
+        ),
+        Family(
+            name: "sitroom_pool_daily_create_limit",
+            type: "gauge",
+            help: "Meeting creates each host may make per UTC day."
+        ),
+        Family(
+            name: "sitroom_pool_host_available",
+            type: "gauge",
+            help:
+                "1 when the host can take a new room now (healthy), else 0 (busy, cooling down, drained, out of quota, unusable, removed)."
+        ),
+        Family(
+            name: "sitroom_outbox_notices",
+            type: "gauge",
+            help: "Notices in the outbox by state (pending, sending, sent, retrying, dead)."
+        ),
+        Family(name: "sitroom_spool_backlog", type: "gauge", help: "Incident files waiting in the spool's new/."),
+        Family(
+            name: "sitroom_spool_files_total",
+            type: "counter",
+            help: "Spool files handled by outcome (applied, duplicate, webhook, rejected)."
+        ),
+        Family(
+            name: "sitroom_config_generation",
+            type: "gauge",
+            help: "The live configuration generation (1 at start)."
+        ),
+        Family(
+            name: "sitroom_config_last_reload_successful",
+            type: "gauge",
+            help: "1 when the last reload of etc/ found it valid (or none was tried), 0 when it was rejected."
+        ),
+        Family(
+            name: "sitroom_config_last_reload_success_timestamp_seconds",
+            type: "gauge",
+            help: "When etc/ was last found valid: at start or at a reload (seconds since 1970)."
+        ),
+        Family(
+            name: "sitroom_config_reloads_total",
+            type: "counter",
+            help: "Reloads of etc/ by outcome (applied, unchanged, rejected)."
+        ),
+        Family(
+            name: "sitroom_purged_total",
+            type: "counter",
+            help: "Entries deleted by the purge (rooms, notices, incidents, audit)."
+        ),
+        Family(name: "sitroom_backups_total", type: "counter", help: "Backups by outcome (ok, error)."),
+    ]
+}
+
+/// What the metrics file shows besides the counters: the state at the time of writing.
+public struct MetricsGauges: Sendable {
+    public var startedAt: Double
+    public var integrations: [(name: String, state: IntegrationState)]
+    public var pool: [PoolHostSnapshot]
+    public var spoolBacklog: Int
+    public var generation: Int
+    public var lastReloadSuccessful: Bool
+    public var lastReloadSuccessAt: Double
+    public var store: StoreCounts
+    /// Seconds since 1970, for the age of the longest-waiting room.
+    public var now: Double
+}
+
+/// Renders the Prometheus text exposition format, version 0.0.4 (prometheus.io "Exposition formats"): `# HELP`
+/// and `# TYPE` once per family, then its samples `name{label="value"} value`, label values escaped (`\\`,
+/// `\"`, `\n`), help text escaped (`\\`, `\n`).
+public struct PrometheusText {
+    private var text = ""
+
+    public init() {}
+
+    /// Starts a family.
+    public mutating func family(_ family: MetricsCatalog.Family) {
+        text += "# HELP \(family.name) \(Self.escapeHelp(family.help))\n# TYPE \(family.name) \(family.type)\n"
+    }
+
+    /// One sample line.
+    public mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+        text += name
+        if !labels.isEmpty {
+            text += "{" + labels.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        text += " \(Self.number(value))\n"
+    }
+
+    /// The text so far.
+    public var output: String { text }
+
+    /// A sample value as Prometheus writes it: integers without a fraction, `+Inf`, `-Inf`, `NaN`.
+    static func number(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
+
+    static func escapeLabel(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    static func escapeHelp(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+extension SitroomMetrics {
+    /// The whole metrics file: every family of ``MetricsCatalog``, counters from this registry, gauges from
+    /// `gauges`. Families whose series depend on events (a counter nothing moved yet) have no samples.
+    public func render(_ gauges: MetricsGauges) -> String {
+        let (counters, histograms) = snapshot()
+        var out = PrometheusText()
+        func sorted(_ series: [Labels: Double]) -> [(Labels, Double)] {
+            series.sorted { $0.key.pairs.map { $0.1 }.lexicographicallyPrecedes($1.key.pairs.map { $0.1 }) }
+        }
+        for family in MetricsCatalog.families {
+            out.family(family)
+            let name = family.name
+            switch name {
+            case "sitroom_build_info":
+                out.sample(name, [("version", sitroomVersion)], 1)
+            case "sitroom_start_time_seconds":
+                out.sample(name, [], gauges.startedAt.rounded(.down))
+            case "sitroom_rooms":
+                for state in RoomState.allCases {
+                    out.sample(name, [("state", state.rawValue)], Double(gauges.store.rooms[state] ?? 0))
+                }
+            case "sitroom_room_oldest_waiting_seconds":
+                out.sample(
+                    name,
+                    [],
+                    gauges.store.oldestWaitingSince.map { max(0, gauges.now - $0).rounded(.down) } ?? 0
+                )
+            case "sitroom_room_provisioning_seconds":
+                let histogram = histograms[name]?[Labels([])] ?? Histogram(bounds: Self.provisioningBuckets)
+                for (bound, count) in zip(histogram.bounds, histogram.buckets) {
+                    out.sample(name + "_bucket", [("le", PrometheusText.number(bound))], Double(count))
+                }
+                out.sample(name + "_bucket", [("le", "+Inf")], Double(histogram.count))
+                out.sample(name + "_sum", [], histogram.sum)
+                out.sample(name + "_count", [], Double(histogram.count))
+            case "sitroom_integration_state":
+                for entry in gauges.integrations {
+                    for state in [IntegrationState.pendingAuthorization, .active, .needsReauthorization] {
+                        out.sample(
+                            name,
+                            [("integration", entry.name), ("state", state.rawValue)],
+                            entry.state == state ? 1 : 0
+                        )
+                    }
+                }
+            case "sitroom_pool_open_rooms", "sitroom_pool_concurrent_meetings", "sitroom_pool_creates_today",
+                "sitroom_pool_daily_create_limit", "sitroom_pool_host_available":
+                for host in gauges.pool {
+                    let value: Int
+                    switch name {
+                    case "sitroom_pool_open_rooms": value = host.openRooms
+                    case "sitroom_pool_concurrent_meetings": value = host.concurrentMeetings
+                    case "sitroom_pool_creates_today": value = host.createsToday
+                    case "sitroom_pool_daily_create_limit": value = host.dailyCreateLimit
+                    default: value = host.state == "healthy" ? 1 : 0
+                    }
+                    out.sample(name, [("integration", host.integration), ("host", host.host)], Double(value))
+                }
+            case "sitroom_outbox_notices":
+                for state in NoticeState.allCases {
+                    out.sample(name, [("state", state.rawValue)], Double(gauges.store.notices[state] ?? 0))
+                }
+            case "sitroom_spool_backlog":
+                out.sample(name, [], Double(gauges.spoolBacklog))
+            case "sitroom_config_generation":
+                out.sample(name, [], Double(gauges.generation))
+            case "sitroom_config_last_reload_successful":
+                out.sample(name, [], gauges.lastReloadSuccessful ? 1 : 0)
+            case "sitroom_config_last_reload_success_timestamp_seconds":
+                out.sample(name, [], gauges.lastReloadSuccessAt.rounded(.down))
+            default:
+                for (labels, value) in sorted(counters[name] ?? [:]) { out.sample(name, labels.pairs, value) }
+            }
+        }
+        return out.output
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import LMDB
+import SitroomCore
+
+/// What one ``Store/purge(now:keepEndedRooms:keepAudit:limit:)`` deleted.
+public struct PurgeCounts: Sendable, Hashable, CustomStringConvertible {
+    /// Rooms that ended (or failed, or became unavailable) before the cut-off.
+    public var rooms = 0
+    /// Notices of those rooms, and admin notices about integrations, sent or dead before the cut-off.
+    public var notices = 0
+    /// Resolved or closed incidents (with their participants' contacts) whose rooms are gone.
+    public var incidents = 0
+    /// Audit entries older than `keep_audit`.
+    public var auditEntries = 0
+    /// Per-host daily create counts of past UTC days.
+    public var usageEntries = 0
+
+    public init() {}
+
+    /// Whether nothing was deleted.
+    public var isEmpty: Bool { rooms + notices + incidents + auditEntries + usageEntries == 0 }
+
+    public var description: String {
+        "\(rooms) rooms, \(notices) notices, \(incidents) incidents, \(auditEntries) audit entries, \(usageEntries) usage entries"
+    }
+}
+
+/// Counts for the metrics file, read in one transaction.
+public struct StoreCounts: Sendable, Hashable {
+    /// Rooms by state (every state present, zero included).
+    public var rooms: [RoomState: Int]
+    /// Seconds since 1970 since when the longest-waiting room has been `waiting`, if any room waits.
+    public var oldestWaitingSince: Double?
+    /// Outbox notices by state (every state present, zero included).
+    public var notices: [NoticeState: Int]
+
+    public init(rooms: [RoomState: Int], oldestWaitingSince: Double?, notices: [NoticeState: Int]) {
+        self.rooms = rooms
+        self.oldestWaitingSince = oldestWaitingSince
+        self.notices = notices
+    }
+}
+
+extension Store {
+    /// Forgets what SPEC §8 says to forget after its age, in one write transaction:
+    /// - a room that is no longer open (`ended`, `failed`, `unavailable`) and last changed before
+    ///   `now - keepEndedRooms`, unless it is the current room of an incident that is still open (a failed room
+    ///   of a live incident stays visible); with it go its notices (recipients' addresses and bodies);
+    /// - an incident that was resolved or closed whose room is gone (or that never had one and whose last event
+    ///   is older than the cut-off): its record holds the participants' contacts;
+    /// - admin notices about an integration (no room) that were sent or parked `dead` before the cut-off;
+    /// - audit entries older than `now - keepAudit`;
+    /// - the per-host create counts of UTC days before yesterday.
+    ///
+    /// Seen event ids are kept (they hold no personal data and stop a redelivered old event from opening a room).
+    /// - Parameters:
+    ///   - now: seconds since 1970.
+    ///   - keepEndedRooms: seconds (`store.keep_ended_rooms`).
+    ///   - keepAudit: seconds (`store.keep_audit`).
+    ///   - limit: the most rooms deleted per call (so one transaction stays small); call again while `rooms == limit`.
+    /// - Returns: what was deleted.
+    /// - Throws: store errors; nothing is deleted then.
+    /// - Complexity: O(rooms + incidents + outbox) decodes, plus the audit entries deleted.
+    public func purge(now: Double, keepEndedRooms: Double, keepAudit: Double, limit: Int = 5_000) throws -> PurgeCounts
+    {
+        let roomCutoff = now - keepEndedRooms
+        let auditCutoff = now - keepAudit
+        let oldestDay = utcDay(now - 86_400)
+        return try write { txn in
+            var counts = PurgeCounts()
+            var incidents: [String: IncidentRecord] = [:]
+            try txn.forEach(tables.incidents, prefix: "") { key, bytes in
+                incidents[key] = try Store.decode(IncidentRecord.self, bytes)
+                return true
+            }
+            let isClosed: (IncidentRecord) -> Bool = { $0.stage == .resolved || $0.stage == .closed }
+
+            var purgedRooms: Set<String> = []
+            var roomsByID: [String: Room] = [:]
+            try txn.forEach(tables.rooms, prefix: "") { _, bytes in
+                let room = try Store.decode(Room.self, bytes)
+                roomsByID[room.id] = room
+                return true
+            }
+            for room in roomsByID.values.sorted(by: { $0.createdAt < $1.createdAt }) where purgedRooms.count < limit {
+                guard !room.state.isOpen, (room.endedAt ?? room.updatedAt) < roomCutoff else { continue }
+                if let record = incidents[room.incidentID], record.roomID == room.id, !isClosed(record) { continue }
+                try txn.delete(tables.rooms, room.id)
+                purgedRooms.insert(room.id)
+            }
+            counts.rooms = purgedRooms.count
+
+            var deadNotices: [String] = []
+            try txn.forEach(tables.outbox, prefix: "") { key, bytes in
+                let notice = try Store.decode(Notice.self, bytes)
+                let settled = notice.state == .sent || notice.state == .dead
+                if purgedRooms.contains(notice.roomID)
+                    || (notice.incidentID.isEmpty && roomsByID[notice.roomID] == nil && settled
+                        && notice.createdAt < roomCutoff)
+                {
+                    deadNotices.append(key)
+                }
+                return true
+            }
+            for key in deadNotices { try txn.delete(tables.outbox, key) }
+            counts.notices = deadNotices.count
+
+            for (id, record) in incidents where isClosed(record) {
+                let gone: Bool
+                if let roomID = record.roomID {
+                    gone =
+                        purgedRooms.contains(roomID) || (roomsByID[roomID] == nil && record.lastOccurredAt < roomCutoff)
+                } else {
+                    gone = record.lastOccurredAt < roomCutoff
+                }
+                if gone {
+                    try txn.delete(tables.incidents, id)
+                    counts.incidents += 1
+                }
+            }
+
+            var oldAudit: [String] = []
+            try txn.forEach(tables.audit, prefix: "") { key, bytes in
+                guard let entry = try? Store.decode(AuditEntry.self, bytes), entry.time < auditCutoff else {
+                    return false
+                }
+                oldAudit.append(key)
+                return true
+            }
+            for key in oldAudit { try txn.delete(tables.audit, key) }
+            counts.auditEntries = oldAudit.count
+
+            var oldUsage: [String] = []
+            try txn.forEach(tables.usage, prefix: "") { key, _ in
+                if key.prefix(10) < oldestDay { oldUsage.append(key) }
+                return true
+            }
+            for key in oldUsage { try txn.delete(tables.usage, key) }
+            counts.usageEntries = oldUsage.count
+            return counts
+        }
+    }
+
+    /// Rooms and outbox notices by state, for the metrics file.
+    /// - Complexity: O(rooms + outbox) decodes.
+    public func counts() throws -> StoreCounts {
+        try read { txn in
+            var rooms = Dictionary(uniqueKeysWithValues: RoomState.allCases.map { ($0, 0) })
+            var oldestWaiting: Double? = nil
+            try txn.forEach(tables.rooms, prefix: "") { _, bytes in
+                let room = try Store.decode(Room.self, bytes)
+                rooms[room.state, default: 0] += 1
+                if room.state == .waiting {
+                    let since = room.waitingSince ?? room.updatedAt
+                    oldestWaiting = min(oldestWaiting ?? since, since)
+                }
+                return true
+            }
+            var notices = Dictionary(uniqueKeysWithValues: NoticeState.allCases.map { ($0, 0) })
+            try txn.forEach(tables.outbox, prefix: "") { _, bytes in
+                let state = try Store.decode(NoticeStateOnly.self, bytes).state
+                notices[state, default: 0] += 1
+                return true
+            }
+            return StoreCounts(rooms: rooms, oldestWaitingSince: oldestWaiting, notices: notices)
+        }
+    }
+
+    /// Copies the environment into `directory` as a consistent, compacted snapshot while it is in use, then makes
+    /// the copy durable. The directory must exist and be empty.
+    /// - Parameter directory: where `data.mdb` is written.
+    /// - Returns: the size of the copy in bytes.
+    /// - Throws: `LMDBError` from the copy; ``SitroomError`` `.store` when the copy cannot be synced.
+    /// The corresponding C function is `mdb_env_copy2` with `MDB_CP_COMPACT`, then `fsync` of the file and directory.
+    public func backup(to directory: String) throws -> Int {
+        try environment.copy(to: directory, compact: true)
+        let file = directory + "/data.mdb"
+        for path in [file, directory] {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0, fsync(fd) == 0 else {
+                let code = errno
+                if fd >= 0 { close(fd) }
+                throw SitroomError(.store, "\(path): cannot sync the backup: \(String(cString: strerror(code)))")
+            }
+            close(fd)
+        }
+        var info = stat()
+        return stat(file, &info) == 0 ? Int(info.st_size) : 0
+    }
+}
+
+/// Only the `state` of a stored notice.
+private struct NoticeStateOnly: Decodable {
+    var state: NoticeState
+}

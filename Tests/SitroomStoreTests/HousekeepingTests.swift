@@ -1,0 +1,279 @@
+import Foundation
+import LMDB
+import SitroomCore
+import Testing
+
+@testable import SitroomStore
+
+/// Schema versions and migrations, purges (SPEC §8), counts for the metrics file, and backups, over a real LMDB.
+@Suite("store housekeeping over a real LMDB")
+struct HousekeepingTests {
+    static let day = 86_400.0
+
+    func schemaVersion(_ store: Store) throws -> String? {
+        try store.read { txn throws in
+            try txn.get(store.tables.meta, "schema_version").map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    @Test(
+        "a new store is stamped with this build's schema; an older one is migrated step by step; a newer one is refused"
+    )
+    func migrations() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let store = try Store(directory: dir, mapSize: 1 << 20)
+                #expect(try schemaVersion(store) == String(Store.schemaVersion))
+                #expect(store.migrated.isEmpty)
+                _ = try store.write { txn throws in try txn.put(store.tables.rooms, "r1", Array("{}".utf8)) }
+            }
+            // A later build with schema 3 migrates 1 → 2 → 3 in one transaction.
+            let steps = [
+                Store.Migration(from: 1, summary: "rooms get a marker") { txn, tables in
+                    try txn.put(tables.meta, "step-1", Array("done".utf8))
+                },
+                Store.Migration(from: 2, summary: "the marker is renamed") { txn, tables in
+                    guard try txn.get(tables.meta, "step-1") != nil else {
+                        throw SitroomError(.store, "step 1 missing")
+                    }
+                    try txn.delete(tables.meta, "step-1")
+                    try txn.put(tables.meta, "step-2", Array("done".utf8))
+                },
+            ]
+            do {
+                let later = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 3, migrations: steps)
+                #expect(later.migrated == ["1 → 2: rooms get a marker", "2 → 3: the marker is renamed"])
+                #expect(try schemaVersion(later) == "3")
+                #expect(try later.read { txn throws in try txn.get(later.tables.meta, "step-2") } != nil)
+                #expect(try later.read { txn throws in try txn.get(later.tables.rooms, "r1") } != nil)
+            }
+            // This build (schema 1) refuses the store now at 3, naming both versions.
+            let newer = #expect(throws: SitroomError.self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
+            #expect(
+                newer?.message.contains("store schema version 3 is newer than this build's \(Store.schemaVersion)")
+                    == true
+            )
+        }
+    }
+
+    @Test("a migration that fails leaves the store at its old version; a missing step is refused")
+    func failedMigration() throws {
+        try withTemporaryDirectory { dir in
+            _ = try Store(directory: dir, mapSize: 1 << 20)
+            let failing = [Store.Migration(from: 1, summary: "breaks") { _, _ in throw SitroomError(.store, "boom") }]
+            #expect(throws: (any Error).self) {
+                _ = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 2, migrations: failing)
+            }
+            let missing = #expect(throws: SitroomError.self) {
+                _ = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 3, migrations: [])
+            }
+            #expect(missing?.message.contains("no migration from store schema version 1 to 2") == true)
+            let again = try Store(directory: dir, mapSize: 1 << 20)
+            #expect(try schemaVersion(again) == "1")
+        }
+    }
+
+    /// A store holding: an old ended room of a resolved incident (purged with its notices and the incident), an old
+    /// failed room that is the current room of a live incident (kept), a recent ended room (kept), an old room
+    /// superseded by a newer open one (purged, the incident kept), old and new audit entries and usage days.
+    func fixture(_ store: Store, now: Double) throws {
+        let old = now - 40 * Self.day
+        func room(_ id: String, incident: String, state: RoomState, at time: Double) -> Room {
+            var room = Room(id: id, incidentID: incident, createdAt: time - 60)
+            room.state = state
+            room.updatedAt = time
+            if state == .ended { room.endedAt = time }
+            return room
+        }
+        func record(_ id: String, stage: IncidentStage, room: String?, at time: Double) -> IncidentRecord {
+            IncidentRecord(
+                info: IncidentInfo(id: id, title: "t"),
+                stage: stage,
+                participants: [Participant(name: "Ada", email: "ada@example.com", phone: "+15005550101")],
+                integration: nil,
+                roomID: room,
+                lastOccurredAt: time
+            )
+        }
+        func notice(room: String, incident: String, person: String, state: NoticeState, at time: Double) -> Notice {
+            var notice = Notice(
+                roomID: room,
+                incidentID: incident,
+                personID: person,
+                kind: .roomReady,
+                channel: .email,
+                recipient: "ada@example.com",
+                recipientName: "Ada",
+                subject: "s",
+                body: "b",
+                createdAt: time
+            )
+            notice.state = state
+            return notice
+        }
+        try store.write { txn throws in
+            try store.putRoom(room("r-old", incident: "INC-OLD", state: .ended, at: old), txn)
+            try store.putIncident(record("INC-OLD", stage: .resolved, room: "r-old", at: old), txn)
+            try store.enqueue(
+                notice(room: "r-old", incident: "INC-OLD", person: "email:ada@example.com", state: .sent, at: old),
+                txn
+            )
+
+            try store.putRoom(room("r-failed", incident: "INC-LIVE", state: .failed, at: old), txn)
+            try store.putIncident(record("INC-LIVE", stage: .situationRoom, room: "r-failed", at: old), txn)
+
+            try store.putRoom(room("r-recent", incident: "INC-RECENT", state: .ended, at: now - Self.day), txn)
+            try store.putIncident(record("INC-RECENT", stage: .resolved, room: "r-recent", at: now - Self.day), txn)
+
+            try store.putRoom(room("r-superseded", incident: "INC-AGAIN", state: .ended, at: old), txn)
+            try store.putRoom(room("r-current", incident: "INC-AGAIN", state: .ready, at: now), txn)
+            try store.putIncident(record("INC-AGAIN", stage: .reopened, room: "r-current", at: now), txn)
+            try store.enqueue(
+                notice(
+                    room: "r-superseded",
+                    incident: "INC-AGAIN",
+                    person: "email:ada@example.com",
+                    state: .sent,
+                    at: old
+                ),
+                txn
+            )
+            try store.enqueue(
+                notice(
+                    room: "r-current",
+                    incident: "INC-AGAIN",
+                    person: "email:ada@example.com",
+                    state: .pending,
+                    at: now
+                ),
+                txn
+            )
+
+            try store.enqueue(
+                notice(
+                    room: "integration-zoom-main-1",
+                    incident: "",
+                    person: "admin:ops@example.org",
+                    state: .sent,
+                    at: old
+                ),
+                txn
+            )
+            try store.enqueue(
+                notice(
+                    room: "integration-zoom-main-2",
+                    incident: "",
+                    person: "admin:ops@example.org",
+                    state: .sent,
+                    at: now
+                ),
+                txn
+            )
+
+            try store.appendAudit(AuditEntry(time: now - 400 * Self.day, uid: 0, command: "reload", outcome: "ok"), txn)
+            try store.appendAudit(AuditEntry(time: now - 10 * Self.day, uid: 0, command: "reload", outcome: "ok"), txn)
+            try store.setCreates(3, day: utcDay(now - 3 * Self.day), integration: "zoom-main", host: "b1", txn)
+            try store.setCreates(4, day: utcDay(now), integration: "zoom-main", host: "b1", txn)
+        }
+    }
+
+    @Test("purge: ended rooms with their notices and contacts go after keep_ended_rooms, audit after keep_audit")
+    func purge() throws {
+        try withTemporaryDirectory { dir in
+            let store = try Store(directory: dir, mapSize: 1 << 22)
+            let now = 1_800_000_000.0
+            try fixture(store, now: now)
+            let counts = try store.purge(now: now, keepEndedRooms: 30 * Self.day, keepAudit: 365 * Self.day)
+            #expect(counts.rooms == 2)
+            #expect(counts.notices == 3)
+            #expect(counts.incidents == 1)
+            #expect(counts.auditEntries == 1)
+            #expect(counts.usageEntries == 1)
+
+            let (rooms, incidents, notices, audit) = try store.read { txn throws in
+                (
+                    try store.all(Room.self, store.tables.rooms, txn).map(\.id).sorted(),
+                    try store.all(IncidentRecord.self, store.tables.incidents, txn).map(\.info.id).sorted(),
+                    try store.all(Notice.self, store.tables.outbox, txn).map(\.roomID).sorted(),
+                    try store.all(AuditEntry.self, store.tables.audit, txn).map(\.time)
+                )
+            }
+            #expect(rooms == ["r-current", "r-failed", "r-recent"])
+            #expect(incidents == ["INC-AGAIN", "INC-LIVE", "INC-RECENT"])
+            #expect(notices == ["integration-zoom-main-2", "r-current"])
+            #expect(audit == [now - 10 * Self.day])
+
+            // A second run finds nothing more; purging is idempotent.
+            #expect(try store.purge(now: now, keepEndedRooms: 30 * Self.day, keepAudit: 365 * Self.day).isEmpty)
+        }
+    }
+
+    @Test("purge in batches: `limit` rooms at a time")
+    func purgeLimit() throws {
+        try withTemporaryDirectory { dir in
+            let store = try Store(directory: dir, mapSize: 1 << 22)
+            try store.write { txn throws in
+                for index in 0..<5 {
+                    var room = Room(id: "r\(index)", incidentID: "INC-\(index)", createdAt: Double(index))
+                    room.state = .ended
+                    room.endedAt = 10
+                    try store.putRoom(room, txn)
+                }
+            }
+            #expect(
+                try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 2
+            )
+            #expect(
+                try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 2
+            )
+            #expect(
+                try store.purge(now: 100 * Self.day, keepEndedRooms: Self.day, keepAudit: Self.day, limit: 2).rooms == 1
+            )
+        }
+    }
+
+    @Test("counts: rooms and notices by state, and the longest wait")
+    func counts() throws {
+        try withTemporaryDirectory { dir in
+            let store = try Store(directory: dir, mapSize: 1 << 22)
+            let now = 1_800_000_000.0
+            try fixture(store, now: now)
+            try store.write { txn throws in
+                var waiting = Room(id: "r-wait", incidentID: "INC-W", createdAt: now - 100)
+                waiting.state = .waiting
+                waiting.waitingSince = now - 90
+                try store.putRoom(waiting, txn)
+            }
+            let counts = try store.counts()
+            #expect(counts.rooms == [.provisioning: 0, .waiting: 1, .ready: 1, .failed: 1, .ended: 3, .unavailable: 0])
+            #expect(counts.oldestWaitingSince == now - 90)
+            #expect(counts.notices[.sent] == 4)
+            #expect(counts.notices[.pending] == 1)
+            #expect(counts.notices[.dead] == 0)
+        }
+    }
+
+    @Test("backup: a compacted copy into an empty directory opens as a store with the same data")
+    func backup() throws {
+        try withTemporaryDirectory { dir in
+            let live = dir + "/live"
+            let copy = dir + "/copy"
+            try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+            let now = 1_800_000_000.0
+            do {
+                let store = try Store(directory: live, mapSize: 1 << 22)
+                try fixture(store, now: now)
+                let bytes = try store.backup(to: copy)
+                #expect(bytes > 0)
+                // A second copy into the same directory is refused by LMDB (data.mdb exists).
+                #expect(throws: (any Error).self) { _ = try store.backup(to: copy) }
+            }
+            let restored = try Store(directory: copy, mapSize: 1 << 22)
+            let rooms = try restored.read { txn throws in
+                try restored.all(Room.self, restored.tables.rooms, txn).map(\.id).sorted()
+            }
+            #expect(rooms == ["r-current", "r-failed", "r-old", "r-recent", "r-superseded"])
+        }
+    }
+}
