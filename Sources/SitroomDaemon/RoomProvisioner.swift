@@ -971,6 +971,15 @@ public actor RoomProvisioner {
         let ending = room
         var replacement: Room? = nil
         var told: [Notice] = []
+        /// Writes the room `ended` and queues its `room-ended` notices, in the caller's transaction.
+        func markEnded(_ current: inout Room, _ txn: borrowing Transaction) throws -> [Notice] {
+            current.state = .ended
+            current.endedAt = now
+            current.updatedAt = now
+            try store.putRoom(current, txn)
+            guard let record = try store.incident(current.incidentID, txn) else { return [] }
+            return try planner.roomEnded(room: current, record: record, now: now, txn)
+        }
         let outcome: EndOutcome = try store.write { txn in
             replacement = nil
             told = []
@@ -989,13 +998,7 @@ public actor RoomProvisioner {
                     try store.putRoom(current, txn)
                     return .resume
                 }
-                current.state = .ended
-                current.endedAt = now
-                current.updatedAt = now
-                try store.putRoom(current, txn)
-                if let record = try store.incident(current.incidentID, txn) {
-                    told = try planner.roomEnded(room: current, record: record, now: now, txn)
-                }
+                told = try markEnded(&current, txn)
                 if var record = try store.incident(current.incidentID, txn), record.roomID == current.id {
                     let fresh = Room(id: Self.newRoomID(), incidentID: current.incidentID, createdAt: now)
                     record.roomID = fresh.id
@@ -1005,13 +1008,7 @@ public actor RoomProvisioner {
                 }
                 return .ended
             }
-            current.state = .ended
-            current.endedAt = now
-            current.updatedAt = now
-            try store.putRoom(current, txn)
-            if let record = try store.incident(current.incidentID, txn) {
-                told = try planner.roomEnded(room: current, record: record, now: now, txn)
-            }
+            told = try markEnded(&current, txn)
             return .ended
         }
         if !told.isEmpty {
