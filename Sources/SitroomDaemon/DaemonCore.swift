@@ -584,7 +584,7 @@ public actor DaemonCore {
                     "watch": Self.watchObject(watch),
                 ],
                 "integrations": integrations.map {
-                    ["name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue, "reason": $0.record.reason as Any]
+                    ["name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue, "reason": $0.record.reason ?? NSNull()]
                 },
                 "pool": try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) },
                 "rooms": ["open": open, "by_state": byState],
@@ -735,16 +735,23 @@ public actor DaemonCore {
         return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1)" }.joined(separator: "\n"))
     }
 
-    /// `generation.watch` of `status --json`: `mode` (`inotify`, `polling`, `off`), and `directories` or
-    /// `interval_seconds` and `reason`.
+    /// `generation.watch` of `status --json`: `mode` (`inotify`, `polling`, `off`), `directories` and
+    /// `check_interval_seconds` (inotify), `interval_seconds` and `reason` (polling); the others are `null`.
     static func watchObject(_ mode: ConfigWatchMode) -> [String: Any] {
+        var object: [String: Any] = [
+            "mode": mode.name, "directories": NSNull(), "check_interval_seconds": NSNull(), "interval_seconds": NSNull(),
+            "reason": NSNull(),
+        ]
         switch mode {
-        case .off: return ["mode": mode.name]
+        case .off: break
         case .inotify(let directories, let safety):
-            return ["mode": mode.name, "directories": directories, "check_interval_seconds": safety]
+            object["directories"] = directories
+            object["check_interval_seconds"] = safety
         case .polling(let interval, let reason):
-            return ["mode": mode.name, "interval_seconds": interval, "reason": reason]
+            object["interval_seconds"] = interval
+            object["reason"] = reason
         }
+        return object
     }
 
     /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in the README).
