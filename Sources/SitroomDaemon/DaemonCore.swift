@@ -584,7 +584,7 @@ public actor DaemonCore {
                     "watch": Self.watchObject(watch),
                 ],
                 "integrations": integrations.map {
-                    ["name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue, "reason": $0.record.reason ?? NSNull()]
+                    ["name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue, "reason": $0.record.reason.map { $0 as Any } ?? NSNull()]
                 },
                 "pool": try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) },
                 "rooms": ["open": open, "by_state": byState],
