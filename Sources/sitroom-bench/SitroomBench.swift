@@ -58,9 +58,16 @@ struct Floor: AsyncParsableCommand {
         let zoom = ZoomClient(http: http, apiURL: apiURL, oauthURL: oauthURL)
         let token = try await zoom.requestAccountToken(accountID: accountID, clientID: clientID, clientSecret: secret)
         let settings = MeetingRequest.Settings(
-            waitingRoom: false, joinBeforeHost: true, autoRecording: "none", alternativeHosts: nil)
-        let message = Array(String(repeating: "Subject: floor notice\r\nTo: ada@example.com\r\n\r\n", count: 1)
-            .appending(String(repeating: "The situation room is open: https://zoom.example/j/1\r\n", count: 30)).utf8)
+            waitingRoom: false,
+            joinBeforeHost: true,
+            autoRecording: "none",
+            alternativeHosts: nil
+        )
+        let message = Array(
+            String(repeating: "Subject: floor notice\r\nTo: ada@example.com\r\n\r\n", count: 1)
+                .appending(String(repeating: "The situation room is open: https://zoom.example/j/1\r\n", count: 30))
+                .utf8
+        )
 
         var lmdb: [Double] = []
         var request: [Double] = []
@@ -82,11 +89,21 @@ struct Floor: AsyncParsableCommand {
             try environment.write { txn in _ = try txn.put(rooms, room.id, value) }
             let t1 = DispatchTime.now().uptimeNanoseconds
             let meeting = MeetingRequest(
-                topic: "Floor incident \(n)", startTime: "2026-01-01T00:00:00Z", duration: 60, password: "123456",
-                agenda: "sitroom:floor-\(n)", settings: settings)
+                topic: "Floor incident \(n)",
+                startTime: "2026-01-01T00:00:00Z",
+                duration: 60,
+                password: "123456",
+                agenda: "sitroom:floor-\(n)",
+                settings: settings
+            )
             _ = try await zoom.createMeeting(token: token.value, userID: user, meeting)
             let t2 = DispatchTime.now().uptimeNanoseconds
-            try DurableFile.write(message, name: "floor-\(n).eml", tmpDirectory: mail + "/tmp", finalDirectory: mail + "/new")
+            try DurableFile.write(
+                message,
+                name: "floor-\(n).eml",
+                tmpDirectory: mail + "/tmp",
+                finalDirectory: mail + "/new"
+            )
             let t3 = DispatchTime.now().uptimeNanoseconds
             lmdb.append(Double(t1 - t0) / 1e6)
             request.append(Double(t2 - t1) / 1e6)
@@ -143,7 +160,10 @@ struct Prefill: ParsableCommand {
                         info: IncidentInfo(id: "INC-P\(n)", title: "Prefilled incident \(n)", severity: "critical"),
                         stage: .resolved,
                         participants: [Participant(name: "Ada Lovelace", email: "ada@example.com", role: .commander)],
-                        integration: nil, roomID: room.id, lastOccurredAt: now - 3_600)
+                        integration: nil,
+                        roomID: room.id,
+                        lastOccurredAt: now - 3_600
+                    )
                     try db.putIncident(record, txn)
                 }
             }
@@ -155,7 +175,9 @@ struct Prefill: ParsableCommand {
             try db.write { txn in
                 for n in entries..<upper {
                     try db.appendAudit(
-                        AuditEntry(time: now - 3_600 + Double(n) / 100, uid: 1000, command: "status", outcome: "ok"), txn)
+                        AuditEntry(time: now - 3_600 + Double(n) / 100, uid: 1000, command: "status", outcome: "ok"),
+                        txn
+                    )
                 }
             }
             entries = upper
