@@ -1,7 +1,7 @@
 # sitroom: the two quick-start commands are `make run` and `make test` (README).
 SWIFT ?= swift
 
-.PHONY: run test build deps secrets check-config clean
+.PHONY: run test build deps secrets check-config clean bench
 
 ## run: install what is missing, build, start zoom-sim and sitroomd on the bundled defaults, feed the samples.
 run: build
@@ -11,6 +11,12 @@ run: build
 test: deps secrets
 	$(SWIFT) build
 	$(SWIFT) test
+
+## bench: build release (not timed), then run the benchmark suite on loopback and print its table (README
+## "Performance"); `make bench BENCH_ARGS="--json bench.json"` also writes JSON. Not part of `make test`.
+bench: deps secrets
+	$(SWIFT) build -c release
+	scripts/bench $(BENCH_ARGS)
 
 build: deps secrets
 	$(SWIFT) build

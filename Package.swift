@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "sitroomd", targets: ["sitroomd"]),
         .executable(name: "sitroomctl", targets: ["sitroomctl"]),
         .executable(name: "zoom-sim", targets: ["zoom-sim"]),
+        .executable(name: "sitroom-bench", targets: ["sitroom-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -77,6 +78,15 @@ let package = Package(
             name: "sitroomctl",
             dependencies: [
                 "PosixIO", "SitroomCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The benchmark's floor and store prefill (`make bench`; README "Performance").
+        .executableTarget(
+            name: "sitroom-bench",
+            dependencies: [
+                "SitroomCore", "SitroomStore", "SitroomZoom", "PosixIO", "Curl", "LMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -563,13 +563,13 @@ public actor DaemonCore {
     private func status(json: Bool) async throws -> ControlReply {
         let integrations = await registry.snapshot()
         let hosts = await pool.snapshot()
-        let rooms = try await provisioner.rooms()
+        let counts = try await provisioner.roomCounts()
         let depth = await notifier.depth
         let backlog = spoolBacklog()
         let uptime = Int(clock.now() - startedAt)
         var byState: [String: Int] = [:]
-        for room in rooms { byState[room.state.rawValue, default: 0] += 1 }
-        let open = rooms.filter { $0.state.isOpen }.count
+        for (state, count) in counts { byState[state.rawValue] = count }
+        let open = counts.filter { $0.key.isOpen }.values.reduce(0, +)
         if json {
             let object: [String: Any] = [
                 "version": sitroomVersion, "uptime_seconds": uptime,

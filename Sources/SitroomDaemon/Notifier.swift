@@ -22,6 +22,9 @@ public actor Notifier {
     /// Workers per channel: at most this many notices of a channel are with their transport at once.
     static let workersPerChannel: [NoticeChannel: Int] = [.email: 2, .sms: 4, .chat: 1]
 
+    /// The most notices a worker commits `sending` in one transaction (group commit of the outbox's states).
+    static let batchSize = 16
+
     private let store: Store
     private let clock: any WallClock
     private let logger: Logger
@@ -259,20 +262,17 @@ public actor Notifier {
         }
     }
 
-    /// The next notice of `channel` due now and not with a transport, or `nil`.
-    private func nextDue(_ channel: NoticeChannel, now: Double) -> String? {
-        var best: (id: String, due: Due)? = nil
-        for (id, entry) in due where entry.channel == channel && entry.at <= now && !inFlight.contains(id) {
-            if let current = best,
-                (current.due.at, current.due.createdAt, current.due.rank, current.id) <= (
-                    entry.at, entry.createdAt, entry.rank, id
-                )
-            {
-                continue
-            }
-            best = (id, entry)
+    /// The notices of `channel` due now and not with a transport, most overdue first: this worker's share (the
+    /// due notices spread over the channel's workers, so a few notices still go out in parallel), at most `limit`.
+    private func nextDue(_ channel: NoticeChannel, now: Double, limit: Int) -> [String] {
+        let candidates = due.filter { $0.value.channel == channel && $0.value.at <= now && !inFlight.contains($0.key) }
+        let workers = max(1, Self.workersPerChannel[channel] ?? 1)
+        let share = max(1, min(limit, (candidates.count + workers - 1) / workers))
+        let ordered = candidates.sorted {
+            ($0.value.at, $0.value.createdAt, $0.value.rank, $0.key)
+                < ($1.value.at, $1.value.createdAt, $1.value.rank, $1.key)
         }
-        return best?.id
+        return ordered.prefix(share).map(\.key)
     }
 
     /// Starts workers on every channel with notices due, then arms the timer for the next one due later.
@@ -293,11 +293,29 @@ public actor Notifier {
         scheduleTimer(now: now)
     }
 
+    /// A worker of `channel`: takes up to ``batchSize`` notices due now, commits them `sending` in one
+    /// transaction (with the outcomes of the previous batch), delivers them one by one, and loops; the last
+    /// outcomes are committed when nothing is due. A notice stays in `inFlight` until its outcome is committed,
+    /// so no other worker takes it meanwhile. A delivered notice whose `sent` is not yet committed when the
+    /// process dies is delivered again at the next start, as one left `sending` always was (transports are
+    /// idempotent per id).
     private func work(_ channel: NoticeChannel) async {
-        while !stopped, let id = nextDue(channel, now: clock.now()) {
-            inFlight.insert(id)
-            await deliver(id)
-            inFlight.remove(id)
+        var outcomes: [Notice] = []
+        while !stopped {
+            let ids = nextDue(channel, now: clock.now(), limit: Self.batchSize)
+            if ids.isEmpty { break }
+            for id in ids { inFlight.insert(id) }
+            let started = begin(ids, committing: outcomes)
+            for notice in outcomes { inFlight.remove(notice.id) }
+            outcomes = []
+            for var notice in started {
+                await deliver(&notice)
+                outcomes.append(notice)
+            }
+        }
+        if !outcomes.isEmpty {
+            persist(outcomes)
+            for notice in outcomes { inFlight.remove(notice.id) }
         }
         workers[channel, default: 1] -= 1
         scheduleTimer(now: clock.now())
@@ -326,28 +344,61 @@ public actor Notifier {
 
     // MARK: Delivery
 
-    private func deliver(_ id: String) async {
+    /// Loads `ids`, marks them `sending` (attempts + 1), and commits them together with `outcomes` (the states
+    /// of the previous batch) in one transaction. A notice already sent or dead is dropped; one without a
+    /// transport is parked `dead`.
+    /// - Returns: The notices to deliver now. When the commit fails, none (they are tried again after
+    ///   `retry.first`) and `outcomes` stay tracked as they were.
+    private func begin(_ ids: [String], committing outcomes: [Notice]) -> [Notice] {
         let store = self.store
-        guard var notice = try? store.read({ txn in try store.get(Notice.self, store.tables.outbox, id, txn) }),
-            notice.state != .sent, notice.state != .dead
-        else {
-            due[id] = nil
-            return
+        var starting: [Notice] = []
+        var parked: [Notice] = []
+        for id in ids {
+            guard var notice = try? store.read({ txn in try store.get(Notice.self, store.tables.outbox, id, txn) }),
+                notice.state != .sent, notice.state != .dead
+            else {
+                due[id] = nil
+                inFlight.remove(id)
+                continue
+            }
+            if transports[notice.channel] == nil {
+                notice.state = .dead
+                notice.detail = "no transport configured for \(notice.channel.rawValue)"
+                let reason: Logger.Metadata = ["reason": "\(notice.detail!)"]
+                logger.error("notice dead", metadata: Self.metadata(notice).merging(reason) { $1 })
+                parked.append(notice)
+                continue
+            }
+            notice.attempts += 1
+            notice.state = .sending
+            starting.append(notice)
         }
-        let metadata: Logger.Metadata = [
+        let committed = persist(outcomes + parked + starting)
+        for notice in parked { inFlight.remove(notice.id) }
+        if !committed {
+            for notice in starting { inFlight.remove(notice.id) }
+            return []
+        }
+        return starting
+    }
+
+    private static func metadata(_ notice: Notice) -> Logger.Metadata {
+        [
             "incident.id": "\(notice.incidentID)", "room.id": "\(notice.roomID)", "notice": "\(notice.id)",
             "channel": "\(notice.channel.rawValue)", "kind": "\(notice.kind.rawValue)",
         ]
+    }
+
+    /// Hands `notice` (committed `sending`) to its transport and sets its outcome: `sent`, `retrying` with the
+    /// next attempt's time, or `dead`. The caller commits it.
+    private func deliver(_ notice: inout Notice) async {
+        let metadata = Self.metadata(notice)
         guard let transport = transports[notice.channel] else {
-            notice.state = .dead
+            notice.state = .retrying
+            notice.nextAttemptAt = clock.now() + retry.first
             notice.detail = "no transport configured for \(notice.channel.rawValue)"
-            logger.error("notice dead", metadata: metadata.merging(["reason": "\(notice.detail!)"]) { $1 })
-            persist(notice)
             return
         }
-        notice.attempts += 1
-        notice.state = .sending
-        guard persist(notice) else { return }
         do {
             let detail = try await transport.deliver(notice)
             notice.state = .sent
@@ -376,21 +427,26 @@ public actor Notifier {
                 )
             }
         }
-        persist(notice)
     }
 
-    /// Commits the notice's state and tracks it. - Returns: false when the store refused (the notice is then
-    /// tried again after `retry.first`).
+    /// Commits the notices' states in one (synced) transaction and tracks them. - Returns: false when the store
+    /// refused (the notices are then tried again after `retry.first`).
     @discardableResult
-    private func persist(_ notice: Notice) -> Bool {
+    private func persist(_ notices: [Notice]) -> Bool {
+        guard !notices.isEmpty else { return true }
         let store = self.store
         do {
-            try store.write { txn in try store.putNotice(notice, txn) }
-            track(notice)
+            try store.write { txn in
+                for notice in notices { try store.putNotice(notice, txn) }
+            }
+            for notice in notices { track(notice) }
             return true
         } catch {
-            logger.error("cannot record a notice's state", metadata: ["notice": "\(notice.id)", "error": "\(error)"])
-            due[notice.id]?.at = clock.now() + retry.first
+            logger.error(
+                "cannot record notices' states",
+                metadata: ["notices": "\(notices.map(\.id))", "error": "\(error)"]
+            )
+            for notice in notices { due[notice.id]?.at = clock.now() + retry.first }
             return false
         }
     }

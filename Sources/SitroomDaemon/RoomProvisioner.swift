@@ -457,6 +457,18 @@ public actor RoomProvisioner {
         }
     }
 
+    /// How many rooms are in each state, for `status`: decodes only each room's `state`, about half the cost of
+    /// decoding whole rooms (10,000 rooms: the `status` call 110 → 55 ms; README, "Performance").
+    /// - Complexity: O(rooms).
+    public func roomCounts() throws -> [RoomState: Int] {
+        struct StateOnly: Decodable { var state: RoomState }
+        let store = self.store
+        let states = try store.read { txn in try store.all(StateOnly.self, store.tables.rooms, txn) }
+        var counts: [RoomState: Int] = [:]
+        for room in states { counts[room.state, default: 0] += 1 }
+        return counts
+    }
+
     /// All rooms, oldest first.
     public func rooms() throws -> [Room] {
         let store = self.store
