@@ -35,7 +35,7 @@ struct ConfigReloadEndToEndTests {
     func editsAndRefusals() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -80,9 +80,6 @@ struct ConfigReloadEndToEndTests {
             // Rooms keep working on generation 2.
             try sandbox.submit("inc-2.yaml", incidentEvent(id: "evt-2", stage: "situation_room", incident: "INC-2"))
             try await sandbox.waitForRoom("INC-2", state: "ready")
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -90,7 +87,7 @@ struct ConfigReloadEndToEndTests {
     func removingAnIntegration() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -126,9 +123,6 @@ struct ConfigReloadEndToEndTests {
             let all = try await sandbox.simGET("/_sim/meetings")
             let meetings = (all as? [[String: Any]]) ?? ((all as? [String: Any])?["meetings"] as? [[String: Any]]) ?? []
             #expect(meetings.count == 1)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 }

@@ -25,7 +25,7 @@ struct ControlTests {
     func commands() async throws {
         let sandbox = try Sandbox(hosts: 2)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -105,9 +105,6 @@ struct ControlTests {
             #expect(try await sandbox.ctl(["audit", "zero"]).code == 1)
             #expect(try json(try await sandbox.ctl(["audit", "--json"]).out) as? [[String: Any]] != nil)
             #expect((try json(try await sandbox.ctl(["audit", "50", "--json"]).out) as? [[String: Any]])?.count == 6)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -115,7 +112,7 @@ struct ControlTests {
     func abuse() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1)
             try await sandbox.startDaemon()
@@ -139,9 +136,6 @@ struct ControlTests {
             #expect(log.contains("longer than 4096 bytes"))
             #expect(log.contains("NUL"))
             #expect(log.contains("UTF-8"))
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -153,7 +147,7 @@ struct ControlTests {
         }
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1)
             let settings = sandbox.read("etc/sitroom.yaml") + "control: { group: nogroup }\n"
@@ -190,9 +184,6 @@ struct ControlTests {
             #expect(entries.last?["uid"] as? Int == 65534)
             #expect((entries.last?["outcome"] as? String)?.hasPrefix("refused") == true)
             #expect(try await sandbox.ctl(["pool", "drain", "zoom-main", "bridge-1"]).code == 0)  // root may
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 }

@@ -9,7 +9,7 @@ struct MainJobTests {
     func incidentToRoomToNoticesToEnd() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -71,9 +71,6 @@ struct MainJobTests {
             let meetingID = try #require((room["meeting_id"] as? NSNumber)?.int64Value)
             #expect(paths.contains("PUT /v2/meetings/\(meetingID)/status"))
             #expect(paths.contains("DELETE /v2/meetings/\(meetingID)"))
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -81,7 +78,7 @@ struct MainJobTests {
     func crashMidCreateMakesNoSecondMeeting() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -113,9 +110,6 @@ struct MainJobTests {
             #expect(list.count == 1)
             // Everyone still gets the link, once.
             _ = try await waitFor("two emails") { sandbox.files("var/mail/new").count == 2 ? true : nil }
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -123,7 +117,7 @@ struct MainJobTests {
     func malformedFilesAreRejected() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -158,9 +152,6 @@ struct MainJobTests {
             let syntax = sandbox.read("var/spool/incidents/rejected/bad-yaml.yaml.error")
             #expect(syntax.contains("bad-yaml.yaml:"))
             #expect(sandbox.files("var/spool/incidents/new").isEmpty)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -168,7 +159,7 @@ struct MainJobTests {
     func refusedCredentialsFailTheRoom() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.write("etc/secrets/wrong.secret", "not-the-secret\n", mode: 0o600)
             try sandbox.writeIntegration(secretFile: "../secrets/wrong.secret")
@@ -192,9 +183,6 @@ struct MainJobTests {
                 }
             }
             #expect(try await sandbox.simMeetings(room: room["room_id"] as? String ?? "").isEmpty)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 

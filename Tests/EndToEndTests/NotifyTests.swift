@@ -84,7 +84,7 @@ extension MainJobTests {
                 sandbox.tearDown()
                 servers.tearDown()
             }
-            do {
+            try await sandbox.recordingLogs {
                 try await sandbox.startSim()
                 try sandbox.writeIntegration()
                 try configure(sandbox, servers)
@@ -183,9 +183,6 @@ extension MainJobTests {
                 )
                 #expect(ended.allSatisfy { $0.raw.contains("Subject: Situation room closed: Payments API down") })
                 #expect(servers.chat.last?.body.contains("resolved") == true)
-            } catch {
-                Issue.record("logs:\n\(sandbox.logs())")
-                throw error
             }
         }
 
@@ -199,7 +196,7 @@ extension MainJobTests {
                 sandbox.tearDown()
                 servers.tearDown()
             }
-            do {
+            try await sandbox.recordingLogs {
                 try await sandbox.startSim()
                 try sandbox.writeIntegration()
                 try configure(sandbox, servers, component: "meeting")
@@ -280,9 +277,6 @@ extension MainJobTests {
                     #expect(event["status"] as? String == "CANCELLED")
                 }
                 _ = try await poll("Ada's room-ended SMS") { servers.sms.count == 2 ? true : nil }
-            } catch {
-                Issue.record("logs:\n\(sandbox.logs())")
-                throw error
             }
         }
 
@@ -294,7 +288,7 @@ extension MainJobTests {
                 sandbox.tearDown()
                 servers.tearDown()
             }
-            do {
+            try await sandbox.recordingLogs {
                 try servers.smtp.setMode(["hang": true])
                 try await sandbox.startSim()
                 try sandbox.writeIntegration()
@@ -345,9 +339,6 @@ extension MainJobTests {
                 #expect(Set(mails.compactMap(\.messageID)).count == 3)
                 #expect(servers.sms.count == 2)  // sent before the kill, not again
                 #expect(servers.chat.count == 2)
-            } catch {
-                Issue.record("logs:\n\(sandbox.logs())")
-                throw error
             }
         }
     }

@@ -18,7 +18,7 @@ struct OperationsTests {
     func notifyProtocol() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             let socket = "\(sandbox.root)/notify.sock"
@@ -63,9 +63,6 @@ struct OperationsTests {
             )
             #expect(stopping.hasPrefix("STOPPING=1"), "\(stopping)")
             #expect(try await sandbox.daemon!.waitForExit() == 0)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -108,7 +105,7 @@ struct OperationsTests {
     func exitCodes() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             // etc/sitroom.yaml names zoom-main, whose file does not exist yet: bad configuration at start.
             let bad = try await run("sitroomd", ["--root", sandbox.root], in: sandbox)
             #expect(bad.code == 78)
@@ -137,9 +134,6 @@ struct OperationsTests {
             let level = try await run("sitroomd", ["--log-level", "loud"], in: sandbox)
             #expect(level.code == 64)
             #expect(level.err.contains("unknown --log-level loud"))
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -188,7 +182,7 @@ struct OperationsTests {
     func credentials() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             // As systemd leaves a credential: mode 0400 plus an ACL for the service's user, which stat shows as 0440.
             try sandbox.write("credentials/zoom.secret", sandbox.secret + "\n", mode: 0o440)
@@ -211,9 +205,6 @@ struct OperationsTests {
             try await sandbox.startDaemon(environment: environment)
             try sandbox.submit("c1.yaml", incidentEvent(id: "evt-c1", stage: "situation_room", incident: "INC-C1"))
             try await sandbox.waitForRoom("INC-C1", state: "ready")
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -223,7 +214,7 @@ struct OperationsTests {
     func backupUnderLoad() async throws {
         let sandbox = try Sandbox(hosts: 8, concurrent: 4)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 8, concurrent: 4)
             try await sandbox.startDaemon()
@@ -311,9 +302,6 @@ struct OperationsTests {
                 #expect(audit.filter { $0.command.hasPrefix("backup ") && $0.outcome == "ok" }.count == 2)
                 #expect(audit.contains { $0.command == "backup \(after)" && $0.outcome.hasPrefix("error") })
             }
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -344,7 +332,7 @@ struct OperationsTests {
     func metricsFile() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -421,9 +409,6 @@ struct OperationsTests {
             #expect(ended["sitroom_pool_open_rooms{host=\"\(host)\",integration=\"zoom-main\"}"] == 0)
             #expect((ended["sitroom_config_reloads_total{outcome=\"rejected\"}"] ?? 0) >= 1)
             #expect(ended["sitroom_config_generation"] == 1)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -433,7 +418,7 @@ struct OperationsTests {
     func noSecretsInLogs() async throws {
         let sandbox = try Sandbox(hosts: 2, integrations: ["zoom-main", "zoom-user"])
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             let webhookSecret = "whsec-\(UUID().uuidString)"
             try sandbox.write("etc/secrets/webhook.secret", webhookSecret + "\n", mode: 0o600)
@@ -522,9 +507,6 @@ struct OperationsTests {
                 logs.split(separator: "\n").allSatisfy { $0.hasPrefix("time=") || $0.isEmpty },
                 "one event, one line"
             )
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 

@@ -58,7 +58,7 @@ struct PoolTests {
     func fiveIncidentsThreeHosts() async throws {
         let sandbox = try Sandbox(hosts: 3)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 3)
             try await sandbox.startDaemon()
@@ -110,9 +110,6 @@ struct PoolTests {
             // Exactly one meeting per room, five rooms.
             let meetings = try #require(try await sandbox.simGET("/_sim/meetings") as? [[String: Any]])
             #expect(meetings.count == 5)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -120,7 +117,7 @@ struct PoolTests {
     func dailyLimitAndFailover() async throws {
         let sandbox = try Sandbox(hosts: 2, integrations: ["zoom-main", "zoom-backup"])
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(name: "zoom-main", hostNumbers: [1])
             try sandbox.writeIntegration(name: "zoom-backup", hostNumbers: [2])
@@ -146,9 +143,6 @@ struct PoolTests {
             let requests = try #require(try await sandbox.simGET("/_sim/requests") as? [[String: Any]])
             let creates = requests.filter { ($0["method"] as? String) == "POST" && ($0["path"] as? String)?.hasSuffix("/meetings") == true }
             #expect(creates.filter { ($0["path"] as? String)?.contains("bridge-1") == true }.count == 1)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -156,7 +150,7 @@ struct PoolTests {
     func drainAndResume() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1)
             try await sandbox.startDaemon()
@@ -167,9 +161,6 @@ struct PoolTests {
             #expect(try await sandbox.ctl(["pool", "resume", "zoom-main", "bridge-nope"]).code == 1)
             #expect(try await sandbox.ctl(["pool", "resume", "zoom-main", "bridge-1"]).code == 0)
             try await sandbox.waitForRoom("INC-D1", state: "ready")
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -177,7 +168,7 @@ struct PoolTests {
     func waitingTooLongPagesAdmins() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1)
             let settings = sandbox.read("etc/sitroom.yaml")
@@ -203,9 +194,6 @@ struct PoolTests {
                 return log.components(separatedBy: "room waiting").count >= 1 && ticks >= 1 ? true : nil
             }
             #expect(pages().count == 1)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 }

@@ -28,7 +28,7 @@ struct SpoolTests {
     func rejections() async throws {
         let sandbox = try Sandbox(settings: "spool: { max_file_size: 4KiB }")
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -104,9 +104,6 @@ struct SpoolTests {
             #expect(sandbox.files("var/spool/incidents/new").isEmpty)
             #expect(sandbox.files("var/spool/incidents/cur") == ["good.yaml"])
             #expect(try await sandbox.ctl(["status"]).code == 0)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -116,7 +113,7 @@ struct SpoolTests {
     func staleAndPurged() async throws {
         let sandbox = try Sandbox(settings: "spool: { keep_cur: 30d, keep_rejected: 90d, tmp_stale_after: 1h }")
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             let spool = "\(sandbox.root)/var/spool/incidents"
             let day = 86_400.0
             try sandbox.place("var/spool/incidents/tmp/abandoned.yaml", "event_id: half", age: 2 * 3600)
@@ -149,9 +146,6 @@ struct SpoolTests {
             for purged in ["cur/old.yaml", "rejected/old.json", "rejected/old.json.error"] {
                 #expect(log.contains("spool file purged") && log.contains(purged), "no trace of \(purged)")
             }
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -161,7 +155,7 @@ struct SpoolTests {
     func slowWriter() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -191,9 +185,6 @@ struct SpoolTests {
 
             #expect(sandbox.files("var/spool/incidents/rejected").isEmpty)
             #expect(sandbox.files("var/spool/incidents/cur") == ["reopened.yaml", "slow.yaml"])
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -201,7 +192,7 @@ struct SpoolTests {
     func crashBeforeCommit() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -228,9 +219,6 @@ struct SpoolTests {
             #expect(log.split(separator: "\n").filter { $0.contains("msg=\"event applied\"") }.count == 1)
             #expect(!log.contains("duplicate event ignored"))
             #expect(try await sandbox.simMeetings(room: room["room_id"] as? String ?? "").count == 1)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -240,7 +228,7 @@ struct SpoolTests {
     func alertmanager() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try sandbox.write("etc/roster.yaml", Self.roster)
             try await sandbox.startSim()
             try sandbox.writeIntegration()
@@ -306,9 +294,6 @@ struct SpoolTests {
             #expect(meetings.first?["status"] as? String == "deleted")
             #expect(try await sandbox.allSimMeetings().count == 1)
             #expect(sandbox.files("var/spool/incidents/rejected").isEmpty)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -319,7 +304,7 @@ struct SpoolTests {
             settings: "feeds: { pagerduty: { situation_room_when: { priority: P1 } } }"
         )
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try sandbox.write("etc/roster.yaml", Self.roster)
             try await sandbox.startSim()
             try sandbox.writeIntegration()
@@ -385,9 +370,6 @@ struct SpoolTests {
             #expect(reopened["join_url"] as? String == joinURL)
             #expect(try await sandbox.allSimMeetings().count == 1)
             #expect(sandbox.files("var/mail/new").count == mailsBefore)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -395,7 +377,7 @@ struct SpoolTests {
     func holdDownPasses() async throws {
         let sandbox = try Sandbox(holdDown: "2s")
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -431,9 +413,6 @@ struct SpoolTests {
             }
             #expect(reopened["join_url"] as? String != room["join_url"] as? String)
             #expect(try await sandbox.allSimMeetings().count == 2)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -441,7 +420,7 @@ struct SpoolTests {
     func reopenedMeetingGone() async throws {
         let sandbox = try Sandbox(holdDown: "10m")
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -470,9 +449,6 @@ struct SpoolTests {
             #expect(reopened["join_url"] as? String != room["join_url"] as? String)
             #expect(try await sandbox.allSimMeetings().count == 2)
             try await sandbox.waitForLog("room not reopened")
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -480,7 +456,7 @@ struct SpoolTests {
     func batchDropsResolvedRooms() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -503,9 +479,6 @@ struct SpoolTests {
             #expect(shown.err.contains("has no room (stage resolved)"))
             #expect(try await sandbox.allSimMeetings().count == 1)
             #expect(sandbox.daemonLogs().contains("count=3"))  // one batch
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -525,7 +498,7 @@ struct SpoolTests {
     func flapping() async throws {
         let sandbox = try Sandbox(holdDown: "10m")
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try sandbox.write("etc/roster.yaml", Self.roster)
             try await sandbox.startSim()
             try sandbox.writeIntegration()
@@ -572,9 +545,6 @@ struct SpoolTests {
             #expect(all.count == 1)
             #expect(all.first?["status"] as? String == "ended")  // kept for the hold-down
             #expect(sandbox.files("var/spool/incidents/rejected").isEmpty)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -592,7 +562,7 @@ struct SpoolTests {
         let sandbox = try Sandbox(hosts: 10)
         defer { sandbox.tearDown() }
         var generator = SystemRandomNumberGenerator()
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 10)
             try await sandbox.startDaemon()
@@ -723,9 +693,6 @@ struct SpoolTests {
                 let times = applied.filter { $0.contains("event.id=\(id) ") }.count
                 #expect(times <= 1, "\(id) applied \(times) times")
             }
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 }

@@ -331,6 +331,16 @@ final class Sandbox: @unchecked Sendable {
         children.filter { $0.stderrPath.contains("/sitroomd-") }.map(\.stderr).joined(separator: "\n")
     }
 
+    /// Runs `body`; when it throws, every process's log is recorded with the failure, then the error rethrown.
+    func recordingLogs(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            Issue.record("logs:\n\(logs())")
+            throw error
+        }
+    }
+
     func logs() -> String {
         children.map { "--- \($0.stderrPath)\n\($0.stderr)" }.joined(separator: "\n")
     }

@@ -44,7 +44,7 @@ struct ZoomTests {
     func userOAuth() async throws {
         let sandbox = try Sandbox(hosts: 2, integrations: ["zoom-user"])
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(name: "zoom-user", oauth: true)
             try await sandbox.startDaemon()
@@ -100,9 +100,6 @@ struct ZoomTests {
             let logs = sandbox.allLogs()
             #expect(!logs.contains(code))
             #expect(!logs.contains(sandbox.secret))
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -110,7 +107,7 @@ struct ZoomTests {
     func lostCreateReply() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration()
             try await sandbox.startDaemon()
@@ -121,10 +118,6 @@ struct ZoomTests {
             #expect(meetings.count == 1)
             #expect(meetings.first?["join_url"] as? String == room["join_url"] as? String)
             #expect(try await creates(sandbox).count == 1)
-            if meetings.count != 1 { Issue.record("logs:\n\(sandbox.logs())") }
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -132,7 +125,7 @@ struct ZoomTests {
     func oneTokenRequest() async throws {
         let sandbox = try Sandbox(hosts: 20, concurrent: 2)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 20, concurrent: 2)
             try await sandbox.startDaemon()
@@ -144,9 +137,6 @@ struct ZoomTests {
             try submitMany(sandbox, prefix: "X", count: 20)
             try await waitAllReady(sandbox, prefix: "X", count: 20)
             #expect(try await tokenRequests(sandbox, "account_credentials") == 2)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -154,7 +144,7 @@ struct ZoomTests {
     func pacing() async throws {
         let sandbox = try Sandbox(hosts: 1, concurrent: 40)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1, concurrent: 40, extra: "rate_limit: { medium_per_second: 10 }")
             try await sandbox.startDaemon()
@@ -171,9 +161,6 @@ struct ZoomTests {
                 let inWindow = times[index...].prefix { $0 < start + 1 }.count
                 #expect(inWindow <= 20, "\(inWindow) creates within 1 s from \(start)")
             }
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -187,7 +174,7 @@ struct ZoomTests {
     func deauthorization() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.write("etc/secrets/webhook.secret", "whsec-e2e\n", mode: 0o600)
             try sandbox.writeIntegration(extra: "webhook_secret_file: ../secrets/webhook.secret")
@@ -212,9 +199,6 @@ struct ZoomTests {
             let status = try await sandbox.ctl(["integrations"])
             #expect(status.out.contains("needs_reauthorization"))
             #expect(sandbox.files("var/spool/incidents/cur").contains("genuine.webhook"))
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 }
@@ -227,7 +211,7 @@ struct ZoomMisbehavingTests {
     func lateCreateIsSwept() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1, extra: "request_timeout: 1s")
             try await sandbox.startDaemon()
@@ -254,9 +238,6 @@ struct ZoomMisbehavingTests {
             try await sandbox.waitForRoom("INC-S1", state: "ended")
             let after = try await sandbox.simMeetings(room: roomID)
             #expect(after.allSatisfy { ["deleted", "ended"].contains($0["status"] as? String ?? "") })
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -264,7 +245,7 @@ struct ZoomMisbehavingTests {
     func resolveWhileRevoked() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1)
             try await sandbox.startDaemon()
@@ -288,9 +269,6 @@ struct ZoomMisbehavingTests {
             #expect(try await sandbox.ctl(["integrations"]).out.contains("active"))
             try sandbox.submit("v2.yaml", incidentEvent(id: "evt-v2", stage: "situation_room", incident: "INC-V2"))
             try await sandbox.waitForRoom("INC-V2", state: "ready")
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -298,7 +276,7 @@ struct ZoomMisbehavingTests {
     func resolveWhileBackingOff() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             try sandbox.writeIntegration(hosts: 1)
             try await sandbox.startDaemon()
@@ -311,9 +289,6 @@ struct ZoomMisbehavingTests {
             }
             try sandbox.submit("b1-end.yaml", incidentEvent(id: "evt-b1e", stage: "resolved", incident: "INC-B1", at: "2026-11-29T13:00:00Z"))
             try await sandbox.waitForRoom("INC-B1", state: "ended", timeout: 10)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 
@@ -321,7 +296,7 @@ struct ZoomMisbehavingTests {
     func unusableHostAndServerErrors() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
-        do {
+        try await sandbox.recordingLogs {
             try await sandbox.startSim()
             // bridge-9 is not a user of zoom-sim's account; it has the most quota left, so it is tried first.
             try sandbox.writeIntegration(hosts: 1)
@@ -348,9 +323,6 @@ struct ZoomMisbehavingTests {
             #expect(bridge1.first?["status"] as? Int == 503)
             #expect(bridge1.filter { $0["method"] as? String == "POST" && $0["status"] as? Int == 201 }.count == 1)
             #expect(try await sandbox.simMeetings(room: room["room_id"] as? String ?? "").count == 1)
-        } catch {
-            Issue.record("logs:\n\(sandbox.logs())")
-            throw error
         }
     }
 }

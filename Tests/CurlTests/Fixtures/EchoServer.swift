@@ -53,13 +53,13 @@ let echoServerScript = #"""
                 code = int(parts[1])
                 self.reply(code, {"status": code})
             elif parts[0] == "delay":
-                time.sleep(int(parts[1]) / 1000)
+                time.sleep(int(parts[1]) / 1000)  # // waits-on-purpose: the route's simulated latency
                 self.reply(200, {"slept": int(parts[1])})
             elif parts[0] == "slow":
                 with lock:
                     stats["inflight"] += 1
                     stats["max_inflight"] = max(stats["max_inflight"], stats["inflight"])
-                time.sleep(int(parts[1]) / 1000)
+                time.sleep(int(parts[1]) / 1000)  # // waits-on-purpose: the route's simulated latency
                 with lock:
                     stats["inflight"] -= 1
                 self.reply(200, {"slept": int(parts[1])})
