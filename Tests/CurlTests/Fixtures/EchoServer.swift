@@ -182,7 +182,7 @@ func withTimeout<R: Sendable>(
     try await withThrowingTaskGroup(of: R?.self) { group in
         group.addTask { try await body() }
         group.addTask {
-            try await Task.sleep(for: timeout)
+            try await Task.sleep(for: timeout)  // waits-on-purpose: the deadline racing the awaited event
             return nil
         }
         defer { group.cancelAll() }
