@@ -27,7 +27,7 @@ struct ConfigReloadEndToEndTests {
         // waits-on-purpose: "exactly once" is that nothing more happens, which only time can show: sitroomd
         // reloads at the latest two quiet periods (2 × 150 ms) after an edit's last event; wait that plus a margin
         // for a loaded machine and a process round trip, then look again.
-        try await Task.sleep(for: .milliseconds(1200))
+        try await Task.sleep(for: .milliseconds(1200))  // waits-on-purpose
         #expect(try await generation(sandbox)["number"] as? Int == number)
     }
 

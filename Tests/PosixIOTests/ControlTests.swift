@@ -41,7 +41,7 @@ struct ControlFIFOTests {
             let thread = try #require(fifo.readerThread.value)
             let before = cpuSeconds(of: thread)
             // waits-on-purpose: an idle window in which a spinning reader would burn CPU.
-            try await Task.sleep(for: .milliseconds(500))
+            try await Task.sleep(for: .milliseconds(500))  // waits-on-purpose
             let used = cpuSeconds(of: thread) - before
             #expect(used < 0.05, "reader thread used \(used) s of CPU while idle")
 

@@ -55,7 +55,7 @@ actor Recorder<Element: Sendable> {
         return await withCheckedContinuation { continuation in
             waiters[id] = (condition, continuation)
             Task {
-                try? await Task.sleep(for: timeout)  // the deadline, not a wait for the event
+                try? await Task.sleep(for: timeout)  // waits-on-purpose: the deadline, not a wait for the event
                 self.expire(id)
             }
         }

@@ -210,7 +210,7 @@ final class ReloadFixture: @unchecked Sendable {
         // complete; a reload caused by its last events would start at the latest two quiet periods after them
         // (one without events, one more to see the files unchanged). Wait that long plus a margin for a loaded
         // machine, then check the generation did not move.
-        try await Task.sleep(for: .milliseconds(Int64((2 * timing.quiet + 0.6) * 1000)))
+        try await Task.sleep(for: .milliseconds(Int64((2 * timing.quiet + 0.6) * 1000)))  // waits-on-purpose
         #expect(await core.generationStatus().number == number, sourceLocation: sourceLocation)
     }
 
@@ -291,7 +291,7 @@ enum Save {
         for start in stride(from: 0, to: bytes.count, by: size) {
             if start > 0 {
                 // waits-on-purpose: the slow writer's pace is the scenario under test.
-                try await Task.sleep(for: .milliseconds(Int64(pause * 1000)))
+                try await Task.sleep(for: .milliseconds(Int64(pause * 1000)))  // waits-on-purpose
             }
             try writeAll(fd, Array(bytes[start..<min(start + size, bytes.count)]), path: path)
         }

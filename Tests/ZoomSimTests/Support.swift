@@ -92,7 +92,7 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async throws ->
     let deadline = clock.now + timeout
     while clock.now < deadline {
         if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
+        try await Task.sleep(for: .milliseconds(10))  // waits-on-purpose: the step of a bounded poll
     }
     Issue.record("condition not met within \(timeout)")
 }
