@@ -1,4 +1,5 @@
 import CLMDB
+import Glibc
 
 /// An LMDB transaction, lent to the closure of ``Environment/read(_:)`` or ``Environment/write(_:)``.
 ///
@@ -262,6 +263,36 @@ public struct Transaction: ~Copyable {
         var stat = MDB_stat()
         try check(mdb_stat(handle, db.dbi, &stat), "mdb_stat")
         return stat.ms_entries
+    }
+
+    /// Runs `body` in a child transaction of this write transaction: when `body` returns, its changes join
+    /// this transaction (to be committed, and synced, with it); when it throws, they are discarded and this
+    /// transaction goes on as it was. Group commit uses it so one writer's error does not undo the others'.
+    /// - Parameter body: The work; the child transaction cannot escape it. Do not use `self` inside it.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws (after aborting the child), or an ``LMDBError`` (`EACCES` in a read-only
+    ///   transaction; ``LMDBError/mapFull``, which also makes ``Environment/write(_:)`` grow the map and run
+    ///   its whole body again).
+    ///
+    /// The corresponding C functions are `mdb_txn_begin` with this transaction as the parent, `mdb_txn_commit`
+    /// and `mdb_txn_abort` (LMDB: "nested transactions", not available with `MDB_WRITEMAP`, which is not used).
+    public func nested<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        guard !isReadOnly else { throw LMDBError(EACCES, operation: "mdb_txn_begin(nested in a read-only transaction)") }
+        var child: OpaquePointer?
+        try check(mdb_txn_begin(mdb_txn_env(handle), handle, 0, &child), "mdb_txn_begin(nested)")
+        guard let child else { preconditionFailure("mdb_txn_begin succeeded without a transaction") }
+        let result: R
+        do {
+            result = try body(Transaction(handle: child, isReadOnly: false, mapFullFlag: mapFullFlag))
+        } catch {
+            mdb_txn_abort(child)
+            throw error
+        }
+        // mdb_txn_commit frees the child whether it succeeds or fails; a child's commit only merges into the parent.
+        let rc = mdb_txn_commit(child)
+        if rc == MDB_MAP_FULL { mapFullFlag?.pointee = true }
+        try check(rc, "mdb_txn_commit(nested)")
+        return result
     }
 
     /// Deletes every pair in `db`; the database itself stays open and usable.

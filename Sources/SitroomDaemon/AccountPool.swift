@@ -5,8 +5,10 @@ import SitroomStore
 
 /// The pools of Zoom hosts of all integrations: which host takes a room, and each host's usage (SPEC §5).
 ///
-/// The decisions are ``PoolState``'s; this actor persists the daily create counts in LMDB (committed before
-/// the create request is sent, so a crash can only over-count) and restores open rooms from the store.
+/// The decisions are ``PoolState``'s; a lease hands the daily create count it raised to the caller, which
+/// commits it (``Store/recordCreates(atLeast:day:integration:host:_:)``) in the same transaction as the room
+/// bound to the host, before the create request is sent, so a crash can only over-count. This actor restores
+/// open rooms and today's counts from the store.
 public actor AccountPool {
     private let executor = ThreadExecutor(name: "sitroom-pool")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -18,7 +20,9 @@ public actor AccountPool {
 
     /// The outcome of ``lease(room:integration:unauthorized:)``.
     public enum Lease: Sendable {
-        case leased(HostKey, HostLimits)
+        /// The host, its limits, and the creates counted against it on `day` (`yyyy-MM-dd`, UTC) with this
+        /// one, for the caller to commit with the room.
+        case leased(HostKey, HostLimits, creates: Int, day: String)
         /// No host of the integration can take it; the reason gives counts. `permanent` when no host ever
         /// can without a configuration change (every host unusable, or none configured).
         case unavailable(String, permanent: Bool)
@@ -97,10 +101,11 @@ public actor AccountPool {
         logger.info(drained ? "host drained" : "host resumed", metadata: ["integration": "\(key.integration)", "host": "\(key.host)"])
     }
 
-    /// Leases a host of `integration` for `room` and commits the create it will cost to today's count.
-    /// - Throws: store errors (the lease is then undone).
+    /// Leases a host of `integration` for `room` and counts the create it will cost against today's quota (in
+    /// memory: the caller commits the count with the room, see ``Lease/leased(_:_:creates:day:)``, and releases
+    /// the host when that commit fails).
     /// - Parameter unauthorized: hosts of a zoom-oauth integration that are not authorized (skipped).
-    public func lease(room: String, integration: String, unauthorized: Set<String> = []) throws -> Lease {
+    public func lease(room: String, integration: String, unauthorized: Set<String> = []) -> Lease {
         let now = clock.now()
         let pool = state.hosts[integration] ?? []
         if !pool.isEmpty, pool.allSatisfy({ unauthorized.contains($0.id) }) {
@@ -112,18 +117,8 @@ public actor AccountPool {
                 state.unavailableReason(integration: integration, now: now),
                 permanent: state.allUnusable(integration: integration))
         }
-        let creates = state.usage[key]?.creates ?? 1
-        let store = self.store
-        do {
-            try store.write { txn in
-                try store.setCreates(creates, day: utcDay(now), integration: key.integration, host: key.host, txn)
-            }
-        } catch {
-            state.release(key, room: room)
-            throw error
-        }
         logger.debug("host leased", metadata: ["room.id": "\(room)", "integration": "\(key.integration)", "host": "\(key.host)"])
-        return .leased(key, limits)
+        return .leased(key, limits, creates: state.usage[key]?.creates ?? 1, day: utcDay(now))
     }
 
     /// Takes a specific host again for a reopened room whose meeting lives on it (no create is counted: the

@@ -59,6 +59,8 @@ public final class SitroomMetrics: @unchecked Sendable {
     /// Bucket bounds of the provisioning latency histogram, in seconds: a room is usually ready in a second or
     /// two; minutes mean waiting for a host.
     public static let provisioningBuckets: [Double] = [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800]
+    /// Bounds of `sitroom_room_group_commit_writes` (room writes per synced commit).
+    public static let groupCommitBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
     /// A registry whose counters with known label values start at 0, so `increase()` sees their first event.
     public init() {
@@ -113,6 +115,11 @@ public final class SitroomMetrics: @unchecked Sendable {
         observe("sitroom_room_provisioning_seconds", max(0, seconds), bounds: Self.provisioningBuckets)
     }
 
+    /// The room provisioner committed `writes` rooms' writes in one synced LMDB transaction (group commit).
+    public func groupCommit(writes: Int) {
+        observe("sitroom_room_group_commit_writes", Double(writes), bounds: Self.groupCommitBuckets)
+    }
+
     /// A spool file was handled: `applied`, `duplicate`, `webhook` or `rejected`.
     public func spoolFile(_ outcome: String) {
         increment("sitroom_spool_files_total", [("outcome", outcome)])
@@ -161,6 +168,11 @@ public enum MetricsCatalog {
             name: "sitroom_room_provisioning_seconds",
             type: "histogram",
             help: "Time from a situation_room event applied to its room ready."
+        ),
+        Family(
+            name: "sitroom_room_group_commit_writes",
+            type: "histogram",
+            help: "Room writes committed together in one synced LMDB transaction (group commit)."
         ),
         Family(
             name: "sitroom_integration_state",
@@ -325,8 +337,9 @@ extension SitroomMetrics {
                     [],
                     gauges.store.oldestWaitingSince.map { max(0, gauges.now - $0).rounded(.down) } ?? 0
                 )
-            case "sitroom_room_provisioning_seconds":
-                let histogram = histograms[name]?[Labels([])] ?? Histogram(bounds: Self.provisioningBuckets)
+            case "sitroom_room_provisioning_seconds", "sitroom_room_group_commit_writes":
+                let bounds = name == "sitroom_room_provisioning_seconds" ? Self.provisioningBuckets : Self.groupCommitBuckets
+                let histogram = histograms[name]?[Labels([])] ?? Histogram(bounds: bounds)
                 for (bound, count) in zip(histogram.bounds, histogram.buckets) {
                     out.sample(name + "_bucket", [("le", PrometheusText.number(bound))], Double(count))
                 }

@@ -294,7 +294,7 @@ public actor Notifier {
     }
 
     /// A worker of `channel`: takes up to ``batchSize`` notices due now, commits them `sending` in one
-    /// transaction (with the outcomes of the previous batch), delivers them one by one, and loops; the last
+    /// transaction (with the outcomes of the previous batch), hands them to the transport as one batch, and loops; the last
     /// outcomes are committed when nothing is due. A notice stays in `inFlight` until its outcome is committed,
     /// so no other worker takes it meanwhile. A delivered notice whose `sent` is not yet committed when the
     /// process dies is delivered again at the next start, as one left `sending` always was (transports are
@@ -307,11 +307,7 @@ public actor Notifier {
             for id in ids { inFlight.insert(id) }
             let started = begin(ids, committing: outcomes)
             for notice in outcomes { inFlight.remove(notice.id) }
-            outcomes = []
-            for var notice in started {
-                await deliver(&notice)
-                outcomes.append(notice)
-            }
+            outcomes = await deliver(started)
         }
         if !outcomes.isEmpty {
             persist(outcomes)
@@ -389,18 +385,33 @@ public actor Notifier {
         ]
     }
 
-    /// Hands `notice` (committed `sending`) to its transport and sets its outcome: `sent`, `retrying` with the
-    /// next attempt's time, or `dead`. The caller commits it.
-    private func deliver(_ notice: inout Notice) async {
-        let metadata = Self.metadata(notice)
-        guard let transport = transports[notice.channel] else {
-            notice.state = .retrying
-            notice.nextAttemptAt = clock.now() + retry.first
-            notice.detail = "no transport configured for \(notice.channel.rawValue)"
-            return
+    /// Hands `notices` (committed `sending`, all of one channel) to their transport as one batch (the file
+    /// transports fsync their directory once for it) and sets each one's outcome: `sent`, `retrying` with the
+    /// next attempt's time, or `dead`. The caller commits them.
+    private func deliver(_ notices: [Notice]) async -> [Notice] {
+        guard let channel = notices.first?.channel else { return [] }
+        guard let transport = transports[channel] else {
+            return notices.map { notice in
+                var notice = notice
+                notice.state = .retrying
+                notice.nextAttemptAt = clock.now() + retry.first
+                notice.detail = "no transport configured for \(notice.channel.rawValue)"
+                return notice
+            }
         }
-        do {
-            let detail = try await transport.deliver(notice)
+        let results = await transport.deliver(batch: notices)
+        return zip(notices, results).map { notice, result in
+            var notice = notice
+            settle(&notice, result)
+            return notice
+        }
+    }
+
+    /// Sets a delivered notice's outcome from its transport's answer.
+    private func settle(_ notice: inout Notice, _ result: Result<String, any Error>) {
+        let metadata = Self.metadata(notice)
+        switch result {
+        case .success(let detail):
             notice.state = .sent
             notice.sentAt = clock.now()
             notice.detail = detail
@@ -408,7 +419,7 @@ public actor Notifier {
                 "notice sent",
                 metadata: metadata.merging(["to": "\(detail)", "attempt": "\(notice.attempts)"]) { $1 }
             )
-        } catch {
+        case .failure(let error):
             let permanent = (error as? DeliveryError)?.permanent ?? false
             let now = clock.now()
             let backoff = min(retry.max, retry.first * Double(1 << min(notice.attempts - 1, 30)))

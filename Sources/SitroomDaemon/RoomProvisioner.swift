@@ -45,6 +45,9 @@ public actor RoomProvisioner {
     /// Meetings waiting out the reopen hold-down before they are deleted, by room id.
     private var deletions: [String: Task<Void, Never>] = [:]
     private var rerun: Set<String> = []
+    /// Rooms whose work has news it has not looked at yet (``drive(_:)`` while it runs): a ``pause(_:seconds:)``
+    /// that starts after the news came (the work was awaiting a commit or a Zoom call) returns at once.
+    private var news: Set<String> = []
     private var stopped = false
     /// Rooms in `waiting`: id → when the room was made (the queue is served oldest first).
     private var waiting: [String: Double] = [:]
@@ -52,6 +55,9 @@ public actor RoomProvisioner {
     private var retryAgain = false
     /// Rooms backing off, woken early by news (``drive(_:)``) or shutdown.
     private var wakers: [String: CheckedContinuation<Void, Never>] = [:]
+    /// Room writes waiting for the next group commit (``commit(_:)``), in the order they were asked for.
+    private var pendingWrites: [PendingWrite] = []
+    private var flushScheduled = false
 
     private let metrics: SitroomMetrics
 
@@ -417,7 +423,7 @@ public actor RoomProvisioner {
             room.integration = nil
             room.createPhase = .notSent
             room.updatedAt = clock.now()
-            try save(room)
+            try await save(room)
             drive(room.id)
             return "room \(room.id) of \(incident) is being provisioned again"
         case .waiting:
@@ -481,6 +487,7 @@ public actor RoomProvisioner {
         guard !stopped else { return }
         if running[id] != nil {
             rerun.insert(id)
+            news.insert(id)
             wake(id)  // a room backing off looks again now (e.g. its incident was resolved meanwhile)
             return
         }
@@ -489,7 +496,7 @@ public actor RoomProvisioner {
 
     /// Backs off for `seconds`, or until ``drive(_:)`` has news for the room, or until the daemon stops.
     private func pause(_ id: String, seconds: Double) async {
-        guard !stopped else { return }
+        guard !stopped, news.remove(id) == nil else { return }
         let clock = self.clock
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             wakers[id]?.resume()
@@ -507,6 +514,7 @@ public actor RoomProvisioner {
 
     private func finished(_ id: String) {
         running[id] = nil
+        news.remove(id)
         if rerun.remove(id) != nil { drive(id) }
     }
 
@@ -515,6 +523,7 @@ public actor RoomProvisioner {
         var excluded: Set<String> = []
         var refreshedToken: Set<String> = []
         while !stopped && !Task.isCancelled {
+            news.remove(id)  // what came so far is in the room loaded now
             guard var room = load(id) else { return }
             if !room.state.isOpen {
                 // A failed room whose create had an unknown outcome: on resolve, sweep Zoom for its marker.
@@ -638,10 +647,70 @@ public actor RoomProvisioner {
     /// Writes the room. An end requested meanwhile (an event applied while a Zoom call was awaited) is kept.
     /// - Throws: ``RoomGone`` when the room became `unavailable` meanwhile (its integration was removed): work
     ///   still in flight for it must not bring it back.
-    private func save(_ room: Room) throws {
+    /// - Parameter creates: a lease's daily create count (``AccountPool/Lease``), committed with the room.
+    private func save(_ room: Room, creates: (key: HostKey, count: Int, day: String)? = nil) async throws {
         let store = self.store
-        try store.write { txn in try store.putRoom(Self.keepingEndRequest(room, txn, store), txn) }
+        try await commit { txn in
+            try store.putRoom(Self.keepingEndRequest(room, txn, store), txn)
+            if let creates {
+                try store.recordCreates(
+                    atLeast: creates.count, day: creates.day, integration: creates.key.integration,
+                    host: creates.key.host, txn)
+            }
+        }
         track(room)
+    }
+
+    // MARK: Group commit
+
+    /// A write asked for by one room's work, and who waits for its commit (with what the write returned).
+    private struct PendingWrite {
+        var body: (borrowing Transaction) throws -> any Sendable
+        var done: CheckedContinuation<any Sendable, any Error>
+    }
+
+    /// Runs `body` in the next group commit and returns once that commit is synced to disk (issue 9: "group
+    /// commit"). Writes asked for while a commit is being synced, or before the actor gets to the flush, go
+    /// in one LMDB write transaction (one `fdatasync` for all of them), each in its own nested transaction
+    /// (``LMDB/Transaction/nested(_:)``): one that throws is undone alone and its caller gets the error. So
+    /// many rooms in flight share each sync, and nothing is acted on (a create sent, a notice queued) before
+    /// the write that records it is durable.
+    /// - Parameter body: the write; it runs on this actor, later, maybe more than once (the map grown).
+    /// - Returns: what `body` returned in the committed run.
+    /// - Throws: what `body` threw, or the store's error when the whole commit failed.
+    private func commit<R: Sendable>(_ body: @escaping (borrowing Transaction) throws -> R) async throws -> R {
+        let value = try await withCheckedThrowingContinuation { (done: CheckedContinuation<any Sendable, any Error>) in
+            pendingWrites.append(PendingWrite(body: { txn in try body(txn) }, done: done))
+            if !flushScheduled {
+                flushScheduled = true
+                // Behind the jobs already queued on this actor: their writes join this commit.
+                Task { self.flushWrites() }
+            }
+        }
+        guard let result = value as? R else { preconditionFailure("a group commit returned another write's value") }
+        return result
+    }
+
+    /// Commits every pending write in one synced transaction and resumes their writers.
+    private func flushWrites() {
+        flushScheduled = false
+        let batch = pendingWrites
+        pendingWrites = []
+        guard !batch.isEmpty else { return }
+        var outcomes: [Result<any Sendable, any Error>] = []
+        do {
+            try store.write { txn in
+                outcomes = []
+                for write in batch {
+                    outcomes.append(Result { try txn.nested { child in try write.body(child) } })
+                }
+            }
+        } catch {
+            for write in batch { write.done.resume(throwing: error) }
+            return
+        }
+        metrics.groupCommit(writes: batch.count)
+        for (write, outcome) in zip(batch, outcomes) { write.done.resume(with: outcome) }
     }
 
     /// Keeps the in-memory waiting queue in step with a room's state.
@@ -725,7 +794,7 @@ public actor RoomProvisioner {
             room.waitingSince = room.waitingSince ?? clock.now()
             room.reason = room.reason ?? "queued behind \(waiting.count) older waiting room(s)"
             room.updatedAt = clock.now()
-            try save(room)
+            try await save(room)
             Task { await self.retryWaiting() }
             return false
         }
@@ -746,8 +815,8 @@ public actor RoomProvisioner {
             if let authorized = try await registry.authorizedHosts(name), let hosts = configuration.integrations[name]?.hosts {
                 unauthorized = Set(hosts.map(\.id)).subtracting(authorized)
             }
-            switch try await pool.lease(room: room.id, integration: name, unauthorized: unauthorized) {
-            case .leased(let key, let limits):
+            switch await pool.lease(room: room.id, integration: name, unauthorized: unauthorized) {
+            case .leased(let key, let limits, let creates, let day):
                 room.integration = key.integration
                 room.hostID = key.host
                 room.hostUser = limits.user
@@ -756,7 +825,7 @@ public actor RoomProvisioner {
                 room.reason = nil
                 room.waitingSince = nil
                 room.updatedAt = clock.now()
-                do { try save(room) } catch {
+                do { try await save(room, creates: (key, creates, day)) } catch {
                     await pool.release(key, room: room.id)
                     throw error
                 }
@@ -774,7 +843,7 @@ public actor RoomProvisioner {
                 room.waitingSince = room.waitingSince ?? clock.now()
                 room.reason = reason
                 room.updatedAt = clock.now()
-                try save(room)
+                try await save(room)
                 logger.info(
                     "room waiting",
                     metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "reason": "\(reason)"])
@@ -817,7 +886,7 @@ public actor RoomProvisioner {
     private func settle(_ room: inout Room) async throws -> Bool {
         guard let integration = room.integration, let user = room.hostUser else {
             room.createPhase = .notSent
-            try save(room)
+            try await save(room)
             return false
         }
         var usedToken: String? = nil
@@ -835,14 +904,14 @@ public actor RoomProvisioner {
                 logger.info(
                     "meeting adopted after an unknown create outcome",
                     metadata: ["room.id": "\(room.id)", "integration": "\(integration)", "host": "\(room.hostID ?? "")"])
-                try ready(&room, meeting)
+                try await ready(&room, meeting)
                 return true
             }
             room.createPhase = .notSent
-            try save(room)
+            try await save(room)
             return false
         } catch let error as ZoomError {
-            throw classify(error, integration: integration, room: &room, token: usedToken)
+            throw await classify(error, integration: integration, room: &room, token: usedToken)
         }
     }
 
@@ -861,7 +930,7 @@ public actor RoomProvisioner {
             usedToken = token
             room.createPhase = .inFlight
             room.updatedAt = clock.now()
-            try save(room)
+            try await save(room)
             let meeting = meetingRequest(settings.meeting, record: record, room: room)
             logger.debug(
                 "creating meeting",
@@ -870,7 +939,7 @@ public actor RoomProvisioner {
                     "host": "\(room.hostID ?? "")",
                 ])
             let created = try await client.createMeeting(token: token, userID: user, meeting)
-            try ready(&room, created)
+            try await ready(&room, created)
             if room.sweepMarker {
                 // An earlier attempt's outcome was unknown and the marker was not found: if it completed at
                 // Zoom after all, delete it now so the room keeps one meeting.
@@ -879,7 +948,7 @@ public actor RoomProvisioner {
                 }
             }
         } catch let error as ZoomError {
-            throw classify(error, integration: integration, room: &room, token: usedToken)
+            throw await classify(error, integration: integration, room: &room, token: usedToken)
         }
     }
 
@@ -900,7 +969,7 @@ public actor RoomProvisioner {
                     ? commanders.joined(separator: ",") : nil))
     }
 
-    private func ready(_ room: inout Room, _ meeting: Meeting) throws {
+    private func ready(_ room: inout Room, _ meeting: Meeting) async throws {
         let now = clock.now()
         room.state = .ready
         room.createPhase = .done
@@ -912,16 +981,15 @@ public actor RoomProvisioner {
         room.updatedAt = now
         let store = self.store
         let current = room
-        var queued: [Notice] = []
+        let queued: [Notice]
         track(current)
+        let planner = self.planner
         do {
-            try store.write { txn in
+            queued = try await commit { txn in
                 let current = try Self.keepingEndRequest(current, txn, store)
                 try store.putRoom(current, txn)
-                queued = []
-                if let record = try store.incident(current.incidentID, txn), !current.endRequested {
-                    queued = try self.queueReadyNotices(room: current, record: record, now: now, txn)
-                }
+                guard let record = try store.incident(current.incidentID, txn), !current.endRequested else { return [] }
+                return try planner.roomReady(room: current, record: record, now: now, txn)
             }
         } catch let gone as RoomGone {
             logger.warning(
@@ -961,7 +1029,7 @@ public actor RoomProvisioner {
                 if deleteNow { room.meetingDeletedAt = now }
                 room.deleteAfter = delete && !deleteNow && room.meetingDeletedAt == nil ? now + holdDown : nil
             } catch let error as ZoomError {
-                let failure = classify(error, integration: integration, room: &room, token: usedToken)
+                let failure = await classify(error, integration: integration, room: &room, token: usedToken)
                 if case .fail = failure.step {
                     // Nothing more can be done with this meeting: record why, and end the room anyway.
                     room.reason = "meeting \(meetingID) could not be ended: \(failure.reason)"
@@ -1076,7 +1144,7 @@ public actor RoomProvisioner {
         }
         if room.endRequested {
             room.sweepMarker = false
-            try save(room)
+            try await save(room)
         }
     }
 
@@ -1089,7 +1157,7 @@ public actor RoomProvisioner {
         if let meetingID = room.meetingID {
             room.reason = "meeting \(meetingID) could not be ended (\(reason)); end it in Zoom, and ask your admin to re-integrate Zoom"
         }
-        try? save(room)
+        try? await save(room)
         track(room)
         if let integration = room.integration, let host = room.hostID {
             await pool.release(HostKey(integration: integration, host: host), room: room.id)
@@ -1124,12 +1192,12 @@ public actor RoomProvisioner {
             logger.info(
                 "room reopened with its meeting",
                 metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "meeting": "\(meetingID)"])
-            try ready(&room, meeting)
+            try await ready(&room, meeting)
         } catch let error as ZoomError where error.isMeetingGone {
             await pool.release(key, room: room.id)
             try replace(room.id, reason: "meeting \(meetingID) no longer exists")
         } catch let error as ZoomError {
-            throw classify(error, integration: integration, room: &room, token: nil)
+            throw await classify(error, integration: integration, room: &room, token: nil)
         }
     }
 
@@ -1259,7 +1327,7 @@ public actor RoomProvisioner {
 
     /// Maps a Zoom API error to the next step (SPEC §5 failures; shared/zoom-api/README.md codes), updating
     /// and saving the room where the step changes it (host dropped, attempt counted, create phase settled).
-    private func classify(_ error: ZoomError, integration: String, room: inout Room, token: String?) -> ZoomFailure {
+    private func classify(_ error: ZoomError, integration: String, room: inout Room, token: String?) async -> ZoomFailure {
         let reason = error.description
         if error.needsReauthorization {
             return ZoomFailure(step: .integrationRefused(integration), error: error, reason: reason)
@@ -1268,7 +1336,7 @@ public actor RoomProvisioner {
             // A 401 is a definite refusal: nothing was created.
             if room.createPhase == .inFlight, error.status == 401 {
                 room.createPhase = .notSent
-                try? save(room)
+                try? await save(room)
             }
             return ZoomFailure(step: .tokenRejected(integration), error: error, reason: reason, token: token)
         }
@@ -1277,7 +1345,7 @@ public actor RoomProvisioner {
             room.hostID = nil
             room.hostUser = nil
             room.createPhase = .notSent
-            try? save(room)
+            try? await save(room)
             logger.warning("host refused by Zoom", metadata: ["room.id": "\(room.id)", "host": "\(key.host)", "error": "\(reason)"])
             return ZoomFailure(step: .dropHost(key, dailyLimit: error.isDailyLimit), error: error, reason: reason)
         }
@@ -1287,7 +1355,7 @@ public actor RoomProvisioner {
             // A create whose outcome is unknown may yet complete at Zoom after a later create: remember to
             // sweep the host's meetings for this room's marker (after the next create, and when it ends).
             if error.outcomeUnknown, room.createPhase == .inFlight { room.sweepMarker = true }
-            try? save(room)
+            try? await save(room)
             if room.attempts > maxTransientAttempts {
                 return ZoomFailure(step: .fail, error: error, reason: "\(reason) (after \(room.attempts) attempts)")
             }
@@ -1299,7 +1367,7 @@ public actor RoomProvisioner {
         }
         if room.createPhase == .inFlight {
             room.createPhase = .notSent
-            try? save(room)
+            try? await save(room)
         }
         return ZoomFailure(step: .fail, error: error, reason: reason)
     }
@@ -1341,7 +1409,7 @@ public actor RoomProvisioner {
         }
         room.hostID = nil
         room.hostUser = nil
-        try? save(room)
+        try? await save(room)
         await pool.release(HostKey(integration: integration, host: host), room: id)
         return perHost ? .tryAnotherHost : .excludeIntegration
     }

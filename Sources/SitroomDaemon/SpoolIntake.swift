@@ -336,7 +336,7 @@ public final class SpoolIntake: Sendable {
                     await deliver(webhook, name: item.name)
                 case .ignored(let reason):
                     logger.info("spool file ignored", metadata: ["file": "new/\(item.name)", "reason": "\(reason)"])
-                    finish(item.name)
+                    await finish(item.name)
                 case .rejected(let reason):
                     rejections.append((item.name, reason))
                 case .notSettled(let seconds):
@@ -346,7 +346,7 @@ public final class SpoolIntake: Sendable {
                 }
             }
             if !batch.isEmpty { await commit(batch) }
-            if !rejections.isEmpty { reject(rejections, from: "new") }
+            if !rejections.isEmpty { await reject(rejections, from: "new") }
         }
     }
 
@@ -461,24 +461,25 @@ public final class SpoolIntake: Sendable {
             }
             outcomes = single
         }
-        var moved = false
-        for (item, outcome) in zip(ordered, outcomes) {
-            guard let outcome else { continue }
-            if finish(item.name, sync: false) != nil { moved = true }
-            metrics?.spoolFile(outcome.rawValue)
-            if outcome == .duplicate {
-                logger.info(
-                    "spool file was a duplicate",
-                    metadata: ["file": "new/\(item.name)", "event.id": "\(item.event.eventID)"]
-                )
+        let done = zip(ordered, outcomes).compactMap { item, outcome in outcome.map { (item.name, item.event.eventID, $0) } }
+        let directory = self.directory
+        _ = try? await BlockingWorker.spool.run {
+            var moved = false
+            for (name, eventID, outcome) in done {
+                if self.finishNow(name, sync: false) != nil { moved = true }
+                self.metrics?.spoolFile(outcome.rawValue)
+                if outcome == .duplicate {
+                    self.logger.info(
+                        "spool file was a duplicate", metadata: ["file": "new/\(name)", "event.id": "\(eventID)"])
+                }
             }
-        }
-        if moved {
-            do {
-                try DurableFile.fsyncDirectory("\(directory)/cur")
-                try DurableFile.fsyncDirectory("\(directory)/new")
-            } catch {
-                logger.error("cannot fsync the spool", metadata: ["error": "\(error)"])
+            if moved {
+                do {
+                    try DurableFile.fsyncDirectory("\(directory)/cur")
+                    try DurableFile.fsyncDirectory("\(directory)/new")
+                } catch {
+                    self.logger.error("cannot fsync the spool", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
@@ -490,7 +491,7 @@ public final class SpoolIntake: Sendable {
                 "new/\(name): a Zoom \(webhook.event) webhook for account \(webhook.accountID) was recognised, but "
                 + "sitroom does not apply Zoom webhooks yet (verifying them with the integration's "
                 + "webhook_secret_file comes with the Zoom integration work); submit it again from rejected/ then"
-            reject([(name, reason)], from: "new")
+            await reject([(name, reason)], from: "new")
             return
         }
         var status = stat()
@@ -501,15 +502,25 @@ public final class SpoolIntake: Sendable {
         case .applied:
             logger.info("Zoom webhook applied", metadata: ["file": "new/\(name)", "event": "\(webhook.event)"])
             metrics?.spoolFile("webhook")
-            finish(name)
+            await finish(name)
         case .rejected(let reason):
-            reject([(name, "new/\(name): \(reason)")], from: "new")
+            await reject([(name, "new/\(name): \(reason)")], from: "new")
         }
+    }
+
+    /// ``finishNow(_:sync:)`` on ``BlockingWorker/spool``, off the cooperative pool.
+    private func finish(_ name: String) async {
+        _ = try? await BlockingWorker.spool.run { self.finishNow(name) }
+    }
+
+    /// ``rejectNow(_:from:)`` on ``BlockingWorker/spool``, off the cooperative pool.
+    private func reject(_ rejections: [(name: String, reason: String)], from sub: String) async {
+        _ = try? await BlockingWorker.spool.run { self.rejectNow(rejections, from: sub) }
     }
 
     /// Moves a processed file from `new/` to `cur/`, marking its arrival time. - Returns: its new path.
     @discardableResult
-    private func finish(_ name: String, sync: Bool = true) -> String? {
+    private func finishNow(_ name: String, sync: Bool = true) -> String? {
         let path = "\(directory)/new/\(name)"
         do {
             try DurableFile.touch(path)
@@ -524,7 +535,7 @@ public final class SpoolIntake: Sendable {
 
     /// Moves files to `rejected/`, each with `NAME.error` beside it holding its reason, then fsyncs the
     /// directories once.
-    private func reject(_ rejections: [(name: String, reason: String)], from sub: String) {
+    private func rejectNow(_ rejections: [(name: String, reason: String)], from sub: String) {
         for (name, reason) in rejections {
             do {
                 let source = "\(directory)/\(sub)/\(name)"
@@ -574,7 +585,7 @@ public final class SpoolIntake: Sendable {
                         + "into new/ (write into tmp/, fsync, rename into new/; `sitroomctl submit` does this)"
                 )
             }
-            if !stale.isEmpty { reject(stale, from: "tmp") }
+            if !stale.isEmpty { await reject(stale, from: "tmp") }
         }
         for (sub, keep) in [("cur", spool.keepCur), ("rejected", spool.keepRejected)] {
             guard let entries = try? DurableFile.list("\(directory)/\(sub)", includeHidden: true) else { continue }

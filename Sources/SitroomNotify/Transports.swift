@@ -11,6 +11,57 @@ public protocol NoticeTransport: Sendable {
     /// - Returns: where it went (a file path, a gateway message id), for the outbox.
     /// - Throws: ``DeliveryError``.
     func deliver(_ notice: Notice) async throws -> String
+
+    /// Delivers several notices (of this transport's channel), each as ``deliver(_:)`` would.
+    /// - Returns: each notice's outcome, in order: where it went, or a ``DeliveryError``.
+    func deliver(batch notices: [Notice]) async -> [Result<String, any Error>]
+}
+
+extension NoticeTransport {
+    /// One by one, in order. The file transports override it to fsync their directory once per batch.
+    public func deliver(batch notices: [Notice]) async -> [Result<String, any Error>] {
+        var results: [Result<String, any Error>] = []
+        for notice in notices {
+            do { results.append(.success(try await deliver(notice))) } catch { results.append(.failure(error)) }
+        }
+        return results
+    }
+}
+
+/// Writes files into a maildir-style directory (`tmp/` then `new/`) on ``BlockingWorker/notices`` (off Swift's
+/// cooperative pool): each file fsynced and renamed into `new/`, then `new/` fsynced once for the whole batch
+/// before any of them counts as delivered.
+/// - Parameters:
+///   - files: each notice's file name and bytes, in order.
+///   - directory: the directory holding `tmp/` and `new/`.
+///   - what: names the transport in errors ("maildir", "sms file").
+/// - Returns: each file's path in `new/`, or the ``DeliveryError`` (retryable) that stopped it.
+func deliverFiles(_ files: [(name: String, bytes: [UInt8])], into directory: String, what: String) async
+    -> [Result<String, any Error>]
+{
+    let outcome = try? await BlockingWorker.notices.run { () -> [Result<String, any Error>] in
+        var results: [Result<String, any Error>] = []
+        for file in files {
+            do {
+                try DurableFile.write(
+                    file.bytes, name: file.name, tmpDirectory: "\(directory)/tmp", finalDirectory: "\(directory)/new",
+                    syncDirectory: false)
+                results.append(.success("\(directory)/new/\(file.name)"))
+            } catch {
+                results.append(.failure(DeliveryError("\(what) \(directory): \(error)", permanent: false)))
+            }
+        }
+        guard results.contains(where: { (try? $0.get()) != nil }) else { return results }
+        do {
+            try DurableFile.fsyncDirectory("\(directory)/new")
+        } catch {
+            // The renames may not be durable: none of them counts as delivered (a retry rewrites the same names).
+            let failure = DeliveryError("\(what) \(directory): \(error)", permanent: false)
+            return results.map { _ in .failure(failure) }
+        }
+        return results
+    }
+    return outcome ?? files.map { _ in .failure(DeliveryError("\(what) \(directory): not written", permanent: false)) }
 }
 
 /// Why a delivery failed, and whether retrying can help.
@@ -33,7 +84,7 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The maildir email transport: each message is written to `var/mail/tmp/`, fsynced, renamed into
-/// `var/mail/new/`, and the directory fsynced (the maildir protocol). The file name is derived from the
+/// `var/mail/new/`, and the directory fsynced (the maildir protocol; once per batch of notices). The file name is derived from the
 /// notice, so delivering the same notice again replaces the same file rather than adding a second one.
 public struct MaildirTransport: NoticeTransport {
     /// The maildir (`var/mail`), holding `tmp/` and `new/`.
@@ -47,19 +98,16 @@ public struct MaildirTransport: NoticeTransport {
     }
 
     public func deliver(_ notice: Notice) async throws -> String {
-        let message = EmailMessage(notice: notice, from: from)
-        let name = "\(Int64(notice.createdAt)).\(notice.id).sitroom"
-        do {
-            try DurableFile.write(
-                Array(message.rendered().utf8),
-                name: name,
-                tmpDirectory: "\(directory)/tmp",
-                finalDirectory: "\(directory)/new"
-            )
-        } catch {
-            throw DeliveryError("maildir \(directory): \(error)", permanent: false)
+        try await deliver(batch: [notice])[0].get()
+    }
+
+    /// Writes every message, then fsyncs `new/` once (see ``deliverFiles(_:into:what:)``).
+    public func deliver(batch notices: [Notice]) async -> [Result<String, any Error>] {
+        let files = notices.map { notice in
+            (name: "\(Int64(notice.createdAt)).\(notice.id).sitroom",
+             bytes: Array(EmailMessage(notice: notice, from: from).rendered().utf8))
         }
-        return "\(directory)/new/\(name)"
+        return await deliverFiles(files, into: directory, what: "maildir")
     }
 }
 
@@ -72,19 +120,16 @@ public struct SMSFileTransport: NoticeTransport {
     public init(directory: String) { self.directory = directory }
 
     public func deliver(_ notice: Notice) async throws -> String {
-        let name = "\(Int64(notice.createdAt)).\(notice.id).sms"
-        let text = "To: \(notice.recipient)\nName: \(notice.recipientName)\n\n\(notice.body)\n"
-        do {
-            try DurableFile.write(
-                Array(text.utf8),
-                name: name,
-                tmpDirectory: "\(directory)/tmp",
-                finalDirectory: "\(directory)/new"
-            )
-        } catch {
-            throw DeliveryError("sms file \(directory): \(error)", permanent: false)
+        try await deliver(batch: [notice])[0].get()
+    }
+
+    /// Writes every message, then fsyncs `new/` once (see ``deliverFiles(_:into:what:)``).
+    public func deliver(batch notices: [Notice]) async -> [Result<String, any Error>] {
+        let files = notices.map { notice in
+            (name: "\(Int64(notice.createdAt)).\(notice.id).sms",
+             bytes: Array("To: \(notice.recipient)\nName: \(notice.recipientName)\n\n\(notice.body)\n".utf8))
         }
-        return "\(directory)/new/\(name)"
+        return await deliverFiles(files, into: directory, what: "sms file")
     }
 }
 

@@ -211,6 +211,15 @@ extension Store {
         try txn.put(tables.usage, Store.usageKey(day: day, integration: integration, host: host), Array(String(count).utf8))
     }
 
+    /// Raises the creates counted against a host on a UTC day to `count`, never lowering it: rooms leased in
+    /// one order may commit in another (group commit), and the highest count is the truth.
+    public func recordCreates(
+        atLeast count: Int, day: String, integration: String, host: String, _ txn: borrowing Transaction
+    ) throws {
+        let stored = try createsOn(day: day, integration: integration, host: host, txn)
+        if count > stored { try setCreates(count, day: day, integration: integration, host: host, txn) }
+    }
+
     /// `<yyyy-MM-dd>/<integration>/<host>`.
     public static func usageKey(day: String, integration: String, host: String) -> String {
         "\(day)/\(integration)/\(host)"

@@ -84,6 +84,58 @@ struct LMDBTests {
         }
     }
 
+    @Test("a nested transaction that throws leaves its parent's and siblings' writes; one that returns joins them")
+    func nestedTransactions() throws {
+        try withEnvironment { env, db throws in
+            let outcomes: [Bool] = try env.write { txn throws in
+                try txn.put(db, "parent", [0])
+                var outcomes: [Bool] = []
+                for i in 0..<3 {
+                    do {
+                        try txn.nested { child throws in
+                            try child.put(db, "child/\(i)", [UInt8(i)])
+                            // A child sees its parent's writes and its earlier siblings'.
+                            #expect(try child.get(db, "parent") == [0])
+                            if i > 0 { #expect(try child.get(db, "child/0") == [0]) }
+                            if i == 1 {
+                                try child.delete(db, "parent")
+                                throw Boom()
+                            }
+                        }
+                        outcomes.append(true)
+                    } catch is Boom {
+                        outcomes.append(false)
+                    }
+                }
+                return outcomes
+            }
+            #expect(outcomes == [true, false, true])
+            try env.read { txn throws in
+                #expect(try txn.get(db, "parent") == [0])
+                #expect(try txn.get(db, "child/0") == [0])
+                #expect(try txn.get(db, "child/1") == nil)
+                #expect(try txn.get(db, "child/2") == [2])
+            }
+            #expect(throws: LMDBError(rawValue: EACCES)) {
+                try env.read { txn in try txn.nested { _ in } }
+            }
+        }
+    }
+
+    @Test("a nested transaction that fills the map makes the whole write grow the map and run again")
+    func nestedTransactionGrowsTheMap() throws {
+        try withEnvironment(mapSize: 64 * 1024) { env, db throws in
+            let value = [UInt8](repeating: 0xCD, count: 100 * 1024)
+            var runs = 0
+            try env.write { txn throws in
+                runs += 1
+                for i in 0..<5 { try? txn.nested { child in try child.put(db, "blob/\(i)", value) } }
+            }
+            #expect(runs > 1)
+            #expect(try env.read { try $0.count(db) } == 5)
+        }
+    }
+
     @Test func readOnlyTransactionRejectsWrites() throws {
         try withEnvironment { env, db throws in
             #expect(throws: LMDBError(rawValue: EACCES)) {

@@ -477,8 +477,8 @@ struct ConfigReloadTests {
             #expect(row.openRooms == 1)
             #expect(row.state == "removed (keeps its open rooms until they end)")
             // The pool leases only bridge-2 now.
-            let lease = try await fixture.core.pool.lease(room: "r-new", integration: "zoom-main")
-            guard case .leased(let key, _) = lease else { throw TimedOut(what: "a lease") }
+            let lease = await fixture.core.pool.lease(room: "r-new", integration: "zoom-main")
+            guard case .leased(let key, _, _, _) = lease else { throw TimedOut(what: "a lease") }
             #expect(key.host == "bridge-2")
         }
     }
