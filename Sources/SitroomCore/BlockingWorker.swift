@@ -1,14 +1,25 @@
+import Synchronization
+
 /// Runs blocking system calls (`fsync`, `rename`, the write of a durable file) on a thread of its own, so they
 /// never hold one of the threads of Swift's cooperative pool (as many as cores: 2 on the reference machine),
 /// which the actors' messages and the parsing of spool files need.
 ///
-/// Calls run one at a time, in the order they were made (an actor on a ``ThreadExecutor``).
+/// Calls to one worker run one at a time, in the order they were made (an actor on a ``ThreadExecutor``).
 public actor BlockingWorker {
     private let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    /// The worker that writes notices into the maildir and SMS directories. One thread for the process.
-    public static let notices = BlockingWorker(name: "sitroom-notices")
+    /// The workers that write notices into the maildir and SMS directories: four threads for the process, so
+    /// the notifier's channel workers fsync in parallel (the filesystem's journal commits concurrent fsyncs
+    /// together). ``nextNoticeWorker()`` hands them out in turn.
+    private static let notices = (0..<4).map { BlockingWorker(name: "sitroom-notice\($0)") }
+    private static let turn = Atomic<Int>(0)
+
+    /// The next of the notice workers, in turn.
+    public static func nextNoticeWorker() -> BlockingWorker {
+        notices[turn.add(1, ordering: .relaxed).oldValue % notices.count]
+    }
+
     /// The worker that moves spool files to `cur/` and `rejected/` and fsyncs the spool's directories.
     public static let spool = BlockingWorker(name: "sitroom-spool")
 

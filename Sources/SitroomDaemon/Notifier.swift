@@ -161,7 +161,14 @@ public actor Notifier {
     /// Tells the notifier that notices were committed to the outbox.
     public func enqueued(_ notices: [Notice]) {
         for notice in notices { track(notice) }
-        poke()
+        // In a burst many rooms' notices arrive one message after another: one look at the queue (an O(outbox)
+        // scan) for all that came before it runs.
+        guard !pokeScheduled else { return }
+        pokeScheduled = true
+        Task {
+            self.pokeScheduled = false
+            self.poke()
+        }
     }
 
     /// Stops starting deliveries and timers. A delivery already with its transport finishes (or times out); one
@@ -276,6 +283,9 @@ public actor Notifier {
     }
 
     /// Starts workers on every channel with notices due, then arms the timer for the next one due later.
+    /// A ``poke()`` is queued on this actor (``enqueued(_:)``).
+    private var pokeScheduled = false
+
     private func poke() {
         guard !stopped else { return }
         let now = clock.now()

@@ -28,7 +28,7 @@ extension NoticeTransport {
     }
 }
 
-/// Writes files into a maildir-style directory (`tmp/` then `new/`) on ``BlockingWorker/notices`` (off Swift's
+/// Writes files into a maildir-style directory (`tmp/` then `new/`) on a notice worker (``BlockingWorker/nextNoticeWorker()``, off Swift's
 /// cooperative pool): each file fsynced and renamed into `new/`, then `new/` fsynced once for the whole batch
 /// before any of them counts as delivered.
 /// - Parameters:
@@ -39,7 +39,7 @@ extension NoticeTransport {
 func deliverFiles(_ files: [(name: String, bytes: [UInt8])], into directory: String, what: String) async
     -> [Result<String, any Error>]
 {
-    let outcome = try? await BlockingWorker.notices.run { () -> [Result<String, any Error>] in
+    let outcome = try? await BlockingWorker.nextNoticeWorker().run { () -> [Result<String, any Error>] in
         var results: [Result<String, any Error>] = []
         for file in files {
             do {
