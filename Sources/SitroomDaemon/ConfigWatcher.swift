@@ -46,16 +46,46 @@ public enum ConfigWatchMode: Sendable, Hashable {
 /// - when inotify cannot be set up (watch or instance limits), the same fingerprint every
 ///   ``Timing/pollingInterval`` seconds; a change is reloaded once it looks the same on two checks in a row.
 ///
-/// Bursts are coalesced: a reload runs once no event came for ``Timing/quiet`` seconds and the fingerprint
-/// stayed the same over that time, or ``Timing/maxDelay`` seconds after the first event of the burst. inotify
-/// reports a file written in place when its writer closes it (`IN_CLOSE_WRITE`), not on every write, so a file
-/// being written is not read before its writer is done. The reload itself (``DaemonCore/reload()``) applies
-/// nothing unless all of `etc/` is valid, and makes no new generation when nothing changed.
+/// Bursts are coalesced (``ReloadDebouncer``), by one of two rules, each bounded by ``Timing/maxDelay`` seconds
+/// after the burst's first event:
+/// - **Published by rename.** When the burst renamed files into place (`IN_MOVED_TO`: `sed -i`, `perl -i`,
+///   `mv NAME.new NAME`, Ansible, rsync, the Kubernetes `..data` swap) and did nothing else to what the loader
+///   reads (scratch files that came and went, such as sed's `sedXXXXXX`, and dotfiles do not count; the exact
+///   rule is ``ReloadDebouncer/isPublished(watching:)``), the reload runs ``Timing/settle`` seconds after the
+///   last event, provided the fingerprint of `etc/` stayed the same over that window (else the quiet rule takes
+///   over). A rename is atomic and is how writers publish a finished file; the window only coalesces tools that
+///   publish several files in a row (`sed -i EXPR a b`: microseconds apart).
+/// - **Otherwise** (a file written in place, a created or removed entry, a lost event, a change found by the
+///   safety-net check) a reload runs once no event came for ``Timing/quiet`` seconds and the fingerprint stayed
+///   the same over one more quiet period.
+///
+/// Why a file written in place does not take the fast path, although inotify reports it only when its writer
+/// closes it (`IN_CLOSE_WRITE`, never on every write, so a single writer's file is never read half-written): a
+/// close says that one descriptor is done, not that the file is. A script that writes `> file` and then
+/// `>> file`, or a program that truncates and appends through separate opens, closes the file between its parts,
+/// and a first part can be valid on its own (the top-level keys of `sitroom.yaml` are optional, and so is an
+/// integration's `priority`, so a prefix is often valid). Reloading soon after such a close would apply that
+/// part whenever the writer pauses longer than the settle window (a command substitution or a process start
+/// between the two redirections). The quiet rule tolerates pauses of up to a quiet period, as before; saving by
+/// rename is the way to fast reloads. Editors that write in place (nano, `cp`, vim with `backupcopy=yes`) or
+/// rename the old file to `NAME~` and write a new one (vim's and emacs's usual way) reload after the quiet rule,
+/// about 0.3 s. Removals wait for the quiet rule too: vim renames the
+/// file away before it writes the new one, and a reload in between would see an integration removed (its rooms
+/// made unavailable, its tokens deleted). The watch has no `IN_MODIFY` or `IN_OPEN` (``DirectoryWatcher``'s mask),
+/// and `IN_OPEN` would not say whether a file was opened for writing; the fingerprint check over the settle
+/// window is what catches a writer at work in place while another file is renamed.
+///
+/// The reload itself (``DaemonCore/reload()``) applies nothing unless all of `etc/` is valid, and makes no new
+/// generation when nothing changed, so an extra reload is harmless.
 public final class ConfigWatcher: Sendable {
     /// Timing of the watcher, in seconds.
     public struct Timing: Sendable {
-        /// A burst ends when no event came for this long (and the files looked the same over it).
+        /// A burst ends when no event came for this long (and the files looked the same over one more).
         public var quiet: Double
+        /// A burst that only published entries by rename ends when no event came for this long and the files
+        /// looked the same over it. 20 ms: far more than the microseconds between the renames of one tool
+        /// (`sed -i EXPR a b`), small against the p50 ≤ 50 ms target of an edit becoming live.
+        public var settle: Double
         /// A burst is reloaded at the latest this long after its first event.
         public var maxDelay: Double
         /// With inotify: how often the fingerprint of `etc/` is compared anyway (the safety net).
@@ -66,11 +96,13 @@ public final class ConfigWatcher: Sendable {
         /// - Parameters: see the properties; all in seconds.
         public init(
             quiet: Double = 0.15,
+            settle: Double = 0.02,
             maxDelay: Double = 2,
             safetyInterval: Double = 30,
             pollingInterval: Double = 2
         ) {
             self.quiet = quiet
+            self.settle = settle
             self.maxDelay = maxDelay
             self.safetyInterval = safetyInterval
             self.pollingInterval = pollingInterval
@@ -190,8 +222,9 @@ public final class ConfigWatcher: Sendable {
             let elapsed = (clock.now - start).components
             return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         }
-        var burst = ReloadDebouncer(quiet: timing.quiet, maxDelay: timing.maxDelay)
-        /// The fingerprint the pending burst saw last; it must hold for `quiet` before the reload.
+        var burst = ReloadDebouncer(quiet: timing.quiet, settle: timing.settle, maxDelay: timing.maxDelay)
+        /// The fingerprint the pending burst must still see when it is due: taken at its last event when it was
+        /// published by rename, else when its quiet period ended (it must then hold for one more).
         var settling: EtcFingerprint? = nil
         /// The fingerprint taken just before the last reload read etc/.
         var reloaded = EtcFingerprint.take(etc: etcDirectory)
@@ -206,9 +239,19 @@ public final class ConfigWatcher: Sendable {
                 continuation.yield(.due)
             }
         }
+        /// The directories etc/ is read from now (those of a swapped-out `..TIMESTAMP/` no longer count).
+        func watching() -> Set<String> { Set(Self.watchDirectories(etc: etcDirectory)) }
+        /// A change without events (the safety net): the quiet rule.
         func changed() {
             settling = nil
             schedule(burst.changed(at: now()))
+        }
+        /// An inotify batch. A burst published by rename must look the same as now when it is due.
+        func changed(_ events: [DirectoryEvent]) {
+            let directories = watching()
+            let due = burst.changed(at: now(), events: events, watching: directories)
+            settling = burst.isPublished(watching: directories) ? EtcFingerprint.take(etc: etcDirectory) : nil
+            schedule(due)
         }
         func reloadNow(_ why: String) async {
             await rearm()
@@ -225,24 +268,31 @@ public final class ConfigWatcher: Sendable {
             if Task.isCancelled { break }
             switch input {
             case .events(let batch):
-                if !batch.isEmpty { changed() }
+                if !batch.isEmpty { changed(batch) }
             case .due:
                 guard burst.isPending else { continue }
-                let current = EtcFingerprint.take(etc: etcDirectory)
                 let forced = burst.isOverdue(at: now())
-                if current != settling && !forced {
-                    // Not stable for one quiet period yet: look again after it.
-                    settling = current
-                    schedule(burst.settle(at: now()))
-                    continue
-                }
-                if let due = burst.due(at: now()), !forced {
-                    schedule(due)
-                    continue
+                let directories = watching()
+                let published = burst.isPublished(watching: directories)
+                if !forced {
+                    // A later event moved the burst's end (this wake-up was already on its way).
+                    if let due = burst.due(at: now(), watching: directories) {
+                        schedule(due)
+                        continue
+                    }
+                    let current = EtcFingerprint.take(etc: etcDirectory)
+                    if current != settling {
+                        // The files changed without an event (a writer at work in place), or they were not looked
+                        // at yet: wait until they look the same over one quiet period.
+                        settling = current
+                        schedule(burst.stillChanging(at: now()))
+                        continue
+                    }
                 }
                 burst.reset()
                 settling = nil
-                await reloadNow(forced ? "burst (max delay reached)" : "burst")
+                let why = forced ? "burst (max delay reached)" : published ? "burst (renamed into place)" : "burst"
+                await reloadNow(why)
             case .tick:
                 let current = EtcFingerprint.take(etc: etcDirectory)
                 if case .polling = mode {
@@ -324,42 +374,144 @@ public final class ConfigWatcher: Sendable {
     }
 }
 
-/// Coalesces a burst of change signals into one reload: due when no signal came for `quiet` seconds, or
-/// `maxDelay` seconds after the burst's first signal, whichever is first. Times are seconds on any monotonic
-/// scale. A value type with no I/O, so its decisions are testable without time passing.
+/// Coalesces a burst of change signals into one reload, and decides how long to wait for it (the rules are on
+/// ``ConfigWatcher``): `settle` seconds after the last event when the burst ``isPublished(watching:)``, else
+/// `quiet` seconds (followed by one more quiet period in which the files must look the same, which the watcher
+/// checks and reports with ``stillChanging(at:)``); at the latest `maxDelay` seconds after the first signal.
+/// Times are seconds on any monotonic scale. A value type with no I/O, so its decisions are testable without
+/// time passing.
 struct ReloadDebouncer: Sendable {
     let quiet: Double
+    let settle: Double
     let maxDelay: Double
     private var first: Double? = nil
     private var last: Double = 0
+    /// Every entry the burst's events named, with the kinds of its first and its latest event.
+    private var touched: [Entry: (first: DirectoryEvent.Kind, last: DirectoryEvent.Kind)] = [:]
+    /// Watched directories that went away during the burst (`.directoryGone`).
+    private var gone: Set<String> = []
+    /// A signal that says nothing about how it was saved came (a lost-events overflow, a safety-net check).
+    private var blind = false
+    /// The files changed without an event: the quiet rule for the rest of the burst.
+    private var unsettled = false
 
-    init(quiet: Double, maxDelay: Double) {
+    /// A directory entry: the watched directory as inotify reported it, and the name in it.
+    struct Entry: Hashable, Sendable {
+        var directory: String
+        var name: String
+    }
+
+    /// - Parameters: seconds, see ``ConfigWatcher/Timing``.
+    init(quiet: Double, settle: Double, maxDelay: Double) {
         self.quiet = quiet
+        self.settle = settle
         self.maxDelay = maxDelay
     }
 
     /// Whether a burst waits to be reloaded.
     var isPending: Bool { first != nil }
 
-    /// Records a change signal. - Returns: when the burst is due.
+    /// Records a change signal that names nothing (the safety-net check saw a change): the quiet rule.
+    /// - Returns: when the burst is due.
     mutating func changed(at now: Double) -> Double {
-        if first == nil { first = now }
-        last = now
-        return min(last + quiet, first! + maxDelay)
+        blind = true
+        return record(at: now, watching: [])
     }
 
-    /// Starts another quiet period without a new signal (the files were still changing).
+    /// Records one batch of inotify events.
+    /// - Parameters:
+    ///   - now: when it was read.
+    ///   - events: in the kernel's order.
+    ///   - watching: the directories `etc/` is read from now (``ConfigWatcher/watchDirectories(etc:)``).
     /// - Returns: when the burst is due.
-    mutating func settle(at now: Double) -> Double {
+    mutating func changed(at now: Double, events: [DirectoryEvent], watching: Set<String>) -> Double {
+        for event in events {
+            switch event.kind {
+            case .overflow:
+                blind = true
+            case .directoryGone:
+                gone.insert(event.directory)
+            case .created, .closedWrite, .movedIn, .movedOut, .deleted:
+                guard let name = event.name else {
+                    blind = true
+                    continue
+                }
+                let entry = Entry(directory: event.directory, name: name)
+                touched[entry] = (touched[entry]?.first ?? event.kind, event.kind)
+            }
+        }
+        return record(at: now, watching: watching)
+    }
+
+    private mutating func record(at now: Double, watching: Set<String>) -> Double {
+        if first == nil { first = now }
         last = now
-        return min(last + quiet, (first ?? now) + maxDelay)
+        return dueTime(watching: watching)
+    }
+
+    /// Whether the burst only published files by renaming them into place, so that it may be reloaded `settle`
+    /// seconds after its last event instead of after the quiet rule. Only entries in `watching` count (a
+    /// Kubernetes swap deletes the old `..TIMESTAMP/`, which is no longer read). It is when nothing blind came,
+    /// no watched directory went away, the files were not seen changing without events, at least one entry's
+    /// latest event is a rename into place, and every other entry
+    /// - has a rename into place as its latest event (`sed -i`'s result, `..data`), or
+    /// - is hidden or a backup (`.NAME`, `NAME~`): names the loader never reads (`..data` and `..TIMESTAMP/` are
+    ///   read only through a link renamed into place), whatever happened to them, or
+    /// - is gone (renamed away or deleted) and either was created in the burst (`sedXXXXXX`, `NAME.new`,
+    ///   `4913`) or has a name the loader does not read (`NAME.new` written earlier and now renamed over `NAME`).
+    ///
+    /// So a file written in place (its close), created and not yet renamed away, or a configuration file removed
+    /// or renamed away (vim's `NAME` → `NAME~`, a deletion) keeps the quiet rule; ``ConfigWatcher`` says why.
+    func isPublished(watching: Set<String>) -> Bool {
+        guard isPending, !blind, !unsettled, gone.isDisjoint(with: watching) else { return false }
+        var renamedIn = false
+        for (entry, kinds) in touched where watching.contains(entry.directory) {
+            if kinds.last == .movedIn {
+                renamedIn = true
+                continue
+            }
+            if Self.isHiddenOrBackup(entry.name) { continue }
+            if kinds.last == .movedOut || kinds.last == .deleted,
+                kinds.first == .created || !Self.mayBeRead(entry.name)
+            {
+                continue
+            }
+            return false
+        }
+        return renamedIn
+    }
+
+    /// Dotfiles and `~` backups: a subset of what the configuration loader ignores, so that a change to its rules
+    /// can only make this more careful.
+    static func isHiddenOrBackup(_ name: String) -> Bool {
+        name.hasPrefix(".") || name.hasSuffix("~")
+    }
+
+    /// Whether the configuration loader may read an entry of this name: `*.yaml`, `*.mustache` and the
+    /// `integrations` and `templates` directories (a superset of what it reads).
+    static func mayBeRead(_ name: String) -> Bool {
+        name.hasSuffix(".yaml") || name.hasSuffix(".mustache") || name == "integrations" || name == "templates"
+    }
+
+    /// The files changed during the wait (or were not compared yet): starts a quiet period now, and the quiet
+    /// rule holds for the rest of the burst. - Returns: when the burst is due.
+    mutating func stillChanging(at now: Double) -> Double {
+        unsettled = true
+        last = now
+        return dueTime(watching: [])
     }
 
     /// When the pending burst is due if that is still in the future, else `nil` (due now, or nothing pending).
-    func due(at now: Double) -> Double? {
-        guard let first else { return nil }
-        let due = min(last + quiet, first + maxDelay)
+    /// - Parameter watching: as for ``changed(at:events:watching:)``.
+    func due(at now: Double, watching: Set<String>) -> Double? {
+        guard isPending else { return nil }
+        let due = dueTime(watching: watching)
         return due > now ? due : nil
+    }
+
+    private func dueTime(watching: Set<String>) -> Double {
+        guard let first else { return last }
+        return min(last + (isPublished(watching: watching) ? settle : quiet), first + maxDelay)
     }
 
     /// Whether the pending burst has waited `maxDelay` since its first signal.
@@ -369,7 +521,13 @@ struct ReloadDebouncer: Sendable {
     }
 
     /// Forgets the burst (it is being reloaded).
-    mutating func reset() { first = nil }
+    mutating func reset() {
+        first = nil
+        touched = [:]
+        gone = []
+        blind = false
+        unsettled = false
+    }
 }
 
 /// What `etc/` looks like on disk, cheaply: for every entry of `etc/`, `etc/integrations/` and `etc/templates/`

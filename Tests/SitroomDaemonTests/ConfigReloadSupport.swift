@@ -270,6 +270,12 @@ enum Save {
         try run("sed", ["-i", expression, path])
     }
 
+    /// `sed -i -e EXPRESSION... FILE...`: one sed process edits the files one after the other, each through its
+    /// own `sedXXXXXX` renamed over it (microseconds apart).
+    static func sedInPlace(_ paths: [String], expressions: [String]) throws {
+        try run("sed", ["-i"] + expressions.flatMap { ["-e", $0] } + paths)
+    }
+
     /// `cp SOURCE FILE` over an existing file (cp opens it with `O_TRUNC` and writes into it).
     static func cpOver(_ path: String, _ text: String, scratch: String) throws {
         try writeFiles(

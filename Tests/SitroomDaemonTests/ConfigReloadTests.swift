@@ -45,13 +45,14 @@ struct ConfigReloadTests {
 
     /// Runs `body` on a fresh fixture whose watcher is started, and tears it down.
     func withWatchedFixture(
+        timing: ConfigWatcher.Timing = ReloadFixture.timing,
         layout: ((String) throws -> Void)? = nil,
         seed: (Store) throws -> Void = { _ in },
         _ body: (ReloadFixture) async throws -> Void
     ) async throws {
         let fixture =
-            if let layout { try await ReloadFixture(layout: layout, seed: seed) } else {
-                try await ReloadFixture(seed: seed)
+            if let layout { try await ReloadFixture(timing: timing, layout: layout, seed: seed) } else {
+                try await ReloadFixture(timing: timing, seed: seed)
             }
         do {
             try await fixture.startWatching()
@@ -197,6 +198,36 @@ struct ConfigReloadTests {
         }
     }
 
+    @Test("renamed into place: applied without waiting for the quiet period, which a write in place still waits for")
+    func renamedIntoPlaceSkipsTheQuietPeriod() async throws {
+        // A quiet period of a minute: an edit applied within waitForGeneration's 10 s went the rename way.
+        let timing = ConfigWatcher.Timing(
+            quiet: 60,
+            settle: 0.02,
+            maxDelay: 120,
+            safetyInterval: 600,
+            pollingInterval: 0.25
+        )
+        try await withWatchedFixture(timing: timing) { fixture in
+            let path = "\(fixture.etc)/\(Self.mainFile)"
+            try writeFiles(["\(Self.mainFile).new": ReloadFixture.integration(priority: 5)], under: fixture.etc)
+            #expect(rename(path + ".new", path) == 0)
+            let status = try await fixture.waitForGeneration(2)
+            #expect(status.configuration.integrations["zoom-main"]?.priority == 5)
+            #expect(fixture.log.lines.contains { $0.contains("trigger=burst (renamed into place)") })
+
+            // Written in place, complete and valid: still held for the quiet period, as a first part of a file
+            // written through several opens would be.
+            let reloads = await fixture.reloads.value
+            try Save.inPlace(path, ReloadFixture.integration(priority: 6))
+            // waits-on-purpose (deliberate: that nothing happens only time can show): the rename above was applied
+            // 20 ms after its events; 600 ms leave a loaded machine ample time to do the same wrongly here.
+            try await Task.sleep(for: .milliseconds(600))  // waits-on-purpose
+            #expect(await fixture.reloads.value == reloads)
+            #expect(await fixture.generation().number == 2)
+        }
+    }
+
     @Test("a file that is a symbolic link to another directory is watched where it lives")
     func symlinkedFileEditedWhereItLives() async throws {
         try await withWatchedFixture(layout: Self.symlinkedLayout) { fixture in
@@ -248,9 +279,11 @@ struct ConfigReloadTests {
     @Test("one of two files in a single edit is invalid: neither is applied")
     func oneOfTwoFilesInvalid() async throws {
         try await withWatchedFixture { fixture in
-            // sed -i on both files at once, as `sed -i EXPR a b` does: the first is valid, the second is not.
-            try Save.sedInPlace("\(fixture.etc)/sitroom.yaml", "s/15m/30m/")
-            try Save.sedInPlace("\(fixture.etc)/\(Self.mainFile)", "s/^priority: 10$/priority: 010/")
+            // One `sed -i -e EXPR -e EXPR a b` on both files: the first comes out valid, the second does not.
+            try Save.sedInPlace(
+                ["\(fixture.etc)/sitroom.yaml", "\(fixture.etc)/\(Self.mainFile)"],
+                expressions: ["s/15m/30m/", "s/^priority: 10$/priority: 010/"]
+            )
             let rejected = try await waitFor("the edit to be rejected") { await fixture.generation().lastRejected }
             #expect(rejected.errors.contains("\(fixture.etc)/\(Self.mainFile):10:11: priority:"))
             let status = await fixture.generation()
@@ -488,12 +521,12 @@ struct ConfigReloadTests {
 struct ReloadDecisionTests {
     @Test("a burst is due after a quiet period, at the latest maxDelay after its first signal")
     func debouncer() {
-        var burst = ReloadDebouncer(quiet: 0.15, maxDelay: 2)
+        var burst = ReloadDebouncer(quiet: 0.15, settle: 0.02, maxDelay: 2)
         #expect(!burst.isPending)
         #expect(abs(burst.changed(at: 10) - 10.15) < 1e-9)
         #expect(abs(burst.changed(at: 10.1) - 10.25) < 1e-9)
-        #expect(burst.due(at: 10.2) != nil)
-        #expect(burst.due(at: 10.25) == nil)
+        #expect(burst.due(at: 10.2, watching: []) != nil)
+        #expect(burst.due(at: 10.25, watching: []) == nil)
         // A steady trickle of events cannot postpone the reload past maxDelay.
         var last = 0.0
         for step in 1...100 { last = burst.changed(at: 10 + Double(step) * 0.1) }
@@ -502,6 +535,213 @@ struct ReloadDecisionTests {
         burst.reset()
         #expect(!burst.isPending)
         #expect(!burst.isOverdue(at: 100))
+    }
+
+    /// `etc/` of the decision tests, and the directories it is read from.
+    static let etc = "/srv/sitroom/etc"
+    static let watching: Set<String> = [etc, etc + "/integrations", etc + "/templates"]
+
+    /// Events in `directory` (relative to ``etc``), as inotify reports them.
+    static func events(_ directory: String, _ list: [(DirectoryEvent.Kind, String?)]) -> [DirectoryEvent] {
+        list.map { DirectoryEvent(kind: $0.0, directory: etc + "/" + directory, name: $0.1) }
+    }
+
+    /// Events in ``etc`` itself.
+    static func events(_ list: [(DirectoryEvent.Kind, String?)]) -> [DirectoryEvent] {
+        list.map { DirectoryEvent(kind: $0.0, directory: etc, name: $0.1) }
+    }
+
+    /// The events of saves, as measured with inotify (`IN_CREATE|IN_CLOSE_WRITE|IN_MOVED_*|IN_DELETE`), and whether
+    /// each may take the rename rule.
+    static let saves: [(what: String, batches: [[DirectoryEvent]], published: Bool)] = [
+        (
+            "NAME.new written, renamed over NAME (the bench; python's os.replace)",
+            [
+                events([(.created, "sitroom.yaml.new")]),
+                events([
+                    (.closedWrite, "sitroom.yaml.new"), (.movedOut, "sitroom.yaml.new"), (.movedIn, "sitroom.yaml"),
+                ]),
+            ],
+            true
+        ),
+        (
+            "sed -i on two files in one process (perl -i alike)",
+            [
+                events([
+                    (.created, "sedFfuUAx"), (.closedWrite, "sedFfuUAx"), (.movedOut, "sedFfuUAx"),
+                    (.movedIn, "sitroom.yaml"),
+                ]),
+                events(
+                    "integrations",
+                    [
+                        (.created, "sed20OBDG"), (.closedWrite, "sed20OBDG"), (.movedOut, "sed20OBDG"),
+                        (.movedIn, "zoom-main.yaml"),
+                    ]
+                ),
+            ],
+            true
+        ),
+        (
+            "a hidden temporary file renamed into place (rsync, Ansible)",
+            [
+                events(
+                    "integrations",
+                    [
+                        (.created, ".zoom-main.yaml.Xa81"), (.closedWrite, ".zoom-main.yaml.Xa81"),
+                        (.movedOut, ".zoom-main.yaml.Xa81"), (.movedIn, "zoom-main.yaml"),
+                    ]
+                )
+            ],
+            true
+        ),
+        (
+            "a file renamed into place while an editor's swap file comes and goes",
+            [
+                events([(.created, ".sitroom.yaml.swp"), (.closedWrite, ".sitroom.yaml.swp")]),
+                events([(.created, "sed1"), (.closedWrite, "sed1"), (.movedOut, "sed1"), (.movedIn, "sitroom.yaml")]),
+                events([(.deleted, ".sitroom.yaml.swp")]),
+            ],
+            true
+        ),
+        (
+            "NAME.new written earlier, now renamed over NAME",
+            [events("integrations", [(.movedOut, "zoom-main.yaml.new"), (.movedIn, "zoom-main.yaml")])],
+            true
+        ),
+        (
+            "written in place (`>`, nano, cp): one close",
+            [events("integrations", [(.closedWrite, "zoom-main.yaml")])],
+            false
+        ),
+        (
+            "truncated, then appended in a second open: the first close could be a valid first part",
+            [
+                events("integrations", [(.closedWrite, "zoom-main.yaml")]),
+                events("integrations", [(.closedWrite, "zoom-main.yaml")]),
+            ],
+            false
+        ),
+        (
+            "vim: swap file, 4913 probe, NAME renamed to NAME~, a new NAME written, NAME~ deleted",
+            [
+                events([(.created, ".sitroom.yaml.swp"), (.closedWrite, ".sitroom.yaml.swp")]),
+                events([(.created, "4913"), (.closedWrite, "4913"), (.deleted, "4913")]),
+                events([(.movedOut, "sitroom.yaml"), (.movedIn, "sitroom.yaml~")]),
+                events([(.created, "sitroom.yaml"), (.closedWrite, "sitroom.yaml"), (.deleted, "sitroom.yaml~")]),
+                events([(.deleted, ".sitroom.yaml.swp")]),
+            ],
+            false
+        ),
+        (
+            "vim paused after renaming NAME to NAME~ (NAME looks removed)",
+            [events("integrations", [(.movedOut, "zoom-main.yaml"), (.movedIn, "zoom-main.yaml~")])],
+            false
+        ),
+        (
+            "a file renamed into place beside one created and not closed yet",
+            [
+                events("integrations", [(.created, "zoom-other.yaml")]),
+                events([(.created, "sed1"), (.closedWrite, "sed1"), (.movedOut, "sed1"), (.movedIn, "sitroom.yaml")]),
+            ],
+            false
+        ),
+        (
+            "a file renamed into place, then written again in place",
+            [events([(.movedIn, "sitroom.yaml"), (.closedWrite, "sitroom.yaml")])],
+            false
+        ),
+        ("a file removed", [events("integrations", [(.deleted, "zoom-main.yaml")])], false),
+        (
+            "a file renamed to another configuration name (mv a.yaml b.yaml)",
+            [events("integrations", [(.movedOut, "zoom-main.yaml"), (.movedIn, "zoom-new.yaml")])],
+            false
+        ),
+        (
+            "a file renamed to another name (mv NAME.yaml NAME.yaml.off)",
+            [events("integrations", [(.movedOut, "zoom-main.yaml"), (.movedIn, "zoom-main.yaml.off")])],
+            false
+        ),
+        (
+            "a file renamed into place, but events were lost",
+            [events([(.movedIn, "sitroom.yaml")]), [DirectoryEvent(kind: .overflow, directory: "", name: nil)]],
+            false
+        ),
+        (
+            "a file renamed into place, but a watched directory went away",
+            [events([(.movedIn, "sitroom.yaml")]), events("integrations", [(.directoryGone, nil)])],
+            false
+        ),
+        ("only an editor's swap file", [events([(.created, ".sitroom.yaml.swp")])], false),
+    ]
+
+    @Test("renamed into place: due `settle` after the last event; written in place, created or removed: `quiet`")
+    func renameRule() {
+        for save in Self.saves {
+            var burst = ReloadDebouncer(quiet: 0.15, settle: 0.02, maxDelay: 2)
+            var due = 0.0
+            var now = 10.0
+            for batch in save.batches {
+                now += 0.001
+                due = burst.changed(at: now, events: batch, watching: Self.watching)
+            }
+            #expect(burst.isPublished(watching: Self.watching) == save.published, "\(save.what)")
+            #expect(abs(due - (now + (save.published ? 0.02 : 0.15))) < 1e-9, "\(save.what)")
+            #expect(burst.due(at: now + 0.02, watching: Self.watching) == (save.published ? nil : due), "\(save.what)")
+        }
+    }
+
+    @Test("a Kubernetes swap is published: the old ..TIMESTAMP/ it deletes is no longer read")
+    func kubernetesSwapIsPublished() {
+        let new = Self.etc + "/..2026_11_29_12_05_00.000000002"
+        let old = Self.etc + "/..2026_11_29_12_00_00.000000001"
+        let after: Set<String> = [Self.etc, new, new + "/integrations", new + "/templates"]
+        var burst = ReloadDebouncer(quiet: 0.15, settle: 0.02, maxDelay: 2)
+        _ = burst.changed(
+            at: 10,
+            events: Self.events([
+                (.created, "..2026_11_29_12_05_00.000000002"), (.created, "..data_tmp"), (.movedOut, "..data_tmp"),
+                (.movedIn, "..data"),
+            ]),
+            watching: after
+        )
+        let cleanup = [
+            DirectoryEvent(kind: .deleted, directory: old + "/integrations", name: "zoom-main.yaml"),
+            DirectoryEvent(kind: .directoryGone, directory: old + "/integrations", name: nil),
+            DirectoryEvent(kind: .deleted, directory: old, name: "sitroom.yaml"),
+            DirectoryEvent(kind: .deleted, directory: old, name: "integrations"),
+            DirectoryEvent(kind: .directoryGone, directory: old, name: nil),
+            DirectoryEvent(kind: .deleted, directory: Self.etc, name: "..2026_11_29_12_00_00.000000001"),
+        ]
+        #expect(abs(burst.changed(at: 10.001, events: cleanup, watching: after) - 10.021) < 1e-9)
+        #expect(burst.isPublished(watching: after))
+        // Had the old directory still been read from, its removal would have put the burst on the quiet rule.
+        #expect(!burst.isPublished(watching: after.union([old, old + "/integrations"])))
+    }
+
+    @Test("files seen changing without an event put a renamed burst on the quiet rule until it is reloaded")
+    func stillChanging() {
+        let rename = Self.events([
+            (.created, "sed1"), (.closedWrite, "sed1"), (.movedOut, "sed1"), (.movedIn, "sitroom.yaml"),
+        ])
+        var burst = ReloadDebouncer(quiet: 0.15, settle: 0.02, maxDelay: 2)
+        #expect(abs(burst.changed(at: 10, events: rename, watching: Self.watching) - 10.02) < 1e-9)
+        #expect(burst.due(at: 10.02, watching: Self.watching) == nil)
+        // The watcher found the fingerprint moved over the settle window (a writer at work in place, unseen).
+        #expect(abs(burst.stillChanging(at: 10.02) - 10.17) < 1e-9)
+        #expect(!burst.isPublished(watching: Self.watching))
+        #expect(abs(burst.changed(at: 10.05, events: rename, watching: Self.watching) - 10.2) < 1e-9)
+        // The safety-net check's change names no file: the quiet rule as well.
+        burst.reset()
+        #expect(abs(burst.changed(at: 20, events: rename, watching: Self.watching) - 20.02) < 1e-9)
+        #expect(abs(burst.changed(at: 20.01) - 20.16) < 1e-9)
+        // And a reload starts the next burst afresh; renames in a row still end by maxDelay.
+        burst.reset()
+        var due = 0.0
+        for step in 0..<300 {
+            due = burst.changed(at: 30 + Double(step) * 0.01, events: rename, watching: Self.watching)
+        }
+        #expect(abs(due - 32) < 1e-9)
+        #expect(burst.isOverdue(at: 32))
     }
 
     @Test("a host removed from the configuration stays counted (retired) until its last room is released")
