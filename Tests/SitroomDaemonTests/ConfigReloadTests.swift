@@ -220,7 +220,7 @@ struct ConfigReloadTests {
             // written through several opens would be.
             let reloads = await fixture.reloads.value
             try Save.inPlace(path, ReloadFixture.integration(priority: 6))
-            // waits-on-purpose (deliberate: that nothing happens only time can show): the rename above was applied
+            // waits-on-purpose (that nothing happens only time can show): the rename above was applied
             // 20 ms after its events; 600 ms leave a loaded machine ample time to do the same wrongly here.
             try await Task.sleep(for: .milliseconds(600))  // waits-on-purpose
             #expect(await fixture.reloads.value == reloads)
