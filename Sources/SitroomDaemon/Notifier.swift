@@ -19,11 +19,12 @@ public actor Notifier {
     private let executor = ThreadExecutor(name: "sitroom-notify")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    /// Workers per channel: at most this many notices of a channel are with their transport at once.
+    /// Workers per channel: at most this many batches of a channel's notices are with their transport at once.
     static let workersPerChannel: [NoticeChannel: Int] = [.email: 2, .sms: 4, .chat: 1]
 
-    /// The most notices a worker commits `sending` in one transaction (group commit of the outbox's states).
-    static let batchSize = 16
+    /// The most notices a worker commits `sending` in one transaction (group commit of the outbox's states) and
+    /// hands to its transport as one batch (the file transports fsync their directory once per batch).
+    static let batchSize = 64
 
     private let store: Store
     private let clock: any WallClock
@@ -359,9 +360,14 @@ public actor Notifier {
         let store = self.store
         var starting: [Notice] = []
         var parked: [Notice] = []
+        let stored: [String: Notice] =
+            (try? store.read { txn in
+                var found: [String: Notice] = [:]
+                for id in ids { found[id] = try? store.get(Notice.self, store.tables.outbox, id, txn) }
+                return found
+            }) ?? [:]
         for id in ids {
-            guard var notice = try? store.read({ txn in try store.get(Notice.self, store.tables.outbox, id, txn) }),
-                notice.state != .sent, notice.state != .dead
+            guard var notice = stored[id], notice.state != .sent, notice.state != .dead
             else {
                 due[id] = nil
                 inFlight.remove(id)
