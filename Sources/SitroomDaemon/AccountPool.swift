@@ -49,12 +49,13 @@ public actor AccountPool {
     }
 
     /// Rebuilds usage from the store at start-up: open rooms hold their hosts; today's creates are read back.
-    /// - Complexity: O(rooms + hosts).
+    /// Only the open rooms are decoded (found in the room index).
+    /// - Complexity: O(rooms) index entries, plus a decode per open room, plus O(hosts).
     public func restore() throws {
         let today = utcDay(clock.now())
         let store = self.store
         let (rooms, creates): ([Room], [(HostKey, Int)]) = try store.read { txn in
-            let rooms = try store.all(Room.self, store.tables.rooms, txn)
+            let rooms = try store.rooms(where: { $0.state.isOpen }, txn)
             var creates: [(HostKey, Int)] = []
             try txn.forEach(store.tables.usage, prefix: "\(today)/") { key, value in
                 let parts = key.split(separator: "/", maxSplits: 2).map(String.init)

@@ -704,7 +704,7 @@ public actor DaemonCore {
     }
 
     private func rooms(all: Bool, json: Bool) async throws -> ControlReply {
-        let rooms = try await provisioner.rooms().filter { all || $0.state.isOpen }
+        let rooms = try await provisioner.rooms(openOnly: !all)
         if json { return .ok(try Self.json(rooms.map(Self.roomObject))) }
         return .ok(
             Self.table(

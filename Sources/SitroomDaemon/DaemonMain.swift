@@ -167,7 +167,8 @@ public enum DaemonMain {
                 }
             },
             TaskService(name: "housekeeping") {
-                // The metrics file every 5 s (and once more on the way out), the purge every hour.
+                // The metrics file every 5 s (and once more on the way out), the purge a minute after the start
+                // and then every hour.
                 await cancelWhenGracefulShutdown { await housekeeper.run() }
             },
             TaskService(name: "actors") {

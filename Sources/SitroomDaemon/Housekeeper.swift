@@ -50,7 +50,7 @@ public actor Housekeeper {
     /// Writes the metrics file now: rendered into `var/metrics/.tmp/sitroom.prom`, fsynced, renamed over
     /// `var/metrics/sitroom.prom` (so a reader sees the old file or the new one, never half of one), mode 0644 so
     /// node_exporter may read it. A failure is logged once (until a write succeeds again) and retried next time.
-    /// - Complexity: O(rooms + outbox) to count them.
+    /// - Complexity: O(rooms + outbox) index entries to count them (``Store/counts()``), no room decoded.
     public func writeMetrics() async {
         do {
             let counts = try store.counts()
@@ -120,10 +120,19 @@ public actor Housekeeper {
         return total
     }
 
-    /// Writes the metrics file every `interval` seconds and purges every `purgeInterval` seconds (first at
-    /// start), until cancelled; then writes the metrics file a last time.
-    public func run(interval: Double = 5, purgeInterval: Double = 3_600) async {
-        var nextPurge = clock.now()
+    /// Writes the metrics file every `interval` seconds and purges every `purgeInterval` seconds, until
+    /// cancelled; then writes the metrics file a last time.
+    ///
+    /// The first purge runs `firstPurgeAfter` seconds after the start rather than at once: it reads every
+    /// incident and the room and outbox indexes in one write transaction, which at start would delay the
+    /// recovery's and the intake's first commits and the first `status` answer (README, "Performance"). Nothing
+    /// is kept longer than `store.keep_*` allow by more than that delay.
+    /// - Parameters:
+    ///   - interval: seconds between metrics files.
+    ///   - purgeInterval: seconds between purges.
+    ///   - firstPurgeAfter: seconds from the start to the first purge.
+    public func run(interval: Double = 5, purgeInterval: Double = 3_600, firstPurgeAfter: Double = 60) async {
+        var nextPurge = clock.now() + firstPurgeAfter
         while !Task.isCancelled {
             await writeMetrics()
             if clock.now() >= nextPurge {

@@ -148,13 +148,12 @@ public actor Notifier {
     }
 
     /// Loads the notices still to deliver from the store (start-up) and delivers those due. A notice left
-    /// `sending` by the last run is due at once.
-    /// - Complexity: O(outbox).
+    /// `sending` by the last run is due at once. Only notices not yet `sent` or `dead` are decoded (found in the
+    /// outbox index).
+    /// - Complexity: O(outbox) index entries, plus a decode per notice still to deliver.
     public func restore() throws {
         let store = self.store
-        let pending: [Notice] = try store.read { txn in
-            try store.all(Notice.self, store.tables.outbox, txn).filter { $0.state != .sent && $0.state != .dead }
-        }
+        let pending: [Notice] = try store.read { txn in try store.notices(where: { !$0.isSettled }, txn) }
         for notice in pending { track(notice) }
         poke()
     }
@@ -191,11 +190,11 @@ public actor Notifier {
     ///   `[.dead]` the dead letters, `Set(NoticeState.allCases)` everything.
     /// - Returns: The notices in those states, by ``Notice/createdAt`` then id.
     /// - Throws: Store errors.
-    /// - Complexity: O(outbox).
+    /// - Complexity: O(outbox) index entries, plus a decode per notice listed and O(n log n) to sort them; only
+    ///   the notices in `states` are decoded (found in the outbox index).
     public func outbox(states: Set<NoticeState>) throws -> [Notice] {
         let store = self.store
-        return try store.read { txn in try store.all(Notice.self, store.tables.outbox, txn) }
-            .filter { states.contains($0.state) }
+        return try store.read { txn in try store.notices(where: { states.contains($0.state) }, txn) }
             .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
 

@@ -221,7 +221,7 @@ public actor RoomProvisioner {
             guard var open = room, open.state.isOpen, !open.endRequested else { break }
             if let previous = batch.created[open.id] {
                 // Made by this batch and never worked on: nobody ever saw it.
-                _ = try txn.delete(store.tables.rooms, open.id)
+                try store.deleteRoom(open.id, txn)
                 batch.created[open.id] = nil
                 batch.undrive(open.id)
                 record.roomID = previous
@@ -291,11 +291,13 @@ public actor RoomProvisioner {
         return endedAt + configuration.daemon.reopenHoldDown
     }
 
-    /// Starts work on every room left unfinished by the last run (start-up recovery) and on waiting rooms.
-    /// - Complexity: O(rooms).
+    /// Starts work on every room left unfinished by the last run (start-up recovery) and on waiting rooms, and
+    /// schedules the pending deletions of ended rooms' meetings. Only the rooms the room index marks
+    /// (``RoomSummary/needsRecovery``: open, or ended with a deletion pending) are decoded.
+    /// - Complexity: O(rooms) index entries, plus a decode per open room and per ended room awaiting deletion.
     public func recover() throws {
         let store = self.store
-        let rooms = try store.read { txn in try store.all(Room.self, store.tables.rooms, txn) }
+        let rooms = try store.read { txn in try store.rooms(where: { $0.needsRecovery }, txn) }
         for room in rooms.sorted(by: { $0.createdAt < $1.createdAt }) {
             if room.state == .waiting && !room.endRequested {
                 waiting[room.id] = room.createdAt
@@ -366,14 +368,14 @@ public actor RoomProvisioner {
     /// or removed). Only rooms bound to it count (ready, a host leased, a meeting made or a create sent); a
     /// room merely waiting stays waiting for another integration. The meeting itself is left alone in Zoom.
     /// - Returns: the ids of the rooms changed.
-    /// - Complexity: O(rooms).
+    /// - Complexity: O(rooms) index entries, plus a decode per open room.
     @discardableResult
     public func markUnavailable(integration: String, host: String? = nil, reason: String) async throws -> [String] {
         let store = self.store
         let now = clock.now()
         let changed: [Room] = try store.write { txn in
             var changed: [Room] = []
-            for var room in try store.all(Room.self, store.tables.rooms, txn)
+            for var room in try store.rooms(where: { $0.state.isOpen }, txn)
             where room.state.isOpen && room.integration == integration && (host == nil || room.hostID == host)
                 && (room.state == .ready || room.hostID != nil || room.meetingID != nil || room.createPhase == .inFlight)
             {
@@ -463,22 +465,25 @@ public actor RoomProvisioner {
         }
     }
 
-    /// How many rooms are in each state, for `status`: decodes only each room's `state`, about half the cost of
-    /// decoding whole rooms (10,000 rooms: the `status` call 110 → 55 ms; README, "Performance").
-    /// - Complexity: O(rooms).
+    /// How many rooms are in each state that has any, for `status`: read from the room index, no room decoded
+    /// (README, "Performance").
+    /// - Complexity: O(rooms) index entries.
     public func roomCounts() throws -> [RoomState: Int] {
-        struct StateOnly: Decodable { var state: RoomState }
         let store = self.store
-        let states = try store.read { txn in try store.all(StateOnly.self, store.tables.rooms, txn) }
-        var counts: [RoomState: Int] = [:]
-        for room in states { counts[room.state, default: 0] += 1 }
-        return counts
+        return try store.read { txn in try store.roomCounts(txn).byState }.filter { $0.value > 0 }
     }
 
-    /// All rooms, oldest first.
-    public func rooms() throws -> [Room] {
+    /// The rooms, oldest first: all of them, or only the open ones (found in the room index, so only they are
+    /// decoded).
+    /// - Parameter openOnly: list only rooms in an open state (`provisioning`, `waiting`, `ready`).
+    /// - Complexity: O(r log r) in the rooms listed, plus O(rooms) index entries when `openOnly`.
+    public func rooms(openOnly: Bool = false) throws -> [Room] {
         let store = self.store
-        return try store.read { txn in try store.all(Room.self, store.tables.rooms, txn) }.sorted { $0.createdAt < $1.createdAt }
+        let rooms = try store.read { txn in
+            openOnly
+                ? try store.rooms(where: { $0.state.isOpen }, txn) : try store.all(Room.self, store.tables.rooms, txn)
+        }
+        return rooms.sorted { $0.createdAt < $1.createdAt }
     }
 
     // MARK: Driving a room

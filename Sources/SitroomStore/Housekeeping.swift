@@ -60,7 +60,9 @@ extension Store {
     ///   - limit: the most rooms deleted per call (so one transaction stays small); call again while `rooms == limit`.
     /// - Returns: what was deleted.
     /// - Throws: store errors; nothing is deleted then.
-    /// - Complexity: O(rooms + incidents + outbox) decodes, plus the audit entries deleted.
+    /// - Complexity: O(incidents) decodes and O(rooms + outbox) index entries (``RoomSummary``, ``NoticeSummary``);
+    ///   O(c log c) to order the c rooms old enough to go, oldest first, and a decode per one considered; a decode
+    ///   per settled notice of no stored room; the audit entries deleted (and one more) decoded.
     public func purge(now: Double, keepEndedRooms: Double, keepAudit: Double, limit: Int = 5_000) throws -> PurgeCounts
     {
         let roomCutoff = now - keepEndedRooms
@@ -75,41 +77,45 @@ extension Store {
             }
             let isClosed: (IncidentRecord) -> Bool = { $0.stage == .resolved || $0.stage == .closed }
 
+            // The room index gives every room's state, age and creation time: only the rooms old enough to go
+            // are decoded (for their incident).
+            let summaries = try roomSummaries(txn)
+            let candidates = summaries.filter { !$0.value.state.isOpen && $0.value.since < roomCutoff }
+                .sorted { ($0.value.createdAt, $0.key) < ($1.value.createdAt, $1.key) }
             var purgedRooms: Set<String> = []
-            var roomsByID: [String: Room] = [:]
-            try txn.forEach(tables.rooms, prefix: "") { _, bytes in
-                let room = try Store.decode(Room.self, bytes)
-                roomsByID[room.id] = room
-                return true
-            }
-            for room in roomsByID.values.sorted(by: { $0.createdAt < $1.createdAt }) where purgedRooms.count < limit {
-                guard !room.state.isOpen, (room.endedAt ?? room.updatedAt) < roomCutoff else { continue }
+            for (id, _) in candidates where purgedRooms.count < limit {
+                guard let room = try room(id, txn) else { continue }
                 if let record = incidents[room.incidentID], record.roomID == room.id, !isClosed(record) { continue }
-                try txn.delete(tables.rooms, room.id)
-                purgedRooms.insert(room.id)
+                try deleteRoom(id, txn)
+                purgedRooms.insert(id)
             }
             counts.rooms = purgedRooms.count
 
+            // The outbox index gives every notice's state and room: only settled notices of no stored room (admin
+            // notices about an integration, or leftovers) are decoded, for their incident and age.
             var deadNotices: [String] = []
-            try txn.forEach(tables.outbox, prefix: "") { key, bytes in
-                let notice = try Store.decode(Notice.self, bytes)
-                let settled = notice.state == .sent || notice.state == .dead
-                if purgedRooms.contains(notice.roomID)
-                    || (notice.incidentID.isEmpty && roomsByID[notice.roomID] == nil && settled
-                        && notice.createdAt < roomCutoff)
-                {
-                    deadNotices.append(key)
+            var roomless: [String] = []
+            try txn.forEach(tables.outboxIndex, prefix: "") { id, bytes in
+                guard let summary = NoticeSummary(bytes: bytes) else { throw Self.badIndexEntry("outbox_index", id) }
+                if purgedRooms.contains(summary.roomID) {
+                    deadNotices.append(id)
+                } else if summary.isSettled && summaries[summary.roomID] == nil {
+                    roomless.append(id)
                 }
                 return true
             }
-            for key in deadNotices { try txn.delete(tables.outbox, key) }
+            for id in roomless {
+                guard let notice = try get(Notice.self, tables.outbox, id, txn) else { continue }
+                if notice.incidentID.isEmpty && notice.createdAt < roomCutoff { deadNotices.append(id) }
+            }
+            for id in deadNotices { try deleteNotice(id, txn) }
             counts.notices = deadNotices.count
 
             for (id, record) in incidents where isClosed(record) {
                 let gone: Bool
                 if let roomID = record.roomID {
                     gone =
-                        purgedRooms.contains(roomID) || (roomsByID[roomID] == nil && record.lastOccurredAt < roomCutoff)
+                        purgedRooms.contains(roomID) || (summaries[roomID] == nil && record.lastOccurredAt < roomCutoff)
                 } else {
                     gone = record.lastOccurredAt < roomCutoff
                 }
@@ -141,28 +147,14 @@ extension Store {
         }
     }
 
-    /// Rooms and outbox notices by state, for the metrics file.
-    /// - Complexity: O(rooms + outbox) decodes.
+    /// Rooms and outbox notices by state, for the metrics file, from the room and outbox indexes.
+    /// - Throws: store errors; ``SitroomError`` `.store` for an index entry that cannot be read.
+    /// - Complexity: O(rooms + outbox) index entries (a few bytes each); no room or notice is decoded.
     public func counts() throws -> StoreCounts {
         try read { txn in
-            var rooms = Dictionary(uniqueKeysWithValues: RoomState.allCases.map { ($0, 0) })
-            var oldestWaiting: Double? = nil
-            try txn.forEach(tables.rooms, prefix: "") { _, bytes in
-                let room = try Store.decode(Room.self, bytes)
-                rooms[room.state, default: 0] += 1
-                if room.state == .waiting {
-                    let since = room.waitingSince ?? room.updatedAt
-                    oldestWaiting = min(oldestWaiting ?? since, since)
-                }
-                return true
-            }
-            var notices = Dictionary(uniqueKeysWithValues: NoticeState.allCases.map { ($0, 0) })
-            try txn.forEach(tables.outbox, prefix: "") { _, bytes in
-                let state = try Store.decode(NoticeStateOnly.self, bytes).state
-                notices[state, default: 0] += 1
-                return true
-            }
-            return StoreCounts(rooms: rooms, oldestWaitingSince: oldestWaiting, notices: notices)
+            let rooms = try roomCounts(txn)
+            return StoreCounts(
+                rooms: rooms.byState, oldestWaitingSince: rooms.oldestWaitingSince, notices: try noticeCounts(txn))
         }
     }
 
@@ -187,9 +179,4 @@ extension Store {
         var info = stat()
         return stat(file, &info) == 0 ? Int(info.st_size) : 0
     }
-}
-
-/// Only the `state` of a stored notice.
-private struct NoticeStateOnly: Decodable {
-    var state: NoticeState
 }

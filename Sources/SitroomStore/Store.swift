@@ -3,14 +3,17 @@ import LMDB
 import SitroomCore
 
 /// sitroom's durable state in one LMDB environment (SPEC §8): incidents, rooms, seen event ids, the outbox,
-/// hosts' usage, tokens, integrations' runtime state and the audit log, with a schema version.
+/// hosts' usage, tokens, integrations' runtime state and the audit log, with a schema version; and two indexes,
+/// a summary per room and the state and room per outbox notice (``RoomSummary``, ``NoticeSummary``), written in
+/// the transaction of every room and notice write so that start-up, `status` and the metrics decode no JSON per
+/// room or notice.
 ///
-/// Values are JSON (`Codable`); keys are UTF-8 strings. Every write runs in one synchronous LMDB write
-/// transaction committed with the default (synced) durability. Call it from an actor that runs on its own
-/// thread (``ThreadExecutor``): commits block for a disk sync.
+/// Values are JSON (`Codable`), but for the indexes' short ASCII; keys are UTF-8 strings. Every write runs in one
+/// synchronous LMDB write transaction committed with the default (synced) durability. Call it from an actor that
+/// runs on its own thread (``ThreadExecutor``): commits block for a disk sync.
 public final class Store: Sendable {
     /// The schema this build writes. A store with a newer one is refused; an older one is migrated.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     /// One step of the schema: what turns a store of version `from` into one of `from + 1`. It runs inside the
     /// write transaction that records the new version, so a crash leaves the old version whole.
@@ -30,8 +33,14 @@ public final class Store: Sendable {
     }
 
     /// Every migration this build knows, one per version step (`from` 1, 2, ...). A change to the schema (a new
-    /// table, a key or value layout) bumps ``schemaVersion`` and adds its step here. None yet: version 1 is the first.
-    public static let migrations: [Migration] = []
+    /// table, a key or value layout) bumps ``schemaVersion`` and adds its step here.
+    /// - 1 → 2: the room index (`room_index`) and the outbox index (`outbox_index`) are built from `rooms` and
+    ///   `outbox` (every room and notice decoded once, in the migration's transaction).
+    public static let migrations: [Migration] = [
+        Migration(from: 1, summary: "room and outbox indexes built") { txn, tables in
+            try Store.rebuildIndexes(txn, tables)
+        }
+    ]
 
     /// The named LMDB databases (`MDB_dbi`s) of the schema.
     public struct Tables: Sendable {
@@ -41,6 +50,10 @@ public final class Store: Sendable {
         /// Seen event ids → when they were applied.
         public let events: Database
         public let outbox: Database
+        /// Room id → ``RoomSummary`` (ASCII), one per entry of ``rooms`` (schema 2).
+        public let roomIndex: Database
+        /// Notice id → ``NoticeSummary`` (ASCII), one per entry of ``outbox`` (schema 2).
+        public let outboxIndex: Database
         public let usage: Database
         public let tokens: Database
         public let integrations: Database
@@ -71,6 +84,8 @@ public final class Store: Sendable {
             rooms: try environment.database(named: "rooms"),
             events: try environment.database(named: "events"),
             outbox: try environment.database(named: "outbox"),
+            roomIndex: try environment.database(named: "room_index"),
+            outboxIndex: try environment.database(named: "outbox_index"),
             usage: try environment.database(named: "usage"),
             tokens: try environment.database(named: "tokens"),
             integrations: try environment.database(named: "integrations"),
@@ -169,8 +184,18 @@ extension Store {
         try get(Room.self, tables.rooms, id, txn)
     }
 
+    /// Writes a room and its summary in the room index.
     public func putRoom(_ room: Room, _ txn: borrowing Transaction) throws {
         try put(room, tables.rooms, room.id, txn)
+        try txn.put(tables.roomIndex, room.id, RoomSummary(room).bytes)
+    }
+
+    /// Deletes a room and its summary in the room index (the only way rooms are deleted).
+    /// - Returns: false when there was no such room.
+    @discardableResult
+    public func deleteRoom(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
+        try txn.delete(tables.roomIndex, id)
+        return try txn.delete(tables.rooms, id)
     }
 
     public func incident(_ id: String, _ txn: borrowing Transaction) throws -> IncidentRecord? {
@@ -190,11 +215,23 @@ extension Store {
     /// - Returns: false when the notice already existed (nobody gets the same notice twice).
     @discardableResult
     public func enqueue(_ notice: Notice, _ txn: borrowing Transaction) throws -> Bool {
-        try txn.put(tables.outbox, notice.id, try Store.encode(notice), noOverwrite: true)
+        guard try txn.put(tables.outbox, notice.id, try Store.encode(notice), noOverwrite: true) else { return false }
+        try txn.put(tables.outboxIndex, notice.id, NoticeSummary(notice).bytes)
+        return true
     }
 
+    /// Writes a notice (a new state) and its summary in the outbox index.
     public func putNotice(_ notice: Notice, _ txn: borrowing Transaction) throws {
         try put(notice, tables.outbox, notice.id, txn)
+        try txn.put(tables.outboxIndex, notice.id, NoticeSummary(notice).bytes)
+    }
+
+    /// Deletes a notice and its summary in the outbox index (the only way notices are deleted).
+    /// - Returns: false when there was no such notice.
+    @discardableResult
+    public func deleteNotice(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
+        try txn.delete(tables.outboxIndex, id)
+        return try txn.delete(tables.outbox, id)
     }
 
     /// Creates counted against a host on a UTC day (Zoom's daily create/update limit).

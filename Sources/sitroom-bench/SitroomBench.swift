@@ -126,13 +126,14 @@ struct Floor: AsyncParsableCommand {
     }
 }
 
-/// Fills a store with ended rooms, their resolved incidents and audit entries, in a few large transactions, so
-/// sitroomd's start-up can be timed over a store of a given size.
+/// Fills a store with ended rooms, their resolved incidents, their settled notices and audit entries, in a few
+/// large transactions, so sitroomd's start-up can be timed over a store of a given size: per room, the
+/// `room-ready` email and SMS to its one participant, both `sent` (as the notifier leaves them).
 struct Prefill: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Prefill a store (var/lib/sitroom).")
 
     @Option(help: "The store directory (made if missing).") var store: String
-    @Option(help: "Ended rooms (and resolved incidents) to write.") var rooms = 10_000
+    @Option(help: "Ended rooms (with resolved incidents and two sent notices each) to write.") var rooms = 10_000
     @Option(help: "Audit entries to write.") var audit = 100_000
 
     func run() throws {
@@ -159,12 +160,33 @@ struct Prefill: ParsableCommand {
                     let record = IncidentRecord(
                         info: IncidentInfo(id: "INC-P\(n)", title: "Prefilled incident \(n)", severity: "critical"),
                         stage: .resolved,
-                        participants: [Participant(name: "Ada Lovelace", email: "ada@example.com", role: .commander)],
+                        participants: [
+                            Participant(
+                                name: "Ada Lovelace", email: "ada@example.com", phone: "+15005550101", role: .commander)
+                        ],
                         integration: nil,
                         roomID: room.id,
                         lastOccurredAt: now - 3_600
                     )
                     try db.putIncident(record, txn)
+                    for channel in [NoticeChannel.email, .sms] {
+                        var notice = Notice(
+                            roomID: room.id, incidentID: record.info.id,
+                            personID: channel == .email ? "email:ada@example.com" : "phone:+15005550101",
+                            kind: .roomReady, channel: channel,
+                            recipient: channel == .email ? "ada@example.com" : "+15005550101",
+                            recipientName: "Ada Lovelace",
+                            subject: channel == .email ? "[critical] Prefilled incident \(n): situation room" : "",
+                            body: "The situation room for INC-P\(n) (Prefilled incident \(n), critical) is open: "
+                                + "\(room.joinURL ?? "") passcode 123456. You are the commander.\n",
+                            createdAt: now - 86_400)
+                        notice.state = .sent
+                        notice.attempts = 1
+                        notice.sentAt = now - 86_390
+                        notice.detail =
+                            channel == .email ? "var/mail/new/\(notice.id).eml" : "var/sms/new/\(notice.id).txt"
+                        try db.enqueue(notice, txn)
+                    }
                 }
             }
             written = upper
@@ -182,7 +204,7 @@ struct Prefill: ParsableCommand {
             }
             entries = upper
         }
-        print("{\"rooms\": \(rooms), \"audit\": \(audit)}")
+        print("{\"rooms\": \(rooms), \"notices\": \(2 * rooms), \"audit\": \(audit)}")
     }
 }
 

@@ -21,11 +21,17 @@ struct HousekeepingTests {
     )
     func migrations() throws {
         try withTemporaryDirectory { dir in
+            let store = try Store(directory: dir, mapSize: 1 << 20)
+            #expect(try schemaVersion(store) == String(Store.schemaVersion))
+            #expect(store.migrated.isEmpty)
+        }
+        try withTemporaryDirectory { dir in
             do {
-                let store = try Store(directory: dir, mapSize: 1 << 20)
-                #expect(try schemaVersion(store) == String(Store.schemaVersion))
-                #expect(store.migrated.isEmpty)
-                _ = try store.write { txn throws in try txn.put(store.tables.rooms, "r1", Array("{}".utf8)) }
+                // A store as a schema-1 build left it.
+                let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
+                #expect(try schemaVersion(first) == "1")
+                #expect(first.migrated.isEmpty)
+                _ = try first.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
             }
             // A later build with schema 3 migrates 1 → 2 → 3 in one transaction.
             let steps = [
@@ -47,7 +53,7 @@ struct HousekeepingTests {
                 #expect(try later.read { txn throws in try txn.get(later.tables.meta, "step-2") } != nil)
                 #expect(try later.read { txn throws in try txn.get(later.tables.rooms, "r1") } != nil)
             }
-            // This build (schema 1) refuses the store now at 3, naming both versions.
+            // This build (schema 2) refuses the store now at 3, naming both versions.
             let newer = #expect(throws: SitroomError.self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
             #expect(
                 newer?.message.contains("store schema version 3 is newer than this build's \(Store.schemaVersion)")
@@ -60,16 +66,34 @@ struct HousekeepingTests {
     func failedMigration() throws {
         try withTemporaryDirectory { dir in
             _ = try Store(directory: dir, mapSize: 1 << 20)
-            let failing = [Store.Migration(from: 1, summary: "breaks") { _, _ in throw SitroomError(.store, "boom") }]
+            let current = Store.schemaVersion
+            let failing = [
+                Store.Migration(from: current, summary: "breaks") { _, _ in throw SitroomError(.store, "boom") }
+            ]
             #expect(throws: (any Error).self) {
-                _ = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 2, migrations: failing)
+                _ = try Store(
+                    directory: dir, mapSize: 1 << 20, schemaVersion: current + 1,
+                    migrations: Store.migrations + failing)
             }
             let missing = #expect(throws: SitroomError.self) {
-                _ = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 3, migrations: [])
+                _ = try Store(
+                    directory: dir, mapSize: 1 << 20, schemaVersion: current + 2, migrations: Store.migrations)
             }
-            #expect(missing?.message.contains("no migration from store schema version 1 to 2") == true)
+            let expected = "no migration from store schema version \(current) to \(current + 1)"
+            #expect(missing?.message.contains(expected) == true)
             let again = try Store(directory: dir, mapSize: 1 << 20)
-            #expect(try schemaVersion(again) == "1")
+            #expect(try schemaVersion(again) == String(current))
+        }
+        // The real step 1 → 2 failing (a room that does not decode) leaves a schema-1 store as it was.
+        try withTemporaryDirectory { dir in
+            do {
+                let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
+                _ = try first.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
+            }
+            #expect(throws: (any Error).self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
+            let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
+            #expect(try schemaVersion(first) == "1")
+            #expect(try first.read { txn throws in try txn.count(first.tables.roomIndex) } == 0)
         }
     }
 
