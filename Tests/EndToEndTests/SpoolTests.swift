@@ -569,34 +569,26 @@ struct SpoolTests {
             var accepted: [String] = []
             var resolved: Set<Int> = []
             var people: [Int: [String]] = [:]
+            var opened: [Int: String] = [:]
             for round in 0..<rounds {
                 let time = "2026-11-29T12:\(String(format: "%02d", round)):00Z"
-                try sandbox.submit(
-                    "c\(round)-open.yaml",
-                    incidentEvent(
-                        id: "c\(round)-open",
-                        stage: "situation_room",
-                        incident: "INC-C\(round)",
-                        at: time,
-                        participants: """
-                              - { name: Lead \(round), email: lead\(round)@example.com, phone: "+1500555\(String(format: "%04d", round))", role: commander }
-                              - { name: Helper \(round), email: helper\(round)@example.com, role: responder }
-                            """
-                    )
+                opened[round] = incidentEvent(
+                    id: "c\(round)-open",
+                    stage: "situation_room",
+                    incident: "INC-C\(round)",
+                    at: time,
+                    participants: """
+                          - { name: Lead \(round), email: lead\(round)@example.com, phone: "+1500555\(String(format: "%04d", round))", role: commander }
+                          - { name: Helper \(round), email: helper\(round)@example.com, role: responder }
+                        """
                 )
+                try sandbox.submit("c\(round)-open.yaml", opened[round]!)
                 accepted.append("c\(round)-open")
                 people[round] = ["lead\(round)@example.com", "helper\(round)@example.com"]
                 if round > 0 {
-                    // The previous incident's event again under another name (a feed retrying).
-                    try sandbox.submit(
-                        "c\(round)-dup.yaml",
-                        incidentEvent(
-                            id: "c\(round - 1)-open",
-                            stage: "situation_room",
-                            incident: "INC-C\(round - 1)",
-                            at: time
-                        )
-                    )
+                    // The previous incident's event again, the same bytes under another name (a feed retrying):
+                    // whichever of the two is applied first, the other is a duplicate.
+                    try sandbox.submit("c\(round)-dup.yaml", opened[round - 1]!)
                 }
                 if round > 0, round % 3 == 0 {
                     try sandbox.submit(
