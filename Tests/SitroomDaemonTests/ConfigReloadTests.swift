@@ -216,6 +216,9 @@ struct ConfigReloadTests {
             #expect(status.configuration.integrations["zoom-main"]?.priority == 5)
             #expect(fixture.log.lines.contains { $0.contains("trigger=burst (renamed into place)") })
 
+            // The generation is live before the reload call returns and is counted: wait for the count too.
+            try await fixture.waitForReload(after: 1)
+
             // Written in place, complete and valid: still held for the quiet period, as a first part of a file
             // written through several opens would be.
             let reloads = await fixture.reloads.value
