@@ -73,6 +73,7 @@ public actor RoomProvisioner {
         self.notifier = notifier
         self.configuration = configuration
         self.templates = try NoticeTemplates(configuration.templates)
+        self.topicTemplates = Self.topicTemplates(configuration)
         self.clock = clock
         self.logger = logger
     }
@@ -80,7 +81,17 @@ public actor RoomProvisioner {
     /// Applies a configuration generation to the next room and notice.
     public func configure(_ configuration: Configuration) throws {
         templates = try NoticeTemplates(configuration.templates)
+        topicTemplates = Self.topicTemplates(configuration)
         self.configuration = configuration
+    }
+
+    /// Each integration's `meeting.topic` template, parsed once per configuration generation (not per room).
+    private var topicTemplates: [String: NoticeTemplates]
+
+    private static func topicTemplates(_ configuration: Configuration) -> [String: NoticeTemplates] {
+        // The topic renders like a one-paragraph text notice (the kind.channel key is only a slot for it). One
+        // that does not parse renders as the incident's title.
+        configuration.integrations.compactMapValues { try? NoticeTemplates(["room-ready.chat": $0.meeting.topic]) }
     }
 
     /// The live configuration generation (the spool reads `feeds`, the roster and `spool` settings from it).
@@ -958,8 +969,7 @@ public actor RoomProvisioner {
     }
 
     private func meetingRequest(_ settings: MeetingSettings, record: IncidentRecord, room: Room) -> MeetingRequest {
-        // The topic renders like a one-paragraph text notice (the kind.channel key is only a slot for it).
-        let topicTemplate = (try? NoticeTemplates(["room-ready.chat": settings.topic]))
+        let topicTemplate = room.integration.flatMap { topicTemplates[$0] }
         let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: nil)
         let topic = topicTemplate?.render(.roomReady, .chat, context)?.body ?? record.info.title
         let commanders = record.participants.filter { $0.role == .commander }.compactMap(\.email)
