@@ -9,10 +9,10 @@ public actor BlockingWorker {
     private let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    /// The workers that write notices into the maildir and SMS directories: four threads for the process, so
-    /// the notifier's channel workers fsync in parallel (the filesystem's journal commits concurrent fsyncs
-    /// together). ``nextNoticeWorker()`` hands them out in turn.
-    private static let notices = (0..<4).map { BlockingWorker(name: "sitroom-notice\($0)") }
+    /// The workers that write notices into the maildir and SMS directories: eight threads for the process, so
+    /// batches of the notifier's channel workers fsync in parallel (the filesystem's journal commits concurrent
+    /// fsyncs together). ``nextNoticeWorker()`` hands them out in turn.
+    private static let notices = (0..<8).map { BlockingWorker(name: "sitroom-notice\($0)") }
     private static let turn = Atomic<Int>(0)
 
     /// The next of the notice workers, in turn.
