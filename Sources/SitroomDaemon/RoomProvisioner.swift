@@ -423,7 +423,17 @@ public actor RoomProvisioner {
             room.integration = nil
             room.createPhase = .notSent
             room.updatedAt = clock.now()
-            try await save(room)
+            // Written at once, not through ``save(_:creates:)``: that refuses to bring back an `unavailable`
+            // room (work still in flight for it must not), which is exactly what this command is asked to do.
+            // The stored end request is kept: only events set or withdraw it.
+            let store = self.store
+            let retried = room
+            try store.write { txn in
+                var current = retried
+                if let stored = try store.room(current.id, txn) { current.endRequested = stored.endRequested }
+                try store.putRoom(current, txn)
+            }
+            track(room)
             drive(room.id)
             return "room \(room.id) of \(incident) is being provisioned again"
         case .waiting:
