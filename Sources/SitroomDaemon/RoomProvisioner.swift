@@ -1167,7 +1167,20 @@ public actor RoomProvisioner {
         if let meetingID = room.meetingID {
             room.reason = "meeting \(meetingID) could not be ended (\(reason)); end it in Zoom, and ask your admin to re-integrate Zoom"
         }
-        try? await save(room)
+        // The end request is checked in the commit itself: an incident reopened while this write awaited its group
+        // commit has withdrawn it, and the room must then stay open (the withdrawal re-drives it).
+        let store = self.store
+        let ending = room
+        let withdrawn =
+            (try? await commit { txn -> Bool in
+                if let stored = try store.room(ending.id, txn), !stored.endRequested { return true }
+                try store.putRoom(Self.keepingEndRequest(ending, txn, store), txn)
+                return false
+            }) ?? false
+        if withdrawn {
+            logger.info("incident reopened while its room was ending; the room stays open", metadata: ["room.id": "\(room.id)"])
+            return
+        }
         track(room)
         if let integration = room.integration, let host = room.hostID {
             await pool.release(HostKey(integration: integration, host: host), room: room.id)
