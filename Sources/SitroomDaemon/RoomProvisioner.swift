@@ -929,6 +929,22 @@ public actor RoomProvisioner {
         guard let integration = room.integration, let settings = configuration.integrations[integration],
             let user = room.hostUser
         else {
+            if let integration = room.integration, configuration.integrations[integration] == nil, let host = room.hostID,
+                room.meetingID == nil, room.createPhase != .inFlight
+            {
+                // The integration was removed after this room leased a host there (the reload ran while the lease
+                // awaited its commit) and before any create was sent: nothing exists at Zoom, so the room leases
+                // again elsewhere, unless the removal made it `unavailable` first (``RoomGone``).
+                room.integration = nil
+                room.hostID = nil
+                room.hostUser = nil
+                room.updatedAt = clock.now()
+                try await save(room)
+                await pool.release(HostKey(integration: integration, host: host), room: room.id)
+                throw ZoomFailure(
+                    step: .retryNow, error: ZoomError(.invalidResponse(message: "")),
+                    reason: "integration \(integration) was removed before the create was sent")
+            }
             throw ZoomFailure(step: .fail, error: ZoomError(.invalidResponse(message: "")), reason: "integration removed")
         }
         let store = self.store
