@@ -436,7 +436,17 @@ public actor RoomProvisioner {
             room.integration = nil
             room.createPhase = .notSent
             room.updatedAt = clock.now()
-            try await save(room)
+            // Written at once, not through ``save(_:creates:)``: that refuses to bring back an `unavailable`
+            // room (work still in flight for it must not), which is exactly what this command is asked to do.
+            // The stored end request is kept: only events set or withdraw it.
+            let store = self.store
+            let retried = room
+            try store.write { txn in
+                var current = retried
+                if let stored = try store.room(current.id, txn) { current.endRequested = stored.endRequested }
+                try store.putRoom(current, txn)
+            }
+            track(room)
             drive(room.id)
             return "room \(room.id) of \(incident) is being provisioned again"
         case .waiting:
@@ -935,6 +945,22 @@ public actor RoomProvisioner {
         guard let integration = room.integration, let settings = configuration.integrations[integration],
             let user = room.hostUser
         else {
+            if let integration = room.integration, configuration.integrations[integration] == nil, let host = room.hostID,
+                room.meetingID == nil, room.createPhase != .inFlight
+            {
+                // The integration was removed after this room leased a host there (the reload ran while the lease
+                // awaited its commit) and before any create was sent: nothing exists at Zoom, so the room leases
+                // again elsewhere, unless the removal made it `unavailable` first (``RoomGone``).
+                room.integration = nil
+                room.hostID = nil
+                room.hostUser = nil
+                room.updatedAt = clock.now()
+                try await save(room)
+                await pool.release(HostKey(integration: integration, host: host), room: room.id)
+                throw ZoomFailure(
+                    step: .retryNow, error: ZoomError(.invalidResponse(message: "")),
+                    reason: "integration \(integration) was removed before the create was sent")
+            }
             throw ZoomFailure(step: .fail, error: ZoomError(.invalidResponse(message: "")), reason: "integration removed")
         }
         let store = self.store
@@ -1172,7 +1198,20 @@ public actor RoomProvisioner {
         if let meetingID = room.meetingID {
             room.reason = "meeting \(meetingID) could not be ended (\(reason)); end it in Zoom, and ask your admin to re-integrate Zoom"
         }
-        try? await save(room)
+        // The end request is checked in the commit itself: an incident reopened while this write awaited its group
+        // commit has withdrawn it, and the room must then stay open (the withdrawal re-drives it).
+        let store = self.store
+        let ending = room
+        let withdrawn =
+            (try? await commit { txn -> Bool in
+                if let stored = try store.room(ending.id, txn), !stored.endRequested { return true }
+                try store.putRoom(Self.keepingEndRequest(ending, txn, store), txn)
+                return false
+            }) ?? false
+        if withdrawn {
+            logger.info("incident reopened while its room was ending; the room stays open", metadata: ["room.id": "\(room.id)"])
+            return
+        }
         track(room)
         if let integration = room.integration, let host = room.hostID {
             await pool.release(HostKey(integration: integration, host: host), room: room.id)
