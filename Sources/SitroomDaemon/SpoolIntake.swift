@@ -312,7 +312,7 @@ public final class SpoolIntake: Sendable {
         let maxSize = configuration.daemon.spool.maxFileSize
         var seen: Set<String> = []
         var index = 0
-        while index < names.count {
+        func nextSlice() -> [(name: String, renamed: Bool)] {
             var slice: [(name: String, renamed: Bool)] = []
             var bytes = 0
             while index < names.count, slice.count < Self.batchLimit, bytes < Self.batchBytes {
@@ -325,10 +325,24 @@ public final class SpoolIntake: Sendable {
                 bytes += lstat("\(directory)/new/\(item.name)", &status) == 0 ? Int(status.st_size) : 0
                 slice.append(item)
             }
-            let reads = await readAll(slice, maxSize: maxSize, context: context)
+            return slice
+        }
+        func startReading(_ slice: [(name: String, renamed: Bool)]) -> Task<[Read], Never>? {
+            slice.isEmpty ? nil : Task { await self.readAll(slice, maxSize: maxSize, context: context) }
+        }
+        var slice = nextSlice()
+        var reading = startReading(slice)
+        while let current = reading {
+            let reads = await current.value
+            let done = slice
+            // The next batch is read and parsed while this one is applied and moved (files of different batches
+            // are different files; batches are still applied in order).
+            slice = nextSlice()
+            reading = startReading(slice)
             var batch: [(name: String, event: IncidentEvent)] = []
             var rejections: [(name: String, reason: String)] = []
-            for (item, result) in zip(slice, reads) {
+            var ignored: [String] = []
+            for (item, result) in zip(done, reads) {
                 switch result {
                 case .event(let event):
                     batch.append((item.name, event))
@@ -336,7 +350,7 @@ public final class SpoolIntake: Sendable {
                     await deliver(webhook, name: item.name)
                 case .ignored(let reason):
                     logger.info("spool file ignored", metadata: ["file": "new/\(item.name)", "reason": "\(reason)"])
-                    await finish(item.name)
+                    ignored.append(item.name)
                 case .rejected(let reason):
                     rejections.append((item.name, reason))
                 case .notSettled(let seconds):
@@ -345,7 +359,7 @@ public final class SpoolIntake: Sendable {
                     continue
                 }
             }
-            if !batch.isEmpty { await commit(batch) }
+            if !batch.isEmpty || !ignored.isEmpty { await commit(batch, ignored: ignored) }
             if !rejections.isEmpty { await reject(rejections, from: "new") }
         }
     }
@@ -427,8 +441,9 @@ public final class SpoolIntake: Sendable {
         }
     }
 
-    /// Applies a batch in one transaction (sorted by `occurred_at`), then moves its files to `cur/`.
-    private func commit(_ batch: [(name: String, event: IncidentEvent)]) async {
+    /// Applies a batch in one transaction (sorted by `occurred_at`), then moves its files and the `ignored` ones
+    /// (nothing to apply) to `cur/`, with one fsync of each directory.
+    private func commit(_ batch: [(name: String, event: IncidentEvent)], ignored: [String] = []) async {
         let ordered = batch.enumerated().sorted {
             ($0.element.event.occurredAt, $0.offset) < ($1.element.event.occurredAt, $1.offset)
         }
@@ -439,7 +454,7 @@ public final class SpoolIntake: Sendable {
         )
         let outcomes: [RoomProvisioner.ApplyOutcome?]
         do {
-            outcomes = try await provisioner.apply(batch: ordered.map(\.event))
+            outcomes = ordered.isEmpty ? [] : try await provisioner.apply(batch: ordered.map(\.event))
         } catch {
             logger.error(
                 "cannot apply a spool batch; applying its files one by one",
@@ -465,6 +480,7 @@ public final class SpoolIntake: Sendable {
         let directory = self.directory
         _ = try? await BlockingWorker.spool.run {
             var moved = false
+            for name in ignored where self.finishNow(name, sync: false) != nil { moved = true }
             for (name, eventID, outcome) in done {
                 if self.finishNow(name, sync: false) != nil { moved = true }
                 self.metrics?.spoolFile(outcome.rawValue)
