@@ -45,25 +45,9 @@ struct GroupCommitChaosTests {
 
     /// Every incident's email to each of its people carries the link, exactly once; the lead has one SMS.
     func expectToldOnce(_ sandbox: Sandbox, _ index: Int, joinURL: String) async throws {
-        for email in ["lead\(index)@example.com", "helper\(index)@example.com"] {
-            let count = try await waitFor("the email to \(email)", timeout: 60) { () -> Int? in
-                let count = sandbox.files("var/mail/new").filter {
-                    let mail = sandbox.mail($0)
-                    return mail.contains("<\(email)>") && mail.contains(joinURL)
-                }.count
-                return count > 0 ? count : nil
-            }
-            #expect(count == 1, "\(email) got \(count) emails")
-        }
-        let phone = "+1500555\(String(format: "%04d", index))"
-        let texts = try await waitFor("the SMS to \(phone)", timeout: 60) { () -> Int? in
-            let count = sandbox.files("var/sms/new").filter {
-                let text = sandbox.read("var/sms/new/\($0)")
-                return text.contains("To: \(phone)") && text.contains(joinURL)
-            }.count
-            return count > 0 ? count : nil
-        }
-        #expect(texts == 1, "\(phone) got \(texts) SMS")
+        try await sandbox.expectToldOnce(
+            emails: ["lead\(index)@example.com", "helper\(index)@example.com"],
+            phone: "+1500555\(String(format: "%04d", index))", joinURL: joinURL)
     }
 
     func expectNoneDead(_ sandbox: Sandbox) async throws {

@@ -647,21 +647,9 @@ struct SpoolTests {
             for round in 0..<rounds where !resolved.contains(round) {
                 let room = try #require(try await sandbox.room("INC-C\(round)"))
                 let joinURL = try #require(room["join_url"] as? String)
-                for email in people[round] ?? [] {
-                    let count = try await waitFor("the email to \(email)") { () -> Int? in
-                        let count = sandbox.files("var/mail/new").filter {
-                            let mail = sandbox.mail($0)
-                            return mail.contains("<\(email)>") && mail.contains(joinURL)
-                        }.count
-                        return count > 0 ? count : nil
-                    }
-                    #expect(count == 1, "\(email) got \(count) emails")
-                }
-                let phone = "+1500555\(String(format: "%04d", round))"
-                _ = try await waitFor("the SMS to \(phone)") { () -> Bool? in
-                    sandbox.files("var/sms/new").filter { sandbox.read("var/sms/new/\($0)").contains(phone) }.count == 1
-                        ? true : nil
-                }
+                try await sandbox.expectToldOnce(
+                    emails: people[round] ?? [], phone: "+1500555\(String(format: "%04d", round))", joinURL: joinURL,
+                    timeout: 20)
             }
             #expect(sandbox.files("var/spool/incidents/rejected").isEmpty)
 

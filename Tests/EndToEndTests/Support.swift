@@ -364,3 +364,29 @@ func incidentEvent(
 
     """
 }
+
+extension Sandbox {
+    /// Expects each of `emails` to have exactly one email in `var/mail/new` carrying `joinURL`, and `phone` exactly
+    /// one SMS in `var/sms/new` carrying it, waiting up to `timeout` seconds for the first of each.
+    /// - Throws: ``TimedOut`` when one never came.
+    func expectToldOnce(emails: [String], phone: String, joinURL: String, timeout: Double = 60) async throws {
+        for email in emails {
+            let count = try await waitFor("the email to \(email)", timeout: timeout) { () -> Int? in
+                let count = files("var/mail/new").filter {
+                    let mail = mail($0)
+                    return mail.contains("<\(email)>") && mail.contains(joinURL)
+                }.count
+                return count > 0 ? count : nil
+            }
+            #expect(count == 1, "\(email) got \(count) emails")
+        }
+        let texts = try await waitFor("the SMS to \(phone)", timeout: timeout) { () -> Int? in
+            let count = files("var/sms/new").filter {
+                let text = read("var/sms/new/\($0)")
+                return text.contains("To: \(phone)") && text.contains(joinURL)
+            }.count
+            return count > 0 ? count : nil
+        }
+        #expect(texts == 1, "\(phone) got \(texts) SMS")
+    }
+}
