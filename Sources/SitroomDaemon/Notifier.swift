@@ -282,10 +282,10 @@ public actor Notifier {
         return ordered.prefix(share).map(\.key)
     }
 
-    /// Starts workers on every channel with notices due, then arms the timer for the next one due later.
     /// A ``poke()`` is queued on this actor (``enqueued(_:)``).
     private var pokeScheduled = false
 
+    /// Starts workers on every channel with notices due, then arms the timer for the next one due later.
     private func poke() {
         guard !stopped else { return }
         let now = clock.now()
@@ -304,8 +304,8 @@ public actor Notifier {
     }
 
     /// A worker of `channel`: takes up to ``batchSize`` notices due now, commits them `sending` in one
-    /// transaction (with the outcomes of the previous batch), hands them to the transport as one batch, and loops; the last
-    /// outcomes are committed when nothing is due. A notice stays in `inFlight` until its outcome is committed,
+    /// transaction (with the outcomes of the previous batch), hands them to the transport as one batch, and
+    /// loops; the last outcomes are committed when nothing is due. A notice stays in `inFlight` until its outcome is committed,
     /// so no other worker takes it meanwhile. A delivered notice whose `sent` is not yet committed when the
     /// process dies is delivered again at the next start, as one left `sending` always was (transports are
     /// idempotent per id).
@@ -414,7 +414,13 @@ public actor Notifier {
                 return notice
             }
         }
-        let results = await transport.deliver(batch: notices)
+        var results = await transport.deliver(batch: notices)
+        if results.count < notices.count {
+            // A transport that answered for fewer notices than it was given: the rest are retried, never lost.
+            results += Array(
+                repeating: .failure(DeliveryError("the transport gave no outcome", permanent: false)),
+                count: notices.count - results.count)
+        }
         return zip(notices, results).map { notice, result in
             var notice = notice
             settle(&notice, result)
