@@ -12,8 +12,8 @@ test: deps secrets
 	$(SWIFT) build
 	$(SWIFT) test
 
-## bench: build release (not timed), then run the benchmark suite on loopback and print its table (README
-## "Performance"); `make bench BENCH_ARGS="--json bench.json"` also writes JSON. Not part of `make test`.
+## bench: build release (not timed), then run the benchmark suite on loopback and print its table (docs/performance.md;
+## figures); `make bench BENCH_ARGS="--json bench.json"` also writes JSON. Not part of `make test`.
 bench: deps secrets
 	$(SWIFT) build -c release
 	scripts/bench $(BENCH_ARGS)
