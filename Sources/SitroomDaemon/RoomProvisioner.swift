@@ -1461,7 +1461,7 @@ public actor RoomProvisioner {
             try? await save(room)
             logger.warning("host refused by Zoom", metadata: ["room.id": "\(room.id)", "host": "\(key.host)", "error": "\(reason)"])
             return ZoomFailure(step: .dropHost(key, dailyLimit: rule.host == .outOfQuota), error: error, reason: reason)
-        case .createWithoutAlternativeHosts where !room.withoutAlternativeHosts && room.meetingID == nil:
+        case .createWithoutAlternativeHosts where !room.withoutAlternativeHosts:
             room.withoutAlternativeHosts = true
             room.note = "made without its alternative hosts: Zoom refused them (\(reason)); \(decision.advice)"
             try? await save(room)
