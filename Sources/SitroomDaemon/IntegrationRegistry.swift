@@ -621,7 +621,7 @@ public actor IntegrationRegistry {
                     }
                     refreshed += 1
                     logger.info(
-                        "idle host's token pair refreshed", metadata: ["integration": "\(name)", "host": "\(host.id)"])
+                        "idle host token pair refreshed", metadata: ["integration": "\(name)", "host": "\(host.id)"])
                 } catch let error as ZoomError where error.answer.refusesAuthorization {
                     let decision = error.decision(now: clock.now(), integration: name, host: host.id)
                     if (try? markNeedsReauthorization(
@@ -632,7 +632,7 @@ public actor IntegrationRegistry {
                 } catch {
                     // Transient (Zoom unreachable, 5xx): the pair is still valid; the next run tries again.
                     logger.warning(
-                        "cannot refresh an idle host's token pair",
+                        "cannot refresh an idle host token pair",
                         metadata: ["integration": "\(name)", "host": "\(host.id)", "error": "\(error)"])
                 }
             }
