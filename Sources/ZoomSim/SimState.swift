@@ -247,7 +247,8 @@ public actor SimState {
     ///   - params: query and form parameters merged.
     /// - Returns: the token answer body.
     /// - Throws: ``ZoomAPIError`` with Zoom's OAuth error codes (4702 client, 4705 grant type,
-    ///   4709 redirect URI, 4711 refresh token, 4717 app disabled, 4700 other invalid requests).
+    ///   4709 redirect URI, 4717 app disabled, 4700 other invalid requests), and for a refresh token it will not
+    ///   take the answer without a code, ``ZoomAPIError/invalidRefreshToken``.
     public func issueToken(clientID: String?, secret: String?, params: [String: String]) throws -> JSON {
         let grant = params["grant_type"] ?? ""
         tokenRequests[grant.isEmpty ? "none" : grant, default: 0] += 1
@@ -309,7 +310,7 @@ public actor SimState {
             guard let old = params["refresh_token"], let stored = refreshTokens[old], stored.clientID == app.clientID,
                 stored.expiresAt > real
             else {
-                throw ZoomAPIError.oauth(400, code: 4711, reason: "Invalid Token!", error: "invalid_request")
+                throw ZoomAPIError.invalidRefreshToken
             }
             refreshTokens[old] = nil  // rotation: the previous refresh token stops working at once
             return issueUserPair(app: app, userID: stored.userID, now: real)

@@ -29,6 +29,13 @@ public struct ZoomAPIError: Error, Sendable, Equatable {
         )
     }
 
+    /// What Zoom's token endpoint answers for a refresh token it will not take (rotated away, revoked, expired):
+    /// `400 {"reason": "Invalid Token!", "error": "invalid_grant"}`, with no `code` at all (devsupport.zoom.us,
+    /// "Extending the expiration for an OAuth access token": a prior refresh token gets "Invalid Token!"). The OAuth
+    /// error messages page lists 4711 "Refresh token invalid" too; sitroom reads both alike.
+    public static let invalidRefreshToken = ZoomAPIError(
+        status: 400, body: ["reason": "Invalid Token!", "error": "invalid_grant"])
+
     /// 401 code 124 "Invalid access token." (README).
     public static let invalidAccessToken = api(401, code: 124, "Invalid access token.")
 

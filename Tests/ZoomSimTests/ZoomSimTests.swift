@@ -116,7 +116,7 @@ struct OAuthTests {
             let reused = try await client.call(
                 .post, "/oauth/token?grant_type=refresh_token&refresh_token=\(refresh)", basic: ("user-app", "u-s3cret"))
             #expect(reused.status == 400)
-            #expect(reused.code == 4711)
+            #expect(reused.body == ["reason": "Invalid Token!", "error": "invalid_grant"])  // no code, as Zoom answers
 
             let created = try await client.createMeeting(access, user: "me")
             #expect(created.status == 201)
@@ -127,7 +127,7 @@ struct OAuthTests {
             #expect(revoke.status == 200)
             let after = try await client.call(
                 .post, "/oauth/token?grant_type=refresh_token&refresh_token=\(newRefresh)", basic: ("user-app", "u-s3cret"))
-            #expect(after.code == 4711)
+            #expect(after.status == 400 && after.body["error"] == "invalid_grant")
             let log = try await client.call(.get, "/_sim/requests").body.serialized()
             #expect(!log.contains(refresh) && !log.contains(code3) && !log.contains(verifier))
         }
