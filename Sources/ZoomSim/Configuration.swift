@@ -5,8 +5,9 @@ import Yams
 ///
 /// Loaded from YAML (or JSON) by ``load(path:)``; tests may build one directly.
 /// Defaults: `limits.daily_create_limit` 100 (Zoom: 100 meeting create/update requests per host per
-/// UTC day, shared/zoom-api/README.md), per-second limits 0 (unlimited), `token_expires_in` 3600 s,
-/// `refresh_token_lifetime` 7776000 s (90 days), authorization codes 300 s (README: "code valid 5 minutes").
+/// UTC day, developers.zoom.us/docs/api/rate-limits/), per-second limits 0 (unlimited), `token_expires_in` 3600 s,
+/// `refresh_token_lifetime` 7776000 s (90 days: the shortest lifetime reported, Zoom documents none reliably),
+/// authorization codes 300 s (developers.zoom.us/docs/integrations/oauth/: the code is valid 5 minutes).
 public struct SimConfiguration: Sendable {
     /// The kind of an OAuth app, as Zoom's Marketplace names them.
     public enum AppKind: String, Sendable {
@@ -73,7 +74,8 @@ public struct SimConfiguration: Sendable {
         public var email: String
         /// 1 basic, 2 licensed (Zoom `type`).
         public var type: Int
-        /// How many meetings the host may run at once: Pro 1, Business+ 2 (README).
+        /// How many meetings the host may run at once: Pro 1, Business+ 2 (support.zoom.us, "Hosting multiple
+        /// meetings simultaneously").
         public var concurrentMeetings: Int
         /// The account the user belongs to; `nil` means every configured account.
         public var accountID: String?
@@ -105,7 +107,8 @@ public struct SimConfiguration: Sendable {
         public var mediumPerSecond: Int = 0
         /// Light-class requests per second per account; 0 = unlimited (Zoom Pro: 30).
         public var lightPerSecond: Int = 0
-        /// How the daily limit is answered: 429 (HTTP 429, code 429) or 300 (HTTP 400, code 300); README lists both.
+        /// How the daily limit is answered: 429 (HTTP 429, code 429) or 300 (HTTP 400, code 300); Zoom documents
+        /// both ("Create a meeting" lists 300 for it, developers.zoom.us/docs/api/rate-limits/ the 429).
         public var dailyLimitCode: Int = 429
 
         public init(dailyCreateLimit: Int = 100, mediumPerSecond: Int = 0, lightPerSecond: Int = 0, dailyLimitCode: Int = 429) {

@@ -240,7 +240,8 @@ public actor SimState {
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    /// Answers `POST /oauth/token` (Zoom OAuth; shared/zoom-api/README.md).
+    /// Answers `POST /oauth/token` (developers.zoom.us/docs/integrations/oauth/ and
+    /// developers.zoom.us/docs/internal-apps/s2s-oauth/; errors from developers.zoom.us/docs/integrations/oauth-error-messages/).
     ///
     /// - Parameters:
     ///   - clientID/secret: from `Authorization: Basic`; `nil` when the header is missing or malformed.
@@ -658,7 +659,8 @@ public actor SimState {
     ///
     /// Passcode: a non-empty `password` is used; `"password": ""` means none (Zoom then forces the
     /// waiting room on); otherwise one is generated (Zoom's default "require a passcode" account setting).
-    /// `type: 2` without `start_time` becomes an instant meeting (`type: 1`) starting now (README).
+    /// `type: 2` without `start_time` becomes an instant meeting (`type: 1`) starting now ("Create a meeting",
+    /// `start_time`: "only used for scheduled and/or recurring meetings with a fixed time").
     /// - Throws: 1001 unknown user, 3161 no hosting rights, daily limit, 300 validation errors.
     public func createMeeting(userKey: String, body: JSON, caller: Caller) throws -> (SimMeeting, CreateReplyFault?) {
         let user = try resolveUser(userKey, caller: caller)

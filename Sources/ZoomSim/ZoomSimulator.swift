@@ -24,7 +24,8 @@ struct ReplyWithheld: Error {}
 
 /// The Zoom API simulator: routes, middleware, and a runner.
 ///
-/// Zoom surface (shapes from shared/zoom-api/meetings-openapi.json and README.md):
+/// Zoom surface (shapes from Zoom's OpenAPI description, as derived in docs/zoom-api/meetings-openapi.json, and
+/// the Zoom pages each behaviour cites):
 /// `POST /oauth/token`, `POST /oauth/revoke`, `GET /oauth/authorize`, `POST|GET /v2/users/{userId}/meetings`,
 /// `GET|PATCH|DELETE /v2/meetings/{meetingId}`, `PUT /v2/meetings/{meetingId}/status`,
 /// `GET /v2/users/{userId}`, `GET /v2/users`; plus `GET /j/{id}` (join link) and `GET /s/{id}` (start link).
