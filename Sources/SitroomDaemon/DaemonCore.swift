@@ -396,6 +396,13 @@ public actor DaemonCore {
             default:
                 return .error("unknown command: \(Self.redacted(command.words)) (try `help`)")
             }
+        } catch let error as ZoomError {
+            // Zoom refused an `integration authorize` or `reauthorize`: say what to do (the table of Zoom answers).
+            let words = command.words
+            let integration = words.count > 2 && words[0] == "integration" ? words[2] : nil
+            let decision = error.decision(
+                now: clock.now(), integration: integration, host: words.count > 3 ? words[3] : nil)
+            return .error("\(error)\nwhat to do: \(decision.advice)")
         } catch {
             return .error("\(error)")
         }

@@ -290,6 +290,12 @@ struct ZoomAnswerTests {
             let approval = try await sandbox.http.send(.init(method: .get, url: url + "&sim_user=bridge-1@example.com"))
             let location = try #require(approval.headers["location"])
             let code = try #require(URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
+            // A wrong code: Zoom's invalid_grant, and sitroomctl says what to do.
+            let wrong = try await sandbox.ctl(["integration", "authorize", "zoom-user", "bridge-1", "--code", "-"], stdin: "bogus\n")
+            #expect(wrong.code == 1)
+            #expect(
+                (wrong.out + wrong.err).contains("what to do: the code is valid 5 minutes and once: run `sitroomctl integration authorize zoom-user bridge-1` again"),
+                "\(wrong.out) \(wrong.err)")
             let done = try await sandbox.ctl(["integration", "authorize", "zoom-user", "bridge-1", "--code", "-"], stdin: code + "\n")
             #expect(done.code == 0, "\(done.err)")
             let authorizedAt = Date()

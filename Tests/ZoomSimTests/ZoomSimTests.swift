@@ -116,7 +116,8 @@ struct OAuthTests {
             let reused = try await client.call(
                 .post, "/oauth/token?grant_type=refresh_token&refresh_token=\(refresh)", basic: ("user-app", "u-s3cret"))
             #expect(reused.status == 400)
-            #expect(reused.body == ["reason": "Invalid Token!", "error": "invalid_grant"])  // no code, as Zoom answers
+            // No code, as Zoom answers it.
+            #expect(reused.body["reason"] == "Invalid Token!" && reused.body["error"] == "invalid_grant" && reused.code == nil)
 
             let created = try await client.createMeeting(access, user: "me")
             #expect(created.status == 201)
