@@ -592,6 +592,11 @@ public actor SimState {
         "focus_mode": false, "private_meeting": false, "email_notification": true, "host_save_video_order": false,
     ]
 
+    /// The field rules of "Create a meeting" (developers.zoom.us/docs/api/meetings/#tag/meetings/POST/users/{userId}/meetings):
+    /// `topic` at most 200 characters, `agenda` at most 2,000, `type` 1, 2, 3 or 8, `password` at most 10 characters
+    /// of letters, digits and `@ - _ *` and within the account's passcode rules; a refusal is 400 code 300
+    /// "Validation Failed." with `errors[]` naming the field (developers.zoom.us/docs/api/rest/error-definitions/).
+    /// Nothing refused counts against the daily limit.
     private func validateFields(_ body: JSON) throws {
         if let topic = body["topic"]?.stringValue, topic.count > 200 {
             throw ZoomAPIError.validation(field: "topic", "Topic must be at most 200 characters.")
