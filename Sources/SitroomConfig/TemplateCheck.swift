@@ -14,7 +14,7 @@ public enum TemplateRules {
     /// The variables templates may use: top-level object → its fields.
     public static let variables: [String: [String]] = [
         "incident": ["id", "title", "severity", "team", "stage"],
-        "room": ["id", "state", "reason", "join_url", "meeting_id", "passcode", "host", "integration"],
+        "room": ["id", "state", "reason", "advice", "note", "join_url", "meeting_id", "passcode", "host", "integration"],
         "person": ["name", "email", "phone", "role"],
         "integration": ["name"],
         "admin": ["name", "email"],

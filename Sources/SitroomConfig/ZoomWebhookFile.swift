@@ -6,7 +6,7 @@ import SitroomCore
 /// lines with `name` a token; an optional request line such as `POST /zoom/webhook HTTP/1.1` first) holding at
 /// least one `x-zm-*` header. Line ends may be CRLF or LF. Only `app_deauthorized` events are accepted; they
 /// need `x-zm-signature` (`v0=` and 64 hex digits), `x-zm-request-timestamp` (seconds) and a JSON body with
-/// `event` and `payload.account_id` (shared/zoom-api/README.md, "Webhooks"). Checking the signature is left to
+/// `event` and `payload.account_id` (developers.zoom.us/docs/api/webhooks/). Checking the signature is left to
 /// the Zoom integration.
 enum ZoomWebhookFile {
     struct Message {

@@ -4,7 +4,7 @@
 ///
 /// Zoom documents the signature as `x-zm-signature: v0=` + hex HMAC-SHA256 of
 /// `v0:{x-zm-request-timestamp}:{body}`, and the payload fields `account_id`, `user_id`, `client_id`,
-/// `deauthorization_time`, `signature`, `user_data_retention` (shared/zoom-api/README.md, "Webhooks").
+/// `deauthorization_time`, `signature`, `user_data_retention` (developers.zoom.us/docs/api/webhooks/).
 public struct ZoomWebhookEvent: Sendable, Hashable {
     /// One header line, as written (names compared case-insensitively, per RFC 9110 §5.1).
     public struct Header: Sendable, Hashable {

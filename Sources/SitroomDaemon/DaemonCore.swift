@@ -234,7 +234,10 @@ public actor DaemonCore {
             let reason =
                 "Zoom deauthorized \(integration)\(host.map { " for host \($0)" } ?? ""); ask your admin to re-integrate Zoom"
             let rooms = try await provisioner.markUnavailable(integration: integration, host: host, reason: reason)
-            await provisioner.notifyAdminsReauthorize(integration: integration, reason: reason)
+            let advice =
+                host.map { "the host's user must approve the app again: `sitroomctl integration authorize \(integration) \($0)`" }
+                ?? "authorize the app again in the Zoom App Marketplace, then `sitroomctl integration reauthorize \(integration)`"
+            await provisioner.notifyAdminsReauthorize(integration: integration, reason: reason, advice: advice)
             lines.append("\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable")
         }
         return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
@@ -393,6 +396,13 @@ public actor DaemonCore {
             default:
                 return .error("unknown command: \(Self.redacted(command.words)) (try `help`)")
             }
+        } catch let error as ZoomError {
+            // Zoom refused an `integration authorize` or `reauthorize`: say what to do (the table of Zoom answers).
+            let words = command.words
+            let integration = words.count > 2 && words[0] == "integration" ? words[2] : nil
+            let decision = error.decision(
+                now: clock.now(), integration: integration, host: words.count > 3 ? words[3] : nil)
+            return .error("\(error)\nwhat to do: \(decision.advice)")
         } catch {
             return .error("\(error)")
         }
@@ -583,9 +593,7 @@ public actor DaemonCore {
                     } ?? NSNull(),
                     "watch": Self.watchObject(watch),
                 ],
-                "integrations": integrations.map {
-                    ["name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue, "reason": $0.record.reason.map { $0 as Any } ?? NSNull()]
-                },
+                "integrations": integrations.map(Self.integrationObject),
                 "pool": try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) },
                 "rooms": ["open": open, "by_state": byState],
                 "outbox": ["pending": depth], "spool": ["backlog": backlog],
@@ -621,21 +629,31 @@ public actor DaemonCore {
         lines.append("rooms: \(open) open (\(states.isEmpty ? "none" : states))")
         lines.append("outbox: \(depth) pending")
         lines.append("spool: \(backlog) waiting in new/")
+        // What an admin should do now, from the table of Zoom answers (docs/zoom.md).
+        var steps = integrations.compactMap { entry in
+            entry.record.state == .active
+                ? nil
+                : entry.record.nextStep(integration: entry.name, kind: entry.kind).map {
+                    "\(entry.name) (\(entry.record.state.rawValue)): \($0)"
+                }
+        }
+        for host in hosts where host.state == "out of quota" {
+            steps.append("\(host.integration)/\(host.host) is out of its daily create quota until 00:00 UTC: other hosts take rooms")
+        }
+        if let failed = byState[RoomState.failed.rawValue], failed > 0 {
+            steps.append("\(failed) room(s) failed: `sitroomctl rooms all` lists them, `sitroomctl room show INCIDENT` says what to do")
+        }
+        if !steps.isEmpty {
+            lines.append("")
+            lines.append("what to do:")
+            lines.append(contentsOf: steps.map { "  \($0)" })
+        }
         return .ok(lines.joined(separator: "\n"))
     }
 
     private func integrationsList(json: Bool) async throws -> ControlReply {
         let all = await registry.snapshot()
-        if json {
-            return .ok(
-                try Self.json(
-                    all.map {
-                        [
-                            "name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue,
-                            "reason": $0.record.reason ?? NSNull(), "since": rfc3339UTC($0.record.since),
-                        ] as [String: Any]
-                    }))
-        }
+        if json { return .ok(try Self.json(all.map(Self.integrationObject))) }
         return .ok(
             Self.table(
                 ["INTEGRATION", "KIND", "STATE", "SINCE", "REASON"],
@@ -656,24 +674,27 @@ public actor DaemonCore {
             return record.state.rawValue + (record.reason.map { ": \($0)" } ?? "")
         }
         if json {
-            return .ok(
-                try Self.json(
-                    [
-                        "name": name, "kind": entry.kind, "state": entry.record.state.rawValue,
-                        "reason": entry.record.reason ?? NSNull(), "since": rfc3339UTC(entry.record.since),
-                        "hosts": hosts.map {
-                            [
-                                "host": $0.host, "user": $0.user, "state": $0.state, "authorization": authorization($0.host),
-                                "open_rooms": $0.openRooms, "creates_today": $0.createsToday,
-                            ] as [String: Any]
-                        },
-                    ] as [String: Any]))
+            var object = Self.integrationObject(entry)
+            object["hosts"] = hosts.map {
+                [
+                    "host": $0.host, "user": $0.user, "state": $0.state, "authorization": authorization($0.host),
+                    "open_rooms": $0.openRooms, "creates_today": $0.createsToday,
+                ] as [String: Any]
+            }
+            return .ok(try Self.json(object))
         }
         var lines = [
             "integration  \(name)", "kind         \(entry.kind)", "state        \(entry.record.state.rawValue)",
             "since        \(rfc3339UTC(entry.record.since))",
         ]
         if let reason = entry.record.reason { lines.append("reason       \(reason)") }
+        if let scopes = entry.record.missingScopes, entry.record.state == .missingScope {
+            lines.append("missing      \(scopes.joined(separator: ", "))")
+        }
+        if let step = entry.record.nextStep(integration: name, kind: entry.kind) { lines.append("what to do   \(step)") }
+        for (host, record) in authorizations.sorted(by: { $0.key < $1.key }) where perHost && record.state != .active {
+            lines.append("what to do   host \(host): `sitroomctl integration authorize \(name) \(host)`")
+        }
         lines.append("")
         lines.append(
             contentsOf: Self.table(
@@ -727,7 +748,8 @@ public actor DaemonCore {
         }
         let rows: [(String, String)] = [
             ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
-            ("state", room.state.rawValue), ("reason", room.reason ?? ""), ("integration", room.integration ?? ""),
+            ("state", room.state.rawValue), ("reason", room.reason ?? ""),
+            ("what to do", Self.nextStep(room) ?? "nothing"), ("note", room.note ?? ""), ("integration", room.integration ?? ""),
             ("host", room.hostUser.map { "\(room.hostID ?? "") (\($0))" } ?? ""),
             ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
@@ -754,10 +776,34 @@ public actor DaemonCore {
         return object
     }
 
-    /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in the README).
+    /// What people should do about a room: its own advice (from the table of Zoom answers), else what its state
+    /// calls for; `nil` when nothing.
+    static func nextStep(_ room: Room) -> String? {
+        if let advice = room.advice { return advice }
+        switch room.state {
+        case .provisioning: return "wait: the meeting is being created"
+        case .waiting: return "none: it is retried by itself when a host can take it (the reason says what it waits for)"
+        case .ready, .ended: return nil
+        case .failed: return "fix what the reason names, then `sitroomctl room retry \(room.incidentID)`"
+        case .unavailable: return "re-integrate Zoom, then `sitroomctl room retry \(room.incidentID)`"
+        }
+    }
+
+    /// An integration as `status --json`, `integrations --json` and `integration show --json` give it.
+    static func integrationObject(_ entry: (name: String, kind: String, record: IntegrationRecord)) -> [String: Any] {
+        [
+            "name": entry.name, "kind": entry.kind, "state": entry.record.state.rawValue,
+            "reason": entry.record.reason ?? NSNull(), "since": rfc3339UTC(entry.record.since),
+            "advice": entry.record.nextStep(integration: entry.name, kind: entry.kind) ?? NSNull(),
+            "missing_scopes": entry.record.missingScopes ?? [],
+        ]
+    }
+
+    /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in docs/control.md).
     static func roomObject(_ room: Room) -> [String: Any] {
         [
             "incident": room.incidentID, "room_id": room.id, "state": room.state.rawValue, "reason": room.reason as Any,
+            "advice": nextStep(room) as Any, "note": room.note as Any,
             "join_url": room.joinURL as Any, "meeting_id": room.meetingID as Any, "passcode": room.passcode as Any,
             "host": room.hostUser as Any, "host_id": room.hostID as Any, "integration": room.integration as Any,
             "created_at": rfc3339UTCMillis(room.createdAt), "updated_at": rfc3339UTCMillis(room.updatedAt),

@@ -348,7 +348,7 @@ extension SitroomMetrics {
                 out.sample(name + "_count", [], Double(histogram.count))
             case "sitroom_integration_state":
                 for entry in gauges.integrations {
-                    for state in [IntegrationState.pendingAuthorization, .active, .needsReauthorization] {
+                    for state in IntegrationState.allCases {
                         out.sample(
                             name,
                             [("integration", entry.name), ("state", state.rawValue)],

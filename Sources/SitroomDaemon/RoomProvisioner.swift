@@ -372,6 +372,30 @@ public actor RoomProvisioner {
             queueAdminNotices(kind: .adminWaiting, room: room, integration: room.integration, reason: room.reason ?? "waiting")
         }
         await retryWaiting()
+        if !idleRefreshRunning, let shortest = await registry.shortestIdleRefresh(),
+            now - idleRefreshCheckedAt >= min(3600, shortest / 4)
+        {
+            idleRefreshRunning = true
+            idleRefreshCheckedAt = now
+            Task { await self.refreshIdleHosts() }
+        }
+    }
+
+    /// When the idle zoom-oauth hosts were last looked at (seconds since 1970), and whether a look is under way.
+    private var idleRefreshCheckedAt = 0.0
+    private var idleRefreshRunning = false
+
+    /// Refreshes idle zoom-oauth hosts whose pair is older than `refresh_idle_after`
+    /// (``IntegrationRegistry/refreshIdleHosts()``), and tells the admins once about each host Zoom refused.
+    private func refreshIdleHosts() async {
+        defer { idleRefreshRunning = false }
+        let (_, refused) = await registry.refreshIdleHosts()
+        for failure in refused {
+            let decision = failure.error.decision(now: clock.now(), integration: failure.integration, host: failure.host)
+            queueAdminNotices(
+                kind: .adminReauthorize, room: nil, integration: failure.integration,
+                reason: "host \(failure.host): \(decision.reason)", advice: decision.advice)
+        }
     }
 
     /// Rooms of open incidents on an integration (or one of its hosts) lose their Zoom functionality: they
@@ -410,8 +434,9 @@ public actor RoomProvisioner {
     }
 
     /// Tells the admins that an integration needs them (re-authorization), once per integration and cause.
-    public func notifyAdminsReauthorize(integration: String, reason: String) {
-        queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason)
+    /// - Parameter advice: what they should do (shown by the notice as `room.advice`).
+    public func notifyAdminsReauthorize(integration: String, reason: String, advice: String? = nil) {
+        queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason, advice: advice)
     }
 
     /// `room retry INCIDENT`: a `failed` or `unavailable` room is tried again from the start (a new lease;
@@ -430,6 +455,9 @@ public actor RoomProvisioner {
             }
             room.state = .provisioning
             room.reason = nil
+            room.advice = nil
+            room.note = nil
+            room.withoutAlternativeHosts = false
             room.attempts = 0
             room.hostID = nil
             room.hostUser = nil
@@ -610,11 +638,15 @@ public actor RoomProvisioner {
                     }
                     continue
                 case .integrationRefused(let integration):
-                    switch await integrationRefused(integration, reason: failure.error.description, room: id) {
+                    switch await integrationRefused(integration, reason: failure.reason, room: id, advice: failure.advice) {
                     case .excludeIntegration: excluded.insert(integration)
                     case .tryAnotherHost: break
                     case .failed: return
                     }
+                    continue
+                case .missingScope(let integration, let scopes):
+                    await integrationLacksScope(integration, scopes: scopes, failure: failure, room: id)
+                    excluded.insert(integration)
                     continue
                 case .dropHost(let key, let dailyLimit):
                     if dailyLimit {
@@ -633,7 +665,7 @@ public actor RoomProvisioner {
                     await pause(id, seconds: seconds)
                     continue
                 case .fail:
-                    await fail(id, reason: failure.reason)
+                    await fail(id, reason: failure.reason, advice: failure.advice)
                     return
                 }
             } catch is CancellationError {
@@ -653,6 +685,8 @@ public actor RoomProvisioner {
             case retryNow
             case tokenRejected(String)
             case integrationRefused(String)
+            /// The integration's app lacks these scopes (API-side 4711): mark it `missing_scope`, fail over.
+            case missingScope(String, [String])
             case backoff(Double)
             /// The host cannot take rooms (unusable, or out of daily quota): free it and lease another.
             case dropHost(HostKey, dailyLimit: Bool)
@@ -663,6 +697,8 @@ public actor RoomProvisioner {
         var reason: String
         /// The access token Zoom refused, so only that one is dropped (not a newer one another room fetched).
         var token: String? = nil
+        /// What to do about it, from the table of Zoom answers (``ZoomDecision/advice``).
+        var advice: String? = nil
     }
 
     private func load(_ id: String) -> Room? {
@@ -833,6 +869,13 @@ public actor RoomProvisioner {
                 reasons.append("\(name) needs re-authorization: \(state.reason ?? "refused by Zoom")")
                 continue
             }
+            if state.state == .missingScope {
+                let scopes = (state.missingScopes ?? []).joined(separator: ", ")
+                reasons.append(
+                    "\(name) lacks the Zoom scope \(scopes.isEmpty ? "an API call needs" : scopes) (add it in the app's "
+                        + "Scopes tab, then `sitroomctl integration reauthorize \(name)`)")
+                continue
+            }
             if excluded.contains(name) {
                 reasons.append("\(name) refused this room")
                 continue
@@ -999,15 +1042,18 @@ public actor RoomProvisioner {
         let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: nil)
         let topic = topicTemplate?.render(.roomReady, .chat, context)?.body ?? record.info.title
         let commanders = record.participants.filter { $0.role == .commander }.compactMap(\.email)
+        // Zoom's limits, cut at a character boundary; the marker stays first in the agenda (list answers keep only
+        // its first 250 characters).
         return MeetingRequest(
-            topic: String(topic.prefix(200)), startTime: rfc3339UTC(clock.now()), duration: 60,
-            password: settings.passcode == .random ? Self.passcode() : nil,
-            agenda: "\(room.marker)\nIncident \(record.info.id): \(record.info.title)",
+            topic: MeetingRequest.cut(topic, to: ZoomLimits.topic), startTime: rfc3339UTC(clock.now()), duration: 60,
+            password: settings.passcode == .random ? MeetingRequest.passcode(length: settings.passcodeLength) : nil,
+            agenda: MeetingRequest.cut(
+                "\(room.marker)\nIncident \(record.info.id): \(record.info.title)", to: ZoomLimits.agenda),
             settings: .init(
                 waitingRoom: settings.waitingRoom, joinBeforeHost: settings.joinBeforeHost,
                 autoRecording: settings.autoRecording.rawValue,
-                alternativeHosts: settings.commanderAsAlternativeHost && !commanders.isEmpty
-                    ? commanders.joined(separator: ",") : nil))
+                alternativeHosts: settings.commanderAsAlternativeHost && !room.withoutAlternativeHosts
+                    ? MeetingRequest.alternativeHosts(commanders, excluding: room.hostUser) : nil))
     }
 
     private func ready(_ room: inout Room, _ meeting: Meeting) async throws {
@@ -1018,6 +1064,7 @@ public actor RoomProvisioner {
         room.joinURL = meeting.joinURL
         room.passcode = meeting.password
         room.reason = nil
+        room.advice = nil
         room.attempts = 0
         room.updatedAt = now
         let store = self.store
@@ -1074,6 +1121,7 @@ public actor RoomProvisioner {
                 if case .fail = failure.step {
                     // Nothing more can be done with this meeting: record why, and end the room anyway.
                     room.reason = "meeting \(meetingID) could not be ended: \(failure.reason)"
+                    room.advice = "end it in Zoom if it still runs; " + (failure.advice ?? "")
                 } else {
                     throw failure
                 }
@@ -1247,7 +1295,7 @@ public actor RoomProvisioner {
                 "room reopened with its meeting",
                 metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "meeting": "\(meetingID)"])
             try await ready(&room, meeting)
-        } catch let error as ZoomError where error.isMeetingGone {
+        } catch let error as ZoomError where error.answer == .meetingGone {
             await pool.release(key, room: room.id)
             try replace(room.id, reason: "meeting \(meetingID) no longer exists")
         } catch let error as ZoomError {
@@ -1336,11 +1384,14 @@ public actor RoomProvisioner {
                 do {
                     try await client.deleteMeeting(token: token, meetingID: meetingID)
                 } catch {
-                    if !error.isMeetingGone { throw error }
+                    // 3001 gone, 3007 ended and not deletable: done (the table of Zoom answers).
+                    if error.answer.rule.request != .done { throw error }
                 }
-            } catch let error as ZoomError where error.isTransient && attempt < maxTransientAttempts {
+            } catch let error as ZoomError where error.answer.rule.room == .retryLater && attempt < maxTransientAttempts {
                 attempt += 1
-                let backoff = error.retryAfter ?? min(maxBackoff, firstBackoff * Double(1 << min(attempt - 1, 20)))
+                let backoff =
+                    error.retryAfter?.seconds(from: clock.now())
+                    ?? min(maxBackoff, firstBackoff * Double(1 << min(attempt - 1, 20)))
                 do { try await clock.sleep(seconds: backoff) } catch { return }
                 continue
             } catch {
@@ -1363,47 +1414,62 @@ public actor RoomProvisioner {
         }
     }
 
-    /// Ends a meeting (`PUT /meetings/{id}/status`), then deletes it when asked; a meeting already gone
-    /// (3001) counts as done.
+    /// Ends a meeting (`PUT /meetings/{id}/status`), then deletes it when asked; an answer the table of Zoom
+    /// answers counts as done (3001 gone; on delete, 3007 ended and not deletable) is success.
     private static func endMeeting(client: ZoomClient, token: String, meetingID: Int64, delete: Bool) async throws(ZoomError) {
         do {
             try await client.endMeeting(token: token, meetingID: meetingID)
         } catch {
-            if !error.isMeetingGone { throw error }
+            if error.answer.rule.request != .done { throw error }
         }
         guard delete else { return }
         do {
             try await client.deleteMeeting(token: token, meetingID: meetingID)
         } catch {
-            if !error.isMeetingGone { throw error }
+            if error.answer.rule.request != .done { throw error }
         }
     }
 
-    /// Maps a Zoom API error to the next step (SPEC §5 failures; shared/zoom-api/README.md codes), updating
-    /// and saving the room where the step changes it (host dropped, attempt counted, create phase settled).
+    /// Maps a Zoom answer to the room's next step by the table of Zoom answers (``ZoomAnswer``, docs/zoom.md),
+    /// updating and saving the room where the step changes it (host dropped, attempt counted, create phase settled).
     private func classify(_ error: ZoomError, integration: String, room: inout Room, token: String?) async -> ZoomFailure {
-        let reason = error.description
-        if error.needsReauthorization {
-            return ZoomFailure(step: .integrationRefused(integration), error: error, reason: reason)
+        let decision = error.decision(
+            now: clock.now(), integration: integration, host: room.hostID, incident: room.incidentID)
+        let rule = decision.rule
+        let reason = decision.reason
+        // The create itself refused (not a 5xx, a lost answer, or a refused token or lookup): Zoom made nothing.
+        if error.operation == .createMeeting, rule.request == .refused, room.createPhase == .inFlight {
+            room.createPhase = .notSent
+            try? await save(room)
         }
-        if error.isInvalidAccessToken {
-            // A 401 is a definite refusal: nothing was created.
-            if room.createPhase == .inFlight, error.status == 401 {
-                room.createPhase = .notSent
-                try? await save(room)
-            }
-            return ZoomFailure(step: .tokenRejected(integration), error: error, reason: reason, token: token)
+        if error.answer.refusesAuthorization {
+            return ZoomFailure(step: .integrationRefused(integration), error: error, reason: reason, advice: decision.advice)
         }
         let key = room.hostID.map { HostKey(integration: integration, host: $0) }
-        if error.isHostUnusable || error.isDailyLimit, let key {
+        switch rule.room {
+        case .retryWithNewToken:
+            return ZoomFailure(step: .tokenRejected(integration), error: error, reason: reason, token: token)
+        case .nextIntegration where rule.integration == .missingScope:
+            return ZoomFailure(
+                step: .missingScope(integration, decision.missingScopes), error: error, reason: reason,
+                advice: decision.advice)
+        case .nextHost where key != nil:
+            let key = key!
             room.hostID = nil
             room.hostUser = nil
             room.createPhase = .notSent
             try? await save(room)
             logger.warning("host refused by Zoom", metadata: ["room.id": "\(room.id)", "host": "\(key.host)", "error": "\(reason)"])
-            return ZoomFailure(step: .dropHost(key, dailyLimit: error.isDailyLimit), error: error, reason: reason)
-        }
-        if error.isTransient {
+            return ZoomFailure(step: .dropHost(key, dailyLimit: rule.host == .outOfQuota), error: error, reason: reason)
+        case .createWithoutAlternativeHosts where !room.withoutAlternativeHosts:
+            room.withoutAlternativeHosts = true
+            room.note = "made without its alternative hosts: Zoom refused them (\(reason)); \(decision.advice)"
+            try? await save(room)
+            logger.warning(
+                "Zoom refused the alternative hosts; creating the meeting without them",
+                metadata: ["room.id": "\(room.id)", "integration": "\(integration)", "error": "\(reason)"])
+            return ZoomFailure(step: .retryNow, error: error, reason: reason)
+        case .retryLater:
             room.attempts += 1
             if !error.outcomeUnknown, room.createPhase == .inFlight { room.createPhase = .notSent }
             // A create whose outcome is unknown may yet complete at Zoom after a later create: remember to
@@ -1411,19 +1477,21 @@ public actor RoomProvisioner {
             if error.outcomeUnknown, room.createPhase == .inFlight { room.sweepMarker = true }
             try? await save(room)
             if room.attempts > maxTransientAttempts {
-                return ZoomFailure(step: .fail, error: error, reason: "\(reason) (after \(room.attempts) attempts)")
+                return ZoomFailure(
+                    step: .fail, error: error, reason: "\(reason) (after \(room.attempts) attempts)", advice: decision.advice)
             }
             // Retry-After is Zoom's word, but capped: a room must not hold its host for hours on one answer.
             let backoff = min(
-                2 * maxBackoff, error.retryAfter ?? min(maxBackoff, firstBackoff * Double(1 << min(room.attempts - 1, 20))))
+                2 * maxBackoff, decision.retryIn ?? min(maxBackoff, firstBackoff * Double(1 << min(room.attempts - 1, 20))))
             logger.warning("Zoom call failed, retrying", metadata: ["room.id": "\(room.id)", "error": "\(reason)", "retry_in": "\(backoff)"])
             return ZoomFailure(step: .backoff(backoff), error: error, reason: reason)
+        default:
+            if room.createPhase == .inFlight {
+                room.createPhase = .notSent
+                try? await save(room)
+            }
+            return ZoomFailure(step: .fail, error: error, reason: reason, advice: decision.advice)
         }
-        if room.createPhase == .inFlight {
-            room.createPhase = .notSent
-            try? await save(room)
-        }
-        return ZoomFailure(step: .fail, error: error, reason: reason)
     }
 
     /// Zoom refused an integration's credentials: mark it, tell the admins once, and free the room's host
@@ -1440,40 +1508,68 @@ public actor RoomProvisioner {
 
     /// Zoom refused an integration's credentials (zoom-s2s) or a host's (zoom-oauth): mark it
     /// `needs_reauthorization`, tell the admins once, and free the room's host there so the room can fail over.
-    private func integrationRefused(_ integration: String, reason: String, room id: String) async -> AfterRefusal {
+    private func integrationRefused(_ integration: String, reason: String, room id: String, advice: String? = nil) async
+        -> AfterRefusal
+    {
         let perHost = configuration.integrations[integration]?.kind == .zoomOAuth
         let roomHost = load(id)?.integration == integration ? load(id)?.hostID : nil
         let changed =
-            (try? await registry.markNeedsReauthorization(integration, host: perHost ? roomHost : nil, reason: reason)) ?? false
-        if changed { queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason) }
-        guard var room = load(id), room.integration == integration, let host = room.hostID,
-            room.meetingID == nil, room.state != .ready
-        else {
-            return perHost ? .tryAnotherHost : .excludeIntegration
+            (try? await registry.markNeedsReauthorization(
+                integration, host: perHost ? roomHost : nil, reason: reason, advice: advice)) ?? false
+        if changed {
+            queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason, advice: advice)
         }
-        if room.createPhase == .inFlight {
+        if await !freeHostForFailover(id, integration: integration) {
             if perHost {
                 await fail(
                     id,
-                    reason: "a create request's outcome cannot be checked: host \(host) of \(integration) was refused by Zoom "
-                        + "(\(reason)); ask your admin to re-integrate Zoom")
+                    reason: "a create request's outcome cannot be checked: host \(roomHost ?? "-") of \(integration) was "
+                        + "refused by Zoom (\(reason)); ask your admin to re-integrate Zoom", advice: advice)
                 return .failed
             }
             return .excludeIntegration  // work() fails it: the meeting may exist but cannot be looked for
         }
+        return perHost ? .tryAnotherHost : .excludeIntegration
+    }
+
+    /// The integration's Zoom app lacks a scope (API-side 4711): mark it `missing_scope` naming the scopes, tell the
+    /// admins once, and free the room's host there so the room fails over to the next integration, as
+    /// `needs_reauthorization` does.
+    private func integrationLacksScope(_ integration: String, scopes: [String], failure: ZoomFailure, room id: String) async {
+        let changed =
+            (try? await registry.markMissingScope(
+                integration, scopes: scopes, reason: failure.reason, advice: failure.advice ?? "")) ?? false
+        if changed {
+            queueAdminNotices(
+                kind: .adminReauthorize, room: nil, integration: integration, reason: failure.reason, advice: failure.advice)
+        }
+        await freeHostForFailover(id, integration: integration)
+    }
+
+    /// Frees the host a room holds at `integration` so the room can fail over; a room with its meeting there keeps it.
+    /// - Returns: false when a create's outcome is unknown there: the host is kept (the meeting may exist), and the
+    ///   caller decides.
+    @discardableResult
+    private func freeHostForFailover(_ id: String, integration: String) async -> Bool {
+        guard var room = load(id), room.integration == integration, let host = room.hostID,
+            room.meetingID == nil, room.state != .ready
+        else { return true }
+        if room.createPhase == .inFlight { return false }
         room.hostID = nil
         room.hostUser = nil
         try? await save(room)
         await pool.release(HostKey(integration: integration, host: host), room: id)
-        return perHost ? .tryAnotherHost : .excludeIntegration
+        return true
     }
 
-    /// Marks a room `failed` with its reason, frees its host and tells the admins.
-    private func fail(_ id: String, reason: String) async {
+    /// Marks a room `failed` with its reason (and what to do, from the table of Zoom answers), frees its host and
+    /// tells the admins.
+    private func fail(_ id: String, reason: String, advice: String? = nil) async {
         guard var room = load(id), room.state.isOpen else { return }
         let hadHost = room.integration.flatMap { integration in room.hostID.map { HostKey(integration: integration, host: $0) } }
         room.state = .failed
         room.reason = reason
+        room.advice = advice
         room.updatedAt = clock.now()
         if room.createPhase == .inFlight {
             // The meeting may exist at Zoom: sweep for the marker when the incident is resolved.
@@ -1523,13 +1619,17 @@ public actor RoomProvisioner {
         if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
     }
 
-    private func queueAdminNotices(kind: NoticeKind, room: Room?, integration: String?, reason: String) {
+    /// - Parameter advice: what the admins should do (`room.advice` in the templates); a room's own when `nil`.
+    private func queueAdminNotices(
+        kind: NoticeKind, room: Room?, integration: String?, reason: String, advice: String? = nil
+    ) {
         let now = clock.now()
         let admins = configuration.daemon.notify.admins
         guard !admins.isEmpty else { return }
         var subject = room ?? Room(id: "integration-\(integration ?? "-")-\(Int64(now))", incidentID: "", createdAt: now)
         subject.integration = integration
         subject.reason = reason
+        if let advice { subject.advice = advice }
         let store = self.store
         let target = subject
         let planner = self.planner
@@ -1554,10 +1654,4 @@ public actor RoomProvisioner {
         return "r" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    /// A random 10-character passcode (Zoom's maximum length), letters and digits.
-    static func passcode() -> String {
-        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<10).map { _ in alphabet.randomElement(using: &generator)! })
-    }
 }

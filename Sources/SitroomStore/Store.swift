@@ -300,10 +300,14 @@ public struct StoredToken: Sendable, Codable, Hashable {
     public var expiresAt: Double
     /// zoom-oauth only.
     public var refreshToken: String?
+    /// zoom-oauth: seconds since 1970 when Zoom issued this pair (its refresh token's age); `nil` in pairs stored
+    /// before sitroom kept it, which count as old.
+    public var issuedAt: Double?
 
-    public init(accessToken: String, expiresAt: Double, refreshToken: String? = nil) {
+    public init(accessToken: String, expiresAt: Double, refreshToken: String? = nil, issuedAt: Double? = nil) {
         self.accessToken = accessToken
         self.expiresAt = expiresAt
         self.refreshToken = refreshToken
+        self.issuedAt = issuedAt
     }
 }

@@ -112,6 +112,9 @@ final class Sandbox: @unchecked Sendable {
         for index in 1...hosts {
             users += "  - { id: u-bridge-\(index), email: bridge-\(index)@example.com, type: 2, concurrent_meetings: \(concurrent) }\n"
         }
+        // The commanders of the test incidents are licensed users of the account, so Zoom takes them as alternative
+        // hosts (ZoomAnswerTests covers the ones it refuses).
+        users += "  - { id: u-ada, email: ada@example.com, type: 2 }\n  - { id: u-alan, email: alan@example.com, type: 2 }\n"
         try write(
             "sim.yaml",
             """
