@@ -56,7 +56,10 @@ enum YAMLDocument {
         }
         let text = String(decoding: bytes, as: UTF8.self)
         do {
-            let parser = try Parser(yaml: text, resolver: .default, constructor: .default, encoding: .utf8)
+            // The basic resolver (no implicit types) keeps Yams from matching every scalar against its regular
+            // expressions, most of a YAML file's cost: ``YAMLValue`` judges plain scalars itself (``Scalars``), and
+            // keys compare as the strings they are, so `1` and `"1"` are the same key, as ``YAMLMapping`` holds.
+            let parser = try Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
             guard let root = try parser.singleRoot() else { return .empty }
             let clean = withExtendedLifetime(parser) { rejectAnchors(root, text: text, diag: diag) }
             guard clean else { return .failed }
