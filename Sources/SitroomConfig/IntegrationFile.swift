@@ -1,5 +1,4 @@
 import SitroomCore
-import Yams
 
 /// `etc/integrations/NAME.yaml` (SPEC §3).
 enum IntegrationFile {

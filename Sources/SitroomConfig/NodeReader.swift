@@ -1,11 +1,10 @@
 import SitroomCore
-import Yams
 
 /// One value in a composed YAML tree with the key path that leads to it (`notify.admins[0].email`), read under
 /// sitroom's strict scalar rules (SPEC §3). Every failed read reports `path: message` at the value's line and
 /// column and returns `nil`.
 struct YAMLValue {
-    let node: Node
+    let node: DocumentNode
     /// The key path, e.g. `hosts[1].id`; empty for the root.
     let path: String
     let diag: Diagnostics
@@ -13,12 +12,15 @@ struct YAMLValue {
     /// key's tag says nothing about how it was written; keys are judged by their style alone.
     var isKey = false
 
-    var position: Position { Position(node.mark) }
+    var position: Position { node.position }
 
     /// Whether the scalar was explicitly made a string (`!!str yes`, `! yes`) though written plain.
-    private func isExplicitString(_ scalar: Node.Scalar) -> Bool {
-        !isKey && (scalar.tag.rawValue == Tag.Name.str.rawValue || scalar.tag.rawValue == "!")
+    private func isExplicitString(_ scalar: DocumentScalar) -> Bool {
+        !isKey && (scalar.tag == YAMLValue.stringTag || scalar.tag == "!")
     }
+
+    /// YAML's tag for strings (`!!str`).
+    static let stringTag = "tag:yaml.org,2002:str"
 
     func fail(_ message: String) {
         diag.report(path.isEmpty ? message : "\(path): \(message)", at: position)
@@ -26,34 +28,27 @@ struct YAMLValue {
 
     /// Whether this is a plain `null`, `~` or empty scalar.
     var isNull: Bool {
-        if !isKey, case .scalar(let scalar) = node, scalar.style == .plain, scalar.tag.rawValue.isEmpty {
+        if !isKey, case .scalar(let scalar) = node, scalar.style == .plain, scalar.tag.isEmpty {
             return YAMLDocument.isNull(scalar.string)
         }
         return false
     }
 
     /// The scalar's text, refusing mappings, sequences and explicit tags other than `!!str`.
-    private func scalar(expected: String) -> Node.Scalar? {
+    private func scalar(expected: String) -> DocumentScalar? {
         guard case .scalar(let scalar) = node else {
             fail("must be \(expected), not a \(kindName)")
             return nil
         }
-        let tag = scalar.tag.rawValue
-        guard isKey || tag.isEmpty || tag == "!" || tag == Tag.Name.str.rawValue else {
+        let tag = scalar.tag
+        guard isKey || tag.isEmpty || tag == "!" || tag == YAMLValue.stringTag else {
             fail("explicit tag '\(tag)' is not supported")
             return nil
         }
         return scalar
     }
 
-    private var kindName: String {
-        switch node {
-        case .mapping: return "mapping"
-        case .sequence: return "list"
-        case .scalar: return "scalar"
-        case .alias: return "alias"
-        }
-    }
+    private var kindName: String { YAMLMapping.kind(node) }
 
     /// A string. A plain (unquoted) scalar that YAML 1.1 or 1.2 would read as a boolean, number, null or
     /// timestamp is refused with a hint to quote it; empty strings are refused.
@@ -232,7 +227,7 @@ struct YAMLValue {
 
     /// The elements of a list, each with its path (`hosts[0]`).
     func list() -> [YAMLValue]? {
-        guard case .sequence(let sequence) = node else {
+        guard case .sequence(let sequence, _) = node else {
             fail("must be a list, not a \(kindName)")
             return nil
         }
@@ -295,7 +290,7 @@ final class YAMLMapping {
         self.path = value.path
         self.diag = value.diag
         self.position = position
-        guard case .mapping(let mapping) = value.node else {
+        guard case .mapping(let mapping, _) = value.node else {
             value.fail("must be a mapping (key: value), not a \(value.isNull ? "null" : Self.kind(value.node))")
             return nil
         }
@@ -329,12 +324,11 @@ final class YAMLMapping {
         self.position = .unknown
     }
 
-    private static func kind(_ node: Node) -> String {
+    static func kind(_ node: DocumentNode) -> String {
         switch node {
         case .mapping: return "mapping"
         case .sequence: return "list"
         case .scalar: return "scalar"
-        case .alias: return "alias"
         }
     }
 

@@ -64,45 +64,113 @@ public struct StderrLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        let time = Self.timestamp()
-        var line: String
+        // The line is built as bytes and written with one write(2): formatting is most of what a log line costs,
+        // and sitroomd logs a line per applied event (no Foundation formatting, no string copies per escape).
+        var line: [UInt8] = []
+        line.reserveCapacity(160)
+        if syslogPrefix {
+            line.append(contentsOf: "<\(Self.syslogPriority(event.level))>".utf8)
+        }
         switch format {
         case .logfmt:
-            line = "time=\(time) level=\(event.level.rawValue) msg=\(Self.logfmtValue(event.message.description))"
+            line.append(contentsOf: "time=".utf8)
+            Self.appendTimestamp(to: &line)
+            line.append(contentsOf: " level=".utf8)
+            line.append(contentsOf: event.level.rawValue.utf8)
+            line.append(contentsOf: " msg=".utf8)
+            Self.appendLogfmtValue(event.message.description, to: &line)
             for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-                line += " \(key)=\(Self.logfmtValue(value.description))"
+                line.append(UInt8(ascii: " "))
+                line.append(contentsOf: key.utf8)
+                line.append(UInt8(ascii: "="))
+                Self.appendLogfmtValue(value.description, to: &line)
             }
         case .json:
-            var object: [String: String] = ["time": time, "level": event.level.rawValue, "msg": event.message.description]
+            var time: [UInt8] = []
+            Self.appendTimestamp(to: &time)
+            var object: [String: String] = [
+                "time": String(decoding: time, as: UTF8.self), "level": event.level.rawValue,
+                "msg": event.message.description,
+            ]
             for (key, value) in merged { object[key] = value.description }
-            line =
-                (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map {
-                    String(decoding: $0, as: UTF8.self)
-                } ?? "{}"
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            line.append(contentsOf: data)
         }
-        if syslogPrefix { line = "<\(Self.syslogPriority(event.level))>" + line }
-        line += "\n"
-        line.withCString { pointer in _ = write(2, pointer, strlen(pointer)) }
+        line.append(UInt8(ascii: "\n"))
+        line.withUnsafeBytes { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
     }
 
+    /// A logfmt value: as is, or in double quotes with `\`, `"`, line feeds and carriage returns escaped when it
+    /// is empty or holds a space, `=`, a quote, a backslash or a line break.
     static func logfmtValue(_ value: String) -> String {
-        let needsQuotes =
-            value.isEmpty
-            || value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\\" }
-        guard needsQuotes else { return value }
-        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
-        return "\"\(escaped)\""
+        var bytes: [UInt8] = []
+        appendLogfmtValue(value, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
+    static func appendLogfmtValue(_ value: String, to line: inout [UInt8]) {
+        var value = value
+        value.withUTF8 { utf8 in
+            let needsQuotes =
+                utf8.isEmpty
+                || utf8.contains {
+                    $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\"") || $0 == 0x0A
+                        || $0 == 0x0D || $0 == UInt8(ascii: "\\")
+                }
+            guard needsQuotes else {
+                line.append(contentsOf: utf8)
+                return
+            }
+            line.append(UInt8(ascii: "\""))
+            for byte in utf8 {
+                switch byte {
+                case UInt8(ascii: "\\"): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case UInt8(ascii: "\""): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case 0x0A: line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case 0x0D: line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                default: line.append(byte)
+                }
+            }
+            line.append(UInt8(ascii: "\""))
+        }
+    }
+
+    /// `2026-11-29T13:00:00.123Z`: now, UTC, to the millisecond.
     static func timestamp() -> String {
+        var bytes: [UInt8] = []
+        appendTimestamp(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func appendTimestamp(to line: inout [UInt8]) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var seconds = spec.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-            parts.tm_hour, parts.tm_min, parts.tm_sec, Int(spec.tv_nsec / 1_000_000))
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                line.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        line.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        line.append(UInt8(ascii: "."))
+        digits(Int(spec.tv_nsec / 1_000_000), 3)
+        line.append(UInt8(ascii: "Z"))
     }
 }
