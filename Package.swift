@@ -57,10 +57,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What sitroomd and sitroom-intake share as processes: root and paths, exit codes, log lines, the etc/ watch,
+        // the metrics text format, the intake's state file.
+        .target(
+            name: "SitroomService",
+            dependencies: [
+                "PosixIO", "SitroomCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO", "Curl", "LMDB",
+                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "SitroomService", "PosixIO",
+                "Curl", "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -69,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "sitroomd",
             dependencies: [
-                "SitroomDaemon", "SitroomCore",
+                "SitroomDaemon", "SitroomService", "SitroomCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -122,8 +133,8 @@ let package = Package(
         .testTarget(
             name: "SitroomDaemonTests",
             dependencies: [
-                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "PosixIO", "Curl",
-                "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
+                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomService", "PosixIO",
+                "Curl", "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -5,30 +5,9 @@ import PosixIO
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
+import SitroomService
 import SitroomStore
 import SitroomZoom
-
-/// The daemon's file layout (SPEC §2).
-public struct DaemonPaths: Sendable {
-    public var etc: String
-    public var varDirectory: String
-
-    public init(root: String, etc: String? = nil, varDirectory: String? = nil) {
-        let root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
-        self.etc = etc ?? "\(root)/etc"
-        self.varDirectory = varDirectory ?? "\(root)/var"
-    }
-
-    public var store: String { "\(varDirectory)/lib/sitroom" }
-    public var spool: String { "\(varDirectory)/spool/incidents" }
-    public var run: String { "\(varDirectory)/run" }
-    public var controlFIFO: String { "\(run)/sitroom.ctl" }
-    public var lock: String { "\(run)/sitroom.lock" }
-    public var mail: String { "\(varDirectory)/mail" }
-    public var sms: String { "\(varDirectory)/sms" }
-    /// The node_exporter textfile directory holding `sitroom.prom`.
-    public var metrics: String { "\(varDirectory)/metrics" }
-}
 
 /// The wired actors and the live configuration generation; answers control commands.
 public actor DaemonCore {

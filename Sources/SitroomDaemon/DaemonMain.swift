@@ -5,21 +5,9 @@ import PosixIO
 import ServiceLifecycle
 import SitroomConfig
 import SitroomCore
+import SitroomService
 import SitroomStore
 import UnixSignals
-
-/// sysexits(3) codes sitroomd exits with (SPEC §2).
-public enum ExitCode {
-    public static let ok: Int32 = 0
-    /// EX_UNAVAILABLE: a needed service is unavailable.
-    public static let unavailable: Int32 = 69
-    /// EX_CANTCREAT: cannot create state (var/, LMDB, FIFO).
-    public static let cannotCreate: Int32 = 73
-    /// EX_TEMPFAIL: another sitroomd holds the lock of this var/.
-    public static let alreadyRunning: Int32 = 75
-    /// EX_CONFIG: bad configuration at start.
-    public static let config: Int32 = 78
-}
 
 /// Starts sitroomd and runs it until SIGTERM/SIGINT.
 public enum DaemonMain {
@@ -215,18 +203,4 @@ public enum DaemonMain {
         logger.info("sitroomd stopped")
         return ExitCode.ok
     }
-}
-
-/// A long-running part of the daemon as a swift-service-lifecycle `Service`.
-struct TaskService: Service, CustomStringConvertible {
-    let name: String
-    let body: @Sendable () async throws -> Void
-
-    init(name: String, _ body: @escaping @Sendable () async throws -> Void) {
-        self.name = name
-        self.body = body
-    }
-
-    func run() async throws { try await body() }
-    var description: String { name }
 }
