@@ -11,13 +11,15 @@ import UnixSignals
 
 /// Starts sitroomd and runs it until SIGTERM/SIGINT.
 public enum DaemonMain {
-    /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`).
+    /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`); that includes
+    /// sitroom-intake's `intake.yaml` when there is one (``IntakeCheck``).
     /// - Returns: 0 when valid, 1 otherwise.
     public static func checkConfig(paths: DaemonPaths) -> Int32 {
         do {
             let configuration = try ConfigLoader.load(etcDirectory: paths.etc)
             let count = configuration.integrations.count
-            print("\(paths.etc): configuration is valid (\(count) integration\(count == 1 ? "" : "s"))")
+            guard let intake = IntakeCheck.check(etc: paths.etc, spool: configuration.daemon.spool) else { return 1 }
+            print("\(paths.etc): configuration is valid (\(count) integration\(count == 1 ? "" : "s")\(intake))")
             return 0
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
