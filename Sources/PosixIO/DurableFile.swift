@@ -64,6 +64,82 @@ public enum DurableFile {
         if syncDirectory { try fsyncDirectory(finalDirectory) }
     }
 
+    /// Delivers several files at once by the maildir protocol with one directory fsync for all of them (a group
+    /// commit): every file is written into `tmpDirectory` (created exclusively), then each is fsynced (the first
+    /// fsync usually commits the filesystem's journal for all of them), renamed into `finalDirectory`, and
+    /// `finalDirectory` is fsynced once. A file is durable in `finalDirectory` when its result is a success.
+    /// - Parameters:
+    ///   - items: the names (without `/`, unique, not existing in `tmpDirectory`) and whole contents.
+    ///   - tmpDirectory: where the files are written first; same filesystem as `finalDirectory`.
+    ///   - finalDirectory: where they end up.
+    ///   - mode: the files' permission bits (applied with `fchmod`).
+    /// - Returns: one result per item, in order: the `PosixError` naming the call that failed for it (`open`,
+    ///   `write`, `fsync`, `rename`, or the directory's `fsync`, which fails every renamed file). A failed file
+    ///   leaves nothing in `tmpDirectory`; one whose directory fsync failed stays in `finalDirectory` (it may or
+    ///   may not survive a crash, so the sender must be told it failed and deliver it again).
+    /// - Complexity: one `open`, `write`, `fsync`, `close` and `rename` per file, one directory fsync in all.
+    /// The corresponding C calls are `open(O_CREAT|O_EXCL)`, `write`, `fsync`, `rename`.
+    public static func writeBatch(
+        _ items: [(name: String, bytes: [UInt8])],
+        tmpDirectory: String,
+        finalDirectory: String,
+        mode: UInt32 = 0o600
+    ) -> [Result<Void, PosixError>] {
+        var results = [Result<Void, PosixError>](repeating: .success(()), count: items.count)
+        var open: [(index: Int, fd: Int32)] = []
+        for (index, item) in items.enumerated() {
+            let tmpPath = tmpDirectory + "/" + item.name
+            guard !item.name.isEmpty, !item.name.contains("/"), item.name != ".", item.name != ".." else {
+                results[index] = .failure(PosixError(call: "write", path: item.name, errno: EINVAL))
+                continue
+            }
+            do {
+                let fd = try openFD(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode: mode)
+                do {
+                    try check("fchmod", path: tmpPath) { fchmod(fd, mode_t(mode)) }
+                    try item.bytes.withUnsafeBytes { (buffer) throws in try writeAll(fd, buffer, path: tmpPath) }
+                    open.append((index, fd))
+                } catch {
+                    closeFD(fd)
+                    _ = unlink(tmpPath)
+                    throw error
+                }
+            } catch let error as PosixError {
+                results[index] = .failure(error)
+            } catch {
+                results[index] = .failure(PosixError(call: "write", path: tmpPath, errno: EIO))
+            }
+        }
+        var renamed: [Int] = []
+        for (index, fd) in open {
+            let tmpPath = tmpDirectory + "/" + items[index].name
+            let synced = Result { try check("fsync", path: tmpPath) { fsync(fd) } }
+            closeFD(fd)
+            switch synced {
+            case .success:
+                let finalPath = finalDirectory + "/" + items[index].name
+                switch valueOrErrno({ rename(tmpPath, finalPath) }) {
+                case .success: renamed.append(index)
+                case .failure(let code):
+                    results[index] = .failure(PosixError(call: "rename", path: finalPath, errno: code.rawValue))
+                    _ = unlink(tmpPath)
+                }
+            case .failure(let error):
+                results[index] = .failure(error as? PosixError ?? PosixError(call: "fsync", path: tmpPath, errno: EIO))
+                _ = unlink(tmpPath)
+            }
+        }
+        if !renamed.isEmpty {
+            do {
+                try fsyncDirectory(finalDirectory)
+            } catch {
+                let failure = error as? PosixError ?? PosixError(call: "fsync", path: finalDirectory, errno: EIO)
+                for index in renamed { results[index] = .failure(failure) }
+            }
+        }
+        return results
+    }
+
     /// Fsyncs a directory, making renames and creations in it durable.
     /// - Parameter path: the directory.
     /// - Throws: `PosixError` (`open` or `fsync`).
