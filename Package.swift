@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "sitroomctl", targets: ["sitroomctl"]),
         .executable(name: "zoom-sim", targets: ["zoom-sim"]),
         .executable(name: "sitroom-bench", targets: ["sitroom-bench"]),
+        .executable(name: "sitroom-intake", targets: ["sitroom-intake"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -93,6 +94,27 @@ let package = Package(
             ]
         ),
 
+        // The HTTP front door (SPEC §11): the only part that listens on a port; it puts files into the spool and never
+        // opens LMDB (no SitroomStore, no LMDB here).
+        .target(
+            name: "SitroomIntake",
+            dependencies: [
+                "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "sitroom-intake",
+            dependencies: [
+                "SitroomIntake", "SitroomService", "SitroomCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         // The benchmark's floor and store prefill (`make bench`; README "Performance").
         .executableTarget(
             name: "sitroom-bench",
@@ -135,6 +157,13 @@ let package = Package(
             dependencies: [
                 "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomService", "PosixIO",
                 "Curl", "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SitroomIntakeTests",
+            dependencies: [
+                "SitroomIntake", "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
