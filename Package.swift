@@ -128,6 +128,7 @@ let package = Package(
         .target(
             name: "ZoomSim",
             dependencies: [
+                "Curl",  // delivers webhooks (SimWebhooks)
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),

@@ -568,6 +568,7 @@ public actor DaemonCore {
                 "pool": try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) },
                 "rooms": ["open": open, "by_state": byState],
                 "outbox": ["pending": depth], "spool": ["backlog": backlog],
+                "intake": IntakeState.report(paths: paths)?.json ?? NSNull(),
             ]
             return .ok(try Self.json(object))
         }
@@ -600,6 +601,7 @@ public actor DaemonCore {
         lines.append("rooms: \(open) open (\(states.isEmpty ? "none" : states))")
         lines.append("outbox: \(depth) pending")
         lines.append("spool: \(backlog) waiting in new/")
+        if let intake = IntakeState.report(paths: paths) { lines.append(contentsOf: intake.lines) }
         return .ok(lines.joined(separator: "\n"))
     }
 
