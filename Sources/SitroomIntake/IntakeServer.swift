@@ -61,6 +61,9 @@ public struct IntakeServer {
                 reuseAddress: true,
                 availableConnectionsDelegate: CountedConnections(max: configuration.maxConnections, metrics: metrics)),
             onServerRunning: { channel in
+                // One accept per read of the listening socket (NIO accepts up to 4 by default), so the connection
+                // limit, which is checked between reads, is exact.
+                try? await channel.setOption(ChannelOptions.maxMessagesPerRead, value: 1).get()
                 let port = channel.localAddress?.port ?? configuration.listen.port
                 await onListening(IntakeConfiguration.Listen(host: host, port: port).description)
             },
