@@ -101,6 +101,7 @@ let package = Package(
             dependencies: [
                 "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -46,6 +46,16 @@ public enum IntakeMain {
             logger.critical("bad configuration", metadata: ["etc": "\(paths.etc)", "errors": "\(error.errors.count)"])
             return ExitCode.config
         }
+        var tls: IntakeTLSContext? = nil
+        if let files = configuration.tls {
+            do {
+                tls = try IntakeTLSContext(files)
+            } catch {
+                FileHandle.standardError.write(Data("\(configuration.file): \(error)\n".utf8))
+                logger.critical("bad configuration", metadata: ["etc": "\(paths.etc)", "error": "\(error)"])
+                return ExitCode.config
+            }
+        }
         do {
             try DurableFile.makeDirectory(paths.run, mode: 0o700)
         } catch {
@@ -78,10 +88,11 @@ public enum IntakeMain {
         let writer = SpoolWriter(spool: paths.spool) { files, seconds in metrics.groupCommit(files: files, seconds: seconds) }
         let handler = IntakeHandler(
             live: live, secrets: secrets, writer: writer, spool: paths.spool, logger: logger, events: metrics)
-        let reloader = IntakeReloader(paths: paths, live: live, secrets: secrets, metrics: metrics, logger: logger)
+        let reloader = IntakeReloader(
+            paths: paths, live: live, secrets: secrets, tls: tls, metrics: metrics, logger: logger)
         let listening = ListeningFlag()
         let server = IntakeServer(handler: handler, metrics: metrics, logger: logger).makeService(
-            configuration: configuration,
+            configuration: configuration, tls: tls,
             onListening: { address in
                 metrics.update { $0.listen = address }
                 try? metrics.writeStateIfChanged(to: paths.intakeState)
@@ -177,19 +188,25 @@ struct FileWriterService: Service, CustomStringConvertible {
 
 /// Reloads `etc/intake.yaml` on a change (inotify, SIGHUP): a valid file replaces the live routes, secrets and
 /// limits at once; an invalid one is logged (every `file:line:col: message`) and recorded for `status`, and the
-/// last good generation keeps serving. `listen`, `tls` and `max_connections` take effect at the next start.
+/// last good generation keeps serving. The TLS certificate and key are read again each time. `listen`, adding or
+/// removing `tls`, `max_connections` and the timeouts take effect at the next start.
 actor IntakeReloader {
     let paths: DaemonPaths
     let live: IntakeLive
     let secrets: SecretCache
+    let tls: IntakeTLSContext?
     let metrics: IntakeMetrics
     let logger: Logger
     private var lastRejected: String?
 
-    init(paths: DaemonPaths, live: IntakeLive, secrets: SecretCache, metrics: IntakeMetrics, logger: Logger) {
+    init(
+        paths: DaemonPaths, live: IntakeLive, secrets: SecretCache, tls: IntakeTLSContext?, metrics: IntakeMetrics,
+        logger: Logger
+    ) {
         self.paths = paths
         self.live = live
         self.secrets = secrets
+        self.tls = tls
         self.metrics = metrics
         self.logger = logger
     }
@@ -210,6 +227,15 @@ actor IntakeReloader {
             return
         }
         lastRejected = nil
+        // The certificate and key are read again whatever changed: a renewal rewrites the files, not the settings.
+        if let tls, let files = next.tls, files == old.tls {
+            do {
+                try tls.reload(files)
+            } catch {
+                logger.error("cannot reload the TLS certificate; the old one serves", metadata: ["error": "\(error)"])
+                metrics.problem("\(error)")
+            }
+        }
         guard let generation = live.apply(next) else {
             metrics.reload("unchanged")
             return

@@ -38,13 +38,13 @@ public struct IntakeServer {
     /// - Parameters:
     ///   - configuration: the settings at start (`listen`, `max_connections`, timeouts; later changes to these need a
     ///     restart, the routes do not).
+    ///   - tls: the TLS context when `tls:` is configured (connections are then HTTPS only).
     ///   - onListening: called with the bound address (`127.0.0.1:8470`) once connections are accepted.
     public func makeService(
-        configuration: IntakeConfiguration, onListening: @escaping @Sendable (String) async -> Void
-    ) -> some Service {
+        configuration: IntakeConfiguration, tls: IntakeTLSContext?, onListening: @escaping @Sendable (String) async -> Void
+    ) -> any Service {
         let handler = self.handler
         let metrics = self.metrics
-        let logger = self.logger
         let bodyTimeout = configuration.bodyTimeout
         let responder: HTTPChannelHandler.Responder = { request, writer, channel in
             await Self.respond(
@@ -53,9 +53,20 @@ public struct IntakeServer {
         var channelConfiguration = HTTP1Channel.Configuration(
             idleTimeout: .milliseconds(Int64(configuration.headerTimeout * 1000)))
         channelConfiguration.httpDecoder = .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 32 << 10, maxHeaderFieldCount: 100)
+        let http = HTTP1Channel(responder: responder, configuration: channelConfiguration)
+        if let tls {
+            return server(IntakeTLSChannel(base: http, context: tls), configuration: configuration, onListening: onListening)
+        }
+        return server(http, configuration: configuration, onListening: onListening)
+    }
+
+    private func server<Child: ServerChildChannel>(
+        _ child: Child, configuration: IntakeConfiguration, onListening: @escaping @Sendable (String) async -> Void
+    ) -> Server<Child> {
         let host = configuration.listen.host
+        let metrics = self.metrics
         return Server(
-            childChannelSetup: HTTP1Channel(responder: responder, configuration: channelConfiguration),
+            childChannelSetup: child,
             configuration: ServerConfiguration(
                 address: .hostname(host, port: configuration.listen.port), serverName: nil, backlog: 256,
                 reuseAddress: true,

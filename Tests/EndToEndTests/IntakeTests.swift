@@ -377,6 +377,69 @@ struct IntakeTests {
         }
     }
 
+    // MARK: TLS
+
+    @Test(
+        "tls: HTTPS with the configured certificate (curl verifies it); a renewed certificate counts after SIGHUP",
+        .enabled(if: Tools.path("openssl") != nil && Tools.path("curl") != nil, "openssl and curl are needed"))
+    func tls() async throws {
+        let openssl = try #require(Tools.path("openssl"))
+        let curl = try #require(Tools.path("curl"))
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try sandbox.makeSpool()
+            func certificate(_ name: String) throws {
+                let made = try Tools.run(
+                    openssl,
+                    [
+                        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", "/CN=\(name)", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", "\(sandbox.root)/etc/secrets/\(name).key", "-out", "\(sandbox.root)/etc/\(name).pem",
+                    ])
+                #expect(made.code == 0, "\(made.out)")
+                chmod("\(sandbox.root)/etc/secrets/\(name).key", 0o600)
+            }
+            try certificate("first")
+            try certificate("second")
+            try sandbox.writeIntake(settings: "tls: { cert_file: intake.pem, key_file: secrets/intake.key }")
+            for (from, to) in [("first.pem", "intake.pem"), ("secrets/first.key", "secrets/intake.key")] {
+                try FileManager.default.copyItem(atPath: "\(sandbox.root)/etc/\(from)", toPath: "\(sandbox.root)/etc/\(to)")
+            }
+            chmod("\(sandbox.root)/etc/secrets/intake.key", 0o600)
+            let intake = try await sandbox.startIntake()
+            let event = #"{"event_id": "tls-1", "occurred_at": "2026-11-29T12:00:00Z", "stage": "opened", "incident": {"id": "INC-7", "title": "x"}, "participants": []}"#
+            func post(trusting ca: String, id: String) throws -> String {
+                try Tools.run(
+                    curl,
+                    [
+                        "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", "\(sandbox.root)/etc/\(ca).pem",
+                        "-H", "Authorization: Bearer \(sandbox.intakeSecret("native.token"))", "--data-binary",
+                        event.replacingOccurrences(of: "tls-1", with: id), "https://127.0.0.1:\(intake.port)/hooks/native",
+                    ]
+                ).out
+            }
+            #expect(try post(trusting: "first", id: "tls-1") == "200")
+            #expect(try post(trusting: "second", id: "tls-2") != "200", "the other certificate is not the one served")
+            let plain = try Tools.run(curl, ["-s", "-o", "/dev/null", "-w", "%{http_code}", intake.url("/healthz")]).out
+            #expect(plain != "200", "plain HTTP is not served on a TLS port")
+
+            // Renewal: new files in place, then SIGHUP; new connections get the new certificate.
+            for (from, to) in [("second.pem", "intake.pem"), ("secrets/second.key", "secrets/intake.key")] {
+                let target = "\(sandbox.root)/etc/\(to)"
+                try FileManager.default.copyItem(atPath: "\(sandbox.root)/etc/\(from)", toPath: target + ".new")
+                chmod(target + ".new", to.hasSuffix(".key") ? 0o600 : 0o644)
+                #expect(rename(target + ".new", target) == 0)
+            }
+            intake.child.signal(SIGHUP)
+            _ = try await waitFor("the renewed certificate to be served") {
+                try post(trusting: "second", id: "tls-3") == "200" ? true : nil
+            }
+            #expect(sandbox.spoolFiles("new").count == 2)
+            #expect(!sandbox.allLogs().contains("PRIVATE KEY"))
+        }
+    }
+
     // MARK: Reload and status
 
     @Test("a route added to etc/intake.yaml serves without a restart; a bad edit keeps the last good routes and shows in status")
