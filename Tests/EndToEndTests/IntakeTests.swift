@@ -298,6 +298,66 @@ struct IntakeTests {
         }
     }
 
+    /// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN, as on CI's machine): for a real full disk.
+    static let canMount: Bool = {
+        guard getuid() == 0, let mount = Tools.path("mount"), let umount = Tools.path("umount") else { return false }
+        let directory = NSTemporaryDirectory() + "sitroom-mount-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        guard (try? Tools.run(mount, ["-t", "tmpfs", "-o", "size=64k", "tmpfs", directory]))?.code == 0 else { return false }
+        _ = try? Tools.run(umount, [directory])
+        return true
+    }()
+
+    @Test(
+        "a full disk and a read-only spool: 503 with Retry-After, nothing half-written; the event lands once it can",
+        .enabled(if: IntakeTests.canMount, "needs root to mount a small tmpfs"))
+    func fullAndReadOnly() async throws {
+        let mount = try #require(Tools.path("mount"))
+        let umount = try #require(Tools.path("umount"))
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        let spool = "\(sandbox.root)/var/spool/incidents"
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        #expect(try Tools.run(mount, ["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", spool]).code == 0)
+        defer { _ = try? Tools.run(umount, ["-l", spool]) }
+        try await sandbox.recordingLogs {
+            try sandbox.makeSpool()
+            try sandbox.writeIntake()
+            let intake = try await sandbox.startIntake()
+            let url = intake.url("/hooks/native")
+            let auth = [("Authorization", "Bearer \(sandbox.intakeSecret("native.token"))")]
+            let padding = String(repeating: "x", count: 3000)
+            let event = Array(
+                #"{"event_id": "full-1", "occurred_at": "2026-11-29T12:00:00Z", "stage": "opened", "incident": {"id": "INC-5", "title": "\#(padding)"}, "participants": []}"#.utf8)
+
+            // Full: a filler takes every block.
+            let filler = "\(spool)/filler"
+            #expect(FileManager.default.createFile(atPath: filler, contents: nil))
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+            while (try? handle.write(contentsOf: Data(repeating: 0, count: 4096))) != nil {}
+            try? handle.close()
+            let full = try await sandbox.post(url, event, headers: auth)
+            #expect(full.status == 503)
+            #expect(full.headers["retry-after"] == "10")
+            #expect(sandbox.spoolFiles("new").isEmpty && sandbox.spoolFiles("tmp").isEmpty, "nothing half-written is left")
+            try FileManager.default.removeItem(atPath: filler)
+            #expect(try await sandbox.post(url, event, headers: auth).status == 200, "delivered again, it lands")
+
+            // Read-only: the same.
+            #expect(try Tools.run(mount, ["-o", "remount,ro", spool]).code == 0)
+            let readOnly = try await sandbox.post(url, event, headers: auth)
+            #expect(readOnly.status == 503)
+            let health = try await sandbox.http.send(Curl.HTTPRequest(method: .get, url: intake.url("/healthz")))
+            #expect(health.status == 503)
+            #expect(try Tools.run(mount, ["-o", "remount,rw", spool]).code == 0)
+            #expect(try await sandbox.post(url, event, headers: auth).status == 200)
+            #expect(sandbox.spoolFiles("new").count == 2)
+            let errors = sandbox.intakeLogs()
+            #expect(errors.contains("No space left on device") && errors.contains("Read-only file system"), "\(errors)")
+        }
+    }
+
     // MARK: Bounds
 
     @Test("slow headers and slow bodies lose their connection; max_connections holds; 413 stops reading; 100-continue")
