@@ -50,15 +50,9 @@ public enum DaemonMain {
             return ExitCode.cannotCreate
         }
         let lock: FileLock
-        do {
-            guard let acquired = try FileLock.acquire(path: paths.lock) else {
-                logger.critical("another sitroomd is running on this var/", metadata: ["lock": "\(paths.lock)"])
-                return ExitCode.alreadyRunning
-            }
-            lock = acquired
-        } catch {
-            logger.critical("cannot take the lock", metadata: ["lock": "\(paths.lock)", "error": "\(error)"])
-            return ExitCode.cannotCreate
+        switch acquireProcessLock(path: paths.lock, program: "sitroomd", logger: logger) {
+        case .success(let acquired): lock = acquired
+        case .failure(let exit): return exit.code
         }
         defer { lock.release() }
 

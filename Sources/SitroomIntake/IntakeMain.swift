@@ -63,15 +63,9 @@ public enum IntakeMain {
             return ExitCode.cannotCreate
         }
         let lock: FileLock
-        do {
-            guard let acquired = try FileLock.acquire(path: paths.intakeLock) else {
-                logger.critical("another sitroom-intake is running on this var/", metadata: ["lock": "\(paths.intakeLock)"])
-                return ExitCode.alreadyRunning
-            }
-            lock = acquired
-        } catch {
-            logger.critical("cannot take the lock", metadata: ["lock": "\(paths.intakeLock)", "error": "\(error)"])
-            return ExitCode.cannotCreate
+        switch acquireProcessLock(path: paths.intakeLock, program: "sitroom-intake", logger: logger) {
+        case .success(let acquired): lock = acquired
+        case .failure(let exit): return exit.code
         }
         defer { lock.release() }
         if !IntakeHandler.isDirectory(paths.spool + "/new") {

@@ -3,8 +3,8 @@ import PosixIO
 
 /// Puts complete files into the spool by the maildir protocol, sharing fsyncs between concurrent requests (a group
 /// commit): requests that arrive while a batch is being made durable wait together for the next one, which writes
-/// each file into `tmp/`, fsyncs it, renames it into `new/`, fsyncs `new/` once (``DurableFile/writeBatch``), and
-/// only then answers all of them. One request alone is written at once, so a lone request waits for one file fsync
+/// each file into `tmp/`, fsyncs them all in parallel (so the filesystem's journal commits them together), renames
+/// them into `new/`, fsyncs `new/` once (``DurableFile/writeBatch``), and only then answers all of them. One request alone is written at once, so a lone request waits for one file fsync
 /// and one directory fsync; under load a request waits for at most the batch before it and its own.
 ///
 /// The work runs on a thread of its own, never on Swift's cooperative pool. Memory is bounded by what the requests
@@ -18,6 +18,8 @@ public final class SpoolWriter: @unchecked Sendable {
     private let tmp: String
     private let new: String
     private let observe: @Sendable (_ files: Int, _ seconds: [Double]) -> Void
+    /// The files of a batch are fsynced in parallel, so that the filesystem's journal commits them together.
+    private let fsyncs = FsyncPool(threads: 7, name: "intake-fsync")
 
     /// The most files made durable together.
     public static let maxBatchFiles = 256
@@ -88,15 +90,13 @@ public final class SpoolWriter: @unchecked Sendable {
             condition.unlock()
 
             let results = DurableFile.writeBatch(
-                batch.map { ($0.name, $0.bytes) }, tmpDirectory: tmp, finalDirectory: new, mode: 0o600)
+                batch.map { ($0.name, $0.bytes) }, tmpDirectory: tmp, finalDirectory: new, mode: 0o600,
+                fsyncs: fsyncs)
             let done = Self.monotonic()
-            var seconds: [Double] = []
-            seconds.reserveCapacity(batch.count)
+            observe(batch.count, batch.map { Double(done - $0.enqueued) / 1e9 })
             for (pending, result) in zip(batch, results) {
-                seconds.append(Double(done - pending.enqueued) / 1e9)
                 pending.continuation.resume(returning: result.map { pending.name })
             }
-            observe(batch.count, seconds)
         }
     }
 }

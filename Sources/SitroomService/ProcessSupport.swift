@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PosixIO
 import ServiceLifecycle
 
 /// sysexits(3) codes sitroomd and sitroom-intake exit with (SPEC §2).
@@ -72,6 +73,53 @@ public struct TaskService: Service, CustomStringConvertible {
 
     public func run() async throws { try await body() }
     public var description: String { name }
+}
+
+/// `--root`, `--etc`, `--var` and `--check-config`, shared by sitroomd and sitroom-intake (SPEC §2 root rules).
+public struct RootOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The root holding etc/ and var/ (default: the current directory).", valueName: "dir"))
+    public var root: String?
+
+    @Option(help: ArgumentHelp("The configuration directory (default: ROOT/etc; under systemd /etc/sitroom).", valueName: "dir"))
+    public var etc: String?
+
+    @Option(
+        name: .customLong("var"),
+        help: ArgumentHelp(
+            "The state directory: spool, run/, metrics/ and, for sitroomd, the LMDB store, maildir, SMS (default: ROOT/var; under systemd /var/lib/sitroom).",
+            valueName: "dir"))
+    public var varDirectory: String?
+
+    @Flag(help: "Validate the configuration, print file:line:col: message for each error, and exit 0 (valid) or 1 (like nginx -t).")
+    public var checkConfig = false
+
+    public init() {}
+
+    /// The paths these options name.
+    public var paths: DaemonPaths { DaemonPaths(commandLineRoot: root, etc: etc, varDirectory: varDirectory) }
+}
+
+/// Takes a process's lock on its `var/` (one sitroomd, one sitroom-intake per root), logging why it cannot.
+/// - Parameters:
+///   - path: the lock file (`var/run/sitroom.lock`, `var/run/sitroom-intake.lock`).
+///   - program: the program's name, for the message.
+/// - Returns: the held lock, or the exit code: 75 when another process holds it, 73 when it cannot be taken.
+public func acquireProcessLock(path: String, program: String, logger: Logger) -> Result<FileLock, ProcessExit> {
+    do {
+        guard let acquired = try FileLock.acquire(path: path) else {
+            logger.critical("another \(program) is running on this var/", metadata: ["lock": "\(path)"])
+            return .failure(ProcessExit(code: ExitCode.alreadyRunning))
+        }
+        return .success(acquired)
+    } catch {
+        logger.critical("cannot take the lock", metadata: ["lock": "\(path)", "error": "\(error)"])
+        return .failure(ProcessExit(code: ExitCode.cannotCreate))
+    }
+}
+
+/// A process that must stop at start, with its exit code (``ExitCode``).
+public struct ProcessExit: Error {
+    public var code: Int32
 }
 
 /// `--log-format` and `--log-level`, shared by sitroomd and sitroom-intake.

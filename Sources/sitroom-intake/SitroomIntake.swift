@@ -29,27 +29,13 @@ struct SitroomIntakeCommand: AsyncParsableCommand {
             """,
         version: sitroomVersion)
 
-    @Option(help: ArgumentHelp("The root holding etc/ and var/ (default: the current directory).", valueName: "dir"))
-    var root: String?
-
-    @Option(help: ArgumentHelp("The configuration directory (default: ROOT/etc; under systemd /etc/sitroom).", valueName: "dir"))
-    var etc: String?
-
-    @Option(
-        name: .customLong("var"),
-        help: ArgumentHelp(
-            "The state directory holding the spool, run/ and metrics/ (default: ROOT/var; under systemd /var/lib/sitroom).",
-            valueName: "dir"))
-    var varDirectory: String?
-
-    @Flag(help: "Validate etc/intake.yaml, print file:line:col: message for each error, and exit 0 (valid) or 1.")
-    var checkConfig = false
+    @OptionGroup var options: RootOptions
 
     @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let paths = DaemonPaths(commandLineRoot: root, etc: etc, varDirectory: varDirectory)
-        if checkConfig { throw ExitCode(IntakeMain.checkConfig(paths: paths)) }
+        let paths = options.paths
+        if options.checkConfig { throw ExitCode(IntakeMain.checkConfig(paths: paths)) }
         let code = await IntakeMain.run(paths: paths, logger: log.makeLogger(label: "sitroom-intake")) { address in
             // One unbuffered write(2): a parent reading the pipe sees the whole line at once.
             FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))

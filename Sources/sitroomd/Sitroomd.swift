@@ -28,27 +28,13 @@ struct Sitroomd: AsyncParsableCommand {
             """,
         version: sitroomVersion)
 
-    @Option(help: ArgumentHelp("The root holding etc/ and var/ (default: the current directory).", valueName: "dir"))
-    var root: String?
-
-    @Option(help: ArgumentHelp("The configuration directory (default: ROOT/etc; under systemd /etc/sitroom).", valueName: "dir"))
-    var etc: String?
-
-    @Option(
-        name: .customLong("var"),
-        help: ArgumentHelp(
-            "The state directory: LMDB store, spool, control FIFO, maildir, metrics (default: ROOT/var; under systemd /var/lib/sitroom).",
-            valueName: "dir"))
-    var varDirectory: String?
-
-    @Flag(help: "Validate all of etc/, print file:line:col: message for each error, and exit 0 (valid) or 1 (like nginx -t).")
-    var checkConfig = false
+    @OptionGroup var options: RootOptions
 
     @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let paths = DaemonPaths(commandLineRoot: root, etc: etc, varDirectory: varDirectory)
-        if checkConfig { throw ExitCode(DaemonMain.checkConfig(paths: paths)) }
+        let paths = options.paths
+        if options.checkConfig { throw ExitCode(DaemonMain.checkConfig(paths: paths)) }
         let code = await DaemonMain.run(paths: paths, logger: log.makeLogger(label: "sitroomd"))
         throw ExitCode(code)
     }

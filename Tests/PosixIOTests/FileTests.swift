@@ -79,6 +79,13 @@ struct DurableFileTests {
             #expect(try String(contentsOfFile: dir + "/new/c", encoding: .utf8) == "three")
             #expect(modeOf(dir + "/new/c") == 0o640)
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp").isEmpty)
+            // The same with the fsyncs spread over a pool's threads.
+            let pool = FsyncPool(threads: 3, name: "test-fsync")
+            let many = (0..<40).map { ("p\($0)", Array("file \($0)".utf8)) }
+            let pooled = DurableFile.writeBatch(many, tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new", fsyncs: pool)
+            #expect(pooled.allSatisfy { (try? $0.get()) != nil })
+            #expect(try String(contentsOfFile: dir + "/new/p39", encoding: .utf8) == "file 39")
+            #expect(pool.fsync([-1, -1]) == [EBADF, EBADF])
             // A name already in tmp/ (another writer's) is never overwritten.
             try Data("theirs".utf8).write(to: URL(fileURLWithPath: dir + "/tmp/d"))
             let taken = DurableFile.writeBatch([("d", [1])], tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
