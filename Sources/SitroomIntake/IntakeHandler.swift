@@ -45,11 +45,37 @@ public struct IntakeAnswer: Sendable {
         self.outcome = outcome
     }
 
+    /// A JSON object of strings and integers, keys sorted (written by hand: it is on every answer's path).
     static func json(_ status: Int, _ object: [String: Any], outcome: String, headers: [(String, String)] = []) -> Self {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Self(
-            status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(data) + [0x0A],
-            outcome: outcome)
+        var text = "{"
+        for (index, key) in object.keys.sorted().enumerated() {
+            if index > 0 { text += "," }
+            text += jsonString(key) + ":"
+            switch object[key] {
+            case let number as Int: text += String(number)
+            case let value as String: text += jsonString(value)
+            default: text += "null"
+            }
+        }
+        text += "}\n"
+        return Self(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(text.utf8), outcome: outcome)
+    }
+
+    /// A JSON string literal (RFC 8259 §7): quotes, backslashes and control characters escaped.
+    static func jsonString(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     static func text(_ status: Int, _ message: String, outcome: String, headers: [(String, String)] = []) -> Self {

@@ -92,6 +92,14 @@ struct HandlerTests {
         #expect(fixture.files("new").isEmpty)
     }
 
+    @Test("answers are JSON that a parser reads back, whatever the strings hold")
+    func jsonAnswers() throws {
+        let tricky = "quote \" backslash \\ newline \n tab \t bell \u{7} café"
+        let answer = IntakeAnswer.json(200, ["reason": tricky, "generation": 3], outcome: "ignored")
+        #expect(answer.json["reason"] as? String == tricky)
+        #expect(answer.json["generation"] as? Int == 3)
+    }
+
     @Test("404 for unknown paths, 405 for other methods, 413 for a declared body over max_body_size")
     func httpAnswers() async throws {
         let (handler, _) = try fixture.handler()
