@@ -130,13 +130,14 @@ public struct IntakeState: Codable, Sendable, Hashable {
 
     /// Reads what sitroomd's `status` shows: whether the intake's lock is held, and its state file.
     /// - Parameter paths: the root's paths.
-    /// - Returns: `nil` when there is neither a state file nor a running intake (no intake on this root).
+    /// - Returns: `nil` when no intake is configured (`etc/intake.yaml`), none runs and none ever ran on this root.
     public static func report(paths: DaemonPaths) -> Report? {
         let running = FileLock.isHeld(path: paths.intakeLock)
         let state = (try? DurableFile.readRegularFile(paths.intakeState, maxSize: 1 << 16)).flatMap {
             try? JSONDecoder().decode(IntakeState.self, from: Data($0))
         }
-        if !running && state == nil { return nil }
+        let configured = FileManager.default.fileExists(atPath: paths.etc + "/intake.yaml")
+        if !running && state == nil && !configured { return nil }
         return Report(running: running, state: state)
     }
 }
