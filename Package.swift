@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "sitroomctl", targets: ["sitroomctl"]),
         .executable(name: "zoom-sim", targets: ["zoom-sim"]),
         .executable(name: "sitroom-bench", targets: ["sitroom-bench"]),
+        .executable(name: "sitroom-intake", targets: ["sitroom-intake"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -57,10 +58,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What sitroomd and sitroom-intake share as processes: root and paths, exit codes, log lines, the etc/ watch,
+        // the metrics text format, the intake's state file.
+        .target(
+            name: "SitroomService",
+            dependencies: [
+                "PosixIO", "SitroomCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO", "Curl", "LMDB",
+                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "SitroomService", "PosixIO",
+                "Curl", "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -69,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "sitroomd",
             dependencies: [
-                "SitroomDaemon", "SitroomCore",
+                "SitroomDaemon", "SitroomService", "SitroomCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -78,6 +90,28 @@ let package = Package(
             name: "sitroomctl",
             dependencies: [
                 "PosixIO", "SitroomCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The HTTP front door (SPEC §11): the only part that listens on a port; it puts files into the spool and never
+        // opens LMDB (no SitroomStore, no LMDB here).
+        .target(
+            name: "SitroomIntake",
+            dependencies: [
+                "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "sitroom-intake",
+            dependencies: [
+                "SitroomIntake", "SitroomService", "SitroomCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -95,6 +129,7 @@ let package = Package(
         .target(
             name: "ZoomSim",
             dependencies: [
+                "Curl",  // delivers webhooks (SimWebhooks)
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,8 +157,15 @@ let package = Package(
         .testTarget(
             name: "SitroomDaemonTests",
             dependencies: [
-                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "PosixIO", "Curl",
-                "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
+                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomService", "PosixIO",
+                "Curl", "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SitroomIntakeTests",
+            dependencies: [
+                "SitroomIntake", "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

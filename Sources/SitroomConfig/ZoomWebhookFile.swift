@@ -103,10 +103,11 @@ enum ZoomWebhookFile {
         case .node(let node):
             if let top = YAMLValue(node: node, path: "", diag: bodyDiag).mapping() {
                 if let value = top.required("event"), let name = value.string() {
-                    if name == "app_deauthorized" {
+                    if ZoomWebhookEvent.usedEvents.contains(name) {
                         event = name
                     } else {
-                        value.fail("Zoom event '\(name)' is not one sitroom uses (only app_deauthorized)")
+                        let used = ZoomWebhookEvent.usedEvents.sorted().joined(separator: ", ")
+                        value.fail("Zoom event '\(name)' is not one sitroom uses (only \(used))")
                     }
                 }
                 if let value = top.value("event_ts") { eventTS = value.int(in: 0...Int.max).map(Int64.init) }

@@ -16,6 +16,11 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
         }
     }
 
+    /// The Zoom events sitroom applies, the ones a spool file may hold: sitroom-intake spools these and answers
+    /// 200 without spooling for any other event of a subscription, and the spool's parser accepts only these.
+    /// An event sitroom learns to use is added here (and to the parser).
+    public static let usedEvents: Set<String> = ["app_deauthorized"]
+
     /// The header lines in file order.
     public var headers: [Header]
     /// The raw body, byte for byte (what the signature covers).

@@ -5,30 +5,9 @@ import PosixIO
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
+import SitroomService
 import SitroomStore
 import SitroomZoom
-
-/// The daemon's file layout (SPEC §2).
-public struct DaemonPaths: Sendable {
-    public var etc: String
-    public var varDirectory: String
-
-    public init(root: String, etc: String? = nil, varDirectory: String? = nil) {
-        let root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
-        self.etc = etc ?? "\(root)/etc"
-        self.varDirectory = varDirectory ?? "\(root)/var"
-    }
-
-    public var store: String { "\(varDirectory)/lib/sitroom" }
-    public var spool: String { "\(varDirectory)/spool/incidents" }
-    public var run: String { "\(varDirectory)/run" }
-    public var controlFIFO: String { "\(run)/sitroom.ctl" }
-    public var lock: String { "\(run)/sitroom.lock" }
-    public var mail: String { "\(varDirectory)/mail" }
-    public var sms: String { "\(varDirectory)/sms" }
-    /// The node_exporter textfile directory holding `sitroom.prom`.
-    public var metrics: String { "\(varDirectory)/metrics" }
-}
 
 /// The wired actors and the live configuration generation; answers control commands.
 public actor DaemonCore {
@@ -597,6 +576,7 @@ public actor DaemonCore {
                 "pool": try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) },
                 "rooms": ["open": open, "by_state": byState],
                 "outbox": ["pending": depth], "spool": ["backlog": backlog],
+                "intake": IntakeState.report(paths: paths)?.json ?? NSNull(),
             ]
             return .ok(try Self.json(object))
         }
@@ -629,6 +609,7 @@ public actor DaemonCore {
         lines.append("rooms: \(open) open (\(states.isEmpty ? "none" : states))")
         lines.append("outbox: \(depth) pending")
         lines.append("spool: \(backlog) waiting in new/")
+        if let intake = IntakeState.report(paths: paths) { lines.append(contentsOf: intake.lines) }
         // What an admin should do now, from the table of Zoom answers (docs/zoom.md).
         var steps = integrations.compactMap { entry in
             entry.record.state == .active

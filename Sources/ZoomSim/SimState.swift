@@ -156,6 +156,8 @@ public actor SimState {
     }
 
     public let configuration: SimConfiguration
+    /// Event subscriptions and their deliveries (``SimWebhooks``).
+    public let webhooks = SimWebhooks()
     /// `http://127.0.0.1:PORT`, used in `api_url`, `join_url` and `start_url`.
     public private(set) var baseURL: String
 

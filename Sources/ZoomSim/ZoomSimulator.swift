@@ -32,7 +32,8 @@ struct ReplyWithheld: Error {}
 ///
 /// Test surface (no auth, JSON): `GET /_sim/meetings`, `GET|DELETE /_sim/requests`, `GET /_sim/tokens`,
 /// `GET /_sim/users`, `GET|POST|DELETE /_sim/faults`, `GET|POST /_sim/clock`, `POST /_sim/authorize`,
-/// `POST /_sim/meetings/{id}/start`, `POST /_sim/meetings/{id}/end`.
+/// `POST /_sim/meetings/{id}/start`, `POST /_sim/meetings/{id}/end`; webhooks: `GET|POST /_sim/webhooks`,
+/// `DELETE /_sim/webhooks/{clientId}`, `POST /_sim/apps/{clientId}/deauthorize` (``SimWebhooks``).
 public enum ZoomSimulator {
     /// Query parameters whose values are secrets: never written to the request log.
     static let secretParameters: Set<String> = [
@@ -50,6 +51,7 @@ public enum ZoomSimulator {
         addAPIRoutes(router, state: state)
         addLinkRoutes(router, state: state)
         addSimRoutes(router, state: state)
+        addWebhookRoutes(router, state: state)
         return router
     }
 

@@ -51,7 +51,8 @@ final class Child: @unchecked Sendable {
         stderrPath = "\(logs)/\(name).err"
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/\(executable)")
+        // An absolute path runs a tool of the system (prometheus-alertmanager); a name, one of ours.
+        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "\(binDirectory)/\(executable)")
         process.arguments = arguments
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
