@@ -113,14 +113,12 @@ final class RecordWriter {
     /// Encodes one value where a value is due: its own container, or a nil when it encodes nothing.
     func encodeValue<T: Encodable>(_ value: T, codingPath: [any CodingKey], key: (any CodingKey)? = nil) throws {
         // Scalars the format knows are written directly, not through `Encodable` (as JSONEncoder does).
-        switch value {
-        case let string as String: return self.string(string)
-        case let number as Double: return double(number)
-        case let number as Int: return int(Int64(number))
-        case let number as Int64: return int(number)
-        case let flag as Bool: return bool(flag)
-        default: break
-        }
+        // (By metatype, not `as?`: a dynamic cast per value costs more than the writing.)
+        if T.self == String.self { return string(Self.reinterpret(value)) }
+        if T.self == Double.self { return double(Self.reinterpret(value)) }
+        if T.self == Int.self { return int(Int64(Self.reinterpret(value) as Int)) }
+        if T.self == Int64.self { return int(Self.reinterpret(value)) }
+        if T.self == Bool.self { return bool(Self.reinterpret(value)) }
         let outer = openedContainer
         openedContainer = false
         let start = bytes.count
@@ -131,6 +129,12 @@ final class RecordWriter {
             bytes.append(RecordFormat.null)
         }
         openedContainer = outer
+    }
+
+    /// `value` as `U`, which the caller has checked is its type.
+    private static func reinterpret<T, U>(_ value: T) -> U {
+        precondition(T.self == U.self)
+        return withUnsafePointer(to: value) { $0.withMemoryRebound(to: U.self, capacity: 1) { $0.pointee } }
     }
 
     /// A value asks for a keyed or unkeyed container: written once, ended when the value's `encode` returns.
@@ -530,17 +534,24 @@ struct RecordDecoding: Decoder {
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
         // The scalars the format knows are read directly, not through `Decodable`.
-        switch type {
-        case is String.Type:
+        // (By metatype, not `is`/`as!`: a dynamic cast per field costs more than the reading.)
+        if T.self == String.self {
             guard case .string(let string) = value else { throw mismatch(type) }
-            return string as! T
-        case is Double.Type: return try double() as! T
-        case is Int.Type: return Int(try integer(type)) as! T
-        case is Bool.Type:
-            guard case .bool(let flag) = value else { throw mismatch(type) }
-            return flag as! T
-        default: return try T(from: self)
+            return Self.reinterpret(string)
         }
+        if T.self == Double.self { return Self.reinterpret(try double()) }
+        if T.self == Int.self { return Self.reinterpret(Int(try integer(type))) }
+        if T.self == Bool.self {
+            guard case .bool(let flag) = value else { throw mismatch(type) }
+            return Self.reinterpret(flag)
+        }
+        return try T(from: self)
+    }
+
+    /// `value` as `U`, which the caller has checked is its type.
+    private static func reinterpret<T, U>(_ value: T) -> U {
+        precondition(T.self == U.self)
+        return withUnsafePointer(to: value) { $0.withMemoryRebound(to: U.self, capacity: 1) { $0.pointee } }
     }
 
     func integer(_ type: Any.Type) throws -> Int64 {
