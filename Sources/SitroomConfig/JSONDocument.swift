@@ -125,7 +125,9 @@ enum JSONDocument {
         private mutating func object(at start: Position, depth: Int) throws(NotJSON) -> DocumentNode {
             index += 1  // {
             var pairs: [(key: DocumentNode, value: DocumentNode)] = []
-            var firstSeen: [String: Position] = [:]
+            // Keys seen so far, searched linearly while the object is small (most are), hashed once it is not.
+            var seen: [(key: String, at: Position)] = []
+            var seenIndex: [String: Position]? = nil
             skipSpace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -141,10 +143,14 @@ enum JSONDocument {
                 index += 1
                 skipSpace()
                 let element = try value(depth: depth + 1)
-                if let first = firstSeen[key] {
+                let first = seenIndex.map { $0[key] } ?? seen.first(where: { $0.key == key })?.at
+                if let first {
                     duplicates.append(Duplicate(key: key, first: first, at: keyAt))
+                } else if seenIndex != nil {
+                    seenIndex![key] = keyAt
                 } else {
-                    firstSeen[key] = keyAt
+                    seen.append((key, keyAt))
+                    if seen.count == 16 { seenIndex = Dictionary(seen, uniquingKeysWith: { first, _ in first }) }
                 }
                 pairs.append(
                     (key: .scalar(DocumentScalar(string: key, style: .doubleQuoted, tag: "", position: keyAt)), value: element))

@@ -248,6 +248,13 @@ enum YAMLDocument {
 
     /// The offset of the first byte that is not part of well-formed UTF-8, or `nil`.
     static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
+        // The standard library's validation first (vectorised); the byte-by-byte walk below only to find where
+        // a file that is not UTF-8 goes wrong.
+        if String(validating: bytes, as: UTF8.self) != nil { return nil }
+        return firstInvalidUTF8Offset(bytes)
+    }
+
+    private static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
         var index = 0
         while index < bytes.count {
             let lead = bytes[index]

@@ -19,6 +19,7 @@ enum ZoomWebhookFile {
 
     /// The header block and body, or `nil` when the file does not look like a Zoom webhook.
     static func split(_ bytes: [UInt8]) -> Message? {
+        guard hasZoomHeaderLine(bytes) else { return nil }  // every event and payload that is not a Zoom webhook
         var lines: [(String, Int)] = []
         var start = 0
         var lineNumber = 1
@@ -47,6 +48,25 @@ enum ZoomWebhookFile {
             if lineNumber > 200 { return nil }  // not a header block anyone sends
         }
         return nil
+    }
+
+    /// Whether a line starts with `x-zm-` (any case) before the first blank line: a cheap test over the bytes
+    /// that spares the line-by-line reading for every other file of the spool.
+    private static func hasZoomHeaderLine(_ bytes: [UInt8]) -> Bool {
+        let prefix = Array("x-zm-".utf8)
+        var lineStart = 0
+        while lineStart + prefix.count <= bytes.count {
+            if bytes[lineStart] == 0x0A || (bytes[lineStart] == 0x0D && bytes[lineStart + 1] == 0x0A) { return false }
+            var matches = true
+            for k in 0..<prefix.count where bytes[lineStart + k] | 0x20 != prefix[k] {
+                matches = false
+                break
+            }
+            if matches { return true }
+            guard let newline = bytes[lineStart...].firstIndex(of: 0x0A) else { return false }
+            lineStart = newline + 1
+        }
+        return false
     }
 
     static func read(_ message: Message, bytes: [UInt8], diag: Diagnostics) -> ZoomWebhookEvent? {

@@ -197,6 +197,14 @@ struct JSONDocumentParsing {
             return
         }
         #expect(errors == ["x.json:2:2: duplicate key 'b' (first at line 1)"])
+        // A big object (its keys hashed, not searched): a key of the first few given again near the end.
+        let keys = (0..<20).map { "\"k\($0)\": \($0)" } + ["\"k2\": 0"]
+        let (big, bigErrors) = parseJSON("{\n" + keys.joined(separator: ",\n") + "\n}")
+        guard case .failed = big else {
+            Issue.record("duplicate keys accepted in a big object")
+            return
+        }
+        #expect(bigErrors == ["x.json:22:1: duplicate key 'k2' (first at line 4)"])
     }
 }
 
