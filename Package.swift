@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // C libraries (Debian: liblmdb-dev, libcurl4-openssl-dev).
@@ -39,6 +40,8 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
+        // The room machine: every decision about a room, as values (no I/O).
+        .target(name: "SitroomRooms", dependencies: ["SitroomCore"]),
         .target(
             name: "SitroomStore",
             dependencies: ["SitroomCore", "LMDB", .product(name: "Logging", package: "swift-log")]
@@ -71,7 +74,7 @@ let package = Package(
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "SitroomService", "PosixIO",
+                "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "SitroomService", "PosixIO",
                 "Curl", "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -148,6 +151,10 @@ let package = Package(
 
         // Unit tests: one target per module.
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
+        .testTarget(
+            name: "SitroomRoomsTests",
+            dependencies: ["SitroomRooms", "SitroomCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "CurlTests", dependencies: ["Curl", "SitroomTestFixtures"]),
         .testTarget(name: "SitroomNotifyTests", dependencies: ["SitroomNotify", "SitroomCore", "SitroomTestFixtures"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),

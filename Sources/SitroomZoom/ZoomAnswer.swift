@@ -1,3 +1,5 @@
+import SitroomCore
+
 /// A Zoom operation sitroom calls; the same code means different things on different endpoints (4711 on the token
 /// endpoint is a refresh token Zoom will not take, on an API call a scope the app lacks).
 public enum ZoomOperation: String, Sendable, Hashable, CaseIterable {
@@ -368,5 +370,28 @@ extension ZoomError {
         return ZoomDecision(
             answer: answer, retryIn: retryAfter?.seconds(from: now), missingScopes: scopes, reason: description,
             advice: advice)
+    }
+}
+
+extension ZoomError {
+    /// This answer as the room machine reads any provider's (``ProviderDecision``): the table's row
+    /// (``decision(now:integration:host:incident:)``), with the request's effect narrowed by what is known of this
+    /// one: a request that never reached Zoom (refused before sending) was refused, not perhaps carried out.
+    public func providerDecision(now: Double, integration: String? = nil, host: String? = nil, incident: String? = nil)
+        -> ProviderDecision
+    {
+        let decision = self.decision(now: now, integration: integration, host: host, incident: incident)
+        let rule = decision.rule
+        let request: ProviderDecision.Request
+        switch rule.request {
+        case .refused: request = .refused
+        case .done: request = .done
+        case .mayHaveHappened: request = outcomeUnknown ? .mayHaveHappened : .refused
+        }
+        return ProviderDecision(
+            request: request, host: ProviderDecision.Host(rawValue: rule.host.rawValue)!,
+            integration: ProviderDecision.Integration(rawValue: rule.integration.rawValue)!,
+            next: ProviderDecision.Next(rawValue: rule.room.rawValue)!, reason: decision.reason, advice: decision.advice,
+            retryIn: decision.retryIn, missingScopes: decision.missingScopes)
     }
 }
