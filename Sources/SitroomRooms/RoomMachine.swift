@@ -103,12 +103,18 @@ public struct RoomMachine: Sendable {
             room.integration = host.integration
             room.hostID = host.host
             room.hostUser = user
-            room.createPhase = .notSent
             room.state = .provisioning
             room.reason = nil
             room.waitingSince = nil
             room.updatedAt = now
-            return write(.lease(creates), then: .decide)
+            guard policy.integrations[host.integration] != nil else {
+                room.createPhase = .notSent
+                return write(.lease(creates), then: .decide)
+            }
+            // The host, its create count and the create's intent in one write (one sync): the create is sent only
+            // once it is durable, and a crash after it is settled by the marker like any create in flight.
+            room.createPhase = .inFlight
+            return write(.lease(creates), then: .create)
         case (.queued(let behind), .lease):
             room.state = .waiting
             room.waitingSince = room.waitingSince ?? now
@@ -619,7 +625,13 @@ public struct RoomMachine: Sendable {
             case .decide:
                 step = decide(now)
             case .create:
-                step = ask(.create(room), .create)
+                if room.endRequested {
+                    // Resolved while the write waited: the create was never sent, so nothing is at the provider.
+                    room.createPhase = .notSent
+                    step = write(.save, then: .decide)
+                } else {
+                    step = ask(.create(room), .create)
+                }
             case .continueEnd:
                 step = continueEnd(now)
             case .ready(let sweepKeeping, let next):

@@ -6,7 +6,7 @@ import Testing
 /// The room machine, transition by transition, in the in-memory ``World``.
 @Suite("room machine")
 struct RoomMachineTests {
-    @Test("a room leases a host, marks its create in flight, creates, and is ready with its notices")
+    @Test("a room leases a host and marks its create in flight in one write, creates, and is ready with its notices")
     func happyPath() {
         let world = World()
         let id = world.open("INC-1")
@@ -15,17 +15,11 @@ struct RoomMachineTests {
         #expect(step.request == .lease(excluding: []))
         let host = world.hosts[0]
         step = machine.handle(.leased(host, user: "u", creates: CreateCount(host: host, count: 1, day: "d")), now: world.now)
-        guard case .write(let leased, .lease) = step.request else {
+        guard case .write(let inFlight, .lease) = step.request else {
             Issue.record("expected the lease's write, got \(String(describing: step.request))")
             return
         }
-        #expect(leased.hostID == host.host && leased.createPhase == .notSent)
-        step = machine.handle(.written(.saved(leased)), now: world.now)
-        guard case .write(let inFlight, .save) = step.request else {
-            Issue.record("expected the in-flight write, got \(String(describing: step.request))")
-            return
-        }
-        #expect(inFlight.createPhase == .inFlight)
+        #expect(inFlight.hostID == host.host && inFlight.createPhase == .inFlight)
         step = machine.handle(.written(.saved(inFlight)), now: world.now)
         #expect(step.request == .create(inFlight))
         step = machine.handle(.created(MeetingInfo(id: 7, joinURL: "https://zoom.us/j/7", passcode: "p")), now: world.now)
@@ -57,7 +51,7 @@ struct RoomMachineTests {
         let world = World()
         let id = world.open("INC-1")
         world.script = [.lost]
-        world.run(id, crashAfter: 4)  // lease write, in-flight write, create (lost), the retry's write
+        world.run(id, crashAfter: 3)  // the lease's write (create in flight), the create (lost), the retry's write
         world.restart()
         world.run(id)
         #expect(world.rooms[id]?.state == .ready)
@@ -148,7 +142,7 @@ struct RoomMachineTests {
         let world = World()
         let id = world.open("INC-1")
         world.script = [.lost]
-        world.run(id, crashAfter: 3)
+        world.run(id, crashAfter: 2)
         world.resolve("INC-1")
         world.restart()
         world.run(id)
