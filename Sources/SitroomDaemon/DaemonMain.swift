@@ -23,11 +23,15 @@ public enum ExitCode {
 
 /// Starts sitroomd and runs it until SIGTERM/SIGINT.
 public enum DaemonMain {
-    /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`).
-    /// - Returns: 0 when valid, 1 otherwise.
+    /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`) on standard error, and
+    /// `file:line:col: warning: message` lines for what is valid but probably not meant.
+    /// - Returns: 0 when valid (warnings or not), 1 otherwise.
     public static func checkConfig(paths: DaemonPaths) -> Int32 {
         do {
             let configuration = try ConfigLoader.load(etcDirectory: paths.etc)
+            for warning in configuration.warnings {
+                FileHandle.standardError.write(Data((warning.description + "\n").utf8))
+            }
             let count = configuration.integrations.count
             print("\(paths.etc): configuration is valid (\(count) integration\(count == 1 ? "" : "s"))")
             return 0
@@ -80,6 +84,8 @@ public enum DaemonMain {
             logger.critical("bad configuration", metadata: ["etc": "\(paths.etc)", "errors": "\(error.errors.count)"])
             return ExitCode.config
         }
+
+        logWarnings(configuration, logger: logger)
 
         let store: Store
         do {
@@ -136,6 +142,7 @@ public enum DaemonMain {
             directory: paths.spool, provisioner: core.provisioner, zoomWebhooks: ZoomWebhookApplier(core: core), logger: logger,
             metrics: metrics)
         await core.setSpoolBacklog { intake.backlog() }
+        await core.setSpoolRejections { intake.rejections(now: $0) }
         let server = ControlServer(
             control: control, daemon: core, logger: logger, groupMode: configuration.daemon.controlGroup != nil)
         let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
@@ -214,6 +221,15 @@ public enum DaemonMain {
         }
         logger.info("sitroomd stopped")
         return ExitCode.ok
+    }
+}
+
+/// Logs each warning of a generation (``ConfigWarning``) at warning level; they do not block it.
+func logWarnings(_ configuration: Configuration, logger: Logger) {
+    for warning in configuration.warnings {
+        logger.warning(
+            "configuration warning",
+            metadata: ["file": "\(warning.file)", "line": "\(warning.line)", "warning": "\(warning.message)"])
     }
 }
 

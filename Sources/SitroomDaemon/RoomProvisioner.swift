@@ -202,6 +202,7 @@ public actor RoomProvisioner {
                 if current.endRequested {
                     // Reopened before the end was carried out: keep the room (and its meeting).
                     current.endRequested = false
+                    current.closedByOperator = false
                     current.updatedAt = now
                     try store.putRoom(current, txn)
                     room = current
@@ -211,6 +212,7 @@ public actor RoomProvisioner {
                 current.state = .provisioning
                 current.reason = "reopened: taking back meeting \(current.meetingID.map(String.init) ?? "")"
                 current.endRequested = false
+                current.closedByOperator = false
                 current.attempts = 0
                 current.updatedAt = now
                 try store.putRoom(current, txn)
@@ -457,8 +459,9 @@ public actor RoomProvisioner {
         }
     }
 
-    /// `room end INCIDENT`: ends the room now, as a `resolved` event would (the meeting is ended, and deleted
-    /// per `on_resolve`).
+    /// `room end INCIDENT`: an operator closes the room now: the meeting is ended (and deleted per
+    /// `on_resolve`) as a `resolved` event would, but the incident stays as it is, and the `room-ended` notices
+    /// say that an operator closed the room (``Room/closedByOperator``).
     /// - Throws: ``SitroomError`` `.notFound` (no such incident or room) or `.badCommand` (not open).
     public func end(incident: String) throws -> String {
         guard let (_, found) = try show(incident: incident), var room = found else {
@@ -468,13 +471,14 @@ public actor RoomProvisioner {
             throw SitroomError(.badCommand, "room \(room.id) of \(incident) is \(room.state.rawValue), not open")
         }
         room.endRequested = true
+        room.closedByOperator = true
         room.updatedAt = clock.now()
         // Written as is: ``save(_:)`` keeps the stored end request, which this command is setting.
         let store = self.store
         let ending = room
         try store.write { txn in try store.putRoom(ending, txn) }
         drive(room.id)
-        return "room \(room.id) of \(incident) is being ended"
+        return "room \(room.id) of \(incident) is being closed; its participants are told an operator closed it"
     }
 
     /// A room and its incident, for `room show`.
@@ -505,6 +509,23 @@ public actor RoomProvisioner {
                 ? try store.rooms(where: { $0.state.isOpen }, txn) : try store.all(Room.self, store.tables.rooms, txn)
         }
         return rooms.sorted { $0.createdAt < $1.createdAt }
+    }
+
+    /// The incidents sitroom keeps, with their current room if they have one (an `opened` incident has none),
+    /// most recent event first.
+    /// - Parameter openOnly: leave out incidents that are `resolved` or `closed`.
+    /// - Complexity: O(incidents) decodes, plus a room read per incident that has one.
+    public func incidents(openOnly: Bool) throws -> [(IncidentRecord, Room?)] {
+        let store = self.store
+        let listed: [(IncidentRecord, Room?)] = try store.read { txn in
+            var listed: [(IncidentRecord, Room?)] = []
+            for record in try store.all(IncidentRecord.self, store.tables.incidents, txn)
+            where !openOnly || (record.stage != .resolved && record.stage != .closed) {
+                listed.append((record, try record.roomID.flatMap { try store.room($0, txn) }))
+            }
+            return listed
+        }
+        return listed.sorted { ($0.0.lastOccurredAt, $0.0.info.id) > ($1.0.lastOccurredAt, $1.0.info.id) }
     }
 
     // MARK: Driving a room
@@ -750,6 +771,7 @@ public actor RoomProvisioner {
         if let stored = try store.room(room.id, txn) {
             if stored.state == .unavailable && room.state != .unavailable { throw RoomGone(roomID: room.id) }
             room.endRequested = stored.endRequested
+            room.closedByOperator = stored.closedByOperator
         }
         return room
     }
@@ -1094,6 +1116,7 @@ public actor RoomProvisioner {
         var told: [Notice] = []
         /// Writes the room `ended` and queues its `room-ended` notices, in the caller's transaction.
         func markEnded(_ current: inout Room, _ txn: borrowing Transaction) throws -> [Notice] {
+            if let stored = try store.room(current.id, txn) { current.closedByOperator = stored.closedByOperator }
             current.state = .ended
             current.endedAt = now
             current.updatedAt = now

@@ -74,7 +74,7 @@ public struct NoticeContext: Sendable {
             "room": object([
                 "id": room.id, "state": room.state.rawValue, "reason": room.reason, "join_url": room.joinURL,
                 "meeting_id": room.meetingID.map { String($0) }, "passcode": room.passcode, "host": room.hostUser,
-                "integration": room.integration,
+                "integration": room.integration, "closed_by_operator": room.closedByOperator ? "yes" : nil,
             ]),
             "person": object([
                 "name": person?.name, "email": person?.email, "phone": person?.phone, "role": person?.role?.rawValue,

@@ -65,7 +65,7 @@ struct ConfigReloadEndToEndTests {
             try sandbox.write("etc/integrations/zoom-main.yaml", edited + "priority: off\n")
             let refused = try await waitFor("the edit to be refused") { () -> String? in
                 let current = try await generation(sandbox)
-                return (current["last_rejected"] as? [String: Any])?["errors"] as? String
+                return ((current["last_rejected"] as? [String: Any])?["errors"] as? [String])?.joined(separator: "\n")
             }
             let priorityLine = edited.split(separator: "\n", omittingEmptySubsequences: false).count  // the line appended
             let line = "\(sandbox.root)/etc/integrations/zoom-main.yaml:\(priorityLine):11: priority: must be"
