@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "sitroomctl", targets: ["sitroomctl"]),
         .executable(name: "zoom-sim", targets: ["zoom-sim"]),
         .executable(name: "sitroom-bench", targets: ["sitroom-bench"]),
+        .executable(name: "sitroom-intake", targets: ["sitroom-intake"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // C libraries (Debian: liblmdb-dev, libcurl4-openssl-dev).
@@ -38,6 +40,8 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
+        // The room machine: every decision about a room, as values (no I/O).
+        .target(name: "SitroomRooms", dependencies: ["SitroomCore"]),
         .target(
             name: "SitroomStore",
             dependencies: ["SitroomCore", "LMDB", .product(name: "Logging", package: "swift-log")]
@@ -57,10 +61,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What sitroomd and sitroom-intake share as processes: root and paths, exit codes, log lines, the etc/ watch,
+        // the metrics text format, the intake's state file.
+        .target(
+            name: "SitroomService",
+            dependencies: [
+                "PosixIO", "SitroomCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "PosixIO", "Curl", "LMDB",
+                "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "SitroomService", "PosixIO",
+                "Curl", "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -69,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "sitroomd",
             dependencies: [
-                "SitroomDaemon", "SitroomCore",
+                "SitroomDaemon", "SitroomService", "SitroomCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -79,6 +94,28 @@ let package = Package(
             dependencies: [
                 // SitroomConfig: `submit --check` parses a spool file as sitroomd would.
                 "PosixIO", "SitroomCore", "SitroomConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The HTTP front door (SPEC §11): the only part that listens on a port; it puts files into the spool and never
+        // opens LMDB (no SitroomStore, no LMDB here).
+        .target(
+            name: "SitroomIntake",
+            dependencies: [
+                "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "sitroom-intake",
+            dependencies: [
+                "SitroomIntake", "SitroomService", "SitroomCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -96,6 +133,7 @@ let package = Package(
         .target(
             name: "ZoomSim",
             dependencies: [
+                "Curl",  // delivers webhooks (SimWebhooks)
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,6 +152,10 @@ let package = Package(
 
         // Unit tests: one target per module.
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
+        .testTarget(
+            name: "SitroomRoomsTests",
+            dependencies: ["SitroomRooms", "SitroomCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "CurlTests", dependencies: ["Curl", "SitroomTestFixtures"]),
         .testTarget(name: "SitroomNotifyTests", dependencies: ["SitroomNotify", "SitroomCore", "SitroomTestFixtures"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
@@ -123,8 +165,15 @@ let package = Package(
         .testTarget(
             name: "SitroomDaemonTests",
             dependencies: [
-                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "PosixIO", "Curl",
-                "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
+                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomService", "PosixIO",
+                "Curl", "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SitroomIntakeTests",
+            dependencies: [
+                "SitroomIntake", "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

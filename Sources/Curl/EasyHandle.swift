@@ -272,13 +272,23 @@ private let headerCallback: curl_write_callback = { data, size, count, userData 
     let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
     let length = size * count
     guard let data, length > 0 else { return length }
-    var line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-    while let last = line.last, last == "\r\n" || last == "\n" || last == "\r" { line.removeLast() }
-    if line.hasPrefix("HTTP/") {
+    // Read over the bytes: a header line is ASCII up to its colon, and this runs for every header of every answer.
+    let bytes = UnsafeRawBufferPointer(start: data, count: length).bindMemory(to: UInt8.self)
+    var end = bytes.count
+    while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
+    let line = UnsafeBufferPointer(rebasing: bytes[0..<end])
+    if line.starts(with: "HTTP/".utf8) {
         context.headers = [:]
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = line[..<colon].trimmingSpaces().lowercased()
-        let value = line[line.index(after: colon)...].trimmingSpaces()
+    } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+        func trimmed(_ part: Slice<UnsafeBufferPointer<UInt8>>) -> String {
+            var from = part.startIndex
+            var to = part.endIndex
+            while from < to, part[from] == 0x20 || part[from] == 0x09 { from += 1 }
+            while to > from, part[to - 1] == 0x20 || part[to - 1] == 0x09 { to -= 1 }
+            return String(decoding: UnsafeBufferPointer(rebasing: part[from..<to]), as: UTF8.self)
+        }
+        let name = trimmed(line[..<colon]).lowercased()
+        let value = trimmed(line[(colon + 1)...])
         if !name.isEmpty { context.headers[name] = value }
     }
     return length
@@ -303,12 +313,6 @@ private let progressCallback: curl_xferinfo_callback = { userData, _, _, _, _ in
         return 1
     }
     return 0
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
-    }
 }
 
 /// `curl_global_init`, run once per process before the first handle (a lazy global is initialised once,

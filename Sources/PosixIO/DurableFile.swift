@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Why `DurableFile.readRegularFile` would not read a path.
@@ -62,6 +63,88 @@ public enum DurableFile {
         try check("rename", path: finalPath) { rename(tmpPath, finalPath) }
         renamed = true
         if syncDirectory { try fsyncDirectory(finalDirectory) }
+    }
+
+    /// Delivers several files at once by the maildir protocol with one directory fsync for all of them (a group
+    /// commit): every file is written into `tmpDirectory` (created exclusively), then each is fsynced (the first
+    /// fsync usually commits the filesystem's journal for all of them), renamed into `finalDirectory`, and
+    /// `finalDirectory` is fsynced once. A file is durable in `finalDirectory` when its result is a success.
+    /// - Parameters:
+    ///   - items: the names (without `/`, unique, not existing in `tmpDirectory`) and whole contents.
+    ///   - tmpDirectory: where the files are written first; same filesystem as `finalDirectory`.
+    ///   - finalDirectory: where they end up.
+    ///   - mode: the files' permission bits (applied with `fchmod`).
+    ///   - fsyncs: threads that fsync the files in parallel. The journal of ext4 (jbd2) commits concurrent fsyncs
+    ///     together, where one after the other each waits for a commit of its own (measured here: 16 files of 2 KB,
+    ///     2 to 3.5 ms a file one after the other, 0.25 ms in parallel). `nil`: on the calling thread, in turn.
+    /// - Returns: one result per item, in order: the `PosixError` naming the call that failed for it (`open`,
+    ///   `write`, `fsync`, `rename`, or the directory's `fsync`, which fails every renamed file). A failed file
+    ///   leaves nothing in `tmpDirectory`; one whose directory fsync failed stays in `finalDirectory` (it may or
+    ///   may not survive a crash, so the sender must be told it failed and deliver it again).
+    /// - Complexity: one `open`, `write`, `fsync`, `close` and `rename` per file, one directory fsync in all.
+    /// The corresponding C calls are `open(O_CREAT|O_EXCL)`, `write`, `fsync`, `rename`.
+    public static func writeBatch(
+        _ items: [(name: String, bytes: [UInt8])],
+        tmpDirectory: String,
+        finalDirectory: String,
+        mode: UInt32 = 0o600,
+        fsyncs: FsyncPool? = nil
+    ) -> [Result<Void, PosixError>] {
+        var results = [Result<Void, PosixError>](repeating: .success(()), count: items.count)
+        var open: [(index: Int, fd: Int32)] = []
+        for (index, item) in items.enumerated() {
+            let tmpPath = tmpDirectory + "/" + item.name
+            guard !item.name.isEmpty, !item.name.contains("/"), item.name != ".", item.name != ".." else {
+                results[index] = .failure(PosixError(call: "write", path: item.name, errno: EINVAL))
+                continue
+            }
+            do {
+                let fd = try openFD(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode: mode)
+                do {
+                    try check("fchmod", path: tmpPath) { fchmod(fd, mode_t(mode)) }
+                    try item.bytes.withUnsafeBytes { (buffer) throws in try writeAll(fd, buffer, path: tmpPath) }
+                    open.append((index, fd))
+                } catch {
+                    closeFD(fd)
+                    _ = unlink(tmpPath)
+                    throw error
+                }
+            } catch let error as PosixError {
+                results[index] = .failure(error)
+            } catch {
+                results[index] = .failure(PosixError(call: "write", path: tmpPath, errno: EIO))
+            }
+        }
+        var renamed: [Int] = []
+        let codes = fsyncs?.fsync(open.map(\.fd)) ?? open.map { entry in valueOrErrno({ fsync(entry.fd) }).errnoValue }
+        for ((index, fd), code) in zip(open, codes) {
+            let tmpPath = tmpDirectory + "/" + items[index].name
+            let synced: Result<Void, any Error> =
+                code == 0 ? .success(()) : .failure(PosixError(call: "fsync", path: tmpPath, errno: code))
+            closeFD(fd)
+            switch synced {
+            case .success:
+                let finalPath = finalDirectory + "/" + items[index].name
+                switch valueOrErrno({ rename(tmpPath, finalPath) }) {
+                case .success: renamed.append(index)
+                case .failure(let code):
+                    results[index] = .failure(PosixError(call: "rename", path: finalPath, errno: code.rawValue))
+                    _ = unlink(tmpPath)
+                }
+            case .failure(let error):
+                results[index] = .failure(error as? PosixError ?? PosixError(call: "fsync", path: tmpPath, errno: EIO))
+                _ = unlink(tmpPath)
+            }
+        }
+        if !renamed.isEmpty {
+            do {
+                try fsyncDirectory(finalDirectory)
+            } catch {
+                let failure = error as? PosixError ?? PosixError(call: "fsync", path: finalDirectory, errno: EIO)
+                for index in renamed { results[index] = .failure(failure) }
+            }
+        }
+        return results
     }
 
     /// Fsyncs a directory, making renames and creations in it durable.
@@ -313,4 +396,89 @@ func wallClockSeconds() -> Double {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     return seconds(now)
+}
+
+/// Threads that fsync descriptors in parallel, for ``DurableFile/writeBatch(_:tmpDirectory:finalDirectory:mode:fsyncs:)``.
+/// They live as long as the process; make one pool per writer at start.
+public final class FsyncPool: @unchecked Sendable {
+    // Why @unchecked Sendable is sound: `work`, `next`, `codes` and `pending` are only touched with `condition`
+    // locked; one `fsync(_:)` call runs at a time (`calls` is held for its duration).
+    private let condition = NSCondition()
+    private let calls = NSLock()
+    private var work: [Int32] = []
+    private var codes: [Int32] = []
+    private var next = 0
+    private var pending = 0
+
+    /// Starts `threads` threads named `name`.
+    public init(threads: Int, name: String) {
+        for index in 0..<max(1, threads) {
+            let thread = Thread { self.run() }
+            thread.name = "\(name)\(index)"
+            thread.start()
+        }
+    }
+
+    /// Fsyncs every descriptor, in parallel on the pool's threads and the calling one.
+    /// - Returns: per descriptor, 0 or the `errno` of its `fsync`.
+    /// The corresponding C call is `fsync`.
+    public func fsync(_ fds: [Int32]) -> [Int32] {
+        guard fds.count > 1 else { return fds.map { fd in valueOrErrno({ Glibc.fsync(fd) }).errnoValue } }
+        calls.lock()
+        defer { calls.unlock() }
+        condition.lock()
+        work = fds
+        codes = Array(repeating: 0, count: fds.count)
+        next = 0
+        pending = fds.count
+        condition.broadcast()
+        condition.unlock()
+        drain()
+        condition.lock()
+        while pending > 0 { condition.wait() }
+        let result = codes
+        work = []
+        condition.unlock()
+        return result
+    }
+
+    /// Takes descriptors until none is left.
+    private func drain() {
+        while true {
+            condition.lock()
+            guard next < work.count else {
+                condition.unlock()
+                return
+            }
+            let index = next
+            let fd = work[index]
+            next += 1
+            condition.unlock()
+            let code = valueOrErrno({ Glibc.fsync(fd) }).errnoValue
+            condition.lock()
+            codes[index] = code
+            pending -= 1
+            if pending == 0 { condition.broadcast() }
+            condition.unlock()
+        }
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while next >= work.count { condition.wait() }
+            condition.unlock()
+            drain()
+        }
+    }
+}
+
+extension Result where Failure == PosixErrno {
+    /// 0 on success, else the `errno`.
+    var errnoValue: Int32 {
+        switch self {
+        case .success: return 0
+        case .failure(let code): return code.rawValue
+        }
+    }
 }

@@ -44,6 +44,26 @@ public final class FileLock: Sendable {
         return FileLock(path: path, descriptor: fd)
     }
 
+    /// Whether some process holds the lock on `path` now (sitroomd asks this of sitroom-intake's lock for
+    /// `status`). Only looks: a lock it could take is released at once.
+    /// - Parameter path: the lock file; a missing file, or a symbolic link there, is not held.
+    /// - Returns: `true` when another open file description holds it (`flock(LOCK_SH|LOCK_NB)` fails with
+    ///   `EWOULDBLOCK`).
+    /// The corresponding C calls are `open(O_RDONLY|O_NOFOLLOW|O_CLOEXEC)` and `flock`.
+    public static func isHeld(path: String) -> Bool {
+        guard case .success(let fd) = valueOrErrno({ open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }) else {
+            return false
+        }
+        defer { closeFD(fd) }
+        switch valueOrErrno({ flock(fd, LOCK_SH | LOCK_NB) }) {
+        case .success:
+            _ = flock(fd, LOCK_UN)
+            return false
+        case .failure(EWOULDBLOCK): return true
+        case .failure: return false
+        }
+    }
+
     /// Releases the lock (closes the descriptor; the file stays). Idempotent.
     public func release() {
         let fd = descriptor.withLock { fd -> Int32? in

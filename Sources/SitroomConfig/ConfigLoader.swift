@@ -126,6 +126,58 @@ public enum ConfigLoader {
         return warnings
     }
 
+    /// Reads and validates `etc/intake.yaml` (sitroom-intake's settings, SPEC §11) and, for each Zoom route, the
+    /// integration file it names (`etc/integrations/NAME.yaml`, for its `webhook_secret_file`). Nothing else of
+    /// `etc/` is read, so a problem elsewhere does not stop the intake. Secret files are checked (existence, type,
+    /// mode 0600 or stricter) but never read.
+    ///
+    /// - Parameters:
+    ///   - etcDirectory: the `etc/` directory; relative paths are taken from the current directory.
+    ///   - spoolMaxFileSize: sitroom.yaml's `spool.max_file_size` when the caller knows it (`sitroomd
+    ///     --check-config`): a larger `max_body_size` is an error, since sitroomd would reject such files.
+    /// - Returns: the settings, with documented defaults for keys not given; all paths in it are absolute.
+    /// - Throws: ``ConfigErrors`` listing every problem as `file:line:col: message` (a missing file too).
+    public static func loadIntake(etcDirectory: String, spoolMaxFileSize: Int? = nil) throws(ConfigErrors)
+        -> IntakeConfiguration
+    {
+        let etc = FileReading.absolute(etcDirectory)
+        let path = etc + "/" + intakeFileName
+        let diag = Diagnostics(file: path)
+        var reports = [diag]
+        var looked: [String: IntakeFile.IntegrationLookup] = [:]
+        let configuration = IntakeFile.read(
+            file: path, root: compose(path, diag: diag),
+            integrations: { name in
+                if let known = looked[name] { return known }
+                let file = etc + "/integrations/" + name + ".yaml"
+                let result: IntakeFile.IntegrationLookup
+                if !IntegrationFile.isIdentifier(name) || FileReading.kind(of: file) != .regular {
+                    result = .missing
+                } else {
+                    let integrationDiag = Diagnostics(file: file)
+                    reports.append(integrationDiag)
+                    var sites = ConfigSites()  // warnings are the daemon's to give
+                    let config = IntegrationFile.read(
+                        name: name, file: file, root: compose(file, diag: integrationDiag), diag: integrationDiag,
+                        sites: &sites)
+                    result = config.map { .found($0) } ?? .invalid
+                }
+                looked[name] = result
+                return result
+            },
+            spoolMaxFileSize: spoolMaxFileSize, diag: diag)
+        let errors = reports.flatMap(\.errors)
+        guard errors.isEmpty, let configuration else {
+            throw ConfigErrors(
+                errors: errors.isEmpty
+                    ? [ConfigError(file: path, line: 0, column: 0, message: "internal error: settings not read")] : errors)
+        }
+        return configuration
+    }
+
+    /// sitroom-intake's settings file in `etc/`.
+    public static let intakeFileName = "intake.yaml"
+
     /// Reads and composes one YAML file, reporting why it cannot be read.
     static func compose(_ path: String, diag: Diagnostics) -> YAMLDocument.Result {
         do {

@@ -67,14 +67,22 @@ public struct IntegrationConfig: Sendable, Hashable {
     public var priority: Int
     /// Seconds a Zoom request may take in all (`request_timeout`, default 30s); after that its outcome is unknown.
     public var requestTimeout: Double
+    /// zoom-oauth: a host whose token pair is older than this many seconds is refreshed even when idle
+    /// (`refresh_idle_after`, default 30d, at most 60d), so its refresh token never expires unused (Zoom does not
+    /// document the lifetime reliably; sitroom assumes it may be as short as 90 days).
+    public var refreshIdleAfter: Double
+
+    /// `refresh_idle_after` when not given: 30 days.
+    public static let defaultRefreshIdleAfter: Double = 30 * 86_400
 
     public init(
         name: String, file: String, kind: IntegrationKind, apiURL: String, oauthURL: String,
         accountID: String?, clientID: String, clientSecretFile: String, webhookSecretFile: String?,
         redirectURI: String?, mediumPerSecond: Int, hosts: [HostConfig], meeting: MeetingSettings, priority: Int,
-        requestTimeout: Double = 30
+        requestTimeout: Double = 30, refreshIdleAfter: Double = IntegrationConfig.defaultRefreshIdleAfter
     ) {
         self.requestTimeout = requestTimeout
+        self.refreshIdleAfter = refreshIdleAfter
         self.name = name
         self.file = file
         self.kind = kind
@@ -124,6 +132,9 @@ public struct MeetingSettings: Sendable, Hashable {
     public var waitingRoom: Bool
     public var joinBeforeHost: Bool
     public var passcode: Passcode
+    /// Characters of a `random` passcode (`passcode_length`, 6 to 10, default 10: Zoom's maximum); each holds a
+    /// letter, a digit and one of `@ - _ *`, so it meets the passcode rules a Zoom account admin can set.
+    public var passcodeLength: Int
     public var autoRecording: AutoRecording
     public var commanderAsAlternativeHost: Bool
     public var onResolve: OnResolve
@@ -131,8 +142,9 @@ public struct MeetingSettings: Sendable, Hashable {
     public init(
         topic: String = "Situation Room: {{incident.title}}", waitingRoom: Bool = false,
         joinBeforeHost: Bool = true, passcode: Passcode = .random, autoRecording: AutoRecording = .none,
-        commanderAsAlternativeHost: Bool = true, onResolve: OnResolve = .endAndDelete
+        commanderAsAlternativeHost: Bool = true, onResolve: OnResolve = .endAndDelete, passcodeLength: Int = 10
     ) {
+        self.passcodeLength = passcodeLength
         self.topic = topic
         self.waitingRoom = waitingRoom
         self.joinBeforeHost = joinBeforeHost

@@ -1,5 +1,4 @@
 import SitroomCore
-import Yams
 
 /// `etc/integrations/NAME.yaml` (SPEC §3).
 enum IntegrationFile {
@@ -72,6 +71,13 @@ enum IntegrationFile {
         let meeting = readMeeting(top.mapping("meeting"), diag: diag)
         let priority = top.value("priority")?.int(in: -1_000_000...1_000_000) ?? 10
         let requestTimeout = top.value("request_timeout")?.duration(in: 1...300) ?? 30
+        var refreshIdleAfter = IntegrationConfig.defaultRefreshIdleAfter
+        if kind == .zoomS2S {
+            top.forbid("refresh_idle_after", because: "only used by kind zoom-oauth (a zoom-s2s app has no refresh token)")
+        } else if let value = top.value("refresh_idle_after")?.duration(in: 1...(60 * 86_400)) {
+            // At most 60 days: well inside the 90 days a refresh token may live.
+            refreshIdleAfter = value
+        }
         top.finish()
 
         guard diag.count == before, let kind, let clientID, let clientSecretFile, let hosts else { return nil }
@@ -90,7 +96,8 @@ enum IntegrationFile {
             hosts: hosts,
             meeting: meeting,
             priority: priority,
-            requestTimeout: requestTimeout
+            requestTimeout: requestTimeout,
+            refreshIdleAfter: refreshIdleAfter
         )
     }
 
@@ -174,7 +181,9 @@ enum IntegrationFile {
             commanderAsAlternativeHost: meeting.value("commander_as_alternative_host")?.bool()
                 ?? defaults.commanderAsAlternativeHost,
             onResolve: meeting.value("on_resolve")?.enumeration(MeetingSettings.OnResolve.self, noun: "on_resolve")
-                ?? defaults.onResolve
+                ?? defaults.onResolve,
+            // 6 to 10: Zoom's maximum is 10, and a shorter passcode fails accounts that require 6 or more.
+            passcodeLength: meeting.value("passcode_length")?.int(in: 6...10) ?? defaults.passcodeLength
         )
         meeting.finish()
         return settings

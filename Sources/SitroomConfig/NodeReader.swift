@@ -1,24 +1,67 @@
 import SitroomCore
-import Yams
 
 /// One value in a composed YAML tree with the key path that leads to it (`notify.admins[0].email`), read under
 /// sitroom's strict scalar rules (SPEC §3). Every failed read reports `path: message` at the value's line and
 /// column and returns `nil`.
 struct YAMLValue {
-    let node: Node
-    /// The key path, e.g. `hosts[1].id`; empty for the root.
-    let path: String
+    let node: DocumentNode
+    /// The parent's key path, and this value's key or index in it: the path is spelled out only when a message
+    /// or a child needs it (most values are scalars read without complaint, in payloads read by the thousand).
+    private let parentPath: String
+    private let step: Step
     let diag: Diagnostics
     /// Mapping keys: Yams resolves (and so overwrites) the tags of keys when it checks for duplicates, so a
     /// key's tag says nothing about how it was written; keys are judged by their style alone.
     var isKey = false
 
-    var position: Position { Position(node.mark) }
+    private enum Step {
+        case none
+        case key(String)
+        case index(Int)
+    }
+
+    init(node: DocumentNode, path: String, diag: Diagnostics, isKey: Bool = false) {
+        self.node = node
+        self.parentPath = path
+        self.step = .none
+        self.diag = diag
+        self.isKey = isKey
+    }
+
+    /// The value under `key` of a mapping whose path is `parent`.
+    init(node: DocumentNode, parent: String, key: String, diag: Diagnostics, isKey: Bool = false) {
+        self.node = node
+        self.parentPath = parent
+        self.step = .key(key)
+        self.diag = diag
+        self.isKey = isKey
+    }
+
+    private init(node: DocumentNode, parent: String, index: Int, diag: Diagnostics) {
+        self.node = node
+        self.parentPath = parent
+        self.step = .index(index)
+        self.diag = diag
+    }
+
+    /// The key path, e.g. `hosts[1].id`; empty for the root.
+    var path: String {
+        switch step {
+        case .none: return parentPath
+        case .key(let key): return parentPath.isEmpty ? key : "\(parentPath).\(key)"
+        case .index(let index): return "\(parentPath)[\(index)]"
+        }
+    }
+
+    var position: Position { node.position }
 
     /// Whether the scalar was explicitly made a string (`!!str yes`, `! yes`) though written plain.
-    private func isExplicitString(_ scalar: Node.Scalar) -> Bool {
-        !isKey && (scalar.tag.rawValue == Tag.Name.str.rawValue || scalar.tag.rawValue == "!")
+    private func isExplicitString(_ scalar: DocumentScalar) -> Bool {
+        !isKey && (scalar.tag == YAMLValue.stringTag || scalar.tag == "!")
     }
+
+    /// YAML's tag for strings (`!!str`).
+    static let stringTag = "tag:yaml.org,2002:str"
 
     func fail(_ message: String) {
         diag.report(path.isEmpty ? message : "\(path): \(message)", at: position)
@@ -26,34 +69,27 @@ struct YAMLValue {
 
     /// Whether this is a plain `null`, `~` or empty scalar.
     var isNull: Bool {
-        if !isKey, case .scalar(let scalar) = node, scalar.style == .plain, scalar.tag.rawValue.isEmpty {
+        if !isKey, case .scalar(let scalar) = node, scalar.style == .plain, scalar.tag.isEmpty {
             return YAMLDocument.isNull(scalar.string)
         }
         return false
     }
 
     /// The scalar's text, refusing mappings, sequences and explicit tags other than `!!str`.
-    private func scalar(expected: String) -> Node.Scalar? {
+    private func scalar(expected: String) -> DocumentScalar? {
         guard case .scalar(let scalar) = node else {
             fail("must be \(expected), not a \(kindName)")
             return nil
         }
-        let tag = scalar.tag.rawValue
-        guard isKey || tag.isEmpty || tag == "!" || tag == Tag.Name.str.rawValue else {
+        let tag = scalar.tag
+        guard isKey || tag.isEmpty || tag == "!" || tag == YAMLValue.stringTag else {
             fail("explicit tag '\(tag)' is not supported")
             return nil
         }
         return scalar
     }
 
-    private var kindName: String {
-        switch node {
-        case .mapping: return "mapping"
-        case .sequence: return "list"
-        case .scalar: return "scalar"
-        case .alias: return "alias"
-        }
-    }
+    private var kindName: String { YAMLMapping.kind(node) }
 
     /// A string. A plain (unquoted) scalar that YAML 1.1 or 1.2 would read as a boolean, number, null or
     /// timestamp is refused with a hint to quote it; empty strings are refused.
@@ -236,11 +272,12 @@ struct YAMLValue {
 
     /// The elements of a list, each with its path (`hosts[0]`).
     func list() -> [YAMLValue]? {
-        guard case .sequence(let sequence) = node else {
+        guard case .sequence(let sequence, _) = node else {
             fail("must be a list, not a \(kindName)")
             return nil
         }
-        return sequence.enumerated().map { YAMLValue(node: $1, path: "\(path)[\($0)]", diag: diag) }
+        let path = self.path
+        return sequence.enumerated().map { YAMLValue(node: $1, parent: path, index: $0, diag: diag) }
     }
 
     /// A list of strings (each checked by ``string()``).
@@ -288,42 +325,68 @@ final class YAMLMapping {
         var value: YAMLValue
     }
 
-    private var entries: [String: Entry] = [:]
-    private var order: [String] = []
+    // Entries in the order written, found by a linear search while the mapping is small (most are: payload
+    // objects, config sections) and through `index` when it is not; cheaper than hashing every key.
+    private var names: [String] = []
+    private var entries: [Entry] = []
+    private var index: [String: Int]? = nil
+    /// Whether each entry's key was asked for.
+    private var known: [Bool] = []
+    /// Keys asked for, present or not, in order (the "expected ..." list of unknown-key messages).
     private var asked: [String] = []
-    private var askedSet: Set<String> = []
     /// Keys known but not applicable here (``forbid(_:because:)``): not offered in "expected ..." lists.
-    private var hidden: Set<String> = []
+    private var hidden: [String] = []
+
+    private static let indexedFrom = 16
 
     init?(_ value: YAMLValue, at position: Position) {
         self.path = value.path
         self.diag = value.diag
         self.position = position
-        guard case .mapping(let mapping) = value.node else {
+        guard case .mapping(let mapping, _) = value.node else {
             value.fail("must be a mapping (key: value), not a \(value.isNull ? "null" : Self.kind(value.node))")
             return nil
         }
+        names.reserveCapacity(mapping.count)
+        entries.reserveCapacity(mapping.count)
         for (keyNode, valueNode) in mapping {
-            let keyValue = YAMLValue(node: keyNode, path: path, diag: diag)
             guard case .scalar(let scalar) = keyNode else {
-                keyValue.fail("keys must be plain strings, not a \(Self.kind(keyNode))")
+                YAMLValue(node: keyNode, path: path, diag: diag).fail("keys must be plain strings, not a \(Self.kind(keyNode))")
                 continue
             }
             let name = scalar.string
-            let childPath = path.isEmpty ? name : "\(path).\(name)"
-            if let first = entries[name] {
+            if let first = find(name) {
                 diag.report(
-                    "\(childPath): duplicate key (first at line \(first.key.position.line))",
-                    at: keyValue.position
+                    "\(childPath(name)): duplicate key (first at line \(entries[first].key.position.line))",
+                    at: keyNode.position
                 )
                 continue
             }
-            entries[name] = Entry(
-                key: YAMLValue(node: keyNode, path: childPath, diag: diag, isKey: true),
-                value: YAMLValue(node: valueNode, path: childPath, diag: diag)
-            )
-            order.append(name)
+            entries.append(
+                Entry(
+                    key: YAMLValue(node: keyNode, parent: path, key: name, diag: diag, isKey: true),
+                    value: YAMLValue(node: valueNode, parent: path, key: name, diag: diag)
+                ))
+            names.append(name)
+            if index != nil {
+                index![name] = names.count - 1
+            } else if names.count == Self.indexedFrom {
+                index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+            }
         }
+        known = Array(repeating: false, count: names.count)
+    }
+
+    private func find(_ key: String) -> Int? {
+        if let index { return index[key] }
+        return names.firstIndex(of: key)
+    }
+
+    private func markAsked(_ key: String) -> Int? {
+        if !asked.contains(key) { asked.append(key) }
+        guard let found = find(key) else { return nil }
+        known[found] = true
+        return found
     }
 
     /// An empty mapping standing for a section that was not given (reads return `nil`, defaults apply).
@@ -333,12 +396,11 @@ final class YAMLMapping {
         self.position = .unknown
     }
 
-    private static func kind(_ node: Node) -> String {
+    static func kind(_ node: DocumentNode) -> String {
         switch node {
         case .mapping: return "mapping"
         case .sequence: return "list"
         case .scalar: return "scalar"
-        case .alias: return "alias"
         }
     }
 
@@ -346,22 +408,21 @@ final class YAMLMapping {
 
     /// The value of `key`, or `nil` when the key is absent or null. Marks the key as known.
     func value(_ key: String) -> YAMLValue? {
-        if askedSet.insert(key).inserted { asked.append(key) }
-        guard let entry = entries[key], !entry.value.isNull else { return nil }
-        return entry.value
+        guard let found = markAsked(key), !entries[found].value.isNull else { return nil }
+        return entries[found].value
     }
 
     /// Whether `key` is present (even if null). Does not mark it as known.
-    func contains(_ key: String) -> Bool { entries[key] != nil }
+    func contains(_ key: String) -> Bool { find(key) != nil }
 
     /// The position of `key`'s name in the file.
-    func keyPosition(_ key: String) -> Position { entries[key]?.key.position ?? position }
+    func keyPosition(_ key: String) -> Position { find(key).map { entries[$0].key.position } ?? position }
 
     /// The value of a required key; reports "required field is missing" (at the mapping) when absent or null.
     func required(_ key: String) -> YAMLValue? {
         if let value = value(key) { return value }
-        if let entry = entries[key] {
-            entry.value.fail("required field is empty")
+        if let found = find(key) {
+            entries[found].value.fail("required field is empty")
         } else {
             diag.report("\(childPath(key)): required field is missing", at: position)
         }
@@ -371,9 +432,9 @@ final class YAMLMapping {
     /// Reports `key` when it is present although it does not apply (e.g. `redirect_uri` for zoom-s2s).
     func forbid(_ key: String, because reason: String) {
         _ = value(key)
-        hidden.insert(key)
-        if let entry = entries[key] {
-            diag.report("\(childPath(key)): \(reason)", at: entry.key.position)
+        if !hidden.contains(key) { hidden.append(key) }
+        if let found = find(key) {
+            diag.report("\(childPath(key)): \(reason)", at: entries[found].key.position)
         }
     }
 
@@ -389,19 +450,17 @@ final class YAMLMapping {
 
     /// All entries, for mappings whose keys are user-chosen (team names, label names). Marks them all known.
     func freeEntries() -> [(key: YAMLValue, value: YAMLValue)] {
-        order.map { name in
-            if askedSet.insert(name).inserted { asked.append(name) }
-            return (entries[name]!.key, entries[name]!.value)
-        }
+        for position in known.indices { known[position] = true }
+        return entries.map { ($0.key, $0.value) }
     }
 
     /// Reports every key never asked for.
     func finish() {
-        for name in order where !askedSet.contains(name) {
+        for (position, name) in names.enumerated() where !known[position] {
             let expected = asked.filter { !hidden.contains($0) }.joined(separator: ", ")
             diag.report(
                 "\(childPath(name)): unknown key (expected \(expected.isEmpty ? "no keys" : expected))",
-                at: entries[name]!.key.position
+                at: entries[position].key.position
             )
         }
     }

@@ -1,5 +1,4 @@
 import SitroomCore
-import Yams
 
 /// The formats a spool file may be in (SPEC §4), told apart by content.
 public enum SpoolFormat: String, Sendable, CaseIterable {
@@ -102,9 +101,7 @@ public enum SpoolFileParser {
         if top.contains("groupKey") && top.contains("alerts") {
             return AlertmanagerPayload.read(top, context: context)
         }
-        if top.contains("event"), let event = top.value("event"), case .mapping(let mapping) = event.node,
-            mapping.keys.contains(where: { $0.string == "event_type" })
-        {
+        if top.contains("event"), let event = top.value("event"), event.node.mappingKeys.contains("event_type") {
             return PagerDutyPayload.read(top, context: context)
         }
         if top.contains("messages") && !top.contains("event_id") {

@@ -15,7 +15,8 @@ public enum TemplateRules {
     public static let variables: [String: [String]] = [
         "incident": ["id", "title", "severity", "team", "stage"],
         "room": [
-            "id", "state", "reason", "join_url", "meeting_id", "passcode", "host", "integration", "closed_by_operator",
+            "id", "state", "reason", "advice", "note", "join_url", "meeting_id", "passcode", "host", "integration",
+            "closed_by_operator",
         ],
         "person": ["name", "email", "phone", "role"],
         "integration": ["name"],

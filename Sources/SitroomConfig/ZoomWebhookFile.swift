@@ -6,7 +6,7 @@ import SitroomCore
 /// lines with `name` a token; an optional request line such as `POST /zoom/webhook HTTP/1.1` first) holding at
 /// least one `x-zm-*` header. Line ends may be CRLF or LF. Only `app_deauthorized` events are accepted; they
 /// need `x-zm-signature` (`v0=` and 64 hex digits), `x-zm-request-timestamp` (seconds) and a JSON body with
-/// `event` and `payload.account_id` (shared/zoom-api/README.md, "Webhooks"). Checking the signature is left to
+/// `event` and `payload.account_id` (developers.zoom.us/docs/api/webhooks/). Checking the signature is left to
 /// the Zoom integration.
 enum ZoomWebhookFile {
     struct Message {
@@ -19,6 +19,7 @@ enum ZoomWebhookFile {
 
     /// The header block and body, or `nil` when the file does not look like a Zoom webhook.
     static func split(_ bytes: [UInt8]) -> Message? {
+        guard hasZoomHeaderLine(bytes) else { return nil }  // every event and payload that is not a Zoom webhook
         var lines: [(String, Int)] = []
         var start = 0
         var lineNumber = 1
@@ -47,6 +48,25 @@ enum ZoomWebhookFile {
             if lineNumber > 200 { return nil }  // not a header block anyone sends
         }
         return nil
+    }
+
+    /// Whether a line starts with `x-zm-` (any case) before the first blank line: a cheap test over the bytes
+    /// that spares the line-by-line reading for every other file of the spool.
+    private static func hasZoomHeaderLine(_ bytes: [UInt8]) -> Bool {
+        let prefix = Array("x-zm-".utf8)
+        var lineStart = 0
+        while lineStart + prefix.count <= bytes.count {
+            if bytes[lineStart] == 0x0A || (bytes[lineStart] == 0x0D && bytes[lineStart + 1] == 0x0A) { return false }
+            var matches = true
+            for k in 0..<prefix.count where bytes[lineStart + k] | 0x20 != prefix[k] {
+                matches = false
+                break
+            }
+            if matches { return true }
+            guard let newline = bytes[lineStart...].firstIndex(of: 0x0A) else { return false }
+            lineStart = newline + 1
+        }
+        return false
     }
 
     static func read(_ message: Message, bytes: [UInt8], diag: Diagnostics) -> ZoomWebhookEvent? {
@@ -103,10 +123,11 @@ enum ZoomWebhookFile {
         case .node(let node):
             if let top = YAMLValue(node: node, path: "", diag: bodyDiag).mapping() {
                 if let value = top.required("event"), let name = value.string() {
-                    if name == "app_deauthorized" {
+                    if ZoomWebhookEvent.usedEvents.contains(name) {
                         event = name
                     } else {
-                        value.fail("Zoom event '\(name)' is not one sitroom uses (only app_deauthorized)")
+                        let used = ZoomWebhookEvent.usedEvents.sorted().joined(separator: ", ")
+                        value.fail("Zoom event '\(name)' is not one sitroom uses (only \(used))")
                     }
                 }
                 if let value = top.value("event_ts") { eventTS = value.int(in: 0...Int.max).map(Int64.init) }

@@ -88,6 +88,18 @@ public struct Room: Sendable, Codable, Hashable {
     /// Seconds since 1970 when sitroom decided to delete the meeting (the request may still be on its way);
     /// from then on the room is never reopened with it.
     public var meetingDeletedAt: Double?
+    /// What to do about the room's state, for people (from the table of Zoom answers: "fix the field Zoom names,
+    /// then `sitroomctl room retry INC-1`"); `nil` when nothing is to be done.
+    public var advice: String?
+    /// Something people should know about a room that works, e.g. that it was made without its alternative hosts.
+    public var note: String?
+    /// Zoom refused the alternative hosts: this room's meeting is created without them.
+    public var withoutAlternativeHosts: Bool {
+        get { noAlternativeHosts ?? false }
+        set { noAlternativeHosts = newValue ? true : nil }
+    }
+    /// Stored optional so rooms written before the field existed still decode.
+    private var noAlternativeHosts: Bool?
 
     public init(id: String, incidentID: String, createdAt: Double) {
         self.id = id

@@ -4,7 +4,7 @@
 ///
 /// Zoom documents the signature as `x-zm-signature: v0=` + hex HMAC-SHA256 of
 /// `v0:{x-zm-request-timestamp}:{body}`, and the payload fields `account_id`, `user_id`, `client_id`,
-/// `deauthorization_time`, `signature`, `user_data_retention` (shared/zoom-api/README.md, "Webhooks").
+/// `deauthorization_time`, `signature`, `user_data_retention` (developers.zoom.us/docs/api/webhooks/).
 public struct ZoomWebhookEvent: Sendable, Hashable {
     /// One header line, as written (names compared case-insensitively, per RFC 9110 §5.1).
     public struct Header: Sendable, Hashable {
@@ -15,6 +15,11 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
             self.value = value
         }
     }
+
+    /// The Zoom events sitroom applies, the ones a spool file may hold: sitroom-intake spools these and answers
+    /// 200 without spooling for any other event of a subscription, and the spool's parser accepts only these.
+    /// An event sitroom learns to use is added here (and to the parser).
+    public static let usedEvents: Set<String> = ["app_deauthorized"]
 
     /// The header lines in file order.
     public var headers: [Header]

@@ -1,6 +1,7 @@
 import Logging
 import SitroomConfig
 import SitroomCore
+import SitroomRooms
 import SitroomStore
 
 /// The pools of Zoom hosts of all integrations: which host takes a room, and each host's usage (SPEC §5).
@@ -66,7 +67,8 @@ public actor AccountPool {
             }
             return (rooms, creates)
         }
-        for room in rooms where room.state.isOpen {
+        // A room reopened with its meeting holds its host only once it has taken it back (``reclaim(_:room:)``).
+        for room in rooms where room.state.isOpen && !RoomRules.isRevivalPending(room) {
             if let integration = room.integration, let host = room.hostID {
                 state.hold(HostKey(integration: integration, host: host), room: room.id)
             }

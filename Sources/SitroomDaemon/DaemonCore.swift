@@ -5,30 +5,9 @@ import PosixIO
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
+import SitroomService
 import SitroomStore
 import SitroomZoom
-
-/// The daemon's file layout (SPEC §2).
-public struct DaemonPaths: Sendable {
-    public var etc: String
-    public var varDirectory: String
-
-    public init(root: String, etc: String? = nil, varDirectory: String? = nil) {
-        let root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
-        self.etc = etc ?? "\(root)/etc"
-        self.varDirectory = varDirectory ?? "\(root)/var"
-    }
-
-    public var store: String { "\(varDirectory)/lib/sitroom" }
-    public var spool: String { "\(varDirectory)/spool/incidents" }
-    public var run: String { "\(varDirectory)/run" }
-    public var controlFIFO: String { "\(run)/sitroom.ctl" }
-    public var lock: String { "\(run)/sitroom.lock" }
-    public var mail: String { "\(varDirectory)/mail" }
-    public var sms: String { "\(varDirectory)/sms" }
-    /// The node_exporter textfile directory holding `sitroom.prom`.
-    public var metrics: String { "\(varDirectory)/metrics" }
-}
 
 /// The wired actors and the live configuration generation; answers control commands.
 public actor DaemonCore {
@@ -247,7 +226,10 @@ public actor DaemonCore {
             let reason =
                 "Zoom deauthorized \(integration)\(host.map { " for host \($0)" } ?? ""); ask your admin to re-integrate Zoom"
             let rooms = try await provisioner.markUnavailable(integration: integration, host: host, reason: reason)
-            await provisioner.notifyAdminsReauthorize(integration: integration, reason: reason)
+            let advice =
+                host.map { "the host's user must approve the app again: `sitroomctl integration authorize \(integration) \($0)`" }
+                ?? "authorize the app again in the Zoom App Marketplace, then `sitroomctl integration reauthorize \(integration)`"
+            await provisioner.notifyAdminsReauthorize(integration: integration, reason: reason, advice: advice)
             lines.append("\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable")
         }
         return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
@@ -304,6 +286,13 @@ public actor DaemonCore {
         let reply: ControlReply
         do {
             reply = try await run(command, json: line.json)
+        } catch let error as ZoomError {
+            // Zoom refused an `integration authorize` or `reauthorize`: say what to do (the table of Zoom answers).
+            let words = line.words
+            let integration = words.count > 2 && words[0] == "integration" ? words[2] : nil
+            let decision = error.decision(
+                now: clock.now(), integration: integration, host: words.count > 3 ? words[3] : nil)
+            reply = .error("\(error)\nwhat to do: \(decision.advice)")
         } catch {
             reply = .error("\(error)")
         }
@@ -519,7 +508,11 @@ public actor DaemonCore {
                 },
                 watch: StatusReport.Watch(watch)),
             integrations: integrations.map {
-                StatusReport.Integration(name: $0.name, kind: $0.kind, state: $0.record.state.rawValue, reason: $0.record.reason)
+                StatusReport.Integration(
+                    name: $0.name, kind: $0.kind, state: $0.record.state.rawValue, reason: $0.record.reason,
+                    since: rfc3339UTC($0.record.since),
+                    advice: $0.record.nextStep(integration: $0.name, kind: $0.kind),
+                    missingScopes: $0.record.missingScopes ?? [])
             },
             pool: await pool.snapshot(),
             rooms: StatusReport.Rooms(open: open, byState: byState),
@@ -529,21 +522,28 @@ public actor DaemonCore {
 
     private func status(json: Bool) async throws -> ControlReply {
         let report = try await statusReport()
-        return .ok(json ? try Self.json(report) : report.text)
+        let intake = IntakeState.report(paths: paths)
+        if json {
+            // sitroom-intake's part is its own JSON object (``IntakeState/Report/json``), `null` without an intake.
+            guard var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any]
+            else { return .error("status: could not encode the report") }
+            object["intake"] = intake?.json ?? NSNull()
+            return .ok(try Self.json(object))
+        }
+        var lines = [report.text]
+        if let intake { lines.append(contentsOf: intake.lines) }
+        let steps = report.nextSteps
+        if !steps.isEmpty {
+            lines.append("")
+            lines.append("what to do:")
+            lines.append(contentsOf: steps.map { "  \($0)" })
+        }
+        return .ok(lines.joined(separator: "\n"))
     }
 
     private func integrationsList(json: Bool) async throws -> ControlReply {
         let all = await registry.snapshot()
-        if json {
-            return .ok(
-                try Self.json(
-                    all.map {
-                        [
-                            "name": $0.name, "kind": $0.kind, "state": $0.record.state.rawValue,
-                            "reason": $0.record.reason ?? NSNull(), "since": rfc3339UTC($0.record.since),
-                        ] as [String: Any]
-                    }))
-        }
+        if json { return .ok(try Self.json(all.map(Self.integrationObject))) }
         return .ok(
             Self.table(
                 ["INTEGRATION", "KIND", "STATE", "SINCE", "REASON"],
@@ -564,24 +564,27 @@ public actor DaemonCore {
             return record.state.rawValue + (record.reason.map { ": \($0)" } ?? "")
         }
         if json {
-            return .ok(
-                try Self.json(
-                    [
-                        "name": name, "kind": entry.kind, "state": entry.record.state.rawValue,
-                        "reason": entry.record.reason ?? NSNull(), "since": rfc3339UTC(entry.record.since),
-                        "hosts": hosts.map {
-                            [
-                                "host": $0.host, "user": $0.user, "state": $0.state, "authorization": authorization($0.host),
-                                "open_rooms": $0.openRooms, "creates_today": $0.createsToday,
-                            ] as [String: Any]
-                        },
-                    ] as [String: Any]))
+            var object = Self.integrationObject(entry)
+            object["hosts"] = hosts.map {
+                [
+                    "host": $0.host, "user": $0.user, "state": $0.state, "authorization": authorization($0.host),
+                    "open_rooms": $0.openRooms, "creates_today": $0.createsToday,
+                ] as [String: Any]
+            }
+            return .ok(try Self.json(object))
         }
         var lines = [
             "integration  \(name)", "kind         \(entry.kind)", "state        \(entry.record.state.rawValue)",
             "since        \(rfc3339UTC(entry.record.since))",
         ]
         if let reason = entry.record.reason { lines.append("reason       \(reason)") }
+        if let scopes = entry.record.missingScopes, entry.record.state == .missingScope {
+            lines.append("missing      \(scopes.joined(separator: ", "))")
+        }
+        if let step = entry.record.nextStep(integration: name, kind: entry.kind) { lines.append("what to do   \(step)") }
+        for (host, record) in authorizations.sorted(by: { $0.key < $1.key }) where perHost && record.state != .active {
+            lines.append("what to do   host \(host): `sitroomctl integration authorize \(name) \(host)`")
+        }
         lines.append("")
         lines.append(
             contentsOf: Self.table(
@@ -674,7 +677,8 @@ public actor DaemonCore {
         }
         let rows: [(String, String)] = [
             ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
-            ("state", room.state.rawValue), ("reason", room.reason ?? ""), ("integration", room.integration ?? ""),
+            ("state", room.state.rawValue), ("reason", room.reason ?? ""),
+            ("what to do", Self.nextStep(room) ?? "nothing"), ("note", room.note ?? ""), ("integration", room.integration ?? ""),
             ("host", room.hostUser.map { "\(room.hostID ?? "") (\($0))" } ?? ""),
             ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
@@ -682,10 +686,34 @@ public actor DaemonCore {
         return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1)" }.joined(separator: "\n"))
     }
 
-    /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in the README).
+    /// What people should do about a room: its own advice (from the table of Zoom answers), else what its state
+    /// calls for; `nil` when nothing.
+    static func nextStep(_ room: Room) -> String? {
+        if let advice = room.advice { return advice }
+        switch room.state {
+        case .provisioning: return "wait: the meeting is being created"
+        case .waiting: return "none: it is retried by itself when a host can take it (the reason says what it waits for)"
+        case .ready, .ended: return nil
+        case .failed: return "fix what the reason names, then `sitroomctl room retry \(room.incidentID)`"
+        case .unavailable: return "re-integrate Zoom, then `sitroomctl room retry \(room.incidentID)`"
+        }
+    }
+
+    /// An integration as `status --json`, `integrations --json` and `integration show --json` give it.
+    static func integrationObject(_ entry: (name: String, kind: String, record: IntegrationRecord)) -> [String: Any] {
+        [
+            "name": entry.name, "kind": entry.kind, "state": entry.record.state.rawValue,
+            "reason": entry.record.reason ?? NSNull(), "since": rfc3339UTC(entry.record.since),
+            "advice": entry.record.nextStep(integration: entry.name, kind: entry.kind) ?? NSNull(),
+            "missing_scopes": entry.record.missingScopes ?? [],
+        ]
+    }
+
+    /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in docs/control.md).
     static func roomObject(_ room: Room) -> [String: Any] {
         [
             "incident": room.incidentID, "room_id": room.id, "state": room.state.rawValue, "reason": room.reason as Any,
+            "advice": nextStep(room) as Any, "note": room.note as Any,
             "join_url": room.joinURL as Any, "meeting_id": room.meetingID as Any, "passcode": room.passcode as Any,
             "host": room.hostUser as Any, "host_id": room.hostID as Any, "integration": room.integration as Any,
             "created_at": rfc3339UTCMillis(room.createdAt), "updated_at": rfc3339UTCMillis(room.updatedAt),

@@ -5,26 +5,15 @@ import PosixIO
 import ServiceLifecycle
 import SitroomConfig
 import SitroomCore
+import SitroomService
 import SitroomStore
 import UnixSignals
-
-/// sysexits(3) codes sitroomd exits with (SPEC §2).
-public enum ExitCode {
-    public static let ok: Int32 = 0
-    /// EX_UNAVAILABLE: a needed service is unavailable.
-    public static let unavailable: Int32 = 69
-    /// EX_CANTCREAT: cannot create state (var/, LMDB, FIFO).
-    public static let cannotCreate: Int32 = 73
-    /// EX_TEMPFAIL: another sitroomd holds the lock of this var/.
-    public static let alreadyRunning: Int32 = 75
-    /// EX_CONFIG: bad configuration at start.
-    public static let config: Int32 = 78
-}
 
 /// Starts sitroomd and runs it until SIGTERM/SIGINT.
 public enum DaemonMain {
     /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`) on standard error, and
-    /// `file:line:col: warning: message` lines for what is valid but probably not meant.
+    /// `file:line:col: warning: message` lines for what is valid but probably not meant; that includes
+    /// sitroom-intake's `intake.yaml` when there is one (``IntakeCheck``).
     /// - Returns: 0 when valid (warnings or not), 1 otherwise.
     public static func checkConfig(paths: DaemonPaths) -> Int32 {
         do {
@@ -33,7 +22,8 @@ public enum DaemonMain {
                 FileHandle.standardError.write(Data((warning.description + "\n").utf8))
             }
             let count = configuration.integrations.count
-            print("\(paths.etc): configuration is valid (\(count) integration\(count == 1 ? "" : "s"))")
+            guard let intake = IntakeCheck.check(etc: paths.etc, spool: configuration.daemon.spool) else { return 1 }
+            print("\(paths.etc): configuration is valid (\(count) integration\(count == 1 ? "" : "s")\(intake))")
             return 0
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
@@ -64,15 +54,9 @@ public enum DaemonMain {
             return ExitCode.cannotCreate
         }
         let lock: FileLock
-        do {
-            guard let acquired = try FileLock.acquire(path: paths.lock) else {
-                logger.critical("another sitroomd is running on this var/", metadata: ["lock": "\(paths.lock)"])
-                return ExitCode.alreadyRunning
-            }
-            lock = acquired
-        } catch {
-            logger.critical("cannot take the lock", metadata: ["lock": "\(paths.lock)", "error": "\(error)"])
-            return ExitCode.cannotCreate
+        switch acquireProcessLock(path: paths.lock, program: "sitroomd", logger: logger) {
+        case .success(let acquired): lock = acquired
+        case .failure(let exit): return exit.code
         }
         defer { lock.release() }
 
@@ -231,18 +215,4 @@ func logWarnings(_ configuration: Configuration, logger: Logger) {
             "configuration warning",
             metadata: ["file": "\(warning.file)", "line": "\(warning.line)", "warning": "\(warning.message)"])
     }
-}
-
-/// A long-running part of the daemon as a swift-service-lifecycle `Service`.
-struct TaskService: Service, CustomStringConvertible {
-    let name: String
-    let body: @Sendable () async throws -> Void
-
-    init(name: String, _ body: @escaping @Sendable () async throws -> Void) {
-        self.name = name
-        self.body = body
-    }
-
-    func run() async throws { try await body() }
-    var description: String { name }
 }

@@ -8,18 +8,54 @@ import SitroomStore
 import SitroomZoom
 
 /// The runtime state of an integration (SPEC §5).
-public enum IntegrationState: String, Sendable, Codable {
+public enum IntegrationState: String, Sendable, Codable, CaseIterable {
     case pendingAuthorization = "pending_authorization"
     case active
     case needsReauthorization = "needs_reauthorization"
+    /// The Zoom app lacks a scope an API call needs (API-side 4711): new rooms fail over to the next integration
+    /// until an admin adds it in the app's Scopes tab and runs `integration reauthorize` (docs/zoom.md).
+    case missingScope = "missing_scope"
+
+    /// Whether new rooms may be made through an integration in this state.
+    public var takesRooms: Bool { self == .active || self == .pendingAuthorization }
 }
 
 /// What sitroom keeps of an integration between runs.
 public struct IntegrationRecord: Sendable, Codable, Hashable {
     public var state: IntegrationState
-    /// Zoom's words for the last refusal, when `needs_reauthorization`.
+    /// Zoom's words for the last refusal, when `needs_reauthorization` or `missing_scope`.
     public var reason: String?
     public var since: Double
+    /// What an admin should do about the state (from the table of Zoom answers, ``ZoomAnswer``); `nil` when nothing.
+    public var advice: String?
+    /// `missing_scope`: the scopes Zoom named.
+    public var missingScopes: [String]?
+
+    public init(
+        state: IntegrationState, reason: String? = nil, since: Double, advice: String? = nil, missingScopes: [String]? = nil
+    ) {
+        self.state = state
+        self.reason = reason
+        self.since = since
+        self.advice = advice
+        self.missingScopes = missingScopes
+    }
+
+    /// What an admin should do now: the stored advice, else what the state calls for.
+    public func nextStep(integration name: String, kind: String) -> String? {
+        if let advice { return advice }
+        switch state {
+        case .active: return nil
+        case .pendingAuthorization:
+            return kind == "zoom-oauth"
+                ? "authorize each host: `sitroomctl integration authorize \(name) HOST`"
+                : "none: it becomes active at its first token (`sitroomctl integration reauthorize \(name)` asks now)"
+        case .needsReauthorization:
+            return "fix what the reason names, then `sitroomctl integration reauthorize \(name)`"
+        case .missingScope:
+            return "add the missing scope in the Zoom app's Scopes tab, then `sitroomctl integration reauthorize \(name)`"
+        }
+    }
 }
 
 /// The configured video integrations: their Zoom clients, OAuth access tokens and states.
@@ -158,7 +194,7 @@ public actor IntegrationRegistry {
     /// a task of its own, so a caller that is cancelled does not cancel it, and a rotated pair is committed to
     /// LMDB before anyone uses it.
     /// - Parameter host: the pool host id (zoom-oauth); ignored for zoom-s2s.
-    /// - Throws: ``ZoomError`` from the token endpoint (`needsReauthorization` for refused credentials),
+    /// - Throws: ``ZoomError`` from the token endpoint (``ZoomAnswer/refusesAuthorization`` for refused credentials),
     ///   ``SitroomError`` `.notFound` (unknown integration), `.badConfig` (unreadable secret) or `.notAuthorized`
     ///   (a zoom-oauth host without a valid authorization).
     public func accessToken(_ name: String, host: String? = nil) async throws -> String {
@@ -225,11 +261,12 @@ public actor IntegrationRegistry {
                 let answer = try await client.refresh(
                     refreshToken: current, clientID: integration.clientID, clientSecret: secret)
                 let token = StoredToken(
-                    accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken ?? current)
+                    accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken ?? current,
+                    issuedAt: issued)
                 try commit(token, key: tokenKey(name, host: host), integration: name, host: host)
                 logger.debug("token refreshed", metadata: ["integration": "\(name)", "host": "\(host)"])
                 return token
-            } catch let error as ZoomError where error.needsReauthorization {
+            } catch let error as ZoomError where error.answer.refusesAuthorization {
                 if attempt == 0, let stored = try readStoredToken(tokenKey(name, host: host)),
                     let newer = stored.refreshToken, newer != current
                 {
@@ -243,11 +280,16 @@ public actor IntegrationRegistry {
         throw SitroomError(.zoom, "refresh of \(name)/\(host) did not settle")
     }
 
-    /// Commits a token (and the `active` state it proves) to LMDB, then caches it.
-    private func commit(_ token: StoredToken, key: String, integration name: String, host: String?) throws {
+    /// Commits a token (and the `active` state it proves) to LMDB, then caches it. A token does not prove a scope
+    /// was added: `missing_scope` is left only by an admin's act (`clearsMissingScope`: a completed authorization;
+    /// `integration reauthorize` of a zoom-s2s integration goes through `pending_authorization`).
+    private func commit(
+        _ token: StoredToken, key: String, integration name: String, host: String?, clearsMissingScope: Bool = false
+    ) throws {
         let store = self.store
         let record = IntegrationRecord(state: .active, reason: nil, since: clock.now())
-        let changed = records[name]?.state != .active
+        let current = records[name]?.state
+        let changed = current != .active && (current != .missingScope || clearsMissingScope)
         try store.write { txn in
             try store.put(token, store.tables.tokens, key, txn)
             if changed { try store.put(record, store.tables.integrations, name, txn) }
@@ -320,13 +362,14 @@ public actor IntegrationRegistry {
                 .badConfig,
                 "the code was approved by Zoom user \(user.email ?? user.id), but host \(host) is \(expected ?? "?"); sign in as that user")
         }
-        let token = StoredToken(accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken)
+        let token = StoredToken(
+            accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken, issuedAt: issued)
         let authorization = HostAuthorization(state: .active, reason: nil, userID: user.id, email: user.email, since: clock.now())
         try store.write { txn in
             try store.put(authorization, store.tables.integrations, "host/\(name)/\(host)", txn)
             _ = try txn.delete(store.tables.integrations, "pending/\(name)/\(host)")
         }
-        try commit(token, key: tokenKey(name, host: host), integration: name, host: host)
+        try commit(token, key: tokenKey(name, host: host), integration: name, host: host, clearsMissingScope: true)
         logger.info("host authorized", metadata: ["integration": "\(name)", "host": "\(host)"])
         return "\(host) of \(name) authorized as \(user.email ?? user.id)"
     }
@@ -383,6 +426,7 @@ public actor IntegrationRegistry {
         switch integration.kind {
         case .zoomS2S:
             let store = self.store
+            let before = records[name]?.state ?? .pendingAuthorization
             let record = IntegrationRecord(state: .pendingAuthorization, reason: nil, since: clock.now())
             try store.write { txn in
                 try store.put(record, store.tables.integrations, name, txn)
@@ -391,7 +435,12 @@ public actor IntegrationRegistry {
             records[name] = record
             tokens[name] = nil
             _ = try await accessToken(name)
-            return "\(name) is active again"
+            // "again" only for an integration that had been active and fell out of it: a first token is news.
+            switch before {
+            case .pendingAuthorization: return "\(name) is active"
+            case .active: return "\(name) is active (with a new access token)"
+            case .needsReauthorization, .missingScope: return "\(name) is active again"
+            }
         case .zoomOAuth:
             var lines: [String] = []
             for host in integration.hosts {
@@ -412,7 +461,9 @@ public actor IntegrationRegistry {
             switch integration.kind {
             case .zoomS2S:
                 guard integration.accountID == nil || integration.accountID == event.accountID else { continue }
-                _ = try markNeedsReauthorization(name, reason: "Zoom deauthorized the app (app_deauthorized)")
+                _ = try markNeedsReauthorization(
+                    name, reason: "Zoom deauthorized the app (app_deauthorized)",
+                    advice: "authorize the app again in the Zoom App Marketplace, then `sitroomctl integration reauthorize \(name)`")
                 affected.append((name, nil))
             case .zoomOAuth:
                 let authorizations = try hostAuthorizations(name)
@@ -461,9 +512,13 @@ public actor IntegrationRegistry {
 
     /// Marks the integration (or, for zoom-oauth, one host) `needs_reauthorization` with Zoom's words, and
     /// deletes the tokens it covers.
+    /// - Parameter advice: what an admin should do (from the table of Zoom answers); shown by `status` and
+    ///   `integration show`.
     /// - Returns: true when the state changed (so admins are told once).
     @discardableResult
-    public func markNeedsReauthorization(_ name: String, host: String? = nil, reason: String) throws -> Bool {
+    public func markNeedsReauthorization(_ name: String, host: String? = nil, reason: String, advice: String? = nil) throws
+        -> Bool
+    {
         guard let integration = integrations[name] else { return false }
         let store = self.store
         if integration.kind == .zoomOAuth, let host {
@@ -488,7 +543,7 @@ public actor IntegrationRegistry {
             return changed
         }
         guard records[name]?.state != .needsReauthorization else { return false }
-        let record = IntegrationRecord(state: .needsReauthorization, reason: reason, since: clock.now())
+        let record = IntegrationRecord(state: .needsReauthorization, reason: reason, since: clock.now(), advice: advice)
         try store.write { txn in
             try store.put(record, store.tables.integrations, name, txn)
             try txn.forEach(store.tables.tokens, prefix: name) { key, _ in
@@ -501,6 +556,106 @@ public actor IntegrationRegistry {
         logger.warning(
             "integration needs re-authorization", metadata: ["integration": "\(name)", "reason": "\(reason)"])
         return true
+    }
+
+    /// Marks the integration `missing_scope` (an API call answered 4711 "does not contain scopes:[...]"): the app
+    /// lacks a scope, every room through it would fail the same way, and re-authorizing alone does not help. Its
+    /// tokens are kept (they prove nothing more); an admin adds the scope and runs `integration reauthorize`.
+    /// - Parameters:
+    ///   - scopes: the scopes Zoom named; a second answer naming other scopes adds them (admins are not told again).
+    ///   - reason: Zoom's words; advice: what to do (from the table of Zoom answers).
+    /// - Returns: true when the integration was not `missing_scope` before (so admins are told once).
+    @discardableResult
+    public func markMissingScope(_ name: String, scopes: [String], reason: String, advice: String) throws -> Bool {
+        guard integrations[name] != nil else { return false }
+        let previous = records[name]
+        let wasMissing = previous?.state == .missingScope
+        let known = wasMissing ? previous?.missingScopes ?? [] : []
+        let merged = known + scopes.filter { !known.contains($0) }
+        if wasMissing && merged == known { return false }
+        let record = IntegrationRecord(
+            state: .missingScope, reason: reason, since: wasMissing ? previous?.since ?? clock.now() : clock.now(),
+            advice: advice, missingScopes: merged)
+        let store = self.store
+        try store.write { txn in try store.put(record, store.tables.integrations, name, txn) }
+        records[name] = record
+        logger.warning(
+            "integration lacks a scope",
+            metadata: ["integration": "\(name)", "scopes": "\(merged.joined(separator: " "))", "reason": "\(reason)"])
+        return !wasMissing
+    }
+
+    // MARK: Idle zoom-oauth hosts
+
+    /// A zoom-oauth host whose pair was refreshed by ``refreshIdleHosts()`` but refused.
+    public struct IdleRefreshFailure: Sendable {
+        public var integration: String
+        public var host: String
+        public var error: ZoomError
+    }
+
+    /// Refreshes every authorized zoom-oauth host whose token pair is older than its integration's
+    /// `refresh_idle_after` (pairs stored without an issue time count as old), so a host that takes no rooms for
+    /// months never finds its refresh token expired (Zoom does not reliably document the lifetime; sitroom assumes
+    /// it may be as short as 90 days). A refresh under way for the host is awaited instead of starting another.
+    /// - Returns: the hosts whose refresh was refused as invalid (now `needs_reauthorization`, for the caller to
+    ///   tell the admins), and how many pairs were refreshed.
+    /// - Complexity: one LMDB read per zoom-oauth host, one refresh per host due.
+    public func refreshIdleHosts() async -> (refreshed: Int, refused: [IdleRefreshFailure]) {
+        var refreshed = 0
+        var refused: [IdleRefreshFailure] = []
+        let now = clock.now()
+        for (name, integration) in integrations.sorted(by: { $0.key < $1.key }) where integration.kind == .zoomOAuth {
+            let authorized = (try? authorizedHosts(name)) ?? []
+            for host in integration.hosts where authorized.contains(host.id) {
+                let key = tokenKey(name, host: host.id)
+                guard let stored = try? readStoredToken(key), let refreshToken = stored.refreshToken,
+                    Self.isIdleRefreshDue(issuedAt: stored.issuedAt, now: now, after: integration.refreshIdleAfter),
+                    let client = clients[name]
+                else { continue }
+                do {
+                    if let task = inFlight[key] {
+                        _ = try await task.value
+                    } else {
+                        let task = Task {
+                            try await self.refreshPair(
+                                name, host: host.id, integration: integration, client: client, using: refreshToken)
+                        }
+                        inFlight[key] = task
+                        defer { inFlight[key] = nil }
+                        _ = try await task.value
+                    }
+                    refreshed += 1
+                    logger.info(
+                        "idle host token pair refreshed", metadata: ["integration": "\(name)", "host": "\(host.id)"])
+                } catch let error as ZoomError where error.answer.refusesAuthorization {
+                    let decision = error.decision(now: clock.now(), integration: name, host: host.id)
+                    if (try? markNeedsReauthorization(
+                        name, host: host.id, reason: decision.reason, advice: decision.advice)) == true
+                    {
+                        refused.append(IdleRefreshFailure(integration: name, host: host.id, error: error))
+                    }
+                } catch {
+                    // Transient (Zoom unreachable, 5xx): the pair is still valid; the next run tries again.
+                    logger.warning(
+                        "cannot refresh an idle host token pair",
+                        metadata: ["integration": "\(name)", "host": "\(host.id)", "error": "\(error)"])
+                }
+            }
+        }
+        return (refreshed, refused)
+    }
+
+    /// Whether a pair issued at `issuedAt` (seconds since 1970; `nil`: unknown, so old) is due for an idle refresh.
+    static func isIdleRefreshDue(issuedAt: Double?, now: Double, after: Double) -> Bool {
+        guard let issuedAt else { return true }
+        return now - issuedAt >= after
+    }
+
+    /// The shortest `refresh_idle_after` of the zoom-oauth integrations (seconds), or `nil` when there are none:
+    /// how often ``refreshIdleHosts()`` is worth running.
+    public func shortestIdleRefresh() -> Double? {
+        integrations.values.filter { $0.kind == .zoomOAuth }.map(\.refreshIdleAfter).min()
     }
 
     private func readStoredToken(_ name: String) throws -> StoredToken? {

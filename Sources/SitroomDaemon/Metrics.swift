@@ -1,61 +1,15 @@
 import Foundation
 import SitroomCore
+import SitroomService
 import SitroomStore
 import SitroomZoom
 
 /// The counters and the histogram that events move (SPEC §9), kept in memory for ``MetricsFile``.
 ///
 /// Gauges (rooms by state, pool usage, outbox depth, ...) are not kept here: they are read from the actors and
-/// the store each time the file is written. Counters start at zero with each process, which Prometheus'
-/// `rate()` and `increase()` expect.
-///
-/// Why a small hand-written registry rather than swift-metrics with swift-prometheus: most of sitroom's series
-/// are gauges sampled from state at write time (a collector), which swift-metrics' push-style handles do not
-/// model (series of removed hosts would have to be unregistered by hand); the few counters have fixed names and
-/// labels; and the text format for them is a page of code, where the two packages (with swift-atomics) add
-/// build time to every clean build.
-public final class SitroomMetrics: @unchecked Sendable {
-    // Why @unchecked Sendable is sound: `counters` and `histograms` are only touched with `lock` held.
-    private let lock = NSLock()
-    private var counters: [String: [Labels: Double]] = [:]
-    private var histograms: [String: [Labels: Histogram]] = [:]
-
-    /// Label names and values of one series, in a fixed order.
-    public struct Labels: Hashable, Sendable {
-        public var pairs: [(String, String)]
-        public init(_ pairs: [(String, String)]) { self.pairs = pairs }
-        public static func == (lhs: Labels, rhs: Labels) -> Bool {
-            lhs.pairs.count == rhs.pairs.count && zip(lhs.pairs, rhs.pairs).allSatisfy { $0 == $1 }
-        }
-        public func hash(into hasher: inout Hasher) {
-            for (name, value) in pairs {
-                hasher.combine(name)
-                hasher.combine(value)
-            }
-        }
-    }
-
-    /// Cumulative bucket counts, sum and count of observations.
-    public struct Histogram: Sendable, Hashable {
-        /// Upper bounds (`le`), ascending; `+Inf` is implied.
-        public var bounds: [Double]
-        /// Observations `<=` each bound (cumulative).
-        public var buckets: [Int]
-        public var sum = 0.0
-        public var count = 0
-
-        init(bounds: [Double]) {
-            self.bounds = bounds
-            self.buckets = Array(repeating: 0, count: bounds.count)
-        }
-
-        mutating func observe(_ value: Double) {
-            for index in bounds.indices where value <= bounds[index] { buckets[index] += 1 }
-            sum += value
-            count += 1
-        }
-    }
-
+/// the store each time the file is written (series of removed hosts then simply disappear). The storage is
+/// ``MetricsRegistry``, shared with sitroom-intake.
+public final class SitroomMetrics: MetricsRegistry, @unchecked Sendable {
     /// Bucket bounds of the provisioning latency histogram, in seconds: a room is usually ready in a second or
     /// two; minutes mean waiting for a host.
     public static let provisioningBuckets: [Double] = [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800]
@@ -63,36 +17,20 @@ public final class SitroomMetrics: @unchecked Sendable {
     public static let groupCommitBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
     /// A registry whose counters with known label values start at 0, so `increase()` sees their first event.
-    public init() {
+    public override init() {
+        super.init()
         for outcome in ["applied", "duplicate", "webhook", "rejected"] {
-            counters["sitroom_spool_files_total", default: [:]][Labels([("outcome", outcome)])] = 0
+            increment("sitroom_spool_files_total", [("outcome", outcome)], by: 0)
         }
         for outcome in ["applied", "unchanged", "rejected"] {
-            counters["sitroom_config_reloads_total", default: [:]][Labels([("outcome", outcome)])] = 0
+            increment("sitroom_config_reloads_total", [("outcome", outcome)], by: 0)
         }
         for what in ["rooms", "notices", "incidents", "audit_entries"] {
-            counters["sitroom_purged_total", default: [:]][Labels([("what", what)])] = 0
+            increment("sitroom_purged_total", [("what", what)], by: 0)
         }
         for outcome in ["ok", "error"] {
-            counters["sitroom_backups_total", default: [:]][Labels([("outcome", outcome)])] = 0
+            increment("sitroom_backups_total", [("outcome", outcome)], by: 0)
         }
-    }
-
-    /// Adds `amount` to a counter series.
-    /// - Parameters:
-    ///   - name: a family of ``MetricsCatalog`` (ending in `_total`).
-    ///   - labels: its labels, in the family's order.
-    public func increment(_ name: String, _ labels: [(String, String)] = [], by amount: Double = 1) {
-        lock.lock()
-        counters[name, default: [:]][Labels(labels), default: 0] += amount
-        lock.unlock()
-    }
-
-    /// Records one observation in a histogram series.
-    public func observe(_ name: String, _ value: Double, bounds: [Double], _ labels: [(String, String)] = []) {
-        lock.lock()
-        histograms[name, default: [:]][Labels(labels), default: Histogram(bounds: bounds)].observe(value)
-        lock.unlock()
     }
 
     /// A Zoom request's outcome (`sitroom_zoom_requests_total`); token requests also count in
@@ -129,23 +67,12 @@ public final class SitroomMetrics: @unchecked Sendable {
     public func reload(_ outcome: String) {
         increment("sitroom_config_reloads_total", [("outcome", outcome)])
     }
-
-    /// A copy of the counters and histograms.
-    public func snapshot() -> (counters: [String: [Labels: Double]], histograms: [String: [Labels: Histogram]]) {
-        lock.lock()
-        defer { lock.unlock() }
-        return (counters, histograms)
-    }
 }
 
 /// The metric families sitroomd writes, with their help text and type, in the order of the file.
 public enum MetricsCatalog {
     /// A family: name, `counter`/`gauge`/`histogram`, help text.
-    public struct Family: Sendable {
-        public var name: String
-        public var type: String
-        public var help: String
-    }
+    public typealias Family = MetricFamily
 
     public static let families: [Family] = [
         Family(
@@ -267,49 +194,6 @@ public struct MetricsGauges: Sendable {
     public var now: Double
 }
 
-/// Renders the Prometheus text exposition format, version 0.0.4 (prometheus.io "Exposition formats"): `# HELP`
-/// and `# TYPE` once per family, then its samples `name{label="value"} value`, label values escaped (`\\`,
-/// `\"`, `\n`), help text escaped (`\\`, `\n`).
-public struct PrometheusText {
-    private var text = ""
-
-    public init() {}
-
-    /// Starts a family.
-    public mutating func family(_ family: MetricsCatalog.Family) {
-        text += "# HELP \(family.name) \(Self.escapeHelp(family.help))\n# TYPE \(family.name) \(family.type)\n"
-    }
-
-    /// One sample line.
-    public mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
-        text += name
-        if !labels.isEmpty {
-            text += "{" + labels.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
-        }
-        text += " \(Self.number(value))\n"
-    }
-
-    /// The text so far.
-    public var output: String { text }
-
-    /// A sample value as Prometheus writes it: integers without a fraction, `+Inf`, `-Inf`, `NaN`.
-    static func number(_ value: Double) -> String {
-        if value.isNaN { return "NaN" }
-        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
-    }
-
-    static func escapeLabel(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-    }
-
-    static func escapeHelp(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
-    }
-}
-
 extension SitroomMetrics {
     /// The whole metrics file: every family of ``MetricsCatalog``, counters from this registry, gauges from
     /// `gauges`. Families whose series depend on events (a counter nothing moved yet) have no samples.
@@ -339,16 +223,10 @@ extension SitroomMetrics {
                 )
             case "sitroom_room_provisioning_seconds", "sitroom_room_group_commit_writes":
                 let bounds = name == "sitroom_room_provisioning_seconds" ? Self.provisioningBuckets : Self.groupCommitBuckets
-                let histogram = histograms[name]?[Labels([])] ?? Histogram(bounds: bounds)
-                for (bound, count) in zip(histogram.bounds, histogram.buckets) {
-                    out.sample(name + "_bucket", [("le", PrometheusText.number(bound))], Double(count))
-                }
-                out.sample(name + "_bucket", [("le", "+Inf")], Double(histogram.count))
-                out.sample(name + "_sum", [], histogram.sum)
-                out.sample(name + "_count", [], Double(histogram.count))
+                out.histogram(name, [], histograms[name]?[Labels([])] ?? Histogram(bounds: bounds))
             case "sitroom_integration_state":
                 for entry in gauges.integrations {
-                    for state in [IntegrationState.pendingAuthorization, .active, .needsReauthorization] {
+                    for state in IntegrationState.allCases {
                         out.sample(
                             name,
                             [("integration", entry.name), ("state", state.rawValue)],

@@ -1,5 +1,6 @@
 import Foundation
 import SitroomCore
+import SitroomService
 
 /// What `status` shows (SPEC §7), as one value: `status --json` is its JSON encoding, `status` its ``text``.
 /// Absent values are JSON `null`; times are RFC 3339 UTC. A part added to `status` is a field added here.
@@ -15,6 +16,26 @@ public struct StatusReport: Sendable, Encodable {
     public var rooms: Rooms
     public var outbox: Outbox
     public var spool: Spool
+
+    enum CodingKeys: String, CodingKey {
+        case version, generation, integrations, pool, rooms, outbox, spool
+        case uptimeSeconds = "uptime_seconds"
+    }
+
+    /// What an admin should do now, one line each: integrations that are not active (their advice from the table of
+    /// Zoom answers, docs/zoom.md), hosts out of their daily quota, failed rooms.
+    public var nextSteps: [String] {
+        var steps = integrations.compactMap { entry in
+            entry.state == IntegrationState.active.rawValue ? nil : entry.advice.map { "\(entry.name) (\(entry.state)): \($0)" }
+        }
+        for host in pool where host.state == "out of quota" {
+            steps.append("\(host.integration)/\(host.host) is out of its daily create quota until 00:00 UTC: other hosts take rooms")
+        }
+        if let failed = rooms.byState[RoomState.failed.rawValue], failed > 0 {
+            steps.append("\(failed) room(s) failed: `sitroomctl rooms all` lists them, `sitroomctl room show INCIDENT` says what to do")
+        }
+        return steps
+    }
 
     /// The live configuration generation.
     public struct Generation: Sendable, Encodable {
@@ -108,6 +129,12 @@ public struct StatusReport: Sendable, Encodable {
         public var kind: String
         public var state: String
         public var reason: String?
+        /// When it entered its state (RFC 3339 UTC).
+        public var since: String
+        /// What an admin should do about it (from the table of Zoom answers); `nil` when nothing.
+        public var advice: String?
+        /// The scopes Zoom said the app lacks (state `missing_scope`), else empty.
+        public var missingScopes: [String]
 
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -115,9 +142,15 @@ public struct StatusReport: Sendable, Encodable {
             try container.encode(kind, forKey: .kind)
             try container.encode(state, forKey: .state)
             try container.encodeOrNull(reason, forKey: .reason)
+            try container.encode(since, forKey: .since)
+            try container.encodeOrNull(advice, forKey: .advice)
+            try container.encode(missingScopes, forKey: .missingScopes)
         }
 
-        enum CodingKeys: String, CodingKey { case name, kind, state, reason }
+        enum CodingKeys: String, CodingKey {
+            case name, kind, state, reason, since, advice
+            case missingScopes = "missing_scopes"
+        }
     }
 
     /// Rooms by state: `open` counts `provisioning`, `waiting` and `ready`; `by_state` has every state that has

@@ -98,14 +98,19 @@ public struct EmailMessage: Sendable {
     /// 998 octets (RFC 5322 §2.1.1), else in `quoted-printable` (RFC 2045 §6.7): sitroom does not ask the
     /// server for 8BITMIME (RFC 6152), so 8-bit text must not travel as is.
     static func part(type: String, _ content: String) -> [String] {
-        let lines = content.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-            .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
-        let plain = lines.allSatisfy { $0.utf8.count <= 998 && $0.utf8.allSatisfy { $0 < 0x80 && $0 != 0x0D } }
+        // Lines end at LF or CRLF; a line's own CR before that is dropped too (as a grapheme split at "\r\n" would).
+        let lines = Array(content.utf8).split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+            var end = line.endIndex
+            for _ in 0..<2 where end > line.startIndex && line[end - 1] == 0x0D { end -= 1 }
+            return line[line.startIndex..<end]
+        }
+        let plain = lines.allSatisfy { $0.count <= 998 && $0.allSatisfy { $0 < 0x80 && $0 != 0x0D } }
         if plain {
-            return ["Content-Type: \(type)", "Content-Transfer-Encoding: 7bit", ""] + lines
+            return ["Content-Type: \(type)", "Content-Transfer-Encoding: 7bit", ""]
+                + lines.map { String(decoding: $0, as: UTF8.self) }
         }
         return ["Content-Type: \(type)", "Content-Transfer-Encoding: quoted-printable", ""]
-            + lines.flatMap { quotedPrintable($0) }
+            + lines.flatMap { quotedPrintable(String(decoding: $0, as: UTF8.self)) }
     }
 
     /// RFC 2045 §6.7 quoted-printable for one line of text: soft line breaks keep encoded lines within 76
@@ -120,7 +125,8 @@ public struct EmailMessage: Sendable {
             if (byte >= 33 && byte <= 126 && byte != 61) || ((byte == 32 || byte == 9) && !isLast) {
                 token = String(UnicodeScalar(byte))
             } else {
-                token = "=" + String(format: "%02X", byte)
+                let hex = Array("0123456789ABCDEF")
+                token = "=" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0x0F)])
             }
             if current.count + token.count > 75 {
                 out.append(current + "=")
@@ -255,52 +261,121 @@ public struct Mailbox: Sendable, Hashable {
 }
 
 /// The HTML alternative of a plain-text notice.
+///
+/// Built over the text's UTF-8 bytes: every character that needs escaping or starts a link is ASCII, and each
+/// email notice renders this once per delivery.
 enum HTMLText {
     /// Renders `text` as a small HTML document: each blank-line-separated paragraph a `<p>`, line breaks kept,
     /// everything escaped, `http(s)` links made clickable (the whole link, trailing punctuation left outside).
     static func render(_ text: String, title: String) -> String {
-        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .newlines)
-        let paragraphs = normalized.components(separatedBy: "\n\n").filter {
-            !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        // CRLF as LF, then the text without leading and trailing line breaks.
+        var normalized: [UInt8] = []
+        normalized.reserveCapacity(text.utf8.count)
+        var previousCR = false
+        for byte in text.utf8 {
+            if previousCR && byte != 0x0A { normalized.append(0x0D) }
+            previousCR = byte == 0x0D
+            if !previousCR { normalized.append(byte) }
         }
-        var lines = [
-            "<!DOCTYPE html>",
-            "<html><head><meta charset=\"utf-8\"><title>\(escape(title))</title></head>",
-            "<body>",
-        ]
-        for paragraph in paragraphs {
-            let body = paragraph.split(separator: "\n", omittingEmptySubsequences: false).map { linkify(String($0)) }
-            lines.append("<p>" + body.joined(separator: "<br>\n") + "</p>")
+        if previousCR { normalized.append(0x0D) }
+        var start = 0
+        var end = normalized.count
+        while start < end, let width = lineBreakWidth(normalized, from: start, to: end, backwards: false) { start += width }
+        while end > start, let width = lineBreakWidth(normalized, from: start, to: end, backwards: true) { end -= width }
+        var html: [UInt8] = []
+        html.reserveCapacity(2 * (end - start) + 160)
+        html.append(contentsOf: "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>".utf8)
+        appendEscaped(title.utf8, to: &html)
+        html.append(contentsOf: "</title></head>\n<body>".utf8)
+        // Paragraphs are separated by "\n\n" (taken left to right); blank ones are left out.
+        var paragraphStart = start
+        var index = start
+        while index <= end {
+            let atSeparator = index + 1 < end && normalized[index] == 0x0A && normalized[index + 1] == 0x0A
+            if index == end || atSeparator {
+                let paragraph = normalized[paragraphStart..<index]
+                if !isBlank(paragraph) {
+                    html.append(contentsOf: "\n<p>".utf8)
+                    var first = true
+                    for line in paragraph.split(separator: 0x0A, omittingEmptySubsequences: false) {
+                        if !first { html.append(contentsOf: "<br>\n".utf8) }
+                        first = false
+                        appendLinkified(line, to: &html)
+                    }
+                    html.append(contentsOf: "</p>".utf8)
+                }
+                if index == end { break }
+                index += 2
+                paragraphStart = index
+            } else {
+                index += 1
+            }
         }
-        lines.append("</body></html>")
-        return lines.joined(separator: "\n")
+        html.append(contentsOf: "\n</body></html>".utf8)
+        return String(decoding: html, as: UTF8.self)
+    }
+
+    /// The UTF-8 width of the line break (CharacterSet.newlines: U+000A–U+000D, U+0085, U+2028, U+2029) that
+    /// starts at `start` (or, `backwards`, ends at `end`), or `nil` when there is none.
+    private static func lineBreakWidth(_ bytes: [UInt8], from start: Int, to end: Int, backwards: Bool) -> Int? {
+        var lead = backwards ? end - 1 : start
+        if backwards { while lead > start, bytes[lead] & 0xC0 == 0x80 { lead -= 1 } }
+        let width = bytes[lead] < 0x80 ? 1 : bytes[lead] >= 0xF0 ? 4 : bytes[lead] >= 0xE0 ? 3 : 2
+        guard lead + width <= end else { return nil }
+        let scalar = bytes[lead] < 0x80
+            ? Unicode.Scalar(bytes[lead])
+            : String(decoding: bytes[lead..<lead + width], as: UTF8.self).unicodeScalars.first!
+        switch scalar.value {
+        case 0x0A...0x0D, 0x85, 0x2028, 0x2029: return width
+        default: return nil
+        }
+    }
+
+    /// Whether a paragraph is only white space and line breaks (CharacterSet.whitespacesAndNewlines).
+    private static func isBlank(_ paragraph: ArraySlice<UInt8>) -> Bool {
+        if paragraph.allSatisfy({ $0 < 0x80 }) {
+            return paragraph.allSatisfy { $0 == 0x20 || (0x09...0x0D).contains($0) }
+        }
+        return String(decoding: paragraph, as: UTF8.self).unicodeScalars.allSatisfy { $0.properties.isWhitespace }
     }
 
     static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(character)
+        var out: [UInt8] = []
+        appendEscaped(text.utf8, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendEscaped<Bytes: Sequence>(_ bytes: Bytes, to out: inout [UInt8]) where Bytes.Element == UInt8 {
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "&"): out.append(contentsOf: "&amp;".utf8)
+            case UInt8(ascii: "<"): out.append(contentsOf: "&lt;".utf8)
+            case UInt8(ascii: ">"): out.append(contentsOf: "&gt;".utf8)
+            case UInt8(ascii: "\""): out.append(contentsOf: "&quot;".utf8)
+            default: out.append(byte)
             }
         }
-        return out
     }
 
     /// Escapes a line, turning `http://` and `https://` links into anchors.
     static func linkify(_ line: String) -> String {
-        var out = ""
-        for (isLink, piece) in Links.split(line) {
-            if isLink {
-                out += "<a href=\"\(escape(piece))\">\(escape(piece))</a>"
+        var out: [UInt8] = []
+        appendLinkified(Array(line.utf8)[...], to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendLinkified(_ line: ArraySlice<UInt8>, to out: inout [UInt8]) {
+        for run in Links.runs(line) {
+            if run.isLink {
+                out.append(contentsOf: "<a href=\"".utf8)
+                appendEscaped(line[run.range], to: &out)
+                out.append(contentsOf: "\">".utf8)
+                appendEscaped(line[run.range], to: &out)
+                out.append(contentsOf: "</a>".utf8)
             } else {
-                out += escape(piece)
+                appendEscaped(line[run.range], to: &out)
             }
         }
-        return out
     }
 }
 
@@ -309,28 +384,58 @@ enum Links {
     /// Splits `text` into runs, each flagged whether it is a link. A link runs from the scheme to the next
     /// white space, `<`, `>` or `"`; trailing `.`, `,`, `;`, `:`, `!`, `?` and `)` are left outside it.
     static func split(_ text: String) -> [(isLink: Bool, text: String)] {
-        var runs: [(Bool, String)] = []
-        var rest = Substring(text)
-        while let start = firstLinkStart(rest) {
-            if start > rest.startIndex { runs.append((false, String(rest[..<start]))) }
-            var end =
-                rest[start...].firstIndex(where: { $0.isWhitespace || $0 == "<" || $0 == ">" || $0 == "\"" })
-                ?? rest.endIndex
-            while end > start, ".,;:!?)".contains(rest[rest.index(before: end)]) { end = rest.index(before: end) }
-            runs.append((true, String(rest[start..<end])))
-            rest = rest[end...]
+        let bytes = Array(text.utf8)[...]
+        return runs(bytes).map { ($0.isLink, String(decoding: bytes[$0.range], as: UTF8.self)) }
+    }
+
+    /// The runs of `bytes` (UTF-8), as ranges of its indices.
+    /// - Complexity: O(bytes).
+    static func runs(_ bytes: ArraySlice<UInt8>) -> [(isLink: Bool, range: Range<Int>)] {
+        var runs: [(Bool, Range<Int>)] = []
+        var plainStart = bytes.startIndex
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            guard bytes[index] == UInt8(ascii: "h"), let schemeEnd = scheme(bytes, at: index) else {
+                index += 1
+                continue
+            }
+            var end = schemeEnd
+            while end < bytes.endIndex, let width = linkCharacterWidth(bytes, at: end) { end += width }
+            while end > index, ".,;:!?)".utf8.contains(bytes[end - 1]) { end -= 1 }
+            if index > plainStart { runs.append((false, plainStart..<index)) }
+            runs.append((true, index..<end))
+            index = max(end, index + 1)
+            plainStart = end
         }
-        if !rest.isEmpty { runs.append((false, String(rest))) }
+        if plainStart < bytes.endIndex { runs.append((false, plainStart..<bytes.endIndex)) }
         return runs
     }
 
-    private static func firstLinkStart(_ text: Substring) -> Substring.Index? {
-        var index = text.startIndex
-        while index < text.endIndex {
-            let tail = text[index...]
-            if tail.hasPrefix("https://") || tail.hasPrefix("http://") { return index }
-            index = text.index(after: index)
+    /// The index after `http://` or `https://` when one starts at `index`.
+    private static func scheme(_ bytes: ArraySlice<UInt8>, at index: Int) -> Int? {
+        for prefix in ["https://", "http://"] {
+            let utf8 = prefix.utf8
+            if bytes.endIndex - index >= utf8.count, bytes[index..<index + utf8.count].elementsEqual(utf8) {
+                return index + utf8.count
+            }
         }
         return nil
+    }
+
+    /// The byte width of the character at `index` when it can be part of a link (not white space, `<`, `>` or
+    /// `"`), else `nil`.
+    private static func linkCharacterWidth(_ bytes: ArraySlice<UInt8>, at index: Int) -> Int? {
+        let lead = bytes[index]
+        if lead < 0x80 {
+            switch lead {
+            case 0x09...0x0D, 0x20, UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "\""): return nil
+            default: return 1
+            }
+        }
+        let width = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
+        let end = min(bytes.endIndex, index + width)
+        let scalar = String(decoding: bytes[index..<end], as: UTF8.self).unicodeScalars.first
+        if let scalar, scalar.properties.isWhitespace { return nil }
+        return end - index
     }
 }

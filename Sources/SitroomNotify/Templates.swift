@@ -72,7 +72,8 @@ public struct NoticeContext: Sendable {
                 "stage": stage.rawValue,
             ]),
             "room": object([
-                "id": room.id, "state": room.state.rawValue, "reason": room.reason, "join_url": room.joinURL,
+                "id": room.id, "state": room.state.rawValue, "reason": room.reason, "advice": room.advice,
+                "note": room.note, "join_url": room.joinURL,
                 "meeting_id": room.meetingID.map { String($0) }, "passcode": room.passcode, "host": room.hostUser,
                 "integration": room.integration, "closed_by_operator": room.closedByOperator ? "yes" : nil,
             ]),

@@ -8,12 +8,13 @@ import SitroomCore
 /// the transaction of every room and notice write so that start-up, `status` and the metrics decode no JSON per
 /// room or notice.
 ///
-/// Values are JSON (`Codable`), but for the indexes' short ASCII; keys are UTF-8 strings. Every write runs in one
+/// Values are records (``RecordFormat``: a compact binary form of `Codable`; JSON before schema 3), but for the
+/// indexes' and counters' short ASCII; keys are UTF-8 strings. Every write runs in one
 /// synchronous LMDB write transaction committed with the default (synced) durability. Call it from an actor that
 /// runs on its own thread (``ThreadExecutor``): commits block for a disk sync.
 public final class Store: Sendable {
     /// The schema this build writes. A store with a newer one is refused; an older one is migrated.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     /// One step of the schema: what turns a store of version `from` into one of `from + 1`. It runs inside the
     /// write transaction that records the new version, so a crash leaves the old version whole.
@@ -36,10 +37,15 @@ public final class Store: Sendable {
     /// table, a key or value layout) bumps ``schemaVersion`` and adds its step here.
     /// - 1 → 2: the room index (`room_index`) and the outbox index (`outbox_index`) are built from `rooms` and
     ///   `outbox` (every room and notice decoded once, in the migration's transaction).
+    /// - 2 → 3: every JSON value (object, array or string; not the raw ASCII counts and times) is rewritten as a
+    ///   record (``RecordFormat``), the binary form that costs a fraction of JSON to write and read.
     public static let migrations: [Migration] = [
         Migration(from: 1, summary: "room and outbox indexes built") { txn, tables in
             try Store.rebuildIndexes(txn, tables)
-        }
+        },
+        Migration(from: 2, summary: "values rewritten from JSON as records") { txn, tables in
+            try Store.transcodeJSON(txn, tables)
+        },
     ]
 
     /// The named LMDB databases (`MDB_dbi`s) of the schema.
@@ -143,21 +149,17 @@ public final class Store: Sendable {
 
 // MARK: - Typed access
 
-private let encoder: JSONEncoder = {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    return encoder
-}()
-
 extension Store {
-    /// Encodes a value as the JSON bytes stored in LMDB.
+    /// Encodes a value as the record stored in LMDB (``RecordFormat``: a compact binary form of `Codable`).
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        Array(try encoder.encode(value))
+        try RecordEncoder().encode(value)
     }
 
-    /// Decodes JSON bytes read from LMDB.
+    /// Decodes a value read from LMDB: a record, or the JSON of a store from before schema 3 (which only the
+    /// migrations up to 3 still meet).
     public static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(type, from: Data(bytes))
+        if RecordFormat.isRecord(bytes) { return try RecordDecoder().decode(type, from: bytes) }
+        return try JSONDecoder().decode(type, from: Data(bytes))
     }
 
     public func get<T: Decodable>(_ type: T.Type, _ db: Database, _ key: String, _ txn: borrowing Transaction) throws -> T? {
@@ -300,10 +302,29 @@ public struct StoredToken: Sendable, Codable, Hashable {
     public var expiresAt: Double
     /// zoom-oauth only.
     public var refreshToken: String?
+    /// zoom-oauth: seconds since 1970 when Zoom issued this pair (its refresh token's age); `nil` in pairs stored
+    /// before sitroom kept it, which count as old.
+    public var issuedAt: Double?
 
-    public init(accessToken: String, expiresAt: Double, refreshToken: String? = nil) {
+    public init(accessToken: String, expiresAt: Double, refreshToken: String? = nil, issuedAt: Double? = nil) {
         self.accessToken = accessToken
         self.expiresAt = expiresAt
         self.refreshToken = refreshToken
+        self.issuedAt = issuedAt
+    }
+}
+
+extension Store {
+    /// Schema 2 → 3: rewrites every JSON value of the tables that hold `Codable` values as a record.
+    /// - Complexity: O(entries) of those tables, in the migration's transaction.
+    static func transcodeJSON(_ txn: borrowing Transaction, _ tables: Tables) throws {
+        for db in [tables.incidents, tables.rooms, tables.outbox, tables.tokens, tables.integrations, tables.audit] {
+            var rewritten: [([UInt8], [UInt8])] = []
+            try txn.forEach(db, from: nil) { key, value in
+                if let record = try RecordFormat.transcode(json: value) { rewritten.append((key, record)) }
+                return true
+            }
+            for (key, record) in rewritten { _ = try txn.put(db, key, record) }
+        }
     }
 }

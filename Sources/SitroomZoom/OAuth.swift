@@ -58,8 +58,9 @@ extension ZoomClient {
     }
 
     /// Refreshes a user-OAuth token: `grant_type=refresh_token`. Zoom rotates the refresh token on every
-    /// refresh and the previous one stops working at once (shared/zoom-api/README.md).
-    /// - Throws: ``ZoomError``; 4711 (or 401) when the refresh token is no longer valid.
+    /// refresh and the previous one stops working at once (developers.zoom.us/docs/integrations/oauth/).
+    /// - Throws: ``ZoomError``; ``ZoomAnswer/refreshTokenInvalid`` (4711, or `invalid_grant` without a code) when
+    ///   the refresh token is no longer valid.
     public func refresh(refreshToken: String, clientID: String, clientSecret: String) async throws(ZoomError) -> AccessToken {
         try await tokenRequest(
             form: [("grant_type", "refresh_token"), ("refresh_token", refreshToken)], clientID: clientID,
@@ -73,10 +74,10 @@ extension ZoomClient {
             HTTPRequest(
                 method: .get, url: "\(apiURL)/users/\(Self.pathEscape(userID))", headers: Self.headers(token: token),
                 timeout: timeout),
-            endpoint: "get_user")
+            .getUser)
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
             let id = object["id"] as? String
-        else { throw ZoomError(.invalidResponse(message: "user answer without id")) }
+        else { throw ZoomError(.invalidResponse(message: "user answer without id"), operation: .getUser) }
         return (id, object["email"] as? String)
     }
 
@@ -90,7 +91,7 @@ extension ZoomClient {
                 (name: "Accept", value: "application/json"),
                 (name: "Content-Type", value: "application/x-www-form-urlencoded"),
             ], body: Array(body.utf8), basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
-        let response = try await send(request, endpoint: "token", grant: form.first?.1, oauth: true)
+        let response = try await send(request, .token, grant: form.first?.1)
         return try Self.token(from: response.body)
     }
 }

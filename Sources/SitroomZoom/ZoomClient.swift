@@ -18,7 +18,9 @@ public struct MeetingRequest: Sendable, Hashable, Encodable {
         public var joinBeforeHost: Bool
         /// `none`, `local` or `cloud`.
         public var autoRecording: String
-        /// Comma-separated emails of alternative hosts, or `nil`.
+        /// Semicolon-separated emails of alternative hosts (Zoom: "A semicolon-separated list of the meeting's
+        /// alternative hosts' email addresses or IDs", licensed users of the host's account), or `nil`; see
+        /// ``MeetingRequest/alternativeHosts(_:excluding:)``.
         public var alternativeHosts: String?
 
         public init(waitingRoom: Bool, joinBeforeHost: Bool, autoRecording: String, alternativeHosts: String?) {
@@ -36,6 +38,7 @@ public struct MeetingRequest: Sendable, Hashable, Encodable {
         }
     }
 
+    /// At most ``ZoomLimits/topic`` characters (``MeetingRequest/cut(_:to:)``).
     public var topic: String
     /// 2: a scheduled meeting (SPEC §5); needs `start_time`.
     public var type: Int = 2
@@ -44,9 +47,9 @@ public struct MeetingRequest: Sendable, Hashable, Encodable {
     /// Minutes.
     public var duration: Int
     public var timezone: String = "UTC"
-    /// Up to 10 characters; `nil` for no passcode.
+    /// Up to ``ZoomLimits/passcode`` characters (``MeetingRequest/passcode(length:)``); `nil` for no passcode.
     public var password: String?
-    /// Carries the room marker `sitroom:room=<id>` (SPEC §5).
+    /// Carries the room marker `sitroom:room=<id>` first (SPEC §5); at most ``ZoomLimits/agenda`` characters.
     public var agenda: String
     public var settings: Settings
 
@@ -76,8 +79,9 @@ public struct Meeting: Sendable, Hashable {
 
 /// Zoom's REST API and OAuth token endpoint over libcurl.
 ///
-/// Facts from shared/zoom-api/: the token endpoint is `POST {oauth_url}/token` with Basic auth
-/// `client_id:client_secret`; API calls carry `Authorization: Bearer`; errors are `{"code","message"}`.
+/// Facts from Zoom's pages (docs/zoom.md cites them): the token endpoint is `POST {oauth_url}/token` with Basic
+/// auth `client_id:client_secret`; API calls carry `Authorization: Bearer`; errors are `{"code","message"}`, read by
+/// ``error(from:operation:grant:)`` and decided by the table of Zoom answers, ``ZoomAnswer``.
 public struct ZoomClient: Sendable {
     public let http: HTTPClient
     /// e.g. `https://api.zoom.us/v2` (no trailing slash).
@@ -107,7 +111,7 @@ public struct ZoomClient: Sendable {
         let request = HTTPRequest(
             method: .post, url: url, headers: [(name: "Accept", value: "application/json")],
             basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
-        let response = try await send(request, endpoint: "token", grant: "account_credentials", oauth: true)
+        let response = try await send(request, .token, grant: "account_credentials")
         return try Self.token(from: response.body)
     }
 
@@ -115,7 +119,7 @@ public struct ZoomClient: Sendable {
     static func token(from body: [UInt8]) throws(ZoomError) -> AccessToken {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let token = object["access_token"] as? String, !token.isEmpty
-        else { throw ZoomError(.invalidResponse(message: "token answer without access_token")) }
+        else { throw ZoomError(.invalidResponse(message: "token answer without access_token"), operation: .token) }
         let expiresIn = (object["expires_in"] as? NSNumber)?.doubleValue ?? 3600
         return AccessToken(value: token, expiresIn: expiresIn, refreshToken: object["refresh_token"] as? String)
     }
@@ -127,13 +131,13 @@ public struct ZoomClient: Sendable {
     public func createMeeting(token: String, userID: String, _ meeting: MeetingRequest) async throws(ZoomError) -> Meeting {
         let body: [UInt8]
         do { body = Array(try JSONEncoder().encode(meeting)) } catch {
-            throw ZoomError(.invalidResponse(message: "cannot encode the meeting: \(error)"))
+            throw ZoomError(.invalidResponse(message: "cannot encode the meeting: \(error)"), operation: .createMeeting)
         }
         let response = try await send(
             HTTPRequest(
                 method: .post, url: "\(apiURL)/users/\(Self.pathEscape(userID))/meetings",
                 headers: Self.headers(token: token, json: true), body: body, timeout: timeout),
-            endpoint: "create_meeting")
+            .createMeeting)
         return try Self.meeting(from: response.body)
     }
 
@@ -141,7 +145,7 @@ public struct ZoomClient: Sendable {
     public func getMeeting(token: String, meetingID: Int64) async throws(ZoomError) -> Meeting {
         let response = try await send(
             HTTPRequest(method: .get, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout),
-            endpoint: "get_meeting")
+            .getMeeting)
         return try Self.meeting(from: response.body)
     }
 
@@ -155,7 +159,7 @@ public struct ZoomClient: Sendable {
             if !pageToken.isEmpty { url += "&next_page_token=\(Self.queryEscape(pageToken))" }
             let response = try await send(
                 HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout),
-                endpoint: "list_meetings")
+                .listMeetings)
             guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
                 throw ZoomError(.invalidResponse(message: "list meetings answer is not a JSON object"))
             }
@@ -180,52 +184,66 @@ public struct ZoomClient: Sendable {
             HTTPRequest(
                 method: .put, url: "\(apiURL)/meetings/\(meetingID)/status", headers: Self.headers(token: token, json: true),
                 body: Self.endMeetingBody, timeout: timeout),
-            endpoint: "end_meeting")
+            .endMeeting)
     }
 
-    /// Zoom API "Delete a meeting": `DELETE /meetings/{meetingId}` → 204 (3002 while in progress, 3001 when gone).
+    /// Zoom API "Delete a meeting": `DELETE /meetings/{meetingId}` → 204 (3002 while in progress, 3001 when gone,
+    /// 3007 when it has ended and cannot be deleted).
     public func deleteMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
         _ = try await send(
             HTTPRequest(method: .delete, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout),
-            endpoint: "delete_meeting")
+            .deleteMeeting)
     }
 
     // MARK: Plumbing
 
     /// Sends one request and tells ``observer`` its outcome.
     /// - Parameters:
-    ///   - endpoint: the operation's name for metrics (`create_meeting`, `token`, ...).
+    ///   - operation: what is asked (its raw value names the endpoint in metrics).
     ///   - grant: the OAuth grant type of a token request.
-    func send(_ request: HTTPRequest, endpoint: String, grant: String? = nil, oauth: Bool = false) async throws(ZoomError)
+    func send(_ request: HTTPRequest, _ operation: ZoomOperation, grant: String? = nil) async throws(ZoomError)
         -> HTTPResponse
     {
+        let endpoint = operation.rawValue
         let response: HTTPResponse
         do {
             response = try await http.send(request)
         } catch let error as CurlError {
             observer?(ZoomCall(endpoint: endpoint, grant: grant, status: nil))
-            throw ZoomError(.transport(message: error.description, maySent: error.requestMayHaveBeenSent))
+            throw ZoomError(
+                .transport(message: error.description, maySent: error.requestMayHaveBeenSent), operation: operation,
+                grant: grant)
         } catch {
             observer?(ZoomCall(endpoint: endpoint, grant: grant, status: nil))
-            throw ZoomError(.transport(message: "\(error)", maySent: true))
+            throw ZoomError(.transport(message: "\(error)", maySent: true), operation: operation, grant: grant)
         }
         observer?(ZoomCall(endpoint: endpoint, grant: grant, status: response.status))
         guard (200..<300).contains(response.status) else {
-            throw Self.error(from: response, oauth: oauth)
+            throw Self.error(from: response, operation: operation, grant: grant)
         }
         return response
     }
 
-    /// Maps an error answer to a ``ZoomError``: `{"code": N, "message": "..."}`, or OAuth's `{"reason","error"}`.
-    static func error(from response: HTTPResponse, oauth: Bool) -> ZoomError {
+    /// Reads an error answer: `{"code": N, "message": "...", "errors": [{"field", "message"}]}`, or the token
+    /// endpoint's `{"reason", "error"}` (with or without `code`), and the headers `Retry-After` (seconds or a time)
+    /// and `X-RateLimit-Type`.
+    static func error(from response: HTTPResponse, operation: ZoomOperation, grant: String? = nil) -> ZoomError {
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         let code = (object["code"] as? NSNumber)?.intValue
         let message =
             object["message"] as? String ?? object["reason"] as? String ?? object["error"] as? String
             ?? "HTTP \(response.status) without an error body"
-        let retryAfter = response.headers["retry-after"].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        if oauth { return ZoomError(.oauth(status: response.status, code: code, message: message), retryAfter: retryAfter) }
-        return ZoomError(.api(status: response.status, code: code, message: message), retryAfter: retryAfter)
+        let fieldErrors = (object["errors"] as? [[String: Any]] ?? []).map {
+            ZoomError.FieldError(field: $0["field"] as? String ?? "", message: $0["message"] as? String ?? "")
+        }
+        let kind: ZoomError.Kind =
+            operation == .token
+            ? .oauth(status: response.status, code: code, message: message)
+            : .api(status: response.status, code: code, message: message)
+        return ZoomError(
+            kind, operation: operation, grant: grant, fieldErrors: fieldErrors, oauthError: object["error"] as? String,
+            rateLimitType: response.headers["x-ratelimit-type"],
+            retryAfter: response.headers["retry-after"].flatMap(ZoomError.RetryAfter.init(header:)))
     }
 
     static func meeting(from body: [UInt8]) throws(ZoomError) -> Meeting {

@@ -1,11 +1,16 @@
 import Curl
+import Foundation
 
-/// A failed Zoom call, classified by what sitroom should do about it.
+/// A Zoom call that did not succeed: what Zoom answered (or that it did not), as the client read it.
 ///
-/// Zoom's error bodies are `{"code": integer, "message": string}` (shared/zoom-api/README.md); OAuth
-/// errors may carry `reason`/`error` instead.
-public struct ZoomError: Error, Sendable, CustomStringConvertible {
-    /// What the failure means for sitroom.
+/// What sitroom does about it is not decided here but by the one table of Zoom answers, ``ZoomAnswer``:
+/// ``answer`` names the row, ``decision(now:integration:host:incident:)`` fills it in.
+///
+/// Zoom's error bodies are `{"code": integer, "message": string}`, validation errors add
+/// `errors: [{field, message}]`; the token endpoint may answer `{"reason": "...", "error": "invalid_grant"}` with
+/// no `code` at all (developers.zoom.us/docs/integrations/oauth-error-messages/; docs/zoom.md).
+public struct ZoomError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// How the call ended.
     public enum Kind: Sendable, Hashable {
         /// Zoom answered with an error status: the request was refused and changed nothing.
         case api(status: Int, code: Int?, message: String)
@@ -17,12 +22,83 @@ public struct ZoomError: Error, Sendable, CustomStringConvertible {
         case invalidResponse(message: String)
     }
 
-    public var kind: Kind
-    /// Seconds to wait before retrying, from `Retry-After`.
-    public var retryAfter: Double?
+    /// One entry of a validation error's `errors[]`: the field Zoom refused and why.
+    public struct FieldError: Sendable, Hashable, CustomStringConvertible {
+        /// Zoom's name of the field, e.g. `topic`, `password`, `settings.alternative_hosts`.
+        public var field: String
+        public var message: String
 
-    public init(_ kind: Kind, retryAfter: Double? = nil) {
+        public init(field: String, message: String) {
+            self.field = field
+            self.message = message
+        }
+
+        public var description: String { field.isEmpty ? message : "\(field): \(message)" }
+    }
+
+    /// `Retry-After` as Zoom sends it: seconds, or a time (RFC 3339 `2020-05-31T00:00:00Z` with the daily limit;
+    /// an HTTP-date is read too) (developers.zoom.us/docs/api/rate-limits/).
+    public enum RetryAfter: Sendable, Hashable {
+        case seconds(Double)
+        /// Seconds since 1970.
+        case time(Double)
+
+        /// Parses a `Retry-After` value; `nil` when it is neither a number of seconds nor a time.
+        public init?(header: String) {
+            let text = header.trimmingCharacters(in: .whitespaces)
+            if let seconds = Double(text), seconds >= 0, seconds.isFinite {
+                self = .seconds(seconds)
+            } else if let date = try? Date(text, strategy: .iso8601) {
+                self = .time(date.timeIntervalSince1970)
+            } else if let date = Self.httpDate.date(from: text) {
+                self = .time(date.timeIntervalSince1970)
+            } else {
+                return nil
+            }
+        }
+
+        /// Seconds to wait from `now` (seconds since 1970); never negative.
+        public func seconds(from now: Double) -> Double {
+            switch self {
+            case .seconds(let seconds): return seconds
+            case .time(let time): return max(0, time - now)
+            }
+        }
+
+        /// RFC 9110 §5.6.7 IMF-fixdate, `Sun, 31 May 2020 00:00:00 GMT`.
+        private static var httpDate: DateFormatter {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "GMT")
+            formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+            return formatter
+        }
+    }
+
+    public var kind: Kind
+    /// The operation that failed (`nil` when not known, e.g. an error made up by a caller).
+    public var operation: ZoomOperation?
+    /// For ``ZoomOperation/token``: the grant asked for (`account_credentials`, `authorization_code`, `refresh_token`).
+    public var grant: String?
+    /// A validation error's `errors[]`.
+    public var fieldErrors: [FieldError]
+    /// The token endpoint's `error` member (`invalid_grant`, `invalid_client`, `unsupported_grant_type`, ...).
+    public var oauthError: String?
+    /// The `X-RateLimit-Type` header of a 429 (`Daily-limit`, `QPS`, ...), when Zoom sent it.
+    public var rateLimitType: String?
+    /// `Retry-After`, when Zoom sent one.
+    public var retryAfter: RetryAfter?
+
+    public init(
+        _ kind: Kind, operation: ZoomOperation? = nil, grant: String? = nil, fieldErrors: [FieldError] = [],
+        oauthError: String? = nil, rateLimitType: String? = nil, retryAfter: RetryAfter? = nil
+    ) {
         self.kind = kind
+        self.operation = operation
+        self.grant = grant
+        self.fieldErrors = fieldErrors
+        self.oauthError = oauthError
+        self.rateLimitType = rateLimitType
         self.retryAfter = retryAfter
     }
 
@@ -42,42 +118,16 @@ public struct ZoomError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// 401 code 124 "Invalid access token." (refresh the token and retry once).
-    public var isInvalidAccessToken: Bool { status == 401 || code == 124 }
-
-    /// The daily create/update limit: documented as code 300, answered as HTTP 429 with code 429 (README).
-    public var isDailyLimit: Bool {
-        if code == 300 { return true }
-        if status == 429, case .api(_, _, let message) = kind, message.lowercased().contains("daily") { return true }
-        return false
-    }
-
-    /// 429 per-second rate limit: wait `Retry-After` (or back off) and retry.
-    public var isRateLimited: Bool { status == 429 && !isDailyLimit }
-
-    /// The host cannot host: 1001 user does not exist, 3161 no hosting rights.
-    public var isHostUnusable: Bool { code == 1001 || code == 3161 }
-
-    /// The meeting is gone (3001) — fine when ending or deleting.
-    public var isMeetingGone: Bool { code == 3001 }
-
-    /// OAuth refusals that only re-integration fixes: 4700, 4702, 4704, 4711, 4717, or 401/400 from the token endpoint.
-    public var needsReauthorization: Bool {
-        if case .oauth(let status, let code, _) = kind {
-            if let code, [4700, 4702, 4704, 4705, 4709, 4711, 4717].contains(code) { return true }
-            return status == 400 || status == 401 || status == 403
-        }
-        return false
-    }
-
-    /// Transient: 5xx, timeouts, refused connections: retry with capped exponential backoff.
-    public var isTransient: Bool {
+    /// Zoom's `message` (or the token endpoint's `reason`), or what went wrong in transport.
+    public var message: String {
         switch kind {
-        case .transport: return true
-        case .api(let status, _, _), .oauth(let status, _, _): return status >= 500 || isRateLimited
-        case .invalidResponse: return false
+        case .api(_, _, let message), .oauth(_, _, let message), .transport(let message, _), .invalidResponse(let message):
+            return message
         }
     }
+
+    /// The row of the table of Zoom answers this answer belongs to.
+    public var answer: ZoomAnswer { ZoomAnswer.classify(self) }
 
     /// Whether a create may have happened at Zoom although no success reached us (lost reply, 5xx).
     public var outcomeUnknown: Bool {
@@ -89,11 +139,13 @@ public struct ZoomError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
+        let detail = fieldErrors.isEmpty ? "" : " (" + fieldErrors.map(\.description).joined(separator: "; ") + ")"
         switch kind {
         case .api(let status, let code, let message):
-            return "Zoom API error \(code.map(String.init) ?? "-") (HTTP \(status)): \(message)"
+            return "Zoom API error \(code.map(String.init) ?? "-") (HTTP \(status)): \(message)\(detail)"
         case .oauth(let status, let code, let message):
-            return "Zoom OAuth error \(code.map(String.init) ?? "-") (HTTP \(status)): \(message)"
+            let error = oauthError.map { " [\($0)]" } ?? ""
+            return "Zoom OAuth error \(code.map(String.init) ?? "-") (HTTP \(status)): \(message)\(error)"
         case .transport(let message, _):
             return "Zoom unreachable: \(message)"
         case .invalidResponse(let message):

@@ -5,8 +5,9 @@ import Yams
 ///
 /// Loaded from YAML (or JSON) by ``load(path:)``; tests may build one directly.
 /// Defaults: `limits.daily_create_limit` 100 (Zoom: 100 meeting create/update requests per host per
-/// UTC day, shared/zoom-api/README.md), per-second limits 0 (unlimited), `token_expires_in` 3600 s,
-/// `refresh_token_lifetime` 7776000 s (90 days), authorization codes 300 s (README: "code valid 5 minutes").
+/// UTC day, developers.zoom.us/docs/api/rate-limits/), per-second limits 0 (unlimited), `token_expires_in` 3600 s,
+/// `refresh_token_lifetime` 7776000 s (90 days: the shortest lifetime reported, Zoom documents none reliably),
+/// authorization codes 300 s (developers.zoom.us/docs/integrations/oauth/: the code is valid 5 minutes).
 public struct SimConfiguration: Sendable {
     /// The kind of an OAuth app, as Zoom's Marketplace names them.
     public enum AppKind: String, Sendable {
@@ -22,12 +23,47 @@ public struct SimConfiguration: Sendable {
         public var clientSecret: String
         public var accountID: String
         public var kind: AppKind
+        /// The scopes added to the app (its Scopes tab), classic (`meeting:write:admin`) or granular
+        /// (`meeting:write:meeting:admin`); `nil` grants every operation. Tokens carry the scopes the app had when
+        /// they were issued; an API call whose scope the token lacks answers 4711.
+        public var scopes: [String]?
 
-        public init(clientID: String, clientSecret: String, accountID: String, kind: AppKind = .s2s) {
+        public init(clientID: String, clientSecret: String, accountID: String, kind: AppKind = .s2s, scopes: [String]? = nil) {
             self.clientID = clientID
             self.clientSecret = clientSecret
             self.accountID = accountID
             self.kind = kind
+            self.scopes = scopes
+        }
+    }
+
+    /// The passcode rules an account admin may set (support.zoom.us, "Meeting and webinar passcodes": minimum
+    /// length, at least one letter, one number, one special character); a create whose `password` breaks them is
+    /// refused with a validation error on `password`. All off by default.
+    public struct PasscodePolicy: Sendable, Equatable {
+        public var minLength: Int = 0
+        public var requireLetter = false
+        public var requireDigit = false
+        public var requireSpecial = false
+
+        public init(minLength: Int = 0, requireLetter: Bool = false, requireDigit: Bool = false, requireSpecial: Bool = false) {
+            self.minLength = minLength
+            self.requireLetter = requireLetter
+            self.requireDigit = requireDigit
+            self.requireSpecial = requireSpecial
+        }
+
+        /// What `password` breaks, or `nil` when it meets the rules.
+        public func violation(_ password: String) -> String? {
+            var missing: [String] = []
+            if password.count < minLength { missing.append("at least \(minLength) characters") }
+            if requireLetter && !password.contains(where: { $0.isASCII && $0.isLetter }) { missing.append("a letter") }
+            if requireDigit && !password.contains(where: { $0.isASCII && $0.isNumber }) { missing.append("a number") }
+            if requireSpecial && !password.contains(where: { "@-_*".contains($0) }) {
+                missing.append("a special character (@ - _ *)")
+            }
+            return missing.isEmpty
+                ? nil : "Passcode does not meet the account's requirements: it needs " + missing.joined(separator: ", ") + "."
         }
     }
 
@@ -38,7 +74,8 @@ public struct SimConfiguration: Sendable {
         public var email: String
         /// 1 basic, 2 licensed (Zoom `type`).
         public var type: Int
-        /// How many meetings the host may run at once: Pro 1, Business+ 2 (README).
+        /// How many meetings the host may run at once: Pro 1, Business+ 2 (support.zoom.us, "Hosting multiple
+        /// meetings simultaneously").
         public var concurrentMeetings: Int
         /// The account the user belongs to; `nil` means every configured account.
         public var accountID: String?
@@ -70,7 +107,8 @@ public struct SimConfiguration: Sendable {
         public var mediumPerSecond: Int = 0
         /// Light-class requests per second per account; 0 = unlimited (Zoom Pro: 30).
         public var lightPerSecond: Int = 0
-        /// How the daily limit is answered: 429 (HTTP 429, code 429) or 300 (HTTP 400, code 300); README lists both.
+        /// How the daily limit is answered: 429 (HTTP 429, code 429) or 300 (HTTP 400, code 300); Zoom documents
+        /// both ("Create a meeting" lists 300 for it, developers.zoom.us/docs/api/rate-limits/ the 429).
         public var dailyLimitCode: Int = 429
 
         public init(dailyCreateLimit: Int = 100, mediumPerSecond: Int = 0, lightPerSecond: Int = 0, dailyLimitCode: Int = 429) {
@@ -84,6 +122,8 @@ public struct SimConfiguration: Sendable {
     public var apps: [App]
     public var users: [User]
     public var limits: Limits
+    /// The accounts' passcode rules (`passcode_policy`; `/_sim/faults` kind `passcode_policy` changes them).
+    public var passcodePolicy = PasscodePolicy()
     /// Access token lifetime in seconds.
     public var tokenExpiresIn: Int
     /// Refresh token lifetime in seconds.
@@ -158,7 +198,8 @@ public struct SimConfiguration: Sendable {
                 app.client_secret_file.hasPrefix("/")
                 ? app.client_secret_file : base.appendingPathComponent(app.client_secret_file).path
             let secret = try readSecretFile(secretPath, key: "apps[\(index)].client_secret_file", configPath: path)
-            apps.append(App(clientID: app.client_id, clientSecret: secret, accountID: app.account_id, kind: kind))
+            apps.append(
+                App(clientID: app.client_id, clientSecret: secret, accountID: app.account_id, kind: kind, scopes: app.scopes))
         }
         let users = (raw.users ?? []).map {
             User(
@@ -177,11 +218,17 @@ public struct SimConfiguration: Sendable {
                 throw SimConfigurationError("\(path): limits.daily_limit_code: must be 429 or 300")
             }
         }
-        return SimConfiguration(
+        var configuration = SimConfiguration(
             apps: apps, users: users, limits: limits, tokenExpiresIn: raw.token_expires_in ?? 3600,
             refreshTokenLifetime: raw.refresh_token_lifetime ?? 7_776_000,
             authorizationCodeLifetime: raw.authorization_code_lifetime ?? 300
         )
+        if let policy = raw.passcode_policy {
+            configuration.passcodePolicy = PasscodePolicy(
+                minLength: policy.min_length ?? 0, requireLetter: policy.require_letter ?? false,
+                requireDigit: policy.require_digit ?? false, requireSpecial: policy.require_special ?? false)
+        }
+        return configuration
     }
 
     /// Reads a secret file, refusing one whose mode lets group or others in (mode must be 0600 or stricter).
@@ -212,8 +259,12 @@ public struct SimConfiguration: Sendable {
 
     /// Allowed keys per section; a typo is an error rather than a silently ignored setting.
     private static let allowedKeys: [String: Set<String>] = [
-        "": ["apps", "users", "limits", "token_expires_in", "refresh_token_lifetime", "authorization_code_lifetime"],
-        "apps": ["client_id", "client_secret_file", "account_id", "kind"],
+        "": [
+            "apps", "users", "limits", "token_expires_in", "refresh_token_lifetime", "authorization_code_lifetime",
+            "passcode_policy",
+        ],
+        "apps": ["client_id", "client_secret_file", "account_id", "kind", "scopes"],
+        "passcode_policy": ["min_length", "require_letter", "require_digit", "require_special"],
         "users": [
             "id", "email", "type", "concurrent_meetings", "account_id", "hosting_allowed", "first_name", "last_name",
         ],
@@ -265,6 +316,7 @@ public struct SimConfiguration: Sendable {
             var client_secret_file: String
             var account_id: String
             var kind: String?
+            var scopes: [String]?
         }
         struct RawUser: Decodable {
             var id: String
@@ -282,9 +334,16 @@ public struct SimConfiguration: Sendable {
             var light_per_second: Int?
             var daily_limit_code: Int?
         }
+        struct RawPasscodePolicy: Decodable {
+            var min_length: Int?
+            var require_letter: Bool?
+            var require_digit: Bool?
+            var require_special: Bool?
+        }
         var apps: [RawApp]?
         var users: [RawUser]?
         var limits: RawLimits?
+        var passcode_policy: RawPasscodePolicy?
         var token_expires_in: Int?
         var refresh_token_lifetime: Int?
         var authorization_code_lifetime: Int?

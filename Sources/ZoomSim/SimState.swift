@@ -55,6 +55,37 @@ public enum RateClass: String, Sendable {
     case light, medium
 }
 
+/// An API operation and the scopes Zoom accepts for it: the classic scope of its reference page ("Scopes:
+/// `meeting:write:admin`, `meeting:write`") or a granular one ("Granular Scopes: `meeting:write:meeting`,
+/// `meeting:write:meeting:admin`"), developers.zoom.us/docs/api/meetings/ and /docs/api/users/.
+public enum SimOperation: String, Sendable, CaseIterable {
+    case createMeeting, getMeeting, listMeetings, updateMeeting, meetingStatus, deleteMeeting, getUser, listUsers
+
+    /// The granular scopes, user-level then admin; a 4711 answer names these.
+    public var granularScopes: [String] {
+        switch self {
+        case .createMeeting: return ["meeting:write:meeting", "meeting:write:meeting:admin"]
+        case .getMeeting: return ["meeting:read:meeting", "meeting:read:meeting:admin"]
+        case .listMeetings: return ["meeting:read:list_meetings", "meeting:read:list_meetings:admin"]
+        case .updateMeeting: return ["meeting:update:meeting", "meeting:update:meeting:admin"]
+        case .meetingStatus: return ["meeting:update:status", "meeting:update:status:admin"]
+        case .deleteMeeting: return ["meeting:delete:meeting", "meeting:delete:meeting:admin"]
+        case .getUser: return ["user:read:user", "user:read:user:admin"]
+        case .listUsers: return ["user:read:list_users:admin"]
+        }
+    }
+
+    /// The classic scopes, user-level then admin.
+    public var classicScopes: [String] {
+        switch self {
+        case .createMeeting, .updateMeeting, .meetingStatus, .deleteMeeting: return ["meeting:write", "meeting:write:admin"]
+        case .getMeeting, .listMeetings: return ["meeting:read", "meeting:read:admin"]
+        case .getUser: return ["user:read", "user:read:admin"]
+        case .listUsers: return ["user:read:admin"]
+        }
+    }
+}
+
 /// What to do with the reply of a meeting create that has been carried out.
 public enum CreateReplyFault: Sendable, Equatable {
     /// Hold the reply until `release` or shutdown.
@@ -75,6 +106,8 @@ public actor SimState {
         var accountID: String
         var userID: String?
         var expiresAt: Date
+        /// The app's scopes when the token was issued; `nil`: all.
+        var scopes: [String]? = nil
     }
     struct RefreshToken {
         var clientID: String
@@ -95,7 +128,8 @@ public actor SimState {
         var method: String?
         var status: Int
         var remaining: Int
-        var retryAfter: Int?
+        /// `Retry-After` as sent: seconds, or a time (RFC 3339).
+        var retryAfter: String?
     }
     struct RequestRecord {
         var seq: Int
@@ -116,9 +150,14 @@ public actor SimState {
         var maxLiveSeen: Int = 0
         var overCapacityCreates: Int = 0
         var limitedDay: Int?
+        /// How a `daily_limit` fault answers: `429` (with `X-RateLimit-Type: Daily-limit` and an RFC 3339
+        /// `Retry-After`), `429_bare` (no such headers, as users report too) or `300`.
+        var limitedAnswer: String?
     }
 
     public let configuration: SimConfiguration
+    /// Event subscriptions and their deliveries (``SimWebhooks``).
+    public let webhooks = SimWebhooks()
     /// `http://127.0.0.1:PORT`, used in `api_url`, `join_url` and `start_url`.
     public private(set) var baseURL: String
 
@@ -128,6 +167,11 @@ public actor SimState {
     private var tokenRequests: [String: Int] = [:]
     private var tokenFailures: [String: Int] = [:]
     private var disabledApps: Set<String> = []
+    /// Scopes set by `/_sim/faults` kind `scopes`, by client id; they override the configured ones.
+    private var appScopes: [String: [String]?] = [:]
+    private var passcodePolicy: SimConfiguration.PasscodePolicy
+    /// `/_sim/faults` kind `refuse_delete_ended`: deleting an ended meeting answers 3007.
+    private var refuseDeleteEnded = false
 
     private var meetings: [Int64: SimMeeting] = [:]
     private var meetingOrder: [Int64] = []
@@ -155,6 +199,19 @@ public actor SimState {
         self.baseURL = baseURL
         self.mediumPerSecond = configuration.limits.mediumPerSecond
         self.lightPerSecond = configuration.limits.lightPerSecond
+        self.passcodePolicy = configuration.passcodePolicy
+    }
+
+    /// The scopes an app has now (`nil`: every operation).
+    private func scopes(of app: SimConfiguration.App) -> [String]? {
+        if let override = appScopes[app.clientID] { return override }
+        return app.scopes
+    }
+
+    /// The token answer's `scope`: the app's scopes, or what an app with all of them would say.
+    private func scopeText(_ app: SimConfiguration.App, user: Bool) -> String {
+        if let scopes = scopes(of: app) { return scopes.joined(separator: " ") }
+        return user ? "meeting:read meeting:write user:read" : "meeting:read:admin meeting:write:admin user:read:admin"
     }
 
     /// Sets the base URL once the listening port is known.
@@ -185,14 +242,16 @@ public actor SimState {
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    /// Answers `POST /oauth/token` (Zoom OAuth; shared/zoom-api/README.md).
+    /// Answers `POST /oauth/token` (developers.zoom.us/docs/integrations/oauth/ and
+    /// developers.zoom.us/docs/internal-apps/s2s-oauth/; errors from developers.zoom.us/docs/integrations/oauth-error-messages/).
     ///
     /// - Parameters:
     ///   - clientID/secret: from `Authorization: Basic`; `nil` when the header is missing or malformed.
     ///   - params: query and form parameters merged.
     /// - Returns: the token answer body.
     /// - Throws: ``ZoomAPIError`` with Zoom's OAuth error codes (4702 client, 4705 grant type,
-    ///   4709 redirect URI, 4711 refresh token, 4717 app disabled, 4700 other invalid requests).
+    ///   4709 redirect URI, 4717 app disabled, 4700 other invalid requests), and for a refresh token it will not
+    ///   take the answer without a code, ``ZoomAPIError/invalidRefreshToken``.
     public func issueToken(clientID: String?, secret: String?, params: [String: String]) throws -> JSON {
         let grant = params["grant_type"] ?? ""
         tokenRequests[grant.isEmpty ? "none" : grant, default: 0] += 1
@@ -223,11 +282,10 @@ public actor SimState {
             let token = randomToken("sim.at.")
             accessTokens[token] = AccessToken(
                 clientID: app.clientID, accountID: app.accountID, userID: nil,
-                expiresAt: real.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)))
+                expiresAt: real.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)), scopes: scopes(of: app))
             return [
                 "access_token": .string(token), "token_type": "bearer",
-                "expires_in": .number(configuration.tokenExpiresIn),
-                "scope": "meeting:read:admin meeting:write:admin user:read:admin",
+                "expires_in": .number(configuration.tokenExpiresIn), "scope": .string(scopeText(app, user: false)),
                 "api_url": .string(baseURL),
             ]
         case ("authorization_code", .oauth):
@@ -255,7 +313,7 @@ public actor SimState {
             guard let old = params["refresh_token"], let stored = refreshTokens[old], stored.clientID == app.clientID,
                 stored.expiresAt > real
             else {
-                throw ZoomAPIError.oauth(400, code: 4711, reason: "Invalid Token!", error: "invalid_request")
+                throw ZoomAPIError.invalidRefreshToken
             }
             refreshTokens[old] = nil  // rotation: the previous refresh token stops working at once
             return issueUserPair(app: app, userID: stored.userID, now: real)
@@ -270,14 +328,14 @@ public actor SimState {
         let refresh = randomToken("sim.rt.")
         accessTokens[token] = AccessToken(
             clientID: app.clientID, accountID: account, userID: userID,
-            expiresAt: now.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)))
+            expiresAt: now.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)), scopes: scopes(of: app))
         refreshTokens[refresh] = RefreshToken(
             clientID: app.clientID, accountID: account, userID: userID,
             expiresAt: now.addingTimeInterval(TimeInterval(configuration.refreshTokenLifetime)))
         return [
             "access_token": .string(token), "token_type": "bearer", "refresh_token": .string(refresh),
-            "expires_in": .number(configuration.tokenExpiresIn),
-            "scope": "meeting:read meeting:write user:read", "api_url": .string(baseURL),
+            "expires_in": .number(configuration.tokenExpiresIn), "scope": .string(scopeText(app, user: true)),
+            "api_url": .string(baseURL),
         ]
     }
 
@@ -335,13 +393,23 @@ public actor SimState {
     /// - Parameters:
     ///   - token: the bearer token, or `nil` when the header is missing.
     ///   - rateClass: the operation's rate-limit class.
-    /// - Throws: 401 code 124 for a missing, unknown, expired or revoked token; 429 with `Retry-After: 1`
-    ///   when the account exceeded its per-second limit (README, "Rate limits").
-    public func authenticate(token: String?, rateClass: RateClass) throws -> Caller {
+    ///   - operation: the operation, whose scope the token must carry (`nil`: no scope is checked).
+    /// - Throws: 401 code 124 for a missing, unknown, expired or revoked token; 400 code 4711 "Invalid access
+    ///   token, does not contain scopes:[...]" when the token lacks the operation's scope (the message Zoom gives,
+    ///   as its developer forum shows it); 429 with `Retry-After: 1` when the account exceeded its per-second limit
+    ///   (developers.zoom.us/docs/api/rate-limits/).
+    public func authenticate(token: String?, rateClass: RateClass, operation: SimOperation? = nil) throws -> Caller {
         guard let token, let access = accessTokens[token], access.expiresAt > Date(),
             !disabledApps.contains(access.clientID)
         else {
             throw ZoomAPIError.invalidAccessToken
+        }
+        if let operation, let scopes = access.scopes,
+            Set(scopes).isDisjoint(with: operation.classicScopes + operation.granularScopes)
+        {
+            throw ZoomAPIError.api(
+                400, code: 4711,
+                "Invalid access token, does not contain scopes:[\(operation.granularScopes.joined(separator: ", "))].")
         }
         let second = Int64(Date().timeIntervalSince1970.rounded(.down))
         var window = rateWindows[access.accountID] ?? (second, 0, 0)
@@ -461,20 +529,34 @@ public actor SimState {
     }
 
     /// Counts one create/update against the host's daily limit.
-    /// - Throws: 429 code 429 (or HTTP 400 code 300, per `limits.daily_limit_code`) when the host has
-    ///   used up its daily create/update requests (README, "Rate limits").
+    /// - Throws: when the host has used up its daily create/update requests (100 per host per UTC day,
+    ///   developers.zoom.us/docs/api/rate-limits/): HTTP 429 code 429 "You have exceeded the daily rate limit ..."
+    ///   with `X-RateLimit-Type: Daily-limit`, `X-RateLimit-Limit`, `X-RateLimit-Remaining: 0` and `Retry-After` the
+    ///   next 00:00 UTC as RFC 3339 (the rate-limits page's example); or, per `limits.daily_limit_code` or the fault,
+    ///   the same without those headers (as users report it, devforum.zoom.us) or HTTP 400 code 300 "A maximum of
+    ///   {n} meetings can be created/updated for a single user in one day." ("Create a meeting", responses: 300).
     private func chargeDailyLimit(_ user: SimConfiguration.User) throws {
         var entry = usageForToday(user.id)
         let limit = configuration.limits.dailyCreateLimit
-        if entry.createsToday >= limit || entry.limitedDay == entry.day {
-            if configuration.limits.dailyLimitCode == 300 {
+        let limited = entry.limitedDay == entry.day
+        if entry.createsToday >= limit || limited {
+            let answer = limited ? entry.limitedAnswer ?? "\(configuration.limits.dailyLimitCode)" : "\(configuration.limits.dailyLimitCode)"
+            if answer == "300" {
                 throw ZoomAPIError.api(
                     400, code: 300, "A maximum of \(limit) meetings can be created/updated for a single user in one day.")
             }
-            throw ZoomAPIError.api(
+            var error = ZoomAPIError.api(
                 429, code: 429,
                 "You have exceeded the daily rate limit (\(limit)) of Meeting Create/Update API requests permitted "
                     + "for this particular user. You may resume these requests at GMT 00:00:00.")
+            if answer != "429_bare" {
+                let midnight = Date(timeIntervalSince1970: Double(utcDay(now()) + 1) * 86_400)
+                error.headers = [
+                    "X-RateLimit-Category": "Medium", "X-RateLimit-Type": "Daily-limit",
+                    "X-RateLimit-Limit": "\(limit)", "X-RateLimit-Remaining": "0", "Retry-After": Self.format(midnight),
+                ]
+            }
+            throw error
         }
         entry.createsToday += 1
         usage[user.id] = entry
@@ -512,6 +594,11 @@ public actor SimState {
         "focus_mode": false, "private_meeting": false, "email_notification": true, "host_save_video_order": false,
     ]
 
+    /// The field rules of "Create a meeting" (developers.zoom.us/docs/api/meetings/#tag/meetings/POST/users/{userId}/meetings):
+    /// `topic` at most 200 characters, `agenda` at most 2,000, `type` 1, 2, 3 or 8, `password` at most 10 characters
+    /// of letters, digits and `@ - _ *` and within the account's passcode rules; a refusal is 400 code 300
+    /// "Validation Failed." with `errors[]` naming the field (developers.zoom.us/docs/api/rest/error-definitions/).
+    /// Nothing refused counts against the daily limit.
     private func validateFields(_ body: JSON) throws {
         if let topic = body["topic"]?.stringValue, topic.count > 200 {
             throw ZoomAPIError.validation(field: "topic", "Topic must be at most 200 characters.")
@@ -530,8 +617,31 @@ public actor SimState {
                 field: "password",
                 "Password can only have a maximum of 10 characters and only contain alphanumeric characters and @-_*.")
         }
+        // "If the account owner or administrator has configured minimum passcode requirement settings, the password
+        // must meet those requirements" ("Create a meeting", `password`).
+        if let password = body["password"]?.stringValue, !password.isEmpty, let problem = passcodePolicy.violation(password) {
+            throw ZoomAPIError.validation(field: "password", problem)
+        }
         if let settings = body["settings"], settings.objectValue == nil {
             throw ZoomAPIError.validation(field: "settings", "Invalid field.")
+        }
+    }
+
+    /// `settings.alternative_hosts`: "A semicolon-separated list of the meeting's alternative hosts' email
+    /// addresses or IDs" ("Create a meeting"); each must be a licensed user (`type` 2) of the host's account
+    /// (support.zoom.us, "Alternative host"). Zoom's reference documents the rule, not its wording: the message is
+    /// ours, the shape (300 "Validation Failed." with `errors[]` on the field) is Zoom's.
+    /// - Throws: 300 with `errors: [{"field": "settings.alternative_hosts", ...}]`.
+    private func validateAlternativeHosts(_ body: JSON, host: SimConfiguration.User, accountID: String) throws {
+        guard let list = body["settings"]?["alternative_hosts"]?.stringValue else { return }
+        for entry in list.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
+            guard let user = findUser(entry), user.id != host.id, user.type == 2,
+                (user.accountID ?? accountID) == (host.accountID ?? accountID)
+            else {
+                throw ZoomAPIError.validation(
+                    field: "settings.alternative_hosts",
+                    "Alternative host \(entry) must be a licensed user of the host's account.")
+            }
         }
     }
 
@@ -556,7 +666,8 @@ public actor SimState {
     ///
     /// Passcode: a non-empty `password` is used; `"password": ""` means none (Zoom then forces the
     /// waiting room on); otherwise one is generated (Zoom's default "require a passcode" account setting).
-    /// `type: 2` without `start_time` becomes an instant meeting (`type: 1`) starting now (README).
+    /// `type: 2` without `start_time` becomes an instant meeting (`type: 1`) starting now ("Create a meeting",
+    /// `start_time`: "only used for scheduled and/or recurring meetings with a fixed time").
     /// - Throws: 1001 unknown user, 3161 no hosting rights, daily limit, 300 validation errors.
     public func createMeeting(userKey: String, body: JSON, caller: Caller) throws -> (SimMeeting, CreateReplyFault?) {
         let user = try resolveUser(userKey, caller: caller)
@@ -568,6 +679,7 @@ public actor SimState {
             throw ZoomAPIError.api(400, code: 300, "Request Body should be a valid JSON object.")
         }
         try validateFields(body)
+        try validateAlternativeHosts(body, host: user, accountID: caller.accountID)
         try chargeDailyLimit(user)
 
         var id: Int64
@@ -706,11 +818,16 @@ public actor SimState {
     }
 
     /// `DELETE /meetings/{meetingId}` (operation `meetingDelete`).
-    /// - Throws: 400 code 3002 while the meeting is in progress; 404 code 3001 when it is gone.
+    /// - Throws: 400 code 3002 while the meeting is in progress; 404 code 3001 when it is gone; with the fault
+    ///   `refuse_delete_ended`, 400 code 3007 "Sorry, you cannot delete this meeting since it has ended." for an
+    ///   ended meeting (Zoom answers so for some ended meetings; "Delete a meeting", error 3007).
     public func deleteMeeting(_ idText: String, caller: Caller) throws {
         var meeting = try accessibleMeeting(idText, caller: caller)
         if meeting.status == .started {
             throw ZoomAPIError.api(400, code: 3002, "Sorry, you cannot delete this meeting since it is in progress.")
+        }
+        if meeting.status == .ended && refuseDeleteEnded {
+            throw ZoomAPIError.api(400, code: 3007, "Sorry, you cannot delete this meeting since it has ended.")
         }
         meeting.status = .deleted
         meeting.deletedAt = now()
@@ -791,7 +908,7 @@ public actor SimState {
         var error = ZoomAPIError.api(fault.status, code: fault.status, fault.status == 429
             ? "You have reached the maximum per-second rate limit for this API. Try again later."
             : "Internal Server Error (simulated)")
-        if let retry = fault.retryAfter { error.headers["Retry-After"] = String(retry) }
+        if let retry = fault.retryAfter { error.headers["Retry-After"] = retry }
         return error
     }
 
@@ -813,7 +930,8 @@ public actor SimState {
             statusFaults.append(
                 StatusFault(
                     pathPrefix: fault["path_prefix"]?.stringValue ?? "/", method: fault["method"]?.stringValue,
-                    status: Int(status), remaining: count, retryAfter: fault["retry_after"]?.intValue.map { Int($0) }))
+                    status: Int(status), remaining: count,
+                    retryAfter: fault["retry_after"]?.stringValue ?? fault["retry_after"]?.intValue.map { String($0) }))
         case "hold_create_reply":
             createReplyFaults += Array(repeating: .hold, count: count)
         case "drop_create_reply":
@@ -853,9 +971,26 @@ public actor SimState {
             guard let userKey = fault["user"]?.stringValue, let user = findUser(userKey) else {
                 throw ZoomAPIError.validation(field: "user", "daily_limit needs a known user")
             }
+            let answer = fault["answer"]?.stringValue ?? fault["answer"]?.intValue.map { String($0) }
+            guard answer == nil || ["429", "429_bare", "300"].contains(answer!) else {
+                throw ZoomAPIError.validation(field: "answer", "daily_limit answer must be 429, 429_bare or 300")
+            }
             var entry = usageForToday(user.id)
             entry.limitedDay = entry.day
+            entry.limitedAnswer = answer
             usage[user.id] = entry
+        case "scopes":
+            // The app's Scopes tab changed: tokens issued from now on carry these (`null` or no `scopes`: all).
+            guard let client = fault["client_id"]?.stringValue, configuration.apps.contains(where: { $0.clientID == client })
+            else { throw ZoomAPIError.validation(field: "client_id", "scopes needs a known client_id") }
+            appScopes[client] = .some(fault["scopes"]?.arrayValue?.compactMap(\.stringValue))
+        case "passcode_policy":
+            passcodePolicy = SimConfiguration.PasscodePolicy(
+                minLength: Int(fault["min_length"]?.intValue ?? 0), requireLetter: fault["require_letter"]?.boolValue ?? false,
+                requireDigit: fault["require_digit"]?.boolValue ?? false,
+                requireSpecial: fault["require_special"]?.boolValue ?? false)
+        case "refuse_delete_ended":
+            refuseDeleteEnded = fault["enabled"]?.boolValue ?? true
         case "rate_limit":
             if let medium = fault["medium_per_second"]?.intValue { mediumPerSecond = Int(medium) }
             if let light = fault["light_per_second"]?.intValue { lightPerSecond = Int(light) }
@@ -868,12 +1003,16 @@ public actor SimState {
     }
 
     /// Clears every fault: latency, status faults, pending create-reply faults, disabled apps, daily-limit
-    /// marks and per-second overrides; held replies are released.
+    /// marks, per-second overrides, scope and passcode-policy overrides and `refuse_delete_ended`; held replies are
+    /// released.
     public func clearFaults() {
         latency = nil
         statusFaults = []
         createReplyFaults = []
         disabledApps = []
+        appScopes = [:]
+        passcodePolicy = configuration.passcodePolicy
+        refuseDeleteEnded = false
         for key in usage.keys { usage[key]?.limitedDay = nil }
         mediumPerSecond = configuration.limits.mediumPerSecond
         lightPerSecond = configuration.limits.lightPerSecond
@@ -900,6 +1039,20 @@ public actor SimState {
             }
         }
         for app in disabledApps.sorted() { list.append(["kind": "revoke_app", "client_id": .string(app)]) }
+        for (client, scopes) in appScopes.sorted(by: { $0.key < $1.key }) {
+            list.append([
+                "kind": "scopes", "client_id": .string(client),
+                "scopes": scopes.map { .array($0.map { .string($0) }) } ?? .null,
+            ])
+        }
+        if passcodePolicy != configuration.passcodePolicy {
+            list.append([
+                "kind": "passcode_policy", "min_length": .number(passcodePolicy.minLength),
+                "require_letter": .bool(passcodePolicy.requireLetter), "require_digit": .bool(passcodePolicy.requireDigit),
+                "require_special": .bool(passcodePolicy.requireSpecial),
+            ])
+        }
+        if refuseDeleteEnded { list.append(["kind": "refuse_delete_ended"]) }
         let today = utcDay(now())
         for (user, entry) in usage.sorted(by: { $0.key < $1.key }) where entry.limitedDay == today {
             list.append(["kind": "daily_limit", "user": .string(user)])

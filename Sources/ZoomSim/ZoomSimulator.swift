@@ -24,14 +24,16 @@ struct ReplyWithheld: Error {}
 
 /// The Zoom API simulator: routes, middleware, and a runner.
 ///
-/// Zoom surface (shapes from shared/zoom-api/meetings-openapi.json and README.md):
+/// Zoom surface (shapes from Zoom's OpenAPI description, as derived in docs/zoom-api/meetings-openapi.json, and
+/// the Zoom pages each behaviour cites):
 /// `POST /oauth/token`, `POST /oauth/revoke`, `GET /oauth/authorize`, `POST|GET /v2/users/{userId}/meetings`,
 /// `GET|PATCH|DELETE /v2/meetings/{meetingId}`, `PUT /v2/meetings/{meetingId}/status`,
 /// `GET /v2/users/{userId}`, `GET /v2/users`; plus `GET /j/{id}` (join link) and `GET /s/{id}` (start link).
 ///
 /// Test surface (no auth, JSON): `GET /_sim/meetings`, `GET|DELETE /_sim/requests`, `GET /_sim/tokens`,
 /// `GET /_sim/users`, `GET|POST|DELETE /_sim/faults`, `GET|POST /_sim/clock`, `POST /_sim/authorize`,
-/// `POST /_sim/meetings/{id}/start`, `POST /_sim/meetings/{id}/end`.
+/// `POST /_sim/meetings/{id}/start`, `POST /_sim/meetings/{id}/end`; webhooks: `GET|POST /_sim/webhooks`,
+/// `DELETE /_sim/webhooks/{clientId}`, `POST /_sim/apps/{clientId}/deauthorize` (``SimWebhooks``).
 public enum ZoomSimulator {
     /// Query parameters whose values are secrets: never written to the request log.
     static let secretParameters: Set<String> = [
@@ -49,6 +51,7 @@ public enum ZoomSimulator {
         addAPIRoutes(router, state: state)
         addLinkRoutes(router, state: state)
         addSimRoutes(router, state: state)
+        addWebhookRoutes(router, state: state)
         return router
     }
 
@@ -94,8 +97,10 @@ public enum ZoomSimulator {
     static func json(_ body: JSON, status: Int = 200, headers: [String: String] = [:]) -> Response {
         var fields = HTTPFields()
         fields[.contentType] = "application/json;charset=UTF-8"
-        // The only extra header Zoom errors carry here is Retry-After (README, "Rate limits").
-        if let retryAfter = headers["Retry-After"] { fields[.retryAfter] = retryAfter }
+        // Rate-limit answers carry Retry-After and X-RateLimit-* (developers.zoom.us/docs/api/rate-limits/).
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+            if let field = HTTPFields.Element.Name(name) { fields[field] = value }
+        }
         return Response(
             status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: body.serialized())))
     }
@@ -212,7 +217,7 @@ public enum ZoomSimulator {
     static func addAPIRoutes(_ router: Router<SimRequestContext>, state: SimState) {
         let v2 = router.group("/v2")
         v2.post("/users/:userId/meetings") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium, operation: .createMeeting)
             let body = try await jsonBody(request)
             let (meeting, fault) = try await state.createMeeting(
                 userKey: parameter(context, "userId"), body: body, caller: caller)
@@ -233,7 +238,7 @@ public enum ZoomSimulator {
             }
         }
         v2.get("/users/:userId/meetings") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium, operation: .listMeetings)
             let query = queryParams(request)
             return json(
                 try await state.listMeetings(
@@ -241,11 +246,11 @@ public enum ZoomSimulator {
                     pageSize: query["page_size"].flatMap { Int($0) }, nextPageToken: query["next_page_token"]))
         }
         v2.get("/users/:userId") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .getUser)
             return json(try await state.getUser(parameter(context, "userId"), caller: caller))
         }
         v2.get("/users") { request, _ -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium, operation: .listUsers)
             let query = queryParams(request)
             return json(
                 try await state.listUsers(
@@ -253,22 +258,22 @@ public enum ZoomSimulator {
                     nextPageToken: query["next_page_token"]))
         }
         v2.get("/meetings/:meetingId") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .getMeeting)
             return json(try await state.getMeeting(parameter(context, "meetingId"), caller: caller))
         }
         v2.patch("/meetings/:meetingId") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .updateMeeting)
             let body = try await jsonBody(request)
             try await state.updateMeeting(parameter(context, "meetingId"), body: body, caller: caller)
             return noContent()
         }
         v2.delete("/meetings/:meetingId") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .deleteMeeting)
             try await state.deleteMeeting(parameter(context, "meetingId"), caller: caller)
             return noContent()
         }
         v2.put("/meetings/:meetingId/status") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light)
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .meetingStatus)
             let body = try await jsonBody(request)
             try await state.setMeetingStatus(
                 parameter(context, "meetingId"), action: body["action"]?.stringValue, caller: caller)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SitroomCore
 import SitroomDaemon
+import SitroomService
 
 /// `sitroomd [--root DIR] [--etc DIR] [--var DIR] [--check-config] [--log-format F] [--log-level L]` (SPEC §2).
 @main
@@ -27,53 +28,14 @@ struct Sitroomd: AsyncParsableCommand {
             """,
         version: sitroomVersion)
 
-    @Option(help: ArgumentHelp("The root holding etc/ and var/ (default: the current directory).", valueName: "dir"))
-    var root: String?
+    @OptionGroup var options: RootOptions
 
-    @Option(help: ArgumentHelp("The configuration directory (default: ROOT/etc; under systemd /etc/sitroom).", valueName: "dir"))
-    var etc: String?
-
-    @Option(
-        name: .customLong("var"),
-        help: ArgumentHelp(
-            "The state directory: LMDB store, spool, control FIFO, maildir, metrics (default: ROOT/var; under systemd /var/lib/sitroom).",
-            valueName: "dir"))
-    var varDirectory: String?
-
-    @Flag(help: "Validate all of etc/, print file:line:col: message for each error, and exit 0 (valid) or 1 (like nginx -t).")
-    var checkConfig = false
-
-    @Option(help: ArgumentHelp("Log line format: logfmt (key=value) or json (one object a line).", valueName: "logfmt|json"))
-    var logFormat: String = "logfmt"
-
-    @Option(
-        help: ArgumentHelp(
-            "Lowest level written: trace, debug, info (what an operator wants to see), notice, warning, error, critical.",
-            valueName: "level"))
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard StderrLogHandler.Format(rawValue: logFormat) != nil else {
-            throw ValidationError("--log-format must be logfmt or json")
-        }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-    }
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let root = self.root ?? FileManager.default.currentDirectoryPath
-        let paths = DaemonPaths(root: Self.absolute(root), etc: etc.map(Self.absolute), varDirectory: varDirectory.map(Self.absolute))
-        if checkConfig { throw ExitCode(DaemonMain.checkConfig(paths: paths)) }
-        let format = StderrLogHandler.Format(rawValue: logFormat)!
-        let level = Logger.Level(rawValue: logLevel)!
-        let journal = StderrLogHandler.stderrIsJournal()
-        let logger = Logger(label: "sitroomd") { StderrLogHandler(label: $0, format: format, level: level, syslogPrefix: journal) }
-        let code = await DaemonMain.run(paths: paths, logger: logger)
+        let paths = options.paths
+        if options.checkConfig { throw ExitCode(DaemonMain.checkConfig(paths: paths)) }
+        let code = await DaemonMain.run(paths: paths, logger: log.makeLogger(label: "sitroomd"))
         throw ExitCode(code)
-    }
-
-    static func absolute(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        let cwd = FileManager.default.currentDirectoryPath
-        return path == "." ? cwd : "\(cwd)/\(path)"
     }
 }

@@ -51,7 +51,8 @@ final class Child: @unchecked Sendable {
         stderrPath = "\(logs)/\(name).err"
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/\(executable)")
+        // An absolute path runs a tool of the system (prometheus-alertmanager); a name, one of ours.
+        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "\(binDirectory)/\(executable)")
         process.arguments = arguments
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
@@ -112,6 +113,9 @@ final class Sandbox: @unchecked Sendable {
         for index in 1...hosts {
             users += "  - { id: u-bridge-\(index), email: bridge-\(index)@example.com, type: 2, concurrent_meetings: \(concurrent) }\n"
         }
+        // The commanders of the test incidents are licensed users of the account, so Zoom takes them as alternative
+        // hosts (ZoomAnswerTests covers the ones it refuses).
+        users += "  - { id: u-ada, email: ada@example.com, type: 2 }\n  - { id: u-alan, email: alan@example.com, type: 2 }\n"
         try write(
             "sim.yaml",
             """

@@ -90,8 +90,10 @@ struct ZoomTests {
             let show = try await sandbox.ctl(["integration", "show", "zoom-user"])
             #expect(show.out.contains("needs_reauthorization"))
             _ = try await waitFor("the admin notice") { () -> Bool? in
-                sandbox.files("var/mail/new").contains { sandbox.mail($0).contains("needs re-authorization") }
-                    ? true : nil
+                sandbox.files("var/mail/new").contains {
+                    let mail = sandbox.mail($0)
+                    return mail.contains("needs an admin") && mail.contains("`sitroomctl integration authorize zoom-user bridge-1`")
+                } ? true : nil
             }
             // The code and the secret never reach a log, and the audit log keeps the command with the code redacted.
             let audit = try await sandbox.ctl(["audit", "--json"])

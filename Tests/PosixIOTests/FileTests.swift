@@ -25,6 +25,20 @@ struct FileLockTests {
         }
     }
 
+    @Test("isHeld sees a lock another open file description holds, and only looks")
+    func isHeld() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            let path = dir + "/intake.lock"
+            #expect(!FileLock.isHeld(path: path))
+            let lock = try #require(try FileLock.acquire(path: path))
+            #expect(FileLock.isHeld(path: path))
+            #expect(FileLock.isHeld(path: path), "looking does not take it")
+            lock.release()
+            #expect(!FileLock.isHeld(path: path))
+            #expect(try FileLock.acquire(path: path) != nil)
+        }
+    }
+
     @Test("a symbolic link at the lock path is refused")
     func symlinkRefused() async throws {
         try await withTemporaryDirectory { (dir) async throws in
@@ -49,6 +63,51 @@ struct DurableFileTests {
             #expect(throws: PosixError.self) {
                 try DurableFile.write([], name: "../x", tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
             }
+        }
+    }
+
+    @Test("writeBatch delivers every good file with one directory fsync; a bad one fails alone and leaves no trace")
+    func writeBatch() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
+            try DurableFile.makeDirectory(dir + "/new", mode: 0o700)
+            let results = DurableFile.writeBatch(
+                [("a", Array("one".utf8)), ("../b", [1]), ("c", Array("three".utf8))], tmpDirectory: dir + "/tmp",
+                finalDirectory: dir + "/new", mode: 0o640)
+            #expect(results.map { (try? $0.get()) != nil } == [true, false, true])
+            #expect(try String(contentsOfFile: dir + "/new/a", encoding: .utf8) == "one")
+            #expect(try String(contentsOfFile: dir + "/new/c", encoding: .utf8) == "three")
+            #expect(modeOf(dir + "/new/c") == 0o640)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp").isEmpty)
+            // The same with the fsyncs spread over a pool's threads.
+            let pool = FsyncPool(threads: 3, name: "test-fsync")
+            let many = (0..<40).map { ("p\($0)", Array("file \($0)".utf8)) }
+            let pooled = DurableFile.writeBatch(many, tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new", fsyncs: pool)
+            #expect(pooled.allSatisfy { (try? $0.get()) != nil })
+            #expect(try String(contentsOfFile: dir + "/new/p39", encoding: .utf8) == "file 39")
+            #expect(pool.fsync([-1, -1]) == [EBADF, EBADF])
+            // A name already in tmp/ (another writer's) is never overwritten.
+            try Data("theirs".utf8).write(to: URL(fileURLWithPath: dir + "/tmp/d"))
+            let taken = DurableFile.writeBatch([("d", [1])], tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
+            #expect(throws: PosixError.self) { try taken[0].get() }
+            #expect(try String(contentsOfFile: dir + "/tmp/d", encoding: .utf8) == "theirs")
+        }
+    }
+
+    @Test("writeBatch into a missing final directory fails every file and leaves tmp/ empty")
+    func writeBatchMissing() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
+            let results = DurableFile.writeBatch(
+                [("a", [1]), ("b", [2])], tmpDirectory: dir + "/tmp", finalDirectory: dir + "/missing")
+            for result in results {
+                let error = #expect(throws: PosixError.self) { try result.get() }
+                #expect(error?.call == "rename")
+                #expect(error?.errno == ENOENT)
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp").isEmpty)
+            let noTmp = DurableFile.writeBatch([("a", [1])], tmpDirectory: dir + "/gone", finalDirectory: dir + "/tmp")
+            #expect(throws: PosixError.self) { try noTmp[0].get() }
         }
     }
 

@@ -655,6 +655,32 @@ import Glibc
         )
         #expect(errors == ["\(Self.mainFile):\(message)"])
     }
+
+    @Test func passcodeLengthAndIdleRefresh() throws {
+        try withTemporaryDirectory { root in
+            let fixture = try EtcFixture(
+                root: root,
+                overrides: [
+                    "integrations/zoom-main.yaml": EtcFixture.zoomMain + "meeting: { passcode_length: 8 }\n",
+                    "integrations/zoom-backup.yaml": EtcFixture.zoomBackup + "refresh_idle_after: 7d\n",
+                ])
+            let config = try ConfigLoader.load(etcDirectory: fixture.etc)
+            #expect(config.integrations["zoom-main"]?.meeting.passcodeLength == 8)
+            #expect(config.integrations["zoom-main"]?.refreshIdleAfter == Double(30 * 86_400))  // the default
+            #expect(config.integrations["zoom-backup"]?.meeting.passcodeLength == 10)  // the default: Zoom's maximum
+            #expect(config.integrations["zoom-backup"]?.refreshIdleAfter == Double(7 * 86_400))
+        }
+        for (line, fragment) in [("meeting: { passcode_length: 11 }", "meeting.passcode_length"),
+                                 ("meeting: { passcode_length: 5 }", "meeting.passcode_length")] {
+            let errors = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + line + "\n")
+            #expect(errors.count == 1 && errors[0].contains(fragment), "\(errors)")
+        }
+        // A refresh token may live only 90 days: at most 60d; and zoom-s2s has none to refresh.
+        let long = try loadErrors("integrations/zoom-backup.yaml", EtcFixture.zoomBackup + "refresh_idle_after: 61d\n")
+        #expect(long.count == 1 && long[0].contains("refresh_idle_after"), "\(long)")
+        let s2s = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + "refresh_idle_after: 7d\n")
+        #expect(s2s == ["\(Self.mainFile):8:1: refresh_idle_after: only used by kind zoom-oauth (a zoom-s2s app has no refresh token)"])
+    }
 }
 
 /// sitroom.yaml rules.
@@ -924,7 +950,7 @@ import Glibc
         ),
         (
             "{{{room.link}}}",
-            "1:1: unknown variable 'room.link' (room has id, state, reason, join_url, meeting_id, passcode, host, integration)"
+            "1:1: unknown variable 'room.link' (room has id, state, reason, advice, note, join_url, meeting_id, passcode, host, integration, closed_by_operator)"
         ),
         (
             "{{^room.passcode}}none{{/room.passcode}} {{title}}",
@@ -1001,7 +1027,7 @@ import Glibc
             #expect(errors.allSatisfy { $0.hasPrefix("ROOT/etc/integrations/zoom-backup.yaml:") })
             #expect(
                 errors.contains(
-                    "ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout)"
+                    "ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout, refresh_idle_after)"
                 )
             )
             #expect(errors.contains("ROOT/etc/integrations/zoom-backup.yaml:1:1: client_id: required field is missing"))

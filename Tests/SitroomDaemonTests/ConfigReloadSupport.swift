@@ -8,6 +8,7 @@ import SitroomStore
 import Testing
 
 @testable import SitroomDaemon
+@testable import SitroomService
 
 struct TimedOut: Error, CustomStringConvertible {
     var what: String

@@ -6,6 +6,7 @@ import SitroomStore
 import Testing
 
 @testable import SitroomDaemon
+@testable import SitroomService
 
 /// Hot reload of `etc/` on real parts: a real temporary `etc/`, the real ``ConfigWatcher`` on real inotify, a
 /// real ``DaemonCore`` over a real LMDB store. Each save style must make exactly one new generation, with the

@@ -3,6 +3,7 @@ import SitroomNotify
 import Testing
 
 @testable import SitroomDaemon
+@testable import SitroomService
 
 @Suite("control lines")
 struct ControlCommandTests {

@@ -5,6 +5,7 @@ import SitroomZoom
 import Testing
 
 @testable import SitroomDaemon
+@testable import SitroomService
 
 /// The metrics file's text (Prometheus exposition format 0.0.4) and the log handler's line rules. The file is
 /// also read by prometheus_client's parser in the end-to-end tests.

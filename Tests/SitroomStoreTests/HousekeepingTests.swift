@@ -33,30 +33,28 @@ struct HousekeepingTests {
                 #expect(first.migrated.isEmpty)
                 _ = try first.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
             }
-            // A later build with schema 3 migrates 1 → 2 → 3 in one transaction.
-            let steps = [
-                Store.Migration(from: 1, summary: "rooms get a marker") { txn, tables in
-                    try txn.put(tables.meta, "step-1", Array("done".utf8))
-                },
-                Store.Migration(from: 2, summary: "the marker is renamed") { txn, tables in
-                    guard try txn.get(tables.meta, "step-1") != nil else {
-                        throw SitroomError(.store, "step 1 missing")
+            // A later build (this one's schema + 1) migrates 1 → 2 → ... step by step, in one transaction: each
+            // step finds the previous one's marker.
+            let later = Store.schemaVersion + 1
+            let steps = (1..<later).map { from in
+                Store.Migration(from: from, summary: "step \(from)") { txn, tables in
+                    if from > 1, try txn.get(tables.meta, "step-\(from - 1)") == nil {
+                        throw SitroomError(.store, "step \(from - 1) missing")
                     }
-                    try txn.delete(tables.meta, "step-1")
-                    try txn.put(tables.meta, "step-2", Array("done".utf8))
-                },
-            ]
-            do {
-                let later = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 3, migrations: steps)
-                #expect(later.migrated == ["1 → 2: rooms get a marker", "2 → 3: the marker is renamed"])
-                #expect(try schemaVersion(later) == "3")
-                #expect(try later.read { txn throws in try txn.get(later.tables.meta, "step-2") } != nil)
-                #expect(try later.read { txn throws in try txn.get(later.tables.rooms, "r1") } != nil)
+                    try txn.put(tables.meta, "step-\(from)", Array("done".utf8))
+                }
             }
-            // This build (schema 2) refuses the store now at 3, naming both versions.
+            do {
+                let migrated = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: later, migrations: steps)
+                #expect(migrated.migrated == (1..<later).map { "\($0) → \($0 + 1): step \($0)" })
+                #expect(try schemaVersion(migrated) == String(later))
+                #expect(try migrated.read { txn throws in try txn.get(migrated.tables.meta, "step-\(later - 1)") } != nil)
+                #expect(try migrated.read { txn throws in try txn.get(migrated.tables.rooms, "r1") } != nil)
+            }
+            // This build refuses the store now at a later version, naming both versions.
             let newer = #expect(throws: SitroomError.self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
             #expect(
-                newer?.message.contains("store schema version 3 is newer than this build's \(Store.schemaVersion)")
+                newer?.message.contains("store schema version \(later) is newer than this build's \(Store.schemaVersion)")
                     == true
             )
         }

@@ -77,7 +77,7 @@ struct IndexTests {
             let notices = try store.all(Notice.self, store.tables.outbox, txn).filter { notice in
                 purged.contains(notice.roomID)
                     || (notice.incidentID.isEmpty && !stored.contains(notice.roomID)
-                        && (notice.state == .sent || notice.state == .dead) && notice.createdAt < cutoff)
+                        && notice.state.isSettled && notice.createdAt < cutoff)
             }
             return (purged, Set(notices.map(\.id)))
         }
@@ -117,7 +117,7 @@ struct IndexTests {
         )
         #expect(recovery == rooms.filter { recoveryIDs.contains($0.id) }, note)
         #expect(open == rooms.filter(\.state.isOpen), note)
-        #expect(unsettled == notices.filter { $0.state != .sent && $0.state != .dead }, note)
+        #expect(unsettled == notices.filter { !$0.state.isSettled }, note)
     }
 
     @Test("summaries read back what was written, times exactly; a notice's room id may hold spaces")
@@ -325,7 +325,7 @@ struct IndexTests {
         }
     }
 
-    @Test("a schema-1 store with rooms and notices opens as schema 2 with both indexes built")
+    @Test("a schema-1 store with rooms and notices opens with both indexes built and its JSON values rewritten as records")
     func migrationFromVersion1() throws {
         try withTemporaryDirectory { dir in
             var rooms: [Room] = []
@@ -361,20 +361,34 @@ struct IndexTests {
                         notices.append(notice)
                     }
                 }
+                // As a schema-1 build wrote them: JSON.
+                let json = JSONEncoder()
                 try first.write { txn throws in
-                    for room in rooms { try txn.put(first.tables.rooms, room.id, try Store.encode(room)) }
-                    for notice in notices { try txn.put(first.tables.outbox, notice.id, try Store.encode(notice)) }
+                    for room in rooms { try txn.put(first.tables.rooms, room.id, Array(try json.encode(room))) }
+                    for notice in notices { try txn.put(first.tables.outbox, notice.id, Array(try json.encode(notice))) }
                 }
                 #expect(try first.read { txn throws in try txn.count(first.tables.roomIndex) } == 0)
             }
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 22)
-                #expect(store.migrated == ["1 → 2: room and outbox indexes built"])
+                #expect(
+                    store.migrated == ["1 → 2: room and outbox indexes built", "2 → 3: values rewritten from JSON as records"])
                 #expect(
                     try store.read { txn throws in
                         try txn.get(store.tables.meta, "schema_version").map { String(decoding: $0, as: UTF8.self) }
-                    } == "2"
+                    } == String(Store.schemaVersion)
                 )
+                // Every room and notice is a record now, and reads back as it was written.
+                try store.read { txn throws in
+                    for room in rooms {
+                        let bytes = try #require(try txn.get(store.tables.rooms, room.id))
+                        #expect(RecordFormat.isRecord(bytes))
+                        #expect(try Store.decode(Room.self, bytes) == room)
+                    }
+                    for notice in notices {
+                        #expect(try store.get(Notice.self, store.tables.outbox, notice.id, txn) == notice)
+                    }
+                }
                 try Self.expectIndexesMatchTables(store, "migrated")
                 #expect(try store.read { txn throws in try txn.count(store.tables.roomIndex) } == 200)
                 #expect(try store.read { txn throws in try txn.count(store.tables.outboxIndex) } == 400)

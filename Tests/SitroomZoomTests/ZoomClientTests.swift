@@ -6,16 +6,10 @@ import Testing
 
 @Suite("Zoom client: shapes and classification")
 struct ZoomClientTests {
-    static let specPath: String? = {
-        if let path = ProcessInfo.processInfo.environment["ZOOM_OPENAPI"] { return path }
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while dir.path != "/" {
-            let candidate = dir.appendingPathComponent("shared/zoom-api/meetings-openapi.json")
-            if FileManager.default.fileExists(atPath: candidate.path) { return candidate.path }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }()
+    /// The schemas sitroom is checked against, committed with it: docs/zoom-api/meetings-openapi.json, derived from
+    /// Zoom's OpenAPI export (docs/zoom-api/README.md).
+    static let specPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("docs/zoom-api/meetings-openapi.json").path
 
     /// Validates `body` against the request schema of "Create a meeting" with openapi-schema-validator, and
     /// checks every field sent is one Zoom documents. - Returns: the validator's complaints (empty when valid).
@@ -41,7 +35,7 @@ struct ZoomClientTests {
         defer { try? FileManager.default.removeItem(atPath: file) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, specPath!, file, path, method]
+        process.arguments = ["python3", "-c", script, specPath, file, path, method]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -52,26 +46,31 @@ struct ZoomClientTests {
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Skipped on a developer's machine without the spec; never in CI (`CI` set), where its absence is a failure.
-    @Test(
-        "the create-meeting body sitroom sends is what Zoom's OpenAPI documents",
-        .enabled(
-            if: ZoomClientTests.specPath != nil || ProcessInfo.processInfo.environment["CI"] != nil,
-            "shared/zoom-api/meetings-openapi.json (above the clone) or $ZOOM_OPENAPI is needed"))
+    @Test("the create-meeting body sitroom sends is what Zoom's OpenAPI documents")
     func createBodyMatchesContract() throws {
         let request = MeetingRequest(
-            topic: "Situation Room: Payments down", startTime: "2026-11-29T12:00:00Z", duration: 60, password: "abc123XYZ9",
-            agenda: "sitroom:room=r0123\nIncident INC-1", settings: .init(
-                waitingRoom: false, joinBeforeHost: true, autoRecording: "none", alternativeHosts: "ada@example.com"))
+            topic: MeetingRequest.cut("Situation Room: " + String(repeating: "Payments down ", count: 180), to: ZoomLimits.topic),
+            startTime: "2026-11-29T12:00:00Z", duration: 60, password: MeetingRequest.passcode(length: 10),
+            agenda: MeetingRequest.cut("sitroom:room=r0123\nIncident INC-1: " + String(repeating: "x", count: 2500), to: ZoomLimits.agenda),
+            settings: .init(
+                waitingRoom: false, joinBeforeHost: true, autoRecording: "none",
+                alternativeHosts: MeetingRequest.alternativeHosts(["ada@example.com", "alan@example.com"], excluding: nil)))
         let body = try JSONEncoder().encode(request)
         let object = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
         #expect(object["type"] as? Int == 2)
         #expect(object["start_time"] as? String == "2026-11-29T12:00:00Z")
         #expect((object["agenda"] as? String)?.hasPrefix("sitroom:room=r0123") == true)
-        try #require(Self.specPath != nil, "shared/zoom-api/meetings-openapi.json not found above the tests")
+        #expect((object["settings"] as? [String: Any])?["alternative_hosts"] as? String == "ada@example.com;alan@example.com")
         #expect(try Self.validateCreateRequest(body) == "")
         // The other request body sitroom sends: "Update meeting status" to end a meeting.
         #expect(try Self.validateRequest(Data(ZoomClient.endMeetingBody), path: "/meetings/{meetingId}/status", method: "put") == "")
+        // The schema carries Zoom's limits: what the old client sent is refused.
+        var old = request
+        old.topic = String(repeating: "t", count: 201)
+        old.settings.alternativeHosts = "ada@example.com,alan@example.com"
+        let problems = try Self.validateCreateRequest(try JSONEncoder().encode(old))
+        #expect(problems.contains("is too long"), "\(problems)")
+        #expect(problems.contains("does not match"), "\(problems)")
     }
 
     @Test("a 2xx answer without join_url or id is a failure, never a room with a placeholder link")
@@ -85,35 +84,198 @@ struct ZoomClientTests {
         #expect(meeting?.password == "x")
     }
 
-    static func error(_ status: Int, _ body: String, oauth: Bool = false, headers: [String: String] = [:]) -> ZoomError {
-        ZoomClient.error(from: HTTPResponse(status: status, headers: headers, body: Array(body.utf8)), oauth: oauth)
+    static func error(
+        _ status: Int, _ body: String, oauth: Bool = false, headers: [String: String] = [:],
+        operation: ZoomOperation = .createMeeting, grant: String? = nil
+    ) -> ZoomError {
+        ZoomClient.error(
+            from: HTTPResponse(status: status, headers: headers, body: Array(body.utf8)), operation: oauth ? .token : operation,
+            grant: grant)
     }
 
-    @Test("Zoom's documented errors map to what sitroom does about them")
-    func classification() {
-        #expect(Self.error(401, #"{"code":124,"message":"Invalid access token."}"#).isInvalidAccessToken)
-        #expect(Self.error(404, #"{"code":1001,"message":"User does not exist: x"}"#).isHostUnusable)
-        #expect(Self.error(400, #"{"code":3161,"message":"no hosting"}"#).isHostUnusable)
-        #expect(Self.error(404, #"{"code":3001,"message":"Meeting does not exist: 1."}"#).isMeetingGone)
-        // The daily create/update limit: documented as code 300, answered as HTTP 429.
-        #expect(Self.error(400, #"{"code":300,"message":"A maximum of 100 meetings can be created/updated"}"#).isDailyLimit)
+    /// One documented answer and the row of the table it must land in.
+    struct Case: Sendable, CustomTestStringConvertible {
+        var status: Int
+        var body: String
+        var headers: [String: String] = [:]
+        var operation: ZoomOperation = .createMeeting
+        var grant: String? = nil
+        var expected: ZoomAnswer
+        var testDescription: String { "\(operation.rawValue) \(status) \(body.prefix(60)) → \(expected.rawValue)" }
+    }
+
+    static let dailyMessage429 =
+        #"{"code":429,"message":"You have exceeded the daily rate limit (100) of Meeting Create/Update API requests permitted for this particular user. You may resume these requests at GMT 00:00:00."}"#
+
+    /// Zoom's documented answers (developers.zoom.us: the error definitions, "Create a meeting", "Delete a meeting",
+    /// the rate-limit page and the OAuth error messages page), each in the row docs/zoom.md gives it.
+    static let cases: [Case] = [
+        // Code 300 is a validation error, not a quota...
+        Case(
+            status: 400,
+            body: #"{"code":300,"message":"Validation Failed.","errors":[{"field":"topic","message":"Topic must be at most 200 characters."}]}"#,
+            expected: .validationFailed),
+        Case(status: 400, body: #"{"code":300,"message":"The value that you entered for the schedule_for field is invalid."}"#, expected: .validationFailed),
+        Case(status: 400, body: #"{"code":300,"message":"Invalid enforce_login_domains, separate multiple domains by semicolon."}"#, expected: .validationFailed),
+        // ...unless its message is the daily limit.
+        Case(status: 400, body: #"{"code":300,"message":"A maximum of 100 meetings can be created/updated for a single user in one day."}"#, expected: .dailyLimit),
+        Case(status: 429, body: dailyMessage429, expected: .dailyLimit),
+        Case(
+            status: 429, body: #"{"code":429,"message":"Too many requests."}"#,
+            headers: ["x-ratelimit-type": "Daily-limit", "retry-after": "2020-05-31T00:00:00Z"], expected: .dailyLimit),
+        Case(
+            status: 429, body: #"{"code":429,"message":"You have reached the maximum per-second rate limit for this API. Try again later."}"#,
+            headers: ["retry-after": "2"], expected: .rateLimited),
+        Case(
+            status: 400,
+            body: #"{"code":300,"message":"Validation Failed.","errors":[{"field":"settings.alternative_hosts","message":"x@example.com is not a licensed user"}]}"#,
+            expected: .alternativeHostsRefused),
+        Case(status: 400, body: #"{"code":1115,"message":"Alternative host x@example.com not found in this account."}"#, expected: .alternativeHostsRefused),
+        // 4711 on an API call: a scope the app lacks.
+        Case(
+            status: 400, body: #"{"code":4711,"message":"Invalid access token, does not contain scopes:[meeting:write:meeting:admin]."}"#,
+            expected: .missingScope),
+        Case(status: 401, body: #"{"code":124,"message":"Invalid access token."}"#, operation: .getMeeting, expected: .accessTokenRejected),
+        Case(status: 404, body: #"{"code":1001,"message":"User does not exist: x."}"#, expected: .hostUnusable),
+        Case(status: 400, body: #"{"code":3161,"message":"Meeting hosting and scheduling capabilities are not allowed for your user account."}"#, expected: .hostUnusable),
+        Case(status: 404, body: #"{"code":3001,"message":"Meeting does not exist: 1."}"#, operation: .deleteMeeting, expected: .meetingGone),
+        Case(
+            status: 400, body: #"{"code":3007,"message":"Sorry, you cannot delete this meeting since it has ended."}"#,
+            operation: .deleteMeeting, expected: .meetingEnded),
+        Case(
+            status: 400, body: #"{"code":3002,"message":"Sorry, you cannot delete this meeting since it is in progress."}"#,
+            operation: .deleteMeeting, expected: .meetingInProgress),
+        Case(status: 502, body: "", expected: .serverError),
+        Case(status: 400, body: #"{"code":3000,"message":"Cannot access webinar info."}"#, expected: .refused),
+        // The token endpoint: 4711 is the refresh token; answers without a code are read by `error` and status.
+        Case(
+            status: 400, body: #"{"code":4711,"message":"Refresh token invalid"}"#, operation: .token, grant: "refresh_token",
+            expected: .refreshTokenInvalid),
+        Case(
+            status: 400, body: #"{"reason":"Invalid Token!","error":"invalid_grant"}"#, operation: .token, grant: "refresh_token",
+            expected: .refreshTokenInvalid),
+        Case(
+            status: 400, body: #"{"reason":"Invalid authorization code","error":"invalid_grant"}"#, operation: .token,
+            grant: "authorization_code", expected: .authorizationCodeInvalid),
+        Case(
+            status: 401, body: #"{"reason":"Invalid client_id or client_secret","error":"invalid_client"}"#, operation: .token,
+            grant: "account_credentials", expected: .credentialsRefused),
+        Case(
+            status: 400, body: #"{"code":4700,"message":"Invalid account_id"}"#, operation: .token, grant: "account_credentials",
+            expected: .credentialsRefused),
+        Case(
+            status: 400, body: #"{"code":4705,"message":"Grant type is not supported from token endpoint."}"#, operation: .token,
+            grant: "account_credentials", expected: .grantTypeUnsupported),
+        Case(
+            status: 400, body: #"{"reason":"unsupported grant type","error":"unsupported_grant_type"}"#, operation: .token,
+            grant: "refresh_token", expected: .grantTypeUnsupported),
+        Case(
+            status: 400, body: #"{"code":4709,"message":"Redirect URI mismatch."}"#, operation: .token, grant: "authorization_code",
+            expected: .redirectURIMismatch),
+        Case(
+            status: 401, body: #"{"code":4717,"message":"The app has been disabled"}"#, operation: .token,
+            grant: "account_credentials", expected: .appDisabled),
+    ]
+
+    @Test("each documented Zoom answer lands in its row of the table", arguments: cases)
+    func classification(_ item: Case) {
+        let error = ZoomClient.error(
+            from: HTTPResponse(status: item.status, headers: item.headers, body: Array(item.body.utf8)), operation: item.operation,
+            grant: item.grant)
+        #expect(error.answer == item.expected, "\(error)")
+    }
+
+    @Test("the table's columns: what each answer does to the request, host, integration and room")
+    func tableColumns() {
+        // A validation error fails that one room: never the host, the pool or the integration.
+        let validation = ZoomAnswer.validationFailed.rule
+        #expect(validation.room == .fail && validation.host == .none && validation.integration == .none)
+        // Only the daily limit takes a host out until 00:00 UTC.
+        #expect(ZoomAnswer.allCases.filter { $0.rule.host == .outOfQuota } == [.dailyLimit])
+        // A missing scope is the integration's own state, and the room fails over.
+        #expect(ZoomAnswer.missingScope.rule.integration == .missingScope)
+        #expect(ZoomAnswer.missingScope.rule.room == .nextIntegration)
+        #expect(!ZoomAnswer.missingScope.refusesAuthorization)
+        // 4705 is configuration: the advice says so and does not send the admin to re-authorize alone.
+        #expect(ZoomAnswer.grantTypeUnsupported.rule.advice.hasPrefix("configuration, not re-authorization"))
+        // Delete's 3007 and 3001 count as done; 3002 waits for the end.
+        #expect(ZoomAnswer.meetingEnded.rule.request == .done)
+        #expect(ZoomAnswer.meetingGone.rule.request == .done)
+        #expect(ZoomAnswer.meetingInProgress.rule.room == .retryLater)
+        // The refresh token is the host's; refused client credentials the integration's.
+        #expect(ZoomAnswer.refreshTokenInvalid.rule.host == .needsReauthorization)
+        #expect(ZoomAnswer.credentialsRefused.rule.integration == .needsReauthorization)
+        #expect(ZoomAnswer.allCases.allSatisfy { !$0.rule.advice.isEmpty })
+        // Only answers that may have made a meeting leave a create's outcome open.
+        #expect(
+            Set(ZoomAnswer.allCases.filter { $0.rule.request == .mayHaveHappened }) == [.serverError, .noAnswer])
+    }
+
+    @Test("a decision fills in Zoom's words, the scopes, when to retry and the advice")
+    func decisions() {
+        let scope = Self.error(
+            400, #"{"code":4711,"message":"Invalid access token, does not contain scopes:[meeting:write:meeting, meeting:write:meeting:admin]."}"#
+        ).decision(now: 0, integration: "zoom-main")
+        #expect(scope.missingScopes == ["meeting:write:meeting", "meeting:write:meeting:admin"])
+        #expect(scope.advice.contains("meeting:write:meeting or meeting:write:meeting:admin"))
+        #expect(scope.advice.contains("Scopes tab"))
+        #expect(scope.advice.contains("`sitroomctl integration reauthorize zoom-main`"))
+
+        let validation = Self.error(
+            400,
+            #"{"code":300,"message":"Validation Failed.","errors":[{"field":"password","message":"Passcode does not meet the account's requirements."}]}"#
+        ).decision(now: 0, integration: "zoom-main", incident: "INC-7")
+        #expect(validation.reason.contains("password: Passcode does not meet the account's requirements."))
+        #expect(validation.advice.contains("`sitroomctl room retry INC-7`"))
+
+        // Retry-After in seconds, or as an RFC 3339 time (the daily limit's next 00:00 UTC).
+        let perSecond = Self.error(429, #"{"code":429,"message":"per-second"}"#, headers: ["retry-after": "2"])
+        #expect(perSecond.decision(now: 100).retryIn == 2)
         let daily = Self.error(
-            429,
-            #"{"code":429,"message":"You have exceeded the daily rate limit (100) of Meeting Create/Update API requests permitted for this particular user. You may resume these requests at GMT 00:00:00."}"#)
-        #expect(daily.isDailyLimit)
-        #expect(!daily.isRateLimited)
-        let perSecond = Self.error(
-            429, #"{"code":429,"message":"You have reached the maximum per-second rate limit for this API. Try again later."}"#,
-            headers: ["retry-after": "2"])
-        #expect(perSecond.isRateLimited)
-        #expect(perSecond.isTransient)
-        #expect(perSecond.retryAfter == 2)
-        #expect(Self.error(502, "").isTransient)
+            429, Self.dailyMessage429, headers: ["retry-after": "2020-05-31T00:00:00Z", "x-ratelimit-type": "Daily-limit"])
+        let midnight = 1_590_883_200.0  // 2020-05-31T00:00:00Z
+        #expect(daily.decision(now: midnight - 3600).retryIn == 3600)
+        #expect(daily.decision(now: midnight + 5).retryIn == 0)
+        #expect(ZoomError.RetryAfter(header: "Sun, 31 May 2020 00:00:00 GMT") == .time(midnight))
+        #expect(ZoomError.RetryAfter(header: "soon") == nil)
         #expect(Self.error(502, "").outcomeUnknown)
-        for code in [4700, 4702, 4704, 4711, 4717] {
-            #expect(Self.error(400, #"{"code":\#(code),"message":"x"}"#, oauth: true).needsReauthorization)
+    }
+
+    @Test("docs/zoom.md lists every row of the table")
+    func documented() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let manual = try String(contentsOf: root.appendingPathComponent("docs/zoom.md"), encoding: .utf8)
+        for answer in ZoomAnswer.allCases {
+            #expect(manual.contains("`\(answer.rawValue)`"), "docs/zoom.md does not list \(answer.rawValue)")
         }
-        #expect(Self.error(401, #"{"reason":"Invalid client_id or client_secret","error":"invalid_client"}"#, oauth: true).needsReauthorization)
+    }
+
+    @Test("create fields: passcodes meet account rules, topic and agenda cut at a character, hosts by semicolon")
+    func createFields() {
+        for length in 6...10 {
+            for _ in 0..<200 {
+                let passcode = MeetingRequest.passcode(length: length)
+                #expect(passcode.count == length)
+                #expect(passcode.contains { $0.isLetter })
+                #expect(passcode.contains { $0.isNumber })
+                #expect(passcode.contains { "@-_*".contains($0) })
+                #expect(passcode.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "@-_*".contains($0)) })
+            }
+        }
+        let title = String(repeating: "Payments down ", count: 200)
+        #expect(MeetingRequest.cut(title, to: ZoomLimits.topic).count == 200)
+        #expect(MeetingRequest.cut("short", to: 200) == "short")
+        // A flag (two code points, four UTF-16 units) or an accented letter is never split.
+        let flags = String(repeating: "🇫🇷", count: 60)
+        let cut = MeetingRequest.cut(flags, to: 201)
+        #expect(cut.utf16.count == 200 && cut.unicodeScalars.count == 100 && cut.count == 50)
+        let accented = "e\u{301}"  // é as e + combining acute
+        #expect(MeetingRequest.cut(String(repeating: accented, count: 3), to: 5) == String(repeating: accented, count: 2))
+        #expect(
+            MeetingRequest.alternativeHosts(["ada@example.com", "Alan@example.com", "ada@EXAMPLE.com", "bridge-1@example.com"],
+                excluding: "bridge-1@example.com") == "ada@example.com;Alan@example.com")
+        #expect(MeetingRequest.alternativeHosts(["bridge-1@example.com"], excluding: "bridge-1@example.com") == nil)
     }
 
     @Test("PKCE S256 as RFC 7636 appendix B computes it")

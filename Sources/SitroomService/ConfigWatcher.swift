@@ -75,8 +75,8 @@ public enum ConfigWatchMode: Sendable, Hashable {
 /// and `IN_OPEN` would not say whether a file was opened for writing; the fingerprint check over the settle
 /// window is what catches a writer at work in place while another file is renamed.
 ///
-/// The reload itself (``DaemonCore/reload()``) applies nothing unless all of `etc/` is valid, and makes no new
-/// generation when nothing changed, so an extra reload is harmless.
+/// The reload itself (sitroomd's `DaemonCore.reload()`, sitroom-intake's own) applies nothing unless what it reads
+/// is valid, and makes no new generation when nothing changed, so an extra reload is harmless.
 public final class ConfigWatcher: Sendable {
     /// Timing of the watcher, in seconds.
     public struct Timing: Sendable {
@@ -151,7 +151,7 @@ public final class ConfigWatcher: Sendable {
     /// Watches until cancelled. Starts by arming the watch and reloading once (an edit made between the
     /// daemon's first load and the arming is not lost; an unchanged `etc/` makes no new generation).
     /// - Parameters:
-    ///   - reload: reads and applies `etc/` (``DaemonCore/reload()``); called once per change, never concurrently.
+    ///   - reload: reads and applies `etc/` (sitroomd: `DaemonCore.reload()`); called once per change, never concurrently.
     ///   - report: told the watch mode whenever it changes (for `status`).
     public func run(
         reload: @escaping @Sendable () async -> Void,

@@ -1,0 +1,200 @@
+import Foundation
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+import SitroomConfig
+import ServiceLifecycle
+import Synchronization
+
+/// The HTTP side of sitroom-intake: HummingbirdCore's HTTP/1.1 server (SwiftNIO) with a responder of our own, so
+/// routes can change on reload and a request is judged before its body is read.
+///
+/// Bounds (SPEC §11, "bounded everywhere"):
+/// - connections: at most `max_connections` are served at once; more wait in the listen backlog (Hummingbird's
+///   `AvailableConnectionsDelegate` stops accepting);
+/// - headers: a client has `header_timeout` to send a request's head, from the connection or the end of the last
+///   answer (Hummingbird's idle timeout, which only counts whole request parts, so headers sent a byte at a time do
+///   not keep it alive); the head is at most 32 KiB in at most 100 fields;
+/// - body: `body_timeout` from the end of the head to the end of the body, then the connection is closed; at most
+///   `max_body_size` bytes: a larger `Content-Length` is refused before anything is read (413), and a body that
+///   grows past it is refused at that point and the connection's input closed (it is not read to its end);
+/// - memory: what the connections hold (bodies up to `max_body_size`); NIO's back-pressure stops reading from a
+///   socket whose parts are not consumed.
+public struct IntakeServer {
+    let handler: IntakeHandler
+    let metrics: IntakeMetrics
+    let logger: Logger
+
+    public init(handler: IntakeHandler, metrics: IntakeMetrics, logger: Logger) {
+        self.handler = handler
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The server as a swift-service-lifecycle `Service`: it listens until graceful shutdown, then stops accepting
+    /// and finishes the requests in flight (whose files are then durable or refused).
+    /// - Parameters:
+    ///   - configuration: the settings at start (`listen`, `max_connections`, timeouts; later changes to these need a
+    ///     restart, the routes do not).
+    ///   - tls: the TLS context when `tls:` is configured (connections are then HTTPS only).
+    ///   - onListening: called with the bound address (`127.0.0.1:8470`) once connections are accepted.
+    public func makeService(
+        configuration: IntakeConfiguration, tls: IntakeTLSContext?, onListening: @escaping @Sendable (String) async -> Void
+    ) -> any Service {
+        let handler = self.handler
+        let metrics = self.metrics
+        let bodyTimeout = configuration.bodyTimeout
+        let responder: HTTPChannelHandler.Responder = { request, writer, channel in
+            await Self.respond(
+                request, writer: writer, channel: channel, handler: handler, metrics: metrics, bodyTimeout: bodyTimeout)
+        }
+        var channelConfiguration = HTTP1Channel.Configuration(
+            idleTimeout: .milliseconds(Int64(configuration.headerTimeout * 1000)))
+        channelConfiguration.httpDecoder = .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 32 << 10, maxHeaderFieldCount: 100)
+        let http = HTTP1Channel(responder: responder, configuration: channelConfiguration)
+        if let tls {
+            return server(IntakeTLSChannel(base: http, context: tls), configuration: configuration, onListening: onListening)
+        }
+        return server(http, configuration: configuration, onListening: onListening)
+    }
+
+    private func server<Child: ServerChildChannel>(
+        _ child: Child, configuration: IntakeConfiguration, onListening: @escaping @Sendable (String) async -> Void
+    ) -> Server<Child> {
+        let host = configuration.listen.host
+        let metrics = self.metrics
+        return Server(
+            childChannelSetup: child,
+            configuration: ServerConfiguration(
+                address: .hostname(host, port: configuration.listen.port), serverName: nil, backlog: 256,
+                reuseAddress: true,
+                availableConnectionsDelegate: CountedConnections(max: configuration.maxConnections, metrics: metrics)),
+            onServerRunning: { channel in
+                // One accept per read of the listening socket (NIO accepts up to 4 by default), so the connection
+                // limit, which is checked between reads, is exact.
+                try? await channel.setOption(ChannelOptions.maxMessagesPerRead, value: 1).get()
+                let port = channel.localAddress?.port ?? configuration.listen.port
+                await onListening(IntakeConfiguration.Listen(host: host, port: port).description)
+            },
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: logger
+        )
+    }
+
+    static func head(_ request: Request, channel: any Channel) -> IntakeRequestHead {
+        var headers: [String: String] = [:]
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if let existing = headers[name] { headers[name] = existing + ", " + field.value } else { headers[name] = field.value }
+        }
+        return IntakeRequestHead(
+            method: request.method.rawValue, path: request.uri.path, headers: headers,
+            remote: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "")
+    }
+
+    static func respond(
+        _ request: Request, writer: consuming ResponseWriter, channel: any Channel, handler: IntakeHandler,
+        metrics: IntakeMetrics, bodyTimeout: Double
+    ) async {
+        let head = head(request, channel: channel)
+        let label = handler.label(head.path)
+        var answer: IntakeAnswer
+        var closeInput = head.mayHaveBody
+        switch handler.preflight(head) {
+        case .answer(let early):
+            answer = early
+        case .proceed(let route, let limit):
+            if head.headers["expect"]?.lowercased() == "100-continue" {
+                try? await writer.writeInformationalHead(HTTPResponse(status: .continue))
+            }
+            switch await readBody(request, limit: limit, contentLength: head.contentLength, timeout: bodyTimeout, channel: channel) {
+            case .complete(let body):
+                closeInput = false
+                answer = await handler.handle(route: route, head: head, body: body)
+            case .tooLarge:
+                answer = handler.tooLarge(limit)
+            case .incomplete:
+                // The client went away or was too slow (the connection is closed): nobody to answer.
+                metrics.answered(route: label, status: 408)
+                try? await channel.close()
+                return
+            }
+        }
+        metrics.answered(route: label, status: answer.status)
+        var fields = HTTPFields()
+        for (name, value) in answer.headers {
+            if let name = HTTPField.Name(name) { fields[name] = value }
+        }
+        fields[.contentLength] = "\(answer.body.count)"
+        let body = head.method == "HEAD" ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body))
+        do {
+            try await writer.write(response: HTTPResponse(status: .init(code: answer.status), headerFields: fields), body: body)
+        } catch {
+            return
+        }
+        if closeInput {
+            // The body was not read (an early answer) or not to its end (413): stop reading it. The answer is
+            // already written; the connection closes once it is sent.
+            do { try await channel.close(mode: .input) } catch { try? await channel.close() }
+        }
+    }
+
+    enum BodyRead {
+        case complete([UInt8])
+        case tooLarge
+        /// Cut short: the client closed, or `body_timeout` passed and the connection was closed.
+        case incomplete
+    }
+
+    /// Reads the whole body, at most `limit` bytes, within `timeout` seconds (else closes the connection).
+    static func readBody(
+        _ request: Request, limit: Int, contentLength: Int?, timeout: Double, channel: any Channel
+    ) async -> BodyRead {
+        let expired = Atomic<Bool>(false)
+        let timer = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+            expired.store(true, ordering: .sequentiallyConsistent)
+            channel.close(promise: nil)
+        }
+        defer { timer.cancel() }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(min(contentLength ?? 4096, limit))
+        do {
+            for try await buffer in request.body {
+                if bytes.count + buffer.readableBytes > limit { return .tooLarge }
+                bytes.append(contentsOf: buffer.readableBytesView)
+            }
+        } catch {
+            return .incomplete
+        }
+        // NIO's body stream also ends when the connection does; a short body is never taken for a whole one.
+        if expired.load(ordering: .sequentiallyConsistent) { return .incomplete }
+        if let contentLength, bytes.count != contentLength { return .incomplete }
+        return .complete(bytes)
+    }
+}
+
+/// Hummingbird's connection limit, counting open connections for the metrics.
+struct CountedConnections: AvailableConnectionsDelegate {
+    let max: Int
+    let metrics: IntakeMetrics
+    var count = 0
+
+    init(max: Int, metrics: IntakeMetrics) {
+        self.max = max
+        self.metrics = metrics
+    }
+
+    mutating func connectionOpened() {
+        count += 1
+        metrics.connectionOpened()
+    }
+
+    mutating func connectionClosed() {
+        count -= 1
+        metrics.connectionClosed()
+    }
+
+    func isAcceptingNewConnections() -> Bool { count < max }
+}

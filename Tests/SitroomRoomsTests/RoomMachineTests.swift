@@ -1,0 +1,214 @@
+import SitroomCore
+import Testing
+
+@testable import SitroomRooms
+
+/// The room machine, transition by transition, in the in-memory ``World``.
+@Suite("room machine")
+struct RoomMachineTests {
+    @Test("a room leases a host, marks its create in flight, creates, and is ready with its notices")
+    func happyPath() {
+        let world = World()
+        let id = world.open("INC-1")
+        var machine = RoomMachine(room: world.rooms[id]!, policy: world.policy)
+        var step = machine.handle(.start, now: world.now)
+        #expect(step.request == .lease(excluding: []))
+        let host = world.hosts[0]
+        step = machine.handle(.leased(host, user: "u", creates: CreateCount(host: host, count: 1, day: "d")), now: world.now)
+        guard case .write(let leased, .lease) = step.request else {
+            Issue.record("expected the lease's write, got \(String(describing: step.request))")
+            return
+        }
+        #expect(leased.hostID == host.host && leased.createPhase == .notSent)
+        step = machine.handle(.written(.saved(leased)), now: world.now)
+        guard case .write(let inFlight, .save) = step.request else {
+            Issue.record("expected the in-flight write, got \(String(describing: step.request))")
+            return
+        }
+        #expect(inFlight.createPhase == .inFlight)
+        step = machine.handle(.written(.saved(inFlight)), now: world.now)
+        #expect(step.request == .create(inFlight))
+        step = machine.handle(.created(MeetingInfo(id: 7, joinURL: "https://zoom.us/j/7", passcode: "p")), now: world.now)
+        guard case .write(let ready, .ready) = step.request else {
+            Issue.record("expected the ready write, got \(String(describing: step.request))")
+            return
+        }
+        #expect(ready.state == .ready && ready.meetingID == 7 && ready.createPhase == .done)
+        step = machine.handle(.written(.saved(ready)), now: world.now)
+        #expect(step.request == nil)
+        #expect(step.effects.contains(.becameReady))
+        #expect(machine.isFinished)
+    }
+
+    @Test("a lost create answer is settled by the room's marker, never by a second create")
+    func lostAnswer() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.lost]
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ready)
+        #expect(world.log.contains("\(id): meeting adopted after an unknown create outcome"))
+        #expect(world.meetings.count == 1)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a lost answer then a restart (nothing of the run remembered): the marker is found")
+    func lostAnswerThenRestart() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.lost]
+        world.run(id, crashAfter: 4)  // lease write, in-flight write, create (lost), the retry's write
+        world.restart()
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ready)
+        #expect(world.meetings.count == 1)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a 5xx is retried with backoff on the same host; after the attempts the room fails and frees its host")
+    func transientThenFail() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.notSent, .notSent, .notSent, .notSent]
+        world.run(id)
+        #expect(world.rooms[id]?.state == .failed)
+        #expect(world.rooms[id]?.reason?.contains("after 4 attempts") == true)
+        #expect(world.leases[id] == nil)
+        #expect(world.notices.contains { $0.room == id && $0.kind == "failed" })
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a daily limit drops the host (out of quota) and the room leases another")
+    func dailyLimit() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.dailyLimit]
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ready)
+        #expect(world.hostsOut == [world.hosts[0]])
+        #expect(world.rooms[id]?.hostID == world.hosts[1].host)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a missing scope puts the integration out and the room fails over to the next integration")
+    func missingScope() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.missingScope]
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ready)
+        #expect(world.rooms[id]?.integration == "zoom-b")
+        #expect(world.integrationsOut == ["zoom-a"])
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a refused token is renewed once; refused again, the integration is out")
+    func tokenRenewedOnce() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.tokenRejected]
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ready && world.rooms[id]?.integration == "zoom-a")
+        let other = world.open("INC-2")
+        world.script = [.tokenRejected, .tokenRejected]
+        world.run(other)
+        #expect(world.rooms[other]?.state == .ready && world.rooms[other]?.integration == "zoom-b")
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a validation error fails the room with the reason; nothing is out of quota")
+    func validation() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.validation]
+        world.run(id)
+        #expect(world.rooms[id]?.state == .failed)
+        #expect(world.rooms[id]?.reason == "validation failed")
+        #expect(world.hostsOut.isEmpty && world.integrationsOut.isEmpty)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("resolving ends the meeting, frees the host and schedules the deletion after the hold-down")
+    func resolve() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.run(id)
+        world.resolve("INC-1")
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ended)
+        #expect(world.leases[id] == nil)
+        #expect(world.liveMeetings(of: "INC-1").isEmpty)
+        #expect(world.deletions[id] == world.now + 900)
+        #expect(world.notices.contains { $0.room == id && $0.kind == "ended" })
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("resolved while a create's answer was lost: the meeting is found and ended, none is left")
+    func resolveDuringLostCreate() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.script = [.lost]
+        world.run(id, crashAfter: 3)
+        world.resolve("INC-1")
+        world.restart()
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ended)
+        #expect(world.liveMeetings(of: "INC-1").isEmpty)
+        #expect(world.leases[id] == nil)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("reopened within the hold-down: the same room and meeting come back; reopened after its deletion: a new room")
+    func reopen() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.run(id)
+        let meeting = world.rooms[id]?.meetingID
+        world.resolve("INC-1")
+        world.run(id)
+        world.reopen("INC-1")
+        world.settle(id)
+        #expect(world.rooms[id]?.state == .ready && world.rooms[id]?.meetingID == meeting)
+        // The meeting deleted at Zoom meanwhile: the room cannot come back; a new one is made.
+        world.resolve("INC-1")
+        world.run(id)
+        world.meetings[meeting!]!.deleted = true
+        world.reopen("INC-1")
+        world.settle(id)
+        let current = world.incidents["INC-1"]!
+        #expect(current != id)
+        #expect(world.rooms[current]?.state == .ready)
+        #expect(world.rooms[id]?.reason?.hasPrefix("not reopened: meeting") == true)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("when the integration refuses everything, a room asked to end is ended without the provider")
+    func endWithoutProvider() {
+        let world = World(integrations: ["zoom-a"], hostsPerIntegration: 1)
+        let id = world.open("INC-1")
+        world.run(id)
+        world.resolve("INC-1")
+        world.script = [.credentialsRefused]
+        world.run(id)
+        #expect(world.rooms[id]?.state == .ended)
+        #expect(world.rooms[id]?.reason?.contains("could not be ended") == true)
+        #expect(world.leases[id] == nil)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("no host free: the room waits with the reasons; nothing can ever serve it: it fails")
+    func waitingAndFailing() {
+        let world = World(integrations: ["zoom-a"], hostsPerIntegration: 1)
+        let first = world.open("INC-1")
+        world.run(first)
+        let second = world.open("INC-2")
+        world.run(second)
+        #expect(world.rooms[second]?.state == .waiting)
+        #expect(world.rooms[second]?.reason?.contains("busy") == true)
+        world.integrationsOut = ["zoom-a"]
+        let third = world.open("INC-3")
+        world.run(third)
+        #expect(world.rooms[third]?.state == .failed)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+}
