@@ -277,6 +277,8 @@ struct ConfigReloadTests {
             let after = await fixture.core.execute(try ControlCommand.parse("status"), uid: nil).text
             #expect(after.contains("config generation 2 applied"))
             #expect(after.contains("; etc/ is valid again since "))
+            // And the log says so at info level, with the generation that applied it.
+            #expect(fixture.log.lines.contains { $0.hasPrefix("info etc/ valid again") && $0.contains("generation=2") })
         }
     }
 
