@@ -683,7 +683,7 @@ public actor DaemonCore {
             ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
         ]
-        return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1)" }.joined(separator: "\n"))
+        return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }.joined(separator: "\n"))
     }
 
     /// What people should do about a room: its own advice (from the table of Zoom answers), else what its state
