@@ -1,10 +1,12 @@
 # sitroom: the two quick-start commands are `make run` and `make test` (README).
 SWIFT ?= swift
 
-.PHONY: run test build deps secrets check-config clean bench
+.PHONY: run test build deps demo-deps secrets check-config clean bench
 
-## run: install what is missing, build, start zoom-sim and sitroomd on the bundled defaults, feed the samples.
-run: build
+## run: install what the demo lacks (only that), build, start zoom-sim, sitroomd and sitroom-intake on the bundled
+## defaults, feed the samples; refuses to start over a running demo.
+run: demo-deps secrets
+	$(SWIFT) build
 	scripts/run-demo
 
 ## test: install what is missing, build everything, run all tests (unit and end-to-end).
@@ -23,6 +25,9 @@ build: deps secrets
 
 deps:
 	scripts/install-deps
+
+demo-deps:
+	scripts/install-deps --demo
 
 secrets:
 	scripts/gen-secrets

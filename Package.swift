@@ -92,7 +92,8 @@ let package = Package(
         .executableTarget(
             name: "sitroomctl",
             dependencies: [
-                "PosixIO", "SitroomCore",
+                // SitroomConfig: `submit --check` parses a spool file as sitroomd would.
+                "PosixIO", "SitroomCore", "SitroomConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

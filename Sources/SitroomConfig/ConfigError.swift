@@ -23,6 +23,38 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(file):\(line):\(column): \(message)" }
 }
 
+/// Something in `etc/` that is valid but probably not meant, printed as `file:line:col: warning: message`.
+/// Warnings never block a generation: `--check-config` prints them and still exits 0, the daemon logs them.
+public struct ConfigWarning: Sendable, Hashable, CustomStringConvertible {
+    /// The file the warning is about (absolute path).
+    public var file: String
+    /// 1-based line, 0 if it concerns the whole file.
+    public var line: Int
+    /// 1-based column, 0 if it concerns the whole file.
+    public var column: Int
+    /// What looks wrong and why it matters.
+    public var message: String
+
+    public init(file: String, line: Int, column: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    /// `file:line:col: warning: message`.
+    public var description: String { "\(file):\(line):\(column): warning: \(message)" }
+}
+
+/// Where the loader found things it warns about: positions are not part of a ``Configuration`` (a comment
+/// edited above a key must not make a new generation), so they travel beside it while one is read.
+struct ConfigSites {
+    /// `conference.integrations` in `sitroom.yaml`, when it names at least one integration.
+    var conferenceIntegrations: Position? = nil
+    /// Integration name → lower-cased `hosts[].user` → where it is.
+    var hostUsers: [String: [String: Position]] = [:]
+}
+
 /// All problems found in one load or parse; never empty when thrown.
 public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
     /// In file order (sitroom.yaml, integrations by name, roster.yaml, templates by name), then line order.

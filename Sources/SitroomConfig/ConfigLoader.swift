@@ -21,13 +21,14 @@ public enum ConfigLoader {
         var integrations: [String: IntegrationConfig] = [:]
         var integrationReports: [Diagnostics] = []
         var integrationNames: Set<String> = []
+        var sites = ConfigSites()
         let integrationsDirectory = etc + "/integrations"
         for (name, path) in entries(of: integrationsDirectory, suffix: ".yaml", reports: &integrationReports) {
             integrationNames.insert(name)
             let diag = Diagnostics(file: path)
             integrationReports.append(diag)
             let root = compose(path, diag: diag)
-            if let config = IntegrationFile.read(name: name, file: path, root: root, diag: diag) {
+            if let config = IntegrationFile.read(name: name, file: path, root: root, diag: diag, sites: &sites) {
                 integrations[name] = config
             }
         }
@@ -39,7 +40,8 @@ public enum ConfigLoader {
             file: daemonPath,
             root: compose(daemonPath, diag: daemonDiag),
             integrations: integrationNames,
-            diag: daemonDiag
+            diag: daemonDiag,
+            sites: &sites
         )
         reports.append(contentsOf: integrationReports)
 
@@ -68,13 +70,60 @@ public enum ConfigLoader {
                 ConfigError(file: daemonPath, line: 0, column: 0, message: "internal error: settings not read")
             ])
         }
-        return Configuration(
+        var configuration = Configuration(
             etcDirectory: etc,
             daemon: daemon,
             integrations: integrations,
             roster: roster,
             templates: templates
         )
+        configuration.warnings = warnings(configuration, sites: sites, daemonFile: daemonPath)
+        return configuration
+    }
+
+    /// What is valid but probably not meant (never an error):
+    /// - an integration file that `conference.integrations` (when given) and no rule names: no room goes through
+    ///   it unless an incident event names it;
+    /// - the same Zoom user (same `api_url`, user compared without case) in the pools of two integrations: each
+    ///   pool counts only its own meetings, so together they may exceed the user's `concurrent_meetings` and
+    ///   Zoom's daily create limit.
+    /// - Returns: the warnings, by file and position.
+    static func warnings(_ configuration: Configuration, sites: ConfigSites, daemonFile: String) -> [ConfigWarning] {
+        var warnings: [ConfigWarning] = []
+        let conference = configuration.daemon.conference
+        if let listed = sites.conferenceIntegrations {
+            let named = Set(conference.integrations + conference.rules.flatMap(\.integrations))
+            for integration in configuration.integrations.values.sorted(by: { $0.name < $1.name })
+            where !named.contains(integration.name) {
+                warnings.append(
+                    ConfigWarning(
+                        file: integration.file, line: 1, column: 1,
+                        message: "integration \(integration.name) is not named in conference.integrations "
+                            + "(\(daemonFile):\(listed.line):\(listed.column)) nor in a rule: no room uses it "
+                            + "unless an incident event names it; add it to the list, or remove the file"))
+            }
+        }
+        var seen: [String: (integration: IntegrationConfig, position: Position)] = [:]
+        for integration in configuration.integrations.values.sorted(by: { $0.name < $1.name }) {
+            let users = sites.hostUsers[integration.name] ?? [:]
+            for host in integration.hosts {
+                let user = host.user.lowercased()
+                let position = users[user] ?? .unknown
+                let key = integration.apiURL + "\u{0}" + user
+                guard let first = seen[key] else {
+                    seen[key] = (integration, position)
+                    continue
+                }
+                warnings.append(
+                    ConfigWarning(
+                        file: integration.file, line: position.line, column: position.column,
+                        message: "hosts: Zoom user \(host.user) is also a host of integration \(first.integration.name) "
+                            + "(\(first.integration.file):\(first.position.line):\(first.position.column)); each pool "
+                            + "counts only its own meetings, so together they may exceed its concurrent_meetings and "
+                            + "Zoom's daily create limit"))
+            }
+        }
+        return warnings
     }
 
     /// Reads and validates `etc/intake.yaml` (sitroom-intake's settings, SPEC §11) and, for each Zoom route, the
@@ -107,8 +156,10 @@ public enum ConfigLoader {
                 } else {
                     let integrationDiag = Diagnostics(file: file)
                     reports.append(integrationDiag)
+                    var sites = ConfigSites()  // warnings are the daemon's to give
                     let config = IntegrationFile.read(
-                        name: name, file: file, root: compose(file, diag: integrationDiag), diag: integrationDiag)
+                        name: name, file: file, root: compose(file, diag: integrationDiag), diag: integrationDiag,
+                        sites: &sites)
                     result = config.map { .found($0) } ?? .invalid
                 }
                 looked[name] = result

@@ -12,6 +12,9 @@ public struct Configuration: Sendable {
     public var roster: Roster
     /// `etc/templates/*.mustache`, keyed by file name without `.mustache` (e.g. `room-ready.email`).
     public var templates: [String: String]
+    /// What is valid but probably not meant (``ConfigLoader/warnings(_:sites:daemonFile:)``); never blocks the
+    /// generation.
+    public var warnings: [ConfigWarning] = []
 
     public init(
         etcDirectory: String,
@@ -209,16 +212,26 @@ public struct ConferenceSettings: Sendable, Hashable {
     public var rules: [ConferenceRule]
     /// Seconds a room may wait for a host before admins are told (`waiting_alert_after`, default 10m).
     public var waitingAlertAfter: Double
+    /// `meeting` component: seconds between the invitation and its follow-up (`follow_up_delay`, default 2m).
+    /// The invitation already carries the link; the follow-up reaches those who have not opened it yet, so it
+    /// comes a little later instead of in the same second.
+    public var followUpDelay: Double
+    /// `meeting` component: the invitation's `DURATION` in seconds (`invitation_duration`, default 60m; whole
+    /// minutes).
+    public var invitationDuration: Double
 
     public init(
         component: Component = .video, followUp: [NotifyChannel] = [.email, .sms], integrations: [String] = [],
-        rules: [ConferenceRule] = [], waitingAlertAfter: Double = 600
+        rules: [ConferenceRule] = [], waitingAlertAfter: Double = 600, followUpDelay: Double = 120,
+        invitationDuration: Double = 3600
     ) {
         self.component = component
         self.followUp = followUp
         self.integrations = integrations
         self.rules = rules
         self.waitingAlertAfter = waitingAlertAfter
+        self.followUpDelay = followUpDelay
+        self.invitationDuration = invitationDuration
     }
 }
 
@@ -299,8 +312,9 @@ public struct SMTPSettings: Sendable, Hashable {
         case required
         /// Upgrade when offered.
         case optional
-        /// Never upgrade (a relay on the loopback interface).
-        case disabled
+        /// Never upgrade (a relay on the loopback interface). `disabled`, the word of earlier releases, is
+        /// still accepted in `etc/sitroom.yaml`.
+        case never
     }
 
     /// RFC 5322 mailbox for `From:`; its address is the envelope sender.

@@ -14,7 +14,8 @@ enum DaemonFile {
         file: String,
         root: YAMLDocument.Result,
         integrations: Set<String>,
-        diag: Diagnostics
+        diag: Diagnostics,
+        sites: inout ConfigSites
     ) -> DaemonSettings? {
         let top: YAMLMapping
         switch root {
@@ -28,7 +29,11 @@ enum DaemonFile {
         let directory = FileReading.directory(of: file)
         let defaults = DaemonSettings()
 
-        let conference = readConference(top.mapping("conference"), integrations: integrations)
+        let conferenceMapping = top.mapping("conference")
+        let conference = readConference(conferenceMapping, integrations: integrations)
+        if !conference.integrations.isEmpty, let value = conferenceMapping.value("integrations") {
+            sites.conferenceIntegrations = value.position
+        }
         let reopenHoldDown = top.value("reopen_hold_down")?.duration() ?? defaults.reopenHoldDown
         let notify = readNotify(top.mapping("notify"), directory: directory)
         let feeds = readFeeds(top.mapping("feeds"))
@@ -120,10 +125,19 @@ enum DaemonFile {
         let waitingAlertAfter =
             mapping.value("waiting_alert_after")?.duration(in: 1...Double.greatestFiniteMagnitude)
             ?? defaults.waitingAlertAfter
+        let followUpDelay = mapping.value("follow_up_delay")?.duration(in: 0...86_400) ?? defaults.followUpDelay
+        var invitationDuration = defaults.invitationDuration
+        if let value = mapping.value("invitation_duration"), let seconds = value.duration(in: 60...7 * 86_400) {
+            if seconds.truncatingRemainder(dividingBy: 60) == 0 {
+                invitationDuration = seconds
+            } else {
+                value.fail("must be whole minutes (RFC 5545 DURATION), such as 45m or 2h")
+            }
+        }
         mapping.finish()
         return ConferenceSettings(
             component: component, followUp: followUp, integrations: integrations, rules: rules,
-            waitingAlertAfter: waitingAlertAfter)
+            waitingAlertAfter: waitingAlertAfter, followUpDelay: followUpDelay, invitationDuration: invitationDuration)
     }
 
     /// A list of integration names, each of which must have a file under `etc/integrations/`.
@@ -223,7 +237,8 @@ enum DaemonFile {
             let username = mapping.string("username")
             let passwordFile = mapping.value("password_file")?.secretFile(relativeTo: directory)
             let startTLS =
-                mapping.value("starttls")?.enumeration(SMTPSettings.StartTLS.self, noun: "starttls") ?? .required
+                mapping.value("starttls")?.enumeration(
+                    SMTPSettings.StartTLS.self, noun: "starttls", aliases: ["disabled": .never]) ?? .required
             var caFile: String? = nil
             if let value = mapping.value("ca_file"), let path = value.path(relativeTo: directory) {
                 if access(path, R_OK) == 0 { caFile = path } else { value.fail("\(path) cannot be read") }

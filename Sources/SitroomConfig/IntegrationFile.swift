@@ -17,7 +17,10 @@ enum IntegrationFile {
     }
 
     /// Reads one integration; `nil` when the file has errors (all reported to `diag`).
-    static func read(name: String, file: String, root: YAMLDocument.Result, diag: Diagnostics) -> IntegrationConfig? {
+    /// - Parameter sites: where each host's `user` is, for the loader's warnings (``ConfigSites``).
+    static func read(
+        name: String, file: String, root: YAMLDocument.Result, diag: Diagnostics, sites: inout ConfigSites
+    ) -> IntegrationConfig? {
         if !isIdentifier(name) {
             diag.report(
                 "integration name '\(name)' (the file name) must be letters, digits, '.', '_', '-', '@' or '+'",
@@ -64,7 +67,7 @@ enum IntegrationFile {
         let mediumPerSecond = rateLimit.value("medium_per_second")?.int(in: 1...10_000) ?? 20
         rateLimit.finish()
 
-        let hosts = readHosts(top.required("hosts"), diag: diag)
+        let hosts = readHosts(top.required("hosts"), diag: diag, users: &sites.hostUsers[name, default: [:]])
         let meeting = readMeeting(top.mapping("meeting"), diag: diag)
         let priority = top.value("priority")?.int(in: -1_000_000...1_000_000) ?? 10
         let requestTimeout = top.value("request_timeout")?.duration(in: 1...300) ?? 30
@@ -98,7 +101,7 @@ enum IntegrationFile {
         )
     }
 
-    private static func readHosts(_ value: YAMLValue?, diag: Diagnostics) -> [HostConfig]? {
+    private static func readHosts(_ value: YAMLValue?, diag: Diagnostics, users: inout [String: Position]) -> [HostConfig]? {
         guard let value, let items = value.list() else { return nil }
         guard !items.isEmpty else {
             value.fail("must list at least one host")
@@ -136,6 +139,7 @@ enum IntegrationFile {
                     user = nil
                 } else {
                     userLines[text.lowercased()] = userValue.position.line
+                    users[text.lowercased()] = userValue.position
                 }
             }
             let concurrent = entry.value("concurrent_meetings")?.int(in: 1...1000) ?? 1

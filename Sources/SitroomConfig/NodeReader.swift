@@ -152,10 +152,12 @@ struct YAMLValue {
     }
 
     /// One of `E`'s raw values; `noun` names the thing in the error ("unknown stage 'foo' (expected ...)").
-    func enumeration<E: RawRepresentable & CaseIterable>(_: E.Type, noun: String) -> E? where E.RawValue == String {
+    /// `aliases` are older words still accepted for a value (not listed in the error).
+    func enumeration<E: RawRepresentable & CaseIterable>(_: E.Type, noun: String, aliases: [String: E] = [:]) -> E?
+    where E.RawValue == String {
         let expected = E.allCases.map(\.rawValue).joined(separator: ", ")
         guard let text = text(expected: "one of \(expected)") else { return nil }
-        guard let value = E(rawValue: text) else {
+        guard let value = E(rawValue: text) ?? aliases[text] else {
             fail("unknown \(noun) '\(text)' (expected \(expected))")
             return nil
         }
@@ -170,7 +172,9 @@ struct YAMLValue {
             return nil
         }
         guard range.contains(seconds) else {
-            if range.lowerBound > 1 {
+            if seconds > range.upperBound {
+                fail("must be at most \(Int(range.upperBound))s")
+            } else if range.lowerBound > 1 {
                 fail("must be at least \(Int(range.lowerBound))s")
             } else {
                 fail(range.lowerBound > 0 ? "must be longer than 0s" : "is out of range")

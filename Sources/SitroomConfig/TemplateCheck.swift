@@ -14,7 +14,10 @@ public enum TemplateRules {
     /// The variables templates may use: top-level object → its fields.
     public static let variables: [String: [String]] = [
         "incident": ["id", "title", "severity", "team", "stage"],
-        "room": ["id", "state", "reason", "advice", "note", "join_url", "meeting_id", "passcode", "host", "integration"],
+        "room": [
+            "id", "state", "reason", "advice", "note", "join_url", "meeting_id", "passcode", "host", "integration",
+            "closed_by_operator",
+        ],
         "person": ["name", "email", "phone", "role"],
         "integration": ["name"],
         "admin": ["name", "email"],

@@ -29,6 +29,12 @@ public enum NoticeState: String, Sendable, Codable, CaseIterable {
     /// Given up (permanent failure, or `notify.retry.give_up_after` passed); ``Notice/detail`` says why.
     /// `notify resend` queues it again.
     case dead
+    /// Never sent, and never will be: its room ended before it was due (a follow-up waiting for
+    /// `conference.follow_up_delay`); ``Notice/detail`` says so.
+    case withdrawn
+
+    /// Whether nothing more is tried without `notify resend`: `sent`, `dead` or `withdrawn`.
+    public var isSettled: Bool { self == .sent || self == .dead || self == .withdrawn }
 }
 
 /// One message in the outbox, rendered when it was queued so every retry sends the same bytes.
@@ -68,6 +74,10 @@ public struct Notice: Sendable, Codable, Hashable {
     public var lifetimeStart: Double?
     /// Seconds since 1970 when the transport accepted it.
     public var sentAt: Double?
+    /// Email: the id of the notice that began this person's thread about the room (the `room-ready` or
+    /// `invitation` email), so this one is sent as a reply to it (`In-Reply-To`, `References`); `nil` for the
+    /// first message and for other channels.
+    public var threadNoticeID: String?
 
     public init(
         roomID: String, incidentID: String, personID: String, kind: NoticeKind, channel: NoticeChannel,

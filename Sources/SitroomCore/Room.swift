@@ -73,6 +73,14 @@ public struct Room: Sendable, Codable, Hashable {
     }
     /// Stored optional so rooms written before the field existed still decode.
     private var sweep: Bool?
+    /// An operator closed the room (`room end INCIDENT`) rather than the incident being resolved: the
+    /// `room-ended` notices say so. Cleared when the incident is reopened.
+    public var closedByOperator: Bool {
+        get { operatorClosed ?? false }
+        set { operatorClosed = newValue ? true : nil }
+    }
+    /// Stored optional so rooms written before the field existed still decode.
+    private var operatorClosed: Bool?
     /// Seconds since 1970 after which the ended meeting is deleted (`on_resolve: end_and_delete` waits out
     /// `reopen_hold_down`, so a reopened incident gets its room and meeting back); `nil` when no deletion is
     /// pending.

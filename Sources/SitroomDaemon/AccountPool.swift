@@ -87,11 +87,14 @@ public actor AccountPool {
     }
 
     /// Drains a host (it takes no new rooms, keeps its open ones) or resumes it; kept across restarts.
+    /// - Returns: false when the host already was in that state (nothing is written).
     /// - Throws: ``SitroomError`` `.notFound` for a host not in the pool; store errors.
-    public func setDrained(_ key: HostKey, _ drained: Bool) throws {
+    @discardableResult
+    public func setDrained(_ key: HostKey, _ drained: Bool) throws -> Bool {
         guard state.limits(key) != nil else {
             throw SitroomError(.notFound, "no host \(key.host) in the pool of \(key.integration)")
         }
+        guard state.usage[key]?.drained ?? false != drained else { return false }
         let store = self.store
         _ = try store.write { txn in
             if drained {
@@ -102,6 +105,7 @@ public actor AccountPool {
         }
         state.setDrained(key, drained)
         logger.info(drained ? "host drained" : "host resumed", metadata: ["integration": "\(key.integration)", "host": "\(key.host)"])
+        return true
     }
 
     /// Leases a host of `integration` for `room` and counts the create it will cost against today's quota (in

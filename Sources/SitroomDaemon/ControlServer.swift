@@ -109,14 +109,15 @@ public final class ControlServer: Sendable {
         if let uid {
             privileged = uid == 0 || uid == geteuid()
         } else {
-            privileged = !groupMode || command.words == ["reload"]
+            privileged = !groupMode || (try? AdminCommand.parse(command.words)) == .reload
         }
         let reply = await daemon.execute(command, uid: uid, privileged: privileged)
         if let path = command.replyPath {
             await answer(reply, to: path)
         } else {
             logger.info(
-                "control command", metadata: ["command": "\(command.words.first ?? "")", "ok": "\(reply.ok)", "reply": "\(reply.text)"])
+                "control command",
+                metadata: ["command": "\(AdminCommand.auditText(command.words))", "ok": "\(reply.ok)", "reply": "\(reply.text)"])
         }
     }
 

@@ -28,6 +28,7 @@ public actor DaemonCore {
     /// The reload running or last run: reloads (SIGHUP, `reload`, the watcher) run one after the other.
     private var reloadTail: Task<ControlReply, Never>? = nil
     private var spoolBacklog: @Sendable () -> Int = { 0 }
+    private var spoolRejections: @Sendable (Double) -> SpoolRejections = { _ in SpoolRejections() }
     /// The counters the actors move, written to the metrics file.
     public let metrics: SitroomMetrics
     /// Tells systemd about reloads (`RELOADING=1` … `READY=1`); `nil` without `$NOTIFY_SOCKET`.
@@ -73,6 +74,9 @@ public actor DaemonCore {
 
     /// Tells `status` how to count the spool backlog.
     public func setSpoolBacklog(_ count: @escaping @Sendable () -> Int) { spoolBacklog = count }
+
+    /// Tells `status` how to sum up the spool's `rejected/` (given the time now, seconds since 1970).
+    public func setSpoolRejections(_ summary: @escaping @Sendable (Double) -> SpoolRejections) { spoolRejections = summary }
 
     /// Reads all of `etc/` again and applies it to every actor as a new generation, or keeps the live generation
     /// when it is invalid (recorded as the last rejected one, with every error as `file:line:col: message`) or
@@ -123,7 +127,7 @@ public actor DaemonCore {
         do {
             configuration = try ConfigLoader.load(etcDirectory: paths.etc)
         } catch {
-            lastRejected = RejectedGeneration(at: clock.now(), errors: error.description)
+            lastRejected = RejectedGeneration(at: clock.now(), errors: error.errors.map(\.description))
             lastReloadSuccessful = false
             metrics.reload("rejected")
             logger.error(
@@ -131,10 +135,17 @@ public actor DaemonCore {
                 metadata: ["generation": "\(generation)", "errors": "\(error.description)"])
             return .error("configuration rejected; generation \(generation) stays live:\n\(error.description)")
         }
+        let validAgain = !lastReloadSuccessful
         if lastRejected != nil, lastRejected?.validAgainAt == nil { lastRejected?.validAgainAt = clock.now() }
         lastReloadSuccessful = true
         lastReloadSuccessAt = clock.now()
+        /// The rejection was logged as an error; its end gets a line at info level, naming the live generation.
+        func logValidAgain() {
+            guard validAgain else { return }
+            logger.info("etc/ valid again", metadata: ["generation": "\(generation)", "etc": "\(paths.etc)"])
+        }
         if configuration.sameValues(as: live) {
+            logValidAgain()
             metrics.reload("unchanged")
             logger.debug("configuration unchanged", metadata: ["generation": "\(generation)"])
             return .ok("configuration unchanged; generation \(generation) stays live")
@@ -153,11 +164,13 @@ public actor DaemonCore {
         }
         await pool.configure(configuration)
         await notifier.configure(configuration, varDirectory: paths.varDirectory)
+        logWarnings(configuration, logger: logger)
         generation += 1
         appliedAt = clock.now()
         live = configuration
         if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
         metrics.reload("applied")
+        logValidAgain()
         logger.info(
             "configuration applied",
             metadata: [
@@ -255,146 +268,112 @@ public actor DaemonCore {
             number: generation, appliedAt: appliedAt, configuration: live, lastRejected: lastRejected, watch: watch)
     }
 
-    /// Runs one control command (SPEC §7).
+    /// Runs one control command (SPEC §7): its words are parsed into an ``AdminCommand`` (bad usage is an error
+    /// with the command's usage line, and changes nothing); a command that changes something is recorded in the
+    /// audit log with its outcome, refusals included.
     /// - Parameter privileged: whether the caller may change things (the daemon's user or root); members of
-    ///   `control.group` may only run read-only commands (``isReadOnly(_:)``).
-    public func execute(_ command: ControlCommand, uid: UInt32?, privileged: Bool = true) async -> ControlReply {
-        if !privileged && !Self.isReadOnly(command.words) {
+    ///   `control.group` may only run read-only commands (``AdminCommand/isReadOnly``).
+    public func execute(_ line: ControlCommand, uid: UInt32?, privileged: Bool = true) async -> ControlReply {
+        let command: AdminCommand
+        do { command = try AdminCommand.parse(line.words) } catch { return .error(error.description) }
+        if !privileged && !command.isReadOnly {
             audit(command, uid: uid, outcome: "refused: read-only for control.group members")
+            let open = AdminCommand.syntaxes.filter(\.readOnly).map(\.usage).joined(separator: ", ")
             return .error(
                 "\(command.words.first ?? "") changes things: only sitroomd's user or root may run it "
-                    + "(control.group members may run: status, rooms, room show, pool NAME, integrations, "
-                    + "integration show, outbox, audit, help)")
+                    + "(control.group members may run: \(open))")
         }
+        let reply: ControlReply
         do {
-            switch command.words {
-            case ["help"]:
-                return .ok(Self.help)
-            case ["status"]:
-                return try await status(json: command.json)
-            case ["reload"]:
-                let reply = await reload()
-                audit(command, uid: uid, outcome: reply.ok ? "ok" : "error")
-                return reply
-            case ["rooms"], ["rooms", "open"], ["rooms", "all"]:
-                return try await rooms(all: command.words.last == "all", json: command.json)
-            case let words where words.count == 3 && words[0] == "room" && words[1] == "show":
-                return try await roomShow(words[2], json: command.json)
-            case let words where words.count == 3 && words[0] == "room" && (words[1] == "retry" || words[1] == "end"):
-                do {
-                    let text =
-                        words[1] == "retry"
-                        ? try await provisioner.retry(incident: words[2]) : try await provisioner.end(incident: words[2])
-                    audit(command, uid: uid, outcome: "ok")
-                    return .ok(text)
-                } catch {
-                    audit(command, uid: uid, outcome: "error: \(error)")
-                    throw error
-                }
-            case ["outbox"], ["outbox", "pending"], ["outbox", "dead"], ["outbox", "all"]:
-                let filter = command.words.count == 2 ? command.words[1] : "pending"
-                let states: Set<NoticeState> =
-                    switch filter {
-                    case "dead": [.dead]
-                    case "all": Set(NoticeState.allCases)
-                    default: [.pending, .sending, .retrying]
-                    }
-                return try await outbox(states: states, json: command.json)
-            case let words where (words.count == 3 || words.count == 4) && words[0] == "notify" && words[1] == "resend":
-                do {
-                    let resent = try await notifier.resend(incident: words[2], person: words.count == 4 ? words[3] : nil)
-                    audit(command, uid: uid, outcome: "ok: \(resent.count) notice(s)")
-                    if resent.isEmpty {
-                        return .ok("nothing to resend for \(words[2])\(words.count == 4 ? " and \(words[3])" : "")")
-                    }
-                    return .ok(
-                        "queued again:\n"
-                            + Self.table(
-                                ["NOTICE", "KIND", "CHANNEL", "TO"],
-                                resent.map { [$0.id, $0.kind.rawValue, $0.channel.rawValue, $0.recipient] }
-                            ).joined(separator: "\n"))
-                } catch {
-                    audit(command, uid: uid, outcome: "error: \(error)")
-                    throw error
-                }
-            case ["audit"]:
-                return try audit(last: 20, json: command.json)
-            case let words where words.count == 2 && words[0] == "audit":
-                guard let count = Int(words[1]), count > 0, count <= 10_000 else {
-                    return .error("audit N: N must be a whole number from 1 to 10000, not \(words[1])")
-                }
-                return try audit(last: count, json: command.json)
-            case ["integrations"]:
-                return try await integrationsList(json: command.json)
-            case let words where words.count == 3 && words[0] == "integration" && words[1] == "show":
-                return try await integrationShow(words[2], json: command.json)
-            case let words where words.count == 4 && words[0] == "integration" && words[1] == "authorize":
-                let url = try await registry.beginAuthorization(words[2], host: words[3])
-                audit(command, uid: uid, outcome: "ok")
-                return .ok(
-                    "open this URL as the Zoom user of \(words[3]) and approve:\n\(url)\n"
-                        + "then: sitroomctl integration authorize \(words[2]) \(words[3]) --code -   (the code on standard input)")
-            case let words where words.count == 5 && words[0] == "integration" && words[1] == "authorize" && words[4].hasPrefix("code="):
-                do {
-                    let line = try await registry.completeAuthorization(
-                        words[2], host: words[3], code: String(words[4].dropFirst("code=".count)))
-                    audit(command, uid: uid, outcome: "ok")
-                    await provisioner.retryWaiting()
-                    return .ok(line)
-                } catch {
-                    audit(command, uid: uid, outcome: "error: \(error)")
-                    throw error
-                }
-            case let words where words.count == 3 && words[0] == "integration" && words[1] == "reauthorize":
-                do {
-                    let text = try await registry.reauthorize(words[2])
-                    audit(command, uid: uid, outcome: "ok")
-                    await provisioner.retryWaiting()
-                    return .ok(text)
-                } catch {
-                    audit(command, uid: uid, outcome: "error: \(error)")
-                    throw error
-                }
-            case let words where words.count == 2 && words[0] == "backup":
-                let reply = await backup(to: words[1])
-                audit(command, uid: uid, outcome: reply.ok ? "ok" : "error: \(reply.text)")
-                return reply
-            case let words where words.count == 2 && words[0] == "pool":
-                return try await poolShow(words[1], json: command.json)
-            case let words where words.count == 4 && words[0] == "pool" && (words[1] == "drain" || words[1] == "resume"):
-                let key = HostKey(integration: words[2], host: words[3])
-                do {
-                    try await pool.setDrained(key, words[1] == "drain")
-                } catch {
-                    audit(command, uid: uid, outcome: "error: \(error)")
-                    throw error
-                }
-                audit(command, uid: uid, outcome: "ok")
-                if words[1] == "resume" { await provisioner.retryWaiting() }
-                return .ok("\(key.host) of \(key.integration) \(words[1] == "drain" ? "drained: it takes no new rooms and keeps its open ones" : "resumed")")
-            default:
-                return .error("unknown command: \(Self.redacted(command.words)) (try `help`)")
-            }
+            reply = try await run(command, json: line.json)
         } catch let error as ZoomError {
             // Zoom refused an `integration authorize` or `reauthorize`: say what to do (the table of Zoom answers).
-            let words = command.words
+            let words = line.words
             let integration = words.count > 2 && words[0] == "integration" ? words[2] : nil
             let decision = error.decision(
                 now: clock.now(), integration: integration, host: words.count > 3 ? words[3] : nil)
-            return .error("\(error)\nwhat to do: \(decision.advice)")
+            reply = .error("\(error)\nwhat to do: \(decision.advice)")
         } catch {
-            return .error("\(error)")
+            reply = .error("\(error)")
         }
+        if !command.isReadOnly {
+            // The first line says what happened; a rejected reload's list of errors stays in the log and `status`.
+            audit(command, uid: uid, outcome: reply.ok ? "ok" : "error: \(reply.text.prefix { $0 != "\n" })")
+        }
+        return reply
     }
 
-    /// Commands that change nothing, open to `control.group` members.
-    static func isReadOnly(_ words: [String]) -> Bool {
-        switch words.first {
-        case "help", "status", "rooms", "integrations", "outbox", "audit": return true
-        case "room": return words.count > 1 && words[1] == "show"
-        case "pool": return words.count == 2
-        case "integration": return words.count > 1 && words[1] == "show"
-        default: return false
+    /// Carries out a parsed command. - Throws: what the actors throw (the reply is then an error).
+    private func run(_ command: AdminCommand, json: Bool) async throws -> ControlReply {
+        switch command {
+        case .help:
+            return .ok(AdminCommand.helpText)
+        case .status:
+            return try await status(json: json)
+        case .reload:
+            return await reload()
+        case .rooms(let all):
+            return try await rooms(all: all, json: json)
+        case .roomShow(let incident):
+            return try await roomShow(incident, json: json)
+        case .roomRetry(let incident):
+            return .ok(try await provisioner.retry(incident: incident))
+        case .roomEnd(let incident):
+            return .ok(try await provisioner.end(incident: incident))
+        case .incidents(let all):
+            return try await incidents(all: all, json: json)
+        case .outbox(let filter):
+            let states: Set<NoticeState> =
+                switch filter {
+                case .dead: [.dead]
+                case .all: Set(NoticeState.allCases)
+                case .pending: [.pending, .sending, .retrying]
+                }
+            return try await outbox(states: states, json: json)
+        case .notifyResend(let incident, let person):
+            let resent = try await notifier.resend(incident: incident, person: person)
+            if resent.isEmpty {
+                return .ok("nothing to resend for \(incident)\(person.map { " and \($0)" } ?? "")")
+            }
+            return .ok(
+                "queued again:\n"
+                    + Self.table(
+                        ["NOTICE", "KIND", "CHANNEL", "TO"],
+                        resent.map { [$0.id, $0.kind.rawValue, $0.channel.rawValue, $0.recipient] }
+                    ).joined(separator: "\n"))
+        case .audit(let count):
+            return try audit(last: count, json: json)
+        case .integrations:
+            return try await integrationsList(json: json)
+        case .integrationShow(let name):
+            return try await integrationShow(name, json: json)
+        case .integrationAuthorize(let name, let host):
+            let url = try await registry.beginAuthorization(name, host: host)
+            return .ok(
+                "open this URL as the Zoom user of \(host) and approve:\n\(url)\n"
+                    + "then: sitroomctl integration authorize \(name) \(host) --code -   (the code on standard input)")
+        case .integrationAuthorizeCode(let name, let host, let code):
+            let line = try await registry.completeAuthorization(name, host: host, code: code)
+            await provisioner.retryWaiting()
+            return .ok(line)
+        case .integrationReauthorize(let name):
+            let text = try await registry.reauthorize(name)
+            await provisioner.retryWaiting()
+            return .ok(text)
+        case .backup(let path):
+            return await backup(to: path)
+        case .pool(let name):
+            return try await poolShow(name, json: json)
+        case .poolDrain(let name, let host), .poolResume(let name, let host):
+            let drain = command == .poolDrain(name: name, host: host)
+            let changed = try await pool.setDrained(HostKey(integration: name, host: host), drain)
+            if !drain && changed { await provisioner.retryWaiting() }
+            switch (drain, changed) {
+            case (true, true): return .ok("\(host) of \(name) drained: it takes no new rooms and keeps its open ones")
+            case (true, false): return .ok("\(host) of \(name) is already drained")
+            case (false, true): return .ok("\(host) of \(name) resumed: it takes rooms again")
+            case (false, false): return .ok("\(host) of \(name) is not drained: nothing to resume")
+            }
         }
     }
 
@@ -456,41 +435,6 @@ public actor DaemonCore {
             ).joined(separator: "\n"))
     }
 
-    /// The command as the audit log keeps it: authorization codes and other `key=value` secrets redacted.
-    static func redacted(_ words: [String]) -> String {
-        words.map { word in
-            for key in ["code=", "token=", "secret=", "password="] where word.hasPrefix(key) { return key + "REDACTED" }
-            return word
-        }.joined(separator: " ")
-    }
-
-    static let help = """
-        commands:
-          status                 generation, integrations, pool usage, rooms, outbox, spool, uptime
-          reload                 read etc/ again; applied only if all of it is valid
-          rooms [open|all]       rooms, open ones by default
-          room show INCIDENT     one incident's room (add --json for JSON)
-          integrations           integrations and their states
-          integration show NAME  one integration: kind, state, hosts and their authorization
-          integration authorize NAME HOST
-                                 (zoom-oauth) prints the URL that authorizes HOST; then pass the code with
-                                 `sitroomctl integration authorize NAME HOST --code -` on standard input
-          integration reauthorize NAME
-                                 zoom-s2s: get a token again now; zoom-oauth: authorize every host again
-          room retry INCIDENT    try the room of a failed, unavailable or waiting incident again
-          room end INCIDENT      end the incident's meeting and room now (as if it were resolved)
-          outbox [pending|dead|all]
-                                 notices not yet delivered (default), parked dead, or all
-          notify resend INCIDENT [PERSON]
-                                 queue an incident's dead notices again (with PERSON: that person's, sent ones too)
-          audit [N]              the last N (20) audited commands: time, uid, command, outcome
-          pool NAME              the hosts of an integration: open rooms, creates today, state and why
-          pool drain NAME HOST   the host takes no new rooms (keeps its open ones)
-          pool resume NAME HOST  the host takes rooms again
-          backup /ABS/PATH       a consistent, compacted copy of the store into a new (or empty) directory
-          help                   this text
-        """
-
     /// `backup PATH`: copies the LMDB environment into `path` while the daemon runs (a consistent snapshot,
     /// compacted), then syncs it. `path` must be absolute and either not exist (it is made, mode 0700, in an
     /// existing directory) or be an empty directory. The copy runs on a thread of its own.
@@ -541,89 +485,54 @@ public actor DaemonCore {
 
     private static let backupQueue = DispatchQueue(label: "sitroom.backup")
 
-    private func audit(_ command: ControlCommand, uid: UInt32?, outcome: String) {
-        let entry = AuditEntry(time: clock.now(), uid: uid, command: Self.redacted(command.words), outcome: outcome)
+    private func audit(_ command: AdminCommand, uid: UInt32?, outcome: String) {
+        let entry = AuditEntry(time: clock.now(), uid: uid, command: command.auditText, outcome: outcome)
         let store = self.store
         do { try store.write { txn in try store.appendAudit(entry, txn) } } catch {
             logger.error("cannot append to the audit log", metadata: ["error": "\(error)"])
         }
     }
 
-    private func status(json: Bool) async throws -> ControlReply {
+    /// The state at a glance (`status`), as one value.
+    public func statusReport() async throws -> StatusReport {
         let integrations = await registry.snapshot()
-        let hosts = await pool.snapshot()
-        let counts = try await provisioner.roomCounts()
-        let depth = await notifier.depth
-        let backlog = spoolBacklog()
-        let uptime = Int(clock.now() - startedAt)
         var byState: [String: Int] = [:]
-        for (state, count) in counts { byState[state.rawValue] = count }
-        let open = counts.filter { $0.key.isOpen }.values.reduce(0, +)
+        for (state, count) in try await provisioner.roomCounts() { byState[state.rawValue] = count }
+        let open = RoomState.allCases.filter(\.isOpen).map { byState[$0.rawValue] ?? 0 }.reduce(0, +)
+        return StatusReport(
+            version: sitroomVersion, uptimeSeconds: Int(clock.now() - startedAt),
+            generation: StatusReport.Generation(
+                number: generation, appliedAt: rfc3339UTC(appliedAt),
+                lastRejected: lastRejected.map {
+                    StatusReport.Rejected(at: rfc3339UTC($0.at), errors: $0.errors, validAgainAt: $0.validAgainAt.map(rfc3339UTC))
+                },
+                watch: StatusReport.Watch(watch)),
+            integrations: integrations.map {
+                StatusReport.Integration(
+                    name: $0.name, kind: $0.kind, state: $0.record.state.rawValue, reason: $0.record.reason,
+                    since: rfc3339UTC($0.record.since),
+                    advice: $0.record.nextStep(integration: $0.name, kind: $0.kind),
+                    missingScopes: $0.record.missingScopes ?? [])
+            },
+            pool: await pool.snapshot(),
+            rooms: StatusReport.Rooms(open: open, byState: byState),
+            outbox: StatusReport.Outbox(pending: await notifier.depth),
+            spool: StatusReport.Spool(backlog: spoolBacklog(), rejected: spoolRejections(clock.now())))
+    }
+
+    private func status(json: Bool) async throws -> ControlReply {
+        let report = try await statusReport()
+        let intake = IntakeState.report(paths: paths)
         if json {
-            let object: [String: Any] = [
-                "version": sitroomVersion, "uptime_seconds": uptime,
-                "generation": [
-                    "number": generation, "applied_at": rfc3339UTC(appliedAt),
-                    "last_rejected": lastRejected.map {
-                        [
-                            "at": rfc3339UTC($0.at), "errors": $0.errors,
-                            "valid_again_at": $0.validAgainAt.map(rfc3339UTC) as Any? ?? NSNull(),
-                        ] as Any
-                    } ?? NSNull(),
-                    "watch": Self.watchObject(watch),
-                ],
-                "integrations": integrations.map(Self.integrationObject),
-                "pool": try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) },
-                "rooms": ["open": open, "by_state": byState],
-                "outbox": ["pending": depth], "spool": ["backlog": backlog],
-                "intake": IntakeState.report(paths: paths)?.json ?? NSNull(),
-            ]
+            // sitroom-intake's part is its own JSON object (``IntakeState/Report/json``), `null` without an intake.
+            guard var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any]
+            else { return .error("status: could not encode the report") }
+            object["intake"] = intake?.json ?? NSNull()
             return .ok(try Self.json(object))
         }
-        var lines = [
-            "sitroomd \(sitroomVersion), up \(uptime)s, config generation \(generation) applied \(rfc3339UTC(appliedAt))",
-            "config watch: \(watch.summary)",
-        ]
-        if let lastRejected {
-            let since = lastRejected.validAgainAt.map { "; etc/ is valid again since \(rfc3339UTC($0))" } ?? ""
-            lines.append("last rejected config (\(rfc3339UTC(lastRejected.at))\(since)):")
-            lines.append(contentsOf: lastRejected.errors.split(separator: "\n").map { "  \($0)" })
-        }
-        lines.append("")
-        lines.append(
-            contentsOf: Self.table(
-                ["INTEGRATION", "KIND", "STATE", "REASON"],
-                integrations.map { [$0.name, $0.kind, $0.record.state.rawValue, $0.record.reason ?? ""] }))
-        lines.append("")
-        lines.append(
-            contentsOf: Self.table(
-                ["INTEGRATION", "HOST", "USER", "OPEN", "CREATES TODAY", "STATE"],
-                hosts.map {
-                    [
-                        $0.integration, $0.host, $0.user, "\($0.openRooms)/\($0.concurrentMeetings)",
-                        "\($0.createsToday)/\($0.dailyCreateLimit)", $0.state,
-                    ]
-                }))
-        lines.append("")
-        let states = byState.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        lines.append("rooms: \(open) open (\(states.isEmpty ? "none" : states))")
-        lines.append("outbox: \(depth) pending")
-        lines.append("spool: \(backlog) waiting in new/")
-        if let intake = IntakeState.report(paths: paths) { lines.append(contentsOf: intake.lines) }
-        // What an admin should do now, from the table of Zoom answers (docs/zoom.md).
-        var steps = integrations.compactMap { entry in
-            entry.record.state == .active
-                ? nil
-                : entry.record.nextStep(integration: entry.name, kind: entry.kind).map {
-                    "\(entry.name) (\(entry.record.state.rawValue)): \($0)"
-                }
-        }
-        for host in hosts where host.state == "out of quota" {
-            steps.append("\(host.integration)/\(host.host) is out of its daily create quota until 00:00 UTC: other hosts take rooms")
-        }
-        if let failed = byState[RoomState.failed.rawValue], failed > 0 {
-            steps.append("\(failed) room(s) failed: `sitroomctl rooms all` lists them, `sitroomctl room show INCIDENT` says what to do")
-        }
+        var lines = [report.text]
+        if let intake { lines.append(contentsOf: intake.lines) }
+        let steps = report.nextSteps
         if !steps.isEmpty {
             lines.append("")
             lines.append("what to do:")
@@ -705,13 +614,52 @@ public actor DaemonCore {
             ).joined(separator: "\n"))
     }
 
+    /// `rooms [open|all]`: a table with the room's age (since it was made) and reason, `-` in empty cells; an
+    /// empty listing says so.
     private func rooms(all: Bool, json: Bool) async throws -> ControlReply {
         let rooms = try await provisioner.rooms(openOnly: !all)
         if json { return .ok(try Self.json(rooms.map(Self.roomObject))) }
+        if rooms.isEmpty { return .ok(all ? "no rooms" : "no open rooms (`rooms all` lists ended ones too)") }
+        let now = clock.now()
         return .ok(
             Self.table(
-                ["INCIDENT", "ROOM", "STATE", "INTEGRATION", "HOST", "JOIN URL"],
-                rooms.map { [$0.incidentID, $0.id, $0.state.rawValue, $0.integration ?? "", $0.hostID ?? "", $0.joinURL ?? ""] }
+                ["INCIDENT", "ROOM", "STATE", "AGE", "INTEGRATION", "HOST", "JOIN URL", "REASON"],
+                rooms.map {
+                    [
+                        $0.incidentID, $0.id, $0.state.rawValue, TextTable.age(now - $0.createdAt), $0.integration ?? "",
+                        $0.hostID ?? "", $0.joinURL ?? "", $0.reason ?? "",
+                    ]
+                }
+            ).joined(separator: "\n"))
+    }
+
+    /// `incidents [open|all]`: incidents with their room's state, or `-` for those without a room (an `opened`
+    /// PagerDuty incident, say); open ones are those not resolved or closed.
+    private func incidents(all: Bool, json: Bool) async throws -> ControlReply {
+        let listed = try await provisioner.incidents(openOnly: !all)
+        if json {
+            return .ok(
+                try Self.json(
+                    listed.map { record, room in
+                        IncidentListing(
+                            incident: record.info.id, title: record.info.title, severity: record.info.severity,
+                            team: record.info.team, stage: record.stage.rawValue,
+                            lastEventAt: rfc3339UTCMillis(record.lastOccurredAt), participants: record.participants.count,
+                            roomID: room?.id, roomState: room?.state.rawValue)
+                    }))
+        }
+        if listed.isEmpty { return .ok(all ? "no incidents" : "no open incidents (`incidents all` lists resolved ones too)") }
+        let now = clock.now()
+        return .ok(
+            Self.table(
+                ["INCIDENT", "STAGE", "SEVERITY", "ROOM", "LAST EVENT", "PEOPLE", "TITLE"],
+                listed.map { record, room in
+                    [
+                        record.info.id, record.stage.rawValue, record.info.severity ?? "",
+                        room.map { "\($0.state.rawValue) (\($0.id))" } ?? "", TextTable.age(now - record.lastOccurredAt) + " ago",
+                        "\(record.participants.count)", record.info.title,
+                    ]
+                }
             ).joined(separator: "\n"))
     }
 
@@ -735,26 +683,7 @@ public actor DaemonCore {
             ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
         ]
-        return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1)" }.joined(separator: "\n"))
-    }
-
-    /// `generation.watch` of `status --json`: `mode` (`inotify`, `polling`, `off`), `directories` and
-    /// `check_interval_seconds` (inotify), `interval_seconds` and `reason` (polling); the others are `null`.
-    static func watchObject(_ mode: ConfigWatchMode) -> [String: Any] {
-        var object: [String: Any] = [
-            "mode": mode.name, "directories": NSNull(), "check_interval_seconds": NSNull(), "interval_seconds": NSNull(),
-            "reason": NSNull(),
-        ]
-        switch mode {
-        case .off: break
-        case .inotify(let directories, let safety):
-            object["directories"] = directories
-            object["check_interval_seconds"] = safety
-        case .polling(let interval, let reason):
-            object["interval_seconds"] = interval
-            object["reason"] = reason
-        }
-        return object
+        return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }.joined(separator: "\n"))
     }
 
     /// What people should do about a room: its own advice (from the table of Zoom answers), else what its state
@@ -794,28 +723,26 @@ public actor DaemonCore {
         }
     }
 
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     static func json(_ object: Any) throws -> String {
         String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]), as: UTF8.self)
     }
 
-    /// Left-aligned columns separated by two spaces.
-    static func table(_ header: [String], _ rows: [[String]]) -> [String] {
-        let all = [header] + rows
-        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-        return all.map { row in
-            row.indices.map { column in
-                column == row.count - 1 ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }
-    }
+    /// Left-aligned columns separated by two spaces, `-` in empty cells (``TextTable``).
+    static func table(_ header: [String], _ rows: [[String]]) -> [String] { TextTable.render(header, rows) }
 }
 
 /// A generation that was read and refused.
 public struct RejectedGeneration: Sendable, Hashable {
     /// Seconds since 1970 when it was refused.
     public var at: Double
-    /// Every error, one `file:line:col: message` a line.
-    public var errors: String
+    /// Every error, `file:line:col: message`, in file order.
+    public var errors: [String]
     /// Seconds since 1970 of the first reload after it that found `etc/` valid (applied or unchanged), if any.
     public var validAgainAt: Double? = nil
 }

@@ -11,12 +11,16 @@ import UnixSignals
 
 /// Starts sitroomd and runs it until SIGTERM/SIGINT.
 public enum DaemonMain {
-    /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`); that includes
+    /// Validates all of `etc/`, printing `file:line:col: message` lines (like `nginx -t`) on standard error, and
+    /// `file:line:col: warning: message` lines for what is valid but probably not meant; that includes
     /// sitroom-intake's `intake.yaml` when there is one (``IntakeCheck``).
-    /// - Returns: 0 when valid, 1 otherwise.
+    /// - Returns: 0 when valid (warnings or not), 1 otherwise.
     public static func checkConfig(paths: DaemonPaths) -> Int32 {
         do {
             let configuration = try ConfigLoader.load(etcDirectory: paths.etc)
+            for warning in configuration.warnings {
+                FileHandle.standardError.write(Data((warning.description + "\n").utf8))
+            }
             let count = configuration.integrations.count
             guard let intake = IntakeCheck.check(etc: paths.etc, spool: configuration.daemon.spool) else { return 1 }
             print("\(paths.etc): configuration is valid (\(count) integration\(count == 1 ? "" : "s")\(intake))")
@@ -64,6 +68,8 @@ public enum DaemonMain {
             logger.critical("bad configuration", metadata: ["etc": "\(paths.etc)", "errors": "\(error.errors.count)"])
             return ExitCode.config
         }
+
+        logWarnings(configuration, logger: logger)
 
         let store: Store
         do {
@@ -120,6 +126,7 @@ public enum DaemonMain {
             directory: paths.spool, provisioner: core.provisioner, zoomWebhooks: ZoomWebhookApplier(core: core), logger: logger,
             metrics: metrics)
         await core.setSpoolBacklog { intake.backlog() }
+        await core.setSpoolRejections { intake.rejections(now: $0) }
         let server = ControlServer(
             control: control, daemon: core, logger: logger, groupMode: configuration.daemon.controlGroup != nil)
         let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
@@ -198,5 +205,14 @@ public enum DaemonMain {
         }
         logger.info("sitroomd stopped")
         return ExitCode.ok
+    }
+}
+
+/// Logs each warning of a generation (``ConfigWarning``) at warning level; they do not block it.
+func logWarnings(_ configuration: Configuration, logger: Logger) {
+    for warning in configuration.warnings {
+        logger.warning(
+            "configuration warning",
+            metadata: ["file": "\(warning.file)", "line": "\(warning.line)", "warning": "\(warning.message)"])
     }
 }

@@ -426,6 +426,7 @@ public actor IntegrationRegistry {
         switch integration.kind {
         case .zoomS2S:
             let store = self.store
+            let before = records[name]?.state ?? .pendingAuthorization
             let record = IntegrationRecord(state: .pendingAuthorization, reason: nil, since: clock.now())
             try store.write { txn in
                 try store.put(record, store.tables.integrations, name, txn)
@@ -434,7 +435,12 @@ public actor IntegrationRegistry {
             records[name] = record
             tokens[name] = nil
             _ = try await accessToken(name)
-            return "\(name) is active again"
+            // "again" only for an integration that had been active and fell out of it: a first token is news.
+            switch before {
+            case .pendingAuthorization: return "\(name) is active"
+            case .active: return "\(name) is active (with a new access token)"
+            case .needsReauthorization, .missingScope: return "\(name) is active again"
+            }
         case .zoomOAuth:
             var lines: [String] = []
             for host in integration.hosts {

@@ -26,7 +26,8 @@ struct NoticePlanner {
 
     /// Notices for a room that became (or is) `ready`: with the `video` component a `room-ready` email/SMS per
     /// participant and channel; with `meeting` an `invitation` email (`METHOD:REQUEST`) to each participant
-    /// with an email, then the `follow-up` on each `follow_up` channel; and `room-ready` on the chat webhook.
+    /// with an email, then the `follow-up` on each `follow_up` channel, due `conference.follow_up_delay` after
+    /// the invitation (at once for someone who got no invitation); and `room-ready` on the chat webhook.
     /// - Returns: The notices newly queued.
     func roomReady(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
         var queued: [Notice] = []
@@ -57,12 +58,20 @@ struct NoticePlanner {
                     )
                     if try store.enqueue(notice, txn) { queued.append(notice) }
                 }
+                let invitation = Notice.id(roomID: room.id, personID: person.personID, kind: .invitation, channel: .email)
+                let invited = try exists(invitation, txn)
                 for channel in configuration.daemon.conference.followUp {
-                    if let notice = participantNotice(.followUp, channel, person, room, record, context, now),
-                        try store.enqueue(notice, txn)
-                    {
-                        queued.append(notice)
+                    guard var notice = participantNotice(.followUp, channel, person, room, record, context, now) else {
+                        continue
                     }
+                    if invited {
+                        // The invitation carries the link already: the follow-up reaches those who did not open it.
+                        let due = now + configuration.daemon.conference.followUpDelay
+                        notice.nextAttemptAt = due
+                        notice.lifetimeStart = due
+                        if notice.channel == .email { notice.threadNoticeID = invitation }
+                    }
+                    if try store.enqueue(notice, txn) { queued.append(notice) }
                 }
             } else {
                 for channel in notify.channels {
@@ -86,15 +95,17 @@ struct NoticePlanner {
     /// `room-ended` on the chat webhook when `room-ready` went there.
     /// - Returns: The notices newly queued.
     func roomEnded(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
-        var queued: [Notice] = []
+        var queued: [Notice] = try withdrawFollowUps(room: room, record: record, now: now, txn)
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             for channel in NoticeChannel.allCases where channel != .chat {
-                var told = false
-                for kind in [NoticeKind.roomReady, .invitation, .followUp] where !told {
-                    told = try exists(room: room.id, person: person.personID, kind: kind, channel: channel, txn)
+                // The first notice that told this person about the room on this channel begins the thread.
+                var first: String? = nil
+                for kind in [NoticeKind.roomReady, .invitation, .followUp] where first == nil {
+                    let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: channel)
+                    if try exists(id, txn) { first = id }
                 }
-                guard told, let recipient = contact(person, channel),
+                guard let first, let recipient = contact(person, channel),
                     let rendered = templates.render(.roomEnded, channel, context)
                 else { continue }
                 var calendar: String? = nil
@@ -110,7 +121,7 @@ struct NoticePlanner {
                         now: now
                     )
                 }
-                let notice = make(
+                var notice = make(
                     room: room,
                     record: record,
                     person: person,
@@ -121,6 +132,7 @@ struct NoticePlanner {
                     now: now,
                     calendar: calendar
                 )
+                if channel == .email { notice.threadNoticeID = first }
                 if try store.enqueue(notice, txn) { queued.append(notice) }
             }
         }
@@ -130,6 +142,28 @@ struct NoticePlanner {
             queued.append(notice)
         }
         return queued
+    }
+
+    /// Withdraws the room's follow-ups still waiting for `conference.follow_up_delay` (never tried): the room
+    /// ended before they were due, and a "join now" after it ended would mislead.
+    /// - Returns: The notices withdrawn (state `withdrawn`), for the notifier to forget.
+    private func withdrawFollowUps(
+        room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction
+    ) throws -> [Notice] {
+        var withdrawn: [Notice] = []
+        for person in record.participants {
+            for channel in NoticeChannel.allCases where channel != .chat {
+                let id = Notice.id(roomID: room.id, personID: person.personID, kind: .followUp, channel: channel)
+                guard var notice = try store.get(Notice.self, store.tables.outbox, id, txn), notice.state == .pending,
+                    notice.attempts == 0, notice.nextAttemptAt > now
+                else { continue }
+                notice.state = .withdrawn
+                notice.detail = "not sent: the room ended before it was due"
+                try store.putNotice(notice, txn)
+                withdrawn.append(notice)
+            }
+        }
+        return withdrawn
     }
 
     /// Notices for a room that failed: `room-failed` on the chat webhook, and to participants on each
@@ -300,6 +334,7 @@ struct NoticePlanner {
             sequence: method == .request ? 0 : 1,
             stamp: now,
             start: room.createdAt,
+            duration: Int(configuration.daemon.conference.invitationDuration),
             summary: summary,
             description: description,
             joinURL: room.joinURL ?? "",
@@ -315,7 +350,13 @@ struct NoticePlanner {
         channel: NoticeChannel,
         _ txn: borrowing Transaction
     ) throws -> Bool {
-        let id = Notice.id(roomID: room, personID: person, kind: kind, channel: channel)
-        return try txn.get(store.tables.outbox, id) != nil
+        try exists(Notice.id(roomID: room, personID: person, kind: kind, channel: channel), txn)
+    }
+
+    /// Whether the notice `id` was queued and not withdrawn (a withdrawn one told nobody anything); read from
+    /// the outbox index, no notice decoded.
+    private func exists(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
+        guard let bytes = try txn.get(store.tables.outboxIndex, id) else { return false }
+        return NoticeSummary(bytes: bytes)?.state != .withdrawn
     }
 }

@@ -121,7 +121,7 @@ public actor Notifier {
         switch settings.startTLS {
         case .required: startTLS = .required
         case .optional: startTLS = .optional
-        case .disabled: startTLS = .disabled
+        case .never: startTLS = .disabled
         }
         return SMTPTransport(
             client: smtp,
@@ -250,7 +250,7 @@ public actor Notifier {
     // MARK: Scheduling
 
     private func track(_ notice: Notice) {
-        guard notice.state != .sent, notice.state != .dead else {
+        guard !notice.state.isSettled else {
             due[notice.id] = nil
             return
         }
@@ -366,7 +366,7 @@ public actor Notifier {
                 return found
             }) ?? [:]
         for id in ids {
-            guard var notice = stored[id], notice.state != .sent, notice.state != .dead
+            guard var notice = stored[id], !notice.state.isSettled
             else {
                 due[id] = nil
                 inFlight.remove(id)

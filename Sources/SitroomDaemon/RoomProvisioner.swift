@@ -203,6 +203,7 @@ public actor RoomProvisioner {
                 if current.endRequested {
                     // Reopened before the end was carried out: keep the room (and its meeting).
                     current.endRequested = false
+                    current.closedByOperator = false
                     current.updatedAt = now
                     try store.putRoom(current, txn)
                     room = current
@@ -212,6 +213,7 @@ public actor RoomProvisioner {
                 current.state = .provisioning
                 current.reason = "reopened: taking back meeting \(current.meetingID.map(String.init) ?? "")"
                 current.endRequested = false
+                current.closedByOperator = false
                 current.attempts = 0
                 current.updatedAt = now
                 try store.putRoom(current, txn)
@@ -435,7 +437,10 @@ public actor RoomProvisioner {
         let store = self.store
         try store.write { txn in
             var current = retried
-            if let stored = try store.room(current.id, txn) { current.endRequested = stored.endRequested }
+            if let stored = try store.room(current.id, txn) {
+                current.endRequested = stored.endRequested
+                current.closedByOperator = stored.closedByOperator
+            }
             try store.putRoom(current, txn)
         }
         track(retried)
@@ -443,22 +448,41 @@ public actor RoomProvisioner {
         return "room \(retried.id) of \(incident) is being provisioned again"
     }
 
-    /// `room end INCIDENT`: ends the room now, as a `resolved` event would (the meeting is ended, and deleted
-    /// per `on_resolve`).
+    /// `room end INCIDENT`: an operator closes the room now: the meeting is ended (and deleted per
+    /// `on_resolve`) as a `resolved` event would, but the incident stays as it is, and the `room-ended` notices
+    /// say that an operator closed the room (``Room/closedByOperator``).
     /// - Throws: ``SitroomError`` `.notFound` (no such incident or room) or `.badCommand` (not open).
     public func end(incident: String) throws -> String {
         guard let (_, found) = try show(incident: incident), let room = found else {
             throw SitroomError(.notFound, "no room for incident \(incident)")
         }
-        let ending: Room
+        var ending: Room
         switch RoomRules.requestEnd(room, now: clock.now()) {
         case .success(let value): ending = value
         case .failure(let refusal): throw SitroomError(.badCommand, refusal.message)
         }
+        ending.closedByOperator = true
         let store = self.store
-        try store.write { txn in try store.putRoom(ending, txn) }
+        try store.write { [ending] txn in try store.putRoom(ending, txn) }
         drive(room.id)
-        return "room \(room.id) of \(incident) is being ended"
+        return "room \(room.id) of \(incident) is being closed; its participants are told an operator closed it"
+    }
+
+    /// The incidents sitroom keeps, with their current room if they have one (an `opened` incident has none),
+    /// most recent event first.
+    /// - Parameter openOnly: leave out incidents that are `resolved` or `closed`.
+    /// - Complexity: O(incidents) decodes, plus a room read per incident that has one.
+    public func incidents(openOnly: Bool) throws -> [(IncidentRecord, Room?)] {
+        let store = self.store
+        let listed: [(IncidentRecord, Room?)] = try store.read { txn in
+            var listed: [(IncidentRecord, Room?)] = []
+            for record in try store.all(IncidentRecord.self, store.tables.incidents, txn)
+            where !openOnly || (record.stage != .resolved && record.stage != .closed) {
+                listed.append((record, try record.roomID.flatMap { try store.room($0, txn) }))
+            }
+            return listed
+        }
+        return listed.sorted { ($0.0.lastOccurredAt, $0.0.info.id) > ($1.0.lastOccurredAt, $1.0.info.id) }
     }
 
     /// A room and its incident, for `room show`.

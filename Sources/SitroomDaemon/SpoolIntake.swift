@@ -285,6 +285,24 @@ public final class SpoolIntake: Sendable {
         ((try? DurableFile.list("\(directory)/new")) ?? []).count
     }
 
+    /// The files in `rejected/` (not their `.error` files): how many, how many arrived in the last hour (a
+    /// rejected file's modification time is when it was moved there), and the newest one with the first line
+    /// of its `.error`.
+    /// - Parameter now: seconds since 1970.
+    /// - Complexity: O(files in rejected/).
+    public func rejections(now: Double) -> SpoolRejections {
+        let entries = ((try? DurableFile.list("\(directory)/rejected", includeHidden: true)) ?? [])
+            .filter { $0.kind != .directory && !$0.name.hasSuffix(".error") }
+        var summary = SpoolRejections(
+            lastHour: entries.filter { now - $0.modified <= 3600 }.count, total: entries.count)
+        if let newest = entries.max(by: { ($0.modified, $0.name) < ($1.modified, $1.name) }) {
+            let text = (try? String(contentsOfFile: "\(directory)/rejected/\(newest.name).error", encoding: .utf8)) ?? ""
+            let reason = text.split(separator: "\n").first.map(String.init) ?? "(no .error file beside it)"
+            summary.newest = SpoolRejections.Newest(file: newest.name, at: rfc3339UTC(newest.modified), reason: reason)
+        }
+        return summary
+    }
+
     // MARK: Processing
 
     /// What reading and parsing one file gave.

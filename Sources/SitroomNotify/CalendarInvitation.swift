@@ -29,7 +29,8 @@ public struct CalendarInvitation: Sendable, Hashable {
     public var duration: Int
     /// `SUMMARY`.
     public var summary: String
-    /// `DESCRIPTION` (plain text; the join link is appended if it does not contain it).
+    /// `DESCRIPTION` (plain text; an invitation gets the join link appended if it does not contain it, a
+    /// cancellation is left as it is).
     public var description: String
     /// The join link: `LOCATION` and `URL`.
     public var joinURL: String
@@ -73,7 +74,7 @@ public struct CalendarInvitation: Sendable, Hashable {
     /// The iCalendar text: folded content lines ending in CRLF.
     public func rendered() -> String {
         var description = self.description.trimmingCharacters(in: .whitespacesAndNewlines)
-        if !joinURL.isEmpty && !description.contains(joinURL) {
+        if method == .request && !joinURL.isEmpty && !description.contains(joinURL) {
             description += (description.isEmpty ? "" : "\n\n") + "Join: \(joinURL)"
         }
         var lines = [

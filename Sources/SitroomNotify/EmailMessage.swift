@@ -22,6 +22,10 @@ public struct EmailMessage: Sendable {
     public var messageID: String
     /// Seconds since 1970, for the `Date:` header.
     public var date: Double
+    /// Without angle brackets: the `Message-ID` of the first message of this person's thread about the room,
+    /// sent as `In-Reply-To` and `References` (RFC 5322 §3.6.4) so mail readers thread the messages; `nil` for
+    /// the first message itself.
+    public var inReplyTo: String?
 
     /// Builds the message of an email notice.
     /// - Parameters:
@@ -34,8 +38,14 @@ public struct EmailMessage: Sendable {
         self.text = notice.body
         self.calendar = notice.calendar
         let domain = self.from.domain
-        self.messageID = "\(notice.id).\(notice.roomID)@\(domain.isEmpty ? "localhost" : domain)"
+        self.messageID = Self.messageID(noticeID: notice.id, roomID: notice.roomID, domain: domain)
+        self.inReplyTo = notice.threadNoticeID.map { Self.messageID(noticeID: $0, roomID: notice.roomID, domain: domain) }
         self.date = notice.createdAt
+    }
+
+    /// `<notice id>.<room id>@<domain>` (without angle brackets): stable per notice.
+    static func messageID(noticeID: String, roomID: String, domain: String) -> String {
+        "\(noticeID).\(roomID)@\(domain.isEmpty ? "localhost" : domain)"
     }
 
     /// The message as RFC 5322 text with CRLF line ends.
@@ -47,6 +57,9 @@ public struct EmailMessage: Sendable {
             Self.foldHeader("Subject: \(Self.encodeWords(subject))"),
             "Date: \(Self.rfc5322Date(date))",
             "Message-ID: <\(messageID)>",
+        ]
+        if let inReplyTo { headers += ["In-Reply-To: <\(inReplyTo)>", "References: <\(inReplyTo)>"] }
+        headers += [
             "MIME-Version: 1.0",
             "Content-Type: multipart/alternative; boundary=\"\(boundary)\"",
             "Auto-Submitted: auto-generated",

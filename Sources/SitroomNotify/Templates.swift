@@ -75,7 +75,7 @@ public struct NoticeContext: Sendable {
                 "id": room.id, "state": room.state.rawValue, "reason": room.reason, "advice": room.advice,
                 "note": room.note, "join_url": room.joinURL,
                 "meeting_id": room.meetingID.map { String($0) }, "passcode": room.passcode, "host": room.hostUser,
-                "integration": room.integration,
+                "integration": room.integration, "closed_by_operator": room.closedByOperator ? "yes" : nil,
             ]),
             "person": object([
                 "name": person?.name, "email": person?.email, "phone": person?.phone, "role": person?.role?.rawValue,

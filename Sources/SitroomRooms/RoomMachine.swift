@@ -86,6 +86,7 @@ public struct RoomMachine: Sendable {
             room = stored
         } else {
             room.endRequested = stored.endRequested
+            room.closedByOperator = stored.closedByOperator
         }
     }
 

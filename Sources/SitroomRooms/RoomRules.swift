@@ -12,6 +12,7 @@ public enum RoomRules {
         if stored.state == .unavailable && wanted.state != .unavailable { return nil }
         var room = wanted
         room.endRequested = stored.endRequested
+        room.closedByOperator = stored.closedByOperator
         return room
     }
 
@@ -40,6 +41,7 @@ public enum RoomRules {
         }
         guard let stored, !stored.endRequested else { return .end(ended()) }
         room.endRequested = false
+        room.closedByOperator = false
         if room.meetingID != nil && room.meetingDeletedAt == nil && room.state == .ready {
             room.deleteAfter = nil
             room.updatedAt = now

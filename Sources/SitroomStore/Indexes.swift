@@ -92,8 +92,9 @@ public struct NoticeSummary: Sendable, Hashable {
         self.init(state: notice.state, roomID: notice.roomID)
     }
 
-    /// Whether the notice is settled: `sent` or `dead` (nothing more is tried without `notify resend`).
-    public var isSettled: Bool { state == .sent || state == .dead }
+    /// Whether the notice is settled: `sent`, `dead` or `withdrawn` (nothing more is tried without
+    /// `notify resend`).
+    public var isSettled: Bool { state.isSettled }
 
     /// The stored ASCII bytes.
     public var bytes: [UInt8] {

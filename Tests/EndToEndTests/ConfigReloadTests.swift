@@ -65,7 +65,7 @@ struct ConfigReloadEndToEndTests {
             try sandbox.write("etc/integrations/zoom-main.yaml", edited + "priority: off\n")
             let refused = try await waitFor("the edit to be refused") { () -> String? in
                 let current = try await generation(sandbox)
-                return (current["last_rejected"] as? [String: Any])?["errors"] as? String
+                return ((current["last_rejected"] as? [String: Any])?["errors"] as? [String])?.joined(separator: "\n")
             }
             let priorityLine = edited.split(separator: "\n", omittingEmptySubsequences: false).count  // the line appended
             let line = "\(sandbox.root)/etc/integrations/zoom-main.yaml:\(priorityLine):11: priority: must be"
@@ -161,5 +161,30 @@ struct CheckConfigTests {
             )
         )
         #expect(lines.contains { $0.hasPrefix("\(sandbox.root)/etc/sitroom.yaml:2:") && $0.contains("fax") })
+    }
+
+    @Test("warns, without refusing, of an integration file no one names and of a Zoom user in two integrations")
+    func warnings() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        sandbox.simPort = 9
+        try sandbox.writeIntegration()
+        // zoom-spare is not in conference.integrations ([zoom-main]) and shares bridge-1 with zoom-main.
+        try sandbox.writeIntegration(name: "zoom-spare", hostNumbers: [1, 3])
+        let (status, out, err) = try await check(sandbox)
+        #expect(status == 0, "warnings do not block: \(err)")
+        #expect(out.contains("configuration is valid (2 integrations"))
+        let warnings = err.split(separator: "\n").filter { $0.contains(": warning: ") }
+        #expect(
+            warnings.contains {
+                $0.hasPrefix("\(sandbox.root)/etc/integrations/zoom-spare.yaml:1:1: warning: ")
+                    && $0.contains("not named in conference.integrations")
+            }, "\(err)")
+        #expect(
+            warnings.contains {
+                $0.hasPrefix("\(sandbox.root)/etc/integrations/zoom-spare.yaml:") && $0.contains("bridge-1@example.com")
+                    && $0.contains("also a host of integration zoom-main")
+            }, "\(err)")
+        #expect(warnings.count == 2, "\(err)")
     }
 }

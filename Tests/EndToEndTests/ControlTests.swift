@@ -99,10 +99,10 @@ struct ControlTests {
 
             // Errors name what was wrong and change nothing.
             let unknown = try await sandbox.ctl(["frobnicate", "now"])
-            #expect(unknown.code == 1)
+            #expect(unknown.code == 64)
             #expect(unknown.err.contains("unknown command: frobnicate now"))
             #expect(try await sandbox.ctl(["room", "show", "INC-NOPE"]).err.contains("no incident INC-NOPE"))
-            #expect(try await sandbox.ctl(["audit", "zero"]).code == 1)
+            #expect(try await sandbox.ctl(["audit", "zero"]).code == 64)
             #expect(try json(try await sandbox.ctl(["audit", "--json"]).out) as? [[String: Any]] != nil)
             #expect((try json(try await sandbox.ctl(["audit", "50", "--json"]).out) as? [[String: Any]])?.count == 6)
         }

@@ -41,7 +41,7 @@ struct MainJobTests {
             #expect(bodies.allSatisfy { $0.contains(joinURL) })
             #expect(bodies.contains { $0.contains("To: Ada Lovelace <ada@example.com>") })
             #expect(bodies.contains { $0.contains("To: Grace Hopper <grace@example.com>") })
-            #expect(bodies.allSatisfy { $0.contains("Message-ID: <") && $0.contains("Subject: [critical] Situation room for") })
+            #expect(bodies.allSatisfy { $0.contains("Message-ID: <") && $0.contains("Subject: [critical] Situation room: ") })
             let texts = try await waitFor("one SMS in var/sms/new") {
                 let names = sandbox.files("var/sms/new")
                 return names.count == 1 ? names : nil

@@ -38,7 +38,7 @@ extension MainJobTests {
             try sandbox.write(
                 "etc/sitroom.yaml",
                 """
-                conference: { component: \(component), follow_up: [email, sms], integrations: [zoom-main] }
+                conference: { component: \(component), follow_up: [email, sms], follow_up_delay: 2s, invitation_duration: 45m, integrations: [zoom-main] }
                 notify:
                   channels: [email, sms]
                   admins: [{ name: Ops Admin, email: ops-admin@example.org }]
@@ -110,7 +110,7 @@ extension MainJobTests {
                     let headers = try #require(parsed["headers"] as? [String: String])
                     to.append(headers["To"] ?? "")
                     #expect(headers["From"] == "sitroom <sitroom@example.org>")
-                    #expect(headers["Subject"] == "[critical] Situation room for Payments API down")
+                    #expect(headers["Subject"] == "[critical] Situation room: Payments API down")
                     #expect(headers["Message-ID"]?.hasSuffix(".\(roomID)@example.org>") == true)
                     #expect(headers["Auto-Submitted"] == "auto-generated")
                     let parts = try #require(parsed["parts"] as? [[String: Any]])
@@ -181,7 +181,15 @@ extension MainJobTests {
                 #expect(
                     Set(ended.flatMap(\.recipients)) == ["ada@example.com", "grace@example.com", "linus@example.com"]
                 )
-                #expect(ended.allSatisfy { $0.raw.contains("Subject: Situation room closed: Payments API down") })
+                #expect(ended.allSatisfy { $0.raw.contains("Subject: [critical] Situation room: Payments API down (closed)") })
+                // The room-ended mail threads with the ready mail each person got first (RFC 5322 In-Reply-To, References).
+                let first = servers.smtp.messages().prefix(3)
+                for mail in ended {
+                    let ready = try #require(first.first { $0.recipients == mail.recipients })
+                    let readyID = try #require(mailHeader("Message-ID", ready.raw))
+                    #expect(mailHeader("In-Reply-To", mail.raw) == readyID)
+                    #expect(mailHeader("References", mail.raw)?.contains(readyID) == true)
+                }
                 #expect(servers.chat.last?.body.contains("resolved") == true)
             }
         }
@@ -208,7 +216,12 @@ extension MainJobTests {
                 let roomID = try #require(room["room_id"] as? String)
                 let joinURL = try #require(room["join_url"] as? String)
 
-                // Ada and Grace: an invitation and a follow-up email each; Ada (who has a phone) a follow-up SMS.
+                // Ada and Grace: an invitation first; the follow-ups follow after `follow_up_delay` (2 s here).
+                let early = try await poll("two invitations") {
+                    servers.smtp.messages().count >= 2 ? servers.smtp.messages() : nil
+                }
+                #expect(early.prefix(2).allSatisfy { $0.raw.contains("text/calendar") })
+                // Then a follow-up email each; Ada (who has a phone) a follow-up SMS.
                 let mails = try await poll("four emails") {
                     servers.smtp.messages().count == 4 ? servers.smtp.messages() : nil
                 }
@@ -231,10 +244,14 @@ extension MainJobTests {
                     uids.insert(uid)
                     #expect(uid == "\(roomID)@example.org")
                     #expect(event["sequence"] as? Int == 0)
+                    // `conference.invitation_duration: 45m` is the invitation's DURATION (RFC 5545 §3.8.2.5).
+                    #expect(event["duration_seconds"] as? Int == 45 * 60)
                     #expect(event["location"] as? String == joinURL)
                     #expect(event["url"] as? String == joinURL)
                     #expect((event["description"] as? String)?.contains(joinURL) == true)
-                    #expect(event["summary"] as? String == "Situation Room: Payments API down")
+                    // The description is the invitation's text, not a mail about an attachment.
+                    #expect((event["description"] as? String)?.contains("attached") == false)
+                    #expect(event["summary"] as? String == "[critical] Situation room: Payments API down")
                     #expect(event["organizer"] as? String == "mailto:sitroom@example.org")
                     let start = try #require(ISO8601DateFormatter().date(from: event["dtstart"] as? String ?? ""))
                     #expect(abs(start.timeIntervalSince(opened)) < 120)
@@ -251,7 +268,7 @@ extension MainJobTests {
                 #expect(followUps.count == 2)
                 #expect(
                     followUps.allSatisfy {
-                        ($0["headers"] as? [String: String])?["Subject"]?.hasPrefix("Join now") == true
+                        ($0["headers"] as? [String: String])?["Subject"] == "[critical] Situation room: Payments API down (join now)"
                     }
                 )
                 let texts = try await poll("the follow-up SMS") { servers.sms.count == 1 ? servers.sms : nil }
@@ -275,6 +292,9 @@ extension MainJobTests {
                     #expect(event["uid"] as? String == uids.first)
                     #expect((event["sequence"] as? Int ?? 0) > 0)
                     #expect(event["status"] as? String == "CANCELLED")
+                    // The cancellation says the room ended; it offers no link to join.
+                    #expect((event["description"] as? String)?.contains(joinURL) == false)
+                    #expect((event["description"] as? String)?.contains("ended") == true)
                 }
                 _ = try await poll("Ada's room-ended SMS") { servers.sms.count == 2 ? true : nil }
             }
@@ -342,4 +362,21 @@ extension MainJobTests {
             }
         }
     }
+}
+
+/// The value of header `name` in a raw RFC 5322 message (case-insensitive, folded lines joined), `nil` when absent.
+private func mailHeader(_ name: String, _ raw: String) -> String? {
+    var value: String? = nil
+    for line in raw.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false) {
+        if line.isEmpty { break }
+        if line.first == " " || line.first == "\t" {
+            if value != nil { value! += " " + line.trimmingCharacters(in: .whitespaces) }
+            continue
+        }
+        if value != nil { return value }
+        if let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == name.lowercased() {
+            value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+    }
+    return value
 }

@@ -186,7 +186,7 @@ let httpRecorderScript = #"""
 /// Argument: the path of an `.eml` file. Prints JSON: `headers` (name → value, decoded from RFC 2047),
 /// `content_type`, `parts` (each `content_type`, `params`, `encoding`, `text` decoded), `defects`, and for each
 /// calendar part `calendars[]` with `method`, `raw_lines_ok` (every line ≤ 75 octets and CRLF-terminated),
-/// and the event's `uid`, `sequence`, `dtstart`, `dtstamp`, `summary`, `description`, `location`, `url`,
+/// and the event's `uid`, `sequence`, `dtstart`, `dtstamp`, `duration_seconds`, `summary`, `description`, `location`, `url`,
 /// `status`, `organizer`, `attendees` (`address`, `params`).
 let mailInspectorScript = #"""
     import email, json, sys
@@ -221,6 +221,7 @@ let mailInspectorScript = #"""
                 events.append({
                     "uid": str(ev.get("UID")), "sequence": int(ev.get("SEQUENCE", 0)),
                     "dtstart": ev.decoded("DTSTART").isoformat(), "dtstamp": ev.decoded("DTSTAMP").isoformat(),
+                    "duration_seconds": int(ev.decoded("DURATION").total_seconds()) if ev.get("DURATION") else None,
                     "summary": str(ev.get("SUMMARY")), "description": str(ev.get("DESCRIPTION")),
                     "location": str(ev.get("LOCATION")), "url": str(ev.get("URL")), "status": str(ev.get("STATUS")),
                     "organizer": str(ev.get("ORGANIZER")),

@@ -950,7 +950,7 @@ import Glibc
         ),
         (
             "{{{room.link}}}",
-            "1:1: unknown variable 'room.link' (room has id, state, reason, advice, note, join_url, meeting_id, passcode, host, integration)"
+            "1:1: unknown variable 'room.link' (room has id, state, reason, advice, note, join_url, meeting_id, passcode, host, integration, closed_by_operator)"
         ),
         (
             "{{^room.passcode}}none{{/room.passcode}} {{title}}",

@@ -150,7 +150,7 @@ struct NotifierTests {
                 url: server.url,
                 username: Self.smtpAuth.user,
                 passwordFile: try harness.secret("smtp.secret", Self.smtpAuth.password + "\n"),
-                startTLS: server.tls == .starttls ? .required : .disabled,
+                startTLS: server.tls == .starttls ? .required : .never,
                 caFile: server.certificate?.cert,
                 timeout: 5
             )
@@ -288,7 +288,7 @@ struct NotifierTests {
         defer { server.tearDown() }
         try server.setMode(["tempfail_rcpt": ["ada@example.com"]])
         await harness.configure(
-            email: .smtp(SMTPSettings(from: "sitroom@example.org", url: server.url, startTLS: .disabled, timeout: 5)),
+            email: .smtp(SMTPSettings(from: "sitroom@example.org", url: server.url, startTLS: .never, timeout: 5)),
             retry: RetrySettings(first: 0.1, max: 0.2, giveUpAfter: 0.5)
         )
         let mail = Self.email("ada@example.com")

@@ -77,7 +77,7 @@ struct IndexTests {
             let notices = try store.all(Notice.self, store.tables.outbox, txn).filter { notice in
                 purged.contains(notice.roomID)
                     || (notice.incidentID.isEmpty && !stored.contains(notice.roomID)
-                        && (notice.state == .sent || notice.state == .dead) && notice.createdAt < cutoff)
+                        && notice.state.isSettled && notice.createdAt < cutoff)
             }
             return (purged, Set(notices.map(\.id)))
         }
@@ -117,7 +117,7 @@ struct IndexTests {
         )
         #expect(recovery == rooms.filter { recoveryIDs.contains($0.id) }, note)
         #expect(open == rooms.filter(\.state.isOpen), note)
-        #expect(unsettled == notices.filter { $0.state != .sent && $0.state != .dead }, note)
+        #expect(unsettled == notices.filter { !$0.state.isSettled }, note)
     }
 
     @Test("summaries read back what was written, times exactly; a notice's room id may hold spaces")
