@@ -496,6 +496,10 @@ public actor DaemonCore {
     /// The state at a glance (`status`), as one value.
     public func statusReport() async throws -> StatusReport {
         let integrations = await registry.snapshot()
+        let readers = store.environment.readerTable
+        // The counter has the slots freed at the start too (DaemonMain adds them).
+        let staleReadersCleared = Int(
+            metrics.snapshot().counters["sitroom_lmdb_stale_readers_cleared_total"]?.values.reduce(0, +) ?? 0)
         var byState: [String: Int] = [:]
         for (state, count) in try await provisioner.roomCounts() { byState[state.rawValue] = count }
         let open = RoomState.allCases.filter(\.isOpen).map { byState[$0.rawValue] ?? 0 }.reduce(0, +)
@@ -517,7 +521,10 @@ public actor DaemonCore {
             pool: await pool.snapshot(),
             rooms: StatusReport.Rooms(open: open, byState: byState),
             outbox: StatusReport.Outbox(pending: await notifier.depth),
-            spool: StatusReport.Spool(backlog: spoolBacklog(), rejected: spoolRejections(clock.now())))
+            spool: StatusReport.Spool(backlog: spoolBacklog(), rejected: spoolRejections(clock.now())),
+            store: StatusReport.StoreState(
+                readersInUse: readers.used, readerSlots: readers.size,
+                staleReadersCleared: staleReadersCleared))
     }
 
     private func status(json: Bool) async throws -> ControlReply {

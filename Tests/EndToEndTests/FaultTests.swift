@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// The faults a breaker found (issue 15), against a running sitroomd: reader slots left by killed processes, reply
+/// directories left by killed clients, a half line left in the control FIFO.
+@Suite("faults a breaker found", .serialized)
+struct FaultTests {
+    /// Keeps the environment open until killed (so a later opener cannot reset the reader table).
+    static let hold = """
+        import lmdb, sys, time
+        env = lmdb.open(sys.argv[1], max_readers=126, max_dbs=16)
+        print("holding", flush=True)
+        time.sleep(600)
+        """
+    /// Takes reader slots until the table is full, then dies with SIGKILL: its slots stay taken.
+    static let fillAndDie = """
+        import lmdb, os, signal, sys
+        env = lmdb.open(sys.argv[1], max_readers=126, max_dbs=16)
+        txns = []
+        try:
+            while True:
+                txns.append(env.begin())
+        except lmdb.ReadersFullError:
+            pass
+        print(len(txns), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+
+    func python(_ script: String, _ arguments: [String], logs: String, name: String) throws -> Child {
+        // `python3` from PATH, as the other Python fixtures: the one scripts/install-deps installed py-lmdb for.
+        try Child("/usr/bin/env", ["python3", "-c", script] + arguments, logs: logs, name: name)
+    }
+
+    @Test("sitroomd starts over a reader table full of dead processes' slots, says so, and makes rooms")
+    func staleReadersAtStart() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            sandbox.daemon?.signal(SIGTERM)
+            #expect(try await sandbox.daemon?.waitForExit() == 0)
+
+            let store = "\(sandbox.root)/var/lib/sitroom"
+            let holder = try python(Self.hold, [store], logs: "\(sandbox.root)/logs", name: "holder")
+            defer { holder.stop() }
+            _ = try await waitFor("the holder has the store open") { holder.stdout.contains("holding") ? true : nil }
+            let filler = try python(Self.fillAndDie, [store], logs: "\(sandbox.root)/logs", name: "filler")
+            _ = try await filler.waitForExit()
+            #expect(filler.process.terminationReason == .uncaughtSignal)
+            #expect(Int(filler.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == 126, "\(filler.stdout)")
+
+            try await sandbox.startDaemon()
+            #expect(sandbox.daemonLogs().contains("stale LMDB readers cleared"), "\(sandbox.daemonLogs())")
+            let status = try await sandbox.ctl(["status"])
+            #expect(status.out.contains("126 stale cleared since start"), "\(status.out)")
+            try sandbox.submit("s.yaml", incidentEvent(id: "evt-s", stage: "situation_room", incident: "INC-S"))
+            try await sandbox.waitForRoom("INC-S", state: "ready")
+
+            // While it runs: another process dies with the whole table taken; the daemon goes on (its reads reuse
+            // their slots, or free dead ones when they find the table full): a resolve is applied, the meeting ended.
+            let again = try python(Self.fillAndDie, [store], logs: "\(sandbox.root)/logs", name: "filler2")
+            _ = try await again.waitForExit()
+            try sandbox.submit(
+                "s2.yaml", incidentEvent(id: "evt-s2", stage: "resolved", incident: "INC-S", at: "2026-11-29T12:30:00Z"))
+            try await sandbox.waitForRoom("INC-S", state: "ended")
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["status", "--json"]).out.utf8)) as? [String: Any])
+            let readers = try #require(json["store"] as? [String: Any])
+            #expect((readers["reader_slots"] as? Int) == 126)
+            // Its own pooled read transactions keep their slots, so the dead ones may stay until the minute's check:
+            // the table shows them meanwhile.
+            #expect(((readers["readers_in_use"] as? Int) ?? 0) > 0)
+        }
+    }
+
+    @Test("reply directories of killed sitroomctl clients are removed; a waiting client's is kept")
+    func replyDirectories() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            let run = "\(sandbox.root)/var/run"
+            try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+            // Two reply directories, two minutes old: one abandoned (no reader), one whose client still waits.
+            var old = [timespec(tv_sec: time(nil) - 120, tv_nsec: 0), timespec(tv_sec: time(nil) - 120, tv_nsec: 0)]
+            for name in ["sitroomctl.dead01", "sitroomctl.live01"] {
+                try FileManager.default.createDirectory(atPath: "\(run)/\(name)", withIntermediateDirectories: false)
+                #expect(mkfifo("\(run)/\(name)/reply", 0o600) == 0)
+                #expect(utimensat(AT_FDCWD, "\(run)/\(name)", &old, 0) == 0)
+            }
+            let reader = open("\(run)/sitroomctl.live01/reply", O_RDONLY | O_NONBLOCK)
+            #expect(reader >= 0)
+            defer { close(reader) }
+
+            try await sandbox.startDaemon()
+            _ = try await waitFor("the abandoned directory removed") {
+                FileManager.default.fileExists(atPath: "\(run)/sitroomctl.dead01") ? nil : true
+            }
+            #expect(FileManager.default.fileExists(atPath: "\(run)/sitroomctl.live01/reply"))
+            #expect(sandbox.daemonLogs().contains("removed reply directories of killed sitroomctl clients"))
+        }
+    }
+
+    @Test("a half command line left in the FIFO is never joined to the next client's command, and is logged")
+    func fifoFragment() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            let fifo = "\(sandbox.root)/var/run/sitroom.ctl"
+
+            // A writer leaves "stat" without a newline and keeps the FIFO open (so no end-of-file flushes it).
+            let writer = open(fifo, O_WRONLY | O_NONBLOCK)
+            #expect(writer >= 0)
+            let fragment = Array("stat".utf8)
+            _ = fragment.withUnsafeBytes { Glibc.write(writer, $0.baseAddress, $0.count) }
+            let status = try await sandbox.ctl(["status"])
+            #expect(status.code == 0, "\(status.err)")
+            #expect(status.out.hasPrefix("sitroomd "))
+            close(writer)
+            _ = try await waitFor("the fragment logged") {
+                sandbox.daemonLogs().contains("command=stat ok=false") ? true : nil
+            }
+
+            // A writer that leaves a half line and closes alone: discarded at end-of-file, and logged.
+            let lone = open(fifo, O_WRONLY | O_NONBLOCK)
+            _ = Array("rel".utf8).withUnsafeBytes { Glibc.write(lone, $0.baseAddress, $0.count) }
+            close(lone)
+            _ = try await waitFor("the unterminated line logged") {
+                sandbox.daemonLogs().contains("final line without a newline (discarded)") ? true : nil
+            }
+            #expect(try await sandbox.ctl(["status"]).code == 0)
+        }
+    }
+}
