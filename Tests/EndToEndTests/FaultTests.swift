@@ -137,4 +137,42 @@ struct FaultTests {
             #expect(try await sandbox.ctl(["status"]).code == 0)
         }
     }
+
+    @Test("a create answered with an unusable link: no room with it, the meeting Zoom made is deleted; retry and resolve leave none live")
+    func unusableJoinURL() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+            try sandbox.submit("u.yaml", incidentEvent(id: "evt-u", stage: "situation_room", incident: "INC-U"))
+            let failed = try await sandbox.waitForRoom("INC-U", state: "failed")
+            let reason = failed["reason"] as? String ?? ""
+            #expect(reason.contains("unusable join_url"), "\(reason)")
+            #expect(reason.contains("sitroom deleted meeting"), "\(reason)")
+            let roomID = try #require(failed["room_id"] as? String)
+            let first = try await sandbox.simMeetings(room: roomID)
+            #expect(first.count == 1)
+            #expect(first.allSatisfy { !($0["deleted_at"] is NSNull) && $0["deleted_at"] != nil }, "\(first)")
+            // Nobody was sent a link.
+            #expect(sandbox.files("var/mail/new").allSatisfy { !sandbox.mail($0).contains("Join:") })
+
+            #expect(try await sandbox.ctl(["room", "retry", "INC-U"]).code == 0)
+            let ready = try await sandbox.waitForRoom("INC-U", state: "ready")
+            let joinURL = try #require(ready["join_url"] as? String)
+            #expect(joinURL.contains("/j/"))
+            try sandbox.submit(
+                "u2.yaml", incidentEvent(id: "evt-u2", stage: "resolved", incident: "INC-U", at: "2026-11-29T12:30:00Z"))
+            try await sandbox.waitForRoom("INC-U", state: "ended")
+            let all = try await waitFor("every meeting of the room deleted") { () -> [[String: Any]]? in
+                let meetings = try await sandbox.simMeetings(room: roomID)
+                return meetings.count == 2 && meetings.allSatisfy({ !($0["deleted_at"] is NSNull) && $0["deleted_at"] != nil })
+                    ? meetings : nil
+            }
+            #expect(all.count == 2)
+        }
+    }
 }
