@@ -680,6 +680,7 @@ public actor DaemonCore {
             object["incident_title"] = record.info.title
             object["stage"] = record.stage.rawValue
             object["participants"] = record.participants.count
+            object["unreachable"] = record.unreachable.map { ["name": $0.name, "reason": $0.reason] }
             return .ok(try Self.json(object))
         }
         let rows: [(String, String)] = [
@@ -689,7 +690,9 @@ public actor DaemonCore {
             ("host", room.hostUser.map { "\(room.hostID ?? "") (\($0))" } ?? ""),
             ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
-        ]
+        ] + record.unreachable.enumerated().map { index, person in
+            (index == 0 ? "not told" : "", "\(person.name): \(person.reason)")
+        }
         return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }.joined(separator: "\n"))
     }
 

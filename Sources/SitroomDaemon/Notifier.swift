@@ -269,7 +269,7 @@ public actor Notifier {
         case .followUp: 2
         case .roomFailed: 3
         case .roomEnded: 4
-        case .adminRoomFailed, .adminReauthorize, .adminWaiting: 5
+        case .adminRoomFailed, .adminReauthorize, .adminWaiting, .adminUnreachable: 5
         }
     }
 

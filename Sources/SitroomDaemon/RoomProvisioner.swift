@@ -149,6 +149,14 @@ public actor RoomProvisioner {
                     "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)",
                     "stage": "\(event.stage.rawValue)",
                 ])
+            if outcome != .duplicate && !event.unreachable.isEmpty {
+                logger.warning(
+                    "participants who cannot be told",
+                    metadata: [
+                        "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)",
+                        "people": "\(NoticePlanner.unreachableList(event.unreachable).replacingOccurrences(of: "\n", with: "; "))",
+                    ])
+            }
         }
         if !batch.queued.isEmpty {
             let queued = batch.queued
@@ -183,7 +191,7 @@ public actor RoomProvisioner {
                 info: event.incident, stage: event.stage, participants: [], integration: event.integration,
                 roomID: nil, lastOccurredAt: event.occurredAt)
         let stale = event.occurredAt < record.lastOccurredAt
-        record.merge(participants: event.participants)
+        record.merge(participants: event.participants, unreachable: event.unreachable)
         if !stale {
             record.info = event.incident
             record.stage = event.stage

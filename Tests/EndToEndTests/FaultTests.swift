@@ -175,4 +175,60 @@ struct FaultTests {
             #expect(all.count == 2)
         }
     }
+
+    @Test("a participant who cannot be told costs nobody the room: the reachable are told, the others listed, admins told once")
+    func unreachableParticipants() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            let people = """
+                  - { name: Ada Lovelace, email: ada@example.com, role: commander }
+                  - { name: Deploy Bot, role: responder }
+                  - { name: Mal Formed, email: "not-an-address", phone: "+15005550104" }
+                """
+            try sandbox.submit(
+                "p.yaml", incidentEvent(id: "evt-p", stage: "situation_room", incident: "INC-P", participants: people))
+            let room = try await sandbox.waitForRoom("INC-P", state: "ready")
+            let joinURL = try #require(room["join_url"] as? String)
+            // Ada by email, Mal by SMS; the admins once, by email (the sandbox's admin has only an email).
+            let mails = try await waitFor("Ada's mail and the admins' notice") { () -> [String]? in
+                let names = sandbox.files("var/mail/new")
+                return names.count == 2 ? names.map { sandbox.mail($0) } : nil
+            }
+            #expect(mails.contains { $0.contains("To: Ada Lovelace <ada@example.com>") && $0.contains(joinURL) })
+            let admin = try #require(mails.first { $0.contains("ops-admin@example.org") })
+            #expect(admin.contains("Deploy Bot: no email and no phone"), "\(admin)")
+            #expect(admin.contains("Mal Formed: email 'not-an-address' is not a valid address (told by SMS only)"), "\(admin)")
+            let sms = try await waitFor("Mal's SMS") { () -> [String]? in
+                let names = sandbox.files("var/sms/new")
+                return names.count == 1 ? names : nil
+            }
+            #expect(sandbox.read("var/sms/new/\(sms[0])").contains("To: +15005550104"))
+
+            let shown = try await sandbox.ctl(["room", "show", "INC-P"])
+            #expect(shown.out.contains("not told     Deploy Bot: no email and no phone"), "\(shown.out)")
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["room", "show", "INC-P", "--json"]).out.utf8))
+                    as? [String: Any])
+            let unreachable = try #require(json["unreachable"] as? [[String: String]])
+            #expect(unreachable.map { $0["name"] } == ["Deploy Bot", "Mal Formed"])
+            #expect(sandbox.daemonLogs().contains("participants who cannot be told"))
+
+            // An update naming one more person: that person alone is told; the admins are not told again.
+            try sandbox.submit(
+                "p2.yaml",
+                incidentEvent(
+                    id: "evt-p2", stage: "updated", incident: "INC-P", at: "2026-11-29T12:05:00Z",
+                    participants: "      - { name: Grace Hopper, email: grace@example.com }\n"))
+            _ = try await waitFor("Grace's mail") { sandbox.files("var/mail/new").count == 3 ? true : nil }
+            _ = try await waitFor("an empty outbox") { () -> Bool? in
+                let status = try await sandbox.ctl(["status"]).out
+                return status.contains("outbox: 0 pending") ? true : nil
+            }
+            #expect(sandbox.files("var/mail/new").count == 3)
+        }
+    }
 }
