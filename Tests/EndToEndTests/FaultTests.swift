@@ -231,4 +231,42 @@ struct FaultTests {
             #expect(sandbox.files("var/mail/new").count == 3)
         }
     }
+
+    @Test("a sender's clock ten years ahead cannot keep a meeting alive: the resolve stamped now ends it; the log says what each event did")
+    func clockAhead() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            let format = ISO8601DateFormatter()
+            let ahead = format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))
+            let now = format.string(from: Date())
+            try sandbox.submit("f.yaml", incidentEvent(id: "evt-f", stage: "situation_room", incident: "INC-F", at: ahead))
+            let room = try await sandbox.waitForRoom("INC-F", state: "ready")
+            let roomID = try #require(room["room_id"] as? String)
+            _ = try await waitFor("the clock note") {
+                sandbox.daemonLogs().contains("is ahead of sitroomd's clock: taken as") ? true : nil
+            }
+            // A second situation_room stamped earlier than the (clamped) first only merges participants.
+            let earlier = format.string(from: Date().addingTimeInterval(-3_600))
+            try sandbox.submit("f1.yaml", incidentEvent(id: "evt-f1", stage: "situation_room", incident: "INC-F", at: earlier))
+            _ = try await waitFor("the stale note") {
+                sandbox.daemonLogs().contains("stale: ignored") ? true : nil
+            }
+            try sandbox.submit("f2.yaml", incidentEvent(id: "evt-f2", stage: "resolved", incident: "INC-F", at: now))
+            try await sandbox.waitForRoom("INC-F", state: "ended")
+            let meetings = try await sandbox.simMeetings(room: roomID)
+            #expect(meetings.count == 1)
+            #expect(meetings.allSatisfy { ($0["status"] as? String) == "ended" || !($0["deleted_at"] is NSNull) }, "\(meetings)")
+            let lines = sandbox.daemonLogs().split(separator: "\n").filter { $0.contains("msg=\"event applied\"") }
+            #expect(lines.contains { $0.contains("evt-f") && $0.contains("room \(roomID) opened") }, "\(lines)")
+            #expect(lines.contains { $0.contains("evt-f2") && $0.contains("asked to end") }, "\(lines)")
+            let status = try #require(
+                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["room", "show", "INC-F", "--json"]).out.utf8))
+                    as? [String: Any])
+            #expect(status["stage"] as? String == "resolved")
+        }
+    }
 }
