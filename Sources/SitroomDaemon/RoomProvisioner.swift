@@ -823,7 +823,10 @@ public actor RoomProvisioner {
                     return due
                 }
             } catch {
-                logger.error("cannot record a meeting deletion", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                // Never dropped: tried again after a pause (a full reader table, a full disk).
+                logger.error(
+                    "cannot record a meeting deletion; trying again", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                scheduleDeletion(id, at: now + maxBackoff)
                 return
             }
             guard let room = decided, let meetingID = room.meetingID, let integration = room.integration else {
