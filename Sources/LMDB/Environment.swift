@@ -37,6 +37,7 @@ public final class Environment: @unchecked Sendable {
     private let poolLock = PThreadMutex()
     private var readPool: [OpaquePointer] = []
     private let readPoolLimit: Int
+    private let onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)?
 
     /// Opens (creating if needed) the environment in directory `path`.
     ///
@@ -48,6 +49,7 @@ public final class Environment: @unchecked Sendable {
     ///   - maxDatabases: The most named databases that can be opened.
     ///   - maxReaders: The most concurrent read transactions (reader-table slots), across processes.
     ///   - mode: Permission bits for the data and lock files, such as `0o600`.
+    ///   - onMapGrowth: Called after ``write(_:)`` doubled the map, with the old and new sizes in bytes (for a log).
     /// - Throws: ``LMDBError/alreadyOpen`` if `path` is already open in this process; otherwise an
     ///   ``LMDBError`` from LMDB or the file system (`ENOENT` if the directory is missing,
     ///   ``LMDBError/invalid`` or ``LMDBError/versionMismatch`` for a foreign file).
@@ -59,8 +61,10 @@ public final class Environment: @unchecked Sendable {
         mapSize: Int,
         maxDatabases: Int = 32,
         maxReaders: Int = 126,
-        mode: UInt32 = 0o600
+        mode: UInt32 = 0o600,
+        onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)? = nil
     ) throws {
+        self.onMapGrowth = onMapGrowth
         guard let resolved = realpath(path, nil) else {
             throw LMDBError(errno, operation: "realpath(\(path))")
         }
@@ -204,6 +208,50 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Frees the reader-table slots of processes that died inside a read transaction (killed tools, a crashed
+    /// reader), which would otherwise stay taken until every process closed the environment, until
+    /// ``LMDBError/readersFull``. LMDB's documented remedy; cheap (one pass over the table).
+    /// - Returns: how many stale slots were freed.
+    /// - Throws: an ``LMDBError`` from `mdb_reader_check`.
+    ///
+    /// The corresponding C function is `mdb_reader_check`.
+    @discardableResult
+    public func clearStaleReaders() throws -> Int {
+        var dead: Int32 = 0
+        try check(mdb_reader_check(env, &dead), "mdb_reader_check")
+        return Int(dead)
+    }
+
+    /// The reader table: slots in use (by any process, stale ones included until cleared) and its size.
+    ///
+    /// The corresponding C functions are `mdb_reader_list` (one message per slot with a process in it, after a
+    /// header; `me_numreaders` of `mdb_env_info` is only the table's high-water mark) and `mdb_env_info`
+    /// (`me_maxreaders`).
+    public var readerTable: (used: Int, size: Int) {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        var lines = 0
+        var empty = false
+        withUnsafeMutablePointer(to: &lines) { linesPointer in
+            withUnsafeMutablePointer(to: &empty) { emptyPointer in
+                var context = (linesPointer, emptyPointer)
+                _ = mdb_reader_list(
+                    env,
+                    { message, context in
+                        guard let message, let context else { return 0 }
+                        let pointers = context.assumingMemoryBound(
+                            to: (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Bool>).self
+                        ).pointee
+                        if strstr(message, "(no active readers)") != nil { pointers.1.pointee = true }
+                        pointers.0.pointee += 1
+                        return 0
+                    }, &context)
+            }
+        }
+        // A header line, then one line per slot in use; or only "(no active readers)".
+        return (empty ? 0 : max(0, lines - 1), Int(info.me_maxreaders))
+    }
+
     /// The current map size in bytes: the most the data file can grow to before ``write(_:)`` grows it.
     ///
     /// The corresponding C function is `mdb_env_info`.
@@ -254,7 +302,14 @@ public final class Environment: @unchecked Sendable {
             return .failure(LMDBError(rc, operation: "mdb_txn_renew"))
         }
         var txn: OpaquePointer?
-        let rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+        var rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+        if rc == MDB_READERS_FULL {
+            // Perhaps slots of dead processes: free them and try once more (a live table stays full).
+            var dead: Int32 = 0
+            if mdb_reader_check(env, &dead) == MDB_SUCCESS, dead > 0 {
+                rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+            }
+        }
         guard rc == MDB_SUCCESS, let txn else { return .failure(LMDBError(rc, operation: "mdb_txn_begin")) }
         return .success(txn)
     }
@@ -289,6 +344,7 @@ public final class Environment: @unchecked Sendable {
             if overflow { throw LMDBError(MDB_MAP_FULL, operation: "mdb_env_set_mapsize") }
             try check(mdb_env_set_mapsize(env, doubled), "mdb_env_set_mapsize")
             generation += 1
+            onMapGrowth?(info.me_mapsize, doubled)
         }
     }
 

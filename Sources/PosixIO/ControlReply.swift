@@ -91,7 +91,7 @@ public enum ControlClient {
     /// Sends one command and returns the daemon's whole reply.
     ///
     /// Makes a private directory (`mkdtemp`, 0700) holding a reply FIFO (0600), opens it for reading
-    /// (non-blocking), writes the line `reply=<abs path> <command>\n` to `controlFIFO` with
+    /// (non-blocking), writes `\nreply=<abs path> <command>\n` (one write: atomic) to `controlFIFO` with
     /// `O_WRONLY|O_NONBLOCK` (so it never hangs without a daemon), reads the reply until the daemon closes
     /// its end, and removes the directory. A FIFO read end with no writer yet can report end-of-file
     /// before the daemon has opened it; that is waited out (in short `poll` steps) until data came and
@@ -115,7 +115,9 @@ public enum ControlClient {
             _ = unlink(replyPath)
             _ = rmdir(directory)
         }
-        let line = Array("reply=\(replyPath) \(command)\n".utf8)
+        // A leading newline ends whatever half line another writer left in the FIFO, so this command is never
+        // joined to it (the fragment becomes a line of its own, rejected and logged by the daemon).
+        let line = Array("\nreply=\(replyPath) \(command)\n".utf8)
         guard line.count <= LineSplitter.maximumLineLength else {
             throw ControlClientError.failed(
                 "the command line is \(line.count) bytes with its reply path and newline; "
@@ -234,5 +236,45 @@ public enum ControlClient {
                 _ = poll(&none, 1, min(millisecondsLeft(until: deadline), 20))
             }
         }
+    }
+}
+
+extension ControlClient {
+    /// Removes the reply directories (`sitroomctl.XXXXXX`, made by ``send(_:controlFIFO:timeout:)``) that clients
+    /// killed before they could clean up left in `directory` (the control FIFO's directory, `var/run`).
+    ///
+    /// A directory is abandoned when it is at least `minimumAge` seconds old and no process has its `reply` FIFO
+    /// open for reading: a live client holds the read end from just after making it until it has its answer, and
+    /// opening a FIFO for writing without a reader fails with `ENXIO`. Only directories owned by this user are
+    /// touched.
+    /// - Parameters:
+    ///   - directory: where the reply directories are (`var/run`).
+    ///   - now: seconds since 1970.
+    ///   - minimumAge: seconds a directory must be old (covers a client between `mkdtemp` and opening its FIFO).
+    /// - Returns: the directories removed (their names).
+    /// The corresponding C calls are `open(O_WRONLY|O_NONBLOCK)`, `unlink` and `rmdir`.
+    public static func removeAbandonedReplyDirectories(in directory: String, now: Double, minimumAge: Double = 60)
+        -> [String]
+    {
+        guard let entries = try? DurableFile.list(directory, includeHidden: false) else { return [] }
+        var removed: [String] = []
+        for entry in entries where entry.kind == .directory && entry.name.hasPrefix("sitroomctl.") {
+            let path = directory + "/" + entry.name
+            guard now - entry.modified >= minimumAge, let status = try? linkStatus(path), status.st_uid == geteuid()
+            else { continue }
+            let reply = path + "/reply"
+            if let replyStatus = try? linkStatus(reply) {
+                guard isKind(replyStatus, S_IFIFO) else { continue }
+                let fd = Glibc.open(reply, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+                if fd >= 0 {
+                    closeFD(fd)  // a reader has it open: a client still waiting
+                    continue
+                }
+                guard Glibc.errno == ENXIO else { continue }
+                guard unlink(reply) == 0 else { continue }
+            }
+            if rmdir(path) == 0 { removed.append(entry.name) }
+        }
+        return removed
     }
 }

@@ -10,7 +10,8 @@ public enum IncidentEventParser {
     ///
     /// Accepted keys: `event_id` (string), `occurred_at` (RFC 3339 with `Z` or an offset), `stage`
     /// (``IncidentStage``), `incident: {id, title, severity?, team?}` (strings), `participants` (optional list of
-    /// `{name, email?, phone?, role?}`, each with an email or a phone; emails are lower-cased), `integration?`.
+    /// `{name, email?, phone?, role?}`; emails are lower-cased; one with neither, or a malformed one, is not an error but
+    /// listed in ``IncidentEvent/unreachable``), `integration?`.
     /// Unknown keys, duplicate keys, anchors, numbers or booleans where strings belong are errors.
     ///
     /// - Parameters:
@@ -83,17 +84,38 @@ public enum IncidentEventParser {
             if let id, let title { incident = IncidentInfo(id: id, title: title, severity: severity, team: team) }
         }
 
+        // A participant who cannot be told (no email or phone, or a malformed one) does not cost the others their
+        // room: the event is kept, and that person is listed as unreachable (with why) instead.
         var participants: [Participant] = []
+        var unreachable: [UnreachablePerson] = []
         if let items = top.value("participants")?.list() {
             for item in items {
                 guard let entry = item.mapping() else { continue }
-                let contact = Contacts.read(entry, roles: true)
+                let name = entry.string("name", required: true)
+                let emailText = entry.string("email")
+                let phoneText = entry.string("phone")
+                let role = entry.value("role")?.enumeration(ParticipantRole.self, noun: "role")
                 entry.finish()
-                if let contact {
-                    participants.append(
-                        Participant(name: contact.name, email: contact.email, phone: contact.phone, role: contact.role)
-                    )
+                guard let name else { continue }
+                var problems: [String] = []
+                var email: String? = nil
+                var phone: String? = nil
+                if let text = emailText {
+                    if Scalars.isEmail(text) { email = text.lowercased() } else { problems.append("email '\(text)' is not a valid address") }
                 }
+                if let text = phoneText {
+                    if Scalars.isE164(text) { phone = text } else { problems.append("phone '\(text)' is not an E.164 number") }
+                }
+                if email == nil && phone == nil {
+                    if problems.isEmpty { problems.append("no email and no phone") }
+                    unreachable.append(UnreachablePerson(name: name, reason: problems.joined(separator: "; ")))
+                    continue
+                }
+                if !problems.isEmpty {
+                    let still = email != nil ? "told by email only" : "told by SMS only"
+                    unreachable.append(UnreachablePerson(name: name, reason: problems.joined(separator: "; ") + " (\(still))"))
+                }
+                participants.append(Participant(name: name, email: email, phone: phone, role: role))
             }
         }
         let integration = top.string("integration")
@@ -106,7 +128,8 @@ public enum IncidentEventParser {
             stage: stage,
             incident: incident,
             participants: participants,
-            integration: integration
+            integration: integration,
+            unreachable: unreachable
         )
     }
 

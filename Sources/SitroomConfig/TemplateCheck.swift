@@ -6,7 +6,7 @@ public enum TemplateRules {
     /// The notice kinds a template may be written for (`<kind>.<channel>.mustache`).
     public static let kinds = [
         "room-ready", "room-ended", "room-failed", "invitation", "follow-up",
-        "admin-room-failed", "admin-reauthorize", "admin-waiting",
+        "admin-room-failed", "admin-reauthorize", "admin-waiting", "admin-unreachable",
     ]
     /// The channels a template may be written for.
     public static let channels = ["email", "sms", "chat"]

@@ -57,6 +57,18 @@ public struct IncidentInfo: Sendable, Codable, Hashable {
     }
 }
 
+/// A participant an event named who cannot be told through some or all channels: no email or phone, or one that
+/// is malformed (`name` as the feed gave it; `reason` says what was wrong and what reaches them still).
+public struct UnreachablePerson: Sendable, Codable, Hashable {
+    public var name: String
+    public var reason: String
+
+    public init(name: String, reason: String) {
+        self.name = name
+        self.reason = reason
+    }
+}
+
 /// One incident event from the spool (SPEC §4, native YAML or JSON format).
 public struct IncidentEvent: Sendable, Codable, Hashable {
     /// The feed's event id; applying an event is idempotent by this id.
@@ -68,6 +80,9 @@ public struct IncidentEvent: Sendable, Codable, Hashable {
     public var participants: [Participant]
     /// The integration the feed asks for (`integration`), or `nil` for the configured order.
     public var integration: String?
+    /// Participants the event named who cannot be told (or only on some channels): the event is kept for the
+    /// others, and these are listed in `room show` and told to the admins once.
+    public var unreachable: [UnreachablePerson] = []
 
     public init(
         eventID: String,
@@ -75,8 +90,10 @@ public struct IncidentEvent: Sendable, Codable, Hashable {
         stage: IncidentStage,
         incident: IncidentInfo,
         participants: [Participant],
-        integration: String? = nil
+        integration: String? = nil,
+        unreachable: [UnreachablePerson] = []
     ) {
+        self.unreachable = unreachable
         self.eventID = eventID
         self.occurredAt = occurredAt
         self.stage = stage

@@ -8,6 +8,9 @@ public enum NoticeKind: String, Sendable, Codable, CaseIterable {
     case adminRoomFailed = "admin-room-failed"
     case adminReauthorize = "admin-reauthorize"
     case adminWaiting = "admin-waiting"
+    /// To the admins, once per room: participants the incident's events named who cannot be told (no email or
+    /// phone, or a malformed one).
+    case adminUnreachable = "admin-unreachable"
 }
 
 /// How a notice travels.

@@ -130,6 +130,13 @@ public struct IncidentRecord: Sendable, Codable, Hashable {
     public var roomID: String?
     /// `occurred_at` of the last applied event, seconds since 1970.
     public var lastOccurredAt: Double
+    /// Participants the events named who cannot be told (``UnreachablePerson``), by name; empty when none.
+    public var unreachable: [UnreachablePerson] {
+        get { unreachablePeople ?? [] }
+        set { unreachablePeople = newValue.isEmpty ? nil : newValue }
+    }
+    /// Stored optional so records written before the field existed still decode.
+    private var unreachablePeople: [UnreachablePerson]?
 
     public init(
         info: IncidentInfo,
@@ -149,7 +156,18 @@ public struct IncidentRecord: Sendable, Codable, Hashable {
 
     /// Merges participants of an `updated` event: a person already known (same ``Participant/personID``)
     /// is replaced by the newer entry, new people are appended.
-    public mutating func merge(participants newcomers: [Participant]) {
+    public mutating func merge(participants newcomers: [Participant], unreachable people: [UnreachablePerson] = []) {
+        for person in people {
+            if let index = unreachable.firstIndex(where: { $0.name == person.name }) {
+                unreachable[index] = person
+            } else {
+                unreachable.append(person)
+            }
+        }
+        // Someone a later event names with contacts that all work is no longer listed.
+        unreachable.removeAll { gone in
+            !people.contains { $0.name == gone.name } && newcomers.contains { $0.name == gone.name }
+        }
         for person in newcomers {
             if let index = participants.firstIndex(where: { $0.personID == person.personID }) {
                 participants[index] = person

@@ -90,11 +90,16 @@ public final class ControlServer: Sendable {
     }
 
     func handle(_ line: String) async {
+        // sitroomctl starts each command with a newline (it cuts off a fragment another writer left): an empty line
+        // is that separator, not a command.
+        if line.allSatisfy({ $0 == " " || $0 == "\t" }) { return }
         let command: ControlCommand
         do {
             command = try ControlCommand.parse(line)
         } catch {
-            logger.warning("control line rejected", metadata: ["reason": "\(error)"])
+            logger.warning(
+                "control line rejected",
+                metadata: ["reason": "\(error)", "line": "\(AdminCommand.auditText(line.split(separator: " ").map(String.init)).prefix(200))"])
             // A reply path may still be recoverable from a malformed line: answer there if we can.
             if let first = line.split(separator: " ").first, first.hasPrefix("reply=/") {
                 await answer(ControlReply.error("\(error)"), to: String(first.dropFirst(6)))

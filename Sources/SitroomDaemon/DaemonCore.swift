@@ -496,6 +496,10 @@ public actor DaemonCore {
     /// The state at a glance (`status`), as one value.
     public func statusReport() async throws -> StatusReport {
         let integrations = await registry.snapshot()
+        let readers = store.environment.readerTable
+        // The counter has the slots freed at the start too (DaemonMain adds them).
+        let staleReadersCleared = Int(
+            metrics.snapshot().counters["sitroom_lmdb_stale_readers_cleared_total"]?.values.reduce(0, +) ?? 0)
         var byState: [String: Int] = [:]
         for (state, count) in try await provisioner.roomCounts() { byState[state.rawValue] = count }
         let open = RoomState.allCases.filter(\.isOpen).map { byState[$0.rawValue] ?? 0 }.reduce(0, +)
@@ -517,7 +521,10 @@ public actor DaemonCore {
             pool: await pool.snapshot(),
             rooms: StatusReport.Rooms(open: open, byState: byState),
             outbox: StatusReport.Outbox(pending: await notifier.depth),
-            spool: StatusReport.Spool(backlog: spoolBacklog(), rejected: spoolRejections(clock.now())))
+            spool: StatusReport.Spool(backlog: spoolBacklog(), rejected: spoolRejections(clock.now())),
+            store: StatusReport.StoreState(
+                readersInUse: readers.used, readerSlots: readers.size,
+                staleReadersCleared: staleReadersCleared))
     }
 
     private func status(json: Bool) async throws -> ControlReply {
@@ -673,6 +680,7 @@ public actor DaemonCore {
             object["incident_title"] = record.info.title
             object["stage"] = record.stage.rawValue
             object["participants"] = record.participants.count
+            object["unreachable"] = record.unreachable.map { ["name": $0.name, "reason": $0.reason] }
             return .ok(try Self.json(object))
         }
         let rows: [(String, String)] = [
@@ -682,7 +690,9 @@ public actor DaemonCore {
             ("host", room.hostUser.map { "\(room.hostID ?? "") (\($0))" } ?? ""),
             ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
-        ]
+        ] + record.unreachable.enumerated().map { index, person in
+            (index == 0 ? "not told" : "", "\(person.name): \(person.reason)")
+        }
         return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }.joined(separator: "\n"))
     }
 

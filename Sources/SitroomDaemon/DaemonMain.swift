@@ -73,10 +73,24 @@ public enum DaemonMain {
 
         let store: Store
         do {
-            store = try Store(directory: paths.store, mapSize: configuration.daemon.storeMapSize)
+            let growthLogger = logger
+            store = try Store(
+                directory: paths.store, mapSize: configuration.daemon.storeMapSize,
+                onMapGrowth: { old, new in
+                    growthLogger.notice(
+                        "LMDB map grown", metadata: ["store": "\(paths.store)", "old_bytes": "\(old)", "new_bytes": "\(new)"])
+                })
         } catch {
             logger.critical("cannot open the store", metadata: ["store": "\(paths.store)", "error": "\(error)"])
             return ExitCode.cannotCreate
+        }
+        if store.staleReadersClearedAtOpen > 0 {
+            logger.warning(
+                "stale LMDB readers cleared",
+                metadata: [
+                    "store": "\(paths.store)", "cleared": "\(store.staleReadersClearedAtOpen)",
+                    "detail": "reader slots of processes that died inside a read transaction",
+                ])
         }
         for step in store.migrated {
             logger.notice("store schema migrated", metadata: ["store": "\(paths.store)", "step": "\(step)"])
@@ -131,7 +145,11 @@ public enum DaemonMain {
             control: control, daemon: core, logger: logger, groupMode: configuration.daemon.controlGroup != nil)
         let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
         let housekeeper = Housekeeper(
-            core: core, store: store, metrics: metrics, metricsDirectory: paths.metrics, clock: clock, logger: logger)
+            core: core, store: store, metrics: metrics, metricsDirectory: paths.metrics, clock: clock, logger: logger,
+            runDirectory: paths.run)
+        if store.staleReadersClearedAtOpen > 0 {
+            metrics.increment("sitroom_lmdb_stale_readers_cleared_total", by: Double(store.staleReadersClearedAtOpen))
+        }
         await housekeeper.writeMetrics()
 
         var services: [any Service] = [

@@ -16,22 +16,29 @@ public actor Housekeeper {
     private let directory: String
     private let clock: any WallClock
     private let logger: Logger
+    private let runDirectory: String?
     private var lastWriteFailed = false
 
     /// The metrics file's name in its directory (node_exporter's textfile collector reads `*.prom`).
     public static let metricsFileName = "sitroom.prom"
+    /// Seconds between ``chores()`` (stale LMDB readers, abandoned reply directories); the first run is at start.
+    static let choresInterval: Double = 60
 
     /// - Parameters:
     ///   - core: the daemon, asked for its state.
     ///   - metricsDirectory: where `sitroom.prom` is written (`var/metrics`); made (mode 0755) when missing.
+    ///   - runDirectory: the control FIFO's directory (`var/run`), where killed `sitroomctl`s leave their reply
+    ///     directories; `nil` to leave it alone.
     public init(
         core: DaemonCore,
         store: Store,
         metrics: SitroomMetrics,
         metricsDirectory: String,
         clock: any WallClock,
-        logger: Logger
+        logger: Logger,
+        runDirectory: String? = nil
     ) {
+        self.runDirectory = runDirectory
         self.core = core
         self.store = store
         self.metrics = metrics
@@ -54,7 +61,8 @@ public actor Housekeeper {
     public func writeMetrics() async {
         do {
             let counts = try store.counts()
-            let gauges = await core.gauges(spoolBacklog: await core.spoolBacklogCount(), store: counts)
+            var gauges = await core.gauges(spoolBacklog: await core.spoolBacklogCount(), store: counts)
+            gauges.readers = store.environment.readerTable
             let text = metrics.render(gauges)
             if lastWriteFailed { try Self.prepare(directory) }
             try DurableFile.write(
@@ -120,6 +128,35 @@ public actor Housekeeper {
         return total
     }
 
+    /// Frees LMDB reader slots of dead processes (`mdb_reader_check`, LMDB's documented remedy; at start the store
+    /// did it once already) and removes reply directories of killed `sitroomctl`s; both logged with their counts.
+    /// - Returns: the reader slots freed and the reply directories removed.
+    @discardableResult
+    public func chores() -> (readers: Int, replyDirectories: Int) {
+        var readers = 0
+        do {
+            readers = try store.environment.clearStaleReaders()
+            if readers > 0 {
+                metrics.increment("sitroom_lmdb_stale_readers_cleared_total", by: Double(readers))
+                logger.warning(
+                    "stale LMDB readers cleared",
+                    metadata: ["cleared": "\(readers)", "detail": "reader slots of processes that died inside a read transaction"])
+            }
+        } catch {
+            logger.error("cannot check the LMDB reader table", metadata: ["error": "\(error)"])
+        }
+        var removed: [String] = []
+        if let runDirectory {
+            removed = ControlClient.removeAbandonedReplyDirectories(in: runDirectory, now: clock.now())
+            if !removed.isEmpty {
+                logger.info(
+                    "removed reply directories of killed sitroomctl clients",
+                    metadata: ["directory": "\(runDirectory)", "count": "\(removed.count)"])
+            }
+        }
+        return (readers, removed.count)
+    }
+
     /// Writes the metrics file every `interval` seconds and purges every `purgeInterval` seconds, until
     /// cancelled; then writes the metrics file a last time.
     ///
@@ -133,7 +170,12 @@ public actor Housekeeper {
     ///   - firstPurgeAfter: seconds from the start to the first purge.
     public func run(interval: Double = 5, purgeInterval: Double = 3_600, firstPurgeAfter: Double = 60) async {
         var nextPurge = clock.now() + firstPurgeAfter
+        var nextChores = clock.now()
         while !Task.isCancelled {
+            if clock.now() >= nextChores {
+                chores()
+                nextChores = clock.now() + Self.choresInterval
+            }
             await writeMetrics()
             if clock.now() >= nextPurge {
                 await purge()

@@ -606,10 +606,22 @@ public actor IntegrationRegistry {
         var refused: [IdleRefreshFailure] = []
         let now = clock.now()
         for (name, integration) in integrations.sorted(by: { $0.key < $1.key }) where integration.kind == .zoomOAuth {
-            let authorized = (try? authorizedHosts(name)) ?? []
+            // A failed read is logged and the host skipped this round (the next round reads again), never taken for
+            // "not authorized".
+            let authorized: Set<String>
+            do { authorized = try authorizedHosts(name) ?? [] } catch {
+                logger.error("cannot read the authorized hosts", metadata: ["integration": "\(name)", "error": "\(error)"])
+                continue
+            }
             for host in integration.hosts where authorized.contains(host.id) {
                 let key = tokenKey(name, host: host.id)
-                guard let stored = try? readStoredToken(key), let refreshToken = stored.refreshToken,
+                let token: StoredToken?
+                do { token = try readStoredToken(key) } catch {
+                    logger.error(
+                        "cannot read a host's token", metadata: ["integration": "\(name)", "host": "\(host.id)", "error": "\(error)"])
+                    continue
+                }
+                guard let stored = token, let refreshToken = stored.refreshToken,
                     Self.isIdleRefreshDue(issuedAt: stored.issuedAt, now: now, after: integration.refreshIdleAfter),
                     let client = clients[name]
                 else { continue }

@@ -147,6 +147,13 @@ public enum MetricsCatalog {
         ),
         Family(name: "sitroom_spool_backlog", type: "gauge", help: "Incident files waiting in the spool's new/."),
         Family(
+            name: "sitroom_lmdb_readers", type: "gauge",
+            help: "LMDB reader-table slots in use, by any process (stale ones of dead processes until cleared)."),
+        Family(name: "sitroom_lmdb_reader_slots", type: "gauge", help: "LMDB reader-table size (maxreaders)."),
+        Family(
+            name: "sitroom_lmdb_stale_readers_cleared_total", type: "counter",
+            help: "Reader slots of dead processes freed (mdb_reader_check), at start and every minute."),
+        Family(
             name: "sitroom_spool_files_total",
             type: "counter",
             help: "Spool files handled by outcome (applied, duplicate, webhook, rejected)."
@@ -190,6 +197,8 @@ public struct MetricsGauges: Sendable {
     public var lastReloadSuccessful: Bool
     public var lastReloadSuccessAt: Double
     public var store: StoreCounts
+    /// The LMDB reader table: slots in use and its size.
+    public var readers: (used: Int, size: Int) = (0, 0)
     /// Seconds since 1970, for the age of the longest-waiting room.
     public var now: Double
 }
@@ -253,6 +262,10 @@ extension SitroomMetrics {
                 }
             case "sitroom_spool_backlog":
                 out.sample(name, [], Double(gauges.spoolBacklog))
+            case "sitroom_lmdb_readers":
+                out.sample(name, [], Double(gauges.readers.used))
+            case "sitroom_lmdb_reader_slots":
+                out.sample(name, [], Double(gauges.readers.size))
             case "sitroom_config_generation":
                 out.sample(name, [], Double(gauges.generation))
             case "sitroom_config_last_reload_successful":

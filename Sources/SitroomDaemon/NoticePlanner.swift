@@ -86,7 +86,18 @@ struct NoticePlanner {
         if let notice = chatNotice(.roomReady, room, record, now), try store.enqueue(notice, txn) {
             queued.append(notice)
         }
+        if !record.unreachable.isEmpty {
+            // The admins hear once per room (the notices' ids are the room's) who could not be told, and why.
+            var listing = room
+            listing.reason = Self.unreachableList(record.unreachable)
+            queued += try admins(.adminUnreachable, room: listing, record: record, now: now, txn)
+        }
         return queued
+    }
+
+    /// `Name: reason` per person, one per line (for `admin-unreachable`'s `room.reason`).
+    static func unreachableList(_ people: [UnreachablePerson]) -> String {
+        people.map { "\($0.name): \($0.reason)" }.joined(separator: "\n")
     }
 
     /// Notices for a room that ended: `room-ended` on each channel to each participant who was told about the
@@ -187,7 +198,7 @@ struct NoticePlanner {
         return queued
     }
 
-    /// Admin notices (`admin-room-failed`, `admin-reauthorize`, `admin-waiting`): to each admin of
+    /// Admin notices (`admin-room-failed`, `admin-reauthorize`, `admin-waiting`, `admin-unreachable`): to each admin of
     /// `notify.admins` by email and by SMS, for each contact they have and each template that exists.
     /// - Parameters:
     ///   - kind: The admin notice kind.

@@ -1,4 +1,5 @@
 import Curl
+import LMDB
 import Logging
 import SitroomConfig
 import SitroomCore
@@ -25,6 +26,9 @@ public actor Notifier {
     /// The most notices a worker commits `sending` in one transaction (group commit of the outbox's states) and
     /// hands to its transport as one batch (the file transports fsync their directory once per batch).
     static let batchSize = 64
+
+    /// Seconds before notices are read again after the outbox could not be read (an LMDB error).
+    static let readRetryPause: Double = 1
 
     private let store: Store
     private let clock: any WallClock
@@ -265,7 +269,7 @@ public actor Notifier {
         case .followUp: 2
         case .roomFailed: 3
         case .roomEnded: 4
-        case .adminRoomFailed, .adminReauthorize, .adminWaiting: 5
+        case .adminRoomFailed, .adminReauthorize, .adminWaiting, .adminUnreachable: 5
         }
     }
 
@@ -359,13 +363,42 @@ public actor Notifier {
         let store = self.store
         var starting: [Notice] = []
         var parked: [Notice] = []
-        let stored: [String: Notice] =
-            (try? store.read { txn in
+        // A failed read is never taken for "no such notice" (that would drop them until a restart): it is logged,
+        // and the notices are tried again shortly; the outcomes of the previous batch are committed all the same.
+        let stored: [String: Notice]
+        var unreadable: Set<String> = []
+        do {
+            stored = try store.read { txn in
                 var found: [String: Notice] = [:]
-                for id in ids { found[id] = try? store.get(Notice.self, store.tables.outbox, id, txn) }
+                for id in ids {
+                    do {
+                        found[id] = try store.get(Notice.self, store.tables.outbox, id, txn)
+                    } catch let error as LMDBError {
+                        throw error
+                    } catch {
+                        // The stored bytes do not decode: this notice alone cannot go; the others can.
+                        logger.error("cannot decode a notice", metadata: ["notice": "\(id)", "error": "\(error)"])
+                        unreadable.insert(id)
+                    }
+                }
                 return found
-            }) ?? [:]
-        for id in ids {
+            }
+        } catch {
+            logger.error(
+                "cannot read notices from the outbox; trying again",
+                metadata: ["notices": "\(ids.count)", "error": "\(error)"])
+            for id in ids {
+                inFlight.remove(id)
+                due[id]?.at = clock.now() + Self.readRetryPause
+            }
+            _ = persist(outcomes)
+            return []
+        }
+        for id in ids where unreadable.contains(id) {
+            inFlight.remove(id)
+            due[id]?.at = clock.now() + retry.first
+        }
+        for id in ids where !unreadable.contains(id) {
             guard var notice = stored[id], !notice.state.isSettled
             else {
                 due[id] = nil

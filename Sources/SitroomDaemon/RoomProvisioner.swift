@@ -130,10 +130,10 @@ public actor RoomProvisioner {
         let now = clock.now()
         let store = self.store
         var batch = BatchEffects()
-        let outcomes: [ApplyOutcome] = try store.write { txn in
+        let outcomes: [(ApplyOutcome, String)] = try store.write { txn in
             // The closure may run again (the map grown): start over each time.
             batch = BatchEffects()
-            var results: [ApplyOutcome] = []
+            var results: [(ApplyOutcome, String)] = []
             results.reserveCapacity(events.count)
             for (index, event) in events.enumerated() {
                 // Rooms made by one batch keep the batch's order: each is 1 ms "younger" than the one before, so
@@ -142,13 +142,20 @@ public actor RoomProvisioner {
             }
             return results
         }
-        for (event, outcome) in zip(events, outcomes) {
-            logger.info(
-                outcome == .duplicate ? "duplicate event ignored" : "event applied",
-                metadata: [
-                    "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)",
-                    "stage": "\(event.stage.rawValue)",
-                ])
+        for (event, (outcome, effect)) in zip(events, outcomes) {
+            var metadata: Logger.Metadata = [
+                "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)", "stage": "\(event.stage.rawValue)",
+            ]
+            if outcome != .duplicate { metadata["effect"] = "\(effect)" }
+            logger.info(outcome == .duplicate ? "duplicate event ignored" : "event applied", metadata: metadata)
+            if outcome != .duplicate && !event.unreachable.isEmpty {
+                logger.warning(
+                    "participants who cannot be told",
+                    metadata: [
+                        "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)",
+                        "people": "\(NoticePlanner.unreachableList(event.unreachable).replacingOccurrences(of: "\n", with: "; "))",
+                    ])
+            }
         }
         if !batch.queued.isEmpty {
             let queued = batch.queued
@@ -156,8 +163,12 @@ public actor RoomProvisioner {
         }
         for (id, time) in batch.deletions { scheduleDeletion(id, at: time) }
         for id in batch.drives { drive(id) }
-        return outcomes
+        return outcomes.map(\.0)
     }
+
+    /// How far ahead of sitroomd's clock an event's `occurred_at` may be; a later one is taken as arrived now plus
+    /// this (so a sender's wrong clock cannot make every later event of the incident look stale).
+    public static let maxClockAhead: Double = 300
 
     /// What a batch does besides its writes, collected inside the transaction and carried out after the commit.
     private struct BatchEffects {
@@ -175,26 +186,43 @@ public actor RoomProvisioner {
 
     private func applyOne(
         _ event: IncidentEvent, now: Double, _ txn: borrowing Transaction, _ batch: inout BatchEffects
-    ) throws -> ApplyOutcome {
-        guard try store.markEventSeen(event.eventID, at: now, txn) else { return .duplicate }
+    ) throws -> (ApplyOutcome, String) {
+        guard try store.markEventSeen(event.eventID, at: now, txn) else { return (.duplicate, "") }
+        // No sender's clock decides alone: a time too far ahead counts as now (plus the tolerance), and a resolve
+        // ends the open room whatever its time (an open older than the incident's last event is what is ignored).
+        let occurredAt = min(event.occurredAt, now + Self.maxClockAhead)
+        var notes: [String] = []
+        if occurredAt < event.occurredAt {
+            notes.append("occurred_at \(rfc3339UTC(event.occurredAt)) is ahead of sitroomd's clock: taken as \(rfc3339UTC(occurredAt))")
+        }
+        let known = try store.incident(event.incident.id, txn)
         var record =
-            try store.incident(event.incident.id, txn)
+            known
             ?? IncidentRecord(
                 info: event.incident, stage: event.stage, participants: [], integration: event.integration,
-                roomID: nil, lastOccurredAt: event.occurredAt)
-        let stale = event.occurredAt < record.lastOccurredAt
-        record.merge(participants: event.participants)
+                roomID: nil, lastOccurredAt: occurredAt)
+        let stale = occurredAt < record.lastOccurredAt
+        let closing = event.stage == .resolved || event.stage == .closed
+        record.merge(participants: event.participants, unreachable: event.unreachable)
         if !stale {
             record.info = event.incident
             record.stage = event.stage
-            record.lastOccurredAt = event.occurredAt
+            record.lastOccurredAt = occurredAt
             if let integration = event.integration { record.integration = integration }
+        } else if closing {
+            record.stage = event.stage
         }
         var room = try record.roomID.flatMap { try store.room($0, txn) }
+        let before = room
 
         switch event.stage {
         case .situationRoom, .reopened:
-            if stale { break }
+            if stale {
+                notes.append(
+                    "stale: ignored (occurred_at \(rfc3339UTC(occurredAt)) is before the incident's last event at "
+                        + "\(rfc3339UTC(record.lastOccurredAt)); participants merged)")
+                break
+            }
             guard var current = room else {
                 room = try newRoom(for: &record, now: now, txn, &batch)
                 break
@@ -223,7 +251,11 @@ public actor RoomProvisioner {
                 room = try newRoom(for: &record, now: now, txn, &batch)
             }
         case .resolved, .closed:
-            if stale { break }
+            if stale {
+                notes.append(
+                    "applied although its occurred_at \(rfc3339UTC(occurredAt)) is before the incident's last event at "
+                        + "\(rfc3339UTC(record.lastOccurredAt)): a resolve always ends the open room")
+            }
             if var failed = room, failed.state == .failed, failed.sweepMarker, !failed.endRequested {
                 // Its create's outcome was unknown: sweep Zoom for the room's marker now that it is over.
                 failed.endRequested = true
@@ -267,7 +299,31 @@ public actor RoomProvisioner {
             batch.queued += try planner.roomReady(room: room, record: record, now: now, txn)
         }
         try store.putIncident(record, txn)
-        return .applied
+        return (.applied, Self.effect(of: event, before: before, after: room, known: known != nil, notes: notes))
+    }
+
+    /// What applying an event did, for its log line: the room made, reopened, asked to end, or nothing but the
+    /// record (participants merged), and the notes (a clock ahead, a stale event).
+    static func effect(of event: IncidentEvent, before: Room?, after: Room?, known: Bool, notes: [String]) -> String {
+        var what: String
+        switch (before, after) {
+        case (nil, let room?), (_?, let room?) where room.id != before?.id:
+            what = "room \(room.id) opened"
+        case (let old?, let room?) where !old.state.isOpen && room.state.isOpen:
+            what = "room \(room.id) reopened"
+        case (let old?, let room?) where room.endRequested && !old.endRequested:
+            what = "room \(room.id) asked to end"
+        case (let old?, let room?) where old.state.isOpen && !room.state.isOpen:
+            what = "room \(room.id) ended"
+        case (let old?, let room?) where old.endRequested && !room.endRequested:
+            what = "room \(room.id) kept open (reopened before its end)"
+        default:
+            what = known ? "merged participants only" : "incident recorded (no room)"
+            if event.stage == .resolved || event.stage == .closed, after.map({ !$0.state.isOpen }) ?? true {
+                what = known ? "incident \(event.stage.rawValue) (no open room)" : what
+            }
+        }
+        return ([what] + notes).joined(separator: "; ")
     }
 
     /// Makes a new room for the incident in the batch's transaction and remembers the room it had before.
@@ -767,7 +823,10 @@ public actor RoomProvisioner {
                     return due
                 }
             } catch {
-                logger.error("cannot record a meeting deletion", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                // Never dropped: tried again after a pause (a full reader table, a full disk).
+                logger.error(
+                    "cannot record a meeting deletion; trying again", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                scheduleDeletion(id, at: now + maxBackoff)
                 return
             }
             guard let room = decided, let meetingID = room.meetingID, let integration = room.integration else {

@@ -27,7 +27,11 @@ extension RoomProvisioner {
         guard var machine = await startRun(id) else { return }
         var input = RoomInput.start
         while !stopped && !Task.isCancelled {
-            if news.remove(id) != nil, let stored = readRoom(id) { machine.absorb(stored) }
+            if news.remove(id) != nil {
+                // What changed meanwhile (a resolve, a command) must not be lost to a failed read: read until it works.
+                guard let stored = await loadRetrying(id) else { return }
+                machine.absorb(stored)
+            }
             let step = machine.handle(input, now: clock.now())
             for effect in step.effects { await carry(effect, room: machine.room) }
             guard let request = step.request else { return }

@@ -16,9 +16,10 @@ public struct StatusReport: Sendable, Encodable {
     public var rooms: Rooms
     public var outbox: Outbox
     public var spool: Spool
+    public var store: StoreState
 
     enum CodingKeys: String, CodingKey {
-        case version, generation, integrations, pool, rooms, outbox, spool
+        case version, generation, integrations, pool, rooms, outbox, spool, store
         case uptimeSeconds = "uptime_seconds"
     }
 
@@ -170,6 +171,21 @@ public struct StatusReport: Sendable, Encodable {
         public var pending: Int
     }
 
+    /// The LMDB store's reader table: `readers_in_use` (by any process, stale slots of dead processes included
+    /// until cleared) of `reader_slots`, and `stale_readers_cleared` since the start (at the start and every
+    /// minute, `mdb_reader_check`).
+    public struct StoreState: Sendable, Encodable {
+        public var readersInUse: Int
+        public var readerSlots: Int
+        public var staleReadersCleared: Int
+
+        enum CodingKeys: String, CodingKey {
+            case readersInUse = "readers_in_use"
+            case readerSlots = "reader_slots"
+            case staleReadersCleared = "stale_readers_cleared"
+        }
+    }
+
     /// The incident spool: files waiting in `new/`, and rejected files.
     public struct Spool: Sendable, Encodable {
         public var backlog: Int
@@ -206,6 +222,9 @@ public struct StatusReport: Sendable, Encodable {
         lines.append(rooms.line)
         lines.append("outbox: \(outbox.pending) pending")
         lines.append(spool.line)
+        lines.append(
+            "store: LMDB readers \(store.readersInUse)/\(store.readerSlots) in use; \(store.staleReadersCleared) stale "
+                + "cleared since start")
         return lines.joined(separator: "\n")
     }
 }

@@ -67,6 +67,8 @@ public final class Store: Sendable {
     }
 
     public let environment: Environment
+    /// Reader-table slots of dead processes freed when the store was opened (`mdb_reader_check`).
+    public let staleReadersClearedAtOpen: Int
     public let tables: Tables
 
     /// Opens (creating if needed) the store in `directory`, which must exist (mode 0700), and brings its schema
@@ -76,14 +78,26 @@ public final class Store: Sendable {
     /// - Parameters:
     ///   - directory: the LMDB environment directory (`var/lib/sitroom`).
     ///   - mapSize: initial map size in bytes (`store.map_size`); grown when full.
+    ///   - onMapGrowth: told the old and new map size in bytes each time the map is doubled (for the log).
     /// - Throws: `LMDBError` from opening; ``SitroomError`` `.store` for a newer schema or a missing migration.
-    public convenience init(directory: String, mapSize: Int) throws {
-        try self.init(directory: directory, mapSize: mapSize, schemaVersion: Store.schemaVersion, migrations: Store.migrations)
+    ///
+    /// Before anything is read, the reader slots of dead processes are freed (``staleReadersClearedAtOpen``): a
+    /// full table of them would otherwise refuse every read transaction (`MDB_READERS_FULL`).
+    public convenience init(
+        directory: String, mapSize: Int, onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)? = nil
+    ) throws {
+        try self.init(
+            directory: directory, mapSize: mapSize, schemaVersion: Store.schemaVersion, migrations: Store.migrations,
+            onMapGrowth: onMapGrowth)
     }
 
     /// The designated initializer, with the schema and its migrations given (tests open a store as a later build would).
-    init(directory: String, mapSize: Int, schemaVersion: Int, migrations: [Migration]) throws {
-        environment = try Environment(path: directory, mapSize: mapSize, maxDatabases: 16)
+    init(
+        directory: String, mapSize: Int, schemaVersion: Int, migrations: [Migration],
+        onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)? = nil
+    ) throws {
+        environment = try Environment(path: directory, mapSize: mapSize, maxDatabases: 16, onMapGrowth: onMapGrowth)
+        staleReadersClearedAtOpen = try environment.clearStaleReaders()
         tables = Tables(
             meta: try environment.database(named: "meta"),
             incidents: try environment.database(named: "incidents"),

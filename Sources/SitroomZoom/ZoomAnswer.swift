@@ -236,8 +236,10 @@ public enum ZoomAnswer: String, Sendable, Hashable, CaseIterable {
                 advice: "check the network path to api_url and oauth_url of NAME; sitroom retries and fails the room after "
                     + "a few attempts; then `sitroomctl room retry INCIDENT`")
         case .unusableAnswer:
+            // A create answered 2xx made a meeting even when the answer is unusable: sitroom deletes it at once, and
+            // when that fails too the create counts as perhaps carried out (its marker is swept).
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .fail,
+                request: .mayHaveHappened, host: .none, integration: .none, room: .fail,
                 advice: "Zoom answered without what sitroom needs (the reason says what); `sitroomctl room retry INCIDENT`")
         case .refused:
             return Rule(

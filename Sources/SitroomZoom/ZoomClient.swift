@@ -138,7 +138,53 @@ public struct ZoomClient: Sendable {
                 method: .post, url: "\(apiURL)/users/\(Self.pathEscape(userID))/meetings",
                 headers: Self.headers(token: token, json: true), body: body, timeout: timeout),
             .createMeeting)
-        return try Self.meeting(from: response.body)
+        do {
+            return try Self.meeting(from: response.body, apiURL: apiURL)
+        } catch {
+            // Zoom made a meeting but its answer is unusable (no link sitroom can send): never leave it live and
+            // unmanaged. Delete it now; if that fails too, the error carries its id and counts as "may have happened".
+            guard case .invalidResponse(let message) = error.kind, let id = Self.meetingID(in: response.body) else { throw error }
+            var deleteError: ZoomError? = nil
+            do throws(ZoomError) {
+                try await deleteMeeting(token: token, meetingID: id)
+            } catch {
+                deleteError = error
+            }
+            guard let deleteError else {
+                throw ZoomError(
+                    .invalidResponse(message: "\(message); sitroom deleted meeting \(id), which this create made"),
+                    operation: .createMeeting)
+            }
+            var stray = ZoomError(
+                .invalidResponse(message: "\(message); deleting meeting \(id), which this create made, failed: \(deleteError)"),
+                operation: .createMeeting)
+            stray.strayMeetingID = id
+            throw stray
+        }
+    }
+
+    /// The numeric `id` of a meeting answer, if it has one.
+    static func meetingID(in body: [UInt8]) -> Int64? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+            let id = (object["id"] as? NSNumber)?.int64Value, id > 0
+        else { return nil }
+        return id
+    }
+
+    /// Whether `url` is a link people can join meeting `id` with: an `https` URL (or, for a simulator on loopback,
+    /// the API's own scheme) on the API's domain (`api.zoom.us` → `zoom.us` and its subdomains such as
+    /// `us02web.zoom.us`; a loopback simulator: its host) with the meeting's id in its path (`/j/85746065432`).
+    /// Zoom documents `join_url` as "URL for participants to join the meeting" (Meetings API, Create a meeting).
+    public static func isUsableJoinURL(_ url: String, meetingID id: Int64, apiURL: String) -> Bool {
+        guard let link = URLComponents(string: url), let host = link.host?.lowercased(), !host.isEmpty,
+            let api = URLComponents(string: apiURL), let apiHost = api.host?.lowercased()
+        else { return false }
+        let loopback = apiHost == "127.0.0.1" || apiHost == "localhost" || apiHost == "::1" || apiHost == "[::1]"
+        let scheme = link.scheme?.lowercased()
+        guard scheme == "https" || (loopback && scheme == api.scheme?.lowercased()) else { return false }
+        let domain = apiHost.hasPrefix("api.") ? String(apiHost.dropFirst(4)) : apiHost
+        guard host == domain || host.hasSuffix("." + domain) else { return false }
+        return link.path.split(separator: "/").contains { $0 == String(id) }
     }
 
     /// Zoom API "Get a meeting": `GET /meetings/{meetingId}`.
@@ -146,7 +192,7 @@ public struct ZoomClient: Sendable {
         let response = try await send(
             HTTPRequest(method: .get, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout),
             .getMeeting)
-        return try Self.meeting(from: response.body)
+        return try Self.meeting(from: response.body, apiURL: apiURL)
     }
 
     /// Zoom API "List meetings": `GET /users/{userId}/meetings`, all pages (`next_page_token`).
@@ -246,15 +292,21 @@ public struct ZoomClient: Sendable {
             retryAfter: response.headers["retry-after"].flatMap(ZoomError.RetryAfter.init(header:)))
     }
 
-    static func meeting(from body: [UInt8]) throws(ZoomError) -> Meeting {
+    static func meeting(from body: [UInt8], apiURL: String) throws(ZoomError) -> Meeting {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw ZoomError(.invalidResponse(message: "meeting answer is not a JSON object"))
         }
         guard let id = (object["id"] as? NSNumber)?.int64Value, id > 0 else {
             throw ZoomError(.invalidResponse(message: "meeting answer without a numeric id"))
         }
-        guard let joinURL = object["join_url"] as? String, joinURL.hasPrefix("http") else {
+        guard let joinURL = object["join_url"] as? String else {
             throw ZoomError(.invalidResponse(message: "meeting \(id) answer without join_url"))
+        }
+        guard isUsableJoinURL(joinURL, meetingID: id, apiURL: apiURL) else {
+            throw ZoomError(
+                .invalidResponse(
+                    message: "meeting \(id) answer with an unusable join_url '\(joinURL.prefix(200))' (not an https link "
+                        + "on the API's domain naming the meeting)"))
         }
         return Meeting(
             id: id, joinURL: joinURL, password: (object["password"] as? String).flatMap { $0.isEmpty ? nil : $0 },

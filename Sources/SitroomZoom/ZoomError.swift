@@ -88,6 +88,9 @@ public struct ZoomError: Error, Sendable, Hashable, CustomStringConvertible {
     public var rateLimitType: String?
     /// `Retry-After`, when Zoom sent one.
     public var retryAfter: RetryAfter?
+    /// A create answered 2xx with a meeting id but nothing usable (``Kind/invalidResponse``), and deleting that meeting
+    /// failed too: it may still exist at Zoom, so the room sweeps for its marker (``outcomeUnknown``).
+    public var strayMeetingID: Int64? = nil
 
     public init(
         _ kind: Kind, operation: ZoomOperation? = nil, grant: String? = nil, fieldErrors: [FieldError] = [],
@@ -134,6 +137,7 @@ public struct ZoomError: Error, Sendable, Hashable, CustomStringConvertible {
         switch kind {
         case .transport(_, let maySent): return maySent
         case .api(let status, _, _): return status >= 500
+        case .invalidResponse: return strayMeetingID != nil
         default: return false
         }
     }

@@ -94,6 +94,9 @@ public enum CreateReplyFault: Sendable, Equatable {
     case drop
     /// Answer with this 5xx status instead of 201 (the meeting exists anyway).
     case error(Int)
+    /// Answer 201 with this `join_url` instead of the meeting's (the meeting exists anyway): a success that carries no
+    /// usable link (`https://`, `https://zoom.us`), as a broken proxy or a misread answer gives one.
+    case joinURL(String)
 }
 
 /// All simulator state: apps and tokens, users and their usage, meetings, the request log and faults.
@@ -939,6 +942,11 @@ public actor SimState {
         case "error_create_reply":
             let status = Int(fault["status"]?.intValue ?? 502)
             createReplyFaults += Array(repeating: .error(status), count: count)
+        case "join_url_create_reply":
+            guard let url = fault["join_url"]?.stringValue else {
+                throw ZoomAPIError.validation(field: "join_url", "join_url_create_reply needs join_url")
+            }
+            createReplyFaults += Array(repeating: .joinURL(url), count: count)
         case "release":
             releaseHeld()
         case "revoke_app", "disable_app":
@@ -1036,6 +1044,7 @@ public actor SimState {
             case .hold: list.append(["kind": "hold_create_reply"])
             case .drop: list.append(["kind": "drop_create_reply"])
             case .error(let status): list.append(["kind": "error_create_reply", "status": .number(status)])
+            case .joinURL(let url): list.append(["kind": "join_url_create_reply", "join_url": .string(url)])
             }
         }
         for app in disabledApps.sorted() { list.append(["kind": "revoke_app", "client_id": .string(app)]) }

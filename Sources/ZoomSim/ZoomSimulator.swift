@@ -34,6 +34,11 @@ struct ReplyWithheld: Error {}
 /// `GET /_sim/users`, `GET|POST|DELETE /_sim/faults`, `GET|POST /_sim/clock`, `POST /_sim/authorize`,
 /// `POST /_sim/meetings/{id}/start`, `POST /_sim/meetings/{id}/end`; webhooks: `GET|POST /_sim/webhooks`,
 /// `DELETE /_sim/webhooks/{clientId}`, `POST /_sim/apps/{clientId}/deauthorize` (``SimWebhooks``).
+///
+/// Fault kinds of `POST /_sim/faults` (``SimState/applyFault(_:)``): `latency`, `status`, `hold_create_reply`,
+/// `drop_create_reply`, `error_create_reply`, `join_url_create_reply` (a 201 whose `join_url` is replaced: a test of
+/// the client, not a Zoom behaviour), `release`, `revoke_app`, `enable_app`, `deauthorize`, `expire_tokens`,
+/// `daily_limit`, `scopes`, `passcode_policy`.
 public enum ZoomSimulator {
     /// Query parameters whose values are secrets: never written to the request log.
     static let secretParameters: Set<String> = [
@@ -227,6 +232,9 @@ public enum ZoomSimulator {
                 return reply
             case .error(let status):
                 return json(["code": .number(status), "message": "Internal Server Error (simulated)"], status: status)
+            case .joinURL(let url):
+                guard case .object(let members) = await state.meetingJSON(meeting, includeStatus: false) else { return reply }
+                return json(.object(members.map { $0.0 == "join_url" ? ($0.0, .string(url)) : $0 }), status: 201)
             case .drop:
                 try? await context.channel.close().get()
                 throw ReplyWithheld()

@@ -80,6 +80,7 @@ struct IntakeTests {
             let spool = "\(sandbox.root)/var/spool/incidents"
             try FileManager.default.moveItem(atPath: spool + "/tmp", toPath: spool + "/tmp.away")
             let labels = ["alertname=PaymentsDown", "severity=critical", "team=payments-sre"]
+            let fired = Date()
             let add = try Tools.run(
                 amtool,
                 ["--alertmanager.url=http://127.0.0.1:\(amPort)", "alert", "add"] + labels + [
@@ -104,10 +105,17 @@ struct IntakeTests {
             let rooms = try await sandbox.ctl(["rooms"])
             #expect(rooms.out.contains("ready"), "\(rooms.out)")
 
-            // Resolved: amtool sets endsAt to now; Alertmanager sends the resolved group (send_resolved).
-            let now = ISO8601DateFormatter().string(from: Date())
+            // Resolved by hand with times before the firing (issue 15: a clock, or a hand, that says "it ended before it
+            // started"): Alertmanager keeps the earlier start and sends the resolved group (send_resolved), whose end is
+            // before the firing's start. A resolve still ends the meeting.
+            let format = ISO8601DateFormatter()
+            let start = format.string(from: fired.addingTimeInterval(-120))
+            let ended = format.string(from: fired.addingTimeInterval(-60))
             let end = try Tools.run(
-                amtool, ["--alertmanager.url=http://127.0.0.1:\(amPort)", "alert", "add"] + labels + ["--end=\(now)"])
+                amtool,
+                ["--alertmanager.url=http://127.0.0.1:\(amPort)", "alert", "add"] + labels + [
+                    "--start=\(start)", "--end=\(ended)",
+                ])
             #expect(end.code == 0, "\(end.out)")
             _ = try await waitFor("the meeting to end", timeout: 60) { () -> Bool? in
                 let all = (try await sandbox.simGET("/_sim/meetings") as? [[String: Any]]) ?? []
@@ -115,6 +123,7 @@ struct IntakeTests {
                 return status == "ended" || status == "deleted" ? true : nil
             }
             #expect(sandbox.spoolFiles("rejected").isEmpty, "\(sandbox.spoolFiles("rejected"))")
+            #expect(sandbox.daemonLogs().contains("a resolve always ends the open room"), "the log says what the resolve did")
             #expect(am.stderr.contains("Notify success") || am.stderr.contains("component=dispatcher"), "Alertmanager sent")
             expectNoSecrets(sandbox)
         }

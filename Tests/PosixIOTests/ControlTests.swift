@@ -260,8 +260,7 @@ struct ControlClientTests {
             // Waited for the timeout, and did not hang (the bound is generous for a busy machine).
             #expect(elapsed >= 0.5 && elapsed < 30)
             #expect(await recorder.wait { items, _ in
-                if case .line(let line) = items.first { return line.hasSuffix(" status") }
-                return false
+                items.contains { if case .line(let line) = $0 { return line.hasSuffix(" status") } else { return false } }
             })
             fifo.stop()
         }

@@ -166,11 +166,11 @@ import Testing
                 email: ada.example.com
 
             """
-        #expect(
-            eventErrors(text) == [
-                "new/x.yaml:7:12: participants[0].email: 'ada.example.com' is not a valid email address"
-            ]
-        )
+        // Not an error: the event is kept, and Ada is listed as someone who cannot be told (issue 15).
+        #expect(eventErrors(text) == [])
+        let event = try? IncidentEventParser.parse(Array(text.utf8), file: "new/x.yaml")
+        #expect(event?.participants == [])
+        #expect(event?.unreachable == [UnreachablePerson(name: "Ada", reason: "email 'ada.example.com' is not a valid address")])
     }
 
     @Test func participantRules() {
@@ -186,14 +186,39 @@ import Testing
               - { name: Di, phone: "5550006" }
 
             """
+        // A missing name and an unknown role are errors of the file; people without a usable contact are not (they
+        // are listed as unreachable, test `reachableAndNot`).
         #expect(
             eventErrors(text) == [
-                "new/x.yaml:6:5: participants[0]: needs an email or a phone to be reached",
                 "new/x.yaml:7:5: participants[1].name: required field is missing",
                 "new/x.yaml:8:46: participants[2].role: unknown role 'observer' (expected commander, responder)",
-                "new/x.yaml:9:24: participants[3].phone: '5550006' is not an E.164 phone number (+ then 8 to 15 digits, e.g. \"+15005550006\")",
             ]
         )
+    }
+
+    @Test func reachableAndNot() throws {
+        let text = """
+            event_id: e1
+            occurred_at: 2024-05-01T10:00:00Z
+            stage: situation_room
+            incident: { id: i, title: t }
+            participants:
+              - { name: Ada }
+              - { name: Bo, email: Bo@Example.org }
+              - { name: Di, phone: "5550006" }
+              - { name: Ed, email: "ed@", phone: "+15005550006" }
+
+            """
+        let event = try IncidentEventParser.parse(Array(text.utf8), file: "new/x.yaml")
+        #expect(event.participants.map(\.name) == ["Bo", "Ed"])
+        #expect(event.participants.first?.email == "bo@example.org")
+        #expect(event.participants.last?.email == nil)
+        #expect(
+            event.unreachable == [
+                UnreachablePerson(name: "Ada", reason: "no email and no phone"),
+                UnreachablePerson(name: "Di", reason: "phone '5550006' is not an E.164 number"),
+                UnreachablePerson(name: "Ed", reason: "email 'ed@' is not a valid address (told by SMS only)"),
+            ])
     }
 
     @Test func everyMissingFieldIsListed() {

@@ -398,6 +398,9 @@ final class World {
             // A failed room marked to sweep for its marker knows its create may have made a meeting, and ends it once
             // the provider lets it (the final check of the property test holds it to that).
             if room.state == .failed && room.sweepMarker { continue }
+            // One the provider would not let sitroom end: its room says so (and admins are told); a reopen takes it
+            // back when the provider answers again, else the incident gets a new room meanwhile.
+            if room.reason?.contains("could not be ended") == true { continue }
             let incident = room.incidentID
             live[incident, default: []].append(meeting.id)
         }

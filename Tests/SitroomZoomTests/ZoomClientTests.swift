@@ -73,13 +73,38 @@ struct ZoomClientTests {
         #expect(problems.contains("does not match"), "\(problems)")
     }
 
+    static let api = "https://api.zoom.us/v2"
+
+    @Test("a join_url is usable only as an https link on the API's domain that names the meeting")
+    func joinURLRule() {
+        let id: Int64 = 85746065432
+        for good in [
+            "https://zoom.us/j/85746065432?pwd=x", "https://us02web.zoom.us/j/85746065432?pwd=x",
+            "https://US05WEB.zoom.us/j/85746065432",
+        ] {
+            #expect(ZoomClient.isUsableJoinURL(good, meetingID: id, apiURL: Self.api), "\(good)")
+        }
+        for bad in [
+            "https://", "https://zoom.us", "https://zoom.us/", "http://zoom.us/j/85746065432", "https://evil.example/j/85746065432",
+            "https://zoom.us.evil.example/j/85746065432", "https://notzoom.us/j/85746065432", "https://zoom.us/j/1234",
+            "zoom.us/j/85746065432", "", "javascript:alert(1)",
+        ] {
+            #expect(!ZoomClient.isUsableJoinURL(bad, meetingID: id, apiURL: Self.api), "\(bad)")
+        }
+        // Zoom for Government's API names its own domain; a simulator on loopback, its host and scheme.
+        #expect(ZoomClient.isUsableJoinURL("https://zoomgov.com/j/85746065432", meetingID: id, apiURL: "https://api.zoomgov.com/v2"))
+        #expect(ZoomClient.isUsableJoinURL("http://127.0.0.1:9480/j/85746065432?pwd=x", meetingID: id, apiURL: "http://127.0.0.1:9480/v2"))
+        #expect(!ZoomClient.isUsableJoinURL("http://127.0.0.1:9480/", meetingID: id, apiURL: "http://127.0.0.1:9480/v2"))
+    }
+
     @Test("a 2xx answer without join_url or id is a failure, never a room with a placeholder link")
     func incompleteAnswerIsRefused() {
-        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array(#"{"id": 85746065432}"#.utf8)) }
-        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array(#"{"join_url": "https://zoom.us/j/1"}"#.utf8)) }
-        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array("not json".utf8)) }
+        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array(#"{"id": 85746065432}"#.utf8), apiURL: Self.api) }
+        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array(#"{"join_url": "https://zoom.us/j/1"}"#.utf8), apiURL: Self.api) }
+        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array("not json".utf8), apiURL: Self.api) }
         let meeting = try? ZoomClient.meeting(
-            from: Array(#"{"id": 85746065432, "join_url": "https://zoom.us/j/85746065432?pwd=x", "password": "x"}"#.utf8))
+            from: Array(#"{"id": 85746065432, "join_url": "https://zoom.us/j/85746065432?pwd=x", "password": "x"}"#.utf8),
+            apiURL: Self.api)
         #expect(meeting?.id == 85_746_065_432)
         #expect(meeting?.password == "x")
     }
@@ -206,9 +231,10 @@ struct ZoomClientTests {
         #expect(ZoomAnswer.refreshTokenInvalid.rule.host == .needsReauthorization)
         #expect(ZoomAnswer.credentialsRefused.rule.integration == .needsReauthorization)
         #expect(ZoomAnswer.allCases.allSatisfy { !$0.rule.advice.isEmpty })
-        // Only answers that may have made a meeting leave a create's outcome open.
+        // Only answers that may have made a meeting leave a create's outcome open (an unusable 2xx did make one:
+        // open only when deleting it failed too).
         #expect(
-            Set(ZoomAnswer.allCases.filter { $0.rule.request == .mayHaveHappened }) == [.serverError, .noAnswer])
+            Set(ZoomAnswer.allCases.filter { $0.rule.request == .mayHaveHappened }) == [.serverError, .noAnswer, .unusableAnswer])
     }
 
     @Test("a decision fills in Zoom's words, the scopes, when to retry and the advice")
