@@ -37,8 +37,9 @@ public enum ZoomWebhookDisposition: Sendable, Hashable {
 /// - Files are taken in batches (at most ``batchLimit`` files and ``batchBytes`` bytes), parsed (native,
 ///   Alertmanager, PagerDuty or Zoom webhook, by content), sorted by `occurred_at`, and applied in one LMDB
 ///   transaction (``RoomProvisioner/apply(batch:)``). Only then do they leave `new/` for `cur/` (`NAME.N` when
-///   the name is taken), one directory fsync per batch. A crash before the commit leaves them in `new/` to be
-///   applied at the next start; a crash after it leaves duplicates (by event id) that go to `cur/` unapplied.
+///   the name is taken), without fsyncing the directories: a crash before the commit leaves them in `new/` to be
+///   applied at the next start; a crash after it (the moves perhaps lost) leaves duplicates (by event id) that go
+///   to `cur/` unapplied.
 /// - A file that cannot be used moves to `rejected/` with `NAME.error` beside it saying why.
 /// - Housekeeping (at start and every `housekeepingInterval`): files left in `tmp/` longer than
 ///   `spool.tmp_stale_after` move to `rejected/` (with a `.error`); files in `cur/` and `rejected/` whose
@@ -460,7 +461,7 @@ public final class SpoolIntake: Sendable {
     }
 
     /// Applies a batch in one transaction (sorted by `occurred_at`), then moves its files and the `ignored` ones
-    /// (nothing to apply) to `cur/`, with one fsync of each directory.
+    /// (nothing to apply) to `cur/` (not fsynced: a move lost to a crash is a duplicate at the next start).
     private func commit(_ batch: [(name: String, event: IncidentEvent)], ignored: [String] = []) async {
         let ordered = batch.enumerated().sorted {
             ($0.element.event.occurredAt, $0.offset) < ($1.element.event.occurredAt, $1.offset)
@@ -495,24 +496,17 @@ public final class SpoolIntake: Sendable {
             outcomes = single
         }
         let done = zip(ordered, outcomes).compactMap { item, outcome in outcome.map { (item.name, item.event.eventID, $0) } }
-        let directory = self.directory
+        // The moves are not fsynced: the commit above is what counts. A move lost to a crash leaves the file in new/,
+        // where it is read again at the start and found a duplicate by its event id (or ignored again), then moved
+        // (docs/feeds.md); two directory fsyncs per batch saved (docs/performance.md).
         _ = try? await BlockingWorker.spool.run {
-            var moved = false
-            for name in ignored where self.finishNow(name, sync: false) != nil { moved = true }
+            for name in ignored { _ = self.finishNow(name, sync: false) }
             for (name, eventID, outcome) in done {
-                if self.finishNow(name, sync: false) != nil { moved = true }
+                _ = self.finishNow(name, sync: false)
                 self.metrics?.spoolFile(outcome.rawValue)
                 if outcome == .duplicate {
                     self.logger.info(
                         "spool file was a duplicate", metadata: ["file": "new/\(name)", "event.id": "\(eventID)"])
-                }
-            }
-            if moved {
-                do {
-                    try DurableFile.fsyncDirectory("\(directory)/cur")
-                    try DurableFile.fsyncDirectory("\(directory)/new")
-                } catch {
-                    self.logger.error("cannot fsync the spool", metadata: ["error": "\(error)"])
                 }
             }
         }

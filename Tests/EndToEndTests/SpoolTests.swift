@@ -556,6 +556,33 @@ struct SpoolTests {
 
     // MARK: Chaos
 
+    @Test("a move to cur/ lost to a crash (the moves are not fsynced): the file back in new/ is a duplicate at the next start")
+    func lostMoveIsADuplicate() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            try sandbox.submit("lost.yaml", incidentEvent(id: "evt-lost", stage: "situation_room", incident: "I-LOST"))
+            let room = try await sandbox.waitForRoom("I-LOST", state: "ready")
+            _ = try await waitFor("the file in cur/") { sandbox.files("var/spool/incidents/cur") == ["lost.yaml"] ? true : nil }
+            sandbox.daemon?.signal(SIGKILL)
+            _ = try await sandbox.daemon?.waitForExit()
+            // As if the rename into cur/ never reached the disk: the file is in new/ again.
+            let spool = "\(sandbox.root)/var/spool/incidents"
+            try FileManager.default.moveItem(atPath: "\(spool)/cur/lost.yaml", toPath: "\(spool)/new/lost.yaml")
+
+            try await sandbox.startDaemon()
+            try await sandbox.waitForLog("spool file was a duplicate")
+            _ = try await waitFor("new/ empty") { sandbox.files("var/spool/incidents/new").isEmpty ? true : nil }
+            #expect(sandbox.files("var/spool/incidents/cur") == ["lost.yaml"])
+            #expect(try await sandbox.simMeetings(room: room["room_id"] as? String ?? "").count == 1)
+            let applied = sandbox.daemonLogs().split(separator: "\n").filter { $0.contains("msg=\"event applied\"") }
+            #expect(applied.count == 1)
+        }
+    }
+
     @Test("chaos: SIGKILL at random moments while incidents flow; every event applied once, one meeting each")
     func chaos() async throws {
         let rounds = 12
