@@ -460,13 +460,40 @@ public final class SpoolIntake: Sendable {
         }
     }
 
-    /// Applies a batch in one transaction (sorted by `occurred_at`), then moves its files and the `ignored` ones
-    /// (nothing to apply) to `cur/` (not fsynced: a move lost to a crash is a duplicate at the next start).
-    private func commit(_ batch: [(name: String, event: IncidentEvent)], ignored: [String] = []) async {
-        let ordered = batch.enumerated().sorted {
+    /// The order a batch is applied in: by `occurred_at` (then as found), except that an incident's `resolved` or
+    /// `closed` goes after its `opened`, `situation_room` and `updated` events of the same batch whatever their times
+    /// (no sender's clock can keep a meeting alive: the incident ends resolved), but not after a `reopened`, which
+    /// says the incident came back after it was resolved.
+    static func order<T>(_ batch: [(name: T, event: IncidentEvent)]) -> [(name: T, event: IncidentEvent)] {
+        var ordered = batch.enumerated().sorted {
             ($0.element.event.occurredAt, $0.offset) < ($1.element.event.occurredAt, $1.offset)
         }
         .map(\.element)
+        func closing(_ stage: IncidentStage) -> Bool { stage == .resolved || stage == .closed }
+        func opening(_ stage: IncidentStage) -> Bool { stage == .opened || stage == .situationRoom || stage == .updated }
+        var index = 0
+        var moves = 0
+        while index < ordered.count, moves <= ordered.count {
+            let event = ordered[index].event
+            if closing(event.stage),
+                let last = ordered.lastIndex(where: { $0.event.incident.id == event.incident.id && opening($0.event.stage) }),
+                last > index,
+                !ordered[index..<last].contains(where: { $0.event.incident.id == event.incident.id && $0.event.stage == .reopened })
+            {
+                let item = ordered.remove(at: index)
+                ordered.insert(item, at: last)
+                moves += 1
+                continue
+            }
+            index += 1
+        }
+        return ordered
+    }
+
+    /// Applies a batch in one transaction (in ``order(_:)``), then moves its files and the `ignored` ones
+    /// (nothing to apply) to `cur/` (not fsynced: a move lost to a crash is a duplicate at the next start).
+    private func commit(_ batch: [(name: String, event: IncidentEvent)], ignored: [String] = []) async {
+        let ordered = Self.order(batch)
         logger.debug(
             "applying spool batch",
             metadata: ["files": "\(ordered.map(\.name).joined(separator: ","))", "count": "\(ordered.count)"]
