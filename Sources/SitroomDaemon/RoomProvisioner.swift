@@ -166,8 +166,9 @@ public actor RoomProvisioner {
         return outcomes.map(\.0)
     }
 
-    /// How far ahead of sitroomd's clock an event's `occurred_at` may be; a later one is taken as arrived now plus
-    /// this (so a sender's wrong clock cannot make every later event of the incident look stale).
+    /// How far ahead of sitroomd's clock an event's `occurred_at` may be (seconds); a later one is taken as stamped
+    /// now, when it arrived (so a sender's wrong clock cannot make later events of the incident, its own corrected
+    /// ones included, look stale).
     public static let maxClockAhead: Double = 300
 
     /// What a batch does besides its writes, collected inside the transaction and carried out after the commit.
@@ -190,7 +191,7 @@ public actor RoomProvisioner {
         guard try store.markEventSeen(event.eventID, at: now, txn) else { return (.duplicate, "") }
         // No sender's clock decides alone: a time too far ahead counts as now (plus the tolerance), and a resolve
         // ends the open room whatever its time (an open older than the incident's last event is what is ignored).
-        let occurredAt = min(event.occurredAt, now + Self.maxClockAhead)
+        let occurredAt = event.occurredAt > now + Self.maxClockAhead ? now : event.occurredAt
         var notes: [String] = []
         if occurredAt < event.occurredAt {
             notes.append("occurred_at \(rfc3339UTC(event.occurredAt)) is ahead of sitroomd's clock: taken as \(rfc3339UTC(occurredAt))")
@@ -256,9 +257,9 @@ public actor RoomProvisioner {
                     "applied although its occurred_at \(rfc3339UTC(occurredAt)) is before the incident's last event at "
                         + "\(rfc3339UTC(record.lastOccurredAt)): a resolve always ends the open room")
             }
-            if var failed = room, failed.state == .failed, failed.sweepMarker, !failed.endRequested {
+            if let stored = room, var failed = RoomRules.sweepBeforeReplacing(stored) {
                 // Its create's outcome was unknown: sweep Zoom for the room's marker now that it is over.
-                failed.endRequested = true
+                failed.updatedAt = now
                 try store.putRoom(failed, txn)
                 room = failed
                 batch.drive(failed.id)
@@ -307,7 +308,9 @@ public actor RoomProvisioner {
     static func effect(of event: IncidentEvent, before: Room?, after: Room?, known: Bool, notes: [String]) -> String {
         var what: String
         switch (before, after) {
-        case (nil, let room?), (_?, let room?) where room.id != before?.id:
+        case (nil, let room?):
+            what = "room \(room.id) opened"
+        case (_?, let room?) where room.id != before?.id:
             what = "room \(room.id) opened"
         case (let old?, let room?) where !old.state.isOpen && room.state.isOpen:
             what = "room \(room.id) reopened"
@@ -356,6 +359,8 @@ public actor RoomProvisioner {
                 waiting[room.id] = room.createdAt
             } else if room.state.isOpen, room.state != .ready || room.endRequested {
                 drive(room.id)
+            } else if room.state == .failed, room.endRequested, room.sweepMarker {
+                drive(room.id)  // its sweep for a meeting a create may have left was not done yet
             }
             if room.state == .ended, let after = room.deleteAfter {
                 scheduleDeletion(room.id, at: room.meetingDeletedAt == nil ? after : 0)
@@ -482,6 +487,25 @@ public actor RoomProvisioner {
         if room.state == .waiting {
             await retryWaiting()
             return "room \(room.id) of \(incident) is waiting: \(readRoom(room.id)?.reason ?? "")"
+        }
+        if room.state == .failed, room.sweepMarker, !room.endRequested, running[room.id] == nil {
+            // A create of this room may have left a meeting on its host: the room keeps its host and marker and is
+            // swept for it (``RoomRules/sweepBeforeReplacing(_:)``), and the incident gets a new room, which may
+            // lease another host (a retry of the same room would forget the host the stray meeting is on).
+            let store = self.store
+            let now = clock.now()
+            var batch = BatchEffects()
+            let fresh: Room? = try store.write { txn in
+                guard var record = try store.incident(incident, txn), record.roomID == room.id else { return nil }
+                let fresh = try newRoom(for: &record, now: now, txn, &batch)
+                try store.putIncident(record, txn)
+                return fresh
+            }
+            if let fresh {
+                track(fresh)
+                for id in batch.drives { drive(id) }
+                return "room \(room.id) of \(incident) is swept for a meeting its create may have left; new room \(fresh.id) is being provisioned"
+            }
         }
         let retried: Room
         switch RoomRules.retry(room, now: clock.now()) {

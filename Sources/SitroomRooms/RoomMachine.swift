@@ -155,7 +155,39 @@ public struct RoomMachine: Sendable {
             return afterMeetingEnded(now)
         case (.done, .sweep(let then)):
             if room.endRequested { room.sweepMarker = false }
+            if then == .finish {
+                // A failed room's sweep is done: written, so neither a restart nor a later resolve sweeps again.
+                room.attempts = 0
+                room.updatedAt = now
+                return write(.save, then: .decide)
+            }
             return afterSweep(then, now: now)
+        case (.failed(let decision, _, _), .sweep(.finish)) where room.state == .failed && room.endRequested:
+            // A failed room's sweep for a meeting its create may have left: nothing else will look for that meeting,
+            // so a transient failure is retried with backoff (the room run waits; a restart resumes it); after the
+            // last attempt the room's note tells an admin which meeting to end.
+            room.attempts += 1
+            room.updatedAt = now
+            if decision.next == .retryLater || decision.next == .nextHost, room.attempts <= policy.maxTransientAttempts {
+                let seconds = min(policy.maxBackoff, policy.firstBackoff * Double(1 << min(room.attempts - 1, 20)))
+                var step = write(.save, then: .wait(seconds: seconds, coolDown: nil))
+                step.effects.insert(
+                    .log(
+                        RoomLog(
+                            .warning, "cannot sweep a failed room's host for its meeting, retrying",
+                            ["error": decision.reason, "retry_in": "\(seconds)"])), at: 0)
+                return step
+            }
+            room.sweepMarker = false
+            room.note =
+                "a meeting its create may have made could not be ended (\(decision.reason)): end and delete the meeting "
+                + "whose agenda holds \(room.marker) on \(room.hostUser ?? room.hostID ?? "its host") in "
+                + "\(provider(room.integration))"
+            var step = write(.save, then: .decide)
+            step.effects.insert(
+                .log(RoomLog(.error, "gave up sweeping a failed room's host", ["error": decision.reason, "note": room.note ?? ""])),
+                at: 0)
+            return step
         case (.failed(let decision, _, _), .sweep(let then)):
             // Best effort: the stray meeting stays for a later sweep (or an admin); the room goes on.
             var step = afterSweep(then, now: now)

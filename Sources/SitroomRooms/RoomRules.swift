@@ -71,6 +71,7 @@ public enum RoomRules {
         guard previous.state == .failed, previous.sweepMarker, !previous.endRequested else { return nil }
         var room = previous
         room.endRequested = true
+        room.attempts = 0  // the sweep's own attempts
         return room
     }
 

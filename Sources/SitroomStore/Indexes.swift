@@ -14,7 +14,8 @@ import SitroomCore
 public struct RoomSummary: Sendable, Hashable {
     public var state: RoomState
     /// Whether start-up recovery must look at the room: it is open (it holds, or may come to hold, a host, and
-    /// may have work left), or it ended with its meeting's deletion pending (``Room/deleteAfter`` set).
+    /// may have work left), or it ended with its meeting's deletion pending (``Room/deleteAfter`` set), or it
+    /// failed and its end asks for a sweep of its host for a meeting a create may have left (``Room/sweepMarker``).
     public var needsRecovery: Bool
     /// ``Room/createdAt``: seconds since 1970 (the purge deletes oldest first).
     public var createdAt: Double
@@ -33,7 +34,9 @@ public struct RoomSummary: Sendable, Hashable {
     /// The summary of `room`.
     public init(_ room: Room) {
         state = room.state
-        needsRecovery = room.state.isOpen || (room.state == .ended && room.deleteAfter != nil)
+        needsRecovery =
+            room.state.isOpen || (room.state == .ended && room.deleteAfter != nil)
+            || (room.state == .failed && room.endRequested && room.sweepMarker)
         createdAt = room.createdAt
         if room.state == .waiting {
             since = room.waitingSince ?? room.updatedAt

@@ -145,10 +145,20 @@ public struct ZoomClient: Sendable {
             // unmanaged. Delete it now; if that fails too, the error carries its id and counts as "may have happened".
             guard case .invalidResponse(let message) = error.kind, let id = Self.meetingID(in: response.body) else { throw error }
             var deleteError: ZoomError? = nil
-            do throws(ZoomError) {
-                try await deleteMeeting(token: token, meetingID: id)
-            } catch {
-                deleteError = error
+            for attempt in 1...Self.strayDeleteAttempts {
+                do throws(ZoomError) {
+                    try await deleteMeeting(token: token, meetingID: id)
+                    deleteError = nil
+                    break
+                } catch {
+                    deleteError = error
+                    // Only a transient failure (5xx, 429, no answer) is worth another try, after 1 s, then 2 s.
+                    let transient = (error.status.map { $0 >= 500 || $0 == 429 } ?? false) || {
+                        if case .transport = error.kind { return true } else { return false }
+                    }()
+                    guard transient, attempt < Self.strayDeleteAttempts else { break }
+                    try? await Task.sleep(for: .seconds(Double(1 << (attempt - 1))))
+                }
             }
             guard let deleteError else {
                 throw ZoomError(
@@ -162,6 +172,10 @@ public struct ZoomClient: Sendable {
             throw stray
         }
     }
+
+    /// How many times the meeting of an unusable create answer is deleted before the create counts as perhaps made
+    /// (the room's run then sweeps the host for its marker).
+    public static let strayDeleteAttempts = 3
 
     /// The numeric `id` of a meeting answer, if it has one.
     static func meetingID(in body: [UInt8]) -> Int64? {

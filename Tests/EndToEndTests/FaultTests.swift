@@ -176,6 +176,103 @@ struct FaultTests {
         }
     }
 
+    @Test("an unusable create answer whose meeting cannot be deleted for a while: retried, swept on its own host, never left live")
+    func unusableJoinURLDeleteFails() async throws {
+        let sandbox = try Sandbox(hosts: 2)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 2)
+            try await sandbox.startDaemon()
+            // One failing DELETE: sitroomd's own retry of the delete removes the meeting at once.
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+            #expect(
+                try await sandbox.simPOST(
+                    "/_sim/faults", #"{"kind":"status","status":500,"method":"DELETE","path_prefix":"/v2/meetings/","count":1}"#)
+                    < 300)
+            try sandbox.submit("c.yaml", incidentEvent(id: "evt-c", stage: "situation_room", incident: "INC-C"))
+            let once = try await sandbox.waitForRoom("INC-C", state: "failed")
+            #expect((once["reason"] as? String ?? "").contains("sitroom deleted meeting"), "\(once)")
+            #expect(try await sandbox.simMeetings(room: try #require(once["room_id"] as? String)).allSatisfy { $0["deleted_at"] is String })
+
+            // Four failing DELETEs (every immediate try, then the first sweep): the room fails saying the delete
+            // failed; `room retry` makes a new room (perhaps on the other host) while the old one's host is swept
+            // until the stray meeting is gone.
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+            #expect(
+                try await sandbox.simPOST(
+                    "/_sim/faults", #"{"kind":"status","status":500,"method":"DELETE","path_prefix":"/v2/meetings/","count":4}"#)
+                    < 300)
+            try sandbox.submit("d.yaml", incidentEvent(id: "evt-d", stage: "situation_room", incident: "INC-D"))
+            let failed = try await sandbox.waitForRoom("INC-D", state: "failed")
+            let oldRoom = try #require(failed["room_id"] as? String)
+            #expect((failed["reason"] as? String ?? "").contains("failed: Zoom API error 500"), "\(failed)")
+            let retry = try await sandbox.ctl(["room", "retry", "INC-D"])
+            #expect(retry.code == 0, "\(retry.err)")
+            #expect(retry.out.contains("swept"), "\(retry.out)")
+            let ready = try await sandbox.waitForRoom("INC-D", state: "ready")
+            let newRoom = try #require(ready["room_id"] as? String)
+            #expect(newRoom != oldRoom)
+            _ = try await waitFor("the stray meeting deleted", timeout: 60) { () -> Bool? in
+                let meetings = try await sandbox.simMeetings(room: oldRoom)
+                return meetings.count == 1 && meetings.allSatisfy({ $0["deleted_at"] is String }) ? true : nil
+            }
+            #expect(sandbox.daemonLogs().contains("cannot sweep a failed room's host for its meeting, retrying"))
+            try sandbox.submit(
+                "d2.yaml", incidentEvent(id: "evt-d2", stage: "resolved", incident: "INC-D", at: "2026-11-29T12:30:00Z"))
+            try await sandbox.waitForRoom("INC-D", state: "ended")
+            _ = try await waitFor("the new room's meeting ended") { () -> Bool? in
+                let meetings = try await sandbox.simMeetings(room: newRoom)
+                return meetings.count == 1
+                    && meetings.allSatisfy({ ($0["status"] as? String) == "ended" || $0["deleted_at"] is String }) ? true : nil
+            }
+        }
+    }
+
+    @Test("a firing and its resolve found together in new/ at start (any stamps): the room ends, no meeting stays live")
+    func resolveAndFiringAtStart() async throws {
+        let sandbox = try Sandbox(hosts: 1)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 1)
+            try await sandbox.startDaemon()
+            sandbox.daemon?.signal(SIGTERM)
+            #expect(try await sandbox.daemon?.waitForExit() == 0)
+            let format = ISO8601DateFormatter()
+            let now = format.string(from: Date())
+            // Resolved by hand an hour "before" a firing stamped now; and a firing ten years ahead resolved now.
+            try sandbox.submit("a1.yaml", incidentEvent(id: "evt-a1", stage: "situation_room", incident: "INC-A", at: now))
+            try sandbox.submit(
+                "a2.yaml",
+                incidentEvent(id: "evt-a2", stage: "resolved", incident: "INC-A", at: format.string(from: Date().addingTimeInterval(-3_600))))
+            try sandbox.submit(
+                "b1.yaml",
+                incidentEvent(
+                    id: "evt-b1", stage: "situation_room", incident: "INC-B",
+                    at: format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))))
+            try sandbox.submit("b2.yaml", incidentEvent(id: "evt-b2", stage: "resolved", incident: "INC-B", at: now))
+            try await sandbox.startDaemon()
+            // Both incidents end resolved; the room the firing made in the same batch is dropped before any Zoom call.
+            let listed = try await waitFor("both incidents listed") { () -> [[String: Any]]? in
+                let out = try await sandbox.ctl(["incidents", "all", "--json"]).out
+                let list = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [[String: Any]] ?? []
+                return list.count == 2 ? list : nil
+            }
+            for incident in listed {
+                #expect(incident["stage"] as? String == "resolved", "\(incident)")
+                #expect(incident["room_id"] is NSNull || incident["state"] as? String == "ended", "\(incident)")
+            }
+            let lines = sandbox.daemonLogs().split(separator: "\n").filter { $0.contains("msg=\"event applied\"") }
+            #expect(lines.count == 4, "\(lines)")
+            let all = try await sandbox.simGET("/_sim/meetings")
+            let meetings = (all as? [[String: Any]]) ?? ((all as? [String: Any])?["meetings"] as? [[String: Any]]) ?? []
+            #expect(meetings.allSatisfy { ($0["status"] as? String) == "ended" || !($0["deleted_at"] is NSNull) }, "\(meetings)")
+        }
+    }
+
     @Test("a participant who cannot be told costs nobody the room: the reachable are told, the others listed, admins told once")
     func unreachableParticipants() async throws {
         let sandbox = try Sandbox(hosts: 1)
@@ -267,6 +364,13 @@ struct FaultTests {
                 try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["room", "show", "INC-F", "--json"]).out.utf8))
                     as? [String: Any])
             #expect(status["stage"] as? String == "resolved")
+
+            // The far-ahead event counted as stamped when it arrived, so the sender's own next event, stamped a
+            // little ahead (within the tolerance), is not stale: the incident reopens.
+            let soon = format.string(from: Date().addingTimeInterval(30))
+            try sandbox.submit("f3.yaml", incidentEvent(id: "evt-f3", stage: "reopened", incident: "INC-F", at: soon))
+            let reopened = try await sandbox.waitForRoom("INC-F", state: "ready")
+            #expect(reopened["stage"] as? String == "reopened", "\(reopened)")
         }
     }
 }
