@@ -7,7 +7,8 @@ public enum ControlInput: Sendable, Hashable {
     /// An empty line is delivered as `.line("")`.
     case line(String)
     /// Input that is not a command line, and why: "line longer than 4096 bytes (discarded)",
-    /// "line contains a NUL byte", "line is not valid UTF-8", "final line without a newline (discarded)".
+    /// "line contains a NUL byte", "line is not valid UTF-8", "final line without a newline (discarded)",
+    /// "half line of an earlier write completed by a later one (discarded)".
     /// Reading goes on.
     case rejected(reason: String)
 }
@@ -21,8 +22,12 @@ struct LineSplitter {
     static let containsNUL = "line contains a NUL byte"
     static let invalidUTF8 = "line is not valid UTF-8"
     static let unterminated = "final line without a newline (discarded)"
+    static let joined = "half line of an earlier write completed by a later one (discarded)"
 
     private var pending: [UInt8] = []
+    /// `pending` was left by an earlier read (a write that ended mid-line, usually a writer's half line): the
+    /// newline that completes it comes from another write, so the joined line is nobody's command.
+    private var pendingFromEarlierRead = false
     /// Inside an over-long line that was already reported: drop bytes up to the next newline.
     private var discarding = false
 
@@ -48,6 +53,15 @@ struct LineSplitter {
                 discarding = false
                 continue
             }
+            if pendingFromEarlierRead {
+                // Commands are written whole (one write of at most PIPE_BUF bytes arrives in one read).
+                pendingFromEarlierRead = false
+                if !pending.isEmpty {
+                    output.append(.rejected(reason: Self.joined))
+                    pending = []
+                    continue
+                }
+            }
             if pending.count + segment.count > Self.maximumLineLength - 1 {
                 output.append(.rejected(reason: Self.tooLong))
                 pending = []
@@ -64,6 +78,12 @@ struct LineSplitter {
         }
     }
 
+    /// A read ended (the bytes fed so far are all the FIFO held): a partial line left now was cut by its write,
+    /// not by the reader's buffer, and is rejected when a later write completes it.
+    mutating func endOfRead() {
+        if !pending.isEmpty { pendingFromEarlierRead = true }
+    }
+
     /// The last writer closed the FIFO: a partial line left over is rejected.
     mutating func endOfInput(into output: inout [ControlInput]) {
         if discarding {
@@ -72,6 +92,7 @@ struct LineSplitter {
             output.append(.rejected(reason: Self.unterminated))
         }
         pending = []
+        pendingFromEarlierRead = false
     }
 
     static func validate(_ line: [UInt8]) -> ControlInput {
@@ -212,6 +233,8 @@ struct FIFOReader: ReadinessHandler {
             let count = read(current, buffer.baseAddress!, buffer.count)
             if count > 0 {
                 splitter.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count]), into: &output)
+                // A read that did not fill the buffer took all the FIFO held: a line cut there was cut by its writer.
+                if count < buffer.count { splitter.endOfRead() }
                 continue
             }
             if count == 0 {

@@ -114,18 +114,30 @@ struct FaultTests {
             try await sandbox.startDaemon()
             let fifo = "\(sandbox.root)/var/run/sitroom.ctl"
 
-            // A writer leaves "stat" without a newline and keeps the FIFO open (so no end-of-file flushes it).
+            try sandbox.submit("h.yaml", incidentEvent(id: "evt-h", stage: "situation_room", incident: "INC-H"))
+            try await sandbox.waitForRoom("INC-H", state: "ready")
+
+            // A writer leaves "room end INC-H" without a newline and keeps the FIFO open (so no end-of-file flushes
+            // it); sitroomd has read it before the next client writes.
             let writer = open(fifo, O_WRONLY | O_NONBLOCK)
             #expect(writer >= 0)
-            let fragment = Array("stat".utf8)
+            let fragment = Array("room end INC-H".utf8)
             _ = fragment.withUnsafeBytes { Glibc.write(writer, $0.baseAddress, $0.count) }
+            _ = try await waitFor("sitroomd read the half line") { () -> Bool? in
+                var queued: Int32 = 0
+                _ = ioctl(writer, UInt(FIONREAD), &queued)
+                return queued == 0 ? true : nil
+            }
             let status = try await sandbox.ctl(["status"])
             #expect(status.code == 0, "\(status.err)")
             #expect(status.out.hasPrefix("sitroomd "))
             close(writer)
             _ = try await waitFor("the fragment logged") {
-                sandbox.daemonLogs().contains("command=stat ok=false") ? true : nil
+                sandbox.daemonLogs().contains("half line of an earlier write completed by a later one") ? true : nil
             }
+            // It was never run: the room is still ready.
+            #expect(try await sandbox.room("INC-H")?["state"] as? String == "ready")
+            #expect(!sandbox.daemonLogs().contains("command=\"room end"))
 
             // A writer that leaves a half line and closes alone: discarded at end-of-file, and logged.
             let lone = open(fifo, O_WRONLY | O_NONBLOCK)

@@ -157,6 +157,56 @@ struct ControlFIFOTests {
         splitter.endOfInput(into: &output)
         #expect(output == [.line("status"), .line("reload"), .rejected(reason: Splitter.tooLong), .line("ok")])
     }
+
+    @Test("splitter: a half line a write left is never completed by a later write into a command")
+    func splitterJoinedFragment() {
+        var splitter = Splitter()
+        var output: [ControlInput] = []
+        // One writer leaves "room end INC-1" without a newline; sitroomctl's next write starts with a newline.
+        for chunk in ["status\nroom end INC-1", "\nreply=/x rooms\n", "stat", "us\n", "reload\n"] {
+            Array(chunk.utf8).withUnsafeBytes { splitter.feed($0, into: &output) }
+            splitter.endOfRead()
+        }
+        #expect(
+            output == [
+                .line("status"), .rejected(reason: Splitter.joined), .line("reply=/x rooms"), .rejected(reason: Splitter.joined),
+                .line("reload"),
+            ])
+    }
+
+    @Test("a writer's half line held open, then another client's command: the half line is rejected, the command runs")
+    func fragmentOverRealFIFO() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            let fifo = try ControlFIFO(path: dir + "/sitroom.ctl")
+            let recorder = Recorder<ControlInput>.recording(fifo.inputs)
+            let holder = open(fifo.path, O_WRONLY | O_NONBLOCK)
+            #expect(holder >= 0)
+            defer { close(holder) }
+            _ = Array("room end INC-1".utf8).withUnsafeBytes { Glibc.write(holder, $0.baseAddress, $0.count) }
+            // The reader has taken the half line when the FIFO is empty again (it sees the data before the next write).
+            #expect(await waitUntil { fifoBytesQueued(holder) == 0 })
+            try writeToFIFO(fifo.path, "\nreply=/x status\n")
+            #expect(await recorder.wait { items, _ in items.count >= 2 })
+            #expect(await recorder.items == [.rejected(reason: Splitter.joined), .line("reply=/x status")])
+            fifo.stop()
+        }
+    }
+}
+
+/// Bytes waiting in the pipe behind `fd` (`FIONREAD`).
+private func fifoBytesQueued(_ fd: Int32) -> Int32 {
+    var count: Int32 = 0
+    _ = ioctl(fd, UInt(FIONREAD), &count)
+    return count
+}
+
+/// Polls `condition` every 5 ms for up to 5 s.
+private func waitUntil(_ condition: () -> Bool) async -> Bool {
+    for _ in 0..<1000 {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return condition()
 }
 
 @Suite("ReplyFIFO and ControlClient")
