@@ -253,7 +253,7 @@ extension ControlClient {
     ///   - minimumAge: seconds a directory must be old (covers a client between `mkdtemp` and opening its FIFO).
     /// - Returns: the directories removed (their names).
     /// The corresponding C calls are `open(O_WRONLY|O_NONBLOCK)`, `unlink` and `rmdir`.
-    public static func removeAbandonedReplyDirectories(in directory: String, now: Double, minimumAge: Double = 60)
+    public static func removeAbandonedReplyDirectories(in directory: String, now: Double, minimumAge: Double = 10)
         -> [String]
     {
         guard let entries = try? DurableFile.list(directory, includeHidden: false) else { return [] }

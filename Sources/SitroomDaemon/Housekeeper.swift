@@ -22,7 +22,7 @@ public actor Housekeeper {
     /// The metrics file's name in its directory (node_exporter's textfile collector reads `*.prom`).
     public static let metricsFileName = "sitroom.prom"
     /// Seconds between ``chores()`` (stale LMDB readers, abandoned reply directories); the first run is at start.
-    static let choresInterval: Double = 60
+    static let choresInterval: Double = 10
 
     /// - Parameters:
     ///   - core: the daemon, asked for its state.

@@ -152,7 +152,7 @@ public enum MetricsCatalog {
         Family(name: "sitroom_lmdb_reader_slots", type: "gauge", help: "LMDB reader-table size (maxreaders)."),
         Family(
             name: "sitroom_lmdb_stale_readers_cleared_total", type: "counter",
-            help: "Reader slots of dead processes freed (mdb_reader_check), at start and every minute."),
+            help: "Reader slots of dead processes freed (mdb_reader_check), at start and every 10 seconds."),
         Family(
             name: "sitroom_spool_files_total",
             type: "counter",

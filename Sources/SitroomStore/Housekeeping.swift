@@ -164,9 +164,26 @@ extension Store {
     /// - Returns: the size of the copy in bytes.
     /// - Throws: `LMDBError` from the copy; ``SitroomError`` `.store` when the copy cannot be synced.
     /// The corresponding C function is `mdb_env_copy2` with `MDB_CP_COMPACT`, then `fsync` of the file and directory.
+    ///
+    /// The copy needs a reader slot of its own: slots of dead processes are freed first, and once more when LMDB
+    /// finds the table full. A copy that fails leaves no `data.mdb` behind, so the same directory can be used again.
     public func backup(to directory: String) throws -> Int {
-        try environment.copy(to: directory, compact: true)
         let file = directory + "/data.mdb"
+        // LMDB refuses an existing data.mdb (an earlier backup): that one is never removed here.
+        let existed = access(file, F_OK) == 0
+        _ = try? environment.clearStaleReaders()
+        do {
+            do {
+                try environment.copy(to: directory, compact: true)
+            } catch let error as LMDBError where error == .readersFull && !existed {
+                unlink(file)
+                _ = try environment.clearStaleReaders()
+                try environment.copy(to: directory, compact: true)
+            }
+        } catch {
+            if !existed { unlink(file) }
+            throw error
+        }
         for path in [file, directory] {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0, fsync(fd) == 0 else {

@@ -275,6 +275,53 @@ struct HousekeepingTests {
         }
     }
 
+    @Test("backup with the reader table full: dead processes' slots are freed for it; a copy that fails leaves no data.mdb")
+    func backupWithFullReaderTable() throws {
+        try withTemporaryDirectory { dir in
+            let live = dir + "/live"
+            let copy = dir + "/copy"
+            try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+            let store = try Store(directory: live, mapSize: 1 << 22)
+            try fixture(store, now: 1_800_000_000)
+            // Python's lmdb (another LMDB build) takes every free slot and keeps them while it lives.
+            let script = """
+                import lmdb, sys, time
+                env = lmdb.open(sys.argv[1], max_readers=126, max_dbs=16)
+                txns = []
+                try:
+                    while True:
+                        txns.append(env.begin())
+                except lmdb.ReadersFullError:
+                    pass
+                print(len(txns), flush=True)
+                time.sleep(600)
+                """
+            let holder = Process()
+            holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            holder.arguments = ["python3", "-c", script, live]
+            let output = Pipe()
+            holder.standardOutput = output
+            try holder.run()
+            defer { if holder.isRunning { holder.terminate() } }
+            let taken = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            #expect((Int(taken.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0, "\(taken)")
+            #expect(store.environment.readerTable.used == store.environment.readerTable.size)
+
+            // Live readers hold every slot: the copy fails, and leaves nothing in the directory.
+            #expect(throws: (any Error).self) { _ = try store.backup(to: copy) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: copy).isEmpty)
+
+            // Killed with SIGKILL, its slots stay taken but are dead: the same directory takes the backup.
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+            #expect(store.environment.readerTable.used == store.environment.readerTable.size)
+            #expect(try store.backup(to: copy) > 0)
+            let restored = try Store(directory: copy, mapSize: 1 << 22)
+            #expect(try restored.read { txn throws in try restored.all(Room.self, restored.tables.rooms, txn).count } == 5)
+        }
+    }
+
     @Test("backup: a compacted copy into an empty directory opens as a store with the same data")
     func backup() throws {
         try withTemporaryDirectory { dir in
