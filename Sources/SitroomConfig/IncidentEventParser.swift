@@ -81,7 +81,9 @@ public enum IncidentEventParser {
             let severity = mapping.string("severity")
             let team = mapping.string("team")
             mapping.finish()
-            if let id, let title { incident = IncidentInfo(id: id, title: title, severity: severity, team: team) }
+            if let id, let title {
+                incident = IncidentInfo(id: id, title: OneLine.clean(title, limit: 500), severity: severity, team: team)
+            }
         }
 
         // A participant who cannot be told (no email or phone, or a malformed one) does not cost the others their
@@ -92,19 +94,32 @@ public enum IncidentEventParser {
             for item in items {
                 guard let entry = item.mapping() else { continue }
                 let name = entry.string("name", required: true)
-                let emailText = entry.string("email")
-                let phoneText = entry.string("phone")
+                // Contacts are read leniently: an empty or malformed one makes the person unreachable, not the file bad.
+                let emailText = entry.value("email")?.text(expected: "an email address")
+                let phoneText = entry.value("phone")?.text(expected: "an E.164 phone number")
                 let role = entry.value("role")?.enumeration(ParticipantRole.self, noun: "role")
                 entry.finish()
-                guard let name else { continue }
+                guard let name = name.map({ OneLine.clean($0, limit: 200) }) else { continue }
                 var problems: [String] = []
                 var email: String? = nil
                 var phone: String? = nil
-                if let text = emailText {
-                    if Scalars.isEmail(text) { email = text.lowercased() } else { problems.append("email '\(text)' is not a valid address") }
+                if let text = emailText, text.isEmpty {
+                    problems.append("email is empty")
+                } else if let text = emailText {
+                    if Scalars.isEmail(text) {
+                        email = text.lowercased()
+                    } else {
+                        problems.append("email '\(OneLine.clean(text, limit: 100))' is not a valid address")
+                    }
                 }
-                if let text = phoneText {
-                    if Scalars.isE164(text) { phone = text } else { problems.append("phone '\(text)' is not an E.164 number") }
+                if let text = phoneText, text.isEmpty {
+                    problems.append("phone is empty")
+                } else if let text = phoneText {
+                    if Scalars.isE164(text) {
+                        phone = text
+                    } else {
+                        problems.append("phone '\(OneLine.clean(text, limit: 100))' is not an E.164 number")
+                    }
                 }
                 if email == nil && phone == nil {
                     if problems.isEmpty { problems.append("no email and no phone") }

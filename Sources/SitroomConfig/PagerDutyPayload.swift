@@ -73,7 +73,7 @@ enum PagerDutyPayload {
             }
             guard diag.count == before, let incidentID else { return nil }
             stage = .updated
-            info = IncidentInfo(id: "pd-\(incidentID)", title: summary ?? incidentID)
+            info = IncidentInfo(id: "pd-\(incidentID)", title: OneLine.clean(String((summary ?? incidentID).prefix(300))))
         } else {
             dataValue.fail("holds neither an incident (type: incident) nor an incident reference (incident: {id})")
             return nil
@@ -155,7 +155,7 @@ enum PagerDutyPayload {
         }
         let info = IncidentInfo(
             id: "pd-\(id)",
-            title: String(title.prefix(300)),
+            title: OneLine.clean(String(title.prefix(300))),
             severity: priority ?? urgency,
             team: teams.first
         )

@@ -330,6 +330,11 @@ public struct RoomMachine: Sendable {
     }
 
     private mutating func afterMeetingEnded(_ now: Double) -> RoomStep {
+        if room.meetingID == nil {
+            // Ended before it had a meeting (still waiting for a host, say): why it waited no longer applies.
+            room.reason = nil
+            room.waitingSince = nil
+        }
         if room.sweepMarker { return ask(.sweep(room, keeping: nil), .sweep(then: .finalizeEnd)) }
         return write(.ended, then: .ended)
     }

@@ -1,5 +1,6 @@
 import Curl
 import Foundation
+import SitroomCore
 
 /// An OAuth access token from Zoom's token endpoint.
 public struct AccessToken: Sendable, Hashable {
@@ -290,11 +291,14 @@ public struct ZoomClient: Sendable {
     static func error(from response: HTTPResponse, operation: ZoomOperation, grant: String? = nil) -> ZoomError {
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         let code = (object["code"] as? NSNumber)?.intValue
-        let message =
+        // Zoom's words end up in a room's reason, the log and admins' mail: one line, bounded.
+        let message = OneLine.clean(
             object["message"] as? String ?? object["reason"] as? String ?? object["error"] as? String
-            ?? "HTTP \(response.status) without an error body"
+                ?? "HTTP \(response.status) without an error body", limit: 500)
         let fieldErrors = (object["errors"] as? [[String: Any]] ?? []).map {
-            ZoomError.FieldError(field: $0["field"] as? String ?? "", message: $0["message"] as? String ?? "")
+            ZoomError.FieldError(
+                field: OneLine.clean($0["field"] as? String ?? "", limit: 100),
+                message: OneLine.clean($0["message"] as? String ?? "", limit: 300))
         }
         let kind: ZoomError.Kind =
             operation == .token
@@ -319,7 +323,7 @@ public struct ZoomClient: Sendable {
         guard isUsableJoinURL(joinURL, meetingID: id, apiURL: apiURL) else {
             throw ZoomError(
                 .invalidResponse(
-                    message: "meeting \(id) answer with an unusable join_url '\(joinURL.prefix(200))' (not an https link "
+                    message: "meeting \(id) answer with an unusable join_url '\(OneLine.clean(joinURL, limit: 200))' (not an https link "
                         + "on the API's domain naming the meeting)"))
         }
         return Meeting(

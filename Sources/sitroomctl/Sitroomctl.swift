@@ -217,8 +217,11 @@ struct Sitroomctl: AsyncParsableCommand {
             case .event(let event, let format, let notes):
                 print(
                     "\(name): valid \(format.rawValue) event \(event.eventID): stage \(event.stage.rawValue), incident "
-                        + "\(event.incident.id) (\(event.incident.title)), \(event.participants.count) participant(s)")
+                        + "\(event.incident.id) (\(event.incident.title)), "
+                        + "\(event.participants.count + event.unreachable.filter { person in !event.participants.contains { $0.name == person.name } }.count) "
+                        + "participant(s)")
                 for note in notes { print("  note: \(note)") }
+                for person in event.unreachable { print("  participant \(person.name): \(person.reason)") }
             case .zoomWebhook(let webhook):
                 print(
                     "\(name): a Zoom \(webhook.event) webhook for account \(webhook.accountID); its signature is checked "

@@ -221,6 +221,30 @@ import Testing
             ])
     }
 
+    @Test("empty contacts make a person unreachable, not the file bad; control characters in names and titles become spaces")
+    func emptyContactsAndControlCharacters() throws {
+        let text = """
+            event_id: e1
+            occurred_at: 2024-05-01T10:00:00Z
+            stage: situation_room
+            incident: { id: i, title: "Down\\r\\nBcc: x@example.org" }
+            participants:
+              - { name: Ada, email: "", phone: "+15005550101" }
+              - { name: Bo, email: "" }
+              - { name: "Cy\\r\\nX-Injected: 1", email: cy@example.org, phone: "" }
+
+            """
+        let event = try IncidentEventParser.parse(Array(text.utf8), file: "new/x.yaml")
+        #expect(event.incident.title == "Down  Bcc: x@example.org")
+        #expect(event.participants.map(\.name) == ["Ada", "Cy  X-Injected: 1"])
+        #expect(
+            event.unreachable == [
+                UnreachablePerson(name: "Ada", reason: "email is empty (told by SMS only)"),
+                UnreachablePerson(name: "Bo", reason: "email is empty"),
+                UnreachablePerson(name: "Cy  X-Injected: 1", reason: "phone is empty (told by email only)"),
+            ])
+    }
+
     @Test func everyMissingFieldIsListed() {
         #expect(
             eventErrors("integration: zoom-main\n") == [

@@ -312,6 +312,16 @@ struct ZoomClientTests {
         #expect(PKCE().verifier != PKCE().verifier)
     }
 
+    @Test("Zoom's words reach reasons, logs and mail on one line, bounded")
+    func errorTextIsOneLine() {
+        let long = String(repeating: "x", count: 2_000)
+        let error = Self.error(
+            400, #"{"code":300,"message":"Bad\r\nBcc: x@example.org\u001b[2J","errors":[{"field":"a\nb","message":"\#(long)"}]}"#)
+        #expect(error.message == "Bad  Bcc: x@example.org [2J")
+        #expect(error.fieldErrors.first?.field == "a b")
+        #expect(error.fieldErrors.first?.message.count == 301)  // 300 characters and the ellipsis
+    }
+
     @Test("app_deauthorized webhook files: genuine accepted; forged, stale or unsigned refused")
     func webhookVerification() throws {
         let body = Array(
