@@ -1,13 +1,17 @@
 # sitroom: the two quick-start commands are `make run` and `make test` (README).
 SWIFT ?= swift
 
-.PHONY: run test build deps demo-deps secrets check-config clean bench
+.PHONY: demo-running run test build deps demo-deps secrets check-config clean bench
 
 ## run: install what the demo lacks (only that), build, start zoom-sim, sitroomd and sitroom-intake on the bundled
 ## defaults, feed the samples; refuses to start over a running demo.
-run: demo-deps secrets
+run: demo-running demo-deps secrets
 	$(SWIFT) build
 	scripts/run-demo
+
+# Refuses before anything is installed, generated or built when a demo already runs on this checkout (exit 75).
+demo-running:
+	@scripts/run-demo --check-only
 
 ## test: install what is missing, build everything, run all tests (unit and end-to-end).
 test: deps secrets

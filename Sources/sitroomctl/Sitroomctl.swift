@@ -247,7 +247,7 @@ struct Sitroomctl: AsyncParsableCommand {
         let watcher = wait ? try DirectoryWatcher(directories: ["\(spool)/cur", "\(spool)/rejected"]) : nil
         defer { watcher?.stop() }
         try DurableFile.write(Array(data), name: name, tmpDirectory: "\(spool)/tmp", finalDirectory: "\(spool)/new")
-        print("\(spool)/new/\(name)")
+        print("queued: \(spool)/new/\(name)")
         guard let watcher else { return }
         let timeout = self.timeout ?? 60
         // The daemon must be there to take it; the file stays delivered either way.

@@ -177,10 +177,15 @@ struct OperatorTrialTests {
         #expect(status == 75, "\(demo.stdout)\(demo.stderr)")
         #expect(demo.stderr.contains("sitroomd is already running on \(directory)"), "\(demo.stderr)")
         #expect(FileManager.default.fileExists(atPath: "\(directory)/var/lib/marker"), "var/ was left alone")
+        // `make run` asks first, before it installs or builds anything.
+        let check = try Child("/bin/bash", ["\(directory)/scripts/run-demo", "--check-only"], logs: "\(directory)/logs", name: "check")
+        #expect(try await check.waitForExit(timeout: 30) == 75, "\(check.stderr)")
 
         // With the lock released (the daemon gone), the check lets the demo go on (here it then stops at the build,
         // since the copy has no package: anything but the refusal).
         flock(fd, LOCK_UN)
+        let free = try Child("/bin/bash", ["\(directory)/scripts/run-demo", "--check-only"], logs: "\(directory)/logs", name: "check2")
+        #expect(try await free.waitForExit(timeout: 30) == 0, "\(free.stderr)")
         let next = try Child("/bin/bash", ["\(directory)/scripts/run-demo"], logs: "\(directory)/logs", name: "demo2")
         let nextStatus = try await next.waitForExit(timeout: 120)
         #expect(nextStatus != 75 || !next.stderr.contains("already running"), "\(next.stderr)")
