@@ -82,7 +82,7 @@ public enum IncidentEventParser {
             let team = mapping.string("team")
             mapping.finish()
             if let id, let title {
-                incident = IncidentInfo(id: id, title: OneLine.clean(title, limit: 500), severity: severity, team: team)
+                incident = IncidentInfo(id: id, title: OneLine.clean(title, limit: 100_000), severity: severity, team: team)
             }
         }
 
