@@ -100,6 +100,8 @@ public struct Room: Sendable, Codable, Hashable {
     }
     /// Stored optional so rooms written before the field existed still decode.
     private var noAlternativeHosts: Bool?
+    /// The meeting as Zoom's events describe it (started, who is in it); `nil` until the first event of it.
+    public var live: LiveMeeting?
 
     public init(id: String, incidentID: String, createdAt: Double) {
         self.id = id

@@ -194,10 +194,18 @@ public actor DaemonCore {
     /// - Returns: what was done, for the log.
     /// - Throws: ``WebhookError`` (forged, stale, unknown app): the file is rejected.
     public func applyZoomWebhook(_ event: ZoomWebhookEvent, receivedAt: Double) async throws -> String {
-        guard let clientID = event.clientID else { throw WebhookError("payload.client_id: missing") }
         let file = ZoomWebhookFile(
             headers: Dictionary(event.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
             body: event.body)
+        if let meeting = event.meeting {
+            // A meeting event names no app: any integration of its account (or without an account_id set) whose
+            // webhook secret verifies it. Only meetings sitroom made change anything.
+            let candidates = live.integrations.values.filter { $0.accountID == nil || $0.accountID == event.accountID }
+                .sorted { $0.name < $1.name }
+            _ = try verifiedIntegration(file, candidates: candidates, receivedAt: receivedAt)
+            return await provisioner.applyMeetingEvent(meeting, via: "webhook")
+        }
+        guard let clientID = event.clientID else { throw WebhookError("payload.client_id: missing") }
         let candidates = live.integrations.values.filter { $0.clientID == clientID }.sorted { $0.name < $1.name }
         guard !candidates.isEmpty else {
             throw WebhookError("payload.client_id: no integration has client_id \(clientID)")
@@ -233,6 +241,28 @@ public actor DaemonCore {
             lines.append("\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable")
         }
         return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
+    }
+
+    /// The first of `candidates` whose `webhook_secret_file` verifies `file`.
+    /// - Throws: ``WebhookError`` naming each candidate's problem when none does.
+    private func verifiedIntegration(
+        _ file: ZoomWebhookFile, candidates: [IntegrationConfig], receivedAt: Double
+    ) throws -> IntegrationConfig {
+        var problems: [String] = []
+        for integration in candidates {
+            guard let secretFile = integration.webhookSecretFile else {
+                problems.append("\(integration.name) has no webhook_secret_file")
+                continue
+            }
+            do {
+                let secret = try IntegrationRegistry.readSecret(secretFile, key: "webhook_secret_file")
+                try file.verify(secret: secret, receivedAt: receivedAt)
+                return integration
+            } catch {
+                problems.append("\(integration.name): \(error)")
+            }
+        }
+        throw WebhookError(problems.isEmpty ? "no integration of this Zoom account" : problems.joined(separator: "; "))
     }
 
     /// What the metrics file shows of the daemon's state, without the store's counts (``Housekeeper`` adds them).
@@ -625,16 +655,28 @@ public actor DaemonCore {
     /// empty listing says so.
     private func rooms(all: Bool, json: Bool) async throws -> ControlReply {
         let rooms = try await provisioner.rooms(openOnly: !all)
-        if json { return .ok(try Self.json(rooms.map(Self.roomObject))) }
+        let people = try await provisioner.participants(of: rooms.filter { $0.live != nil }.map(\.incidentID))
+        func presence(_ room: Room) -> LivePresence? {
+            room.live.map { LivePresence($0, participants: people[room.incidentID] ?? []) }
+        }
+        if json {
+            return .ok(
+                try Self.json(
+                    rooms.map { room in
+                        var object = Self.roomObject(room)
+                        object["present"] = presence(room)?.present ?? NSNull()
+                        return object
+                    }))
+        }
         if rooms.isEmpty { return .ok(all ? "no rooms" : "no open rooms (`rooms all` lists ended ones too)") }
         let now = clock.now()
         return .ok(
             Self.table(
-                ["INCIDENT", "ROOM", "STATE", "AGE", "INTEGRATION", "HOST", "JOIN URL", "REASON"],
+                ["INCIDENT", "ROOM", "STATE", "AGE", "PRESENT", "INTEGRATION", "HOST", "JOIN URL", "REASON"],
                 rooms.map {
                     [
-                        $0.incidentID, $0.id, $0.state.rawValue, TextTable.age(now - $0.createdAt), $0.integration ?? "",
-                        $0.hostID ?? "", $0.joinURL ?? "", $0.reason ?? "",
+                        $0.incidentID, $0.id, $0.state.rawValue, TextTable.age(now - $0.createdAt),
+                        presence($0)?.column ?? "", $0.integration ?? "", $0.hostID ?? "", $0.joinURL ?? "", $0.reason ?? "",
                     ]
                 }
             ).joined(separator: "\n"))
@@ -681,8 +723,19 @@ public actor DaemonCore {
             object["stage"] = record.stage.rawValue
             object["participants"] = record.participants.count
             object["unreachable"] = record.unreachable.map { ["name": $0.name, "reason": $0.reason] }
+            if let live = room.live {
+                let presence = LivePresence(live, participants: record.participants)
+                object["meeting"] = presence.meetingObject
+                object["present"] = presence.present
+                object["attendance"] = presence.attendanceObjects
+                object["others_present"] = presence.others.map { ["name": $0.name, "email": $0.email ?? NSNull()] as [String: Any] }
+            } else {
+                object["meeting"] = NSNull()
+                object["present"] = NSNull()
+            }
             return .ok(try Self.json(object))
         }
+        let live = room.live.map { LivePresence($0, participants: record.participants) }
         let rows: [(String, String)] = [
             ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
             ("state", room.state.rawValue), ("reason", room.reason ?? ""),
@@ -692,7 +745,7 @@ public actor DaemonCore {
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
         ] + record.unreachable.enumerated().map { index, person in
             (index == 0 ? "not told" : "", "\(person.name): \(person.reason)")
-        }
+        } + (live?.rows ?? [("meeting", "no event from Zoom yet")])
         return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }.joined(separator: "\n"))
     }
 

@@ -184,6 +184,12 @@ public enum MetricsCatalog {
             help: "Entries deleted by the purge (rooms, notices, incidents, audit)."
         ),
         Family(name: "sitroom_backups_total", type: "counter", help: "Backups by outcome (ok, error)."),
+        Family(
+            name: "sitroom_meeting_joins_total", type: "counter",
+            help: "Participants joining sitroom's meetings, from Zoom's meeting.participant_joined events."),
+        Family(
+            name: "sitroom_meeting_leaves_total", type: "counter",
+            help: "Participants leaving sitroom's meetings, from Zoom's meeting.participant_left events."),
     ]
 }
 

@@ -520,12 +520,59 @@ public actor RoomProvisioner {
             if let stored = try store.room(current.id, txn) {
                 current.endRequested = stored.endRequested
                 current.closedByOperator = stored.closedByOperator
+                current.live = stored.live
             }
             try store.putRoom(current, txn)
         }
         track(retried)
         drive(retried.id)
         return "room \(retried.id) of \(incident) is being provisioned again"
+    }
+
+    /// Applies one of Zoom's meeting events (from a verified webhook or the WebSocket subscription) to the open
+    /// room whose meeting it names; events of meetings sitroom did not make, or of rooms no longer open, change
+    /// nothing. Duplicates and events out of order are harmless (``LiveMeeting/apply(_:)``).
+    /// - Parameter via: `webhook` or `websocket`, for the log.
+    /// - Returns: what it did, for the log.
+    @discardableResult
+    public func applyMeetingEvent(_ event: ZoomMeetingEvent, via: String) async -> String {
+        let store = self.store
+        let outcome: Result<(Room, Bool)?, any Error> = Result {
+            try store.write { txn -> (Room, Bool)? in
+                guard var room = try store.rooms(where: { $0.state.isOpen }, txn).first(where: { $0.meetingID == event.meetingID })
+                else { return nil }
+                var live = room.live ?? LiveMeeting(status: .waiting, statusAt: 0)
+                guard live.apply(event) else { return (room, false) }
+                room.live = live
+                try store.putRoom(room, txn)
+                return (room, true)
+            }
+        }
+        var metadata: Logger.Metadata = [
+            "event": "\(event.kind.rawValue)", "meeting": "\(event.meetingID)", "via": "\(via)",
+        ]
+        if let person = event.person { metadata["participant"] = "\(person.name)" }
+        switch outcome {
+        case .failure(let error):
+            metadata["error"] = "\(error)"
+            logger.error("cannot apply a Zoom meeting event", metadata: metadata)
+            return "not applied: \(error)"
+        case .success(nil):
+            logger.debug("Zoom meeting event of no open room (a meeting sitroom did not make, or ended): ignored", metadata: metadata)
+            return "no open room has meeting \(event.meetingID): ignored"
+        case .success(let (room, changed)?):
+            metadata["room.id"] = "\(room.id)"
+            metadata["incident.id"] = "\(room.incidentID)"
+            if changed {
+                metadata["present"] = "\(room.live?.present.count ?? 0)"
+                logger.info("Zoom meeting event applied", metadata: metadata)
+                if event.kind == .participantJoined { metrics.increment("sitroom_meeting_joins_total") }
+                if event.kind == .participantLeft { metrics.increment("sitroom_meeting_leaves_total") }
+                return "room \(room.id) updated"
+            }
+            logger.debug("Zoom meeting event changed nothing (a duplicate, or older than what the room knows)", metadata: metadata)
+            return "room \(room.id): nothing new"
+        }
     }
 
     /// `room end INCIDENT`: an operator closes the room now: the meeting is ended (and deleted per
@@ -543,7 +590,11 @@ public actor RoomProvisioner {
         }
         ending.closedByOperator = true
         let store = self.store
-        try store.write { [ending] txn in try store.putRoom(ending, txn) }
+        try store.write { [ending] txn in
+            var written = ending
+            written.live = try store.room(ending.id, txn)?.live ?? ending.live
+            try store.putRoom(written, txn)
+        }
         drive(room.id)
         return "room \(room.id) of \(incident) is being closed; its participants are told an operator closed it"
     }
@@ -593,6 +644,16 @@ public actor RoomProvisioner {
                 ? try store.rooms(where: { $0.state.isOpen }, txn) : try store.all(Room.self, store.tables.rooms, txn)
         }
         return rooms.sorted { $0.createdAt < $1.createdAt }
+    }
+
+    /// The participants of each of `incidents` (those sitroom keeps), in one read.
+    public func participants(of incidents: [String]) throws -> [String: [Participant]] {
+        let store = self.store
+        return try store.read { txn in
+            var found: [String: [Participant]] = [:]
+            for id in Set(incidents) { if let record = try store.incident(id, txn) { found[id] = record.participants } }
+            return found
+        }
     }
 
     // MARK: Driving a room

@@ -1,0 +1,121 @@
+import Curl
+import Foundation
+import Testing
+
+@testable import SitroomZoom
+
+/// The live room (issue 18) through signed Zoom webhooks in the spool, as sitroom-intake writes them: who joined,
+/// who is missing, a meeting ended in Zoom while the incident is open, events of other meetings ignored.
+@Suite("the live room, from Zoom's meeting events", .serialized)
+struct LiveRoomTests {
+    static let secret = "whsec-live"
+
+    /// A signed webhook file of a meeting event (the body as Zoom sends it: `event`, `event_ts`, `payload` with
+    /// `account_id` and `object`).
+    func meetingEvent(_ event: String, meeting: Int64, object: String, at timestamp: Int) -> String {
+        let body =
+            #"{"event":"\#(event)","event_ts":\#(timestamp)000,"payload":{"account_id":"AcctE2E","object":{"id":\#(meeting),"uuid":"uuid-\#(meeting)==","host_id":"h1","topic":"Situation Room","type":2,\#(object)}}}"#
+        let signature = ZoomWebhookFile.signature(secret: Self.secret, timestamp: String(timestamp), body: Array(body.utf8))
+        return "content-type: application/json\r\nx-zm-request-timestamp: \(timestamp)\r\nx-zm-signature: \(signature)\r\n\r\n\(body)"
+    }
+
+    func participant(_ action: String, name: String, email: String, uuid: String, time: String) -> String {
+        let field = action == "joined" ? "join_time" : "leave_time"
+        return #""participant":{"user_id":"1677\#(uuid.count)","user_name":"\#(name)","participant_uuid":"\#(uuid)","\#(field)":"\#(time)","email":"\#(email)"}"#
+    }
+
+    @Test("joins, a guest, a leave, duplicates and other meetings' events: room show and rooms say who is in; ended in Zoom keeps the room open")
+    func liveRoomThroughWebhooks() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.write("etc/secrets/webhook.secret", "\(Self.secret)\n", mode: 0o600)
+            try sandbox.writeIntegration(extra: "webhook_secret_file: ../secrets/webhook.secret")
+            try await sandbox.startDaemon()
+            try sandbox.submit("l1.yaml", incidentEvent(id: "evt-l1", stage: "situation_room", incident: "INC-L"))
+            let ready = try await sandbox.waitForRoom("INC-L", state: "ready")
+            let meeting = try #require((ready["meeting_id"] as? NSNumber)?.int64Value)
+            #expect(ready["meeting"] is NSNull)
+
+            let now = Int(Date().timeIntervalSince1970)
+            let format = ISO8601DateFormatter()
+            func time(_ offset: Int) -> String { format.string(from: Date(timeIntervalSince1970: Double(now + offset))) }
+            let files = [
+                ("e1", meetingEvent("meeting.started", meeting: meeting, object: #""start_time":"\#(time(0))""#, at: now)),
+                (
+                    "e2",
+                    meetingEvent(
+                        "meeting.participant_joined", meeting: meeting,
+                        object: participant("joined", name: "Ada L", email: "ADA@example.com", uuid: "pa", time: time(5)), at: now)
+                ),
+                (
+                    "e3",
+                    meetingEvent(
+                        "meeting.participant_joined", meeting: meeting,
+                        object: participant("joined", name: "Dial-in 1", email: "", uuid: "pg", time: time(6)), at: now)
+                ),
+                // The same join again (Zoom retries), and a join to a meeting sitroom did not make.
+                (
+                    "e4",
+                    meetingEvent(
+                        "meeting.participant_joined", meeting: meeting,
+                        object: participant("joined", name: "Ada L", email: "ADA@example.com", uuid: "pa", time: time(5)), at: now)
+                ),
+                (
+                    "e5",
+                    meetingEvent(
+                        "meeting.participant_joined", meeting: 99_999_999_999,
+                        object: participant("joined", name: "Grace", email: "grace@example.com", uuid: "px", time: time(7)), at: now)
+                ),
+            ]
+            for (name, text) in files { try sandbox.submit("\(name).webhook", text) }
+            let shown = try await waitFor("Ada and the guest in the meeting") { () -> [String: Any]? in
+                let room = try await sandbox.room("INC-L")
+                return (room?["others_present"] as? [Any])?.count == 1 ? room : nil
+            }
+            #expect((shown["meeting"] as? [String: Any])?["status"] as? String == "started")
+            #expect(shown["present"] as? Int == 1)
+            let attendance = try #require(shown["attendance"] as? [[String: Any]])
+            #expect(attendance.map { $0["standing"] as? String } == ["joined", "not_yet"], "\(attendance)")
+            let table = try await sandbox.ctl(["rooms"]).out
+            #expect(table.contains("PRESENT"), "\(table)")
+            #expect(table.contains("1/2 +1"), "\(table)")
+            let text = try await sandbox.ctl(["room", "show", "INC-L"]).out
+            #expect(text.contains("Grace Hopper <grace@example.com>: not yet"), "\(text)")
+            #expect(text.contains("Ada Lovelace <ada@example.com>: joined"), "\(text)")
+            #expect(sandbox.daemonLogs().contains("Zoom meeting event of no open room"))
+
+            // Ada leaves; then the host ends the meeting in Zoom: the room stays open, and says so.
+            try sandbox.submit(
+                "e6.webhook",
+                meetingEvent(
+                    "meeting.participant_left", meeting: meeting,
+                    object: participant("left", name: "Ada L", email: "ada@example.com", uuid: "pa", time: time(20)), at: now))
+            try sandbox.submit(
+                "e7.webhook", meetingEvent("meeting.ended", meeting: meeting, object: #""end_time":"\#(time(30))""#, at: now))
+            let ended = try await waitFor("the meeting ended in Zoom") { () -> [String: Any]? in
+                let room = try await sandbox.room("INC-L")
+                return (room?["meeting"] as? [String: Any])?["status"] as? String == "ended" ? room : nil
+            }
+            #expect(ended["state"] as? String == "ready")
+            #expect(ended["present"] as? Int == 0)
+            #expect((ended["attendance"] as? [[String: Any]])?.first?["standing"] as? String == "left")
+            #expect(sandbox.files("var/spool/incidents/rejected").isEmpty, "\(sandbox.files("var/spool/incidents/rejected"))")
+
+            // Resolving still ends and deletes the meeting.
+            try sandbox.submit("l2.yaml", incidentEvent(id: "evt-l2", stage: "resolved", incident: "INC-L", at: "2026-11-29T13:00:00Z"))
+            try await sandbox.waitForRoom("INC-L", state: "ended")
+
+            // A forged meeting event is refused with the reason, like any forged webhook.
+            var forged = meetingEvent("meeting.started", meeting: meeting, object: #""start_time":"\#(time(0))""#, at: now)
+            forged = forged.replacingOccurrences(of: "Situation Room", with: "Situation Roon")
+            try sandbox.submit("forged.webhook", forged)
+            let reason = try await waitFor("the forged event rejected") { () -> String? in
+                sandbox.files("var/spool/incidents/rejected").first { $0.hasSuffix(".error") }
+                    .map { sandbox.read("var/spool/incidents/rejected/\($0)") }
+            }
+            #expect(reason.contains("does not match"), "\(reason)")
+        }
+    }
+}
