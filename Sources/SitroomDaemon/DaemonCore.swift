@@ -183,8 +183,9 @@ public actor DaemonCore {
     }
 
     /// Applies a Zoom webhook delivery from the spool (SPEC §4: header lines, a blank line, the raw body).
-    /// Only `app_deauthorized` is acted on: verified with the webhook secret of the integration whose
-    /// `client_id` it names, it deletes the tokens it covers, marks the integration (or the host of that user)
+    /// A meeting event (``ZoomMeetingEvent``), verified with the webhook secret of an integration of its account,
+    /// updates the live meeting of the open room it names (``RoomProvisioner/applyMeetingEvent(_:via:)``).
+    /// `app_deauthorized`, verified with the webhook secret of the integration whose `client_id` it names, it deletes the tokens it covers, marks the integration (or the host of that user)
     /// `needs_reauthorization`, makes the rooms of open incidents on it `unavailable`, and tells the admins.
     /// Applying the same delivery twice (after a crash) changes nothing more.
     /// - Parameters:
