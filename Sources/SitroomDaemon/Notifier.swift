@@ -266,7 +266,7 @@ public actor Notifier {
         switch kind {
         case .invitation: 0
         case .roomReady: 1
-        case .followUp: 2
+        case .followUp, .nudge: 2
         case .roomFailed: 3
         case .roomEnded: 4
         case .adminRoomFailed, .adminReauthorize, .adminWaiting, .adminUnreachable: 5

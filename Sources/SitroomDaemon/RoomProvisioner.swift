@@ -537,17 +537,28 @@ public actor RoomProvisioner {
     @discardableResult
     public func applyMeetingEvent(_ event: ZoomMeetingEvent, via: String) async -> String {
         let store = self.store
+        let planner = self.planner
+        let now = clock.now()
+        var withdrawn: [Notice] = []
         let outcome: Result<(Room, Bool)?, any Error> = Result {
             try store.write { txn -> (Room, Bool)? in
+                withdrawn = []
                 guard var room = try store.rooms(where: { $0.state.isOpen }, txn).first(where: { $0.meetingID == event.meetingID })
                 else { return nil }
                 var live = room.live ?? LiveMeeting(status: .waiting, statusAt: 0)
                 guard live.apply(event) else { return (room, false) }
                 room.live = live
                 try store.putRoom(room, txn)
+                if event.kind == .participantJoined, let record = try store.incident(room.incidentID, txn) {
+                    // Whoever of the participants is in (or has been in) the meeting is not nudged.
+                    for person in record.participants where live.standing(of: person) != .notYet {
+                        withdrawn += try planner.joined(room: room, person: person, now: now, txn)
+                    }
+                }
                 return (room, true)
             }
         }
+        if !withdrawn.isEmpty { await notifier.enqueued(withdrawn) }
         var metadata: Logger.Metadata = [
             "event": "\(event.kind.rawValue)", "meeting": "\(event.meetingID)", "via": "\(via)",
         ]

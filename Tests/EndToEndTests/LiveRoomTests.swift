@@ -118,4 +118,60 @@ struct LiveRoomTests {
             #expect(reason.contains("does not match"), "\(reason)")
         }
     }
+
+    @Test("the nudge: the participant who never joins gets exactly one, on each channel; the one who joined none")
+    func nudge() async throws {
+        let sandbox = try Sandbox(notify: "nudge: { after: 3s }")
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.write("etc/secrets/webhook.secret", "\(Self.secret)\n", mode: 0o600)
+            try sandbox.writeIntegration(extra: "webhook_secret_file: ../secrets/webhook.secret\nevents: { webhook: true }")
+            try await sandbox.startDaemon()
+            let participants = """
+                  - { name: Ada Lovelace, email: ada@example.com, phone: "+15005550101", role: commander }
+                  - { name: Grace Hopper, email: grace@example.com, phone: "+15005550102", role: responder }
+                """
+            try sandbox.submit("n1.yaml", incidentEvent(id: "evt-n1", stage: "situation_room", incident: "INC-N", participants: participants))
+            let ready = try await sandbox.waitForRoom("INC-N", state: "ready")
+            let meeting = try #require((ready["meeting_id"] as? NSNumber)?.int64Value)
+            let now = Int(Date().timeIntervalSince1970)
+            let joinTime = ISO8601DateFormatter().string(from: Date())
+            try sandbox.submit(
+                "j1.webhook",
+                meetingEvent(
+                    "meeting.participant_joined", meeting: meeting,
+                    object: participant("joined", name: "Ada", email: "ada@example.com", uuid: "pa", time: joinTime), at: now))
+            _ = try await waitFor("Ada in the meeting") { () -> Bool? in
+                try await sandbox.room("INC-N")?["present"] as? Int == 1 ? true : nil
+            }
+            func nudges(_ directory: String, _ needle: String) -> [String] {
+                sandbox.files(directory).filter {
+                    let text = directory.contains("mail") ? sandbox.mail($0) : sandbox.read("\(directory)/\($0)")
+                    return text.contains(needle) && text.contains("not joined")
+                }
+            }
+            _ = try await waitFor("Grace's nudges by email and SMS", timeout: 30) { () -> Bool? in
+                nudges("var/mail/new", "grace@example.com").count == 1 && nudges("var/sms/new", "+15005550102").count == 1
+                    ? true : nil
+            }
+            // Ada's were withdrawn when she joined (never tried): the outbox says so, and nothing went to her.
+            let outbox = try #require(
+                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["outbox", "all", "--json"]).out.utf8))
+                    as? [[String: Any]])
+            let kinds = outbox.filter { $0["kind"] as? String == "nudge" }
+            let adas = kinds.filter { ($0["recipient"] as? String ?? "").contains("ada") || ($0["recipient"] as? String) == "+15005550101" }
+            #expect(adas.count == 2 && adas.allSatisfy { $0["state"] as? String == "withdrawn" }, "\(kinds)")
+            #expect(nudges("var/mail/new", "ada@example.com").isEmpty)
+            #expect(nudges("var/sms/new", "+15005550101").isEmpty)
+            // Never twice: planning again (an update) queues nothing more.
+            try sandbox.submit(
+                "n2.yaml", incidentEvent(id: "evt-n2", stage: "updated", incident: "INC-N", at: "2026-11-29T12:10:00Z", participants: participants))
+            _ = try await waitFor("the update applied") { sandbox.daemonLogs().contains("evt-n2") ? true : nil }
+            let again = try #require(
+                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["outbox", "all", "--json"]).out.utf8))
+                    as? [[String: Any]])
+            #expect(again.filter { $0["kind"] as? String == "nudge" }.count == 4)
+        }
+    }
 }
