@@ -78,7 +78,7 @@ enum IntegrationFile {
             // At most 60 days: well inside the 90 days a refresh token may live.
             refreshIdleAfter = value
         }
-        let events = readEvents(top.mapping("events"), webhookSecretFile: webhookSecretFile)
+        let events = readEvents(top.mapping("events"), webhookSecretFile: webhookSecretFile, kind: kind)
         top.finish()
 
         guard diag.count == before, let kind, let clientID, let clientSecretFile, let hosts else { return nil }
@@ -105,9 +105,12 @@ enum IntegrationFile {
     }
 
     /// `events: { websocket: { subscription_id: ID, url: wss://... }, webhook: true }`.
-    private static func readEvents(_ mapping: YAMLMapping, webhookSecretFile: String?) -> MeetingEventSources {
+    private static func readEvents(_ mapping: YAMLMapping, webhookSecretFile: String?, kind: IntegrationKind?) -> MeetingEventSources {
         var sources = MeetingEventSources()
-        if let value = mapping.value("websocket"), let socket = value.mapping() {
+        if let value = mapping.value("websocket"), kind == .zoomOAuth {
+            // Zoom's WebSocket subscriptions take an account-level (account_credentials) token.
+            value.fail("needs kind zoom-s2s (a WebSocket event subscription connects with the account's token)")
+        } else if let value = mapping.value("websocket"), let socket = value.mapping() {
             let id = socket.string("subscription_id", required: true)
             let url = socket.value("url")?.url(schemes: ["wss", "ws"], trimSlash: true) ?? MeetingEventSources.defaultWebSocketURL
             socket.finish()

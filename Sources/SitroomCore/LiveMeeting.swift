@@ -102,6 +102,10 @@ public struct LiveMeeting: Sendable, Hashable, Codable {
     public var statusAt: Double
     /// Everyone seen, in order of first appearance.
     public var attendees: [Attendee]
+    /// Seconds since 1970 when the first of the incident's participants joined (set once, by the applier).
+    public var participantFirstJoinAt: Double?
+    /// Seconds since 1970 when all the incident's participants with an email were first in at once (set once).
+    public var assembledAt: Double?
 
     public init(status: Status = .waiting, statusAt: Double = 0) {
         self.status = status

@@ -17,6 +17,8 @@ public actor DaemonCore {
     public let pool: AccountPool
     public let notifier: Notifier
     public let provisioner: RoomProvisioner
+    /// The integrations' WebSocket event subscriptions (the live room).
+    public let meetingEvents: MeetingEventSubscriptions
     private let clock: any WallClock
     private let logger: Logger
     private let startedAt: Double
@@ -58,6 +60,7 @@ public actor DaemonCore {
         provisioner = try RoomProvisioner(
             store: store, pool: pool, registry: registry, notifier: notifier, configuration: configuration, clock: clock,
             logger: logger, metrics: metrics)
+        meetingEvents = MeetingEventSubscriptions(provisioner: provisioner, registry: registry, metrics: metrics, logger: logger)
         startedAt = clock.now()
         appliedAt = startedAt
         lastReloadSuccessAt = startedAt
@@ -70,6 +73,7 @@ public actor DaemonCore {
         try await notifier.restore()
         if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
         try await provisioner.recover()
+        await meetingEvents.configure(configuration)
     }
 
     /// Tells `status` how to count the spool backlog.
@@ -164,6 +168,7 @@ public actor DaemonCore {
         }
         await pool.configure(configuration)
         await notifier.configure(configuration, varDirectory: paths.varDirectory)
+        await meetingEvents.configure(configuration)
         logWarnings(configuration, logger: logger)
         generation += 1
         appliedAt = clock.now()
@@ -269,10 +274,12 @@ public actor DaemonCore {
     /// What the metrics file shows of the daemon's state, without the store's counts (``Housekeeper`` adds them).
     public func gauges(spoolBacklog: Int, store counts: StoreCounts) async -> MetricsGauges {
         let integrations = await registry.snapshot().map { (name: $0.name, state: $0.record.state) }
-        return MetricsGauges(
+        var gauges = MetricsGauges(
             startedAt: startedAt, integrations: integrations, pool: await pool.snapshot(), spoolBacklog: spoolBacklog,
             generation: generation, lastReloadSuccessful: lastReloadSuccessful, lastReloadSuccessAt: lastReloadSuccessAt,
             store: counts, now: clock.now())
+        gauges.eventSubscriptions = await meetingEvents.snapshot().map { ($0.integration, $0.state == .connected) }
+        return gauges
     }
 
     /// The live `store.keep_*` settings, for the purge.

@@ -185,6 +185,7 @@ public enum DaemonMain {
                 // hold is durable in LMDB, so in-flight Zoom calls are safely parked and resumed at start.
                 try? await gracefulShutdown()
                 await core.notifyService([("STOPPING", "1"), ("STATUS", "stopping")])
+                await core.meetingEvents.stop()
                 await core.provisioner.stop()
                 await core.notifier.stop()
             },

@@ -540,25 +540,41 @@ public actor RoomProvisioner {
         let planner = self.planner
         let now = clock.now()
         var withdrawn: [Notice] = []
+        var timings: [(String, Double)] = []
         let outcome: Result<(Room, Bool)?, any Error> = Result {
             try store.write { txn -> (Room, Bool)? in
                 withdrawn = []
+                timings = []
                 guard var room = try store.rooms(where: { $0.state.isOpen }, txn).first(where: { $0.meetingID == event.meetingID })
                 else { return nil }
                 var live = room.live ?? LiveMeeting(status: .waiting, statusAt: 0)
                 guard live.apply(event) else { return (room, false) }
-                room.live = live
-                try store.putRoom(room, txn)
                 if event.kind == .participantJoined, let record = try store.incident(room.incidentID, txn) {
                     // Whoever of the participants is in (or has been in) the meeting is not nudged.
+                    var present = 0
                     for person in record.participants where live.standing(of: person) != .notYet {
                         withdrawn += try planner.joined(room: room, person: person, now: now, txn)
+                        if case .present = live.standing(of: person) { present += 1 }
+                        if live.participantFirstJoinAt == nil {
+                            live.participantFirstJoinAt = event.at
+                            timings.append(("sitroom_meeting_first_join_seconds", event.at - (room.readyAt ?? event.at)))
+                        }
+                    }
+                    let expected = record.participants.filter { $0.email != nil }.count
+                    if live.assembledAt == nil, expected > 0, present == expected {
+                        live.assembledAt = event.at
+                        timings.append(("sitroom_meeting_assembled_seconds", event.at - (room.readyAt ?? event.at)))
                     }
                 }
+                room.live = live
+                try store.putRoom(room, txn)
                 return (room, true)
             }
         }
         if !withdrawn.isEmpty { await notifier.enqueued(withdrawn) }
+        if case .success(_?) = outcome {
+            for (name, seconds) in timings { metrics.observe(name, max(0, seconds), bounds: SitroomMetrics.joinBuckets) }
+        }
         var metadata: Logger.Metadata = [
             "event": "\(event.kind.rawValue)", "meeting": "\(event.meetingID)", "via": "\(via)",
         ]
@@ -655,6 +671,49 @@ public actor RoomProvisioner {
                 ? try store.rooms(where: { $0.state.isOpen }, txn) : try store.all(Room.self, store.tables.rooms, txn)
         }
         return rooms.sorted { $0.createdAt < $1.createdAt }
+    }
+
+    /// Reconciles the open rooms of `integration` with Zoom ("Get a meeting", `GET /meetings/{id}`): Zoom replays no
+    /// event missed while sitroomd was not listening, so after each (re)connection of its event subscription, and
+    /// at a slow interval, each room's meeting state is set from Zoom's `status` (`started`, or `waiting` for a
+    /// meeting not started or ended). A call that fails changes nothing (the next reconciliation tries again).
+    /// - Returns: the rooms whose meeting state changed.
+    @discardableResult
+    public func reconcileMeetings(integration: String) async -> Int {
+        guard let client = await registry.client(integration) else { return 0 }
+        let rooms = ((try? self.rooms(openOnly: true)) ?? []).filter {
+            $0.integration == integration && $0.state == .ready && $0.meetingID != nil && !$0.endRequested
+        }
+        var changed = 0
+        for room in rooms {
+            guard let meetingID = room.meetingID else { continue }
+            let status: String?
+            do {
+                let token = try await registry.accessToken(integration, host: room.hostID)
+                status = try await client.getMeeting(token: token, meetingID: meetingID).status
+            } catch {
+                logger.warning(
+                    "cannot reconcile a room's meeting with Zoom",
+                    metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "error": "\(error)"])
+                continue
+            }
+            let now = clock.now()
+            let current = room.live?.status
+            var event: ZoomMeetingEvent?
+            if status == "started" && current != .started {
+                event = ZoomMeetingEvent(kind: .started, meetingID: meetingID, uuid: "", accountID: "", at: now)
+            } else if status == "waiting" && current == .started {
+                event = ZoomMeetingEvent(kind: .ended, meetingID: meetingID, uuid: "", accountID: "", at: now)
+            }
+            if let event {
+                logger.info(
+                    "meeting state reconciled with Zoom",
+                    metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "status": "\(status ?? "-")"])
+                let outcome = await applyMeetingEvent(event, via: "reconcile")
+                if outcome.hasSuffix("updated") { changed += 1 }
+            }
+        }
+        return changed
     }
 
     /// The participants of each of `incidents` (those sitroom keeps), in one read.

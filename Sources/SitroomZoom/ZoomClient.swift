@@ -76,6 +76,8 @@ public struct Meeting: Sendable, Hashable {
     public var password: String?
     public var agenda: String?
     public var hostID: String?
+    /// `status` as "Get a meeting" answers it: `waiting` (not started, or ended) or `started`; `nil` when absent.
+    public var status: String? = nil
 }
 
 /// Zoom's REST API and OAuth token endpoint over libcurl.
@@ -328,7 +330,7 @@ public struct ZoomClient: Sendable {
         }
         return Meeting(
             id: id, joinURL: joinURL, password: (object["password"] as? String).flatMap { $0.isEmpty ? nil : $0 },
-            agenda: object["agenda"] as? String, hostID: object["host_id"] as? String)
+            agenda: object["agenda"] as? String, hostID: object["host_id"] as? String, status: object["status"] as? String)
     }
 
     static func headers(token: String, json: Bool = false) -> [(name: String, value: String)] {
