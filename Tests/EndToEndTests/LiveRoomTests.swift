@@ -119,6 +119,65 @@ struct LiveRoomTests {
         }
     }
 
+    func join(_ sandbox: Sandbox, _ meeting: Int64, _ body: String) async throws {
+        #expect(try await sandbox.simPOST("/_sim/meetings/\(meeting)/participants", body) < 300)
+    }
+
+    func websockets(_ sandbox: Sandbox) async throws -> [String: Any] {
+        try #require(try await sandbox.simGET("/_sim/websockets") as? [String: Any])
+    }
+
+    @Test("over Zoom's WebSocket event subscription: joins show; a dropped connection comes back and the room is right again")
+    func liveRoomThroughWebSocket() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(
+                extra: "events: { websocket: { subscription_id: SUB-E2E, url: \"ws://127.0.0.1:\(sandbox.simPort)/ws\" } }")
+            try await sandbox.startDaemon()
+            _ = try await waitFor("the subscription connected") { () -> Bool? in
+                (try await websockets(sandbox))["open"] as? Int == 1 ? true : nil
+            }
+            try sandbox.submit("w1.yaml", incidentEvent(id: "evt-ws1", stage: "situation_room", incident: "INC-WS"))
+            let ready = try await sandbox.waitForRoom("INC-WS", state: "ready")
+            let meeting = try #require((ready["meeting_id"] as? NSNumber)?.int64Value)
+
+            try await join(sandbox, meeting, #"{"action":"join","email":"Ada@Example.com","name":"Ada"}"#)
+            try await join(sandbox, meeting, #"{"action":"join","guest":true,"name":"Visitor"}"#)
+            let shown = try await waitFor("Ada and a guest in the room") { () -> [String: Any]? in
+                let room = try await sandbox.room("INC-WS")
+                return room?["present"] as? Int == 1 && (room?["others_present"] as? [Any])?.count == 1 ? room : nil
+            }
+            #expect((shown["meeting"] as? [String: Any])?["status"] as? String == "started")
+
+            // The connection drops; meanwhile the host ends the meeting in Zoom (nobody hears it). After reconnecting,
+            // sitroomd asks Zoom and the room shows the meeting ended.
+            let dropped = try #require(try await sandbox.simPOST("/_sim/websockets/drop", "{}") < 300 ? true : nil)
+            #expect(dropped)
+            #expect(try await sandbox.simPOST("/_sim/meetings/\(meeting)/end", "{}") < 300)
+            let ended = try await waitFor("the room right again after the reconnection", timeout: 30) { () -> [String: Any]? in
+                let room = try await sandbox.room("INC-WS")
+                return (room?["meeting"] as? [String: Any])?["status"] as? String == "ended" ? room : nil
+            }
+            #expect(ended["state"] as? String == "ready")
+            #expect((try await websockets(sandbox))["opened"] as? Int ?? 0 >= 2)
+            #expect(sandbox.daemonLogs().contains("meeting state reconciled with Zoom"))
+            let metrics = try await waitFor("the reconnect counted") { () -> String? in
+                let text = sandbox.read("var/metrics/sitroom.prom")
+                return text.contains("sitroom_zoom_event_subscription_reconnects_total{integration=\"zoom-main\"} 1") ? text : nil
+            }
+            #expect(metrics.contains("sitroom_meeting_joins_total 2"), "\(metrics)")
+            #expect(metrics.contains("sitroom_zoom_event_subscription_connected{integration=\"zoom-main\"} 1"))
+
+            // Events of a meeting sitroom did not make change nothing: the room's count stays.
+            try await join(sandbox, meeting, #"{"action":"join","email":"ada@example.com"}"#)
+            _ = try await waitFor("Ada back, the meeting started again") { () -> Bool? in
+                try await sandbox.room("INC-WS")?["present"] as? Int == 1 ? true : nil
+            }
+        }
+    }
+
     @Test("the nudge: the participant who never joins gets exactly one, on each channel; the one who joined none")
     func nudge() async throws {
         let sandbox = try Sandbox(notify: "nudge: { after: 3s }")
@@ -151,9 +210,14 @@ struct LiveRoomTests {
                     return text.contains(needle) && text.contains("not joined")
                 }
             }
-            _ = try await waitFor("Grace's nudges by email and SMS", timeout: 30) { () -> Bool? in
-                nudges("var/mail/new", "grace@example.com").count == 1 && nudges("var/sms/new", "+15005550102").count == 1
-                    ? true : nil
+            do {
+                _ = try await waitFor("Grace's nudges by email and SMS", timeout: 30) { () -> Bool? in
+                    nudges("var/mail/new", "grace@example.com").count == 1 && nudges("var/sms/new", "+15005550102").count == 1
+                        ? true : nil
+                }
+            } catch {
+                Issue.record("outbox: \(try await sandbox.ctl(["outbox", "all"]).out)")
+                throw error
             }
             // Ada's were withdrawn when she joined (never tried): the outbox says so, and nothing went to her.
             let outbox = try #require(
