@@ -145,6 +145,15 @@ public struct LiveMeeting: Sendable, Hashable, Codable {
                 endedAt = nil
                 statusAt = event.at
             }
+            if !attendees.contains(where: { $0.key == person.key }),
+                let stand = attendees.firstIndex(where: { attendee in
+                    attendee.key.hasPrefix(Self.reconciledPrefix)
+                        && (person.email.map { attendee.email == $0 } ?? (attendee.email == nil && attendee.name == person.name))
+                })
+            {
+                // Someone reconciliation found in the meeting: their own events from now on carry their real key.
+                attendees[stand].key = person.key
+            }
             guard let index = attendees.firstIndex(where: { $0.key == person.key }) else {
                 attendees.append(
                     Attendee(
@@ -177,6 +186,10 @@ public struct LiveMeeting: Sendable, Hashable, Codable {
         }
         return self != before
     }
+
+    /// The key prefix of people reconciliation found in the meeting (Zoom's list names no participant_uuid); their
+    /// next event with their real key takes them over (matched by email, or by name without one).
+    public static let reconciledPrefix = "reconciled:"
 
     /// Those in the meeting now.
     public var present: [Attendee] { attendees.filter(\.isPresent) }

@@ -699,21 +699,67 @@ public actor RoomProvisioner {
             }
             let now = clock.now()
             let current = room.live?.status
-            var event: ZoomMeetingEvent?
+            var events: [ZoomMeetingEvent] = []
             if status == "started" && current != .started {
-                event = ZoomMeetingEvent(kind: .started, meetingID: meetingID, uuid: "", accountID: "", at: now)
+                events.append(ZoomMeetingEvent(kind: .started, meetingID: meetingID, uuid: "", accountID: "", at: now))
             } else if status == "waiting" && current == .started {
-                event = ZoomMeetingEvent(kind: .ended, meetingID: meetingID, uuid: "", accountID: "", at: now)
+                events.append(ZoomMeetingEvent(kind: .ended, meetingID: meetingID, uuid: "", accountID: "", at: now))
             }
-            if let event {
+            if status == "started" {
+                events += await reconcileParticipants(room, client: client, integration: integration, now: now)
+            }
+            if !events.isEmpty {
                 logger.info(
                     "meeting state reconciled with Zoom",
-                    metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "status": "\(status ?? "-")"])
-                let outcome = await applyMeetingEvent(event, via: "reconcile")
-                if outcome.hasSuffix("updated") { changed += 1 }
+                    metadata: [
+                        "room.id": "\(room.id)", "meeting": "\(meetingID)", "status": "\(status ?? "-")",
+                        "corrections": "\(events.count)",
+                    ])
+                var updated = false
+                for event in events where await applyMeetingEvent(event, via: "reconcile").hasSuffix("updated") { updated = true }
+                if updated { changed += 1 }
             }
         }
         return changed
+    }
+
+    /// Who is in a started meeting by Zoom's Dashboards list ("List meeting participants", `type=live`) against
+    /// who the room thinks is in: joins for the missing, leaves (at `now`) for those gone. Without that API (a plan
+    /// without Dashboards), nothing: the room corrects itself from the next events.
+    private func reconcileParticipants(
+        _ room: Room, client: ZoomClient, integration: String, now: Double
+    ) async -> [ZoomMeetingEvent] {
+        guard let meetingID = room.meetingID else { return [] }
+        let listed: [ZoomClient.LiveParticipant]
+        do {
+            let token = try await registry.accessToken(integration, host: room.hostID)
+            listed = try await client.liveParticipants(token: token, meetingID: meetingID).filter { $0.leftAt == nil }
+        } catch {
+            logger.info(
+                "cannot list a meeting's participants (Zoom Dashboards); only its state is reconciled",
+                metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "error": "\(error)"])
+            return []
+        }
+        let present = readRoom(room.id)?.live?.present ?? []
+        func same(_ attendee: LiveMeeting.Attendee, _ person: ZoomClient.LiveParticipant) -> Bool {
+            if let email = person.email { return attendee.email == email }
+            return attendee.email == nil && attendee.name == person.name
+        }
+        var events: [ZoomMeetingEvent] = []
+        for person in listed where !present.contains(where: { same($0, person) }) {
+            let key = LiveMeeting.reconciledPrefix + (person.email ?? "name:\(person.name)")
+            events.append(
+                ZoomMeetingEvent(
+                    kind: .participantJoined, meetingID: meetingID, uuid: "", accountID: "", at: person.joinedAt,
+                    person: .init(participantUUID: key, userID: "", name: person.name, email: person.email)))
+        }
+        for attendee in present where !listed.contains(where: { same(attendee, $0) }) {
+            events.append(
+                ZoomMeetingEvent(
+                    kind: .participantLeft, meetingID: meetingID, uuid: "", accountID: "", at: now,
+                    person: .init(participantUUID: attendee.key, userID: "", name: attendee.name, email: attendee.email)))
+        }
+        return events
     }
 
     /// The participants of each of `incidents` (those sitroom keeps), in one read.

