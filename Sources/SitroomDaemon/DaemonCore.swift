@@ -541,7 +541,7 @@ public actor DaemonCore {
         var byState: [String: Int] = [:]
         for (state, count) in try await provisioner.roomCounts() { byState[state.rawValue] = count }
         let open = RoomState.allCases.filter(\.isOpen).map { byState[$0.rawValue] ?? 0 }.reduce(0, +)
-        return StatusReport(
+        var report = StatusReport(
             version: sitroomVersion, uptimeSeconds: Int(clock.now() - startedAt),
             generation: StatusReport.Generation(
                 number: generation, appliedAt: rfc3339UTC(appliedAt),
@@ -563,6 +563,10 @@ public actor DaemonCore {
             store: StatusReport.StoreState(
                 readersInUse: readers.used, readerSlots: readers.size,
                 staleReadersCleared: staleReadersCleared))
+        report.eventSubscriptions = await meetingEvents.snapshot().map {
+            StatusReport.EventSubscription(integration: $0.integration, state: $0.state.rawValue)
+        }
+        return report
     }
 
     private func status(json: Bool) async throws -> ControlReply {
@@ -732,7 +736,7 @@ public actor DaemonCore {
             object["participants"] = record.participants.count
             object["unreachable"] = record.unreachable.map { ["name": $0.name, "reason": $0.reason] }
             if let live = room.live {
-                let presence = LivePresence(live, participants: record.participants)
+                let presence = LivePresence(live, participants: record.participants, readyAt: room.readyAt)
                 object["meeting"] = presence.meetingObject
                 object["present"] = presence.present
                 object["attendance"] = presence.attendanceObjects
@@ -743,7 +747,7 @@ public actor DaemonCore {
             }
             return .ok(try Self.json(object))
         }
-        let live = room.live.map { LivePresence($0, participants: record.participants) }
+        let live = room.live.map { LivePresence($0, participants: record.participants, readyAt: room.readyAt) }
         let rows: [(String, String)] = [
             ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
             ("state", room.state.rawValue), ("reason", room.reason ?? ""),

@@ -7,11 +7,18 @@ import SitroomCore
 struct LivePresence {
     let live: LiveMeeting
     let participants: [Participant]
+    /// ``Room/readyAt``: when the link went out.
+    let readyAt: Double?
 
-    init(_ live: LiveMeeting, participants: [Participant]) {
+    init(_ live: LiveMeeting, participants: [Participant], readyAt: Double? = nil) {
         self.live = live
         self.participants = participants
+        self.readyAt = readyAt
     }
+
+    /// Seconds from the room ready to the first participant in, and to all of them (with an email) in at once.
+    var toFirstJoin: Double? { live.participantFirstJoinAt.flatMap { at in readyAt.map { max(0, at - $0) } } }
+    var toAssemble: Double? { live.assembledAt.flatMap { at in readyAt.map { max(0, at - $0) } } }
 
     /// Each participant and where they stand, in the incident's order.
     var standings: [(Participant, ParticipantStanding)] { participants.map { ($0, live.standing(of: $0)) } }
@@ -40,6 +47,7 @@ struct LivePresence {
             ("meeting", meetingText),
             ("present", "\(present) of \(participants.count) participant(s)" + (others.isEmpty ? "" : ", and \(others.count) other(s)")),
             ("first join", live.firstJoinAt.map(rfc3339UTC) ?? ""),
+            ("assembled", toAssemble.map { "all in \(TextTable.age($0)) after the link went out" } ?? "not yet"),
         ]
         for (index, (person, standing)) in standings.enumerated() {
             let who = person.email.map { "\(person.name) <\($0)>" } ?? "\(person.name) (no email: cannot be matched)"
@@ -64,6 +72,7 @@ struct LivePresence {
             "status": live.status.rawValue, "started_at": live.startedAt.map(rfc3339UTCMillis) ?? NSNull(),
             "ended_at": live.endedAt.map(rfc3339UTCMillis) ?? NSNull(),
             "first_join_at": live.firstJoinAt.map(rfc3339UTCMillis) ?? NSNull(),
+            "seconds_to_first_join": toFirstJoin ?? NSNull(), "seconds_to_assemble": toAssemble ?? NSNull(),
         ]
     }
 

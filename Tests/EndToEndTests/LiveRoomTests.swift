@@ -186,6 +186,8 @@ struct LiveRoomTests {
             }
             #expect(metrics.contains("sitroom_meeting_joins_total"), "\(metrics)")
             #expect(metrics.contains("sitroom_zoom_event_subscription_connected{integration=\"zoom-main\"} 1"))
+            let status = try await sandbox.ctl(["status"]).out
+            #expect(status.contains("zoom events (websocket): zoom-main connected"), "\(status)")
 
             // The link starts the meeting again: Ada rejoins, and the room shows it running with her in.
             try await join(sandbox, meeting, #"{"action":"join","email":"ada@example.com"}"#)
