@@ -172,6 +172,7 @@ public enum DaemonMain {
                     while !Task.isCancelled {
                         do { try await Task.sleep(for: .seconds(5)) } catch { return }
                         await core.provisioner.tick()
+                        await core.notifier.tick()
                     }
                 }
             },
