@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: [
         // C libraries (Debian: liblmdb-dev, libcurl4-openssl-dev).
@@ -53,6 +55,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Zoom's WebSocket event subscription (the live room): a client of its own, so only sitroomd links SwiftNIO's
+        // WebSocket client (swift-websocket, from the Hummingbird project; libcurl on Debian 12 has no WebSocket).
+        .target(
+            name: "SitroomZoomEvents",
+            dependencies: [
+                "SitroomCore", "SitroomZoom", .product(name: "Logging", package: "swift-log"),
+                .product(name: "WSClient", package: "swift-websocket"),
+            ]
+        ),
         .target(
             name: "SitroomNotify",
             dependencies: [
@@ -74,7 +85,8 @@ let package = Package(
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomNotify", "SitroomService", "PosixIO",
+                "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomZoomEvents", "SitroomNotify",
+                "SitroomService", "PosixIO",
                 "Curl", "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -135,6 +147,9 @@ let package = Package(
             dependencies: [
                 "Curl",  // delivers webhooks (SimWebhooks)
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // Zoom's WebSocket event subscriptions (the live room's events).
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -71,6 +71,8 @@ public struct IntegrationConfig: Sendable, Hashable {
     /// (`refresh_idle_after`, default 30d, at most 60d), so its refresh token never expires unused (Zoom does not
     /// document the lifetime reliably; sitroom assumes it may be as short as 90 days).
     public var refreshIdleAfter: Double
+    /// `events`: how Zoom's meeting events reach sitroomd for this integration's meetings (the live room).
+    public var events: MeetingEventSources = MeetingEventSources()
 
     /// `refresh_idle_after` when not given: 30 days.
     public static let defaultRefreshIdleAfter: Double = 30 * 86_400
@@ -98,6 +100,39 @@ public struct IntegrationConfig: Sendable, Hashable {
         self.meeting = meeting
         self.priority = priority
     }
+}
+
+/// An integration's `events`: where Zoom's meeting events (`meeting.started`, `meeting.ended`,
+/// `meeting.participant_joined`, `meeting.participant_left`) come from.
+public struct MeetingEventSources: Sendable, Hashable {
+    /// `events.websocket`: a WebSocket event subscription sitroomd opens itself (outbound; no listener).
+    public struct WebSocket: Sendable, Hashable {
+        /// `subscription_id`: the subscription's id from the app's Event Subscriptions (Zoom App Marketplace).
+        public var subscriptionID: String
+        /// `url`: Zoom's WebSocket endpoint, `wss://ws.zoom.us/ws` unless given (tests point it at zoom-sim).
+        public var url: String
+
+        public init(subscriptionID: String, url: String = MeetingEventSources.defaultWebSocketURL) {
+            self.subscriptionID = subscriptionID
+            self.url = url
+        }
+    }
+
+    /// Zoom's WebSocket endpoint (developers.zoom.us/docs/api/websockets/).
+    public static let defaultWebSocketURL = "wss://ws.zoom.us/ws"
+
+    public var websocket: WebSocket?
+    /// `events.webhook: true`: the app's webhook subscription sends the meeting events to sitroom-intake's Zoom route
+    /// (verified with `webhook_secret_file`).
+    public var webhook: Bool
+
+    public init(websocket: WebSocket? = nil, webhook: Bool = false) {
+        self.websocket = websocket
+        self.webhook = webhook
+    }
+
+    /// Whether meeting events reach sitroomd at all (so who has not joined can be known, and nudged).
+    public var any: Bool { websocket != nil || webhook }
 }
 
 /// One pool entry (SPEC §3 `hosts[]`).
@@ -262,6 +297,15 @@ public struct NotifySettings: Sendable, Hashable {
     /// `notify.chat.webhook_url`: a Slack-compatible incoming webhook that gets room ready/ended/failed
     /// (SPEC §6), or `nil` when no chat is configured.
     public var chatWebhookURL: String?
+    /// `notify.nudge.after`: seconds after a room is ready (its link sent) when a participant who has not joined
+    /// gets one `nudge` (default 10 minutes; `0s` turns nudges off). Only for rooms whose integration receives
+    /// Zoom's meeting events (``MeetingEventSources/any``), and only for participants with an email (the events
+    /// name people by email).
+    public var nudgeAfter: Double = NotifySettings.defaultNudgeAfter
+
+    /// `notify.nudge.after` when not given: 10 minutes. Long enough for someone paged to get to a computer and
+    /// join, short enough that the reminder still matters while the incident is young.
+    public static let defaultNudgeAfter: Double = 600
 
     public init(
         channels: [NotifyChannel] = [.email, .sms], admins: [Admin] = [],

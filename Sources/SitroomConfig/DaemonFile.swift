@@ -202,8 +202,11 @@ enum DaemonFile {
             chatURL = nil
         }
         chat.finish()
+        let nudge = mapping.mapping("nudge")
+        let nudgeAfter = nudge.value("after")?.duration(in: 0...86_400) ?? NotifySettings.defaultNudgeAfter
+        nudge.finish()
         mapping.finish()
-        return NotifySettings(
+        var settings = NotifySettings(
             channels: channels,
             admins: admins,
             email: email,
@@ -211,6 +214,8 @@ enum DaemonFile {
             retry: RetrySettings(first: first, max: max, giveUpAfter: giveUp),
             chatWebhookURL: chatURL
         )
+        settings.nudgeAfter = nudgeAfter
+        return settings
     }
 
     private static func readEmail(_ mapping: YAMLMapping, directory: String, defaults: EmailTransport) -> EmailTransport

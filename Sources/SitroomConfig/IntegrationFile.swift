@@ -78,10 +78,11 @@ enum IntegrationFile {
             // At most 60 days: well inside the 90 days a refresh token may live.
             refreshIdleAfter = value
         }
+        let events = readEvents(top.mapping("events"), webhookSecretFile: webhookSecretFile, kind: kind)
         top.finish()
 
         guard diag.count == before, let kind, let clientID, let clientSecretFile, let hosts else { return nil }
-        return IntegrationConfig(
+        var config = IntegrationConfig(
             name: name,
             file: file,
             kind: kind,
@@ -99,6 +100,30 @@ enum IntegrationFile {
             requestTimeout: requestTimeout,
             refreshIdleAfter: refreshIdleAfter
         )
+        config.events = events
+        return config
+    }
+
+    /// `events: { websocket: { subscription_id: ID, url: wss://... }, webhook: true }`.
+    private static func readEvents(_ mapping: YAMLMapping, webhookSecretFile: String?, kind: IntegrationKind?) -> MeetingEventSources {
+        var sources = MeetingEventSources()
+        if let value = mapping.value("websocket"), kind == .zoomOAuth {
+            // Zoom's WebSocket subscriptions take an account-level (account_credentials) token.
+            value.fail("needs kind zoom-s2s (a WebSocket event subscription connects with the account's token)")
+        } else if let value = mapping.value("websocket"), let socket = value.mapping() {
+            let id = socket.string("subscription_id", required: true)
+            let url = socket.value("url")?.url(schemes: ["wss", "ws"], trimSlash: true) ?? MeetingEventSources.defaultWebSocketURL
+            socket.finish()
+            if let id { sources.websocket = .init(subscriptionID: id, url: url) }
+        }
+        if let value = mapping.value("webhook"), let on = value.bool() {
+            if on && webhookSecretFile == nil {
+                value.fail("needs webhook_secret_file (the app's Secret Token verifies every event)")
+            }
+            sources.webhook = on
+        }
+        mapping.finish()
+        return sources
     }
 
     private static func readHosts(_ value: YAMLValue?, diag: Diagnostics, users: inout [String: Position]) -> [HostConfig]? {

@@ -5,7 +5,7 @@ import Mustache
 public enum TemplateRules {
     /// The notice kinds a template may be written for (`<kind>.<channel>.mustache`).
     public static let kinds = [
-        "room-ready", "room-ended", "room-failed", "invitation", "follow-up",
+        "room-ready", "room-ended", "room-failed", "invitation", "follow-up", "nudge",
         "admin-room-failed", "admin-reauthorize", "admin-waiting", "admin-unreachable",
     ]
     /// The channels a template may be written for.

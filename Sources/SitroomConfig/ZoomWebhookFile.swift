@@ -4,7 +4,8 @@ import SitroomCore
 ///
 /// Recognised when the part before the first blank line is an HTTP header block (RFC 9112 §5: `name: value`
 /// lines with `name` a token; an optional request line such as `POST /zoom/webhook HTTP/1.1` first) holding at
-/// least one `x-zm-*` header. Line ends may be CRLF or LF. Only `app_deauthorized` events are accepted; they
+/// least one `x-zm-*` header. Line ends may be CRLF or LF. Only the events of ``ZoomWebhookEvent/usedEvents`` are
+/// accepted (`app_deauthorized` and the meeting events of ``ZoomMeetingEvent/Kind``); they
 /// need `x-zm-signature` (`v0=` and 64 hex digits), `x-zm-request-timestamp` (seconds) and a JSON body with
 /// `event` and `payload.account_id` (developers.zoom.us/docs/api/webhooks/). Checking the signature is left to
 /// the Zoom integration.
@@ -115,6 +116,7 @@ enum ZoomWebhookFile {
         var clientID: String?
         var userID: String?
         var deauthorizationTime: String?
+        var meeting: ZoomMeetingEvent?
         switch YAMLDocument.compose(body, diag: bodyDiag) {
         case .failed:
             break
@@ -136,6 +138,10 @@ enum ZoomWebhookFile {
                     clientID = payload.string("client_id")
                     userID = payload.string("user_id")
                     deauthorizationTime = payload.value("deauthorization_time")?.text(expected: "a timestamp")
+                    if let name = event, let kind = ZoomMeetingEvent.Kind(rawValue: name) {
+                        meeting = meetingEvent(
+                            kind, payload: payload, accountID: accountID ?? "", eventTS: eventTS, diag: bodyDiag)
+                    }
                 }
             }
         }
@@ -155,8 +161,50 @@ enum ZoomWebhookFile {
             accountID: accountID,
             clientID: clientID,
             userID: userID,
-            deauthorizationTime: deauthorizationTime
+            deauthorizationTime: deauthorizationTime,
+            meeting: meeting
         )
+    }
+
+    /// `payload.object` of a meeting event: `id` (a number), `uuid`, `start_time` / `end_time`, and for a
+    /// participant event `participant` {`user_id`, `user_name`, `participant_uuid`, `join_time` | `leave_time`,
+    /// `email`} (developers.zoom.us/docs/api/meetings/events/). Other fields Zoom sends are ignored.
+    static func meetingEvent(
+        _ kind: ZoomMeetingEvent.Kind, payload: YAMLMapping, accountID: String, eventTS: Int64?, diag: Diagnostics
+    ) -> ZoomMeetingEvent? {
+        let before = diag.count
+        guard let objectValue = payload.required("object"), let object = objectValue.mapping() else { return nil }
+        let id = object.required("id")?.int(in: 1...Int.max)
+        let uuid = object.value("uuid")?.text(expected: "a string") ?? ""
+        func time(_ value: YAMLValue?) -> Double? {
+            guard let value, let text = value.text(expected: "an RFC 3339 time") else { return nil }
+            guard let seconds = Scalars.rfc3339(text) else {
+                value.fail("must be an RFC 3339 time, not '\(OneLine.clean(text, limit: 60))'")
+                return nil
+            }
+            return seconds
+        }
+        var at: Double?
+        var person: ZoomMeetingEvent.Person?
+        switch kind {
+        case .started: at = time(object.value("start_time"))
+        case .ended: at = time(object.value("end_time"))
+        case .participantJoined, .participantLeft:
+            if let participant = object.required("participant")?.mapping() {
+                at = time(participant.value(kind == .participantJoined ? "join_time" : "leave_time"))
+                person = ZoomMeetingEvent.Person(
+                    participantUUID: participant.value("participant_uuid")?.text(expected: "a string") ?? "",
+                    userID: participant.value("user_id")?.text(expected: "a string") ?? "",
+                    name: OneLine.clean(participant.value("user_name")?.text(expected: "a string") ?? "", limit: 200),
+                    email: participant.value("email")?.text(expected: "an email address"))
+            }
+        }
+        guard diag.count == before, let id else { return nil }
+        guard let at = at ?? eventTS.map({ Double($0) / 1000 }) else {
+            objectValue.fail("has no time (start_time, end_time, join_time or leave_time) and the event no event_ts")
+            return nil
+        }
+        return ZoomMeetingEvent(kind: kind, meetingID: Int64(id), uuid: uuid, accountID: accountID, at: at, person: person)
     }
 
     private static func isRequestLine(_ text: String) -> Bool {

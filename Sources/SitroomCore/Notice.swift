@@ -11,6 +11,9 @@ public enum NoticeKind: String, Sendable, Codable, CaseIterable {
     /// To the admins, once per room: participants the incident's events named who cannot be told (no email or
     /// phone, or a malformed one).
     case adminUnreachable = "admin-unreachable"
+    /// To a participant who has not joined the meeting `notify.nudge.after` after the room was ready (known from
+    /// Zoom's meeting events): one reminder with the link; withdrawn when they join or the room ends.
+    case nudge
 }
 
 /// How a notice travels.

@@ -100,6 +100,11 @@ public struct Room: Sendable, Codable, Hashable {
     }
     /// Stored optional so rooms written before the field existed still decode.
     private var noAlternativeHosts: Bool?
+    /// The meeting as Zoom's events describe it (started, who is in it); `nil` until the first event of it.
+    public var live: LiveMeeting?
+    /// Seconds since 1970 when the room became `ready` with its meeting (its link went out): the start of the
+    /// live room's times (to first join, to all present) and of the nudge.
+    public var readyAt: Double?
 
     public init(id: String, incidentID: String, createdAt: Double) {
         self.id = id

@@ -1,4 +1,4 @@
-/// A Zoom `app_deauthorized` webhook as a feed saved it into the spool (SPEC §4): the HTTP header lines, a
+/// A Zoom webhook (`app_deauthorized`, or a meeting event) as a feed saved it into the spool (SPEC §4): the HTTP header lines, a
 /// blank line, then the raw body byte for byte. Only parsed here; verifying its signature with the
 /// integration's `webhook_secret_file` and applying it belong to the Zoom integration.
 ///
@@ -19,7 +19,7 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
     /// The Zoom events sitroom applies, the ones a spool file may hold: sitroom-intake spools these and answers
     /// 200 without spooling for any other event of a subscription, and the spool's parser accepts only these.
     /// An event sitroom learns to use is added here (and to the parser).
-    public static let usedEvents: Set<String> = ["app_deauthorized"]
+    public static let usedEvents: Set<String> = Set(["app_deauthorized"] + ZoomMeetingEvent.Kind.allCases.map(\.rawValue))
 
     /// The header lines in file order.
     public var headers: [Header]
@@ -29,7 +29,7 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
     public var signature: String
     /// `x-zm-request-timestamp`: seconds since 1970 as Zoom sent them.
     public var requestTimestamp: Int64
-    /// The body's `event` (always `app_deauthorized` here).
+    /// The body's `event`: one of ``usedEvents``.
     public var event: String
     /// The body's `event_ts` (milliseconds since 1970), when given.
     public var eventTimestampMilliseconds: Int64?
@@ -41,6 +41,8 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
     public var userID: String?
     /// `payload.deauthorization_time` as Zoom wrote it (RFC 3339).
     public var deauthorizationTime: String?
+    /// For a meeting event (`meeting.started`, `meeting.participant_joined`, ...): the event as sitroom applies it.
+    public var meeting: ZoomMeetingEvent?
 
     public init(
         headers: [Header],
@@ -52,7 +54,8 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
         accountID: String,
         clientID: String?,
         userID: String?,
-        deauthorizationTime: String?
+        deauthorizationTime: String?,
+        meeting: ZoomMeetingEvent? = nil
     ) {
         self.headers = headers
         self.body = body
@@ -64,6 +67,7 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
         self.clientID = clientID
         self.userID = userID
         self.deauthorizationTime = deauthorizationTime
+        self.meeting = meeting
     }
 
     /// The value of the first header named `name` (case-insensitive), or `nil`.

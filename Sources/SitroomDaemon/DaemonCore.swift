@@ -17,6 +17,8 @@ public actor DaemonCore {
     public let pool: AccountPool
     public let notifier: Notifier
     public let provisioner: RoomProvisioner
+    /// The integrations' WebSocket event subscriptions (the live room).
+    public let meetingEvents: MeetingEventSubscriptions
     private let clock: any WallClock
     private let logger: Logger
     private let startedAt: Double
@@ -58,6 +60,7 @@ public actor DaemonCore {
         provisioner = try RoomProvisioner(
             store: store, pool: pool, registry: registry, notifier: notifier, configuration: configuration, clock: clock,
             logger: logger, metrics: metrics)
+        meetingEvents = MeetingEventSubscriptions(provisioner: provisioner, registry: registry, metrics: metrics, logger: logger)
         startedAt = clock.now()
         appliedAt = startedAt
         lastReloadSuccessAt = startedAt
@@ -70,6 +73,7 @@ public actor DaemonCore {
         try await notifier.restore()
         if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
         try await provisioner.recover()
+        await meetingEvents.configure(configuration)
     }
 
     /// Tells `status` how to count the spool backlog.
@@ -164,6 +168,7 @@ public actor DaemonCore {
         }
         await pool.configure(configuration)
         await notifier.configure(configuration, varDirectory: paths.varDirectory)
+        await meetingEvents.configure(configuration)
         logWarnings(configuration, logger: logger)
         generation += 1
         appliedAt = clock.now()
@@ -183,8 +188,9 @@ public actor DaemonCore {
     }
 
     /// Applies a Zoom webhook delivery from the spool (SPEC §4: header lines, a blank line, the raw body).
-    /// Only `app_deauthorized` is acted on: verified with the webhook secret of the integration whose
-    /// `client_id` it names, it deletes the tokens it covers, marks the integration (or the host of that user)
+    /// A meeting event (``ZoomMeetingEvent``), verified with the webhook secret of an integration of its account,
+    /// updates the live meeting of the open room it names (``RoomProvisioner/applyMeetingEvent(_:via:)``).
+    /// `app_deauthorized`, verified with the webhook secret of the integration whose `client_id` it names, it deletes the tokens it covers, marks the integration (or the host of that user)
     /// `needs_reauthorization`, makes the rooms of open incidents on it `unavailable`, and tells the admins.
     /// Applying the same delivery twice (after a crash) changes nothing more.
     /// - Parameters:
@@ -194,10 +200,18 @@ public actor DaemonCore {
     /// - Returns: what was done, for the log.
     /// - Throws: ``WebhookError`` (forged, stale, unknown app): the file is rejected.
     public func applyZoomWebhook(_ event: ZoomWebhookEvent, receivedAt: Double) async throws -> String {
-        guard let clientID = event.clientID else { throw WebhookError("payload.client_id: missing") }
         let file = ZoomWebhookFile(
             headers: Dictionary(event.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
             body: event.body)
+        if let meeting = event.meeting {
+            // A meeting event names no app: any integration of its account (or without an account_id set) whose
+            // webhook secret verifies it. Only meetings sitroom made change anything.
+            let candidates = live.integrations.values.filter { $0.accountID == nil || $0.accountID == event.accountID }
+                .sorted { $0.name < $1.name }
+            _ = try verifiedIntegration(file, candidates: candidates, receivedAt: receivedAt)
+            return await provisioner.applyMeetingEvent(meeting, via: "webhook")
+        }
+        guard let clientID = event.clientID else { throw WebhookError("payload.client_id: missing") }
         let candidates = live.integrations.values.filter { $0.clientID == clientID }.sorted { $0.name < $1.name }
         guard !candidates.isEmpty else {
             throw WebhookError("payload.client_id: no integration has client_id \(clientID)")
@@ -235,13 +249,37 @@ public actor DaemonCore {
         return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
     }
 
+    /// The first of `candidates` whose `webhook_secret_file` verifies `file`.
+    /// - Throws: ``WebhookError`` naming each candidate's problem when none does.
+    private func verifiedIntegration(
+        _ file: ZoomWebhookFile, candidates: [IntegrationConfig], receivedAt: Double
+    ) throws -> IntegrationConfig {
+        var problems: [String] = []
+        for integration in candidates {
+            guard let secretFile = integration.webhookSecretFile else {
+                problems.append("\(integration.name) has no webhook_secret_file")
+                continue
+            }
+            do {
+                let secret = try IntegrationRegistry.readSecret(secretFile, key: "webhook_secret_file")
+                try file.verify(secret: secret, receivedAt: receivedAt)
+                return integration
+            } catch {
+                problems.append("\(integration.name): \(error)")
+            }
+        }
+        throw WebhookError(problems.isEmpty ? "no integration of this Zoom account" : problems.joined(separator: "; "))
+    }
+
     /// What the metrics file shows of the daemon's state, without the store's counts (``Housekeeper`` adds them).
     public func gauges(spoolBacklog: Int, store counts: StoreCounts) async -> MetricsGauges {
         let integrations = await registry.snapshot().map { (name: $0.name, state: $0.record.state) }
-        return MetricsGauges(
+        var gauges = MetricsGauges(
             startedAt: startedAt, integrations: integrations, pool: await pool.snapshot(), spoolBacklog: spoolBacklog,
             generation: generation, lastReloadSuccessful: lastReloadSuccessful, lastReloadSuccessAt: lastReloadSuccessAt,
             store: counts, now: clock.now())
+        gauges.eventSubscriptions = await meetingEvents.snapshot().map { ($0.integration, $0.state == .connected) }
+        return gauges
     }
 
     /// The live `store.keep_*` settings, for the purge.
@@ -503,7 +541,7 @@ public actor DaemonCore {
         var byState: [String: Int] = [:]
         for (state, count) in try await provisioner.roomCounts() { byState[state.rawValue] = count }
         let open = RoomState.allCases.filter(\.isOpen).map { byState[$0.rawValue] ?? 0 }.reduce(0, +)
-        return StatusReport(
+        var report = StatusReport(
             version: sitroomVersion, uptimeSeconds: Int(clock.now() - startedAt),
             generation: StatusReport.Generation(
                 number: generation, appliedAt: rfc3339UTC(appliedAt),
@@ -525,6 +563,10 @@ public actor DaemonCore {
             store: StatusReport.StoreState(
                 readersInUse: readers.used, readerSlots: readers.size,
                 staleReadersCleared: staleReadersCleared))
+        report.eventSubscriptions = await meetingEvents.snapshot().map {
+            StatusReport.EventSubscription(integration: $0.integration, state: $0.state.rawValue)
+        }
+        return report
     }
 
     private func status(json: Bool) async throws -> ControlReply {
@@ -625,16 +667,28 @@ public actor DaemonCore {
     /// empty listing says so.
     private func rooms(all: Bool, json: Bool) async throws -> ControlReply {
         let rooms = try await provisioner.rooms(openOnly: !all)
-        if json { return .ok(try Self.json(rooms.map(Self.roomObject))) }
+        let people = try await provisioner.participants(of: rooms.filter { $0.live != nil }.map(\.incidentID))
+        func presence(_ room: Room) -> LivePresence? {
+            room.live.map { LivePresence($0, participants: people[room.incidentID] ?? []) }
+        }
+        if json {
+            return .ok(
+                try Self.json(
+                    rooms.map { room in
+                        var object = Self.roomObject(room)
+                        object["present"] = presence(room)?.present ?? NSNull()
+                        return object
+                    }))
+        }
         if rooms.isEmpty { return .ok(all ? "no rooms" : "no open rooms (`rooms all` lists ended ones too)") }
         let now = clock.now()
         return .ok(
             Self.table(
-                ["INCIDENT", "ROOM", "STATE", "AGE", "INTEGRATION", "HOST", "JOIN URL", "REASON"],
+                ["INCIDENT", "ROOM", "STATE", "AGE", "PRESENT", "INTEGRATION", "HOST", "JOIN URL", "REASON"],
                 rooms.map {
                     [
-                        $0.incidentID, $0.id, $0.state.rawValue, TextTable.age(now - $0.createdAt), $0.integration ?? "",
-                        $0.hostID ?? "", $0.joinURL ?? "", $0.reason ?? "",
+                        $0.incidentID, $0.id, $0.state.rawValue, TextTable.age(now - $0.createdAt),
+                        presence($0)?.column ?? "", $0.integration ?? "", $0.hostID ?? "", $0.joinURL ?? "", $0.reason ?? "",
                     ]
                 }
             ).joined(separator: "\n"))
@@ -681,8 +735,19 @@ public actor DaemonCore {
             object["stage"] = record.stage.rawValue
             object["participants"] = record.participants.count
             object["unreachable"] = record.unreachable.map { ["name": $0.name, "reason": $0.reason] }
+            if let live = room.live {
+                let presence = LivePresence(live, participants: record.participants, readyAt: room.readyAt)
+                object["meeting"] = presence.meetingObject
+                object["present"] = presence.present
+                object["attendance"] = presence.attendanceObjects
+                object["others_present"] = presence.others.map { ["name": $0.name, "email": $0.email ?? NSNull()] as [String: Any] }
+            } else {
+                object["meeting"] = NSNull()
+                object["present"] = NSNull()
+            }
             return .ok(try Self.json(object))
         }
+        let live = room.live.map { LivePresence($0, participants: record.participants, readyAt: room.readyAt) }
         let rows: [(String, String)] = [
             ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
             ("state", room.state.rawValue), ("reason", room.reason ?? ""),
@@ -692,7 +757,7 @@ public actor DaemonCore {
             ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
         ] + record.unreachable.enumerated().map { index, person in
             (index == 0 ? "not told" : "", "\(person.name): \(person.reason)")
-        }
+        } + (live?.rows ?? [("meeting", "no event from Zoom yet")])
         return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }.joined(separator: "\n"))
     }
 

@@ -172,6 +172,7 @@ public enum DaemonMain {
                     while !Task.isCancelled {
                         do { try await Task.sleep(for: .seconds(5)) } catch { return }
                         await core.provisioner.tick()
+                        await core.notifier.tick()
                     }
                 }
             },
@@ -185,6 +186,7 @@ public enum DaemonMain {
                 // hold is durable in LMDB, so in-flight Zoom calls are safely parked and resumed at start.
                 try? await gracefulShutdown()
                 await core.notifyService([("STOPPING", "1"), ("STATUS", "stopping")])
+                await core.meetingEvents.stop()
                 await core.provisioner.stop()
                 await core.notifier.stop()
             },

@@ -13,6 +13,9 @@ public final class SitroomMetrics: MetricsRegistry, @unchecked Sendable {
     /// Bucket bounds of the provisioning latency histogram, in seconds: a room is usually ready in a second or
     /// two; minutes mean waiting for a host.
     public static let provisioningBuckets: [Double] = [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800]
+    /// Bounds of the live room's histograms (`sitroom_meeting_first_join_seconds`, `..._assembled_seconds`), seconds
+    /// from the room ready (the link sent) on: people join within minutes, or much later.
+    public static let joinBuckets: [Double] = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600]
     /// Bounds of `sitroom_room_group_commit_writes` (room writes per synced commit).
     public static let groupCommitBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
@@ -184,6 +187,24 @@ public enum MetricsCatalog {
             help: "Entries deleted by the purge (rooms, notices, incidents, audit)."
         ),
         Family(name: "sitroom_backups_total", type: "counter", help: "Backups by outcome (ok, error)."),
+        Family(
+            name: "sitroom_meeting_first_join_seconds", type: "histogram",
+            help: "Time from a room ready (its link sent) to the first of its participants joining the meeting."),
+        Family(
+            name: "sitroom_meeting_assembled_seconds", type: "histogram",
+            help: "Time from a room ready to all of its participants with an email being in the meeting at once."),
+        Family(
+            name: "sitroom_zoom_event_subscription_connected", type: "gauge",
+            help: "1 while the integration's Zoom WebSocket event subscription is connected, else 0."),
+        Family(
+            name: "sitroom_zoom_event_subscription_reconnects_total", type: "counter",
+            help: "Connections of Zoom WebSocket event subscriptions after the first (each one after a drop)."),
+        Family(
+            name: "sitroom_meeting_joins_total", type: "counter",
+            help: "Participants joining sitroom's meetings, from Zoom's meeting.participant_joined events."),
+        Family(
+            name: "sitroom_meeting_leaves_total", type: "counter",
+            help: "Participants leaving sitroom's meetings, from Zoom's meeting.participant_left events."),
     ]
 }
 
@@ -201,6 +222,8 @@ public struct MetricsGauges: Sendable {
     public var readers: (used: Int, size: Int) = (0, 0)
     /// Seconds since 1970, for the age of the longest-waiting room.
     public var now: Double
+    /// Each integration's WebSocket event subscription: connected or not.
+    public var eventSubscriptions: [(integration: String, connected: Bool)] = []
 }
 
 extension SitroomMetrics {
@@ -233,6 +256,12 @@ extension SitroomMetrics {
             case "sitroom_room_provisioning_seconds", "sitroom_room_group_commit_writes":
                 let bounds = name == "sitroom_room_provisioning_seconds" ? Self.provisioningBuckets : Self.groupCommitBuckets
                 out.histogram(name, [], histograms[name]?[Labels([])] ?? Histogram(bounds: bounds))
+            case "sitroom_meeting_first_join_seconds", "sitroom_meeting_assembled_seconds":
+                out.histogram(name, [], histograms[name]?[Labels([])] ?? Histogram(bounds: Self.joinBuckets))
+            case "sitroom_zoom_event_subscription_connected":
+                for (integration, connected) in gauges.eventSubscriptions {
+                    out.sample(name, [("integration", integration)], connected ? 1 : 0)
+                }
             case "sitroom_integration_state":
                 for entry in gauges.integrations {
                     for state in IntegrationState.allCases {

@@ -86,6 +86,7 @@ struct NoticePlanner {
         if let notice = chatNotice(.roomReady, room, record, now), try store.enqueue(notice, txn) {
             queued.append(notice)
         }
+        queued += try planNudges(room: room, record: record, now: now, txn)
         if !record.unreachable.isEmpty {
             // The admins hear once per room (the notices' ids are the room's) who could not be told, and why.
             var listing = room
@@ -93,6 +94,64 @@ struct NoticePlanner {
             queued += try admins(.adminUnreachable, room: listing, record: record, now: now, txn)
         }
         return queued
+    }
+
+    /// The `nudge` of each participant with an email who has not joined, on each notify channel, due
+    /// `notify.nudge.after` from now: only when that is not `0s` and the room's integration receives Zoom's meeting
+    /// events (without them nobody can be known to have joined). Keyed like every notice, so planning again queues
+    /// a nudge only for someone new; one who joined meanwhile gets none. Email nudges thread with the first mail.
+    /// - Returns: The notices newly queued.
+    private func planNudges(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
+        guard notify.nudgeAfter > 0, let integration = room.integration,
+            configuration.integrations[integration]?.events.any == true
+        else { return [] }
+        var queued: [Notice] = []
+        let due = now + notify.nudgeAfter
+        for person in record.participants where person.email != nil {
+            if let live = room.live, live.standing(of: person) != .notYet { continue }
+            let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
+            var thread: String? = nil
+            for kind in [NoticeKind.invitation, .roomReady] where thread == nil {
+                let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: .email)
+                if try exists(id, txn) { thread = id }
+            }
+            for channel in notify.channels {
+                guard var notice = participantNotice(.nudge, channel, person, room, record, context, now) else { continue }
+                notice.nextAttemptAt = due
+                notice.lifetimeStart = due
+                if notice.channel == .email { notice.threadNoticeID = thread }
+                if try store.enqueue(notice, txn) { queued.append(notice) }
+            }
+        }
+        return queued
+    }
+
+    /// Withdraws `person`'s nudges that were never tried: they joined the meeting.
+    /// - Returns: The notices withdrawn (state `withdrawn`), for the notifier to forget.
+    func joined(room: Room, person: Participant, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
+        try withdraw([.nudge], room: room, people: [person], now: now, detail: "not sent: they joined the meeting", txn)
+    }
+
+    /// Withdraws `kinds` of notices of `people` in `room` still waiting for their time (never tried).
+    private func withdraw(
+        _ kinds: [NoticeKind], room: Room, people: [Participant], now: Double, detail: String, _ txn: borrowing Transaction
+    ) throws -> [Notice] {
+        var withdrawn: [Notice] = []
+        for person in people {
+            for kind in kinds {
+                for channel in NoticeChannel.allCases where channel != .chat {
+                    let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: channel)
+                    guard var notice = try store.get(Notice.self, store.tables.outbox, id, txn), notice.state == .pending,
+                        notice.attempts == 0
+                    else { continue }
+                    notice.state = .withdrawn
+                    notice.detail = detail
+                    try store.putNotice(notice, txn)
+                    withdrawn.append(notice)
+                }
+            }
+        }
+        return withdrawn
     }
 
     /// `Name: reason` per person, one per line (for `admin-unreachable`'s `room.reason`).
@@ -107,6 +166,8 @@ struct NoticePlanner {
     /// - Returns: The notices newly queued.
     func roomEnded(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
         var queued: [Notice] = try withdrawFollowUps(room: room, record: record, now: now, txn)
+        queued += try withdraw(
+            [.nudge], room: room, people: record.participants, now: now, detail: "not sent: the room ended before it was due", txn)
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             for channel in NoticeChannel.allCases where channel != .chat {

@@ -175,6 +175,10 @@ public actor Notifier {
         }
     }
 
+    /// Looks at the queue again (every few seconds, from the daemon's timer): a notice whose time came is started
+    /// even if the wake-up planned for it was lost.
+    public func tick() { poke() }
+
     /// Stops starting deliveries and timers. A delivery already with its transport finishes (or times out); one
     /// interrupted by the process exiting stays `sending` and is sent again at the next start.
     public func stop() {
@@ -266,7 +270,7 @@ public actor Notifier {
         switch kind {
         case .invitation: 0
         case .roomReady: 1
-        case .followUp: 2
+        case .followUp, .nudge: 2
         case .roomFailed: 3
         case .roomEnded: 4
         case .adminRoomFailed, .adminReauthorize, .adminWaiting, .adminUnreachable: 5

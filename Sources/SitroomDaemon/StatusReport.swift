@@ -17,9 +17,19 @@ public struct StatusReport: Sendable, Encodable {
     public var outbox: Outbox
     public var spool: Spool
     public var store: StoreState
+    /// Each integration's Zoom WebSocket event subscription: `{integration, state}` (`connecting`, `connected`,
+    /// `disconnected`); empty when none is configured.
+    public var eventSubscriptions: [EventSubscription] = []
+
+    /// One WebSocket event subscription in `status`.
+    public struct EventSubscription: Sendable, Encodable {
+        public var integration: String
+        public var state: String
+    }
 
     enum CodingKeys: String, CodingKey {
         case version, generation, integrations, pool, rooms, outbox, spool, store
+        case eventSubscriptions = "event_subscriptions"
         case uptimeSeconds = "uptime_seconds"
     }
 
@@ -225,6 +235,11 @@ public struct StatusReport: Sendable, Encodable {
         lines.append(
             "store: LMDB readers \(store.readersInUse)/\(store.readerSlots) in use; \(store.staleReadersCleared) stale "
                 + "cleared since start")
+        if !eventSubscriptions.isEmpty {
+            lines.append(
+                "zoom events (websocket): "
+                    + eventSubscriptions.map { "\($0.integration) \($0.state)" }.joined(separator: ", "))
+        }
         return lines.joined(separator: "\n")
     }
 }

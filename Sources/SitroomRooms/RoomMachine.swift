@@ -290,6 +290,7 @@ public struct RoomMachine: Sendable {
     ) -> RoomStep {
         room.state = .ready
         room.createPhase = .done
+        if room.meetingID != meeting.id { room.readyAt = now }  // its link goes out now (not again on a reopen)
         room.meetingID = meeting.id
         room.joinURL = meeting.joinURL
         room.passcode = meeting.passcode

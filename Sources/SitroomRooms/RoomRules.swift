@@ -13,6 +13,7 @@ public enum RoomRules {
         var room = wanted
         room.endRequested = stored.endRequested
         room.closedByOperator = stored.closedByOperator
+        room.live = stored.live  // only Zoom's events change it, in their own writes
         return room
     }
 
@@ -32,6 +33,7 @@ public enum RoomRules {
     /// - Parameter now: seconds since 1970.
     public static func endCommit(_ ending: Room, stored: Room?, now: Double) -> EndCommit {
         var room = ending
+        if let stored { room.live = stored.live }
         func ended() -> Room {
             var done = room
             done.state = .ended

@@ -76,6 +76,8 @@ public struct Meeting: Sendable, Hashable {
     public var password: String?
     public var agenda: String?
     public var hostID: String?
+    /// `status` as "Get a meeting" answers it: `waiting` (not started, or ended) or `started`; `nil` when absent.
+    public var status: String? = nil
 }
 
 /// Zoom's REST API and OAuth token endpoint over libcurl.
@@ -210,6 +212,46 @@ public struct ZoomClient: Sendable {
         return try Self.meeting(from: response.body, apiURL: apiURL)
     }
 
+    /// Someone in a live meeting, as Zoom's Dashboards list them.
+    public struct LiveParticipant: Sendable, Hashable {
+        public var name: String
+        /// Lower-cased; `nil` for guests and phone users.
+        public var email: String?
+        /// Seconds since 1970.
+        public var joinedAt: Double
+        /// Seconds since 1970 when this stay ended; `nil` while in the meeting.
+        public var leftAt: Double?
+    }
+
+    /// Zoom API (Dashboards) "List meeting participants": `GET /metrics/meetings/{meetingId}/participants?type=live`,
+    /// all pages. Zoom offers it to Business plans and up, with the scope `dashboard_meetings:read:admin`
+    /// (granular: `dashboard:read:list_meeting_participants:admin`); other accounts get an error, which the caller
+    /// takes as "not available".
+    public func liveParticipants(token: String, meetingID: Int64) async throws(ZoomError) -> [LiveParticipant] {
+        var found: [LiveParticipant] = []
+        var pageToken = ""
+        repeat {
+            var url = "\(apiURL)/metrics/meetings/\(meetingID)/participants?type=live&page_size=300"
+            if !pageToken.isEmpty { url += "&next_page_token=\(Self.queryEscape(pageToken))" }
+            let response = try await send(
+                HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout), .getMeeting)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
+                throw ZoomError(.invalidResponse(message: "meeting participants answer is not a JSON object"))
+            }
+            for item in object["participants"] as? [[String: Any]] ?? [] {
+                guard let joined = MeetingEventReader.time(item["join_time"]) else { continue }
+                let email = (item["email"] as? String)?.trimmingCharacters(in: .whitespaces).lowercased()
+                found.append(
+                    LiveParticipant(
+                        name: OneLine.clean(item["user_name"] as? String ?? "", limit: 200),
+                        email: email?.isEmpty == false ? email : nil, joinedAt: joined,
+                        leftAt: MeetingEventReader.time(item["leave_time"])))
+            }
+            pageToken = object["next_page_token"] as? String ?? ""
+        } while !pageToken.isEmpty
+        return found
+    }
+
     /// Zoom API "List meetings": `GET /users/{userId}/meetings`, all pages (`next_page_token`).
     /// - Complexity: one request per 300 meetings.
     public func listMeetings(token: String, userID: String, type: String = "scheduled") async throws(ZoomError) -> [Meeting] {
@@ -328,7 +370,7 @@ public struct ZoomClient: Sendable {
         }
         return Meeting(
             id: id, joinURL: joinURL, password: (object["password"] as? String).flatMap { $0.isEmpty ? nil : $0 },
-            agenda: object["agenda"] as? String, hostID: object["host_id"] as? String)
+            agenda: object["agenda"] as? String, hostID: object["host_id"] as? String, status: object["status"] as? String)
     }
 
     static func headers(token: String, json: Bool = false) -> [(name: String, value: String)] {

@@ -36,9 +36,23 @@ public struct SimMeeting: Sendable {
     public var overCapacity: Bool
     /// The client that created it.
     public var createdBy: String
+    /// Who is in the meeting now, in order of joining (``SimState/participant(meetingID:action:email:name:guest:phone:participantUUID:)``).
+    public var participants: [SimParticipant] = []
 
     /// Live meetings count against the host's `concurrent_meetings`.
     public var isLive: Bool { status == .waiting || status == .started }
+}
+
+/// Someone in a simulated meeting.
+public struct SimParticipant: Sendable, Hashable {
+    /// `participant_uuid`: one person in one meeting.
+    public var participantUUID: String
+    /// `user_id` in the meeting (Zoom numbers participants; not an account's user id).
+    public var userID: String
+    public var name: String
+    /// Empty for guests and phone users, as in Zoom's events.
+    public var email: String
+    public var joinedAt: Date
 }
 
 /// Who a valid bearer token speaks for.
@@ -161,6 +175,9 @@ public actor SimState {
     public let configuration: SimConfiguration
     /// Event subscriptions and their deliveries (``SimWebhooks``).
     public let webhooks = SimWebhooks()
+    /// Meeting events on their way to webhooks and WebSocket connections, in the order they happened.
+    public let events: SimEventHub
+    private var participantSeq = 16_778_240
     /// `http://127.0.0.1:PORT`, used in `api_url`, `join_url` and `start_url`.
     public private(set) var baseURL: String
 
@@ -200,6 +217,7 @@ public actor SimState {
     public init(configuration: SimConfiguration, baseURL: String = "http://127.0.0.1:9") {
         self.configuration = configuration
         self.baseURL = baseURL
+        self.events = SimEventHub(webhooks: webhooks)
         self.mediumPerSecond = configuration.limits.mediumPerSecond
         self.lightPerSecond = configuration.limits.lightPerSecond
         self.passcodePolicy = configuration.passcodePolicy
@@ -759,6 +777,26 @@ public actor SimState {
         meetingJSON(try accessibleMeeting(idText, caller: caller), includeStatus: true)
     }
 
+    /// `GET /metrics/meetings/{meetingId}/participants?type=live` (Dashboards, "List meeting participants"; Zoom
+    /// documents it for Business plans and up with the dashboard scopes, which the simulator does not check): who
+    /// is in the started meeting now, `{page_count, page_size, total_records, next_page_token, participants: [{id,
+    /// user_id, user_name, email, join_time}]}` (no `leave_time`: nobody listed has left); empty for a meeting not
+    /// started.
+    public func liveParticipants(_ idText: String, caller: Caller) throws -> JSON {
+        let meeting = try accessibleMeeting(idText, caller: caller)
+        let people = meeting.status == .started ? meeting.participants : []
+        return [
+            "page_count": 1, "page_size": 300, "total_records": .number(people.count), "next_page_token": "",
+            "participants": .array(
+                people.map {
+                    [
+                        "id": .string($0.userID), "user_id": .string($0.userID), "user_name": .string($0.name),
+                        "email": .string($0.email), "join_time": .string(Self.format($0.joinedAt)),
+                    ]
+                }),
+        ]
+    }
+
     /// `GET /users/{userId}/meetings` (operation `meetings`): `type` scheduled (default: not deleted),
     /// live (started), upcoming / upcoming_meetings (waiting, not yet over), previous_meetings (ended);
     /// oldest first; `page_size` 30 by default, at most 300.
@@ -844,11 +882,14 @@ public actor SimState {
         switch action {
         case "end":
             var meeting = try accessibleMeeting(idText, caller: caller)
+            let wasStarted = meeting.status == .started
             if meeting.isLive {
                 meeting.status = .ended
                 meeting.endedAt = now()
+                meeting.participants = []
             }
             meetings[meeting.id] = meeting
+            if wasStarted { emitEnded(meeting) }
         case "recover":
             guard let id = Int64(idText), var meeting = meetings[id], meeting.accountID == caller.accountID,
                 caller.userID == nil || caller.userID == meeting.hostID
@@ -869,19 +910,124 @@ public actor SimState {
         guard var meeting = meetings[id], meeting.status == .waiting || meeting.status == .started || meeting.status == .ended
         else { return false }
         if let zak, zak != meeting.zak { return false }
+        let wasStarted = meeting.status == .started
         meeting.status = .started
         meeting.endedAt = nil
         meetings[id] = meeting
+        if !wasStarted { emitStarted(meeting) }
         return true
     }
 
     /// Ends a meeting as if its host left (test surface).
     public func endMeetingFromClient(id: Int64) -> Bool {
         guard var meeting = meetings[id], meeting.status == .started || meeting.status == .waiting else { return false }
+        let wasStarted = meeting.status == .started
         meeting.status = .ended
         meeting.endedAt = now()
+        meeting.participants = []
         meetings[id] = meeting
+        if wasStarted { emitEnded(meeting) }
         return true
+    }
+
+    // MARK: Playing a meeting (events)
+
+    /// `POST /_sim/meetings/{id}/participants`: someone joins or leaves. Joining a meeting nobody started starts it
+    /// (its `meeting.started` goes first); guests and phone users join with an empty email, as Zoom reports them.
+    /// - Returns: the participant.
+    /// - Throws: 404 for a meeting that is not live; 400 for a leave of someone not in it.
+    public func participant(
+        meetingID id: Int64, action: String, email: String?, name: String?, guest: Bool, phone: Bool,
+        participantUUID: String?
+    ) throws -> SimParticipant {
+        guard var meeting = meetings[id], meeting.isLive || meeting.status == .ended else {
+            throw ZoomAPIError.meetingNotFound(String(id))
+        }
+        switch action {
+        case "join":
+            if meeting.status != .started {
+                meeting.status = .started
+                meeting.endedAt = nil
+                meetings[id] = meeting
+                emitStarted(meeting)
+            }
+            participantSeq += 1
+            let person = SimParticipant(
+                participantUUID: participantUUID ?? Self.randomUUID(), userID: String(participantSeq),
+                name: name ?? (guest || phone ? (phone ? "Dial-in user" : "Guest") : email ?? "Participant"),
+                email: guest || phone ? "" : (email ?? ""), joinedAt: now())
+            meeting.participants.append(person)
+            meetings[id] = meeting
+            events.publish(
+                "meeting.participant_joined", payload: eventPayload(meeting, participant: participantJSON(person, time: "join_time")),
+                clientID: meeting.createdBy, accountID: meeting.accountID)
+            return person
+        case "leave":
+            guard
+                let index = meeting.participants.firstIndex(where: {
+                    ($0.participantUUID == participantUUID && participantUUID != nil)
+                        || (email != nil && $0.email.lowercased() == email!.lowercased())
+                })
+            else { throw ZoomAPIError.validation(field: "email", "nobody with that email or participant_uuid is in the meeting") }
+            let person = meeting.participants.remove(at: index)
+            meetings[id] = meeting
+            var object = participantJSON(person, time: "leave_time")
+            if case .object(let fields) = object { object = .object(fields + [("leave_reason", .string("left the meeting"))]) }
+            events.publish(
+                "meeting.participant_left", payload: eventPayload(meeting, participant: object), clientID: meeting.createdBy,
+                accountID: meeting.accountID)
+            return person
+        default:
+            throw ZoomAPIError.validation(field: "action", "action must be join or leave")
+        }
+    }
+
+    /// `meeting.started`: `payload.object` {id, uuid, host_id, topic, type, start_time} (Zoom's meeting events
+    /// reference, developers.zoom.us/docs/api/meetings/events/).
+    private func emitStarted(_ meeting: SimMeeting) {
+        var payload = eventPayload(meeting, participant: nil)
+        payload = Self.setObjectField(payload, "start_time", .string(Self.format(now())))
+        events.publish("meeting.started", payload: payload, clientID: meeting.createdBy, accountID: meeting.accountID)
+    }
+
+    /// `meeting.ended`: as `meeting.started`, with `end_time`.
+    private func emitEnded(_ meeting: SimMeeting) {
+        var payload = eventPayload(meeting, participant: nil)
+        payload = Self.setObjectField(payload, "start_time", .string(Self.format(meeting.startTime)))
+        payload = Self.setObjectField(payload, "end_time", .string(Self.format(meeting.endedAt ?? now())))
+        events.publish("meeting.ended", payload: payload, clientID: meeting.createdBy, accountID: meeting.accountID)
+    }
+
+    /// `{"account_id", "object": {"id", "uuid", "host_id", "topic", "type", "participant"?}}`.
+    private func eventPayload(_ meeting: SimMeeting, participant: JSON?) -> JSON {
+        var object: [(String, JSON)] = [
+            ("id", .int(meeting.id)), ("uuid", .string(meeting.uuid)), ("host_id", .string(meeting.hostID)),
+            ("topic", .string(meeting.topic)), ("type", .number(meeting.type)), ("timezone", .string(meeting.timezone)),
+            ("duration", .number(meeting.duration)),
+        ]
+        if let participant { object.append(("participant", participant)) }
+        return ["account_id": .string(meeting.accountID), "object": .object(object)]
+    }
+
+    /// A participant as Zoom's participant events carry it: `user_id`, `user_name`, `participant_uuid`,
+    /// `join_time` or `leave_time`, `email`.
+    private func participantJSON(_ person: SimParticipant, time key: String) -> JSON {
+        [
+            "user_id": .string(person.userID), "user_name": .string(person.name),
+            "participant_uuid": .string(person.participantUUID), "email": .string(person.email),
+            "id": .string(""), key: .string(Self.format(key == "join_time" ? person.joinedAt : now())),
+        ]
+    }
+
+    private static func setObjectField(_ payload: JSON, _ key: String, _ value: JSON) -> JSON {
+        guard case .object(let top) = payload, case .object(let object)? = payload["object"] else { return payload }
+        let updated = JSON.object(object.filter { $0.0 != key } + [(key, value)])
+        return .object(top.map { $0.0 == "object" ? ($0.0, updated) : $0 })
+    }
+
+    private static func randomUUID() -> String {
+        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        return Data(bytes).base64EncodedString()
     }
 
     /// Whether `GET /j/{id}?pwd=` would let a participant in: the meeting exists, is not deleted, and the
@@ -1181,6 +1327,13 @@ public actor SimState {
                     "created_at": .string(Self.format(m.createdAt)), "ended_at": .optional(m.endedAt.map(Self.format)),
                     "deleted_at": .optional(m.deletedAt.map(Self.format)), "over_capacity": .bool(m.overCapacity),
                     "client_id": .string(m.createdBy), "settings": m.settings,
+                    "participants": .array(
+                        m.participants.map {
+                            [
+                                "participant_uuid": .string($0.participantUUID), "user_id": .string($0.userID),
+                                "user_name": .string($0.name), "email": .string($0.email),
+                            ]
+                        }),
                 ]
             })
     }

@@ -28,11 +28,13 @@ struct ReplyWithheld: Error {}
 /// the Zoom pages each behaviour cites):
 /// `POST /oauth/token`, `POST /oauth/revoke`, `GET /oauth/authorize`, `POST|GET /v2/users/{userId}/meetings`,
 /// `GET|PATCH|DELETE /v2/meetings/{meetingId}`, `PUT /v2/meetings/{meetingId}/status`,
-/// `GET /v2/users/{userId}`, `GET /v2/users`; plus `GET /j/{id}` (join link) and `GET /s/{id}` (start link).
+/// `GET /v2/users/{userId}`, `GET /v2/users`, `GET /v2/metrics/meetings/{meetingId}/participants?type=live`; plus `GET /j/{id}` (join link) and `GET /s/{id}` (start link).
 ///
 /// Test surface (no auth, JSON): `GET /_sim/meetings`, `GET|DELETE /_sim/requests`, `GET /_sim/tokens`,
 /// `GET /_sim/users`, `GET|POST|DELETE /_sim/faults`, `GET|POST /_sim/clock`, `POST /_sim/authorize`,
-/// `POST /_sim/meetings/{id}/start`, `POST /_sim/meetings/{id}/end`; webhooks: `GET|POST /_sim/webhooks`,
+/// `POST /_sim/meetings/{id}/start`, `POST /_sim/meetings/{id}/end`, `POST /_sim/meetings/{id}/participants`
+/// (`{action: join|leave, email?, name?, guest?, phone?, participant_uuid?}`), `GET /_sim/websockets`,
+/// `POST /_sim/websockets/drop` (``SimEventHub``); the WebSocket event subscription `GET /ws`; webhooks: `GET|POST /_sim/webhooks`,
 /// `DELETE /_sim/webhooks/{clientId}`, `POST /_sim/apps/{clientId}/deauthorize` (``SimWebhooks``).
 ///
 /// Fault kinds of `POST /_sim/faults` (``SimState/applyFault(_:)``): `latency`, `status`, `hold_create_reply`,
@@ -68,6 +70,7 @@ public enum ZoomSimulator {
     ) -> some ApplicationProtocol {
         Application(
             router: buildRouter(state: state),
+            server: webSocketUpgrade(state: state),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             services: [],
             onServerRunning: { channel in
@@ -269,6 +272,10 @@ public enum ZoomSimulator {
             let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .getMeeting)
             return json(try await state.getMeeting(parameter(context, "meetingId"), caller: caller))
         }
+        v2.get("/metrics/meetings/:meetingId/participants") { request, context -> Response in
+            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium)
+            return json(try await state.liveParticipants(parameter(context, "meetingId"), caller: caller))
+        }
         v2.patch("/meetings/:meetingId") { request, context -> Response in
             let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .updateMeeting)
             let body = try await jsonBody(request)
@@ -330,6 +337,22 @@ public enum ZoomSimulator {
                 throw ZoomAPIError.meetingNotFound(parameter(context, "id"))
             }
             return json(["ok": true])
+        }
+        sim.post("/meetings/:id/participants") { request, context -> Response in
+            guard let id = Int64(parameter(context, "id")) else { throw ZoomAPIError.meetingNotFound(parameter(context, "id")) }
+            let body = try await jsonBody(request)
+            let person = try await state.participant(
+                meetingID: id, action: body["action"]?.stringValue ?? "", email: body["email"]?.stringValue,
+                name: body["name"]?.stringValue, guest: body["guest"]?.boolValue ?? false, phone: body["phone"]?.boolValue ?? false,
+                participantUUID: body["participant_uuid"]?.stringValue)
+            return json([
+                "participant_uuid": .string(person.participantUUID), "user_id": .string(person.userID),
+                "user_name": .string(person.name), "email": .string(person.email),
+            ])
+        }
+        sim.get("/websockets") { _, _ in json(await state.events.sockets.listJSON()) }
+        sim.post("/websockets/drop") { _, _ -> Response in
+            json(["dropped": .number(await state.events.sockets.dropAll())])
         }
         sim.get("/requests") { request, _ in
             json(await state.requestsJSON(since: queryParams(request)["since"].flatMap { Int($0) } ?? 0))

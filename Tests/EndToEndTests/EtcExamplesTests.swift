@@ -55,10 +55,12 @@ struct EtcExamplesTests {
             uncomment: ["transport: http", "url: https://api.example-sms", "from: \"+15005550006\"", "username: AC1", "password_file: secrets/sms"],
             drop: ["transport: file"]),
         Variant(file: "sitroom.yaml", uncomment: ["chat: { webhook_url:"]),
+        Variant(file: "sitroom.yaml", uncomment: ["nudge: { after: 10m }"]),
+        Variant(file: "integrations/zoom-main.yaml", uncomment: ["webhook: true"]),
         Variant(file: "intake.yaml", uncomment: ["tls:", "cert_file:", "key_file:"]),
         Variant(
             file: "integrations/zoom-main.yaml", uncomment: ["redirect_uri:", "refresh_idle_after: 30d"],
-            drop: ["account_id:"], replace: [("kind: zoom-s2s ", "kind: zoom-oauth ")]),
+            drop: ["account_id:", "events:", "websocket: {"], replace: [("kind: zoom-s2s ", "kind: zoom-oauth ")]),
         // Alternatives the comments of active keys list.
         Variant(file: "integrations/zoom-main.yaml", replace: [("passcode: random ", "passcode: none ")]),
         Variant(file: "integrations/zoom-main.yaml", replace: [("auto_recording: none ", "auto_recording: local ")]),

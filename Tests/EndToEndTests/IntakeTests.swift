@@ -228,6 +228,41 @@ struct IntakeTests {
         }
     }
 
+    @Test("Zoom: meeting events as zoom-sim's signed webhooks through sitroom-intake update the live room")
+    func zoomMeetingEvents() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntake(zoom: true)
+            try sandbox.writeIntegration(extra: "webhook_secret_file: ../secrets/zoom.webhook\nevents: { webhook: true }")
+            try await sandbox.startDaemon()
+            let intake = try await sandbox.startIntake()
+            let url = intake.url("/hooks/zoom/zoom-main")
+            let secretFile = "\(sandbox.root)/etc/secrets/zoom.webhook"
+            #expect(
+                try await sandbox.simPOST(
+                    "/_sim/webhooks", #"{"client_id": "e2e-client", "url": "\#(url)", "secret_token_file": "\#(secretFile)"}"#)
+                    == 201)
+            try sandbox.submit("m1.yaml", incidentEvent(id: "evt-m1", stage: "situation_room", incident: "INC-M"))
+            let ready = try await sandbox.waitForRoom("INC-M", state: "ready")
+            let meeting = try #require((ready["meeting_id"] as? NSNumber)?.int64Value)
+            #expect(
+                try await sandbox.simPOST("/_sim/meetings/\(meeting)/participants", #"{"action":"join","email":"grace@example.com"}"#)
+                    < 300)
+            let room = try await waitFor("Grace in the room, through the intake") { () -> [String: Any]? in
+                let room = try await sandbox.room("INC-M")
+                return room?["present"] as? Int == 1 ? room : nil
+            }
+            let attendance = try #require(room["attendance"] as? [[String: Any]])
+            #expect(attendance.first { $0["email"] as? String == "grace@example.com" }?["standing"] as? String == "joined")
+            #expect((room["meeting"] as? [String: Any])?["status"] as? String == "started")
+            // Both events (started, joined) went through the intake into cur/, none rejected.
+            _ = try await waitFor("both files applied") { sandbox.spoolFiles("cur").count >= 3 ? true : nil }
+            #expect(sandbox.spoolFiles("rejected").isEmpty, "\(sandbox.spoolFiles("rejected"))")
+        }
+    }
+
     // MARK: Durability
 
     @Test("SIGKILL during a burst: every request answered 200 is a whole file in new/")

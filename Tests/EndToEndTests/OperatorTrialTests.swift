@@ -185,7 +185,10 @@ struct OperatorTrialTests {
         // since the copy has no package: anything but the refusal).
         flock(fd, LOCK_UN)
         let free = try Child("/bin/bash", ["\(directory)/scripts/run-demo", "--check-only"], logs: "\(directory)/logs", name: "check2")
-        #expect(try await free.waitForExit(timeout: 30) == 0, "\(free.stderr)")
+        // (Another program on zoom-sim's port 9480 would still stop it, saying so: not the lock.)
+        let freeStatus = try await free.waitForExit(timeout: 30)
+        #expect(freeStatus == 0 || (freeStatus == 75 && free.stderr.contains("is in use")), "\(free.stderr)")
+        #expect(!free.stderr.contains("already running"), "\(free.stderr)")
         let next = try Child("/bin/bash", ["\(directory)/scripts/run-demo"], logs: "\(directory)/logs", name: "demo2")
         let nextStatus = try await next.waitForExit(timeout: 120)
         #expect(nextStatus != 75 || !next.stderr.contains("already running"), "\(next.stderr)")

@@ -99,9 +99,10 @@ final class Sandbox: @unchecked Sendable {
     ///   - concurrent: `concurrent_meetings` of every simulated user.
     ///   - holdDown: `reopen_hold_down`; 0s (meetings deleted at once on resolve) unless a test needs reopening.
     ///   - settings: more lines for etc/sitroom.yaml (e.g. `feeds:` or `spool:`).
+    ///   - notify: more keys of `notify:` (e.g. `nudge: { after: 2s }`), one line.
     init(
         hosts: Int = 2, integrations: [String] = ["zoom-main"], concurrent: Int = 1, holdDown: String = "0s",
-        settings: String = ""
+        settings: String = "", notify: String = ""
     ) throws {
         root = NSTemporaryDirectory() + "sitroom-e2e-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/integrations", withIntermediateDirectories: true)
@@ -136,6 +137,7 @@ final class Sandbox: @unchecked Sendable {
               admins: [{ name: Ops Admin, email: ops-admin@example.org }]
               email: { transport: maildir, from: "sitroom <sitroom@example.org>" }
               sms: { transport: file }
+              \(notify)
             store: { map_size: 64MiB }
             reopen_hold_down: \(holdDown)
             \(settings)

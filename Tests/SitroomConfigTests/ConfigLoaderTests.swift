@@ -247,7 +247,7 @@ import Glibc
         let errors = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + "colour: blue\n")
         #expect(
             errors == [
-                "\(Self.mainFile):8:1: colour: unknown key (expected kind, api_url, oauth_url, account_id, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout)"
+                "\(Self.mainFile):8:1: colour: unknown key (expected kind, api_url, oauth_url, account_id, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout, events)"
             ]
         )
     }
@@ -1027,7 +1027,7 @@ import Glibc
             #expect(errors.allSatisfy { $0.hasPrefix("ROOT/etc/integrations/zoom-backup.yaml:") })
             #expect(
                 errors.contains(
-                    "ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout, refresh_idle_after)"
+                    "ROOT/etc/integrations/zoom-backup.yaml:2:1: bogus: unknown key (expected kind, api_url, oauth_url, redirect_uri, client_id, client_secret_file, webhook_secret_file, rate_limit, hosts, meeting, priority, request_timeout, refresh_idle_after, events)"
                 )
             )
             #expect(errors.contains("ROOT/etc/integrations/zoom-backup.yaml:1:1: client_id: required field is missing"))

@@ -281,11 +281,11 @@ private func errors(_ bytes: [UInt8], context: FeedContext = context) -> [String
         #expect(errors(Array(noSignature.utf8)) == ["new/x:2:1: header x-zm-signature: required header is missing"])
         let other =
             "x-zm-signature: v0=\(String(repeating: "ab", count: 32))\nx-zm-request-timestamp: 1\n\n"
-            + "{\n\"event\": \"meeting.started\",\n\"payload\": {\"account_id\": \"A\"}\n}"
+            + "{\n\"event\": \"recording.completed\",\n\"payload\": {\"account_id\": \"A\"}\n}"
         let found = errors(Array(other.utf8))
         #expect(found.count == 1)
         #expect(found.first?.hasPrefix("new/x:5:") == true)
-        #expect(found.first?.contains("meeting.started") == true)
+        #expect(found.first?.contains("recording.completed") == true)
     }
 }
 

@@ -169,7 +169,7 @@ struct HandlerTests {
         var forged = Self.zoomHeaders(body, at: now)
         forged["x-zm-signature"] = ZoomWebhookFile.signature(secret: "zoom-secret", timestamp: "\(now)", body: body + [0x20])
         #expect(await handler.answer("/zoom", headers: forged, body: body).status == 403)
-        let started = Array(#"{"event":"meeting.started","event_ts":1,"payload":{"account_id":"AcctUnit","object":{"id":"1"}}}"#.utf8)
+        let started = Array(#"{"event":"recording.completed","event_ts":1,"payload":{"account_id":"AcctUnit","object":{"id":"1"}}}"#.utf8)
         let unused = await handler.answer("/zoom", headers: Self.zoomHeaders(started, at: now), body: started)
         #expect(unused.status == 200)
         #expect(unused.json["status"] as? String == "ignored")
