@@ -73,6 +73,16 @@ public actor DaemonCore {
         try await notifier.restore()
         if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
         try await provisioner.recover()
+        let logger = self.logger
+        await meetingEvents.setDeauthorizationHandler { [weak self] event in
+            guard let self else { return }
+            do {
+                let done = try await self.applyAppDeauthorized(event)
+                logger.warning("app_deauthorized from the Zoom event subscription applied", metadata: ["effect": "\(done)"])
+            } catch {
+                logger.error("cannot apply app_deauthorized from the Zoom event subscription", metadata: ["error": "\(error)"])
+            }
+        }
         await meetingEvents.configure(configuration)
     }
 
@@ -216,25 +226,17 @@ public actor DaemonCore {
         guard !candidates.isEmpty else {
             throw WebhookError("payload.client_id: no integration has client_id \(clientID)")
         }
-        var verified = false
-        var problems: [String] = []
-        for integration in candidates {
-            guard let secretFile = integration.webhookSecretFile else {
-                problems.append("\(integration.name) has no webhook_secret_file")
-                continue
-            }
-            do {
-                let secret = try IntegrationRegistry.readSecret(secretFile, key: "webhook_secret_file")
-                try file.verify(secret: secret, receivedAt: receivedAt)
-                verified = true
-                break
-            } catch {
-                problems.append("\(integration.name): \(error)")
-            }
-        }
-        guard verified else { throw WebhookError(problems.joined(separator: "; ")) }
-        let affected = try await registry.deauthorize(
-            AppDeauthorized(accountID: event.accountID, userID: event.userID, clientID: clientID))
+        _ = try verifiedIntegration(file, candidates: candidates, receivedAt: receivedAt)
+        return try await applyAppDeauthorized(AppDeauthorized(accountID: event.accountID, userID: event.userID, clientID: clientID))
+    }
+
+    /// Zoom's `app_deauthorized` (a verified webhook, or an event of an integration's WebSocket subscription): deletes
+    /// the tokens it covers, marks the integration (or the host of that user) `needs_reauthorization`, makes the
+    /// rooms of open incidents on it `unavailable`, and tells the admins. Applying it twice changes nothing more.
+    /// - Returns: what was done, for the log.
+    /// - Throws: store errors.
+    public func applyAppDeauthorized(_ event: AppDeauthorized) async throws -> String {
+        let affected = try await registry.deauthorize(event)
         var lines: [String] = []
         for (integration, host) in affected {
             let reason =

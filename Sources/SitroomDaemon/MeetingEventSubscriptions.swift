@@ -1,6 +1,7 @@
 import Logging
 import SitroomConfig
 import SitroomCore
+import SitroomZoom
 import SitroomZoomEvents
 
 /// The WebSocket event subscriptions of the integrations that have one (`events.websocket`): one
@@ -27,6 +28,13 @@ public actor MeetingEventSubscriptions {
     /// Integrations whose subscription has been connected once (a later connection is a reconnect).
     private var connectedOnce: Set<String> = []
     private var stopped = false
+    /// What `app_deauthorized` over a subscription does (the daemon's ``DaemonCore/applyAppDeauthorized(_:)``).
+    private var deauthorized: @Sendable (AppDeauthorized) async -> Void = { _ in }
+
+    /// Sets what an `app_deauthorized` arriving over a subscription does (before ``configure(_:)``).
+    public func setDeauthorizationHandler(_ handler: @escaping @Sendable (AppDeauthorized) async -> Void) {
+        deauthorized = handler
+    }
 
     public init(provisioner: RoomProvisioner, registry: IntegrationRegistry, metrics: SitroomMetrics, logger: Logger) {
         self.provisioner = provisioner
@@ -82,7 +90,8 @@ public actor MeetingEventSubscriptions {
             },
             onEvent: { event in await provisioner.applyMeetingEvent(event, via: "websocket") },
             onState: { [weak self] state, _ in await self?.changed(name, state) },
-            onConnected: { await provisioner.reconcileMeetings(integration: name) })
+            onConnected: { await provisioner.reconcileMeetings(integration: name) },
+            onDeauthorized: deauthorized)
         let task = Task { await subscription.run() }
         let reconciler = Task { [weak self] in
             while !Task.isCancelled {

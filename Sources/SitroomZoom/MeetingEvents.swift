@@ -10,6 +10,8 @@ public enum MeetingEventReader {
     public enum Reading: Sendable, Hashable {
         /// A meeting event sitroom applies.
         case meeting(ZoomMeetingEvent)
+        /// Zoom's `app_deauthorized`: the app was removed (`payload.account_id`, `user_id`, `client_id`).
+        case appDeauthorized(AppDeauthorized)
         /// A well-formed event sitroom does not use (its name).
         case other(String)
     }
@@ -22,8 +24,14 @@ public enum MeetingEventReader {
             throw ZoomError(.invalidResponse(message: "event is not a JSON object"))
         }
         guard let name = object["event"] as? String else { throw ZoomError(.invalidResponse(message: "event without `event`")) }
-        guard let kind = ZoomMeetingEvent.Kind(rawValue: name) else { return .other(name) }
         let payload = object["payload"] as? [String: Any] ?? [:]
+        if name == "app_deauthorized" {
+            guard let account = payload["account_id"] as? String, let client = payload["client_id"] as? String else {
+                throw ZoomError(.invalidResponse(message: "app_deauthorized without payload.account_id and client_id"))
+            }
+            return .appDeauthorized(AppDeauthorized(accountID: account, userID: payload["user_id"] as? String, clientID: client))
+        }
+        guard let kind = ZoomMeetingEvent.Kind(rawValue: name) else { return .other(name) }
         guard let meeting = payload["object"] as? [String: Any] else {
             throw ZoomError(.invalidResponse(message: "\(name) without payload.object"))
         }

@@ -40,6 +40,8 @@ public struct ZoomEventSubscription: Sendable {
     let onState: @Sendable (_ state: State, _ detail: String?) async -> Void
     /// Connected (the `build_connection` frame came): reconcile.
     let onConnected: @Sendable () async -> Void
+    /// Zoom's `app_deauthorized` came over the subscription.
+    let onDeauthorized: @Sendable (AppDeauthorized) async -> Void
     let logger: Logger
 
     public init(
@@ -47,8 +49,10 @@ public struct ZoomEventSubscription: Sendable {
         token: @escaping @Sendable (_ fresh: Bool) async throws -> String,
         onEvent: @escaping @Sendable (ZoomMeetingEvent) async -> Void,
         onState: @escaping @Sendable (_ state: State, _ detail: String?) async -> Void,
-        onConnected: @escaping @Sendable () async -> Void
+        onConnected: @escaping @Sendable () async -> Void,
+        onDeauthorized: @escaping @Sendable (AppDeauthorized) async -> Void = { _ in }
     ) {
+        self.onDeauthorized = onDeauthorized
         self.url = url
         self.subscriptionID = subscriptionID
         self.logger = logger
@@ -175,6 +179,7 @@ public struct ZoomEventSubscription: Sendable {
             do {
                 switch try MeetingEventReader.read(Array(content.utf8)) {
                 case .meeting(let event): await onEvent(event)
+                case .appDeauthorized(let event): await onDeauthorized(event)
                 case .other(let name): logger.debug("Zoom event not used", metadata: ["event": "\(name)"])
                 }
             } catch {

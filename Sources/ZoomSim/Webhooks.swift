@@ -270,6 +270,11 @@ extension ZoomSimulator {
                 "deauthorization_time": .string(SimState.format(Date())), "client_id": .string(client),
                 "user_data_retention": "false",
             ]
+            // The account's WebSocket event subscriptions hear it too (developers.zoom.us/docs/api/websockets/: a
+            // subscription carries the app's events).
+            let content = String(decoding: SimWebhooks.body(event: "app_deauthorized", payload: payload), as: UTF8.self)
+            let frame: JSON = ["module": "message", "content": .string(content)]
+            await state.events.sockets.send(frame.serialized(), accountID: app.accountID)
             let delivery = await webhooks.deliver(clientID: client, event: "app_deauthorized", payload: payload)
             return json(["deauthorized": .string(client), "delivery": delivery ?? .null])
         }

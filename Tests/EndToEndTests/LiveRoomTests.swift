@@ -194,6 +194,13 @@ struct LiveRoomTests {
             _ = try await waitFor("Ada back, the meeting started again") { () -> Bool? in
                 try await sandbox.room("INC-WS")?["present"] as? Int == 1 ? true : nil
             }
+
+            // app_deauthorized over the subscription does what the webhook does: the integration needs an admin,
+            // the room becomes unavailable.
+            #expect(try await sandbox.simPOST("/_sim/apps/e2e-client/deauthorize", "{}") < 300)
+            let unavailable = try await sandbox.waitForRoom("INC-WS", state: "unavailable")
+            #expect((unavailable["reason"] as? String ?? "").contains("re-integrate Zoom"))
+            #expect(try await sandbox.ctl(["integrations"]).out.contains("needs_reauthorization"))
         }
     }
 

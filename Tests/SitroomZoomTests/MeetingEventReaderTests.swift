@@ -39,6 +39,13 @@ struct MeetingEventReaderTests {
         #expect(try MeetingEventReader.read(Array(#"{"event":"recording.completed","payload":{}}"#.utf8)) == .other("recording.completed"))
     }
 
+    @Test("app_deauthorized over the subscription is read as such")
+    func deauthorized() throws {
+        let json = #"{"event":"app_deauthorized","payload":{"account_id":"A1","user_id":"u1","client_id":"c1","deauthorization_time":"2026-12-05T12:00:00Z"}}"#
+        #expect(try MeetingEventReader.read(Array(json.utf8)) == .appDeauthorized(AppDeauthorized(accountID: "A1", userID: "u1", clientID: "c1")))
+        #expect(throws: ZoomError.self) { try MeetingEventReader.read(Array(#"{"event":"app_deauthorized","payload":{}}"#.utf8)) }
+    }
+
     @Test("what cannot be read is an error naming what is missing")
     func errors() {
         #expect(throws: ZoomError.self) { try MeetingEventReader.read(Array("not json".utf8)) }
