@@ -23,6 +23,10 @@ struct LineSplitter {
     static let invalidUTF8 = "line is not valid UTF-8"
     static let unterminated = "final line without a newline (discarded)"
     static let joined = "half line of an earlier write completed by a later one (discarded)"
+    static let separated = "half line of another writer, ended by sitroomctl's separator (discarded)"
+    /// What sitroomctl writes before each command: a NUL and a newline. It ends a half line another writer left with a
+    /// NUL (so that line is rejected, never run); on its own it is ignored.
+    public static let separator: [UInt8] = [0, 10]
 
     private var pending: [UInt8] = []
     /// `pending` was left by an earlier read (a write that ended mid-line, usually a writer's half line): the
@@ -96,6 +100,8 @@ struct LineSplitter {
     }
 
     static func validate(_ line: [UInt8]) -> ControlInput {
+        if line == [0] { return .line("") }  // sitroomctl's separator alone
+        if line.last == 0, !line.dropLast().contains(0) { return .rejected(reason: separated) }
         if line.contains(0) { return .rejected(reason: containsNUL) }
         guard let text = String(validating: line, as: UTF8.self) else { return .rejected(reason: invalidUTF8) }
         return .line(text)

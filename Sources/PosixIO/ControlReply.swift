@@ -115,9 +115,10 @@ public enum ControlClient {
             _ = unlink(replyPath)
             _ = rmdir(directory)
         }
-        // A leading newline ends whatever half line another writer left in the FIFO, so this command is never
-        // joined to it (the fragment becomes a line of its own, rejected and logged by the daemon).
-        let line = Array("\nreply=\(replyPath) \(command)\n".utf8)
+        // A leading NUL and newline (``LineSplitter/separator``) end whatever half line another writer left in the
+        // FIFO with a NUL, so it can never run as a command, even when both writes reach the daemon in one read (the
+        // daemon rejects and logs it); on its own the separator is an empty line, ignored.
+        let line = LineSplitter.separator + Array("reply=\(replyPath) \(command)\n".utf8)
         guard line.count <= LineSplitter.maximumLineLength else {
             throw ControlClientError.failed(
                 "the command line is \(line.count) bytes with its reply path and newline; "

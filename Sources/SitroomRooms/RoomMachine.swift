@@ -168,7 +168,7 @@ public struct RoomMachine: Sendable {
             // last attempt the room's note tells an admin which meeting to end.
             room.attempts += 1
             room.updatedAt = now
-            if decision.next == .retryLater || decision.next == .nextHost, room.attempts <= policy.maxTransientAttempts {
+            if decision.next == .retryLater || decision.next == .nextHost, room.attempts <= policy.maxSweepAttempts {
                 let seconds = min(policy.maxBackoff, policy.firstBackoff * Double(1 << min(room.attempts - 1, 20)))
                 var step = write(.save, then: .wait(seconds: seconds, coolDown: nil))
                 step.effects.insert(

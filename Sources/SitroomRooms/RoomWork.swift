@@ -31,6 +31,9 @@ public struct RoomPolicy: Sendable {
     public var maxBackoff: Double
     /// Seconds a host that failed is skipped by other rooms' leases.
     public var coolDown: Double
+    /// Tries of a failed room's sweep for a meeting its create may have left (nothing else looks for that meeting,
+    /// so it outlasts a Zoom outage of several minutes: 20 tries with backoff up to ``maxBackoff`` span about 8).
+    public var maxSweepAttempts: Int = 20
 
     public init(
         integrations: [String: Integration], reopenHoldDown: Double, maxTransientAttempts: Int = 4,

@@ -137,6 +137,28 @@ struct FaultTests {
             }
             // It was never run: the room is still ready.
             #expect(try await sandbox.room("INC-H")?["state"] as? String == "ready")
+
+            // The same with both writes in the pipe before sitroomd reads (stopped meanwhile): one read brings the
+            // half line and sitroomctl's command; the separator's NUL still keeps the half line from running.
+            let daemon = try #require(sandbox.daemon)
+            daemon.signal(SIGSTOP)
+            let second = open(fifo, O_WRONLY | O_NONBLOCK)
+            #expect(second >= 0)
+            _ = fragment.withUnsafeBytes { Glibc.write(second, $0.baseAddress, $0.count) }
+            async let answer = sandbox.ctl(["rooms"], timeout: 30)
+            _ = try await waitFor("sitroomctl's command in the FIFO behind the half line") { () -> Bool? in
+                var queued: Int32 = 0
+                _ = ioctl(second, UInt(FIONREAD), &queued)
+                return queued > Int32(fragment.count) ? true : nil
+            }
+            daemon.signal(SIGCONT)
+            let rooms = try await answer
+            #expect(rooms.code == 0, "\(rooms.err)")
+            close(second)
+            _ = try await waitFor("the coalesced half line logged") {
+                sandbox.daemonLogs().contains("ended by sitroomctl's separator") ? true : nil
+            }
+            #expect(try await sandbox.room("INC-H")?["state"] as? String == "ready")
             #expect(!sandbox.daemonLogs().contains("command=\"room end"))
 
             // A writer that leaves a half line and closes alone: discarded at end-of-file, and logged.
@@ -240,6 +262,26 @@ struct FaultTests {
                 return meetings.count == 1
                     && meetings.allSatisfy({ ($0["status"] as? String) == "ended" || $0["deleted_at"] is String }) ? true : nil
             }
+
+            // An outage of Zoom's meeting endpoints (8 failures of any method: more sweep tries than a room's create
+            // gets), `room retry` at once: the old
+            // room's sweep outlasts it, and no meeting of either room is left live.
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"status","status":500,"path_prefix":"/v2/meetings/","count":8}"#)
+                    < 300)
+            try sandbox.submit("e.yaml", incidentEvent(id: "evt-e", stage: "situation_room", incident: "INC-E"))
+            let failedE = try await sandbox.waitForRoom("INC-E", state: "failed")
+            let oldE = try #require(failedE["room_id"] as? String)
+            #expect(try await sandbox.ctl(["room", "retry", "INC-E"]).code == 0)
+            let readyE = try await sandbox.waitForRoom("INC-E", state: "ready", timeout: 60)
+            _ = try await waitFor("the stray of the outage deleted", timeout: 90) { () -> Bool? in
+                let meetings = try await sandbox.simMeetings(room: oldE)
+                return meetings.count == 1 && meetings.allSatisfy({ $0["deleted_at"] is String }) ? true : nil
+            }
+            #expect(!sandbox.daemonLogs().contains("gave up sweeping"))
+            #expect(readyE["room_id"] as? String != oldE)
         }
     }
 

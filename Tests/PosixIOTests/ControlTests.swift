@@ -174,6 +174,17 @@ struct ControlFIFOTests {
             ])
     }
 
+    @Test("splitter: a half line and sitroomctl's command in one read: the separator's NUL rejects the half line")
+    func splitterCoalescedFragment() {
+        var splitter = Splitter()
+        var output: [ControlInput] = []
+        let chunk = Array("status\nroom end INC-1".utf8) + Splitter.separator + Array("reply=/x rooms\n".utf8) + Splitter.separator
+            + Array("reply=/y status\n".utf8)
+        chunk.withUnsafeBytes { splitter.feed($0, into: &output) }
+        #expect(
+            output == [.line("status"), .rejected(reason: Splitter.separated), .line("reply=/x rooms"), .line(""), .line("reply=/y status")])
+    }
+
     @Test("a writer's half line held open, then another client's command: the half line is rejected, the command runs")
     func fragmentOverRealFIFO() async throws {
         try await withTemporaryDirectory { (dir) async throws in
