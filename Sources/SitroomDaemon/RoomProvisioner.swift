@@ -202,7 +202,12 @@ public actor RoomProvisioner {
             ?? IncidentRecord(
                 info: event.incident, stage: event.stage, participants: [], integration: event.integration,
                 roomID: nil, lastOccurredAt: occurredAt)
-        let stale = occurredAt < record.lastOccurredAt
+        // An opening stamped far in the future cannot claim to come after a resolve: with its sender's clock that far
+        // off, its order against the resolve is unknown, and a resolved incident stays resolved (`reopened` reopens).
+        let unknownOrder =
+            occurredAt < event.occurredAt && known != nil && event.stage == .situationRoom
+            && (record.stage == .resolved || record.stage == .closed)
+        let stale = occurredAt < record.lastOccurredAt || unknownOrder
         let closing = event.stage == .resolved || event.stage == .closed
         record.merge(participants: event.participants, unreachable: event.unreachable)
         if !stale {
@@ -220,8 +225,11 @@ public actor RoomProvisioner {
         case .situationRoom, .reopened:
             if stale {
                 notes.append(
-                    "stale: ignored (occurred_at \(rfc3339UTC(occurredAt)) is before the incident's last event at "
-                        + "\(rfc3339UTC(record.lastOccurredAt)); participants merged)")
+                    unknownOrder
+                        ? "ignored: the incident is \(record.stage.rawValue) and this event's occurred_at is far ahead of "
+                            + "sitroomd's clock, so it cannot be placed after the resolve (a `reopened` event reopens it)"
+                        : "stale: ignored (occurred_at \(rfc3339UTC(occurredAt)) is before the incident's last event at "
+                            + "\(rfc3339UTC(record.lastOccurredAt)); participants merged)")
                 break
             }
             guard var current = room else {

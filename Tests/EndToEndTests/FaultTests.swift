@@ -321,6 +321,19 @@ struct FaultTests {
             }
             let lines = sandbox.daemonLogs().split(separator: "\n").filter { $0.contains("msg=\"event applied\"") }
             #expect(lines.count == 4, "\(lines)")
+            // The same pair in two batches (a backlog cut by the batch limits): the far-ahead firing after the resolve
+            // cannot be placed after it, so it is ignored and the incident stays resolved.
+            try sandbox.submit("c1.yaml", incidentEvent(id: "evt-c1", stage: "resolved", incident: "INC-C", at: now))
+            _ = try await waitFor("the resolve applied") { sandbox.daemonLogs().contains("evt-c1") ? true : nil }
+            try sandbox.submit(
+                "c2.yaml",
+                incidentEvent(
+                    id: "evt-c2", stage: "situation_room", incident: "INC-C",
+                    at: format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))))
+            _ = try await waitFor("the firing ignored") {
+                sandbox.daemonLogs().contains("cannot be placed after the resolve") ? true : nil
+            }
+            #expect(try await sandbox.room("INC-C") == nil)
             let all = try await sandbox.simGET("/_sim/meetings")
             let meetings = (all as? [[String: Any]]) ?? ((all as? [String: Any])?["meetings"] as? [[String: Any]]) ?? []
             #expect(meetings.allSatisfy { ($0["status"] as? String) == "ended" || !($0["deleted_at"] is NSNull) }, "\(meetings)")
