@@ -1,3 +1,4 @@
+import Foundation
 import SitroomCore
 
 /// `etc/integrations/NAME.yaml` (SPEC §3).
@@ -112,7 +113,18 @@ enum IntegrationFile {
             value.fail("needs kind zoom-s2s (a WebSocket event subscription connects with the account's token)")
         } else if let value = mapping.value("websocket"), let socket = value.mapping() {
             let id = socket.string("subscription_id", required: true)
-            let url = socket.value("url")?.url(schemes: ["wss", "ws"], trimSlash: true) ?? MeetingEventSources.defaultWebSocketURL
+            var url = MeetingEventSources.defaultWebSocketURL
+            if let value = socket.value("url"), let text = value.url(schemes: ["wss", "ws"], trimSlash: true) {
+                let parts = URLComponents(string: text)
+                let host = parts?.host?.lowercased() ?? ""
+                if parts?.query != nil || parts?.fragment != nil {
+                    value.fail("must have no query or fragment (sitroomd adds subscriptionId and access_token)")
+                } else if parts?.scheme?.lowercased() == "ws", !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
+                    value.fail("ws:// would send the account's token in clear text; use wss:// (ws:// only for a simulator on loopback)")
+                } else {
+                    url = text
+                }
+            }
             socket.finish()
             if let id { sources.websocket = .init(subscriptionID: id, url: url) }
         }

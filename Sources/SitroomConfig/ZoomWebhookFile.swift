@@ -174,7 +174,11 @@ enum ZoomWebhookFile {
     ) -> ZoomMeetingEvent? {
         let before = diag.count
         guard let objectValue = payload.required("object"), let object = objectValue.mapping() else { return nil }
-        let id = object.required("id")?.int(in: 1...Int.max)
+        // Zoom's SDK types the meeting events' `id` as a string, other payloads as a number: both are taken.
+        var id: Int?
+        if let value = object.required("id"), let text = value.text(expected: "a meeting id") {
+            if let number = Int(text), number > 0 { id = number } else { value.fail("must be a meeting id (digits), not '\(OneLine.clean(text, limit: 40))'") }
+        }
         let uuid = object.value("uuid")?.text(expected: "a string") ?? ""
         func time(_ value: YAMLValue?) -> Double? {
             guard let value, let text = value.text(expected: "an RFC 3339 time") else { return nil }

@@ -165,11 +165,14 @@ public struct LiveMeeting: Sendable, Hashable, Codable {
             if attendee.email == nil, let email = person.email { attendee.email = email }
             if joined {
                 attendee.firstJoinedAt = min(attendee.firstJoinedAt ?? event.at, event.at)
-                if let latest = attendee.joinedAt, event.at <= latest {
+                // Zoom's times are whole seconds: a join in the same second as the latest one is a duplicate only if
+                // they have not left since (leave and rejoin within a second is a rejoin, in the order received).
+                let leftSinceLatest = attendee.leftAt.map { left in attendee.joinedAt.map { left >= $0 } ?? true } ?? false
+                if let latest = attendee.joinedAt, event.at < latest || (event.at == latest && !leftSinceLatest) {
                     // A duplicate, or an older join: nothing newer to say.
-                } else if let left = attendee.leftAt, event.at <= left, attendee.joinedAt == nil {
+                } else if let left = attendee.leftAt, event.at < left, attendee.joinedAt == nil {
                     attendee.joinedAt = event.at  // the join of a leave seen first
-                } else if let left = attendee.leftAt, event.at <= left {
+                } else if let left = attendee.leftAt, event.at < left {
                     // An older join than the recorded leave: still left.
                 } else {
                     attendee.joinedAt = event.at

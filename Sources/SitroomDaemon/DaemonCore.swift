@@ -70,6 +70,13 @@ public actor DaemonCore {
         await pool.configure(configuration)
         await notifier.configure(configuration, varDirectory: paths.varDirectory)
         try await pool.restore()
+        // Before the outbox is restored: a nudge due now must wait for its integration's subscription to connect and
+        // reconcile (people may have joined while sitroomd was down).
+        let readiness = meetingEvents.readiness
+        for (name, integration) in configuration.integrations where integration.events.websocket != nil {
+            readiness.set(name, complete: false)
+        }
+        await notifier.setEventsReadiness { readiness.isComplete($0) }
         try await notifier.restore()
         if !removed.isEmpty { await provisioner.integrationsRemoved(removed) }
         try await provisioner.recover()
@@ -738,7 +745,7 @@ public actor DaemonCore {
             object["participants"] = record.participants.count
             object["unreachable"] = record.unreachable.map { ["name": $0.name, "reason": $0.reason] }
             if let live = room.live {
-                let presence = LivePresence(live, participants: record.participants, readyAt: room.readyAt)
+                let presence = LivePresence(live, participants: record.participants, readyAt: room.readyAt, roomOpen: room.state.isOpen)
                 object["meeting"] = presence.meetingObject
                 object["present"] = presence.present
                 object["attendance"] = presence.attendanceObjects
@@ -749,7 +756,7 @@ public actor DaemonCore {
             }
             return .ok(try Self.json(object))
         }
-        let live = room.live.map { LivePresence($0, participants: record.participants, readyAt: room.readyAt) }
+        let live = room.live.map { LivePresence($0, participants: record.participants, readyAt: room.readyAt, roomOpen: room.state.isOpen) }
         let rows: [(String, String)] = [
             ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
             ("state", room.state.rawValue), ("reason", room.reason ?? ""),

@@ -10,14 +10,22 @@ struct LivePresence {
     /// ``Room/readyAt``: when the link went out.
     let readyAt: Double?
 
-    init(_ live: LiveMeeting, participants: [Participant], readyAt: Double? = nil) {
+    /// The room is open (an ended room's meeting is not started again by its link).
+    let roomOpen: Bool
+
+    init(_ live: LiveMeeting, participants: [Participant], readyAt: Double? = nil, roomOpen: Bool = true) {
         self.live = live
         self.participants = participants
         self.readyAt = readyAt
+        self.roomOpen = roomOpen
     }
 
     /// Seconds from the room ready to the first participant in, and to all of them (with an email) in at once.
-    var toFirstJoin: Double? { live.participantFirstJoinAt.flatMap { at in readyAt.map { max(0, at - $0) } } }
+    var toFirstJoin: Double? {
+        let emails = Set(participants.compactMap { $0.email?.lowercased() })
+        let first = live.attendees.filter { $0.email.map(emails.contains) ?? false }.compactMap(\.firstJoinedAt).min()
+        return first.flatMap { at in readyAt.map { max(0, at - $0) } }
+    }
     var toAssemble: Double? { live.assembledAt.flatMap { at in readyAt.map { max(0, at - $0) } } }
 
     /// Each participant and where they stand, in the incident's order.
@@ -37,7 +45,8 @@ struct LivePresence {
         switch live.status {
         case .waiting: return "not started"
         case .started: return "started at \(rfc3339UTC(live.startedAt ?? live.statusAt))"
-        case .ended: return "ended in Zoom at \(rfc3339UTC(live.endedAt ?? live.statusAt)) (the link starts it again)"
+        case .ended:
+            return "ended in Zoom at \(rfc3339UTC(live.endedAt ?? live.statusAt))" + (roomOpen ? " (the link starts it again)" : "")
         }
     }
 

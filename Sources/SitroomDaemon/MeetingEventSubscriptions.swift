@@ -1,8 +1,26 @@
 import Logging
 import SitroomConfig
+import Synchronization
 import SitroomCore
 import SitroomZoom
 import SitroomZoomEvents
+
+/// Which integrations' meeting events are known to be complete now: false from a WebSocket subscription's start
+/// until it is connected and has reconciled its rooms, and again while it is disconnected. The notifier holds a nudge
+/// of such an integration's room (someone may have joined unheard). Integrations without a subscription (webhooks:
+/// sitroomd cannot tell) count as complete.
+public final class MeetingEventsReadiness: Sendable {
+    private let unsettled = Mutex<Set<String>>([])
+
+    public init() {}
+
+    /// Whether `integration`'s events can be trusted to say who has not joined.
+    public func isComplete(_ integration: String) -> Bool { unsettled.withLock { !$0.contains(integration) } }
+
+    func set(_ integration: String, complete: Bool) {
+        unsettled.withLock { if complete { $0.remove(integration) } else { $0.insert(integration) } }
+    }
+}
 
 /// The WebSocket event subscriptions of the integrations that have one (`events.websocket`): one
 /// ``ZoomEventSubscription`` each, connected by sitroomd itself (outbound only). Their meeting events go to
@@ -36,6 +54,9 @@ public actor MeetingEventSubscriptions {
         deauthorized = handler
     }
 
+    /// Whose events are complete now (read by the notifier).
+    public nonisolated let readiness = MeetingEventsReadiness()
+
     public init(provisioner: RoomProvisioner, registry: IntegrationRegistry, metrics: SitroomMetrics, logger: Logger) {
         self.provisioner = provisioner
         self.registry = registry
@@ -55,9 +76,11 @@ public actor MeetingEventSubscriptions {
             entry.reconciler.cancel()
             running[name] = nil
             states[name] = nil
+            readiness.set(name, complete: true)
             logger.info("Zoom event subscription stopped", metadata: ["integration": "\(name)"])
         }
         for (name, settings) in wanted.sorted(by: { $0.key < $1.key }) where running[name] == nil {
+            readiness.set(name, complete: false)
             running[name] = start(name, settings)
         }
     }
@@ -90,7 +113,10 @@ public actor MeetingEventSubscriptions {
             },
             onEvent: { event in await provisioner.applyMeetingEvent(event, via: "websocket") },
             onState: { [weak self] state, _ in await self?.changed(name, state) },
-            onConnected: { await provisioner.reconcileMeetings(integration: name) },
+            onConnected: { [weak self] in
+                await provisioner.reconcileMeetings(integration: name)
+                await self?.reconciled(name)
+            },
             onDeauthorized: deauthorized)
         let task = Task { await subscription.run() }
         let reconciler = Task { [weak self] in
@@ -103,9 +129,15 @@ public actor MeetingEventSubscriptions {
         return Running(settings: settings, task: task, reconciler: reconciler)
     }
 
+    /// Connected and reconciled: the integration's events are complete again.
+    private func reconciled(_ name: String) {
+        if running[name] != nil, states[name] == .connected { readiness.set(name, complete: true) }
+    }
+
     private func changed(_ name: String, _ state: ZoomEventSubscription.State) {
         guard running[name] != nil else { return }
         states[name] = state
+        if state != .connected { readiness.set(name, complete: false) }
         if state == .connected {
             if connectedOnce.contains(name) {
                 metrics.increment("sitroom_zoom_event_subscription_reconnects_total", [("integration", name)])

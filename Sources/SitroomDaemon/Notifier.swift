@@ -66,6 +66,33 @@ public actor Notifier {
         self.logger = logger
     }
 
+    /// Whether an integration's meeting events are complete now (``MeetingEventsReadiness``); a nudge waits while not.
+    private var eventsComplete: @Sendable (String) -> Bool = { _ in true }
+
+    /// Seconds a nudge waits when its room's meeting events may be incomplete.
+    static let nudgeHold: Double = 15
+
+    /// Sets how the notifier asks whether an integration's meeting events are complete.
+    public func setEventsReadiness(_ complete: @escaping @Sendable (String) -> Bool) { eventsComplete = complete }
+
+    /// What to do with a due `nudge`, decided against the room and incident as stored: send it, withdraw it (the
+    /// person joined, or the room is over), or hold it (the room's meeting events may be incomplete: a subscription
+    /// reconnecting or reconciling, so someone may have joined unheard).
+    enum NudgeVerdict { case send, withdraw(String), hold }
+
+    nonisolated static func nudgeVerdict(
+        _ notice: Notice, room: Room?, record: IncidentRecord?, eventsComplete: (String) -> Bool
+    ) -> NudgeVerdict {
+        guard let room, room.state.isOpen, !room.endRequested else { return .withdraw("not sent: the room is over") }
+        if let person = record?.participants.first(where: { $0.personID == notice.personID }),
+            let live = room.live, live.standing(of: person) != .notYet
+        {
+            return .withdraw("not sent: they joined the meeting")
+        }
+        if let integration = room.integration, !eventsComplete(integration) { return .hold }
+        return .send
+    }
+
     /// Applies a configuration generation: transports (SPEC §3 `notify.email`, `notify.sms`, `notify.chat`)
     /// and retry policy. A password file that cannot be read leaves its channel failing (and retrying) with
     /// the reason until a later generation fixes it.
@@ -370,13 +397,21 @@ public actor Notifier {
         // A failed read is never taken for "no such notice" (that would drop them until a restart): it is logged,
         // and the notices are tried again shortly; the outcomes of the previous batch are committed all the same.
         let stored: [String: Notice]
+        let verdicts: [String: NudgeVerdict]
         var unreadable: Set<String> = []
         do {
-            stored = try store.read { txn in
+            let complete = eventsComplete
+            (stored, verdicts) = try store.read { txn in
                 var found: [String: Notice] = [:]
+                var verdicts: [String: NudgeVerdict] = [:]
                 for id in ids {
                     do {
                         found[id] = try store.get(Notice.self, store.tables.outbox, id, txn)
+                        if let notice = found[id], notice.kind == .nudge, !notice.state.isSettled {
+                            verdicts[id] = Self.nudgeVerdict(
+                                notice, room: try store.room(notice.roomID, txn), record: try store.incident(notice.incidentID, txn),
+                                eventsComplete: complete)
+                        }
                     } catch let error as LMDBError {
                         throw error
                     } catch {
@@ -385,7 +420,7 @@ public actor Notifier {
                         unreadable.insert(id)
                     }
                 }
-                return found
+                return (found, verdicts)
             }
         } catch {
             logger.error(
@@ -408,6 +443,21 @@ public actor Notifier {
                 due[id] = nil
                 inFlight.remove(id)
                 continue
+            }
+            switch verdicts[id] {
+            case .withdraw(let why)?:
+                notice.state = .withdrawn
+                notice.detail = why
+                logger.info("nudge withdrawn", metadata: Self.metadata(notice).merging(["reason": "\(why)"]) { $1 })
+                parked.append(notice)
+                continue
+            case .hold?:
+                // Not tried yet: its room's events may be incomplete. It waits (in memory; a restart decides anew).
+                inFlight.remove(id)
+                due[id]?.at = clock.now() + Self.nudgeHold
+                continue
+            case .send?, nil:
+                break
             }
             if transports[notice.channel] == nil {
                 notice.state = .dead

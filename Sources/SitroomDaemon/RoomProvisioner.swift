@@ -248,6 +248,7 @@ public actor RoomProvisioner {
                 }
             } else if RoomRules.isReusable(current, now: now, policy: policy) {
                 current.state = .provisioning
+                current.live = nil  // what Zoom's events said of its last run; the reopened room learns anew
                 current.reason = "reopened: taking back meeting \(current.meetingID.map(String.init) ?? "")"
                 current.endRequested = false
                 current.closedByOperator = false
@@ -559,19 +560,25 @@ public actor RoomProvisioner {
                 guard live.apply(event) else { return (room, false) }
                 if event.kind == .participantJoined, let record = try store.incident(room.incidentID, txn) {
                     // Whoever of the participants is in (or has been in) the meeting is not nudged.
-                    var present = 0
+                    var present: [Double] = []
+                    var firstJoins: [Double] = []
                     for person in record.participants where live.standing(of: person) != .notYet {
                         withdrawn += try planner.joined(room: room, person: person, now: now, txn)
-                        if case .present = live.standing(of: person) { present += 1 }
+                        if case .present(let since) = live.standing(of: person) { present.append(since) }
+                        let email = person.email?.lowercased()
+                        firstJoins += live.attendees.filter { $0.email == email }.compactMap(\.firstJoinedAt)
+                    }
+                    // The times come from the attendees, not this event (a reconciliation may bring an earlier join).
+                    if let first = firstJoins.min() {
                         if live.participantFirstJoinAt == nil {
-                            live.participantFirstJoinAt = event.at
-                            timings.append(("sitroom_meeting_first_join_seconds", event.at - (room.readyAt ?? event.at)))
+                            timings.append(("sitroom_meeting_first_join_seconds", first - (room.readyAt ?? first)))
                         }
+                        live.participantFirstJoinAt = min(live.participantFirstJoinAt ?? first, first)
                     }
                     let expected = record.participants.filter { $0.email != nil }.count
-                    if live.assembledAt == nil, expected > 0, present == expected {
-                        live.assembledAt = event.at
-                        timings.append(("sitroom_meeting_assembled_seconds", event.at - (room.readyAt ?? event.at)))
+                    if live.assembledAt == nil, expected > 0, present.count == expected, let last = present.max() {
+                        live.assembledAt = last  // when the last of them came in
+                        timings.append(("sitroom_meeting_assembled_seconds", last - (room.readyAt ?? last)))
                     }
                 }
                 room.live = live
@@ -601,8 +608,11 @@ public actor RoomProvisioner {
             if changed {
                 metadata["present"] = "\(room.live?.present.count ?? 0)"
                 logger.info("Zoom meeting event applied", metadata: metadata)
-                if event.kind == .participantJoined { metrics.increment("sitroom_meeting_joins_total") }
-                if event.kind == .participantLeft { metrics.increment("sitroom_meeting_leaves_total") }
+                // Counted as Zoom reported them; reconciliation's corrections are not joins or leaves seen.
+                if via != "reconcile" {
+                    if event.kind == .participantJoined { metrics.increment("sitroom_meeting_joins_total") }
+                    if event.kind == .participantLeft { metrics.increment("sitroom_meeting_leaves_total") }
+                }
                 return "room \(room.id) updated"
             }
             logger.debug("Zoom meeting event changed nothing (a duplicate, or older than what the room knows)", metadata: metadata)
@@ -748,20 +758,38 @@ public actor RoomProvisioner {
                 metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "error": "\(error)"])
             return []
         }
-        let present = readRoom(room.id)?.live?.present ?? []
+        let attendees = readRoom(room.id)?.live?.attendees ?? []
         func same(_ attendee: LiveMeeting.Attendee, _ person: ZoomClient.LiveParticipant) -> Bool {
             if let email = person.email { return attendee.email == email }
             return attendee.email == nil && attendee.name == person.name
         }
+        // Matched one to one (two dial-in users of one name are two people): what is left over on either side is a
+        // join or a leave the room missed.
+        var unmatched = attendees.filter(\.isPresent)
+        var rejoined: Set<String> = []
         var events: [ZoomMeetingEvent] = []
-        for person in listed where !present.contains(where: { same($0, person) }) {
-            let key = LiveMeeting.reconciledPrefix + (person.email ?? "name:\(person.name)")
+        for person in listed {
+            if let index = unmatched.firstIndex(where: { same($0, person) }) {
+                unmatched.remove(at: index)
+                continue
+            }
+            let key: String
+            var at = person.joinedAt
+            if let known = attendees.first(where: { !$0.isPresent && !rejoined.contains($0.key) && same($0, person) }) {
+                key = known.key  // someone who left and came back: their own entry, so their next leave finds it
+                rejoined.insert(key)
+                at = max(at, known.leftAt ?? at)  // after the leave the room knows, whatever the two clocks say
+            } else {
+                let base = LiveMeeting.reconciledPrefix + (person.email ?? "name:\(person.name)")
+                let taken = attendees.filter { $0.key.hasPrefix(base) }.count + events.filter { $0.person?.participantUUID.hasPrefix(base) == true }.count
+                key = taken == 0 ? base : "\(base)#\(taken + 1)"
+            }
             events.append(
                 ZoomMeetingEvent(
-                    kind: .participantJoined, meetingID: meetingID, uuid: "", accountID: "", at: person.joinedAt,
+                    kind: .participantJoined, meetingID: meetingID, uuid: "", accountID: "", at: at,
                     person: .init(participantUUID: key, userID: "", name: person.name, email: person.email)))
         }
-        for attendee in present where !listed.contains(where: { same(attendee, $0) }) {
+        for attendee in unmatched {
             events.append(
                 ZoomMeetingEvent(
                     kind: .participantLeft, meetingID: meetingID, uuid: "", accountID: "", at: now,

@@ -1001,7 +1001,8 @@ public actor SimState {
     /// `{"account_id", "object": {"id", "uuid", "host_id", "topic", "type", "participant"?}}`.
     private func eventPayload(_ meeting: SimMeeting, participant: JSON?) -> JSON {
         var object: [(String, JSON)] = [
-            ("id", .int(meeting.id)), ("uuid", .string(meeting.uuid)), ("host_id", .string(meeting.hostID)),
+            // A string here: Zoom's SDK (zoom/rivet-javascript meetings/meetings.d.ts) types these events' `id` so.
+            ("id", .string(String(meeting.id))), ("uuid", .string(meeting.uuid)), ("host_id", .string(meeting.hostID)),
             ("topic", .string(meeting.topic)), ("type", .number(meeting.type)), ("timezone", .string(meeting.timezone)),
             ("duration", .number(meeting.duration)),
         ]

@@ -204,6 +204,46 @@ struct LiveRoomTests {
         }
     }
 
+    @Test("a nudge due while sitroomd was down waits for the subscription's reconciliation: who joined meanwhile gets none")
+    func nudgeAfterRestart() async throws {
+        let sandbox = try Sandbox(notify: "nudge: { after: 2s }")
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(
+                extra: "events: { websocket: { subscription_id: SUB-E2E, url: \"ws://127.0.0.1:\(sandbox.simPort)/ws\" } }")
+            try await sandbox.startDaemon()
+            let participants = """
+                  - { name: Ada Lovelace, email: ada@example.com, role: commander }
+                  - { name: Grace Hopper, email: grace@example.com, role: responder }
+                """
+            try sandbox.submit("r1.yaml", incidentEvent(id: "evt-r1", stage: "situation_room", incident: "INC-R", participants: participants))
+            let ready = try await sandbox.waitForRoom("INC-R", state: "ready")
+            let readySeen = Date()
+            let meeting = try #require((ready["meeting_id"] as? NSNumber)?.int64Value)
+            sandbox.daemon?.signal(SIGKILL)
+            _ = try await sandbox.daemon?.waitForExit()
+            // Grace joins while sitroomd is down; both nudges fall due meanwhile.
+            try await join(sandbox, meeting, #"{"action":"join","email":"grace@example.com","name":"Grace"}"#)
+            // The event waited for is the nudges' due time passing (2 s after the room was ready, seen by then).
+            _ = try await waitFor("the nudges' due time to pass", timeout: 10) { () -> Bool? in
+                Date() > readySeen.addingTimeInterval(2.5) ? true : nil
+            }
+            try await sandbox.startDaemon()
+            let mails = try await waitFor("Ada's nudge", timeout: 30) { () -> [String]? in
+                let nudges = sandbox.files("var/mail/new").filter { sandbox.mail($0).contains("not joined") }
+                return nudges.isEmpty ? nil : nudges
+            }
+            #expect(mails.count == 1)
+            #expect(mails.allSatisfy { sandbox.mail($0).contains("ada@example.com") })
+            let outbox = try #require(
+                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["outbox", "all", "--json"]).out.utf8))
+                    as? [[String: Any]])
+            let graces = outbox.filter { $0["kind"] as? String == "nudge" && ($0["recipient"] as? String ?? "").contains("grace") }
+            #expect(graces.count == 1 && graces.allSatisfy { $0["state"] as? String == "withdrawn" }, "\(graces)")
+        }
+    }
+
     @Test("the nudge: the participant who never joins gets exactly one, on each channel; the one who joined none")
     func nudge() async throws {
         let sandbox = try Sandbox(notify: "nudge: { after: 3s }")

@@ -82,6 +82,16 @@ struct LiveMeetingTests {
         }
     }
 
+    @Test("leave and rejoin within one second (Zoom's times are whole seconds): in the meeting")
+    func rejoinSameSecond() {
+        var live = LiveMeeting()
+        live.apply(event(.participantJoined, 110, Self.ada))
+        live.apply(event(.participantLeft, 110, Self.ada))
+        live.apply(event(.participantJoined, 110, Self.ada))
+        #expect(live.standing(of: participants[0]) == .present(since: 110))
+        do { let changed = live.apply(event(.participantJoined, 110, Self.ada)); #expect(!changed) }
+    }
+
     @Test("ended in Zoom: everyone is out; a later start (the link used again) runs it again")
     func endedAndStartedAgain() {
         var live = LiveMeeting()
