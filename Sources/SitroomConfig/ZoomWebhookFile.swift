@@ -166,7 +166,7 @@ enum ZoomWebhookFile {
         )
     }
 
-    /// `payload.object` of a meeting event: `id` (a number), `uuid`, `start_time` / `end_time`, and for a
+    /// `payload.object` of a meeting event: `id` (digits, as a string or a number), `uuid`, `start_time` / `end_time`, and for a
     /// participant event `participant` {`user_id`, `user_name`, `participant_uuid`, `join_time` | `leave_time`,
     /// `email`} (developers.zoom.us/docs/api/meetings/events/). Other fields Zoom sends are ignored.
     static func meetingEvent(

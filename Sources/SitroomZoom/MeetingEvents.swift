@@ -4,7 +4,7 @@ import SitroomCore
 /// Reads Zoom's meeting events from their JSON (a WebSocket `message` frame's `content`, or a webhook body):
 /// `{"event": "meeting.participant_joined", "event_ts": ms, "payload": {"account_id", "object": {"id", "uuid",
 /// "start_time" | "end_time" | "participant": {...}}}}` (developers.zoom.us/docs/api/meetings/events/; field types
-/// as in Zoom's SDK, zoom/rivet-javascript `meetings/meetings.d.ts`: `id` a number, times RFC 3339).
+/// as in Zoom's SDK, zoom/rivet-javascript `meetings/meetings.d.ts`: `id` a string there, a number in some payloads: both are read; times RFC 3339).
 public enum MeetingEventReader {
     /// What a JSON event is to sitroom.
     public enum Reading: Sendable, Hashable {
