@@ -1,8 +1,8 @@
 /// One of Zoom's meeting events, as sitroom uses it, whichever way it came (a signed webhook through the spool, or
 /// a WebSocket event subscription).
 ///
-/// Zoom's meeting events carry `payload.object` with the meeting's `id` (a string in Zoom's SDK types, a number in some payloads: both are read) and `uuid` (one occurrence of
-/// it); `meeting.started` adds `start_time`, `meeting.ended` `end_time`, and `meeting.participant_joined` /
+/// Zoom's meeting events carry `payload.object` with the meeting's `id` (a string in Zoom's SDK types, a number in
+/// some payloads: both are read) and `uuid` (one occurrence of it); `meeting.started` adds `start_time`, `meeting.ended` `end_time`, and `meeting.participant_joined` /
 /// `meeting.participant_left` a `participant` with `user_id`, `user_name`, `participant_uuid`, `join_time` or
 /// `leave_time`, and `email` (empty for guests and phone users) (developers.zoom.us/docs/api/meetings/events/,
 /// and the types of Zoom's own SDK, zoom/rivet-javascript `meetings/meetings.d.ts`).
