@@ -146,7 +146,8 @@ public struct ZoomEventSubscription: Sendable {
         } catch let ending as Ending {
             return (ending, connected.value)
         } catch {
-            let text = "\(error)"
+            // An error may quote the address, which holds the token: never let it reach a log line.
+            let text = "\(error)".replacingOccurrences(of: accessToken, with: "<token>")
             // An upgrade answered 401/403 (a bad or expired token) is a refusal.
             if !connected.value && (text.contains("401") || text.contains("403") || text.contains("upgrade")) {
                 return (.refused(text), false)
