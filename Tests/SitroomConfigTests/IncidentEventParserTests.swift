@@ -227,7 +227,7 @@ import Testing
             event_id: e1
             occurred_at: 2024-05-01T10:00:00Z
             stage: situation_room
-            incident: { id: i, title: "Down\\r\\nBcc: x@example.org" }
+            incident: { id: i, title: "Down\\r\\nBcc: x@example.org\\u2028\\u202Eevil" }
             participants:
               - { name: Ada, email: "", phone: "+15005550101" }
               - { name: Bo, email: "" }
@@ -235,7 +235,7 @@ import Testing
 
             """
         let event = try IncidentEventParser.parse(Array(text.utf8), file: "new/x.yaml")
-        #expect(event.incident.title == "Down  Bcc: x@example.org")
+        #expect(event.incident.title == "Down  Bcc: x@example.org  evil")
         #expect(event.participants.map(\.name) == ["Ada", "Cy  X-Injected: 1"])
         #expect(
             event.unreachable == [

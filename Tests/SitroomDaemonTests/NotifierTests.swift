@@ -289,7 +289,9 @@ struct NotifierTests {
         try server.setMode(["tempfail_rcpt": ["ada@example.com"]])
         await harness.configure(
             email: .smtp(SMTPSettings(from: "sitroom@example.org", url: server.url, startTLS: .never, timeout: 5)),
-            retry: RetrySettings(first: 0.1, max: 0.2, giveUpAfter: 0.5)
+            // 2 s of retries 0.1–0.2 s apart: several attempts even on a loaded machine (a CI run once had the first
+            // attempt alone take longer than a 0.5 s give_up_after).
+            retry: RetrySettings(first: 0.1, max: 0.2, giveUpAfter: 2)
         )
         let mail = Self.email("ada@example.com")
         try await harness.queue([mail])
