@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PosixIO
 import SitroomCore
 
@@ -73,13 +74,18 @@ public struct IntakeState: Codable, Sendable, Hashable {
     public func write(to path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let scratch = directory + "/.sitroom-intake.tmp"
-        try DurableFile.makeDirectory(scratch, mode: 0o700)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try DurableFile.write(
-            Array(try encoder.encode(self)), name: (path as NSString).lastPathComponent, tmpDirectory: scratch,
-            finalDirectory: directory)
+        let bytes = Array(try encoder.encode(self))
+        // One writer at a time: the scratch file has one name, and the intake writes at start and on its timer.
+        try Self.writing.withLock { _ in
+            try DurableFile.makeDirectory(scratch, mode: 0o700)
+            try DurableFile.write(bytes, name: (path as NSString).lastPathComponent, tmpDirectory: scratch, finalDirectory: directory)
+        }
     }
+
+    /// Serialises ``write(to:)`` within the process.
+    private static let writing = Mutex(())
 
     /// What `status` shows of the intake.
     public struct Report: Sendable {
