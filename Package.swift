@@ -197,6 +197,8 @@ let package = Package(
                 "ZoomSim", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                // A WebSocket client no one here wrote, for the event subscription endpoint `/ws`.
+                .product(name: "WSClient", package: "swift-websocket"),
             ]
         ),
         // End-to-end: real processes (zoom-sim, sitroomd, sitroomctl) in a temporary root.

@@ -83,7 +83,8 @@ public actor SimSockets {
         }
     }
 
-    /// `POST /_sim/websockets/drop`: ends every connection at once (the client sees it drop). - Returns: how many.
+    /// `POST /_sim/websockets/drop`: ends every connection at once, with close code 1011 (unexpected condition), not a
+    /// normal closure: the client sees it fail. - Returns: how many.
     public func dropAll() -> Int {
         for connection in connections.values { connection.drop.yield() }
         let count = connections.count
@@ -141,6 +142,11 @@ extension ZoomSimulator {
                         try await group.next()
                         group.cancelAll()
                     }
+                } catch is SocketDropped {
+                    // Dropped on purpose: not a normal closure. Thrown on, the handler's error makes the server close
+                    // with 1011 (unexpected condition), so the client sees a failed connection and must reconnect.
+                    await sockets.unregister(id)
+                    throw SocketDropped()
                 } catch {}
                 await sockets.unregister(id)
             }

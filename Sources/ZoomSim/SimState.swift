@@ -30,6 +30,8 @@ public struct SimMeeting: Sendable {
     /// The host key in `start_url` (a secret: never shown on the test surface nor logged).
     var zak: String
     public var settings: JSON
+    /// When the current occurrence started (the `start_time` of its meeting events); `nil` before the first start.
+    public var startedAt: Date? = nil
     public var endedAt: Date?
     public var deletedAt: Date?
     /// The host already had `concurrent_meetings` live meetings when this one was created.
@@ -910,11 +912,7 @@ public actor SimState {
         guard var meeting = meetings[id], meeting.status == .waiting || meeting.status == .started || meeting.status == .ended
         else { return false }
         if let zak, zak != meeting.zak { return false }
-        let wasStarted = meeting.status == .started
-        meeting.status = .started
-        meeting.endedAt = nil
-        meetings[id] = meeting
-        if !wasStarted { emitStarted(meeting) }
+        begin(&meeting)
         return true
     }
 
@@ -945,12 +943,7 @@ public actor SimState {
         }
         switch action {
         case "join":
-            if meeting.status != .started {
-                meeting.status = .started
-                meeting.endedAt = nil
-                meetings[id] = meeting
-                emitStarted(meeting)
-            }
+            begin(&meeting)
             participantSeq += 1
             let person = SimParticipant(
                 participantUUID: participantUUID ?? Self.randomUUID(), userID: String(participantSeq),
@@ -966,7 +959,8 @@ public actor SimState {
             guard
                 let index = meeting.participants.firstIndex(where: {
                     ($0.participantUUID == participantUUID && participantUUID != nil)
-                        || (email != nil && $0.email.lowercased() == email!.lowercased())
+                        // An empty email names nobody: guests and phone users have one.
+                        || (email?.isEmpty == false && $0.email.lowercased() == email?.lowercased())
                 })
             else { throw ZoomAPIError.validation(field: "email", "nobody with that email or participant_uuid is in the meeting") }
             let person = meeting.participants.remove(at: index)
@@ -982,29 +976,42 @@ public actor SimState {
         }
     }
 
+    /// Starts a meeting that is not started (its `startedAt` is now) and sends `meeting.started`; nothing for one
+    /// already started.
+    private func begin(_ meeting: inout SimMeeting) {
+        guard meeting.status != .started else { return }
+        meeting.status = .started
+        meeting.endedAt = nil
+        meeting.startedAt = now()
+        meetings[meeting.id] = meeting
+        emitStarted(meeting)
+    }
+
     /// `meeting.started`: `payload.object` {id, uuid, host_id, topic, type, start_time} (Zoom's meeting events
     /// reference, developers.zoom.us/docs/api/meetings/events/).
     private func emitStarted(_ meeting: SimMeeting) {
-        var payload = eventPayload(meeting, participant: nil)
-        payload = Self.setObjectField(payload, "start_time", .string(Self.format(now())))
-        events.publish("meeting.started", payload: payload, clientID: meeting.createdBy, accountID: meeting.accountID)
+        events.publish(
+            "meeting.started", payload: eventPayload(meeting, participant: nil), clientID: meeting.createdBy,
+            accountID: meeting.accountID)
     }
 
-    /// `meeting.ended`: as `meeting.started`, with `end_time`.
+    /// `meeting.ended`: as `meeting.started` (the same `start_time`: when this occurrence started), with `end_time`.
     private func emitEnded(_ meeting: SimMeeting) {
-        var payload = eventPayload(meeting, participant: nil)
-        payload = Self.setObjectField(payload, "start_time", .string(Self.format(meeting.startTime)))
-        payload = Self.setObjectField(payload, "end_time", .string(Self.format(meeting.endedAt ?? now())))
+        let payload = Self.setObjectField(
+            eventPayload(meeting, participant: nil), "end_time", .string(Self.format(meeting.endedAt ?? now())))
         events.publish("meeting.ended", payload: payload, clientID: meeting.createdBy, accountID: meeting.accountID)
     }
 
-    /// `{"account_id", "object": {"id", "uuid", "host_id", "topic", "type", "participant"?}}`.
+    /// `{"account_id", "object": {"id", "uuid", "host_id", "topic", "type", "start_time", "timezone", "duration",
+    /// "participant"?}}`. `start_time` is when the occurrence started (the scheduled time before it did); Zoom's SDK
+    /// (zoom/rivet-javascript meetings/meetings.d.ts) gives it in all four events (required in `meeting.started`,
+    /// `meeting.ended` and `meeting.participant_left`).
     private func eventPayload(_ meeting: SimMeeting, participant: JSON?) -> JSON {
         var object: [(String, JSON)] = [
             // A string here: Zoom's SDK (zoom/rivet-javascript meetings/meetings.d.ts) types these events' `id` so.
             ("id", .string(String(meeting.id))), ("uuid", .string(meeting.uuid)), ("host_id", .string(meeting.hostID)),
             ("topic", .string(meeting.topic)), ("type", .number(meeting.type)), ("timezone", .string(meeting.timezone)),
-            ("duration", .number(meeting.duration)),
+            ("duration", .number(meeting.duration)), ("start_time", .string(Self.format(meeting.startedAt ?? meeting.startTime))),
         ]
         if let participant { object.append(("participant", participant)) }
         return ["account_id": .string(meeting.accountID), "object": .object(object)]
