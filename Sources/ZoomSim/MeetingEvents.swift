@@ -13,7 +13,7 @@ import Logging
 /// (developers.zoom.us/docs/api/websockets/: connect to `/ws?subscriptionId=ID&access_token=TOKEN` with an
 /// account_credentials token, heartbeat every 30 s, events only while connected, none replayed). The frames
 /// (`{"module": "build_connection", "success": true}`, heartbeat answers, `{"module": "message", "content": "<event
-/// JSON>"}`) are as public clients of the API show them; Zoom's page prints none.
+/// JSON>"}`) are as public clients of the API show them; Zoom's page prints none (docs/zoom-api/events.md).
 ///
 /// The simulator accepts any `subscriptionId` and sends a connection the events of the account its token belongs to.
 public final class SimEventHub: Sendable {

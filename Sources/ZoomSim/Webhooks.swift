@@ -17,8 +17,8 @@ import Hummingbird
 ///   subscription names one).
 /// - developers.zoom.us/blog/webhook-delays: a delivery succeeds on a 200 or 204 within three seconds; otherwise
 ///   Zoom sends it three more times, 5 minutes after the first attempt, 20 minutes after the first retry and 60
-///   minutes after the second; shared/zoom-api README: only on a status of 500 or more or a network error, never
-///   on a 4xx. The delays can be shortened per subscription for tests (`retry_delays`).
+///   minutes after the second; developers.zoom.us/docs/api/webhooks/ (docs/zoom-api/events.md): only on a status of
+///   500 or more or a network error, never on a 4xx. The delays can be shortened per subscription for tests (`retry_delays`).
 /// - Not simulated: the re-validation every 72 hours and disabling a subscription after failed validations.
 ///
 /// Events are posted for the apps of the simulator; today `app_deauthorized` (its payload per Zoom's reference:

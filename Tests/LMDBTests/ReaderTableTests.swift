@@ -44,7 +44,7 @@ struct ReaderTableTests {
         import lmdb, sys, time
         env = lmdb.open(sys.argv[1], max_readers=126, max_dbs=16)
         print("holding", flush=True)
-        time.sleep(600)
+        time.sleep(600)  # waits-on-purpose: holds its reader slots until the test kills it
         """
     /// Begins read transactions until `n` or the table is full, then dies with SIGKILL: its slots stay taken.
     static let fillAndDie = """

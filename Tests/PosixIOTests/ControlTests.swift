@@ -215,7 +215,7 @@ private func fifoBytesQueued(_ fd: Int32) -> Int32 {
 private func waitUntil(_ condition: () -> Bool) async -> Bool {
     for _ in 0..<1000 {
         if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
+        try? await Task.sleep(for: .milliseconds(5))  // waits-on-purpose: the step of a bounded poll
     }
     return condition()
 }

@@ -295,7 +295,7 @@ struct HousekeepingTests {
                 except lmdb.ReadersFullError:
                     pass
                 print(len(txns), flush=True)
-                time.sleep(600)
+                time.sleep(600)  # waits-on-purpose: holds its reader slots until the test kills it
                 """
             let holder = Process()
             holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
