@@ -247,13 +247,7 @@ public actor RoomProvisioner {
                     batch.drive(current.id)
                 }
             } else if RoomRules.isReusable(current, now: now, policy: policy) {
-                current.state = .provisioning
-                current.live = nil  // what Zoom's events said of its last run; the reopened room learns anew
-                current.reason = "reopened: taking back meeting \(current.meetingID.map(String.init) ?? "")"
-                current.endRequested = false
-                current.closedByOperator = false
-                current.attempts = 0
-                current.updatedAt = now
+                current = RoomRules.reopened(current, now: now)
                 try store.putRoom(current, txn)
                 room = current
                 batch.drive(current.id)
@@ -284,14 +278,8 @@ public actor RoomProvisioner {
                 room = try previous.flatMap { try store.room($0, txn) }
             } else if RoomRules.isRevivalPending(open), running[open.id] == nil {
                 // Reopened and resolved again before any Zoom call: it is ended as it was.
-                open.state = .ended
-                open.reason = nil
-                open.endedAt = now
-                open.updatedAt = now
-                if let after = RoomRules.deletionTime(open, endedAt: now, policy: policy) {
-                    open.deleteAfter = after
-                    batch.deletions.append((open.id, after))
-                }
+                open = RoomRules.endedAsItWas(open, now: now, policy: policy)
+                if let after = open.deleteAfter { batch.deletions.append((open.id, after)) }
                 try store.putRoom(open, txn)
                 batch.undrive(open.id)
                 room = open

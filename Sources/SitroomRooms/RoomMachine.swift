@@ -214,6 +214,17 @@ public struct RoomMachine: Sendable {
             return finish()
         }
         if room.endRequested {
+            if RoomRules.isRevivalPending(room) {
+                // Reopened and resolved again before the run took the meeting back (the resolve came while an earlier
+                // run was finishing, or the check is backing off): the meeting is as the room's last end left it, so
+                // the room ends as it was (the end commit makes it `ended`; a host taken back is freed). Ending the
+                // meeting again would call the provider for nothing, and the room's "reopened" reason, left on it,
+                // would make the next reopen within the hold-down a new meeting.
+                room.reason = nil
+                room.deleteAfter = RoomRules.deletionTime(room, endedAt: now, policy: policy)
+                room.updatedAt = now
+                return write(.ended, then: .ended)
+            }
             if let integration = room.integration, excluded.contains(integration) {
                 // The provider refuses the integration: the meeting cannot be ended from here. End the room, say so,
                 // and free the host rather than asking again and again.

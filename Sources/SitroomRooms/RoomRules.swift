@@ -93,6 +93,39 @@ public enum RoomRules {
         room.state == .provisioning && room.createPhase == .done && room.meetingID != nil
     }
 
+    /// An ended room taken back by a `situation_room`/`reopened` event (``isReusable(_:now:policy:)`` said it may be):
+    /// `provisioning` with its meeting, which its run checks with the provider and whose host it takes again. The
+    /// reason says so until the room is ready again (or ends as it was, ``endedAsItWas(_:now:policy:)``).
+    /// - Parameter now: seconds since 1970.
+    public static func reopened(_ ended: Room, now: Double) -> Room {
+        var room = ended
+        room.state = .provisioning
+        room.live = nil  // what Zoom's events said of its last run; the reopened room learns anew
+        room.reason = "reopened: taking back meeting \(room.meetingID.map(String.init) ?? "")"
+        room.endRequested = false
+        room.closedByOperator = false
+        room.attempts = 0
+        room.updatedAt = now
+        return room
+    }
+
+    /// A reopened room (``isRevivalPending(_:)``) resolved again before its run took its host and meeting back: it
+    /// ends as it was (its meeting is as its last end left it, its host was never taken), with nothing recorded
+    /// against it, so the next reopen within the hold-down takes the same meeting back. The deletion is due after
+    /// the hold-down from `now`.
+    /// - Parameter now: seconds since 1970.
+    public static func endedAsItWas(_ reopened: Room, now: Double, policy: RoomPolicy) -> Room {
+        var room = reopened
+        room.state = .ended
+        room.reason = nil
+        room.endRequested = false
+        room.closedByOperator = false
+        room.endedAt = now
+        room.updatedAt = now
+        room.deleteAfter = deletionTime(room, endedAt: now, policy: policy)
+        return room
+    }
+
     /// When an ended room's meeting is deleted: after the hold-down, for integrations that delete on resolve
     /// (`nil` when it is kept, or already deleted).
     public static func deletionTime(_ room: Room, endedAt: Double, policy: RoomPolicy) -> Double? {

@@ -13,7 +13,7 @@ struct RoomMachinePropertyTests {
     enum Action: CustomStringConvertible {
         case open
         case run(incident: Int, crashAfter: Int?)
-        case resolve(Int)
+        case resolve(Int, whileRunning: Bool)
         case reopen(Int)
         case restart
         case answer(World.Answer)
@@ -29,7 +29,7 @@ struct RoomMachinePropertyTests {
             case 0: self = .open
             case 1, 2: self = .run(incident: incident, crashAfter: nil)
             case 3: self = .run(incident: incident, crashAfter: 1 + (code / 10) % 6)
-            case 4: self = .resolve(incident)
+            case 4: self = .resolve(incident, whileRunning: (code / 10) % 2 == 1)
             case 5: self = .reopen(incident)
             case 6: self = .restart
             case 7, 8: self = .answer(Self.answers[(code / 10) % Self.answers.count])
@@ -41,7 +41,7 @@ struct RoomMachinePropertyTests {
             switch self {
             case .open: "open"
             case .run(let incident, let crash): "run(\(incident)\(crash.map { ", crash after \($0)" } ?? ""))"
-            case .resolve(let incident): "resolve(\(incident))"
+            case .resolve(let incident, let whileRunning): "resolve(\(incident)\(whileRunning ? ", while running" : ""))"
             case .reopen(let incident): "reopen(\(incident))"
             case .restart: "restart"
             case .answer(let answer): "answer(\(answer))"
@@ -67,8 +67,8 @@ struct RoomMachinePropertyTests {
                     world.driven = []
                     world.run(id, crashAfter: crashAfter)
                     if crashAfter != nil { world.restart() }
-                case .resolve(let index):
-                    if index < opened.count { world.resolve(opened[index]) }
+                case .resolve(let index, let whileRunning):
+                    if index < opened.count { world.resolve(opened[index], whileRunning: whileRunning) }
                 case .reopen(let index):
                     if index < opened.count { world.reopen(opened[index]) }
                 case .restart:

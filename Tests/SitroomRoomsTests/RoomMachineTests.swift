@@ -176,6 +176,36 @@ struct RoomMachineTests {
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
+    @Test("reopened, then resolved while a run was finishing: it ends as it was, no call; flapping keeps one meeting")
+    func reopenResolvedWhileRunning() {
+        let world = World()
+        let id = world.open("INC-1")
+        world.run(id)
+        let meeting = world.rooms[id]?.meetingID
+        for _ in 0..<5 {
+            world.resolve("INC-1")
+            world.run(id)
+            world.now += 30
+            world.reopen("INC-1")
+            #expect(world.rooms[id]?.reason?.hasPrefix("reopened: taking back meeting") == true)
+            // The resolve lands while a run of the room is still going: the end is requested, not done in place.
+            world.resolve("INC-1", whileRunning: true)
+            #expect(world.rooms[id]?.endRequested == true)
+            world.calls = []
+            world.run(id)
+            #expect(world.calls.isEmpty, "\(world.calls)")
+            #expect(world.rooms[id]?.state == .ended && world.rooms[id]?.reason == nil)
+            #expect(world.deletions[id] == world.now + 900)
+            world.now += 30
+            world.reopen("INC-1")
+            world.settle(id)
+            #expect(world.incidents["INC-1"] == id)
+            #expect(world.rooms[id]?.state == .ready && world.rooms[id]?.meetingID == meeting)
+        }
+        #expect(world.meetings.count == 1)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
     @Test("when the integration refuses everything, a room asked to end is ended without the provider")
     func endWithoutProvider() {
         let world = World(integrations: ["zoom-a"], hostsPerIntegration: 1)

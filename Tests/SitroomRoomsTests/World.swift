@@ -109,14 +109,13 @@ final class World {
     }
 
     /// A `resolved` event: the open room's end is requested (a failed one with a sweep pending too).
-    func resolve(_ incident: String) {
+    /// - Parameter whileRunning: whether a run of the room is going on (or finishing) as the event applies: then a
+    ///   reopened room not yet taken back has its end requested, as the event rules do, and its next run ends it.
+    func resolve(_ incident: String, whileRunning: Bool = false) {
         guard let id = incidents[incident], var room = rooms[id] else { return }
-        if RoomRules.isRevivalPending(room) {
+        if RoomRules.isRevivalPending(room), !whileRunning {
             // Reopened and resolved again before any call: ended as it was (as the event rules do).
-            room.state = .ended
-            room.endedAt = now
-            room.deleteAfter = RoomRules.deletionTime(room, endedAt: now, policy: policy)
-            rooms[id] = room
+            rooms[id] = RoomRules.endedAsItWas(room, now: now, policy: policy)
             return
         }
         if room.state.isOpen || (room.state == .failed && room.sweepMarker) {
@@ -133,12 +132,7 @@ final class World {
             room.endRequested = false
             rooms[id] = room
         } else if RoomRules.isReusable(room, now: now, policy: policy) {
-            room.state = .provisioning
-            room.reason = nil
-            room.endRequested = false
-            room.attempts = 0
-            room.updatedAt = now
-            rooms[id] = room
+            rooms[id] = RoomRules.reopened(room, now: now)
         } else {
             open(incident)
         }
@@ -248,7 +242,18 @@ final class World {
         return MeetingInfo(id: nextMeetingID, joinURL: "https://zoom.us/j/\(nextMeetingID)", passcode: "p")
     }
 
+    /// Provider calls made (create, marker, check, end, sweep), in order: "room: kind".
+    var calls: [String] = []
+
     private func perform(_ request: RoomRequest, room: Room) -> RoomInput {
+        switch request {
+        case .create: calls.append("\(room.id): create")
+        case .findMarker: calls.append("\(room.id): find marker")
+        case .checkMeeting: calls.append("\(room.id): check meeting")
+        case .endMeeting: calls.append("\(room.id): end meeting")
+        case .sweep: calls.append("\(room.id): sweep")
+        default: break
+        }
         switch request {
         case .write(let wanted, let kind):
             return .written(write(wanted, kind))
