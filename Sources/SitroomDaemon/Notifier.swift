@@ -50,6 +50,9 @@ public actor Notifier {
     }
     private var due: [String: Due] = [:]
     private var inFlight: Set<String> = []
+    /// Notices committed `sending` (their attempt counted) by the commit that queued them, in this process
+    /// (``claimedAtCommit(_:now:)``): their first delivery needs no commit of its own.
+    private var claimed: Set<String> = []
     private var workers: [NoticeChannel: Int] = [:]
     private var timer: Task<Void, Never>?
     private var timerAt: Double?
@@ -191,7 +194,10 @@ public actor Notifier {
 
     /// Tells the notifier that notices were committed to the outbox.
     public func enqueued(_ notices: [Notice]) {
-        for notice in notices { track(notice) }
+        for notice in notices {
+            if notice.state == .sending { claimed.insert(notice.id) }
+            track(notice)
+        }
         // In a burst many rooms' notices arrive one message after another: one look at the queue (an O(outbox)
         // scan) for all that came before it runs.
         guard !pokeScheduled else { return }
@@ -209,10 +215,26 @@ public actor Notifier {
     /// Stops starting deliveries and timers. A delivery already with its transport finishes (or times out); one
     /// interrupted by the process exiting stays `sending` and is sent again at the next start.
     public func stop() {
+        flushOutcomes()
         stopped = true
         timer?.cancel()
         timer = nil
         timerAt = nil
+    }
+
+    /// `notices`, just planned, with those due now marked `sending` and their first attempt counted, for the commit
+    /// that queues them: their first delivery then needs no commit of its own (docs/performance.md). Given to
+    /// ``enqueued(_:)`` after that commit. A crash before they are delivered leaves them `sending`, and the next start
+    /// sends them, as any interrupted delivery.
+    /// - Parameter now: seconds since 1970.
+    public nonisolated static func claimedAtCommit(_ notices: [Notice], now: Double) -> [Notice] {
+        notices.map { notice in
+            guard notice.state == .pending, notice.nextAttemptAt <= now else { return notice }
+            var claimed = notice
+            claimed.state = .sending
+            claimed.attempts += 1
+            return claimed
+        }
     }
 
     /// Number of notices not yet sent or dead.
@@ -350,16 +372,56 @@ public actor Notifier {
             let ids = nextDue(channel, now: clock.now(), limit: Self.batchSize)
             if ids.isEmpty { break }
             for id in ids { inFlight.insert(id) }
-            let started = begin(ids, committing: outcomes)
-            for notice in outcomes { inFlight.remove(notice.id) }
+            // The outcomes other channels' workers left for the next commit go in this one too.
+            let waiting = pendingOutcomes
+            pendingOutcomes = []
+            let started = begin(ids, committing: outcomes + waiting)
+            for notice in outcomes + waiting { inFlight.remove(notice.id) }
+            deliveries += 1
             outcomes = await deliver(started)
-        }
-        if !outcomes.isEmpty {
-            persist(outcomes)
-            for notice in outcomes { inFlight.remove(notice.id) }
+            deliveries -= 1
         }
         workers[channel, default: 1] -= 1
+        if !outcomes.isEmpty || !pendingOutcomes.isEmpty { commitOutcomes(outcomes) }
         scheduleTimer(now: clock.now())
+    }
+
+    /// Outcomes of finished workers not yet committed: they wait for the deliveries still under way on other
+    /// channels, so that one commit records them all (a room's email and SMS outcomes in one), at most
+    /// ``outcomeWait`` seconds (a transport that hangs does not hold the others' outcomes longer).
+    private var pendingOutcomes: [Notice] = []
+    /// Workers handing notices to their transport now.
+    private var deliveries = 0
+    private var outcomeDeadline: Task<Void, Never>?
+    /// Seconds finished outcomes wait at most for deliveries still under way.
+    static let outcomeWait = 0.2
+
+    /// Commits `outcomes` now when no other delivery is under way (with the outcomes waiting), else leaves them to
+    /// the next commit (a worker's next batch, the last delivery's end, or the deadline).
+    private func commitOutcomes(_ outcomes: [Notice]) {
+        pendingOutcomes += outcomes
+        if deliveries == 0 {
+            flushOutcomes()
+            return
+        }
+        guard outcomeDeadline == nil else { return }
+        let clock = self.clock
+        outcomeDeadline = Task {
+            do { try await clock.sleep(seconds: Self.outcomeWait) } catch { return }
+            self.outcomeDeadline = nil
+            self.flushOutcomes()
+        }
+    }
+
+    /// Commits the waiting outcomes in one transaction.
+    private func flushOutcomes() {
+        outcomeDeadline?.cancel()
+        outcomeDeadline = nil
+        let outcomes = pendingOutcomes
+        pendingOutcomes = []
+        guard !outcomes.isEmpty else { return }
+        persist(outcomes)
+        for notice in outcomes { inFlight.remove(notice.id) }
     }
 
     private func scheduleTimer(now: Double) {
@@ -393,6 +455,7 @@ public actor Notifier {
     private func begin(_ ids: [String], committing outcomes: [Notice]) -> [Notice] {
         let store = self.store
         var starting: [Notice] = []
+        var delivering: [Notice] = []
         var parked: [Notice] = []
         // A failed read is never taken for "no such notice" (that would drop them until a restart): it is logged,
         // and the notices are tried again shortly; the outcomes of the previous batch are committed all the same.
@@ -442,6 +505,7 @@ public actor Notifier {
             else {
                 due[id] = nil
                 inFlight.remove(id)
+                claimed.remove(id)
                 continue
             }
             switch verdicts[id] {
@@ -467,11 +531,17 @@ public actor Notifier {
                 parked.append(notice)
                 continue
             }
+            if claimed.remove(id) != nil, notice.state == .sending {
+                // Committed `sending`, its attempt counted, by the commit that queued it: nothing to commit now.
+                delivering.append(notice)
+                continue
+            }
             notice.attempts += 1
             notice.state = .sending
             starting.append(notice)
         }
         let committed = persist(outcomes + parked + starting)
+        starting += delivering
         for notice in parked { inFlight.remove(notice.id) }
         if !committed {
             for notice in starting { inFlight.remove(notice.id) }

@@ -104,8 +104,8 @@ public actor RoomProvisioner {
     /// ``apply(batch:)`` for the rules.
     /// - Returns: `.duplicate` when the event id was applied before (nothing changes).
     /// - Throws: store errors; the event then stays in the spool and is applied again later.
-    public func apply(_ event: IncidentEvent) throws -> ApplyOutcome {
-        try apply(batch: [event])[0]
+    public func apply(_ event: IncidentEvent) async throws -> ApplyOutcome {
+        try await apply(batch: [event])[0]
     }
 
     /// Applies many incident events in one LMDB write transaction (a group commit), in the order given, then
@@ -122,25 +122,46 @@ public actor RoomProvisioner {
     ///   Zoom and its host taken again; if either fails, a new room is made); otherwise a new room is made;
     /// - `resolved` and `closed` end the room. A room made earlier in the same batch, which no Zoom call has
     ///   touched, is dropped instead: a storm that opens and resolves an incident makes no room for it.
+    ///
+    /// A room the batch makes gets its host before the commit when one is free and no room waits (``preLease(_:)``):
+    /// the host, its create count and the create's intent are committed with the event, and the room's first run
+    /// sends the create (one synced commit per incident fewer than leasing in the run; docs/performance.md).
     /// - Parameter events: the events, in the order to apply them (the spool sorts a batch by `occurred_at`).
     /// - Returns: one outcome per event, in order.
-    /// - Throws: store errors; nothing of the batch is applied then.
+    /// - Throws: store errors; nothing of the batch is applied then (and the hosts leased for it are freed).
     /// - Complexity: O(events) reads and writes in one transaction.
-    public func apply(batch events: [IncidentEvent]) throws -> [ApplyOutcome] {
+    public func apply(batch events: [IncidentEvent]) async throws -> [ApplyOutcome] {
+        let leases = await preLease(events)
         let now = clock.now()
         let store = self.store
         var batch = BatchEffects()
-        let outcomes: [(ApplyOutcome, String)] = try store.write { txn in
-            // The closure may run again (the map grown): start over each time.
-            batch = BatchEffects()
-            var results: [(ApplyOutcome, String)] = []
-            results.reserveCapacity(events.count)
-            for (index, event) in events.enumerated() {
-                // Rooms made by one batch keep the batch's order: each is 1 ms "younger" than the one before, so
-                // the waiting queue (oldest first) and `created_at` agree with the order events were applied.
-                results.append(try applyOne(event, now: now + Double(index) / 1000, txn, &batch))
+        let outcomes: [(ApplyOutcome, String)]
+        do {
+            outcomes = try store.write { txn in
+                // The closure may run again (the map grown): start over each time.
+                batch = BatchEffects()
+                batch.leases = leases
+                var results: [(ApplyOutcome, String)] = []
+                results.reserveCapacity(events.count)
+                for (index, event) in events.enumerated() {
+                    // Rooms made by one batch keep the batch's order: each is 1 ms "younger" than the one before, so
+                    // the waiting queue (oldest first) and `created_at` agree with the order events were applied.
+                    results.append(try applyOne(event, now: now + Double(index) / 1000, txn, &batch))
+                }
+                // The creates of the rooms still made (one made and resolved in the batch counts none).
+                for (roomID, lease) in batch.leased where batch.created[roomID] != nil {
+                    try store.recordCreates(
+                        atLeast: lease.creates.count, day: lease.creates.day, integration: lease.host.integration,
+                        host: lease.host.host, txn)
+                }
+                return results
             }
-            return results
+        } catch {
+            for lease in leases.values { await pool.release(lease.key, room: lease.roomID) }
+            throw error
+        }
+        for lease in leases.values where batch.leased[lease.roomID] == nil || batch.created[lease.roomID] == nil {
+            await pool.release(lease.key, room: lease.roomID)
         }
         for (event, (outcome, effect)) in zip(events, outcomes) {
             var metadata: Logger.Metadata = [
@@ -162,8 +183,89 @@ public actor RoomProvisioner {
             Task { await notifier.enqueued(queued) }
         }
         for (id, time) in batch.deletions { scheduleDeletion(id, at: time) }
-        for id in batch.drives { drive(id) }
+        for id in batch.drives {
+            drive(id, intentCommitted: batch.leased[id] != nil && batch.created[id] != nil)
+        }
         return outcomes.map(\.0)
+    }
+
+    /// A host leased for a room an event is about to make, before the event's commit.
+    struct PreLease: Sendable {
+        /// The id the room will have.
+        var roomID: String
+        var host: PoolHost
+        var user: String
+        var creates: CreateCount
+        var key: HostKey { HostKey(integration: host.integration, host: host.host) }
+    }
+
+    /// Leases hosts for the rooms `events` will likely make (an opening event of an incident with no room open or
+    /// to reopen, and not closed later in the batch), so their hosts and create intents go into the batch's commit.
+    /// Nothing is leased while rooms wait (they come first), nor for a room no host can take now (its run leases as
+    /// usual, and waits or fails with the reasons). A guess that turns out wrong costs a lease freed after the commit.
+    /// - Returns: the leases by incident id.
+    private func preLease(_ events: [IncidentEvent]) async -> [String: PreLease] {
+        guard waiting.isEmpty, !stopped else { return [:] }
+        var openings: [String: IncidentEvent] = [:]
+        var closed: Set<String> = []
+        for event in events {
+            switch event.stage {
+            case .situationRoom, .reopened: if openings[event.incident.id] == nil { openings[event.incident.id] = event }
+            case .resolved, .closed: closed.insert(event.incident.id)
+            default: break
+            }
+        }
+        for id in closed { openings[id] = nil }
+        guard !openings.isEmpty else { return [:] }
+        let store = self.store
+        let now = clock.now()
+        let policy = self.policy
+        // Incident id → its record (nil: not known yet), for the incidents that will get a new room.
+        let wanting: [String: IncidentRecord?]
+        do {
+            wanting = try store.read { txn in
+                var found: [String: IncidentRecord?] = [:]
+                for (id, event) in openings {
+                    guard let record = try store.incident(id, txn) else {
+                        found[id] = .some(nil)
+                        continue
+                    }
+                    if let roomID = record.roomID, let room = try store.room(roomID, txn),
+                        room.state.isOpen || RoomRules.isReusable(room, now: now, policy: policy)
+                    {
+                        continue  // no new room: the open one stays, or the ended one comes back
+                    }
+                    if event.occurredAt < record.lastOccurredAt { continue }  // stale: ignored
+                    if record.stage == .resolved || record.stage == .closed, event.stage == .situationRoom,
+                        event.occurredAt > now + Self.maxClockAhead
+                    {
+                        continue  // ignored (its order against the resolve is unknown)
+                    }
+                    found[id] = record
+                }
+                return found
+            }
+        } catch {
+            return [:]  // the runs lease as usual
+        }
+        var leases: [String: PreLease] = [:]
+        for (id, stored) in wanting.sorted(by: { $0.key < $1.key }) {
+            guard let event = openings[id] else { continue }
+            var record =
+                stored
+                ?? IncidentRecord(
+                    info: event.incident, stage: event.stage, participants: [], integration: event.integration,
+                    roomID: nil, lastOccurredAt: event.occurredAt)
+            record.info = event.incident
+            if let integration = event.integration { record.integration = integration }
+            let roomID = Self.newRoomID()
+            guard
+                case .leased(let host, let user, let creates)? = try? await lease(
+                    roomID: roomID, createdAt: now, record: record, excluding: [], queued: true)
+            else { continue }
+            leases[id] = PreLease(roomID: roomID, host: host, user: user, creates: creates)
+        }
+        return leases
     }
 
     /// How far ahead of sitroomd's clock an event's `occurred_at` may be (seconds); a later one is taken as stamped
@@ -180,6 +282,10 @@ public actor RoomProvisioner {
         var deletions: [(String, Double)] = []
         /// Rooms made by this batch → the incident's room before.
         var created: [String: String?] = [:]
+        /// Hosts leased before the commit, by incident id (``preLease(_:)``), not yet given to a room.
+        var leases: [String: PreLease] = [:]
+        /// Rooms made with a host leased before the commit, by room id.
+        var leased: [String: PreLease] = [:]
 
         mutating func drive(_ id: String) { if !drives.contains(id) { drives.append(id) } }
         mutating func undrive(_ id: String) { drives.removeAll { $0 == id } }
@@ -336,7 +442,15 @@ public actor RoomProvisioner {
             try store.putRoom(old, txn)
             batch.drive(old.id)
         }
-        let fresh = Room(id: Self.newRoomID(), incidentID: record.info.id, createdAt: now)
+        var fresh: Room
+        if let lease = batch.leases.removeValue(forKey: record.info.id) {
+            // Its host was leased before this commit: the host and the create's intent are committed with the event.
+            fresh = Room(id: lease.roomID, incidentID: record.info.id, createdAt: now)
+            fresh = RoomRules.leased(fresh, host: lease.host, user: lease.user, now: now)
+            batch.leased[fresh.id] = lease
+        } else {
+            fresh = Room(id: Self.newRoomID(), incidentID: record.info.id, createdAt: now)
+        }
         batch.created.updateValue(record.roomID, forKey: fresh.id)  // keeps a nil previous room
         record.roomID = fresh.id
         try store.putRoom(fresh, txn)
@@ -798,7 +912,10 @@ public actor RoomProvisioner {
 
     // MARK: Driving a room
 
-    func drive(_ id: String) {
+    /// Starts a run of the room, or tells the one running that there is news.
+    /// - Parameter intentCommitted: the room is new and its host and create intent were committed with its event
+    ///   (``RoomInput/intentCommitted``): the run sends the create.
+    func drive(_ id: String, intentCommitted: Bool = false) {
         guard !stopped else { return }
         if running[id] != nil {
             rerun.insert(id)
@@ -806,7 +923,7 @@ public actor RoomProvisioner {
             wake(id)  // a room backing off looks again now (e.g. its incident was resolved meanwhile)
             return
         }
-        running[id] = Task { await self.work(id) }
+        running[id] = Task { await self.work(id, first: intentCommitted ? .intentCommitted : .start) }
     }
 
     /// Backs off for `seconds`, or until ``drive(_:)`` has news for the room, or until the daemon stops.

@@ -22,10 +22,11 @@ extension RoomProvisioner {
     }
 
     /// One run of work on a room, until its machine needs nothing more now.
-    func work(_ id: String) async {
+    /// - Parameter first: the run's first input (``RoomInput/intentCommitted`` for a room made with its host).
+    func work(_ id: String, first: RoomInput = .start) async {
         defer { finished(id) }
         guard var machine = await startRun(id) else { return }
-        var input = RoomInput.start
+        var input = first
         while !stopped && !Task.isCancelled {
             if news.remove(id) != nil {
                 // What changed meanwhile (a resolve, a command) must not be lost to a failed read: read until it works.
@@ -208,7 +209,15 @@ extension RoomProvisioner {
     ///   older waiting rooms rather than jumping the queue.
     private func lease(_ room: Room, excluding excluded: Set<String>, queued: Bool) async throws -> RoomInput? {
         guard let record = try readIncident(room.incidentID) else { return nil }
-        if !queued, waiting.contains(where: { $0.key != room.id && ($0.value, $0.key) < (room.createdAt, room.id) }) {
+        return try await lease(roomID: room.id, createdAt: room.createdAt, record: record, excluding: excluded, queued: queued)
+    }
+
+    /// A host for room `roomID` of the incident `record`, from the candidates in order (``candidates(for:)``).
+    /// - Parameter queued: the room is served from the waiting queue (else it queues behind older waiting rooms).
+    func lease(
+        roomID: String, createdAt: Double, record: IncidentRecord, excluding excluded: Set<String>, queued: Bool
+    ) async throws -> RoomInput {
+        if !queued, waiting.contains(where: { $0.key != roomID && ($0.value, $0.key) < (createdAt, roomID) }) {
             return .queued(behind: waiting.count)
         }
         var reasons: [String] = []
@@ -237,7 +246,7 @@ extension RoomProvisioner {
             if let authorized = try await registry.authorizedHosts(name), let hosts = configuration.integrations[name]?.hosts {
                 unauthorized = Set(hosts.map(\.id)).subtracting(authorized)
             }
-            switch await pool.lease(room: room.id, integration: name, unauthorized: unauthorized) {
+            switch await pool.lease(room: roomID, integration: name, unauthorized: unauthorized) {
             case .leased(let key, let limits, let creates, let day):
                 let host = PoolHost(integration: key.integration, host: key.host)
                 return .leased(host, user: limits.user, creates: CreateCount(host: host, count: creates, day: day))
@@ -271,7 +280,11 @@ extension RoomProvisioner {
                         host: creates.host.host, txn)
                 case .ready:
                     if !merged.endRequested, let record = try store.incident(merged.incidentID, txn) {
-                        notices = try planner.roomReady(room: merged, record: record, now: now, txn)
+                        // Those due now are committed `sending` here: the room ready, its notices queued and their
+                        // first attempts in one commit.
+                        notices = Notifier.claimedAtCommit(
+                            try planner.roomReady(room: merged, record: record, now: now, txn), now: now)
+                        for notice in notices where notice.state == .sending { try store.putNotice(notice, txn) }
                     }
                 case .failed:
                     let record = try store.incident(merged.incidentID, txn)

@@ -97,24 +97,27 @@ public struct RoomMachine: Sendable {
         switch (input, current) {
         case (.start, _), (.woke, .wait):
             return decide(now)
+        case (.intentCommitted, .start):
+            guard room.state == .provisioning, room.createPhase == .inFlight, room.meetingID == nil, holdsHost else {
+                return decide(now)
+            }
+            if room.endRequested {
+                // Resolved before the create went out: nothing is at the provider.
+                room.createPhase = .notSent
+                return write(.save, then: .decide)
+            }
+            return ask(.create(room), .create)
         case (.written(let outcome), .write(_, let then, let effects)):
             return written(outcome, then: then, effects: effects, now: now)
         case (.leased(let host, let user, let creates), .lease):
             holdsHost = true
-            room.integration = host.integration
-            room.hostID = host.host
-            room.hostUser = user
-            room.state = .provisioning
-            room.reason = nil
-            room.waitingSince = nil
-            room.updatedAt = now
+            // The host, its create count and the create's intent in one write (one sync): the create is sent only
+            // once it is durable, and a crash after it is settled by the marker like any create in flight.
+            room = RoomRules.leased(room, host: host, user: user, now: now)
             guard policy.integrations[host.integration] != nil else {
                 room.createPhase = .notSent
                 return write(.lease(creates), then: .decide)
             }
-            // The host, its create count and the create's intent in one write (one sync): the create is sent only
-            // once it is durable, and a crash after it is settled by the marker like any create in flight.
-            room.createPhase = .inFlight
             return write(.lease(creates), then: .create)
         case (.queued(let behind), .lease):
             room.state = .waiting

@@ -88,6 +88,23 @@ public enum RoomRules {
         return now - endedAt <= policy.reopenHoldDown
     }
 
+    /// The room with a leased host and its create's intent (in flight): what the run's lease write commits, and what
+    /// the event's commit holds for a new room given its host before that commit (its first run then starts with
+    /// ``RoomInput/intentCommitted`` and sends the create).
+    /// - Parameter now: seconds since 1970.
+    public static func leased(_ fresh: Room, host: PoolHost, user: String, now: Double) -> Room {
+        var room = fresh
+        room.integration = host.integration
+        room.hostID = host.host
+        room.hostUser = user
+        room.state = .provisioning
+        room.reason = nil
+        room.waitingSince = nil
+        room.createPhase = .inFlight
+        room.updatedAt = now
+        return room
+    }
+
     /// A room reopened by an event whose meeting has not been checked with the provider yet.
     public static func isRevivalPending(_ room: Room) -> Bool {
         room.state == .provisioning && room.createPhase == .done && room.meetingID != nil

@@ -202,6 +202,11 @@ public struct RoomLog: Sendable, Hashable {
 public enum RoomInput: Sendable, Hashable {
     /// A run begins (the room as stored).
     case start
+    /// A run begins on a new room whose host, create count and create intent were committed with the event that
+    /// made it (``RoomRules/leased(_:host:user:now:)``), and whose create has not been sent: it sends it. A
+    /// later run (a restart) starts with ``start`` and settles the create by the room's marker, as for any create
+    /// in flight.
+    case intentCommitted
     /// The write asked for came to this.
     case written(WriteOutcome)
     /// A host was leased (and its create counted, in memory until the room's write commits it).

@@ -11,7 +11,7 @@ import Testing
 struct RoomMachinePropertyTests {
     /// One step of a scenario, decoded from a generated number (so that failing scenarios shrink).
     enum Action: CustomStringConvertible {
-        case open
+        case open(withHost: Bool)
         case run(incident: Int, crashAfter: Int?)
         case resolve(Int, whileRunning: Bool)
         case reopen(Int)
@@ -26,7 +26,7 @@ struct RoomMachinePropertyTests {
         init(_ code: Int) {
             let incident = code % 3
             switch code % 10 {
-            case 0: self = .open
+            case 0: self = .open(withHost: (code / 10) % 2 == 1)
             case 1, 2: self = .run(incident: incident, crashAfter: nil)
             case 3: self = .run(incident: incident, crashAfter: 1 + (code / 10) % 6)
             case 4: self = .resolve(incident, whileRunning: (code / 10) % 2 == 1)
@@ -39,7 +39,7 @@ struct RoomMachinePropertyTests {
 
         var description: String {
             switch self {
-            case .open: "open"
+            case .open(let withHost): withHost ? "open(with host)" : "open"
             case .run(let incident, let crash): "run(\(incident)\(crash.map { ", crash after \($0)" } ?? ""))"
             case .resolve(let incident, let whileRunning): "resolve(\(incident)\(whileRunning ? ", while running" : ""))"
             case .reopen(let incident): "reopen(\(incident))"
@@ -56,23 +56,34 @@ struct RoomMachinePropertyTests {
             let actions = codes.map(Action.init)
             let world = World(hostsPerIntegration: 1)
             var opened: [String] = []
+            // Rooms made with their host whose first run has not started (it starts with `intentCommitted`).
+            var fresh: Set<String> = []
             for action in actions {
                 switch action {
-                case .open:
+                case .open(let withHost):
                     guard opened.count < 3 else { continue }
                     opened.append("INC-\(opened.count)")
-                    world.open(opened.last!)
+                    if withHost {
+                        let (id, leased) = world.openWithHost(opened.last!)
+                        if leased { fresh.insert(id) }
+                    } else {
+                        world.open(opened.last!)
+                    }
                 case .run(let index, let crashAfter):
                     guard index < opened.count, let id = world.incidents[opened[index]] else { continue }
                     world.driven = []
-                    world.run(id, crashAfter: crashAfter)
-                    if crashAfter != nil { world.restart() }
+                    world.run(id, first: fresh.remove(id) != nil ? .intentCommitted : .start, crashAfter: crashAfter)
+                    if crashAfter != nil {
+                        world.restart()
+                        fresh = []
+                    }
                 case .resolve(let index, let whileRunning):
                     if index < opened.count { world.resolve(opened[index], whileRunning: whileRunning) }
                 case .reopen(let index):
                     if index < opened.count { world.reopen(opened[index]) }
                 case .restart:
                     world.restart()
+                    fresh = []
                 case .answer(let answer):
                     world.script.append(answer)
                 case .later(let seconds):

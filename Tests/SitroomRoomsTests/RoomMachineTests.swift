@@ -206,6 +206,35 @@ struct RoomMachineTests {
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
+    @Test("a room given its host at the event's commit sends its create at once; resolved first, it sends none")
+    func intentCommittedWithTheEvent() {
+        let world = World()
+        let (id, leased) = world.openWithHost("INC-1")
+        #expect(leased)
+        world.run(id, first: .intentCommitted)
+        #expect(world.calls == ["\(id): create"])
+        #expect(world.rooms[id]?.state == .ready && world.rooms[id]?.createPhase == .done)
+        #expect(world.notices.contains { $0.room == id && $0.kind == "ready" })
+
+        // Resolved before its first run: no create goes out, the host is freed.
+        let (other, _) = world.openWithHost("INC-2")
+        world.resolve("INC-2")
+        world.calls = []
+        world.run(other, first: .intentCommitted)
+        #expect(world.calls.isEmpty, "\(world.calls)")
+        #expect(world.rooms[other]?.state == .ended && world.leases[other] == nil)
+        #expect(world.meetings.values.filter { $0.roomID == other }.isEmpty)
+
+        // A restart before the create: the intent is settled by the room's marker (nothing found), then the create.
+        let (third, _) = world.openWithHost("INC-3")
+        world.restart()
+        world.calls = []
+        world.run(third)
+        #expect(world.calls == ["\(third): find marker", "\(third): create"])
+        #expect(world.rooms[third]?.state == .ready)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
     @Test("when the integration refuses everything, a room asked to end is ended without the provider")
     func endWithoutProvider() {
         let world = World(integrations: ["zoom-a"], hostsPerIntegration: 1)

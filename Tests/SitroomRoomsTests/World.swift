@@ -108,6 +108,18 @@ final class World {
         return room.id
     }
 
+    /// A new incident whose room gets a free host at the event's commit (as `RoomProvisioner.preLease` does), or,
+    /// with none free, a room as ``open(_:)`` makes it. - Returns: the room id, and whether it has its host.
+    func openWithHost(_ incident: String) -> (id: String, leased: Bool) {
+        let id = open(incident)
+        guard let host = hosts.first(where: { host in
+            !leases.values.contains(host) && !hostsOut.contains(host) && !integrationsOut.contains(host.integration)
+        }) else { return (id, false) }
+        leases[id] = host
+        rooms[id] = RoomRules.leased(rooms[id]!, host: host, user: "\(host.host)@example.com", now: now)
+        return (id, true)
+    }
+
     /// A `resolved` event: the open room's end is requested (a failed one with a sweep pending too).
     /// - Parameter whileRunning: whether a run of the room is going on (or finishing) as the event applies: then a
     ///   reopened room not yet taken back has its end requested, as the event rules do, and its next run ends it.
@@ -152,10 +164,11 @@ final class World {
 
     /// One run of a room's machine, until it is over (or `limit` steps: a runaway is a breach).
     /// - Parameter crashAfter: stop after this many requests, as a crash would (nothing of the run's memory stays).
-    func run(_ id: String, crashAfter: Int? = nil, limit: Int = 300) {
+    /// - Parameter first: the run's first input (``RoomInput/intentCommitted`` for a room made with its host).
+    func run(_ id: String, first: RoomInput = .start, crashAfter: Int? = nil, limit: Int = 300) {
         guard let stored = rooms[id] else { return }
         var machine = RoomMachine(room: stored, policy: policy)
-        var input = RoomInput.start
+        var input = first
         var requests = 0
         while true {
             let step = machine.handle(input, now: now)
