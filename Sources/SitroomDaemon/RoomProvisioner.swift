@@ -123,7 +123,7 @@ public actor RoomProvisioner {
     /// - `resolved` and `closed` end the room. A room made earlier in the same batch, which no Zoom call has
     ///   touched, is dropped instead: a storm that opens and resolves an incident makes no room for it.
     ///
-    /// A room the batch makes gets its host before the commit when one is free and no room waits (``preLease(_:)``):
+    /// A new incident's first room gets its host before the commit when one is free and no room waits (``preLease(_:)``):
     /// the host, its create count and the create's intent are committed with the event, and the room's first run
     /// sends the create (one synced commit per incident fewer than leasing in the run; docs/performance.md).
     /// - Parameter events: the events, in the order to apply them (the spool sorts a batch by `occurred_at`).
@@ -199,10 +199,12 @@ public actor RoomProvisioner {
         var key: HostKey { HostKey(integration: host.integration, host: host.host) }
     }
 
-    /// Leases hosts for the rooms `events` will likely make (an opening event of an incident with no room open or
-    /// to reopen, and not closed later in the batch), so their hosts and create intents go into the batch's commit.
-    /// Nothing is leased while rooms wait (they come first), nor for a room no host can take now (its run leases as
-    /// usual, and waits or fails with the reasons). A guess that turns out wrong costs a lease freed after the commit.
+    /// Leases hosts for the rooms of the incidents `events` open for the first time (a `situation_room` or `reopened`
+    /// event of an incident not recorded yet, and not closed later in the batch), so their hosts and create intents
+    /// go into the batch's commit. Nothing is leased while rooms wait (they come first), nor for a room no host can
+    /// take now (its run leases as usual, and waits or fails with the reasons). A known incident's new room (a reopen
+    /// after the hold-down, a retry) leases in its run: telling whether it gets one would decode its records twice.
+    /// A lease not used after all (a duplicate event) is freed after the commit.
     /// - Returns: the leases by incident id.
     private func preLease(_ events: [IncidentEvent]) async -> [String: PreLease] {
         guard waiting.isEmpty, !stopped else { return [:] }
@@ -219,45 +221,18 @@ public actor RoomProvisioner {
         guard !openings.isEmpty else { return [:] }
         let store = self.store
         let now = clock.now()
-        let policy = self.policy
-        // Incident id → its record (nil: not known yet), for the incidents that will get a new room.
-        let wanting: [String: IncidentRecord?]
+        let new: [String]
         do {
-            wanting = try store.read { txn in
-                var found: [String: IncidentRecord?] = [:]
-                for (id, event) in openings {
-                    guard let record = try store.incident(id, txn) else {
-                        found[id] = .some(nil)
-                        continue
-                    }
-                    if let roomID = record.roomID, let room = try store.room(roomID, txn),
-                        room.state.isOpen || RoomRules.isReusable(room, now: now, policy: policy)
-                    {
-                        continue  // no new room: the open one stays, or the ended one comes back
-                    }
-                    if event.occurredAt < record.lastOccurredAt { continue }  // stale: ignored
-                    if record.stage == .resolved || record.stage == .closed, event.stage == .situationRoom,
-                        event.occurredAt > now + Self.maxClockAhead
-                    {
-                        continue  // ignored (its order against the resolve is unknown)
-                    }
-                    found[id] = record
-                }
-                return found
-            }
+            new = try store.read { txn in try openings.keys.filter { try !store.hasIncident($0, txn) } }
         } catch {
             return [:]  // the runs lease as usual
         }
         var leases: [String: PreLease] = [:]
-        for (id, stored) in wanting.sorted(by: { $0.key < $1.key }) {
+        for id in new.sorted() {
             guard let event = openings[id] else { continue }
-            var record =
-                stored
-                ?? IncidentRecord(
-                    info: event.incident, stage: event.stage, participants: [], integration: event.integration,
-                    roomID: nil, lastOccurredAt: event.occurredAt)
-            record.info = event.incident
-            if let integration = event.integration { record.integration = integration }
+            let record = IncidentRecord(
+                info: event.incident, stage: event.stage, participants: [], integration: event.integration, roomID: nil,
+                lastOccurredAt: event.occurredAt)
             let roomID = Self.newRoomID()
             guard
                 case .leased(let host, let user, let creates)? = try? await lease(

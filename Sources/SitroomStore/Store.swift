@@ -218,6 +218,11 @@ extension Store {
         try get(IncidentRecord.self, tables.incidents, id, txn)
     }
 
+    /// Whether the incident is recorded (its value is not decoded).
+    public func hasIncident(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
+        try txn.get(tables.incidents, id) != nil
+    }
+
     public func putIncident(_ record: IncidentRecord, _ txn: borrowing Transaction) throws {
         try put(record, tables.incidents, record.info.id, txn)
     }

@@ -404,6 +404,34 @@ struct IntakeTests {
 
     // MARK: Bounds
 
+    @Test("an early answer (404, 401) to a small body reads it first: the answers arrive and the connection serves on; a large unread body: Connection: close")
+    func earlyAnswers() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try sandbox.makeSpool()
+            try sandbox.writeIntake()
+            let intake = try await sandbox.startIntake()
+            let body = String(repeating: "x", count: 2_000)
+            // Three requests at once on one connection (HTTP/1.1 pipelining): no route, no credentials, the health check.
+            let connection = try RawConnection(port: intake.port)
+            #expect(connection.send("POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n\(body)"))
+            #expect(connection.send("POST /hooks/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n\(body)"))
+            #expect(connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            let answers = try #require(connection.readUntilClosed(timeout: 10), "the connection stays open")
+            let statuses = answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["404", "401", "200"], "\(answers)")
+            #expect(sandbox.spoolFiles("new").isEmpty)
+
+            // A body over the 64 KiB read before an early answer (within max_body_size), not sent: answered, and the
+            // answer says the connection closes.
+            let large = try RawConnection(port: intake.port)
+            #expect(large.send("POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"))
+            let answer = try #require(large.readUntilClosed(timeout: 10), "closed after the answer")
+            #expect(answer.hasPrefix("HTTP/1.1 404") && answer.lowercased().contains("connection: close"), "\(answer)")
+        }
+    }
+
     @Test("slow headers and slow bodies lose their connection; max_connections holds; 413 stops reading; 100-continue")
     func bounds() async throws {
         let sandbox = try Sandbox()
