@@ -35,6 +35,7 @@ struct NoticePlanner {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             if isMeeting {
                 if notify.channels.contains(.email), let email = person.email,
+                    try !queuedBefore(.invitation, .email, person, room, txn),
                     let rendered = templates.render(.invitation, .email, context)
                 {
                     let calendar = invitation(
@@ -60,7 +61,8 @@ struct NoticePlanner {
                 }
                 let invitation = Notice.id(roomID: room.id, personID: person.personID, kind: .invitation, channel: .email)
                 let invited = try exists(invitation, txn)
-                for channel in configuration.daemon.conference.followUp {
+                for channel in configuration.daemon.conference.followUp
+                where try !queuedBefore(.followUp, channel, person, room, txn) {
                     guard var notice = participantNotice(.followUp, channel, person, room, record, context, now) else {
                         continue
                     }
@@ -74,7 +76,7 @@ struct NoticePlanner {
                     if try store.enqueue(notice, txn) { queued.append(notice) }
                 }
             } else {
-                for channel in notify.channels {
+                for channel in notify.channels where try !queuedBefore(.roomReady, channel, person, room, txn) {
                     if let notice = participantNotice(.roomReady, channel, person, room, record, context, now),
                         try store.enqueue(notice, txn)
                     {
@@ -115,7 +117,7 @@ struct NoticePlanner {
                 let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: .email)
                 if try exists(id, txn) { thread = id }
             }
-            for channel in notify.channels {
+            for channel in notify.channels where try !queuedBefore(.nudge, channel, person, room, txn) {
                 guard var notice = participantNotice(.nudge, channel, person, room, record, context, now) else { continue }
                 notice.nextAttemptAt = due
                 notice.lifetimeStart = due
@@ -427,6 +429,17 @@ struct NoticePlanner {
 
     /// Whether the notice `id` was queued and not withdrawn (a withdrawn one told nobody anything); read from
     /// the outbox index, no notice decoded.
+    /// Whether the notice (room, person, kind, channel) was queued before, in any state (``Store/enqueue(_:_:)``
+    /// would refuse it): it is not rendered again (an event on a ready room plans its notices again, for people it
+    /// adds).
+    private func queuedBefore(
+        _ kind: NoticeKind, _ channel: NotifyChannel, _ person: Participant, _ room: Room, _ txn: borrowing Transaction
+    ) throws -> Bool {
+        guard let noticeChannel = NoticeChannel(rawValue: channel.rawValue) else { return false }
+        let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: noticeChannel)
+        return try txn.get(store.tables.outboxIndex, id) != nil
+    }
+
     private func exists(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
         guard let bytes = try txn.get(store.tables.outboxIndex, id) else { return false }
         return NoticeSummary(bytes: bytes)?.state != .withdrawn

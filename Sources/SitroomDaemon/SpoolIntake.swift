@@ -465,24 +465,29 @@ public final class SpoolIntake: Sendable {
     /// (no sender's clock can keep a meeting alive: the incident ends resolved), but not after a `reopened`, which
     /// says the incident came back after it was resolved.
     static func order<T>(_ batch: [(name: T, event: IncidentEvent)]) -> [(name: T, event: IncidentEvent)] {
-        var ordered = batch.enumerated().sorted {
-            ($0.element.event.occurredAt, $0.offset) < ($1.element.event.occurredAt, $1.offset)
-        }
-        .map(\.element)
+        // Indices are sorted, not the (large) events: each event is moved once.
+        let times = batch.map(\.event.occurredAt)
+        var ordered = batch.indices.sorted { (times[$0], $0) < (times[$1], $1) }.map { batch[$0] }
         func closing(_ stage: IncidentStage) -> Bool { stage == .resolved || stage == .closed }
         func opening(_ stage: IncidentStage) -> Bool { stage == .opened || stage == .situationRoom || stage == .updated }
+        // Where each incident's last opening event is; computed again after a move (rare).
+        func lastOpenings() -> [String: Int] {
+            var last: [String: Int] = [:]
+            for (index, item) in ordered.enumerated() where opening(item.event.stage) { last[item.event.incident.id] = index }
+            return last
+        }
+        var lastOpening = lastOpenings()
         var index = 0
         var moves = 0
         while index < ordered.count, moves <= ordered.count {
             let event = ordered[index].event
-            if closing(event.stage),
-                let last = ordered.lastIndex(where: { $0.event.incident.id == event.incident.id && opening($0.event.stage) }),
-                last > index,
+            if closing(event.stage), let last = lastOpening[event.incident.id], last > index,
                 !ordered[index..<last].contains(where: { $0.event.incident.id == event.incident.id && $0.event.stage == .reopened })
             {
                 let item = ordered.remove(at: index)
                 ordered.insert(item, at: last)
                 moves += 1
+                lastOpening = lastOpenings()
                 continue
             }
             index += 1
