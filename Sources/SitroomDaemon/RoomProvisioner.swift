@@ -148,6 +148,7 @@ public actor RoomProvisioner {
                     // the waiting queue (oldest first) and `created_at` agree with the order events were applied.
                     results.append(try applyOne(event, now: now + Double(index) / 1000, txn, &batch))
                 }
+                for record in batch.records.values { try store.putIncident(record, txn) }
                 // The creates of the rooms still made (one made and resolved in the batch counts none).
                 for (roomID, lease) in batch.leased where batch.created[roomID] != nil {
                     try store.recordCreates(
@@ -261,6 +262,9 @@ public actor RoomProvisioner {
         var leases: [String: PreLease] = [:]
         /// Rooms made with a host leased before the commit, by room id.
         var leased: [String: PreLease] = [:]
+        /// The incidents as the batch left them, by id: each is read and written once per batch, however many of its
+        /// events the batch holds.
+        var records: [String: IncidentRecord] = [:]
 
         mutating func drive(_ id: String) { if !drives.contains(id) { drives.append(id) } }
         mutating func undrive(_ id: String) { drives.removeAll { $0 == id } }
@@ -277,7 +281,7 @@ public actor RoomProvisioner {
         if occurredAt < event.occurredAt {
             notes.append("occurred_at \(rfc3339UTC(event.occurredAt)) is ahead of sitroomd's clock: taken as \(rfc3339UTC(occurredAt))")
         }
-        let known = try store.incident(event.incident.id, txn)
+        let known = try batch.records[event.incident.id] ?? store.incident(event.incident.id, txn)
         var record =
             known
             ?? IncidentRecord(
@@ -377,7 +381,7 @@ public actor RoomProvisioner {
         if let room, room.state == .ready, !room.endRequested {
             batch.queued += try planner.roomReady(room: room, record: record, now: now, txn)
         }
-        try store.putIncident(record, txn)
+        batch.records[record.info.id] = record  // written once, at the end of the batch
         return (.applied, Self.effect(of: event, before: before, after: room, known: known != nil, notes: notes))
     }
 
