@@ -309,6 +309,7 @@ public actor Notifier {
     private func track(_ notice: Notice) {
         guard !notice.state.isSettled else {
             due[notice.id] = nil
+            claimed.remove(notice.id)
             return
         }
         let at = notice.state == .sending ? min(notice.nextAttemptAt, clock.now()) : notice.nextAttemptAt
