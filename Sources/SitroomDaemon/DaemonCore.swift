@@ -581,13 +581,7 @@ public actor DaemonCore {
     private func status(json: Bool) async throws -> ControlReply {
         let report = try await statusReport()
         let intake = IntakeState.report(paths: paths)
-        if json {
-            // sitroom-intake's part is its own JSON object (``IntakeState/Report/json``), `null` without an intake.
-            guard var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any]
-            else { return .error("status: could not encode the report") }
-            object["intake"] = intake?.json ?? NSNull()
-            return .ok(try Self.json(object))
-        }
+        if json { return .ok(try Self.json(StatusJSON(report: report, intake: intake))) }
         var lines = [report.text]
         if let intake { lines.append(contentsOf: intake.lines) }
         let steps = report.nextSteps
@@ -819,6 +813,20 @@ public actor DaemonCore {
 
     /// Left-aligned columns separated by two spaces, `-` in empty cells (``TextTable``).
     static func table(_ header: [String], _ rows: [[String]]) -> [String] { TextTable.render(header, rows) }
+}
+
+/// `status --json`: the report's fields, and sitroom-intake's part as its own object (`null` without an intake).
+struct StatusJSON: Encodable {
+    var report: StatusReport
+    var intake: IntakeState.Report?
+
+    private enum CodingKeys: String, CodingKey { case intake }
+
+    func encode(to encoder: any Encoder) throws {
+        try report.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let intake { try container.encode(intake, forKey: .intake) } else { try container.encodeNil(forKey: .intake) }
+    }
 }
 
 /// A generation that was read and refused.

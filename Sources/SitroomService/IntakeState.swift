@@ -87,27 +87,38 @@ public struct IntakeState: Codable, Sendable, Hashable {
     /// Serialises ``write(to:)`` within the process.
     private static let writing = Mutex(())
 
-    /// What `status` shows of the intake.
-    public struct Report: Sendable {
+    /// What `status` shows of the intake; encoded, the `intake` object of `status --json`: `running`, and with a state
+    /// file `pid`, `version`, `started_at` (RFC 3339), `listen` (null before it listens), `tls`, `generation`,
+    /// `routes`, `spool_writable`, `last_errors` (`[{at, message}]`).
+    public struct Report: Sendable, Encodable {
         /// Its lock is held: it runs.
         public var running: Bool
         /// The state file, when there is one.
         public var state: IntakeState?
 
-        /// The `intake` object of `status --json`.
-        public var json: [String: Any] {
-            var object: [String: Any] = ["running": running]
-            guard let state else { return object }
-            object["pid"] = Int(state.pid)
-            object["version"] = state.version
-            object["started_at"] = rfc3339UTC(state.startedAt)
-            object["listen"] = state.listen ?? NSNull()
-            object["tls"] = state.tls
-            object["generation"] = state.generation
-            object["routes"] = state.routes
-            object["spool_writable"] = state.spoolWritable
-            object["last_errors"] = state.lastErrors.map { ["at": rfc3339UTC($0.at), "message": $0.message] }
-            return object
+        private enum CodingKeys: String, CodingKey {
+            case running, pid, version, tls, generation, routes, listen
+            case startedAt = "started_at", spoolWritable = "spool_writable", lastErrors = "last_errors"
+        }
+
+        private struct ErrorEntry: Encodable {
+            var at: String
+            var message: String
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(running, forKey: .running)
+            guard let state else { return }
+            try container.encode(Int(state.pid), forKey: .pid)
+            try container.encode(state.version, forKey: .version)
+            try container.encode(rfc3339UTC(state.startedAt), forKey: .startedAt)
+            if let listen = state.listen { try container.encode(listen, forKey: .listen) } else { try container.encodeNil(forKey: .listen) }
+            try container.encode(state.tls, forKey: .tls)
+            try container.encode(state.generation, forKey: .generation)
+            try container.encode(state.routes, forKey: .routes)
+            try container.encode(state.spoolWritable, forKey: .spoolWritable)
+            try container.encode(state.lastErrors.map { ErrorEntry(at: rfc3339UTC($0.at), message: $0.message) }, forKey: .lastErrors)
         }
 
         /// `status` lines: `intake: up since ... on 127.0.0.1:8470 (pid 42, generation 1, 4 routes)`, then the last
