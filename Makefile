@@ -24,7 +24,8 @@ bench: deps secrets
 	$(SWIFT) build -c release
 	scripts/bench $(BENCH_ARGS)
 
-build: deps secrets
+## build: what the build needs (not the test tools), then the debug build.
+build: demo-deps secrets
 	$(SWIFT) build
 
 deps:
