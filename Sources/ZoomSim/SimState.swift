@@ -712,7 +712,7 @@ public actor SimState {
         let startText = body["start_time"]?.stringValue ?? ""
         if type == 2 && startText.isEmpty { type = 1 }
         var meeting = SimMeeting(
-            id: id, uuid: Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString(),
+            id: id, uuid: Self.newMeetingUUID(),
             hostID: user.id, hostEmail: user.email, accountID: user.accountID ?? caller.accountID,
             topic: body["topic"]?.stringValue ?? "\(user.firstName) \(user.lastName)'s Zoom Meeting", type: type,
             status: .waiting, startTime: Self.parseTime(startText) ?? now,
@@ -976,10 +976,20 @@ public actor SimState {
         }
     }
 
+    /// A meeting instance's `uuid`: 16 random bytes, base64 (as Zoom's look, e.g. `aDYlohsHRtCd4ii1uC2+hA==`).
+    static func newMeetingUUID() -> String {
+        Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+    }
+
     /// Starts a meeting that is not started (its `startedAt` is now) and sends `meeting.started`; nothing for one
     /// already started.
     private func begin(_ meeting: inout SimMeeting) {
         guard meeting.status != .started else { return }
+        if meeting.status == .ended {
+            // "Each meeting instance will generate its own Meeting UUID (i.e., after a meeting ends, a new UUID will be
+            // generated for the next instance of the meeting)": Zoom's "Get a meeting" reference, field `uuid`.
+            meeting.uuid = Self.newMeetingUUID()
+        }
         meeting.status = .started
         meeting.endedAt = nil
         meeting.startedAt = now()

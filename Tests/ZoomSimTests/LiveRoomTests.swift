@@ -153,6 +153,13 @@ struct LiveRoomTests {
                 #expect(start <= finish)
             }
             #expect(try await client.call(.get, "/_sim/meetings").body.arrayValue?.first?["status"] == "ended")
+            // Started again (its link used after it ended): a new instance, with a uuid of its own (Zoom's "Get a
+            // meeting": after a meeting ends, a new UUID is generated for its next instance).
+            #expect(try await client.call(.post, "/_sim/meetings/\(id)/start").status == 200)
+            let again = try await socket.event(8)
+            #expect(again["event"] == "meeting.started" && again["payload"]?["object"]?["id"] == .string(String(id)))
+            let nextUUID = try #require(again["payload"]?["object"]?["uuid"]?.stringValue)
+            #expect(nextUUID != uuid && !nextUUID.isEmpty)
 
             // The other account's connection: its next frame is its own meeting's start, none of the above.
             let otherMeeting = try #require(
