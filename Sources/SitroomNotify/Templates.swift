@@ -62,27 +62,66 @@ public struct NoticeContext: Sendable {
         self.admin = admin
     }
 
-    /// The dictionary handed to Mustache.
-    var values: [String: Any] {
-        // Absent values are left out (not `nil`), so `{{#x}}` sections skip them and `{{x}}` renders nothing.
-        func object(_ fields: [String: String?]) -> [String: String] { fields.compactMapValues { $0 } }
-        return [
-            "incident": object([
-                "id": incident.id, "title": incident.title, "severity": incident.severity, "team": incident.team,
-                "stage": stage.rawValue,
-            ]),
-            "room": object([
-                "id": room.id, "state": room.state.rawValue, "reason": room.reason, "advice": room.advice,
-                "note": room.note, "join_url": room.joinURL,
-                "meeting_id": room.meetingID.map { String($0) }, "passcode": room.passcode, "host": room.hostUser,
-                "integration": room.integration, "closed_by_operator": room.closedByOperator ? "yes" : nil,
-            ]),
-            "person": object([
-                "name": person?.name, "email": person?.email, "phone": person?.phone, "role": person?.role?.rawValue,
-            ]),
-            "integration": object(["name": room.integration]),
-            "admin": object(["name": admin?.name, "email": admin?.email]),
-        ]
+    /// What Mustache is handed: the five objects, each looked up field by field as a template names them
+    /// (``TemplateScope``), so rendering builds no dictionaries of every field.
+    var values: TemplateScope { TemplateScope(self) }
+
+}
+
+/// The names a template sees (README lists every field): `incident` {id, title, severity, team, stage}, `room` {id,
+/// state, reason, advice, note, join_url, meeting_id, passcode, host, integration, closed_by_operator}, `person`
+/// {name, email, phone, role}, `integration` {name}, `admin` {name, email}. An absent value is absent (not empty), so
+/// `{{#x}}` sections skip it and `{{x}}` renders nothing. Mustache asks for each name through ``MustacheParent``.
+final class TemplateScope: MustacheParent {
+    private let context: NoticeContext
+
+    init(_ context: NoticeContext) { self.context = context }
+
+    func child(named name: String) -> Any? {
+        switch name {
+        case "incident", "room", "person", "integration", "admin": return Fields(context, object: name)
+        default: return nil
+        }
     }
 
+    /// One of the five objects.
+    final class Fields: MustacheParent {
+        private let context: NoticeContext
+        private let object: String
+
+        init(_ context: NoticeContext, object: String) {
+            self.context = context
+            self.object = object
+        }
+
+        func child(named name: String) -> Any? {
+            let text: String?
+            switch (object, name) {
+            case ("incident", "id"): text = context.incident.id
+            case ("incident", "title"): text = context.incident.title
+            case ("incident", "severity"): text = context.incident.severity
+            case ("incident", "team"): text = context.incident.team
+            case ("incident", "stage"): text = context.stage.rawValue
+            case ("room", "id"): text = context.room.id
+            case ("room", "state"): text = context.room.state.rawValue
+            case ("room", "reason"): text = context.room.reason
+            case ("room", "advice"): text = context.room.advice
+            case ("room", "note"): text = context.room.note
+            case ("room", "join_url"): text = context.room.joinURL
+            case ("room", "meeting_id"): text = context.room.meetingID.map { String($0) }
+            case ("room", "passcode"): text = context.room.passcode
+            case ("room", "host"): text = context.room.hostUser
+            case ("room", "integration"), ("integration", "name"): text = context.room.integration
+            case ("room", "closed_by_operator"): text = context.room.closedByOperator ? "yes" : nil
+            case ("person", "name"): text = context.person?.name
+            case ("person", "email"): text = context.person?.email
+            case ("person", "phone"): text = context.person?.phone
+            case ("person", "role"): text = context.person?.role?.rawValue
+            case ("admin", "name"): text = context.admin?.name
+            case ("admin", "email"): text = context.admin?.email
+            default: text = nil
+            }
+            return text
+        }
+    }
 }
