@@ -228,8 +228,15 @@ public actor RoomProvisioner {
         } catch {
             return [:]  // the runs lease as usual
         }
+        // In the batch's order (by `occurred_at`): the first incident no host can take now stops the leasing, so the
+        // ones after it queue behind it rather than take a host that frees up meanwhile.
+        let fresh = Set(new)
+        var order: [String] = []
+        for event in events where fresh.contains(event.incident.id) && !order.contains(event.incident.id) {
+            order.append(event.incident.id)
+        }
         var leases: [String: PreLease] = [:]
-        for id in new.sorted() {
+        for id in order {
             guard let event = openings[id] else { continue }
             let record = IncidentRecord(
                 info: event.incident, stage: event.stage, participants: [], integration: event.integration, roomID: nil,
@@ -238,7 +245,7 @@ public actor RoomProvisioner {
             guard
                 case .leased(let host, let user, let creates)? = try? await lease(
                     roomID: roomID, createdAt: now, record: record, excluding: [], queued: true)
-            else { continue }
+            else { break }
             leases[id] = PreLease(roomID: roomID, host: host, user: user, creates: creates)
         }
         return leases
@@ -482,12 +489,24 @@ public actor RoomProvisioner {
         defer { retrying = false }
         repeat {
             retryAgain = false
+            // Integrations an older room of this pass found no host in (or whose own run is leasing now): a younger
+            // room that could only use them is not served before it, even when a host frees up during the pass.
+            var taken: Set<String> = []
             for id in waiting.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }).map(\.key) {
-                guard !stopped, running[id] == nil, let room = readRoom(id), room.state == .waiting else { continue }
+                guard !stopped, let room = readRoom(id), room.state == .waiting else { continue }
+                let wanted = Set((try? readIncident(room.incidentID)).flatMap { $0 }.map { candidates(for: $0) } ?? [])
+                if running[id] != nil {
+                    if !room.endRequested { taken.formUnion(wanted) }
+                    continue
+                }
                 if room.endRequested {
                     drive(id)
+                } else if !wanted.isEmpty, wanted.isSubset(of: taken) {
+                    continue
                 } else if await leaseWaiting(id) {
                     drive(id)
+                } else if readRoom(id)?.state == .waiting {
+                    taken.formUnion(wanted)
                 }
             }
         } while retryAgain && !stopped

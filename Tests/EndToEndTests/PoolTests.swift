@@ -54,6 +54,40 @@ struct PoolTests {
         }
     }
 
+    @Test("2 hosts, 5 new incidents in one batch stamped out of their ids' order: the two stamped first get the hosts; a host freed by a batch that also opens an incident goes to the oldest waiting room")
+    func batchOrderNotIDOrder() async throws {
+        let sandbox = try Sandbox(hosts: 2)
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration(hosts: 2)
+            try await sandbox.startDaemon()
+            let daemon = try #require(sandbox.daemon)
+            // Stopped, so the five files are read as one batch when it goes on.
+            daemon.signal(SIGSTOP)
+            let stamps = [("ZULU", "10:00"), ("YANKEE", "10:01"), ("XRAY", "10:02"), ("ALPHA", "10:05"), ("BRAVO", "10:04")]
+            for (name, time) in stamps {
+                try sandbox.submit(
+                    "q-\(name).yaml",
+                    incidentEvent(id: "evt-q-\(name)", stage: "situation_room", incident: "INC-P\(name)", at: "2026-11-29T\(time):00Z"))
+            }
+            daemon.signal(SIGCONT)
+            var rooms = try await settled(sandbox, ready: 2, waiting: 3)
+            #expect(Set(oldestFirst(rooms, state: "ready")) == ["INC-PZULU", "INC-PYANKEE"], "\(rooms.mapValues { $0["state"] ?? "" })")
+            #expect(oldestFirst(rooms, state: "waiting") == ["INC-PXRAY", "INC-PBRAVO", "INC-PALPHA"])
+
+            // One batch frees a host (ZULU resolved) and opens a new incident: the oldest waiting room takes the host.
+            daemon.signal(SIGSTOP)
+            try sandbox.submit("q-zulu-r.yaml", incidentEvent(id: "evt-q-zulu-r", stage: "resolved", incident: "INC-PZULU", at: "2026-11-29T10:06:00Z"))
+            try sandbox.submit("q-new.yaml", incidentEvent(id: "evt-q-new", stage: "situation_room", incident: "INC-PNEW", at: "2026-11-29T10:06:00Z"))
+            daemon.signal(SIGCONT)
+            rooms = try await settled(sandbox, ready: 2, waiting: 3)
+            #expect(rooms["INC-PXRAY"]?["state"] as? String == "ready", "\(rooms.mapValues { $0["state"] ?? "" })")
+            #expect(oldestFirst(rooms, state: "waiting") == ["INC-PBRAVO", "INC-PALPHA", "INC-PNEW"])
+            try await noHostOversubscribed(sandbox)
+        }
+    }
+
     @Test("3 hosts of 1 meeting, 5 incidents at once: 3 ready, 2 waiting (3/3 busy), served oldest first; a restart changes nothing")
     func fiveIncidentsThreeHosts() async throws {
         let sandbox = try Sandbox(hosts: 3)
