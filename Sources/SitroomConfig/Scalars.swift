@@ -151,11 +151,20 @@ enum Scalars {
     /// A simple but real check: one `@`, a non-empty local part, a domain with a dot (or `localhost`) and no
     /// empty labels, and no spaces, controls or mailbox punctuation (`<>()[],;:"\`).
     static func isEmail(_ text: String) -> Bool {
-        let forbidden = Set("<>()[],;:\"\\")
-        guard
-            !text.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }),
-            !text.contains(where: { forbidden.contains($0) })
-        else { return false }
+        // Byte by byte: specials and ASCII controls and spaces; only a non-ASCII text is looked at by scalar (for
+        // Unicode whitespace).
+        var ascii = true
+        for byte in text.utf8 {
+            switch byte {
+            case 0x00...0x20, 0x7F, UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: ":"),
+                UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                return false
+            case 0x80...: ascii = false
+            default: break
+            }
+        }
+        if !ascii, text.unicodeScalars.contains(where: { $0.properties.isWhitespace }) { return false }
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return false }
         let domain = parts[1].lowercased()

@@ -61,8 +61,11 @@ enum YAMLDocument {
             // keys compare as the strings they are, so `1` and `"1"` are the same key, as ``YAMLMapping`` holds.
             let parser = try Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
             guard let root = try parser.singleRoot() else { return .empty }
-            let clean = withExtendedLifetime(parser) { rejectAnchors(root, text: text, diag: diag) }
-            guard clean else { return .failed }
+            // An anchor needs a `&` and an alias a `*`: a text with neither has none, and its tree is not walked for them.
+            if bytes.contains(UInt8(ascii: "&")) || bytes.contains(UInt8(ascii: "*")) {
+                let clean = withExtendedLifetime(parser) { rejectAnchors(root, text: text, diag: diag) }
+                guard clean else { return .failed }
+            }
             if case .scalar(let scalar) = root, scalar.style == .plain, isNull(scalar.string) { return .empty }
             return .node(DocumentNode(root))
         } catch let error as YamlError {
