@@ -332,7 +332,7 @@ final class YAMLMapping {
     private var index: [String: Int]? = nil
     /// Whether each entry's key was asked for.
     private var known: [Bool] = []
-    /// Keys asked for, present or not, in order (the "expected ..." list of unknown-key messages).
+    /// Keys asked for, present or not, in order, repeats included (the "expected ..." list of unknown-key messages).
     private var asked: [String] = []
     /// Keys known but not applicable here (``forbid(_:because:)``): not offered in "expected ..." lists.
     private var hidden: [String] = []
@@ -383,7 +383,7 @@ final class YAMLMapping {
     }
 
     private func markAsked(_ key: String) -> Int? {
-        if !asked.contains(key) { asked.append(key) }
+        asked.append(key)  // repeats are dropped when a message lists them (rare), not searched for on every read
         guard let found = find(key) else { return nil }
         known[found] = true
         return found
@@ -457,7 +457,8 @@ final class YAMLMapping {
     /// Reports every key never asked for.
     func finish() {
         for (position, name) in names.enumerated() where !known[position] {
-            let expected = asked.filter { !hidden.contains($0) }.joined(separator: ", ")
+            var seen: Set<String> = []
+            let expected = asked.filter { !hidden.contains($0) && seen.insert($0).inserted }.joined(separator: ", ")
             diag.report(
                 "\(childPath(name)): unknown key (expected \(expected.isEmpty ? "no keys" : expected))",
                 at: entries[position].key.position
