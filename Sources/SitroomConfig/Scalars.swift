@@ -165,14 +165,16 @@ enum Scalars {
             }
         }
         if !ascii, text.unicodeScalars.contains(where: { $0.properties.isWhitespace }) { return false }
-        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return false }
-        let domain = parts[1].lowercased()
-        if domain == "localhost" { return true }
-        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2, labels.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") })
+        // Over the bytes: `@`, `.` and `-` are ASCII and never part of a multi-byte UTF-8 sequence.
+        let bytes = Array(text.utf8)
+        guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at > 0, at < bytes.count - 1,
+            !bytes[(at + 1)...].contains(UInt8(ascii: "@"))
         else { return false }
-        return true
+        let domain = bytes[(at + 1)...]
+        if domain.count == 9, String(decoding: domain, as: UTF8.self).lowercased() == "localhost" { return true }
+        let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        return labels.count >= 2
+            && labels.allSatisfy { !$0.isEmpty && $0.first != UInt8(ascii: "-") && $0.last != UInt8(ascii: "-") }
     }
 
     /// E.164: `+`, then 8 to 15 digits, the first not 0.

@@ -17,6 +17,9 @@ public enum OneLine {
     /// `text` with each control character replaced by a space, at most `limit` characters (an ellipsis marks a cut).
     /// - Complexity: O(n); returns `text` itself when it has no control character and fits.
     public static func clean(_ text: String, limit: Int = 1_000) -> String {
+        // The common case, printable ASCII that fits, is told by its bytes alone (no Unicode properties, no count).
+        let utf8 = text.utf8
+        if utf8.count <= limit, utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return text }
         let hasControl = text.unicodeScalars.contains(where: breaks)
         if !hasControl && text.count <= limit { return text }
         var out = String.UnicodeScalarView()
