@@ -105,16 +105,6 @@ public struct IntakeServer {
         switch handler.preflight(head) {
         case .answer(let early):
             answer = early
-            if closeInput, let length = head.contentLength, length <= Self.drainLimit,
-                head.headers["expect"] == nil  // a sender waiting for 100 Continue sends no body after an early answer
-            {
-                // A small body is read and dropped before the early answer (404, 401, 405): a connection closed with
-                // unread bytes is reset, and a reset can make the client lose the answer it was sent; read, the
-                // connection also stays usable for the sender's next request.
-                let drained = await readBody(
-                    request, limit: Self.drainLimit, contentLength: length, timeout: min(bodyTimeout, 2), channel: channel)
-                if case .complete = drained { closeInput = false }
-            }
         case .proceed(let route, let limit):
             if head.headers["expect"]?.lowercased() == "100-continue" {
                 try? await writer.writeInformationalHead(HTTPResponse(status: .continue))
@@ -138,8 +128,9 @@ public struct IntakeServer {
             if let name = HTTPField.Name(name) { fields[name] = value }
         }
         fields[.contentLength] = "\(answer.body.count)"
-        // The body is not read to its end: the connection closes after the answer, and the sender is told so (it must
-        // not send its next request on it).
+        // The body is not read (an early answer: it is never waited for, so a slow sender still gets its 401/404) or
+        // not to its end: the connection closes after the answer, and the sender is told so (it must not send its next
+        // request on it).
         if closeInput { fields[.connection] = "close" }
         let body = head.method == "HEAD" ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body))
         do {
@@ -153,9 +144,6 @@ public struct IntakeServer {
             do { try await channel.close(mode: .input) } catch { try? await channel.close() }
         }
     }
-
-    /// Bytes of a declared body read and dropped before an early answer (larger ones close the connection).
-    static let drainLimit = 64 * 1024
 
     enum BodyRead {
         case complete([UInt8])

@@ -404,7 +404,7 @@ struct IntakeTests {
 
     // MARK: Bounds
 
-    @Test("an early answer (404, 401) to a small body reads it first: the answers arrive and the connection serves on; a large unread body: Connection: close")
+    @Test("an early answer (404, 401) to a request with a body is sent at once, saying Connection: close, even when the body never comes")
     func earlyAnswers() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
@@ -412,23 +412,19 @@ struct IntakeTests {
             try sandbox.makeSpool()
             try sandbox.writeIntake()
             let intake = try await sandbox.startIntake()
-            let body = String(repeating: "x", count: 2_000)
-            // Three requests at once on one connection (HTTP/1.1 pipelining): no route, no credentials, the health check.
-            let connection = try RawConnection(port: intake.port)
-            #expect(connection.send("POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n\(body)"))
-            #expect(connection.send("POST /hooks/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n\(body)"))
-            #expect(connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
-            let answers = try #require(connection.readUntilClosed(timeout: 10), "the connection stays open")
-            let statuses = answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
-            #expect(statuses == ["404", "401", "200"], "\(answers)")
+            for request in [
+                "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n",
+                "POST /hooks/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789",
+            ] {
+                // The body is declared and never (wholly) sent: the answer must not wait for it.
+                let connection = try RawConnection(port: intake.port)
+                #expect(connection.send(request))
+                let answer = try #require(connection.readUntilClosed(timeout: 10), "closed after the answer")
+                #expect(
+                    (answer.hasPrefix("HTTP/1.1 404") || answer.hasPrefix("HTTP/1.1 401"))
+                        && answer.lowercased().contains("connection: close"), "\(answer)")
+            }
             #expect(sandbox.spoolFiles("new").isEmpty)
-
-            // A body over the 64 KiB read before an early answer (within max_body_size), not sent: answered, and the
-            // answer says the connection closes.
-            let large = try RawConnection(port: intake.port)
-            #expect(large.send("POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"))
-            let answer = try #require(large.readUntilClosed(timeout: 10), "closed after the answer")
-            #expect(answer.hasPrefix("HTTP/1.1 404") && answer.lowercased().contains("connection: close"), "\(answer)")
         }
     }
 
