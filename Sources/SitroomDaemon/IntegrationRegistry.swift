@@ -106,7 +106,9 @@ public actor IntegrationRegistry {
         let known: [String: IntegrationRecord] = try store.write { txn in
             var gone = Set(integrations.keys.filter { configuration.integrations[$0] == nil })
             try txn.forEach(store.tables.integrations, prefix: "") { name, _ in
-                if configuration.integrations[name] == nil { gone.insert(name) }
+                // Only an integration's own record (`name`) names an integration; the per-host records
+                // (`host/...`, `pending/...`, `drained/...`) go with theirs below.
+                if !name.contains("/"), configuration.integrations[name] == nil { gone.insert(name) }
                 return true
             }
             removed = gone.sorted()

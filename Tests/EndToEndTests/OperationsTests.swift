@@ -471,6 +471,12 @@ struct OperationsTests {
             }
             #expect(tokens.count == 3)  // zoom-main's access token; zoom-user/bridge-1's access and refresh tokens
             try await sandbox.startDaemon(logLevel: "trace")
+            // bridge-1's authorization outlives the restart (a start used to delete every per-host record).
+            try sandbox.submit(
+                "u2.yaml",
+                incidentEvent(id: "evt-u2", stage: "situation_room", incident: "INC-U2") + "integration: zoom-user\n"
+            )
+            try await sandbox.waitForRoom("INC-U2", state: "ready")
 
             // Webhooks: a forged one is rejected, a genuine one deauthorizes zoom-user.
             let now = Int(Date().timeIntervalSince1970)
