@@ -218,7 +218,7 @@ extension RoomProvisioner {
         roomID: String, createdAt: Double, record: IncidentRecord, excluding excluded: Set<String>, queued: Bool
     ) async throws -> RoomInput {
         if !queued, waiting.contains(where: { $0.key != roomID && ($0.value, $0.key) < (createdAt, roomID) }) {
-            return .queued(behind: waiting.count)
+            return .queued
         }
         var reasons: [String] = []
         var anyServable = false

@@ -119,10 +119,11 @@ public struct RoomMachine: Sendable {
                 return write(.lease(creates), then: .decide)
             }
             return write(.lease(creates), then: .create)
-        case (.queued(let behind), .lease):
+        case (.queued, .lease):
             room.state = .waiting
             room.waitingSince = room.waitingSince ?? now
-            room.reason = room.reason ?? "queued behind \(behind) older waiting room(s)"
+            // No count: a count taken now would go stale as the queue moves.
+            room.reason = room.reason ?? "queued behind older waiting rooms: hosts go to the oldest first"
             room.updatedAt = now
             return write(.save, then: .waiting(announce: nil), effects: [.retryWaiting])
         case (.noHost(let reasons, let servable), .lease):
