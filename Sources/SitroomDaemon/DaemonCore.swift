@@ -429,16 +429,7 @@ public actor DaemonCore {
         let notices = try await notifier.outbox(states: states)
         if json {
             return .ok(
-                try Self.json(
-                    notices.map {
-                        [
-                            "id": $0.id, "incident": $0.incidentID, "room_id": $0.roomID, "person": $0.personID,
-                            "kind": $0.kind.rawValue, "channel": $0.channel.rawValue, "recipient": $0.recipient,
-                            "state": $0.state.rawValue, "attempts": $0.attempts,
-                            "created_at": rfc3339UTCMillis($0.createdAt), "next_attempt_at": rfc3339UTCMillis($0.nextAttemptAt),
-                            "detail": $0.detail ?? NSNull(),
-                        ] as [String: Any]
-                    }))
+                try Self.json(notices.map(NoticeJSON.init)))
         }
         return .ok(
             Self.table(
@@ -467,13 +458,7 @@ public actor DaemonCore {
         }
         if json {
             return .ok(
-                try Self.json(
-                    entries.map {
-                        [
-                            "time": rfc3339UTCMillis($0.time), "uid": $0.uid.map { Int($0) as Any } ?? NSNull(),
-                            "command": $0.command, "outcome": $0.outcome,
-                        ] as [String: Any]
-                    }))
+                try Self.json(entries.map(AuditJSON.init)))
         }
         return .ok(
             Self.table(
@@ -595,7 +580,7 @@ public actor DaemonCore {
 
     private func integrationsList(json: Bool) async throws -> ControlReply {
         let all = await registry.snapshot()
-        if json { return .ok(try Self.json(all.map(Self.integrationObject))) }
+        if json { return .ok(try Self.json(all.map { IntegrationJSON($0) })) }
         return .ok(
             Self.table(
                 ["INTEGRATION", "KIND", "STATE", "SINCE", "REASON"],
@@ -616,14 +601,12 @@ public actor DaemonCore {
             return record.state.rawValue + (record.reason.map { ": \($0)" } ?? "")
         }
         if json {
-            var object = Self.integrationObject(entry)
-            object["hosts"] = hosts.map {
-                [
-                    "host": $0.host, "user": $0.user, "state": $0.state, "authorization": authorization($0.host),
-                    "open_rooms": $0.openRooms, "creates_today": $0.createsToday,
-                ] as [String: Any]
+            let rows = hosts.map {
+                IntegrationJSON.Host(
+                    host: $0.host, user: $0.user, state: $0.state, authorization: authorization($0.host),
+                    openRooms: $0.openRooms, createsToday: $0.createsToday)
             }
-            return .ok(try Self.json(object))
+            return .ok(try Self.json(IntegrationJSON(entry, hosts: rows)))
         }
         var lines = [
             "integration  \(name)", "kind         \(entry.kind)", "state        \(entry.record.state.rawValue)",
@@ -653,7 +636,7 @@ public actor DaemonCore {
     private func poolShow(_ integration: String, json: Bool) async throws -> ControlReply {
         guard await pool.hasPool(integration) else { return .error("no integration named \(integration)") }
         let hosts = await pool.snapshot(integration: integration)
-        if json { return .ok(try Self.json(try hosts.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) })) }
+        if json { return .ok(try Self.json(hosts)) }
         return .ok(
             Self.table(
                 ["HOST", "USER", "OPEN", "CREATES TODAY", "STATE", "WHY"],
@@ -674,15 +657,7 @@ public actor DaemonCore {
         func presence(_ room: Room) -> LivePresence? {
             room.live.map { LivePresence($0, participants: people[room.incidentID] ?? []) }
         }
-        if json {
-            return .ok(
-                try Self.json(
-                    rooms.map { room in
-                        var object = Self.roomObject(room)
-                        object["present"] = presence(room)?.present ?? NSNull()
-                        return object
-                    }))
-        }
+        if json { return .ok(try Self.json(rooms.map { RoomJSON(room: $0, present: presence($0)?.present) })) }
         if rooms.isEmpty { return .ok(all ? "no rooms" : "no open rooms (`rooms all` lists ended ones too)") }
         let now = clock.now()
         return .ok(
@@ -732,25 +707,10 @@ public actor DaemonCore {
             return .error("no incident \(incident)")
         }
         guard let room else { return .error("incident \(incident) has no room (stage \(record.stage.rawValue))") }
-        if json {
-            var object = Self.roomObject(room)
-            object["incident_title"] = record.info.title
-            object["stage"] = record.stage.rawValue
-            object["participants"] = record.participants.count
-            object["unreachable"] = record.unreachable.map { ["name": $0.name, "reason": $0.reason] }
-            if let live = room.live {
-                let presence = LivePresence(live, participants: record.participants, readyAt: room.readyAt, roomOpen: room.state.isOpen)
-                object["meeting"] = presence.meetingObject
-                object["present"] = presence.present
-                object["attendance"] = presence.attendanceObjects
-                object["others_present"] = presence.others.map { ["name": $0.name, "email": $0.email ?? NSNull()] as [String: Any] }
-            } else {
-                object["meeting"] = NSNull()
-                object["present"] = NSNull()
-            }
-            return .ok(try Self.json(object))
-        }
         let live = room.live.map { LivePresence($0, participants: record.participants, readyAt: room.readyAt, roomOpen: room.state.isOpen) }
+        if json {
+            return .ok(try Self.json(RoomJSON(room: room, present: live?.present, detail: .init(record: record, presence: live))))
+        }
         let rows: [(String, String)] = [
             ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
             ("state", room.state.rawValue), ("reason", room.reason ?? ""),
@@ -777,38 +737,10 @@ public actor DaemonCore {
         }
     }
 
-    /// An integration as `status --json`, `integrations --json` and `integration show --json` give it.
-    static func integrationObject(_ entry: (name: String, kind: String, record: IntegrationRecord)) -> [String: Any] {
-        [
-            "name": entry.name, "kind": entry.kind, "state": entry.record.state.rawValue,
-            "reason": entry.record.reason ?? NSNull(), "since": rfc3339UTC(entry.record.since),
-            "advice": entry.record.nextStep(integration: entry.name, kind: entry.kind) ?? NSNull(),
-            "missing_scopes": entry.record.missingScopes ?? [],
-        ]
-    }
-
-    /// The JSON of a room, as `room show --json` and `rooms --json` give it (documented in docs/control.md).
-    static func roomObject(_ room: Room) -> [String: Any] {
-        [
-            "incident": room.incidentID, "room_id": room.id, "state": room.state.rawValue, "reason": room.reason as Any,
-            "advice": nextStep(room) as Any, "note": room.note as Any,
-            "join_url": room.joinURL as Any, "meeting_id": room.meetingID as Any, "passcode": room.passcode as Any,
-            "host": room.hostUser as Any, "host_id": room.hostID as Any, "integration": room.integration as Any,
-            "created_at": rfc3339UTCMillis(room.createdAt), "updated_at": rfc3339UTCMillis(room.updatedAt),
-        ].mapValues { value in
-            if case Optional<Any>.none = value { return NSNull() }
-            return value
-        }
-    }
-
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    static func json(_ object: Any) throws -> String {
-        String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]), as: UTF8.self)
     }
 
     /// Left-aligned columns separated by two spaces, `-` in empty cells (``TextTable``).
