@@ -4,6 +4,7 @@ import Synchronization
 
 /// A metric family: name, `counter`/`gauge`/`histogram`, help text, and for a histogram its bucket bounds.
 public struct MetricFamily: Sendable {
+    /// The family's name (`sitroom_...`; a counter's ends in `_total`).
     public var name: String
     /// `counter`, `gauge` or `histogram` (the `# TYPE` line).
     public var type: String
@@ -12,6 +13,7 @@ public struct MetricFamily: Sendable {
     /// A histogram's upper bounds (`le`), ascending, `+Inf` implied; empty for other types.
     public var buckets: [Double]
 
+    /// A family as the catalog lists it; `buckets` only for a histogram.
     public init(name: String, type: String, help: String, buckets: [Double] = []) {
         self.name = name
         self.type = type
