@@ -530,8 +530,7 @@ public actor DaemonCore {
         let integrations = await registry.snapshot()
         let readers = store.environment.readerTable
         // The counter has the slots freed at the start too (DaemonMain adds them).
-        let staleReadersCleared = Int(
-            metrics.snapshot().counters["sitroom_lmdb_stale_readers_cleared_total"]?.values.reduce(0, +) ?? 0)
+        let staleReadersCleared = metrics.staleReadersClearedTotal
         var byState: [String: Int] = [:]
         for (state, count) in try await provisioner.roomCounts() { byState[state.rawValue] = count }
         let open = RoomState.allCases.filter(\.isOpen).map { byState[$0.rawValue] ?? 0 }.reduce(0, +)

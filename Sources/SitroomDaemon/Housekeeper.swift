@@ -112,7 +112,7 @@ public actor Housekeeper {
             ("rooms", total.rooms), ("notices", total.notices), ("incidents", total.incidents),
             ("audit_entries", total.auditEntries),
         ] where count > 0 {
-            metrics.increment("sitroom_purged_total", [("what", what)], by: Double(count))
+            metrics.increment("sitroom_purged_total", [("what", what)], by: count)
         }
         if total.isEmpty {
             logger.debug("purge: nothing old enough")
@@ -137,7 +137,7 @@ public actor Housekeeper {
         do {
             readers = try store.environment.clearStaleReaders()
             if readers > 0 {
-                metrics.increment("sitroom_lmdb_stale_readers_cleared_total", by: Double(readers))
+                metrics.staleReadersCleared(readers)
                 logger.warning(
                     "stale LMDB readers cleared",
                     metadata: ["cleared": "\(readers)", "detail": "reader slots of processes that died inside a read transaction"])

@@ -688,7 +688,7 @@ public actor RoomProvisioner {
         }
         if !withdrawn.isEmpty { await notifier.enqueued(withdrawn) }
         if case .success(_?) = outcome {
-            for (name, seconds) in timings { metrics.observe(name, max(0, seconds), bounds: SitroomMetrics.joinBuckets) }
+            for (name, seconds) in timings { metrics.observe(name, max(0, seconds)) }
         }
         var metadata: Logger.Metadata = [
             "event": "\(event.kind.rawValue)", "meeting": "\(event.meetingID)", "via": "\(via)",
