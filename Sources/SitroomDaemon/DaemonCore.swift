@@ -447,15 +447,7 @@ public actor DaemonCore {
     private func audit(last count: Int, json: Bool) throws -> ControlReply {
         let store = self.store
         var entries: [AuditEntry] = []
-        try store.read { txn in
-            var all: [AuditEntry] = []
-            try txn.forEach(store.tables.audit, prefix: "") { _, value in
-                all.append(try Store.decode(AuditEntry.self, value))
-                if all.count > count { all.removeFirst(all.count - count) }
-                return true
-            }
-            entries = all
-        }
+        try store.read { txn in entries = try txn.audit.last(count) }
         if json {
             return .ok(
                 try Self.json(entries.map(AuditJSON.init)))
@@ -520,7 +512,7 @@ public actor DaemonCore {
     private func audit(_ command: AdminCommand, uid: UInt32?, outcome: String) {
         let entry = AuditEntry(time: clock.now(), uid: uid, command: command.auditText, outcome: outcome)
         let store = self.store
-        do { try store.write { txn in try store.appendAudit(entry, txn) } } catch {
+        do { try store.write { txn in try txn.audit.append(entry) } } catch {
             logger.error("cannot append to the audit log", metadata: ["error": "\(error)"])
         }
     }
@@ -528,7 +520,7 @@ public actor DaemonCore {
     /// The state at a glance (`status`), as one value.
     public func statusReport() async throws -> StatusReport {
         let integrations = await registry.snapshot()
-        let readers = store.environment.readerTable
+        let readers = store.readerTable
         // The counter has the slots freed at the start too (DaemonMain adds them).
         let staleReadersCleared = metrics.staleReadersClearedTotal
         var byState: [String: Int] = [:]

@@ -1,5 +1,4 @@
 import Foundation
-import LMDB
 import Logging
 import SitroomConfig
 import SitroomCore
@@ -57,8 +56,7 @@ public actor RoomProvisioner {
     /// Rooms backing off, woken early by news (``drive(_:)``) or shutdown.
     private var wakers: [String: CheckedContinuation<Void, Never>] = [:]
     /// Room writes waiting for the next group commit (``commit(_:)``), in the order they were asked for.
-    private var pendingWrites: [PendingWrite] = []
-    private var flushScheduled = false
+    private var pendingWrites = GroupCommit()
 
     let metrics: SitroomMetrics
 
@@ -148,12 +146,12 @@ public actor RoomProvisioner {
                     // the waiting queue (oldest first) and `created_at` agree with the order events were applied.
                     results.append(try applyOne(event, now: now + Double(index) / 1000, txn, &batch))
                 }
-                for record in batch.records.values { try store.putIncident(record, txn) }
+                for record in batch.records.values { try txn.incidents.put(record) }
                 // The creates of the rooms still made (one made and resolved in the batch counts none).
                 for (roomID, lease) in batch.leased where batch.created[roomID] != nil {
-                    try store.recordCreates(
+                    try txn.usage.recordCreates(
                         atLeast: lease.creates.count, day: lease.creates.day, integration: lease.host.integration,
-                        host: lease.host.host, txn)
+                        host: lease.host.host)
                 }
                 return results
             }
@@ -224,7 +222,7 @@ public actor RoomProvisioner {
         let now = clock.now()
         let new: [String]
         do {
-            new = try store.read { txn in try openings.keys.filter { try !store.hasIncident($0, txn) } }
+            new = try store.read { txn in try openings.keys.filter { try !txn.incidents.contains($0) } }
         } catch {
             return [:]  // the runs lease as usual
         }
@@ -278,9 +276,9 @@ public actor RoomProvisioner {
     }
 
     private func applyOne(
-        _ event: IncidentEvent, now: Double, _ txn: borrowing Transaction, _ batch: inout BatchEffects
+        _ event: IncidentEvent, now: Double, _ txn: borrowing StoreTransaction, _ batch: inout BatchEffects
     ) throws -> (ApplyOutcome, String) {
-        guard try store.markEventSeen(event.eventID, at: now, txn) else { return (.duplicate, "") }
+        guard try txn.events.markSeen(event.eventID, at: now) else { return (.duplicate, "") }
         // No sender's clock decides alone: a time too far ahead counts as now (plus the tolerance), and a resolve
         // ends the open room whatever its time (an open older than the incident's last event is what is ignored).
         let occurredAt = event.occurredAt > now + Self.maxClockAhead ? now : event.occurredAt
@@ -288,7 +286,7 @@ public actor RoomProvisioner {
         if occurredAt < event.occurredAt {
             notes.append("occurred_at \(rfc3339UTC(event.occurredAt)) is ahead of sitroomd's clock: taken as \(rfc3339UTC(occurredAt))")
         }
-        let known = try batch.records[event.incident.id] ?? store.incident(event.incident.id, txn)
+        let known = try batch.records[event.incident.id] ?? txn.incidents.get(event.incident.id)
         var record =
             known
             ?? IncidentRecord(
@@ -310,7 +308,7 @@ public actor RoomProvisioner {
         } else if closing {
             record.stage = event.stage
         }
-        var room = try record.roomID.flatMap { try store.room($0, txn) }
+        var room = try record.roomID.flatMap { try txn.rooms.get($0) }
         let before = room
 
         switch event.stage {
@@ -334,13 +332,13 @@ public actor RoomProvisioner {
                     current.endRequested = false
                     current.closedByOperator = false
                     current.updatedAt = now
-                    try store.putRoom(current, txn)
+                    try txn.rooms.put(current)
                     room = current
                     batch.drive(current.id)
                 }
             } else if RoomRules.isReusable(current, now: now, policy: policy) {
                 current = RoomRules.reopened(current, now: now)
-                try store.putRoom(current, txn)
+                try txn.rooms.put(current)
                 room = current
                 batch.drive(current.id)
             } else {
@@ -355,7 +353,7 @@ public actor RoomProvisioner {
             if let stored = room, var failed = RoomRules.sweepBeforeReplacing(stored) {
                 // Its create's outcome was unknown: sweep Zoom for the room's marker now that it is over.
                 failed.updatedAt = now
-                try store.putRoom(failed, txn)
+                try txn.rooms.put(failed)
                 room = failed
                 batch.drive(failed.id)
                 break
@@ -363,22 +361,22 @@ public actor RoomProvisioner {
             guard var open = room, open.state.isOpen, !open.endRequested else { break }
             if let previous = batch.created[open.id] {
                 // Made by this batch and never worked on: nobody ever saw it.
-                try store.deleteRoom(open.id, txn)
+                try txn.rooms.delete(open.id)
                 batch.created[open.id] = nil
                 batch.undrive(open.id)
                 record.roomID = previous
-                room = try previous.flatMap { try store.room($0, txn) }
+                room = try previous.flatMap { try txn.rooms.get($0) }
             } else if RoomRules.isRevivalPending(open), running[open.id] == nil {
                 // Reopened and resolved again before any Zoom call: it is ended as it was.
                 open = RoomRules.endedAsItWas(open, now: now, policy: policy)
                 if let after = open.deleteAfter { batch.deletions.append((open.id, after)) }
-                try store.putRoom(open, txn)
+                try txn.rooms.put(open)
                 batch.undrive(open.id)
                 room = open
             } else {
                 open.endRequested = true
                 open.updatedAt = now
-                try store.putRoom(open, txn)
+                try txn.rooms.put(open)
                 room = open
                 batch.drive(open.id)
             }
@@ -420,12 +418,12 @@ public actor RoomProvisioner {
 
     /// Makes a new room for the incident in the batch's transaction and remembers the room it had before.
     private func newRoom(
-        for record: inout IncidentRecord, now: Double, _ txn: borrowing Transaction, _ batch: inout BatchEffects
+        for record: inout IncidentRecord, now: Double, _ txn: borrowing StoreTransaction, _ batch: inout BatchEffects
     ) throws -> Room {
-        if let previous = record.roomID, var old = try store.room(previous, txn), let swept = RoomRules.sweepBeforeReplacing(old) {
+        if let previous = record.roomID, var old = try txn.rooms.get(previous), let swept = RoomRules.sweepBeforeReplacing(old) {
             // A failed room whose create's outcome was unknown: its meeting may exist; it is looked for and ended.
             old = swept
-            try store.putRoom(old, txn)
+            try txn.rooms.put(old)
             batch.drive(old.id)
         }
         var fresh: Room
@@ -439,7 +437,7 @@ public actor RoomProvisioner {
         }
         batch.created.updateValue(record.roomID, forKey: fresh.id)  // keeps a nil previous room
         record.roomID = fresh.id
-        try store.putRoom(fresh, txn)
+        try txn.rooms.put(fresh)
         batch.drive(fresh.id)
         return fresh
     }
@@ -450,7 +448,7 @@ public actor RoomProvisioner {
     /// - Complexity: O(rooms) index entries, plus a decode per open room and per ended room awaiting deletion.
     public func recover() throws {
         let store = self.store
-        let rooms = try store.read { txn in try store.rooms(where: { $0.needsRecovery }, txn) }
+        let rooms = try store.read { txn in try txn.rooms.matching({ $0.needsRecovery }) }
         for room in rooms.sorted(by: { $0.createdAt < $1.createdAt }) {
             if room.state == .waiting && !room.endRequested {
                 waiting[room.id] = room.createdAt
@@ -562,10 +560,10 @@ public actor RoomProvisioner {
         let now = clock.now()
         let changed: [Room] = try store.write { txn in
             var changed: [Room] = []
-            for room in try store.rooms(where: { $0.state.isOpen }, txn) {
+            for room in try txn.rooms.matching({ $0.state.isOpen }) {
                 guard let unavailable = RoomRules.unavailable(room, integration: integration, host: host, reason: reason, now: now)
                 else { continue }
-                try store.putRoom(unavailable, txn)
+                try txn.rooms.put(unavailable)
                 changed.append(unavailable)
             }
             return changed
@@ -605,9 +603,9 @@ public actor RoomProvisioner {
             let now = clock.now()
             var batch = BatchEffects()
             let fresh: Room? = try store.write { txn in
-                guard var record = try store.incident(incident, txn), record.roomID == room.id else { return nil }
+                guard var record = try txn.incidents.get(incident), record.roomID == room.id else { return nil }
                 let fresh = try newRoom(for: &record, now: now, txn, &batch)
-                try store.putIncident(record, txn)
+                try txn.incidents.put(record)
                 return fresh
             }
             if let fresh {
@@ -626,12 +624,12 @@ public actor RoomProvisioner {
         let store = self.store
         try store.write { txn in
             var current = retried
-            if let stored = try store.room(current.id, txn) {
+            if let stored = try txn.rooms.get(current.id) {
                 current.endRequested = stored.endRequested
                 current.closedByOperator = stored.closedByOperator
                 current.live = stored.live
             }
-            try store.putRoom(current, txn)
+            try txn.rooms.put(current)
         }
         track(retried)
         drive(retried.id)
@@ -654,11 +652,11 @@ public actor RoomProvisioner {
             try store.write { txn -> (Room, Bool)? in
                 withdrawn = []
                 timings = []
-                guard var room = try store.rooms(where: { $0.state.isOpen }, txn).first(where: { $0.meetingID == event.meetingID })
+                guard var room = try txn.rooms.matching({ $0.state.isOpen }).first(where: { $0.meetingID == event.meetingID })
                 else { return nil }
                 var live = room.live ?? LiveMeeting(status: .waiting, statusAt: 0)
                 guard live.apply(event) else { return (room, false) }
-                if event.kind == .participantJoined, let record = try store.incident(room.incidentID, txn) {
+                if event.kind == .participantJoined, let record = try txn.incidents.get(room.incidentID) {
                     // Whoever of the participants is in (or has been in) the meeting is not nudged.
                     var present: [Double] = []
                     var firstJoins: [Double] = []
@@ -682,7 +680,7 @@ public actor RoomProvisioner {
                     }
                 }
                 room.live = live
-                try store.putRoom(room, txn)
+                try txn.rooms.put(room)
                 return (room, true)
             }
         }
@@ -737,8 +735,8 @@ public actor RoomProvisioner {
         let store = self.store
         try store.write { [ending] txn in
             var written = ending
-            written.live = try store.room(ending.id, txn)?.live ?? ending.live
-            try store.putRoom(written, txn)
+            written.live = try txn.rooms.get(ending.id)?.live ?? ending.live
+            try txn.rooms.put(written)
         }
         drive(room.id)
         return "room \(room.id) of \(incident) is being closed; its participants are told an operator closed it"
@@ -752,9 +750,9 @@ public actor RoomProvisioner {
         let store = self.store
         let listed: [(IncidentRecord, Room?)] = try store.read { txn in
             var listed: [(IncidentRecord, Room?)] = []
-            for record in try store.all(IncidentRecord.self, store.tables.incidents, txn)
+            for record in try txn.incidents.all()
             where !openOnly || (record.stage != .resolved && record.stage != .closed) {
-                listed.append((record, try record.roomID.flatMap { try store.room($0, txn) }))
+                listed.append((record, try record.roomID.flatMap { try txn.rooms.get($0) }))
             }
             return listed
         }
@@ -765,8 +763,8 @@ public actor RoomProvisioner {
     public func show(incident id: String) throws -> (IncidentRecord, Room?)? {
         let store = self.store
         return try store.read { txn in
-            guard let record = try store.incident(id, txn) else { return nil }
-            return (record, try record.roomID.flatMap { try store.room($0, txn) })
+            guard let record = try txn.incidents.get(id) else { return nil }
+            return (record, try record.roomID.flatMap { try txn.rooms.get($0) })
         }
     }
 
@@ -775,7 +773,7 @@ public actor RoomProvisioner {
     /// - Complexity: O(rooms) index entries.
     public func roomCounts() throws -> [RoomState: Int] {
         let store = self.store
-        return try store.read { txn in try store.roomCounts(txn).byState }.filter { $0.value > 0 }
+        return try store.read { txn in try txn.rooms.counts().byState }.filter { $0.value > 0 }
     }
 
     /// The rooms, oldest first: all of them, or only the open ones (found in the room index, so only they are
@@ -786,7 +784,7 @@ public actor RoomProvisioner {
         let store = self.store
         let rooms = try store.read { txn in
             openOnly
-                ? try store.rooms(where: { $0.state.isOpen }, txn) : try store.all(Room.self, store.tables.rooms, txn)
+                ? try txn.rooms.matching({ $0.state.isOpen }) : try txn.rooms.all()
         }
         return rooms.sorted { $0.createdAt < $1.createdAt }
     }
@@ -903,7 +901,7 @@ public actor RoomProvisioner {
         let store = self.store
         return try store.read { txn in
             var found: [String: [Participant]] = [:]
-            for id in Set(incidents) { if let record = try store.incident(id, txn) { found[id] = record.participants } }
+            for id in Set(incidents) { if let record = try txn.incidents.get(id) { found[id] = record.participants } }
             return found
         }
     }
@@ -955,7 +953,7 @@ public actor RoomProvisioner {
     func readRoom(_ id: String) -> Room? {
         let store = self.store
         do {
-            return try store.read { txn in try store.room(id, txn) }
+            return try store.read { txn in try txn.rooms.get(id) }
         } catch {
             logger.error("cannot read a room", metadata: ["room.id": "\(id)", "error": "\(error)"])
             return nil
@@ -968,7 +966,7 @@ public actor RoomProvisioner {
         let store = self.store
         while !stopped {
             do {
-                return try store.read { txn in try store.room(id, txn) }
+                return try store.read { txn in try txn.rooms.get(id) }
             } catch {
                 logger.error("cannot read a room; trying again", metadata: ["room.id": "\(id)", "error": "\(error)"])
                 await pause(id, seconds: maxBackoff)
@@ -980,31 +978,22 @@ public actor RoomProvisioner {
     /// The incident as stored.
     func readIncident(_ id: String) throws -> IncidentRecord? {
         let store = self.store
-        return try store.read { txn in try store.incident(id, txn) }
+        return try store.read { txn in try txn.incidents.get(id) }
     }
 
     // MARK: Group commit
 
-    /// A write asked for by one room's work, and who waits for its commit (with what the write returned).
-    private struct PendingWrite {
-        var body: (borrowing Transaction) throws -> any Sendable
-        var done: CheckedContinuation<any Sendable, any Error>
-    }
-
-    /// Runs `body` in the next group commit and returns once that commit is synced to disk (issue 9: "group
-    /// commit"). Writes asked for while a commit is being synced, or before the actor gets to the flush, go
-    /// in one LMDB write transaction (one `fdatasync` for all of them), each in its own nested transaction
-    /// (``LMDB/Transaction/nested(_:)``): one that throws is undone alone and its caller gets the error. So
-    /// many rooms in flight share each sync, and nothing is acted on (a create sent, a notice queued) before
-    /// the write that records it is durable.
+    /// Runs `body` in the next group commit (``GroupCommit``) and returns once that commit is synced to disk
+    /// (issue 9: "group commit"). Writes asked for while a commit is being synced, or before the actor gets to the
+    /// flush, go in one write transaction (one `fdatasync` for all of them), each in its own nested transaction:
+    /// one that throws is undone alone and its caller gets the error. So many rooms in flight share each sync, and
+    /// nothing is acted on (a create sent, a notice queued) before the write that records it is durable.
     /// - Parameter body: the write; it runs on this actor, later, maybe more than once (the map grown).
     /// - Returns: what `body` returned in the committed run.
     /// - Throws: what `body` threw, or the store's error when the whole commit failed.
-    func commit<R: Sendable>(_ body: @escaping (borrowing Transaction) throws -> R) async throws -> R {
+    func commit<R: Sendable>(_ body: @escaping (borrowing StoreTransaction) throws -> R) async throws -> R {
         let value = try await withCheckedThrowingContinuation { (done: CheckedContinuation<any Sendable, any Error>) in
-            pendingWrites.append(PendingWrite(body: { txn in try body(txn) }, done: done))
-            if !flushScheduled {
-                flushScheduled = true
+            if pendingWrites.add({ txn in try body(txn) }, done: done) {
                 // Behind the jobs already queued on this actor: their writes join this commit.
                 Task { self.flushWrites() }
             }
@@ -1015,24 +1004,8 @@ public actor RoomProvisioner {
 
     /// Commits every pending write in one synced transaction and resumes their writers.
     private func flushWrites() {
-        flushScheduled = false
-        let batch = pendingWrites
-        pendingWrites = []
-        guard !batch.isEmpty else { return }
-        var outcomes: [Result<any Sendable, any Error>] = []
-        do {
-            try store.write { txn in
-                outcomes = []
-                for write in batch {
-                    outcomes.append(Result { try txn.nested { child in try write.body(child) } })
-                }
-            }
-        } catch {
-            for write in batch { write.done.resume(throwing: error) }
-            return
-        }
-        metrics.groupCommit(writes: batch.count)
-        for (write, outcome) in zip(batch, outcomes) { write.done.resume(with: outcome) }
+        let metrics = self.metrics
+        pendingWrites.flush(into: store) { metrics.groupCommit(writes: $0) }
     }
 
     /// Keeps the in-memory waiting queue in step with a room's state.
@@ -1156,10 +1129,10 @@ public actor RoomProvisioner {
             let decided: Room?
             do {
                 decided = try store.write { txn -> Room? in
-                    guard let stored = try store.room(id, txn), let due = RoomRules.deletionDue(stored, now: now) else {
+                    guard let stored = try txn.rooms.get(id), let due = RoomRules.deletionDue(stored, now: now) else {
                         return nil
                     }
-                    if due != stored { try store.putRoom(due, txn) }
+                    if due != stored { try txn.rooms.put(due) }
                     return due
                 }
             } catch {
@@ -1196,8 +1169,8 @@ public actor RoomProvisioner {
             }
             do {
                 try store.write { txn in
-                    guard let stored = try store.room(id, txn) else { return }
-                    try store.putRoom(RoomRules.deletionDone(stored, problem: reason), txn)
+                    guard let stored = try txn.rooms.get(id) else { return }
+                    try txn.rooms.put(RoomRules.deletionDone(stored, problem: reason))
                 }
             } catch {
                 logger.error("cannot record a meeting deletion's end", metadata: ["room.id": "\(id)", "error": "\(error)"])
@@ -1253,7 +1226,7 @@ public actor RoomProvisioner {
         let planner = self.planner
         do {
             let queued: [Notice] = try store.write { txn in
-                let record = target.incidentID.isEmpty ? nil : try store.incident(target.incidentID, txn)
+                let record = target.incidentID.isEmpty ? nil : try txn.incidents.get(target.incidentID)
                 return try planner.admins(kind, room: target, record: record, now: now, txn)
             }
             if !queued.isEmpty { Task { await notifier.enqueued(queued) } }
