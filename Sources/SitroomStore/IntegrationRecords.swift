@@ -4,8 +4,11 @@ import SitroomCore
 
 /// The runtime state of an integration (SPEC §5).
 public enum IntegrationState: String, Sendable, Codable, CaseIterable {
+    /// Configured, not yet proven by a token (zoom-s2s) or a host's authorization (zoom-oauth).
     case pendingAuthorization = "pending_authorization"
+    /// Takes rooms.
     case active
+    /// Zoom refused its credentials or a host's authorization: an admin must act (`integration reauthorize`).
     case needsReauthorization = "needs_reauthorization"
     /// The Zoom app lacks a scope an API call needs (API-side 4711): new rooms fail over to the next integration
     /// until an admin adds it in the app's Scopes tab and runs `integration reauthorize` (docs/zoom.md).
@@ -17,15 +20,18 @@ public enum IntegrationState: String, Sendable, Codable, CaseIterable {
 
 /// What sitroom keeps of an integration between runs.
 public struct IntegrationRecord: Sendable, Codable, Hashable {
+    /// The integration's state.
     public var state: IntegrationState
     /// Zoom's words for the last refusal, when `needs_reauthorization` or `missing_scope`.
     public var reason: String?
+    /// Seconds since 1970 since when the state holds.
     public var since: Double
-    /// What an admin should do about the state (from the table of Zoom answers, ``ZoomAnswer``); `nil` when nothing.
+    /// What an admin should do about the state (from the table of Zoom answers, `ZoomAnswer` in SitroomZoom); `nil` when nothing.
     public var advice: String?
     /// `missing_scope`: the scopes Zoom named.
     public var missingScopes: [String]?
 
+    /// - Parameters: as the properties.
     public init(
         state: IntegrationState, reason: String? = nil, since: Double, advice: String? = nil, missingScopes: [String]? = nil
     ) {
