@@ -6,6 +6,10 @@ import SitroomCore
 import SitroomStore
 import SitroomZoom
 
+// Over 500 lines on purpose: the registry is the one owner of integrations' tokens; Server-to-Server tokens,
+// user-OAuth authorization (PKCE, rotating refresh) and the idle refresh share its cache and in-flight requests,
+// so splitting them would spread one token's life over files.
+
 /// The configured video integrations: their Zoom clients, OAuth access tokens and states.
 ///
 /// Server-to-Server tokens (`grant_type=account_credentials`) are cached in LMDB until 60 s before their

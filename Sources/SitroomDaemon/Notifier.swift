@@ -5,6 +5,9 @@ import SitroomCore
 import SitroomNotify
 import SitroomStore
 
+// Over 500 lines on purpose: one actor owns the outbox's delivery (control commands, scheduling with retries,
+// delivery through the transports); its three parts are marked below and share the in-flight and due sets.
+
 /// Delivers the outbox: every queued notice at least once, retried with capped exponential backoff, parked
 /// as `dead` after `notify.retry.give_up_after` or a permanent failure (SPEC §6). The outbox lives in LMDB,
 /// so a restart loses nothing: notices not yet `sent` are delivered again (transports are idempotent per id).
