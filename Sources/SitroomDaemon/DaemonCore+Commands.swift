@@ -137,15 +137,7 @@ extension DaemonCore {
     func audit(last count: Int, json: Bool) throws -> ControlReply {
         let store = self.store
         var entries: [AuditEntry] = []
-        try store.read { txn in
-            var all: [AuditEntry] = []
-            try txn.forEach(store.tables.audit, prefix: "") { _, value in
-                all.append(try Store.decode(AuditEntry.self, value))
-                if all.count > count { all.removeFirst(all.count - count) }
-                return true
-            }
-            entries = all
-        }
+        try store.read { txn in entries = try txn.audit.last(count) }
         if json {
             return .ok(
                 try Self.json(entries.map(AuditJSON.init)))
@@ -161,7 +153,7 @@ extension DaemonCore {
     func audit(_ command: AdminCommand, uid: UInt32?, outcome: String) {
         let entry = AuditEntry(time: clock.now(), uid: uid, command: command.auditText, outcome: outcome)
         let store = self.store
-        do { try store.write { txn in try store.appendAudit(entry, txn) } } catch {
+        do { try store.write { txn in try txn.audit.append(entry) } } catch {
             logger.error("cannot append to the audit log", metadata: ["error": "\(error)"])
         }
     }

@@ -8,7 +8,7 @@ extension DaemonCore {
     /// The state at a glance (`status`), as one value.
     public func statusReport() async throws -> StatusReport {
         let integrations = await registry.snapshot()
-        let readers = store.environment.readerTable
+        let readers = store.readerTable
         // The counter has the slots freed at the start too (DaemonMain adds them).
         let staleReadersCleared = metrics.staleReadersClearedTotal
         var byState: [String: Int] = [:]

@@ -62,7 +62,7 @@ public actor Housekeeper {
         do {
             let counts = try store.counts()
             var gauges = await core.gauges(spoolBacklog: await core.spoolBacklogCount(), store: counts)
-            gauges.readers = store.environment.readerTable
+            gauges.readers = store.readerTable
             let text = metrics.render(gauges)
             if lastWriteFailed { try Self.prepare(directory) }
             try DurableFile.write(
@@ -135,7 +135,7 @@ public actor Housekeeper {
     public func chores() -> (readers: Int, replyDirectories: Int) {
         var readers = 0
         do {
-            readers = try store.environment.clearStaleReaders()
+            readers = try store.clearStaleReaders()
             if readers > 0 {
                 metrics.staleReadersCleared(readers)
                 logger.warning(
