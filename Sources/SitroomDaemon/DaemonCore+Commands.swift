@@ -1,7 +1,7 @@
 import Foundation
 import SitroomStore
-import SitroomZoom
 import SitroomCore
+import SitroomZoom
 
 // Control commands: each ``AdminCommand`` carried out, audited, answered.
 extension DaemonCore {

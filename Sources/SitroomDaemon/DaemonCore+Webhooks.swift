@@ -1,7 +1,7 @@
 import Foundation
-import SitroomZoom
 import SitroomConfig
 import SitroomCore
+import SitroomZoom
 
 // Zoom's signed webhooks (through sitroom-intake and the spool) and app_deauthorized, verified again here with the
 // webhook secret of an integration of the event's account, then applied.

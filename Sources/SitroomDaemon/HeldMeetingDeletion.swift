@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 // Ended rooms' meetings deleted after the reopen hold-down.
 extension RoomProvisioner {
@@ -50,7 +49,7 @@ extension RoomProvisioner {
                 scheduleDeletion(id, at: now + maxBackoff)
                 return
             }
-            guard let room = decided, let meetingID = room.meetingID, let integration = room.integration else {
+            guard let room = decided, let meetingID = room.meetingID, room.integration != nil else {
                 if let room = readRoom(id), room.state == .ended, let after = room.deleteAfter, after > now {
                     scheduleDeletion(id, at: after)  // ended again later: a new hold-down
                 }
@@ -58,18 +57,11 @@ extension RoomProvisioner {
             }
             var reason: String? = nil
             do {
-                let (client, token) = try await self.token(integration, host: room.hostID)
-                do {
-                    try await client.deleteMeeting(token: token, meetingID: meetingID)
-                } catch {
-                    // 3001 gone, 3007 ended and not deletable: done (the table of Zoom answers).
-                    if error.answer.rule.request != .done { throw error }
-                }
-            } catch let error as ZoomError where error.answer.rule.room == .retryLater && attempt < maxTransientAttempts {
+                // 3001 gone, 3007 ended and not deletable count as done (the provider's table of answers).
+                try await provider(for: room).delete(meetingID)
+            } catch let failure as ProviderFailure where failure.decision.next == .retryLater && attempt < maxTransientAttempts {
                 attempt += 1
-                let backoff =
-                    error.retryAfter?.seconds(from: clock.now())
-                    ?? min(maxBackoff, firstBackoff * Double(1 << min(attempt - 1, 20)))
+                let backoff = failure.decision.retryIn ?? min(maxBackoff, firstBackoff * Double(1 << min(attempt - 1, 20)))
                 do { try await clock.sleep(seconds: backoff) } catch { return }
                 continue
             } catch {
@@ -91,22 +83,6 @@ extension RoomProvisioner {
                     metadata: ["room.id": "\(id)", "meeting": "\(meetingID)"])
             }
             return
-        }
-    }
-
-    /// Ends a meeting (`PUT /meetings/{id}/status`), then deletes it when asked; an answer the table of Zoom
-    /// answers counts as done (3001 gone; on delete, 3007 ended and not deletable) is success.
-    static func endMeeting(client: ZoomClient, token: String, meetingID: Int64, delete: Bool) async throws(ZoomError) {
-        do {
-            try await client.endMeeting(token: token, meetingID: meetingID)
-        } catch {
-            if error.answer.rule.request != .done { throw error }
-        }
-        guard delete else { return }
-        do {
-            try await client.deleteMeeting(token: token, meetingID: meetingID)
-        } catch {
-            if error.answer.rule.request != .done { throw error }
         }
     }
 }

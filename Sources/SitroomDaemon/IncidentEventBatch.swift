@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 // Incident events applied in batches: each batch in one group commit, leases taken before it, and the work
 // each event calls for started after it.

@@ -102,6 +102,37 @@ public actor IntegrationRegistry {
     /// The Zoom client of an integration, or `nil` when it is not configured.
     public func client(_ name: String) -> ZoomClient? { clients[name] }
 
+    /// The provider seam for one room's calls (``MeetingProvider``): Zoom's Meeting API for the integration's
+    /// `host` (Zoom user `user`), with a valid access token and the integration's `meeting:` settings.
+    /// - Throws: ``ProviderFailure`` (nothing sent) when the token endpoint refuses or fails, or the registry has
+    ///   no token it may use (refused before, not yet authorized: a refusal of the credentials); ``SitroomError``
+    ///   `.notFound` for an integration not configured; store errors.
+    public func meetings(_ name: String, host: String?, user: String?, incident: String?) async throws
+        -> any MeetingProvider
+    {
+        guard let integration = integrations[name], let client = clients[name] else {
+            throw SitroomError(.notFound, "integration \(name) is not configured")
+        }
+        let token: String
+        do {
+            token = try await accessToken(name, host: host)
+        } catch let error as ZoomError {
+            throw ZoomMeetings.tokenFailure(error, now: clock.now(), integration: name, host: host, incident: incident)
+        } catch let error as SitroomError where error.code == .notAuthorized {
+            throw ZoomMeetings.tokenFailure(
+                ZoomError(.oauth(status: 401, code: nil, message: error.message)), now: clock.now(), integration: name,
+                host: host, incident: incident)
+        }
+        let meeting = integration.meeting
+        return ZoomMeetings(
+            client: client, token: token, user: user,
+            options: .init(
+                waitingRoom: meeting.waitingRoom, joinBeforeHost: meeting.joinBeforeHost,
+                autoRecording: meeting.autoRecording.rawValue,
+                passcodeLength: meeting.passcode == .random ? meeting.passcodeLength : nil),
+            clock: clock, integration: name, host: host, incident: incident)
+    }
+
     /// The state of an integration, or `nil` when it is not configured.
     public func state(_ name: String) -> IntegrationRecord? { records[name] }
 

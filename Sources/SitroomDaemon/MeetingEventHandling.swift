@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 // Zoom's meeting events applied to open rooms, and the reconciliation with Zoom after a gap.
 extension RoomProvisioner {
@@ -98,17 +97,19 @@ extension RoomProvisioner {
     /// - Returns: the rooms whose meeting state changed.
     @discardableResult
     public func reconcileMeetings(integration: String) async -> Int {
-        guard let client = await registry.client(integration) else { return 0 }
+        guard configuration.integrations[integration] != nil else { return 0 }
         let rooms = ((try? self.rooms(openOnly: true)) ?? []).filter {
             $0.integration == integration && $0.state == .ready && $0.meetingID != nil && !$0.endRequested
         }
         var changed = 0
         for room in rooms {
             guard let meetingID = room.meetingID else { continue }
-            let status: String?
+            let provider: any MeetingProvider
+            let status: ProviderMeetingStatus
             do {
-                let token = try await registry.accessToken(integration, host: room.hostID)
-                status = try await client.getMeeting(token: token, meetingID: meetingID).status
+                provider = try await registry.meetings(
+                    integration, host: room.hostID, user: room.hostUser, incident: room.incidentID)
+                status = try await provider.status(of: meetingID)
             } catch {
                 logger.warning(
                     "cannot reconcile a room's meeting with Zoom",
@@ -118,19 +119,19 @@ extension RoomProvisioner {
             let now = clock.now()
             let current = room.live?.status
             var events: [ZoomMeetingEvent] = []
-            if status == "started" && current != .started {
+            if status == .started && current != .started {
                 events.append(ZoomMeetingEvent(kind: .started, meetingID: meetingID, uuid: "", accountID: "", at: now))
-            } else if status == "waiting" && current == .started {
+            } else if status == .waiting && current == .started {
                 events.append(ZoomMeetingEvent(kind: .ended, meetingID: meetingID, uuid: "", accountID: "", at: now))
             }
-            if status == "started" {
-                events += await reconcileParticipants(room, client: client, integration: integration, now: now)
+            if status == .started {
+                events += await reconcileParticipants(room, provider: provider, now: now)
             }
             if !events.isEmpty {
                 logger.info(
                     "meeting state reconciled with Zoom",
                     metadata: [
-                        "room.id": "\(room.id)", "meeting": "\(meetingID)", "status": "\(status ?? "-")",
+                        "room.id": "\(room.id)", "meeting": "\(meetingID)", "status": "\(status)",
                         "corrections": "\(events.count)",
                     ])
                 var updated = false
@@ -144,14 +145,11 @@ extension RoomProvisioner {
     /// Who is in a started meeting by Zoom's Dashboards list ("List meeting participants", `type=live`) against
     /// who the room thinks is in: joins for the missing, leaves (at `now`) for those gone. Without that API (a plan
     /// without Dashboards), nothing: the room corrects itself from the next events.
-    func reconcileParticipants(
-        _ room: Room, client: ZoomClient, integration: String, now: Double
-    ) async -> [ZoomMeetingEvent] {
+    func reconcileParticipants(_ room: Room, provider: any MeetingProvider, now: Double) async -> [ZoomMeetingEvent] {
         guard let meetingID = room.meetingID else { return [] }
-        let listed: [ZoomClient.LiveParticipant]
+        let listed: [ProviderParticipant]
         do {
-            let token = try await registry.accessToken(integration, host: room.hostID)
-            listed = try await client.liveParticipants(token: token, meetingID: meetingID).filter { $0.leftAt == nil }
+            listed = try await provider.participants(in: meetingID)
         } catch {
             logger.info(
                 "cannot list a meeting's participants (Zoom Dashboards); only its state is reconciled",
@@ -159,7 +157,7 @@ extension RoomProvisioner {
             return []
         }
         let attendees = readRoom(room.id)?.live?.attendees ?? []
-        func same(_ attendee: LiveMeeting.Attendee, _ person: ZoomClient.LiveParticipant) -> Bool {
+        func same(_ attendee: LiveMeeting.Attendee, _ person: ProviderParticipant) -> Bool {
             if let email = person.email { return attendee.email == email }
             return attendee.email == nil && attendee.name == person.name
         }

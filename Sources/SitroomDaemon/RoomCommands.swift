@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 // The admin commands on rooms (`room retry`, `room end`) and the listings (`room list`, `room show`, `status`).
 extension RoomProvisioner {

@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 /// Turns incident events into rooms and rooms into Zoom meetings (SPEC §5).
 ///
@@ -241,22 +240,18 @@ public actor RoomProvisioner {
         return configuration.integrations.values.sorted { ($0.priority, $0.name) < ($1.priority, $1.name) }.map(\.name)
     }
 
-    /// The client and a valid token for a room's integration and host, after waiting for a request slot
+    /// The provider for a room's integration and host (``MeetingProvider``), after waiting for a request slot
     /// within the integration's rate (`rate_limit.medium_per_second`).
-    /// - Throws: ``ZoomError`` from the token endpoint (or a 401 when the registry has no token it may use).
-    func token(_ integration: String, host: String?) async throws -> (ZoomClient, String) {
-        guard let client = await registry.client(integration) else {
-            throw SitroomError(.notFound, "integration \(integration) is not configured")
+    /// - Throws: ``ProviderFailure`` when no token may be had (nothing was sent);
+    ///   ``SitroomError`` `.notFound` for an integration not configured.
+    func provider(for room: Room) async throws -> any MeetingProvider {
+        guard let integration = room.integration else {
+            throw SitroomError(.notFound, "room \(room.id) has no integration")
         }
-        let token: String
-        do {
-            token = try await registry.accessToken(integration, host: host)
-        } catch let error as SitroomError where error.code == .notAuthorized {
-            // The registry has no token it may use (refused before, not yet authorized): a refusal of the credentials.
-            throw ZoomError(.oauth(status: 401, code: nil, message: error.message))
-        }
+        let provider = try await registry.meetings(
+            integration, host: room.hostID, user: room.hostUser, incident: room.incidentID)
         try await pace(integration)
-        return (client, token)
+        return provider
     }
 
     /// Waits for the integration's next request slot.
@@ -267,23 +262,15 @@ public actor RoomProvisioner {
 
     /// Looks for the room's marker among the host's meetings (a create whose outcome is unknown).
     /// - Returns: true when the meeting was found and the room is now `ready`.
-    func meetingRequest(_ settings: MeetingSettings, record: IncidentRecord, room: Room) -> MeetingRequest {
+    func meetingPlan(_ settings: MeetingSettings, record: IncidentRecord, room: Room) -> MeetingPlan {
         let topicTemplate = room.integration.flatMap { topicTemplates[$0] }
         let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: nil)
         let topic = topicTemplate?.render(.roomReady, .chat, context)?.body ?? record.info.title
         let commanders = record.participants.filter { $0.role == .commander }.compactMap(\.email)
-        // Zoom's limits, cut at a character boundary; the marker stays first in the agenda (list answers keep only
-        // its first 250 characters).
-        return MeetingRequest(
-            topic: MeetingRequest.cut(topic, to: ZoomLimits.topic), startTime: rfc3339UTC(clock.now()), duration: 60,
-            password: settings.passcode == .random ? MeetingRequest.passcode(length: settings.passcodeLength) : nil,
-            agenda: MeetingRequest.cut(
-                "\(room.marker)\nIncident \(record.info.id): \(record.info.title)", to: ZoomLimits.agenda),
-            settings: .init(
-                waitingRoom: settings.waitingRoom, joinBeforeHost: settings.joinBeforeHost,
-                autoRecording: settings.autoRecording.rawValue,
-                alternativeHosts: settings.commanderAsAlternativeHost && !room.withoutAlternativeHosts
-                    ? MeetingRequest.alternativeHosts(commanders, excluding: room.hostUser) : nil))
+        return MeetingPlan(
+            topic: topic, startTime: clock.now(), marker: room.marker,
+            description: "Incident \(record.info.id): \(record.info.title)",
+            alternativeHosts: settings.commanderAsAlternativeHost && !room.withoutAlternativeHosts ? commanders : [])
     }
 
     // MARK: Notices

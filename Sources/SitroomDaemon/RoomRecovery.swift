@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 // Start-up recovery: the rooms the last run left unfinished.
 extension RoomProvisioner {

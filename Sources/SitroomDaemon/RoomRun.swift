@@ -4,7 +4,6 @@ import SitroomConfig
 import SitroomCore
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 /// Carrying out a room's run: the ``RoomMachine`` decides, this does what it asks (writes through the group
 /// commit, leases from the pool, calls the provider, waits) and tells it what came of it.
@@ -118,29 +117,20 @@ extension RoomProvisioner {
         }
     }
 
-    /// A provider call for the room: a token, a request slot within the integration's rate, the call.
+    /// A provider call for the room: the provider with a token (``provider(for:)``), a request slot within the
+    /// integration's rate, the call; a failure comes back as the provider's decision.
     private func call(_ request: RoomRequest, room: Room) async throws -> RoomInput {
-        guard let integration = room.integration else {
+        guard room.integration != nil else {
             return .failed(
                 ProviderDecision(
                     request: .refused, host: .none, integration: .none, next: .fail, reason: "the room has no integration",
                     advice: "`sitroomctl room retry INCIDENT`"), token: nil, sent: false)
         }
-        let decide = { (error: ZoomError) -> ProviderDecision in
-            error.providerDecision(
-                now: self.clock.now(), integration: integration, host: room.hostID, incident: room.incidentID)
-        }
-        let client: ZoomClient
-        let token: String
         do {
-            (client, token) = try await self.token(integration, host: room.hostID)
-        } catch let error as ZoomError {
-            return .failed(decide(error), token: nil, sent: false)
-        }
-        do {
+            let provider = try await self.provider(for: room)
             switch request {
             case .create(let room):
-                guard let settings = configuration.integrations[integration], let user = room.hostUser,
+                guard let integration = room.integration, let settings = configuration.integrations[integration],
                     let record = try readIncident(room.incidentID)
                 else { throw SitroomError(.notFound, "incident \(room.incidentID) of room \(room.id) is not recorded") }
                 logger.debug(
@@ -149,55 +139,38 @@ extension RoomProvisioner {
                         "room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "integration": "\(integration)",
                         "host": "\(room.hostID ?? "")",
                     ])
-                let made = try await client.createMeeting(
-                    token: token, userID: user, meetingRequest(settings.meeting, record: record, room: room))
-                return .created(MeetingInfo(made))
+                return .created(try await provider.create(meetingPlan(settings.meeting, record: record, room: room)))
             case .findMarker(let room):
-                guard let user = room.hostUser else { return .found(nil) }
-                var found: Meeting? = nil
-                for type in ["scheduled", "live"] where found == nil {
-                    found = try await client.listMeetings(token: token, userID: user, type: type).first {
-                        $0.agenda?.contains(room.marker) == true
-                    }
+                guard room.hostUser != nil, let found = try await provider.meetings(markedWith: room.marker).first else {
+                    return .found(nil)
                 }
-                guard let found else { return .found(nil) }
-                return .found(MeetingInfo(try await client.getMeeting(token: token, meetingID: found.id)))
+                return .found(try await provider.meeting(found))
             case .checkMeeting(let room):
                 guard let meetingID = room.meetingID else { return .found(nil) }
-                return .checked(MeetingInfo(try await client.getMeeting(token: token, meetingID: meetingID)))
+                return .checked(try await provider.meeting(meetingID))
             case .endMeeting(let room, let delete):
                 guard let meetingID = room.meetingID else { return .done }
-                try await Self.endMeeting(client: client, token: token, meetingID: meetingID, delete: delete)
+                try await provider.end(meetingID, delete: delete)
                 return .done
             case .sweep(let room, let keeping):
-                try await sweep(room, client: client, token: token, keeping: keeping)
+                try await sweep(room, provider: provider, keeping: keeping)
                 return .done
             default:
                 preconditionFailure("not a provider call: \(request)")
             }
-        } catch let error as ZoomError {
-            let sent: Bool
-            if case .transport(_, let maySent) = error.kind { sent = maySent } else { sent = true }
-            return .failed(decide(error), token: token, sent: sent)
+        } catch let failure as ProviderFailure {
+            return .failed(failure.decision, token: failure.credential, sent: failure.sent)
         }
     }
 
     /// Ends and deletes every meeting of the room's host that carries the room's marker, but `keeping` and the
     /// room's own: what is left of creates whose outcome was unknown and that completed at the provider after all.
-    private func sweep(_ room: Room, client: ZoomClient, token: String, keeping: Int64?) async throws {
-        guard let integration = room.integration, let user = room.hostUser else { return }
-        var stray: [Int64] = []
-        for type in ["scheduled", "live"] {
-            for meeting in try await client.listMeetings(token: token, userID: user, type: type)
-            where meeting.agenda?.contains(room.marker) == true && meeting.id != keeping && meeting.id != room.meetingID
-                && !stray.contains(meeting.id)
-            {
-                stray.append(meeting.id)
-            }
-        }
+    private func sweep(_ room: Room, provider: any MeetingProvider, keeping: Int64?) async throws {
+        guard let integration = room.integration, room.hostUser != nil else { return }
+        let stray = try await provider.meetings(markedWith: room.marker).filter { $0 != keeping && $0 != room.meetingID }
         for id in stray {
             try await pace(integration)
-            try await Self.endMeeting(client: client, token: token, meetingID: id, delete: true)
+            try await provider.end(id, delete: true)
             logger.warning(
                 "stray meeting of a room ended and deleted",
                 metadata: ["room.id": "\(room.id)", "integration": "\(integration)", "meeting": "\(id)"])
@@ -263,7 +236,6 @@ extension RoomProvisioner {
     /// Commits one write of the machine in the next group commit, deciding against the room as stored
     /// (``RoomRules``), with the notices it plans; the notices go to the notifier once it is durable.
     private func commitWrite(_ room: Room, _ kind: RoomWrite) async throws -> WriteOutcome {
-        let store = self.store
         let planner = self.planner
         let now = clock.now()
         let (outcome, queued): (WriteOutcome, [Notice]) = try await commit { txn in
@@ -385,11 +357,5 @@ extension RoomProvisioner {
             case .error: logger.error("\(line.message)", metadata: metadata)
             }
         }
-    }
-}
-
-extension MeetingInfo {
-    init(_ meeting: Meeting) {
-        self.init(id: meeting.id, joinURL: meeting.joinURL, passcode: meeting.password)
     }
 }

@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 // Rooms an integration (or one of its hosts) can no longer serve: deauthorized or removed.
 extension RoomProvisioner {

@@ -5,7 +5,6 @@ import SitroomCore
 import SitroomNotify
 import SitroomRooms
 import SitroomStore
-import SitroomZoom
 
 // The queue of `waiting` rooms, served oldest first, and the periodic tick that retries it.
 extension RoomProvisioner {

@@ -61,19 +61,6 @@ public struct PoolHost: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(integration)/\(host)" }
 }
 
-/// A meeting as the provider described it.
-public struct MeetingInfo: Sendable, Hashable {
-    public var id: Int64
-    public var joinURL: String
-    public var passcode: String?
-
-    public init(id: Int64, joinURL: String, passcode: String?) {
-        self.id = id
-        self.joinURL = joinURL
-        self.passcode = passcode
-    }
-}
-
 /// A lease's daily create count, committed with the room that leased (never lowering a stored count).
 public struct CreateCount: Sendable, Hashable {
     public var host: PoolHost
