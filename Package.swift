@@ -1,9 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// sitroom is Linux-only (docs/architecture.md): it builds on inotify, glibc and Debian's liblmdb and libcurl, so the
+// package names no `platforms` (that list only sets Apple deployment floors; on Linux it has no effect).
 let package = Package(
     name: "sitroom",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sitroomd", targets: ["sitroomd"]),
         .executable(name: "sitroomctl", targets: ["sitroomctl"]),
