@@ -30,9 +30,13 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // Safe wrappers over C.
-        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        .target(name: "LMDB", dependencies: ["CLMDB", "SitroomRuntime"]),
         .target(name: "Curl", dependencies: ["CCurl"]),
         .target(name: "PosixIO"),
+
+        // The runtime layer: executors and blocking workers that keep blocking calls off Swift's cooperative pool,
+        // and the one reader-writer lock (everything else locks with `Synchronization.Mutex`).
+        .target(name: "SitroomRuntime"),
 
         // Domain.
         .target(name: "SitroomCore"),
@@ -68,7 +72,7 @@ let package = Package(
         .target(
             name: "SitroomNotify",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "PosixIO", "Curl",
+                "SitroomCore", "SitroomConfig", "SitroomRuntime", "PosixIO", "Curl",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -87,7 +91,7 @@ let package = Package(
             name: "SitroomDaemon",
             dependencies: [
                 "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomZoomEvents", "SitroomNotify",
-                "SitroomService", "PosixIO",
+                "SitroomService", "SitroomRuntime", "PosixIO",
                 "Curl", "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,6 +4,7 @@ import LMDB
 import Logging
 import SitroomConfig
 import SitroomCore
+import SitroomRuntime
 import SitroomStore
 import SitroomZoom
 

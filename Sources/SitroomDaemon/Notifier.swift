@@ -4,6 +4,7 @@ import Logging
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
+import SitroomRuntime
 import SitroomStore
 
 /// Delivers the outbox: every queued notice at least once, retried with capped exponential backoff, parked

@@ -5,6 +5,7 @@ import SitroomConfig
 import SitroomCore
 import SitroomNotify
 import SitroomRooms
+import SitroomRuntime
 import SitroomStore
 import SitroomZoom
 

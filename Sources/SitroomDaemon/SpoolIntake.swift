@@ -3,6 +3,7 @@ import Logging
 import PosixIO
 import SitroomConfig
 import SitroomCore
+import SitroomRuntime
 import Synchronization
 
 /// Receives the Zoom `app_deauthorized` webhooks found in the spool (SPEC §4). Verifying them with the
