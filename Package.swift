@@ -31,7 +31,7 @@ let package = Package(
 
         // Safe wrappers over C.
         .target(name: "LMDB", dependencies: ["CLMDB", "SitroomRuntime"]),
-        .target(name: "Curl", dependencies: ["CCurl"]),
+        .target(name: "Curl", dependencies: ["CCurl", "SitroomRuntime"]),
         .target(name: "PosixIO"),
 
         // The runtime layer: executors and blocking workers that keep blocking calls off Swift's cooperative pool,
