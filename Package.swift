@@ -92,7 +92,7 @@ let package = Package(
             dependencies: [
                 "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomZoomEvents", "SitroomNotify",
                 "SitroomService", "SitroomRuntime", "PosixIO",
-                "Curl", "LMDB",
+                "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

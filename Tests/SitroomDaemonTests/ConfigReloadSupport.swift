@@ -1,10 +1,10 @@
-import Curl
 import Foundation
 import Logging
 import PosixIO
 import SitroomConfig
 import SitroomCore
 import SitroomStore
+import SitroomZoom
 import Testing
 
 @testable import SitroomDaemon
@@ -79,7 +79,7 @@ final class ReloadFixture: @unchecked Sendable {
     // Invariant: used by one test; `watcherTask` is only touched from that test's task.
     let root: String
     let store: Store
-    let http = HTTPClient()
+    let http = ZoomHTTPClient()
     let core: DaemonCore
     let log = LogRecorder()
     let reloads = Counter()
