@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "SitroomIntake",
             dependencies: [
-                "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "SitroomRuntime", "PosixIO",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,25 +1,12 @@
-import Dispatch
-import Synchronization
-
 /// A serial executor that runs its jobs on one dedicated thread, so an actor that does blocking work
 /// (LMDB commits, file fsyncs) never blocks Swift's cooperative thread pool.
 ///
 /// Linux has no `DispatchSerialQueue` executor; this is the hand-written equivalent (an actor on its own serial
 /// executor, as GRDB's `DispatchQueueActor`). Give an actor one with
 /// `nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }`.
-///
-/// The queue is guarded by a `Mutex`; the thread sleeps on a `DispatchSemaphore`, signalled only when it said it
-/// was going to sleep, so a busy executor takes jobs in batches without a wake-up per job. (`Mutex` has no
-/// condition variable; a semaphore keeps a signal given before the thread waits, so no wake-up is lost.)
+/// Jobs wait in a ``BlockingQueue``; the thread takes all that are queued at once and runs them in order.
 public final class ThreadExecutor: SerialExecutor, Sendable {
-    private struct Queue: ~Copyable {
-        var jobs: [UnownedJob] = []
-        /// The thread found the queue empty and waits (or is about to wait) on `wake`.
-        var sleeping = false
-    }
-
-    private let queue = Mutex(Queue())
-    private let wake = DispatchSemaphore(value: 0)
+    private let jobs = BlockingQueue<UnownedJob>()
 
     /// Starts the thread.
     /// - Parameter name: the thread's name, as `ps -L` shows it (at most 15 bytes are kept).
@@ -31,13 +18,7 @@ public final class ThreadExecutor: SerialExecutor, Sendable {
 
     /// Queues `job` to run on the executor's thread, after the jobs queued before it.
     public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        let wakeUp = queue.withLock { queue in
-            queue.jobs.append(job)
-            defer { queue.sleeping = false }
-            return queue.sleeping
-        }
-        if wakeUp { wake.signal() }
+        jobs.append(UnownedJob(job))
     }
 
     /// The executor, for an actor's `unownedExecutor`.
@@ -48,18 +29,8 @@ public final class ThreadExecutor: SerialExecutor, Sendable {
     private func runLoop() {
         var batch: [UnownedJob] = []
         while true {
-            let empty = queue.withLock { queue in
-                if queue.jobs.isEmpty {
-                    queue.sleeping = true
-                    return true
-                }
-                swap(&batch, &queue.jobs)
-                return false
-            }
-            if empty {
-                wake.wait()
-                continue
-            }
+            // Swapping keeps both arrays' storage: no allocation per batch.
+            jobs.take { queued in swap(&batch, &queued) }
             for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
             batch.removeAll(keepingCapacity: true)
         }
