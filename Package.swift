@@ -32,7 +32,7 @@ let package = Package(
         // Safe wrappers over C.
         .target(name: "LMDB", dependencies: ["CLMDB", "SitroomRuntime"]),
         .target(name: "Curl", dependencies: ["CCurl", "SitroomRuntime"]),
-        .target(name: "PosixIO"),
+        .target(name: "PosixIO", dependencies: ["SitroomRuntime"]),
 
         // The runtime layer: executors and blocking workers that keep blocking calls off Swift's cooperative pool,
         // and the one reader-writer lock (everything else locks with `Synchronization.Mutex`).
