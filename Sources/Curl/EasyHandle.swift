@@ -43,7 +43,8 @@ final class EasyHandle {
         /// Connection limit in seconds (`CURLOPT_CONNECTTIMEOUT_MS`).
         var connectTimeout: Double
         /// The request as errors name it, such as `GET https://host/path` or `SMTP smtp://host`: no credentials.
-        var target: String
+        /// Made only for an error (it parses the URL again, which a transfer that succeeds should not pay for).
+        var target: () -> String
     }
 
     /// How a transfer ended.
@@ -91,13 +92,13 @@ final class EasyHandle {
             return .failed(
                 CurlError(
                     code: error.code,
-                    message: "\(error.message) (\(basics.target))",
+                    message: "\(error.message) (\(basics.target()))",
                     requestMayHaveBeenSent: false
                 ),
                 performed: false
             )
         }
-        guard rc == CURLE_OK else { return .failed(failure(rc, basics.target, context: context), performed: true) }
+        guard rc == CURLE_OK else { return .failed(failure(rc, basics.target(), context: context), performed: true) }
         return .completed
     }
 
@@ -111,7 +112,7 @@ final class EasyHandle {
             protocols: "http,https",
             timeout: request.timeout,
             connectTimeout: request.connectTimeout,
-            target: "\(request.method.rawValue) \(redactedURL(request.url))"
+            target: { "\(request.method.rawValue) \(redactedURL(request.url))" }
         )
         let end = transfer(basics, context: context) { () throws(CurlError) in
             try configure(request, context: context, headerList: &headerList)

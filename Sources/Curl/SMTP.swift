@@ -181,7 +181,7 @@ extension EasyHandle {
             protocols: "smtp,smtps",
             timeout: request.timeout,
             connectTimeout: request.connectTimeout,
-            target: "SMTP \(redactedURL(request.url))"
+            target: { "SMTP \(redactedURL(request.url))" }
         )
         let end = transfer(basics, context: context) { () throws(CurlError) in
             try configureSMTP(request, context: context, recipients: &recipients)
