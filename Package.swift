@@ -23,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        // Hummingbird's own: the intake names NIO's channel and HTTP/1 parser types.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries (Debian: liblmdb-dev, libcurl4-openssl-dev).
@@ -78,11 +82,13 @@ let package = Package(
             ]
         ),
         // What sitroomd and sitroom-intake share as processes: root and paths, exit codes, log lines, the etc/ watch,
-        // the metrics text format, the intake's state file.
+        // the metrics registry (swift-metrics over swift-prometheus, written as a textfile), the intake's state file.
         .target(
             name: "SitroomService",
             dependencies: [
                 "PosixIO", "SitroomCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -92,7 +98,6 @@ let package = Package(
             dependencies: [
                 "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomZoomEvents", "SitroomNotify",
                 "SitroomService", "SitroomRuntime", "PosixIO",
-                "LMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -123,6 +128,8 @@ let package = Package(
                 "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "SitroomRuntime", "PosixIO",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

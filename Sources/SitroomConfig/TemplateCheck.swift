@@ -150,7 +150,8 @@ enum TemplateCheck {
                 }
                 continue
             }
-            if let problem = nameProblem(name, sections: sections, roots: roots) {
+            let renders = sigil != "#" && sigil != "^"
+            if let problem = nameProblem(name, renders: renders, sections: sections, roots: roots) {
                 problems.append(Problem(message: problem, position: position))
             }
             if sigil == "#" || sigil == "^" { sections.append(name) }
@@ -158,13 +159,24 @@ enum TemplateCheck {
         return problems
     }
 
-    /// Why `name` is not a variable templates may use, or `nil`.
-    private static func nameProblem(_ name: String, sections: [String], roots rootList: [String]) -> String? {
-        if name == "." { return nil }
+    /// Why `name` is not a variable templates may use, or `nil`. `renders`: the tag prints the value (`{{x}}`,
+    /// `{{{x}}}`, `{{&x}}`), not a section: an object printed whole would show its Swift type's name.
+    private static func nameProblem(
+        _ name: String, renders: Bool, sections: [String], roots rootList: [String]
+    ) -> String? {
+        if name == "." {
+            // `{{.}}` prints the innermost section's value: fine inside `{{#room.join_url}}`, not at the top or
+            // inside an object's section.
+            guard renders, sections.last.map({ rootList.contains($0) }) ?? true else { return nil }
+            return "'.' outside a field's section would print a whole object: name a field (e.g. incident.title)"
+        }
         let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         let roots = rootList.joined(separator: ", ")
         if rootList.contains(parts[0]), let fields = TemplateRules.variables[parts[0]] {
-            if parts.count == 1 { return nil }
+            if parts.count == 1 {
+                guard renders else { return nil }
+                return "'\(name)' is an object, not a value: name one of its fields (\(fields.map { "\(name).\($0)" }.joined(separator: ", ")))"
+            }
             if parts.count == 2, fields.contains(parts[1]) { return nil }
             return "unknown variable '\(name)' (\(parts[0]) has \(fields.joined(separator: ", ")))"
         }

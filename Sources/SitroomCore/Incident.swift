@@ -45,15 +45,20 @@ public struct Participant: Sendable, Codable, Hashable {
 public struct IncidentInfo: Sendable, Codable, Hashable {
     /// The feed's incident id; the key of the incident in sitroom.
     public var id: String
+    /// One line (each feed makes it so, with its own length limit).
     public var title: String
+    /// One line: control characters, line breaks among them, become spaces (at most 200 characters).
     public var severity: String?
+    /// One line, as `severity`.
     public var team: String?
 
+    /// `severity` and `team` are made one line here, whichever feed gave them: they reach mail headers
+    /// (the Subject), SMS texts and log lines.
     public init(id: String, title: String, severity: String? = nil, team: String? = nil) {
         self.id = id
         self.title = title
-        self.severity = severity
-        self.team = team
+        self.severity = severity.map { OneLine.clean($0, limit: 200) }
+        self.team = team.map { OneLine.clean($0, limit: 200) }
     }
 }
 

@@ -57,14 +57,9 @@ public actor AccountPool {
         let today = utcDay(clock.now())
         let store = self.store
         let (rooms, creates): ([Room], [(HostKey, Int)]) = try store.read { txn in
-            let rooms = try store.rooms(where: { $0.state.isOpen }, txn)
-            var creates: [(HostKey, Int)] = []
-            try txn.forEach(store.tables.usage, prefix: "\(today)/") { key, value in
-                let parts = key.split(separator: "/", maxSplits: 2).map(String.init)
-                if parts.count == 3, let count = Int(String(decoding: value, as: UTF8.self)) {
-                    creates.append((HostKey(integration: parts[1], host: parts[2]), count))
-                }
-                return true
+            let rooms = try txn.rooms.matching({ $0.state.isOpen })
+            let creates = try txn.usage.creates(on: today).map {
+                (HostKey(integration: $0.integration, host: $0.host), $0.count)
             }
             return (rooms, creates)
         }
@@ -76,13 +71,7 @@ public actor AccountPool {
         }
         for (key, count) in creates { state.setCreates(key, day: today, count: count) }
         let drained: [HostKey] = try store.read { txn in
-            var keys: [HostKey] = []
-            try txn.forEach(store.tables.integrations, prefix: "drained/") { key, _ in
-                let parts = key.split(separator: "/", maxSplits: 2).map(String.init)
-                if parts.count == 3 { keys.append(HostKey(integration: parts[1], host: parts[2])) }
-                return true
-            }
-            return keys
+            try txn.integrations.drained().map { HostKey(integration: $0.integration, host: $0.host) }
         }
         for key in drained { state.setDrained(key, true) }
     }
@@ -97,13 +86,7 @@ public actor AccountPool {
         }
         guard state.usage[key]?.drained ?? false != drained else { return false }
         let store = self.store
-        _ = try store.write { txn in
-            if drained {
-                try txn.put(store.tables.integrations, "drained/\(key.integration)/\(key.host)", Array("1".utf8))
-            } else {
-                try txn.delete(store.tables.integrations, "drained/\(key.integration)/\(key.host)")
-            }
-        }
+        try store.write { txn in try txn.integrations.setDrained(drained, key.integration, host: key.host) }
         state.setDrained(key, drained)
         logger.info(drained ? "host drained" : "host resumed", metadata: ["integration": "\(key.integration)", "host": "\(key.host)"])
         return true

@@ -148,7 +148,7 @@ public enum DaemonMain {
             core: core, store: store, metrics: metrics, metricsDirectory: paths.metrics, clock: clock, logger: logger,
             runDirectory: paths.run)
         if store.staleReadersClearedAtOpen > 0 {
-            metrics.increment("sitroom_lmdb_stale_readers_cleared_total", by: Double(store.staleReadersClearedAtOpen))
+            metrics.staleReadersCleared(store.staleReadersClearedAtOpen)
         }
         await housekeeper.writeMetrics()
 

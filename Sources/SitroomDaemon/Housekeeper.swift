@@ -63,7 +63,7 @@ public actor Housekeeper {
         do {
             let counts = try store.counts()
             var gauges = await core.gauges(spoolBacklog: await core.spoolBacklogCount(), store: counts)
-            gauges.readers = store.environment.readerTable
+            gauges.readers = store.readerTable
             let text = metrics.render(gauges)
             if lastWriteFailed { try Self.prepare(directory) }
             try DurableFile.write(
@@ -113,7 +113,7 @@ public actor Housekeeper {
             ("rooms", total.rooms), ("notices", total.notices), ("incidents", total.incidents),
             ("audit_entries", total.auditEntries),
         ] where count > 0 {
-            metrics.increment("sitroom_purged_total", [("what", what)], by: Double(count))
+            metrics.increment("sitroom_purged_total", [("what", what)], by: count)
         }
         if total.isEmpty {
             logger.debug("purge: nothing old enough")
@@ -136,9 +136,9 @@ public actor Housekeeper {
     public func chores() -> (readers: Int, replyDirectories: Int) {
         var readers = 0
         do {
-            readers = try store.environment.clearStaleReaders()
+            readers = try store.clearStaleReaders()
             if readers > 0 {
-                metrics.increment("sitroom_lmdb_stale_readers_cleared_total", by: Double(readers))
+                metrics.staleReadersCleared(readers)
                 logger.warning(
                     "stale LMDB readers cleared",
                     metadata: ["cleared": "\(readers)", "detail": "reader slots of processes that died inside a read transaction"])

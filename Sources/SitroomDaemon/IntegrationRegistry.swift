@@ -1,5 +1,4 @@
 import Foundation
-import LMDB
 import Logging
 import SitroomConfig
 import SitroomCore
@@ -7,56 +6,9 @@ import SitroomRuntime
 import SitroomStore
 import SitroomZoom
 
-/// The runtime state of an integration (SPEC §5).
-public enum IntegrationState: String, Sendable, Codable, CaseIterable {
-    case pendingAuthorization = "pending_authorization"
-    case active
-    case needsReauthorization = "needs_reauthorization"
-    /// The Zoom app lacks a scope an API call needs (API-side 4711): new rooms fail over to the next integration
-    /// until an admin adds it in the app's Scopes tab and runs `integration reauthorize` (docs/zoom.md).
-    case missingScope = "missing_scope"
-
-    /// Whether new rooms may be made through an integration in this state.
-    public var takesRooms: Bool { self == .active || self == .pendingAuthorization }
-}
-
-/// What sitroom keeps of an integration between runs.
-public struct IntegrationRecord: Sendable, Codable, Hashable {
-    public var state: IntegrationState
-    /// Zoom's words for the last refusal, when `needs_reauthorization` or `missing_scope`.
-    public var reason: String?
-    public var since: Double
-    /// What an admin should do about the state (from the table of Zoom answers, ``ZoomAnswer``); `nil` when nothing.
-    public var advice: String?
-    /// `missing_scope`: the scopes Zoom named.
-    public var missingScopes: [String]?
-
-    public init(
-        state: IntegrationState, reason: String? = nil, since: Double, advice: String? = nil, missingScopes: [String]? = nil
-    ) {
-        self.state = state
-        self.reason = reason
-        self.since = since
-        self.advice = advice
-        self.missingScopes = missingScopes
-    }
-
-    /// What an admin should do now: the stored advice, else what the state calls for.
-    public func nextStep(integration name: String, kind: String) -> String? {
-        if let advice { return advice }
-        switch state {
-        case .active: return nil
-        case .pendingAuthorization:
-            return kind == "zoom-oauth"
-                ? "authorize each host: `sitroomctl integration authorize \(name) HOST`"
-                : "none: it becomes active at its first token (`sitroomctl integration reauthorize \(name)` asks now)"
-        case .needsReauthorization:
-            return "fix what the reason names, then `sitroomctl integration reauthorize \(name)`"
-        case .missingScope:
-            return "add the missing scope in the Zoom app's Scopes tab, then `sitroomctl integration reauthorize \(name)`"
-        }
-    }
-}
+// Over 500 lines on purpose: the registry is the one owner of integrations' tokens; Server-to-Server tokens,
+// user-OAuth authorization (PKCE, rotating refresh) and the idle refresh share its cache and in-flight requests,
+// so splitting them would spread one token's life over files.
 
 /// The configured video integrations: their Zoom clients, OAuth access tokens and states.
 ///
@@ -72,8 +24,8 @@ public actor IntegrationRegistry {
     private let logger: Logger
     private var integrations: [String: IntegrationConfig] = [:]
     private var clients: [String: ZoomClient] = [:]
-    private var tokens: [String: StoredToken] = [:]
-    private var inFlight: [String: Task<StoredToken, any Error>] = [:]
+    private var tokens: [TokenID: StoredToken] = [:]
+    private var inFlight: [TokenID: Task<StoredToken, any Error>] = [:]
     private var records: [String: IntegrationRecord] = [:]
     /// When each integration's next request may go out (seconds since 1970), for pacing.
     private var nextSlot: [String: Double] = [:]
@@ -105,52 +57,31 @@ public actor IntegrationRegistry {
         var removed: [String] = []
         let known: [String: IntegrationRecord] = try store.write { txn in
             var gone = Set(integrations.keys.filter { configuration.integrations[$0] == nil })
-            try txn.forEach(store.tables.integrations, prefix: "") { name, _ in
-                if configuration.integrations[name] == nil { gone.insert(name) }
-                return true
-            }
+            // Only an integration's own record names an integration (`names()` leaves out its hosts' records).
+            for name in try txn.integrations.names() where configuration.integrations[name] == nil { gone.insert(name) }
             removed = gone.sorted()
             for name in removed {
-                // The integration's tokens (`name`, `name/host`) and records (`name`, `host/name/...`,
-                // `pending/name/...`, `drained/name/...`).
-                try txn.delete(store.tables.tokens, name)
-                // Tokens kept per host (`NAME/HOST`, user-authorized apps) go too.
-                var hostKeys: [String] = []
-                try txn.forEach(store.tables.tokens, prefix: "\(name)/") { key, _ in
-                    hostKeys.append(key)
-                    return true
-                }
-                for key in hostKeys { try txn.delete(store.tables.tokens, key) }
-                try txn.delete(store.tables.integrations, name)
-                var stale: [(Database, String)] = []
-                try txn.forEach(store.tables.tokens, prefix: "\(name)/") { key, _ in
-                    stale.append((store.tables.tokens, key))
-                    return true
-                }
-                for kind in ["host", "pending", "drained"] {
-                    try txn.forEach(store.tables.integrations, prefix: "\(kind)/\(name)/") { key, _ in
-                        stale.append((store.tables.integrations, key))
-                        return true
-                    }
-                }
-                for (db, key) in stale { try txn.delete(db, key) }
+                // The integration's tokens (its own, each host's) and records (its own, its hosts' authorizations,
+                // pending authorizations and drained marks).
+                try txn.integrations.forget(name)
             }
             var known: [String: IntegrationRecord] = [:]
             for name in configuration.integrations.keys {
-                if let record = try store.get(IntegrationRecord.self, store.tables.integrations, name, txn) {
+                if let record = try txn.integrations.record(name) {
                     known[name] = record
                 } else {
                     let record = IntegrationRecord(state: .pendingAuthorization, reason: nil, since: now)
-                    try store.put(record, store.tables.integrations, name, txn)
+                    try txn.integrations.putRecord(record, for: name)
                     known[name] = record
                 }
             }
             return known
         }
         for name in removed {
-            tokens[name] = nil
-            inFlight[name]?.cancel()
-            inFlight[name] = nil
+            let own = TokenID(integration: name, host: nil)
+            tokens[own] = nil
+            inFlight[own]?.cancel()
+            inFlight[own] = nil
             clients[name] = nil
         }
         for (name, integration) in configuration.integrations {
@@ -160,7 +91,7 @@ public actor IntegrationRegistry {
                 let metrics = self.metrics
                 client.observer = { call in metrics.zoomCall(integration: name, call) }
                 clients[name] = client
-                tokens[name] = nil
+                tokens[TokenID(integration: name, host: nil)] = nil
             }
         }
         integrations = configuration.integrations
@@ -182,9 +113,9 @@ public actor IntegrationRegistry {
         }
     }
 
-    /// The LMDB key of a token: the integration's name (zoom-s2s), or `name/host` (zoom-oauth, one pair per host).
-    func tokenKey(_ name: String, host: String?) -> String {
-        integrations[name]?.kind == .zoomOAuth ? "\(name)/\(host ?? "-")" : name
+    /// Which token a call uses: the integration's own (zoom-s2s), or the host's (zoom-oauth, one pair per host).
+    func tokenKey(_ name: String, host: String?) -> TokenID {
+        TokenID(integration: name, host: integrations[name]?.kind == .zoomOAuth ? host ?? "-" : nil)
     }
 
     /// A valid access token: cached (in memory, then LMDB) until 60 s before it expires, else requested.
@@ -242,7 +173,7 @@ public actor IntegrationRegistry {
             accountID: accountID, clientID: integration.clientID, clientSecret: secret)
         let token = StoredToken(accessToken: answer.value, expiresAt: issued + answer.expiresIn)
         guard integrations[name] != nil else { throw SitroomError(.notFound, "integration \(name) was removed") }
-        try commit(token, key: name, integration: name, host: nil)
+        try commit(token, key: TokenID(integration: name, host: nil), integration: name, host: nil)
         return token
     }
 
@@ -284,15 +215,15 @@ public actor IntegrationRegistry {
     /// was added: `missing_scope` is left only by an admin's act (`clearsMissingScope`: a completed authorization;
     /// `integration reauthorize` of a zoom-s2s integration goes through `pending_authorization`).
     private func commit(
-        _ token: StoredToken, key: String, integration name: String, host: String?, clearsMissingScope: Bool = false
+        _ token: StoredToken, key: TokenID, integration name: String, host: String?, clearsMissingScope: Bool = false
     ) throws {
         let store = self.store
         let record = IntegrationRecord(state: .active, reason: nil, since: clock.now())
         let current = records[name]?.state
         let changed = current != .active && (current != .missingScope || clearsMissingScope)
         try store.write { txn in
-            try store.put(token, store.tables.tokens, key, txn)
-            if changed { try store.put(record, store.tables.integrations, name, txn) }
+            try txn.tokens.put(token, for: key)
+            if changed { try txn.integrations.putRecord(record, for: name) }
         }
         tokens[key] = token
         if changed {
@@ -303,22 +234,8 @@ public actor IntegrationRegistry {
 
     // MARK: User OAuth: authorizing hosts
 
-    /// A pending authorization: the PKCE verifier and `state` of one `integration authorize` (LMDB only).
-    struct PendingAuthorization: Codable {
-        var state: String
-        var verifier: String
-        var createdAt: Double
-    }
-
-    /// What sitroom knows of a zoom-oauth host's authorization.
-    public struct HostAuthorization: Sendable, Codable, Hashable {
-        public var state: IntegrationState
-        public var reason: String?
-        /// Zoom's user id, from `GET /users/me` at authorization (matched against `app_deauthorized`).
-        public var userID: String?
-        public var email: String?
-        public var since: Double
-    }
+    /// What sitroom knows of a zoom-oauth host's authorization (kept in the store).
+    public typealias HostAuthorization = SitroomStore.HostAuthorization
 
     /// Starts authorizing a zoom-oauth host: a fresh PKCE pair and `state`, kept in LMDB.
     /// - Returns: the URL to open (Zoom asks the host's user to approve, then redirects to `redirect_uri`
@@ -329,7 +246,7 @@ public actor IntegrationRegistry {
         let pkce = PKCE()
         let pending = PendingAuthorization(state: PKCE.randomState(), verifier: pkce.verifier, createdAt: clock.now())
         let store = self.store
-        try store.write { txn in try store.put(pending, store.tables.integrations, "pending/\(name)/\(host)", txn) }
+        try store.write { txn in try txn.integrations.putPendingAuthorization(pending, name, host: host) }
         return client.authorizationURL(
             clientID: integration.clientID, redirectURI: integration.redirectURI ?? "", state: pending.state, pkce: pkce)
     }
@@ -343,9 +260,8 @@ public actor IntegrationRegistry {
         let (integration, client) = try oauthIntegration(name, host: host)
         let store = self.store
         guard
-            let pending = try store.read({ txn in
-                try store.get(PendingAuthorization.self, store.tables.integrations, "pending/\(name)/\(host)", txn)
-            }), clock.now() - pending.createdAt < 600
+            let pending = try store.read({ txn in try txn.integrations.pendingAuthorization(name, host: host) }),
+            clock.now() - pending.createdAt < 600
         else {
             throw SitroomError(
                 .notFound, "no authorization of \(host) of \(name) under way: run `sitroomctl integration authorize \(name) \(host)` first")
@@ -366,8 +282,8 @@ public actor IntegrationRegistry {
             accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken, issuedAt: issued)
         let authorization = HostAuthorization(state: .active, reason: nil, userID: user.id, email: user.email, since: clock.now())
         try store.write { txn in
-            try store.put(authorization, store.tables.integrations, "host/\(name)/\(host)", txn)
-            _ = try txn.delete(store.tables.integrations, "pending/\(name)/\(host)")
+            try txn.integrations.putHostAuthorization(authorization, name, host: host)
+            try txn.integrations.deletePendingAuthorization(name, host: host)
         }
         try commit(token, key: tokenKey(name, host: host), integration: name, host: host, clearsMissingScope: true)
         logger.info("host authorized", metadata: ["integration": "\(name)", "host": "\(host)"])
@@ -382,7 +298,7 @@ public actor IntegrationRegistry {
         return try store.read { txn in
             var hosts: Set<String> = []
             for host in integration.hosts {
-                if let record = try store.get(HostAuthorization.self, store.tables.integrations, "host/\(name)/\(host.id)", txn),
+                if let record = try txn.integrations.hostAuthorization(name, host: host.id),
                     record.state == .active
                 {
                     hosts.insert(host.id)
@@ -399,7 +315,7 @@ public actor IntegrationRegistry {
         return try store.read { txn in
             var all: [String: HostAuthorization] = [:]
             for host in integration.hosts {
-                all[host.id] = try store.get(HostAuthorization.self, store.tables.integrations, "host/\(name)/\(host.id)", txn)
+                all[host.id] = try txn.integrations.hostAuthorization(name, host: host.id)
             }
             return all
         }
@@ -429,11 +345,11 @@ public actor IntegrationRegistry {
             let before = records[name]?.state ?? .pendingAuthorization
             let record = IntegrationRecord(state: .pendingAuthorization, reason: nil, since: clock.now())
             try store.write { txn in
-                try store.put(record, store.tables.integrations, name, txn)
-                _ = try txn.delete(store.tables.tokens, name)
+                try txn.integrations.putRecord(record, for: name)
+                try txn.tokens.delete(TokenID(integration: name, host: nil))
             }
             records[name] = record
-            tokens[name] = nil
+            tokens[TokenID(integration: name, host: nil)] = nil
             _ = try await accessToken(name)
             // "again" only for an integration that had been active and fell out of it: a first token is news.
             switch before {
@@ -499,13 +415,13 @@ public actor IntegrationRegistry {
         tokens[key] = nil
         let store = self.store
         try store.write { txn in
-            let stored = try store.get(StoredToken.self, store.tables.tokens, key, txn)
+            let stored = try txn.tokens.get(key)
             if let refused, let stored, stored.accessToken != refused { return }
             if var stored, stored.refreshToken != nil {
                 stored.expiresAt = 0
-                try store.put(stored, store.tables.tokens, key, txn)
+                try txn.tokens.put(stored, for: key)
             } else {
-                _ = try txn.delete(store.tables.tokens, key)
+                try txn.tokens.delete(key)
             }
         }
     }
@@ -522,17 +438,16 @@ public actor IntegrationRegistry {
         guard let integration = integrations[name] else { return false }
         let store = self.store
         if integration.kind == .zoomOAuth, let host {
-            let key = "host/\(name)/\(host)"
             let changed: Bool = try store.write { txn in
                 var record =
-                    try store.get(HostAuthorization.self, store.tables.integrations, key, txn)
+                    try txn.integrations.hostAuthorization(name, host: host)
                     ?? HostAuthorization(state: .pendingAuthorization, since: clock.now())
                 guard record.state != .needsReauthorization else { return false }
                 record.state = .needsReauthorization
                 record.reason = reason
                 record.since = clock.now()
-                try store.put(record, store.tables.integrations, key, txn)
-                _ = try txn.delete(store.tables.tokens, tokenKey(name, host: host))
+                try txn.integrations.putHostAuthorization(record, name, host: host)
+                try txn.tokens.delete(tokenKey(name, host: host))
                 return true
             }
             tokens[tokenKey(name, host: host)] = nil
@@ -545,14 +460,11 @@ public actor IntegrationRegistry {
         guard records[name]?.state != .needsReauthorization else { return false }
         let record = IntegrationRecord(state: .needsReauthorization, reason: reason, since: clock.now(), advice: advice)
         try store.write { txn in
-            try store.put(record, store.tables.integrations, name, txn)
-            try txn.forEach(store.tables.tokens, prefix: name) { key, _ in
-                if key == name || key.hasPrefix("\(name)/") { _ = try txn.delete(store.tables.tokens, key) }
-                return true
-            }
+            try txn.integrations.putRecord(record, for: name)
+            try txn.tokens.deleteAll(of: name)
         }
         records[name] = record
-        tokens = tokens.filter { $0.key != name && !$0.key.hasPrefix("\(name)/") }
+        tokens = tokens.filter { $0.key.integration != name }
         logger.warning(
             "integration needs re-authorization", metadata: ["integration": "\(name)", "reason": "\(reason)"])
         return true
@@ -577,7 +489,7 @@ public actor IntegrationRegistry {
             state: .missingScope, reason: reason, since: wasMissing ? previous?.since ?? clock.now() : clock.now(),
             advice: advice, missingScopes: merged)
         let store = self.store
-        try store.write { txn in try store.put(record, store.tables.integrations, name, txn) }
+        try store.write { txn in try txn.integrations.putRecord(record, for: name) }
         records[name] = record
         logger.warning(
             "integration lacks a scope",
@@ -670,9 +582,9 @@ public actor IntegrationRegistry {
         integrations.values.filter { $0.kind == .zoomOAuth }.map(\.refreshIdleAfter).min()
     }
 
-    private func readStoredToken(_ name: String) throws -> StoredToken? {
+    private func readStoredToken(_ key: TokenID) throws -> StoredToken? {
         let store = self.store
-        return try store.read { txn in try store.get(StoredToken.self, store.tables.tokens, name, txn) }
+        return try store.read { txn in try txn.tokens.get(key) }
     }
 
     /// Reads a secret file, refusing one that is not a regular file of mode 0600 or stricter (as ssh refuses a key).

@@ -73,29 +73,4 @@ struct LivePresence {
         }
         return rows
     }
-
-    /// `meeting` in `room show --json`: `status` (`waiting`, `started`, `ended`), `started_at`, `ended_at`,
-    /// `first_join_at` (RFC 3339 or null).
-    var meetingObject: [String: Any] {
-        [
-            "status": live.status.rawValue, "started_at": live.startedAt.map(rfc3339UTCMillis) ?? NSNull(),
-            "ended_at": live.endedAt.map(rfc3339UTCMillis) ?? NSNull(),
-            "first_join_at": live.firstJoinAt.map(rfc3339UTCMillis) ?? NSNull(),
-            "seconds_to_first_join": toFirstJoin ?? NSNull(), "seconds_to_assemble": toAssemble ?? NSNull(),
-        ]
-    }
-
-    /// `attendance` in `room show --json`: one object per participant: `name`, `email`, `standing` (`joined`,
-    /// `left`, `not_yet`) and `since` (joined) or `at` (left).
-    var attendanceObjects: [[String: Any]] {
-        standings.map { person, standing in
-            var object: [String: Any] = ["name": person.name, "email": person.email ?? NSNull(), "standing": standing.word]
-            switch standing {
-            case .present(let since): object["since"] = rfc3339UTCMillis(since)
-            case .left(let at): object["at"] = rfc3339UTCMillis(at)
-            case .notYet: break
-            }
-            return object
-        }
-    }
 }

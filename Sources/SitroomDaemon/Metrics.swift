@@ -3,13 +3,16 @@ import SitroomCore
 import SitroomService
 import SitroomStore
 import SitroomZoom
+import Synchronization
 
-/// The counters and the histogram that events move (SPEC §9), kept in memory for ``MetricsFile``.
-///
-/// Gauges (rooms by state, pool usage, outbox depth, ...) are not kept here: they are read from the actors and
-/// the store each time the file is written (series of removed hosts then simply disappear). The storage is
-/// ``MetricsRegistry``, shared with sitroom-intake.
+/// sitroomd's metrics (SPEC §9): the counters and histograms that events move, and the gauges ``render(_:)`` sets
+/// from the state each time the file is written (series of removed hosts then simply disappear). The storage is
+/// ``MetricsRegistry`` (swift-metrics over swift-prometheus), shared with sitroom-intake.
 public final class SitroomMetrics: MetricsRegistry, @unchecked Sendable {
+    // Why @unchecked Sendable is sound: the registry is; `staleReadersCleared` is an Atomic.
+    /// Slots freed by `mdb_reader_check`, for `status` (a Prometheus counter cannot be read back).
+    private let staleReaders = Atomic<Int>(0)
+
     /// Bucket bounds of the provisioning latency histogram, in seconds: a room is usually ready in a second or
     /// two; minutes mean waiting for a host.
     public static let provisioningBuckets: [Double] = [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800]
@@ -19,9 +22,10 @@ public final class SitroomMetrics: MetricsRegistry, @unchecked Sendable {
     /// Bounds of `sitroom_room_group_commit_writes` (room writes per synced commit).
     public static let groupCommitBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
-    /// A registry whose counters with known label values start at 0, so `increase()` sees their first event.
-    public override init() {
-        super.init()
+    /// A registry of ``MetricsCatalog``'s families whose counters with known label values (and the unlabeled ones)
+    /// start at 0, so `increase()` sees their first event.
+    public init() {
+        super.init(families: MetricsCatalog.families)
         for outcome in ["applied", "duplicate", "webhook", "rejected"] {
             increment("sitroom_spool_files_total", [("outcome", outcome)], by: 0)
         }
@@ -33,6 +37,11 @@ public final class SitroomMetrics: MetricsRegistry, @unchecked Sendable {
         }
         for outcome in ["ok", "error"] {
             increment("sitroom_backups_total", [("outcome", outcome)], by: 0)
+        }
+        for name in [
+            "sitroom_lmdb_stale_readers_cleared_total", "sitroom_meeting_joins_total", "sitroom_meeting_leaves_total",
+        ] {
+            increment(name, by: 0)
         }
     }
 
@@ -53,12 +62,12 @@ public final class SitroomMetrics: MetricsRegistry, @unchecked Sendable {
 
     /// A room became `ready`, `seconds` after its `situation_room` (or `reopened`) event was applied.
     public func roomReady(after seconds: Double) {
-        observe("sitroom_room_provisioning_seconds", max(0, seconds), bounds: Self.provisioningBuckets)
+        observe("sitroom_room_provisioning_seconds", max(0, seconds))
     }
 
     /// The room provisioner committed `writes` rooms' writes in one synced LMDB transaction (group commit).
     public func groupCommit(writes: Int) {
-        observe("sitroom_room_group_commit_writes", Double(writes), bounds: Self.groupCommitBuckets)
+        observe("sitroom_room_group_commit_writes", Double(writes))
     }
 
     /// A spool file was handled: `applied`, `duplicate`, `webhook` or `rejected`.
@@ -70,13 +79,23 @@ public final class SitroomMetrics: MetricsRegistry, @unchecked Sendable {
     public func reload(_ outcome: String) {
         increment("sitroom_config_reloads_total", [("outcome", outcome)])
     }
+
+    /// `mdb_reader_check` freed `count` reader slots of dead processes (`sitroom_lmdb_stale_readers_cleared_total`).
+    public func staleReadersCleared(_ count: Int) {
+        staleReaders.add(count, ordering: .relaxed)
+        increment("sitroom_lmdb_stale_readers_cleared_total", by: count)
+    }
+
+    /// Reader slots freed since this process started, for `status`.
+    public var staleReadersClearedTotal: Int { staleReaders.load(ordering: .relaxed) }
 }
 
 /// The metric families sitroomd writes, with their help text and type, in the order of the file.
 public enum MetricsCatalog {
-    /// A family: name, `counter`/`gauge`/`histogram`, help text.
+    /// A family: name, `counter`/`gauge`/`histogram`, help text, a histogram's buckets.
     public typealias Family = MetricFamily
 
+    /// Every family, with the help text of its `# HELP` line.
     public static let families: [Family] = [
         Family(
             name: "sitroom_build_info",
@@ -97,12 +116,14 @@ public enum MetricsCatalog {
         Family(
             name: "sitroom_room_provisioning_seconds",
             type: "histogram",
-            help: "Time from a situation_room event applied to its room ready."
+            help: "Time from a situation_room event applied to its room ready.",
+            buckets: SitroomMetrics.provisioningBuckets
         ),
         Family(
             name: "sitroom_room_group_commit_writes",
             type: "histogram",
-            help: "Room writes committed together in one synced LMDB transaction (group commit)."
+            help: "Room writes committed together in one synced LMDB transaction (group commit).",
+            buckets: SitroomMetrics.groupCommitBuckets
         ),
         Family(
             name: "sitroom_integration_state",
@@ -189,10 +210,12 @@ public enum MetricsCatalog {
         Family(name: "sitroom_backups_total", type: "counter", help: "Backups by outcome (ok, error)."),
         Family(
             name: "sitroom_meeting_first_join_seconds", type: "histogram",
-            help: "Time from a room ready (its link sent) to the first of its participants joining the meeting."),
+            help: "Time from a room ready (its link sent) to the first of its participants joining the meeting.",
+            buckets: SitroomMetrics.joinBuckets),
         Family(
             name: "sitroom_meeting_assembled_seconds", type: "histogram",
-            help: "Time from a room ready to all of its participants with an email being in the meeting at once."),
+            help: "Time from a room ready to all of its participants with an email being in the meeting at once.",
+            buckets: SitroomMetrics.joinBuckets),
         Family(
             name: "sitroom_zoom_event_subscription_connected", type: "gauge",
             help: "1 while the integration's Zoom WebSocket event subscription is connected, else 0."),
@@ -227,84 +250,53 @@ public struct MetricsGauges: Sendable {
 }
 
 extension SitroomMetrics {
-    /// The whole metrics file: every family of ``MetricsCatalog``, counters from this registry, gauges from
-    /// `gauges`. Families whose series depend on events (a counter nothing moved yet) have no samples.
+    /// The whole metrics file: sets every gauge family of ``MetricsCatalog`` from `gauges` (series no longer in the
+    /// state leave), then emits the registry, counters and histograms included.
+    /// - Returns: the text, Prometheus exposition format 0.0.4.
     public func render(_ gauges: MetricsGauges) -> String {
-        let (counters, histograms) = snapshot()
-        var out = PrometheusText()
-        func sorted(_ series: [Labels: Double]) -> [(Labels, Double)] {
-            series.sorted { $0.key.pairs.map { $0.1 }.lexicographicallyPrecedes($1.key.pairs.map { $0.1 }) }
-        }
-        for family in MetricsCatalog.families {
-            out.family(family)
-            let name = family.name
-            switch name {
-            case "sitroom_build_info":
-                out.sample(name, [("version", sitroomVersion)], 1)
-            case "sitroom_start_time_seconds":
-                out.sample(name, [], gauges.startedAt.rounded(.down))
-            case "sitroom_rooms":
-                for state in RoomState.allCases {
-                    out.sample(name, [("state", state.rawValue)], Double(gauges.store.rooms[state] ?? 0))
+        setGauge("sitroom_build_info", [("version", sitroomVersion)], 1)
+        setGauge("sitroom_start_time_seconds", gauges.startedAt.rounded(.down))
+        setGauges(
+            "sitroom_rooms",
+            RoomState.allCases.map { ([("state", $0.rawValue)], Double(gauges.store.rooms[$0] ?? 0)) }
+        )
+        setGauge(
+            "sitroom_room_oldest_waiting_seconds",
+            gauges.store.oldestWaitingSince.map { max(0, gauges.now - $0).rounded(.down) } ?? 0
+        )
+        setGauges(
+            "sitroom_zoom_event_subscription_connected",
+            gauges.eventSubscriptions.map { ([("integration", $0.integration)], $0.connected ? 1 : 0) }
+        )
+        setGauges(
+            "sitroom_integration_state",
+            gauges.integrations.flatMap { entry in
+                IntegrationState.allCases.map {
+                    ([("integration", entry.name), ("state", $0.rawValue)], entry.state == $0 ? 1 : 0)
                 }
-            case "sitroom_room_oldest_waiting_seconds":
-                out.sample(
-                    name,
-                    [],
-                    gauges.store.oldestWaitingSince.map { max(0, gauges.now - $0).rounded(.down) } ?? 0
-                )
-            case "sitroom_room_provisioning_seconds", "sitroom_room_group_commit_writes":
-                let bounds = name == "sitroom_room_provisioning_seconds" ? Self.provisioningBuckets : Self.groupCommitBuckets
-                out.histogram(name, [], histograms[name]?[Labels([])] ?? Histogram(bounds: bounds))
-            case "sitroom_meeting_first_join_seconds", "sitroom_meeting_assembled_seconds":
-                out.histogram(name, [], histograms[name]?[Labels([])] ?? Histogram(bounds: Self.joinBuckets))
-            case "sitroom_zoom_event_subscription_connected":
-                for (integration, connected) in gauges.eventSubscriptions {
-                    out.sample(name, [("integration", integration)], connected ? 1 : 0)
-                }
-            case "sitroom_integration_state":
-                for entry in gauges.integrations {
-                    for state in IntegrationState.allCases {
-                        out.sample(
-                            name,
-                            [("integration", entry.name), ("state", state.rawValue)],
-                            entry.state == state ? 1 : 0
-                        )
-                    }
-                }
-            case "sitroom_pool_open_rooms", "sitroom_pool_concurrent_meetings", "sitroom_pool_creates_today",
-                "sitroom_pool_daily_create_limit", "sitroom_pool_host_available":
-                for host in gauges.pool {
-                    let value: Int
-                    switch name {
-                    case "sitroom_pool_open_rooms": value = host.openRooms
-                    case "sitroom_pool_concurrent_meetings": value = host.concurrentMeetings
-                    case "sitroom_pool_creates_today": value = host.createsToday
-                    case "sitroom_pool_daily_create_limit": value = host.dailyCreateLimit
-                    default: value = host.state == "healthy" ? 1 : 0
-                    }
-                    out.sample(name, [("integration", host.integration), ("host", host.host)], Double(value))
-                }
-            case "sitroom_outbox_notices":
-                for state in NoticeState.allCases {
-                    out.sample(name, [("state", state.rawValue)], Double(gauges.store.notices[state] ?? 0))
-                }
-            case "sitroom_spool_backlog":
-                out.sample(name, [], Double(gauges.spoolBacklog))
-            case "sitroom_lmdb_readers":
-                out.sample(name, [], Double(gauges.readers.used))
-            case "sitroom_lmdb_reader_slots":
-                out.sample(name, [], Double(gauges.readers.size))
-            case "sitroom_config_generation":
-                out.sample(name, [], Double(gauges.generation))
-            case "sitroom_config_last_reload_successful":
-                out.sample(name, [], gauges.lastReloadSuccessful ? 1 : 0)
-            case "sitroom_config_last_reload_success_timestamp_seconds":
-                out.sample(name, [], gauges.lastReloadSuccessAt.rounded(.down))
-            default:
-                for (labels, value) in sorted(counters[name] ?? [:]) { out.sample(name, labels.pairs, value) }
             }
+        )
+        let pool: [(String, (PoolHostSnapshot) -> Int)] = [
+            ("sitroom_pool_open_rooms", \.openRooms), ("sitroom_pool_concurrent_meetings", \.concurrentMeetings),
+            ("sitroom_pool_creates_today", \.createsToday), ("sitroom_pool_daily_create_limit", \.dailyCreateLimit),
+            ("sitroom_pool_host_available", { $0.state == "healthy" ? 1 : 0 }),
+        ]
+        for (name, value) in pool {
+            setGauges(
+                name,
+                gauges.pool.map { ([("integration", $0.integration), ("host", $0.host)], Double(value($0))) }
+            )
         }
-        return out.output
+        setGauges(
+            "sitroom_outbox_notices",
+            NoticeState.allCases.map { ([("state", $0.rawValue)], Double(gauges.store.notices[$0] ?? 0)) }
+        )
+        setGauge("sitroom_spool_backlog", Double(gauges.spoolBacklog))
+        setGauge("sitroom_lmdb_readers", Double(gauges.readers.used))
+        setGauge("sitroom_lmdb_reader_slots", Double(gauges.readers.size))
+        setGauge("sitroom_config_generation", Double(gauges.generation))
+        setGauge("sitroom_config_last_reload_successful", gauges.lastReloadSuccessful ? 1 : 0)
+        setGauge("sitroom_config_last_reload_success_timestamp_seconds", gauges.lastReloadSuccessAt.rounded(.down))
+        return String(decoding: emit(), as: UTF8.self)
     }
 }

@@ -1,4 +1,3 @@
-import LMDB
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
@@ -29,7 +28,7 @@ struct NoticePlanner {
     /// with an email, then the `follow-up` on each `follow_up` channel, due `conference.follow_up_delay` after
     /// the invitation (at once for someone who got no invitation); and `room-ready` on the chat webhook.
     /// - Returns: The notices newly queued.
-    func roomReady(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
+    func roomReady(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
         var queued: [Notice] = []
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
@@ -57,7 +56,7 @@ struct NoticePlanner {
                         now: now,
                         calendar: calendar
                     )
-                    if try store.enqueue(notice, txn) { queued.append(notice) }
+                    if try txn.outbox.enqueue(notice) { queued.append(notice) }
                 }
                 let invitation = Notice.id(roomID: room.id, personID: person.personID, kind: .invitation, channel: .email)
                 let invited = try exists(invitation, txn)
@@ -73,19 +72,19 @@ struct NoticePlanner {
                         notice.lifetimeStart = due
                         if notice.channel == .email { notice.threadNoticeID = invitation }
                     }
-                    if try store.enqueue(notice, txn) { queued.append(notice) }
+                    if try txn.outbox.enqueue(notice) { queued.append(notice) }
                 }
             } else {
                 for channel in notify.channels where try !queuedBefore(.roomReady, channel, person, room, txn) {
                     if let notice = participantNotice(.roomReady, channel, person, room, record, context, now),
-                        try store.enqueue(notice, txn)
+                        try txn.outbox.enqueue(notice)
                     {
                         queued.append(notice)
                     }
                 }
             }
         }
-        if let notice = chatNotice(.roomReady, room, record, now), try store.enqueue(notice, txn) {
+        if let notice = chatNotice(.roomReady, room, record, now), try txn.outbox.enqueue(notice) {
             queued.append(notice)
         }
         queued += try planNudges(room: room, record: record, now: now, txn)
@@ -103,7 +102,7 @@ struct NoticePlanner {
     /// events (without them nobody can be known to have joined). Keyed like every notice, so planning again queues
     /// a nudge only for someone new; one who joined meanwhile gets none. Email nudges thread with the first mail.
     /// - Returns: The notices newly queued.
-    private func planNudges(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
+    private func planNudges(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
         guard notify.nudgeAfter > 0, let integration = room.integration,
             configuration.integrations[integration]?.events.any == true
         else { return [] }
@@ -122,7 +121,7 @@ struct NoticePlanner {
                 notice.nextAttemptAt = due
                 notice.lifetimeStart = due
                 if notice.channel == .email { notice.threadNoticeID = thread }
-                if try store.enqueue(notice, txn) { queued.append(notice) }
+                if try txn.outbox.enqueue(notice) { queued.append(notice) }
             }
         }
         return queued
@@ -130,25 +129,25 @@ struct NoticePlanner {
 
     /// Withdraws `person`'s nudges that were never tried: they joined the meeting.
     /// - Returns: The notices withdrawn (state `withdrawn`), for the notifier to forget.
-    func joined(room: Room, person: Participant, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
+    func joined(room: Room, person: Participant, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
         try withdraw([.nudge], room: room, people: [person], now: now, detail: "not sent: they joined the meeting", txn)
     }
 
     /// Withdraws `kinds` of notices of `people` in `room` still waiting for their time (never tried).
     private func withdraw(
-        _ kinds: [NoticeKind], room: Room, people: [Participant], now: Double, detail: String, _ txn: borrowing Transaction
+        _ kinds: [NoticeKind], room: Room, people: [Participant], now: Double, detail: String, _ txn: borrowing StoreTransaction
     ) throws -> [Notice] {
         var withdrawn: [Notice] = []
         for person in people {
             for kind in kinds {
                 for channel in NoticeChannel.allCases where channel != .chat {
                     let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: channel)
-                    guard var notice = try store.get(Notice.self, store.tables.outbox, id, txn), notice.state == .pending,
+                    guard var notice = try txn.outbox.get(id), notice.state == .pending,
                         notice.attempts == 0
                     else { continue }
                     notice.state = .withdrawn
                     notice.detail = detail
-                    try store.putNotice(notice, txn)
+                    try txn.outbox.put(notice)
                     withdrawn.append(notice)
                 }
             }
@@ -166,7 +165,7 @@ struct NoticePlanner {
     /// `METHOD:CANCEL` for the invitation's `UID` (with a higher `SEQUENCE`) when one was sent; and
     /// `room-ended` on the chat webhook when `room-ready` went there.
     /// - Returns: The notices newly queued.
-    func roomEnded(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
+    func roomEnded(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
         var queued: [Notice] = try withdrawFollowUps(room: room, record: record, now: now, txn)
         queued += try withdraw(
             [.nudge], room: room, people: record.participants, now: now, detail: "not sent: the room ended before it was due", txn)
@@ -207,11 +206,11 @@ struct NoticePlanner {
                     calendar: calendar
                 )
                 if channel == .email { notice.threadNoticeID = first }
-                if try store.enqueue(notice, txn) { queued.append(notice) }
+                if try txn.outbox.enqueue(notice) { queued.append(notice) }
             }
         }
         if try exists(room: room.id, person: Self.chatPerson, kind: .roomReady, channel: .chat, txn),
-            let notice = chatNotice(.roomEnded, room, record, now), try store.enqueue(notice, txn)
+            let notice = chatNotice(.roomEnded, room, record, now), try txn.outbox.enqueue(notice)
         {
             queued.append(notice)
         }
@@ -222,18 +221,18 @@ struct NoticePlanner {
     /// ended before they were due, and a "join now" after it ended would mislead.
     /// - Returns: The notices withdrawn (state `withdrawn`), for the notifier to forget.
     private func withdrawFollowUps(
-        room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction
+        room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction
     ) throws -> [Notice] {
         var withdrawn: [Notice] = []
         for person in record.participants {
             for channel in NoticeChannel.allCases where channel != .chat {
                 let id = Notice.id(roomID: room.id, personID: person.personID, kind: .followUp, channel: channel)
-                guard var notice = try store.get(Notice.self, store.tables.outbox, id, txn), notice.state == .pending,
+                guard var notice = try txn.outbox.get(id), notice.state == .pending,
                     notice.attempts == 0, notice.nextAttemptAt > now
                 else { continue }
                 notice.state = .withdrawn
                 notice.detail = "not sent: the room ended before it was due"
-                try store.putNotice(notice, txn)
+                try txn.outbox.put(notice)
                 withdrawn.append(notice)
             }
         }
@@ -243,19 +242,19 @@ struct NoticePlanner {
     /// Notices for a room that failed: `room-failed` on the chat webhook, and to participants on each
     /// configured channel that has a `room-failed` template (none is bundled: admins are told instead).
     /// - Returns: The notices newly queued.
-    func roomFailed(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing Transaction) throws -> [Notice] {
+    func roomFailed(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
         var queued: [Notice] = []
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             for channel in notify.channels {
                 if let notice = participantNotice(.roomFailed, channel, person, room, record, context, now),
-                    try store.enqueue(notice, txn)
+                    try txn.outbox.enqueue(notice)
                 {
                     queued.append(notice)
                 }
             }
         }
-        if let notice = chatNotice(.roomFailed, room, record, now), try store.enqueue(notice, txn) {
+        if let notice = chatNotice(.roomFailed, room, record, now), try txn.outbox.enqueue(notice) {
             queued.append(notice)
         }
         return queued
@@ -273,7 +272,7 @@ struct NoticePlanner {
         room: Room,
         record: IncidentRecord?,
         now: Double,
-        _ txn: borrowing Transaction
+        _ txn: borrowing StoreTransaction
     ) throws -> [Notice] {
         var queued: [Notice] = []
         let incident = record?.info ?? IncidentInfo(id: room.incidentID, title: "-")
@@ -302,7 +301,7 @@ struct NoticePlanner {
                     body: body,
                     createdAt: now
                 )
-                if try store.enqueue(notice, txn) { queued.append(notice) }
+                if try txn.outbox.enqueue(notice) { queued.append(notice) }
             }
         }
         return queued
@@ -422,7 +421,7 @@ struct NoticePlanner {
         person: String,
         kind: NoticeKind,
         channel: NoticeChannel,
-        _ txn: borrowing Transaction
+        _ txn: borrowing StoreTransaction
     ) throws -> Bool {
         try exists(Notice.id(roomID: room, personID: person, kind: kind, channel: channel), txn)
     }
@@ -433,15 +432,14 @@ struct NoticePlanner {
     /// would refuse it): it is not rendered again (an event on a ready room plans its notices again, for people it
     /// adds).
     private func queuedBefore(
-        _ kind: NoticeKind, _ channel: NotifyChannel, _ person: Participant, _ room: Room, _ txn: borrowing Transaction
+        _ kind: NoticeKind, _ channel: NotifyChannel, _ person: Participant, _ room: Room, _ txn: borrowing StoreTransaction
     ) throws -> Bool {
         guard let noticeChannel = NoticeChannel(rawValue: channel.rawValue) else { return false }
         let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: noticeChannel)
-        return try txn.get(store.tables.outboxIndex, id) != nil
+        return try txn.outbox.contains(id)
     }
 
-    private func exists(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
-        guard let bytes = try txn.get(store.tables.outboxIndex, id) else { return false }
-        return NoticeSummary(bytes: bytes)?.state != .withdrawn
+    private func exists(_ id: String, _ txn: borrowing StoreTransaction) throws -> Bool {
+        try txn.outbox.isQueuedAndNotWithdrawn(id)
     }
 }

@@ -1,10 +1,12 @@
-import LMDB
 import Logging
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
 import SitroomRuntime
 import SitroomStore
+
+// Over 500 lines on purpose: one actor owns the outbox's delivery (control commands, scheduling with retries,
+// delivery through the transports); its three parts are marked below and share the in-flight and due sets.
 
 /// Delivers the outbox: every queued notice at least once, retried with capped exponential backoff, parked
 /// as `dead` after `notify.retry.give_up_after` or a permanent failure (SPEC §6). The outbox lives in LMDB,
@@ -170,7 +172,7 @@ public actor Notifier {
     /// - Complexity: O(outbox) index entries, plus a decode per notice still to deliver.
     public func restore() throws {
         let store = self.store
-        let pending: [Notice] = try store.read { txn in try store.notices(where: { !$0.isSettled }, txn) }
+        let pending: [Notice] = try store.read { txn in try txn.outbox.matching({ !$0.isSettled }) }
         for notice in pending { track(notice) }
         poke()
     }
@@ -234,7 +236,7 @@ public actor Notifier {
     ///   the notices in `states` are decoded (found in the outbox index).
     public func outbox(states: Set<NoticeState>) throws -> [Notice] {
         let store = self.store
-        return try store.read { txn in try store.notices(where: { states.contains($0.state) }, txn) }
+        return try store.read { txn in try txn.outbox.matching({ states.contains($0.state) }) }
             .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
 
@@ -255,7 +257,7 @@ public actor Notifier {
         let store = self.store
         let requeued: [Notice] = try store.write { txn in
             var requeued: [Notice] = []
-            for var notice in try store.all(Notice.self, store.tables.outbox, txn) where notice.incidentID == incident {
+            for var notice in try txn.outbox.all() where notice.incidentID == incident {
                 if let wanted {
                     guard notice.personID == wanted, notice.state == .dead || notice.state == .sent else { continue }
                 } else {
@@ -266,7 +268,7 @@ public actor Notifier {
                 notice.nextAttemptAt = now
                 notice.lifetimeStart = now
                 notice.detail = "resend requested"
-                try store.putNotice(notice, txn)
+                try txn.outbox.put(notice)
                 requeued.append(notice)
             }
             return requeued
@@ -453,13 +455,13 @@ public actor Notifier {
                 var verdicts: [String: NudgeVerdict] = [:]
                 for id in ids {
                     do {
-                        found[id] = try store.get(Notice.self, store.tables.outbox, id, txn)
+                        found[id] = try txn.outbox.get(id)
                         if let notice = found[id], notice.kind == .nudge, !notice.state.isSettled {
                             verdicts[id] = Self.nudgeVerdict(
-                                notice, room: try store.room(notice.roomID, txn), record: try store.incident(notice.incidentID, txn),
+                                notice, room: try txn.rooms.get(notice.roomID), record: try txn.incidents.get(notice.incidentID),
                                 eventsComplete: complete)
                         }
-                    } catch let error as LMDBError {
+                    } catch let error where Store.isStorageFailure(error) {
                         throw error
                     } catch {
                         // The stored bytes do not decode: this notice alone cannot go; the others can.
@@ -610,7 +612,7 @@ public actor Notifier {
         let store = self.store
         do {
             try store.write { txn in
-                for notice in notices { try store.putNotice(notice, txn) }
+                for notice in notices { try txn.outbox.put(notice) }
             }
             for notice in notices { track(notice) }
             return true

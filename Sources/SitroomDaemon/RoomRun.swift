@@ -218,7 +218,7 @@ extension RoomProvisioner {
         roomID: String, createdAt: Double, record: IncidentRecord, excluding excluded: Set<String>, queued: Bool
     ) async throws -> RoomInput {
         if !queued, waiting.contains(where: { $0.key != roomID && ($0.value, $0.key) < (createdAt, roomID) }) {
-            return .queued(behind: waiting.count)
+            return .queued
         }
         var reasons: [String] = []
         var anyServable = false
@@ -267,27 +267,27 @@ extension RoomProvisioner {
         let planner = self.planner
         let now = clock.now()
         let (outcome, queued): (WriteOutcome, [Notice]) = try await commit { txn in
-            let stored = try store.room(room.id, txn)
+            let stored = try txn.rooms.get(room.id)
             switch kind {
             case .save, .lease, .ready, .failed:
                 guard let merged = RoomRules.merge(room, into: stored) else { return (.refused, []) }
-                try store.putRoom(merged, txn)
+                try txn.rooms.put(merged)
                 var notices: [Notice] = []
                 switch kind {
                 case .lease(let creates):
-                    try store.recordCreates(
+                    try txn.usage.recordCreates(
                         atLeast: creates.count, day: creates.day, integration: creates.host.integration,
-                        host: creates.host.host, txn)
+                        host: creates.host.host)
                 case .ready:
-                    if !merged.endRequested, let record = try store.incident(merged.incidentID, txn) {
+                    if !merged.endRequested, let record = try txn.incidents.get(merged.incidentID) {
                         // Those due now are committed `sending` here: the room ready, its notices queued and their
                         // first attempts in one commit.
                         notices = Notifier.claimedAtCommit(
                             try planner.roomReady(room: merged, record: record, now: now, txn), now: now)
-                        for notice in notices where notice.state == .sending { try store.putNotice(notice, txn) }
+                        for notice in notices where notice.state == .sending { try txn.outbox.put(notice) }
                     }
                 case .failed:
-                    let record = try store.incident(merged.incidentID, txn)
+                    let record = try txn.incidents.get(merged.incidentID)
                     if let record { notices = try planner.roomFailed(room: merged, record: record, now: now, txn) }
                     notices += try planner.admins(.adminRoomFailed, room: merged, record: record, now: now, txn)
                 default:
@@ -297,42 +297,42 @@ extension RoomProvisioner {
             case .endedWithoutZoom:
                 if let stored, !stored.endRequested { return (.withdrawn(stored), []) }
                 guard let merged = RoomRules.merge(room, into: stored) else { return (.refused, []) }
-                try store.putRoom(merged, txn)
-                let record = try store.incident(merged.incidentID, txn)
+                try txn.rooms.put(merged)
+                let record = try txn.incidents.get(merged.incidentID)
                 let notices = try record.map { try planner.roomEnded(room: merged, record: $0, now: now, txn) } ?? []
                 return (.saved(merged), notices)
             case .ended:
                 switch RoomRules.endCommit(room, stored: stored, now: now) {
                 case .keep(let kept), .resume(let kept):
-                    try store.putRoom(kept, txn)
+                    try txn.rooms.put(kept)
                     return (.withdrawn(kept), [])
                 case .end(let ended):
-                    try store.putRoom(ended, txn)
-                    let record = try store.incident(ended.incidentID, txn)
+                    try txn.rooms.put(ended)
+                    let record = try txn.incidents.get(ended.incidentID)
                     let notices = try record.map { try planner.roomEnded(room: ended, record: $0, now: now, txn) } ?? []
                     return (.ended(ended, replacement: nil), notices)
                 case .endAndReplace(let ended):
-                    try store.putRoom(ended, txn)
-                    guard var record = try store.incident(ended.incidentID, txn) else { return (.ended(ended, replacement: nil), []) }
+                    try txn.rooms.put(ended)
+                    guard var record = try txn.incidents.get(ended.incidentID) else { return (.ended(ended, replacement: nil), []) }
                     let notices = try planner.roomEnded(room: ended, record: record, now: now, txn)
                     guard record.roomID == ended.id else { return (.ended(ended, replacement: nil), notices) }
                     let fresh = Room(id: Self.newRoomID(), incidentID: ended.incidentID, createdAt: now)
                     record.roomID = fresh.id
-                    try store.putRoom(fresh, txn)
-                    try store.putIncident(record, txn)
+                    try txn.rooms.put(fresh)
+                    try txn.incidents.put(record)
                     return (.ended(ended, replacement: fresh.id), notices)
                 }
             case .replaced(let reason):
                 guard let stored else { return (.refused, []) }
                 let (ended, wanted) = RoomRules.replace(stored, reason: reason, now: now)
-                try store.putRoom(ended, txn)
-                guard wanted, var record = try store.incident(ended.incidentID, txn), record.roomID == ended.id else {
+                try txn.rooms.put(ended)
+                guard wanted, var record = try txn.incidents.get(ended.incidentID), record.roomID == ended.id else {
                     return (.ended(ended, replacement: nil), [])
                 }
                 let fresh = Room(id: Self.newRoomID(), incidentID: ended.incidentID, createdAt: now)
                 record.roomID = fresh.id
-                try store.putRoom(fresh, txn)
-                try store.putIncident(record, txn)
+                try txn.rooms.put(fresh)
+                try txn.incidents.put(record)
                 return (.ended(ended, replacement: fresh.id), [])
             }
         }

@@ -6,6 +6,9 @@ import SitroomCore
 import SitroomRuntime
 import Synchronization
 
+// Over 500 lines on purpose: the maildir protocol (tmp/, new/, cur/, rejected/) is one state machine over
+// one directory; reading, batching, parsing, moving and housekeeping share its claims on files.
+
 /// Receives the Zoom `app_deauthorized` webhooks found in the spool (SPEC §4). Verifying them with the
 /// integration's webhook secret and applying them belong to the Zoom integration, which provides this.
 ///

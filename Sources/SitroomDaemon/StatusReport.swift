@@ -1,5 +1,6 @@
 import Foundation
 import SitroomCore
+import SitroomStore
 import SitroomService
 
 /// What `status` shows (SPEC §7), as one value: `status --json` is its JSON encoding, `status` its ``text``.

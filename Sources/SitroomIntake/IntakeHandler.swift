@@ -175,6 +175,12 @@ public final class IntakeHandler: Sendable {
         if let length = head.contentLength, length > configuration.maxBodySize {
             return .answer(tooLarge(configuration.maxBodySize))
         }
+        // RFC 9110 §10.1.1: an expectation the server cannot meet is answered 417; 100-continue is the only one
+        // (an empty field, as libcurl sends to turn 100-continue off, expects nothing).
+        if let expect = head.headers["expect"], !expect.isEmpty, expect.lowercased() != "100-continue" {
+            return .answer(
+                .text(417, "Expect: only 100-continue is understood, not '\(OneLine.clean(expect, limit: 100))'", outcome: "malformed"))
+        }
         let authorization = head.headers["authorization"]
         do {
             switch route.authentication {
@@ -200,6 +206,13 @@ public final class IntakeHandler: Sendable {
     /// 413, naming the limit.
     public func tooLarge(_ limit: Int) -> IntakeAnswer {
         .text(413, "the body is larger than max_body_size (\(limit) bytes)", outcome: "too_large", headers: [("Connection", "close")])
+    }
+
+    /// 400 for a body whose HTTP framing is broken (a bad chunk size, the connection ending inside a chunk), logged:
+    /// the body is not read further and the connection closes after the answer.
+    public func badFraming(_ route: IntakeRoute, _ why: String) -> IntakeAnswer {
+        logger.warning("refused: broken body framing", metadata: ["route": "\(route.path)", "reason": "\(why)"])
+        return .text(400, "the body's HTTP framing is broken: \(why)", outcome: "malformed", headers: [("Connection", "close")])
     }
 
     /// Judges the body and, when it is an event sitroom uses, puts it into the spool before answering.

@@ -8,7 +8,7 @@ import Synchronization
 /// `var/metrics/sitroom-intake.prom` (node_exporter's textfile collector) and the state file
 /// `var/run/sitroom-intake.state` (``IntakeState``).
 public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Sendable {
-    // Why @unchecked Sendable is sound: the registry locks its own storage; `state` and `dirty` sit in a Mutex.
+    // Why @unchecked Sendable is sound: the registry is Sendable; `state` and `dirty` sit in a Mutex.
     private let status: Mutex<(state: IntakeState, dirty: Bool)>
     private let connections = Atomic<Int>(0)
 
@@ -17,6 +17,7 @@ public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Send
     /// Bounds of the files-per-group-commit histogram.
     public static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
+    /// Every family of the file, with the help text of its `# HELP` line.
     public static let families: [MetricFamily] = [
         MetricFamily(name: "sitroom_intake_build_info", type: "gauge", help: "Always 1; the version label says which sitroom-intake runs."),
         MetricFamily(name: "sitroom_intake_start_time_seconds", type: "gauge", help: "When this sitroom-intake started (seconds since 1970)."),
@@ -25,10 +26,12 @@ public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Send
             help: "Requests by route (the configured path, /healthz, or other) and answer (HTTP status code)."),
         MetricFamily(
             name: "sitroom_intake_spool_write_seconds", type: "histogram",
-            help: "Time from a request's file handed to the spool writer to it and new/ fsynced (group commit)."),
+            help: "Time from a request's file handed to the spool writer to it and new/ fsynced (group commit).",
+            buckets: writeBuckets),
         MetricFamily(
             name: "sitroom_intake_group_commit_files", type: "histogram",
-            help: "Files made durable together, with one directory fsync (group commit)."),
+            help: "Files made durable together, with one directory fsync (group commit).",
+            buckets: batchBuckets),
         MetricFamily(name: "sitroom_intake_open_connections", type: "gauge", help: "Connections open now."),
         MetricFamily(
             name: "sitroom_intake_spool_writable", type: "gauge",
@@ -42,7 +45,7 @@ public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Send
     /// - Parameter state: the state at start (pid, version, start time, routes).
     public init(state: IntakeState) {
         status = Mutex((state, true))
-        super.init()
+        super.init(families: Self.families)
         for outcome in ["applied", "unchanged", "rejected"] {
             increment("sitroom_intake_config_reloads_total", [("outcome", outcome)], by: 0)
         }
@@ -57,8 +60,8 @@ public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Send
 
     /// A group commit ended: `files` files, each waiting `seconds`.
     public func groupCommit(files: Int, seconds: [Double]) {
-        observe("sitroom_intake_group_commit_files", Double(files), bounds: Self.batchBuckets)
-        for value in seconds { observe("sitroom_intake_spool_write_seconds", value, bounds: Self.writeBuckets) }
+        observe("sitroom_intake_group_commit_files", Double(files))
+        for value in seconds { observe("sitroom_intake_spool_write_seconds", value) }
     }
 
     public func connectionOpened() { connections.add(1, ordering: .relaxed) }
@@ -113,31 +116,16 @@ public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Send
         status.withLock { if $0.state == state { $0.dirty = false } }
     }
 
-    /// The metrics file's text.
+    /// The metrics file's text: sets the gauges from the state, then emits the registry.
+    /// - Returns: Prometheus exposition format 0.0.4.
     public func render() -> String {
-        let (counters, histograms) = snapshot()
         let state = self.state
-        var out = PrometheusText()
-        for family in Self.families {
-            out.family(family)
-            let name = family.name
-            switch name {
-            case "sitroom_intake_build_info": out.sample(name, [("version", sitroomVersion)], 1)
-            case "sitroom_intake_start_time_seconds": out.sample(name, [], state.startedAt.rounded(.down))
-            case "sitroom_intake_spool_write_seconds", "sitroom_intake_group_commit_files":
-                let bounds = name == "sitroom_intake_spool_write_seconds" ? Self.writeBuckets : Self.batchBuckets
-                out.histogram(name, [], histograms[name]?[Labels([])] ?? Histogram(bounds: bounds))
-            case "sitroom_intake_open_connections": out.sample(name, [], Double(connections.load(ordering: .relaxed)))
-            case "sitroom_intake_spool_writable": out.sample(name, [], state.spoolWritable ? 1 : 0)
-            case "sitroom_intake_config_generation": out.sample(name, [], Double(state.generation))
-            default:
-                let series = (counters[name] ?? [:]).sorted {
-                    $0.key.pairs.map(\.1).lexicographicallyPrecedes($1.key.pairs.map(\.1))
-                }
-                for (labels, value) in series { out.sample(name, labels.pairs, value) }
-            }
-        }
-        return out.output
+        setGauge("sitroom_intake_build_info", [("version", sitroomVersion)], 1)
+        setGauge("sitroom_intake_start_time_seconds", state.startedAt.rounded(.down))
+        setGauge("sitroom_intake_open_connections", Double(connections.load(ordering: .relaxed)))
+        setGauge("sitroom_intake_spool_writable", state.spoolWritable ? 1 : 0)
+        setGauge("sitroom_intake_config_generation", Double(state.generation))
+        return String(decoding: emit(), as: UTF8.self)
     }
 
     /// The metrics file's name in `var/metrics/`.

@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import SitroomConfig
 import ServiceLifecycle
@@ -19,7 +20,11 @@ import Synchronization
 ///   not keep it alive); the head is at most 32 KiB in at most 100 fields;
 /// - body: `body_timeout` from the end of the head to the end of the body, then the connection is closed; at most
 ///   `max_body_size` bytes: a larger `Content-Length` is refused before anything is read (413), and a body that
-///   grows past it is refused at that point and the connection's input closed (it is not read to its end);
+///   grows past it is refused at that point; a body with broken framing (chunked encoding) is refused (400);
+/// - a body not read (an early answer: 401, 404, 405, 413, 417) or not to its end: the answer says
+///   `Connection: close` and is followed by our FIN (the output is shut once the answer is sent), what the sender
+///   still sends is read and dropped for at most `body_timeout`, then the connection is closed (a lingering close:
+///   closing with unread input would reset the connection, and the sender could lose its answer);
 /// - memory: what the connections hold (bodies up to `max_body_size`); NIO's back-pressure stops reading from a
 ///   socket whose parts are not consumed.
 public struct IntakeServer {
@@ -115,6 +120,8 @@ public struct IntakeServer {
                 answer = await handler.handle(route: route, head: head, body: body)
             case .tooLarge:
                 answer = handler.tooLarge(limit)
+            case .badFraming(let why):
+                answer = handler.badFraming(route, why)
             case .incomplete:
                 // The client went away or was too slow (the connection is closed): nobody to answer.
                 metrics.answered(route: label, status: 408)
@@ -138,11 +145,16 @@ public struct IntakeServer {
         } catch {
             return
         }
-        if closeInput {
-            // The body was not read (an early answer) or not to its end (413): stop reading it. The answer is
-            // already written; the connection closes once it is sent.
-            do { try await channel.close(mode: .input) } catch { try? await channel.close() }
-        }
+        if closeInput { lingeringClose(channel, within: bodyTimeout) }
+    }
+
+    /// After an answer that left the body unread: shut the output once the answer is sent (NIO waits for pending
+    /// writes), so nothing more is written on this connection (HummingbirdCore would answer the body's end, cut
+    /// short, with a 400 of its own); the rest of the input is read and dropped by HummingbirdCore until the sender
+    /// closes; after `seconds` the connection is closed whatever the sender does.
+    static func lingeringClose(_ channel: any Channel, within seconds: Double) {
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { channel.close(promise: nil) }
     }
 
     enum BodyRead {
@@ -150,6 +162,8 @@ public struct IntakeServer {
         case tooLarge
         /// Cut short: the client closed, or `body_timeout` passed and the connection was closed.
         case incomplete
+        /// NIO's HTTP/1 parser refused the body's framing (e.g. a chunk size that is not hexadecimal).
+        case badFraming(String)
     }
 
     /// Reads the whole body, at most `limit` bytes, within `timeout` seconds (else closes the connection).
@@ -169,6 +183,10 @@ public struct IntakeServer {
                 if bytes.count + buffer.readableBytes > limit { return .tooLarge }
                 bytes.append(contentsOf: buffer.readableBytesView)
             }
+        } catch let error as HTTPParserError {
+            // The connection ending inside the body (a short read) is not the sender's framing: no one to answer.
+            if case .invalidEOFState = error { return .incomplete }
+            return .badFraming(error.debugDescription)
         } catch {
             return .incomplete
         }

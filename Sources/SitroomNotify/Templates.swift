@@ -79,7 +79,10 @@ final class TemplateScope: MustacheParent {
 
     func child(named name: String) -> Any? {
         switch name {
-        case "incident", "room", "person", "integration", "admin": return Fields(context, object: name)
+        case "incident", "room", "integration": return Fields(context, object: name)
+        // Absent for notices not to a person (admin notices) or not to an admin: `{{#person}}` skips then.
+        case "person": return context.person == nil ? nil : Fields(context, object: name)
+        case "admin": return context.admin == nil ? nil : Fields(context, object: name)
         default: return nil
         }
     }

@@ -1,5 +1,8 @@
 import SitroomCore
 
+// Over 500 lines on purpose: one type's transitions, meant to be read together (the `handle` switch and the helpers
+// it calls); split across files, a reader would lose which input leads where.
+
 /// One run of work on one room, as a value: it holds the room and answers each input (a run starting, a write
 /// committed, a lease, a provider's answer, a timer) with the effects to carry out and the one request to carry out
 /// next (``RoomStep``). `RoomProvisioner` only carries them out; every decision about a room's way from
@@ -119,10 +122,11 @@ public struct RoomMachine: Sendable {
                 return write(.lease(creates), then: .decide)
             }
             return write(.lease(creates), then: .create)
-        case (.queued(let behind), .lease):
+        case (.queued, .lease):
             room.state = .waiting
             room.waitingSince = room.waitingSince ?? now
-            room.reason = room.reason ?? "queued behind \(behind) older waiting room(s)"
+            // No count: a count taken now would go stale as the queue moves.
+            room.reason = room.reason ?? "queued behind older waiting rooms: hosts go to the oldest first"
             room.updatedAt = now
             return write(.save, then: .waiting(announce: nil), effects: [.retryWaiting])
         case (.noHost(let reasons, let servable), .lease):

@@ -132,7 +132,7 @@ public enum RoomRequest: Sendable, Hashable {
     /// Commit the room (``RoomWrite``); answered by ``RoomInput/written(_:)``.
     case write(Room, RoomWrite)
     /// Lease a host from the first integration that can serve the incident, skipping `excluding`; answered by
-    /// ``RoomInput/leased(_:user:creates:)``, ``RoomInput/noHost(reasons:servable:)`` or ``RoomInput/queued(behind:)``.
+    /// ``RoomInput/leased(_:user:creates:)``, ``RoomInput/noHost(reasons:servable:)`` or ``RoomInput/queued``.
     case lease(excluding: Set<String>)
     /// Take the room's host again for its reopened meeting; answered by ``RoomInput/reclaimed(_:)``.
     case reclaim(PoolHost)
@@ -215,7 +215,7 @@ public enum RoomInput: Sendable, Hashable {
     /// nothing can ever serve the incident as configured.
     case noHost(reasons: [String], servable: Bool)
     /// Older waiting rooms come first.
-    case queued(behind: Int)
+    case queued
     /// Whether the room's host was taken again for its reopened meeting.
     case reclaimed(Bool)
     /// The meeting was created.

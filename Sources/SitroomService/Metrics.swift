@@ -1,145 +1,170 @@
-import Foundation
+import CoreMetrics
+import Prometheus
+import Synchronization
 
-/// A metric family: name, `counter`/`gauge`/`histogram`, help text.
+/// A metric family: name, `counter`/`gauge`/`histogram`, help text, and for a histogram its bucket bounds.
 public struct MetricFamily: Sendable {
+    /// The family's name (`sitroom_...`; a counter's ends in `_total`).
     public var name: String
+    /// `counter`, `gauge` or `histogram` (the `# TYPE` line).
     public var type: String
+    /// The `# HELP` line's text.
     public var help: String
+    /// A histogram's upper bounds (`le`), ascending, `+Inf` implied; empty for other types.
+    public var buckets: [Double]
 
-    public init(name: String, type: String, help: String) {
+    /// A family as the catalog lists it; `buckets` only for a histogram.
+    public init(name: String, type: String, help: String, buckets: [Double] = []) {
         self.name = name
         self.type = type
         self.help = help
+        self.buckets = buckets
     }
 }
 
-/// Counters and histograms that events move, kept in memory until a metrics file is written (SPEC §9).
+/// The metrics of one process (SPEC §9), recorded through swift-metrics (`Counter`, `Recorder`, `Meter`) into a
+/// swift-prometheus `PrometheusCollectorRegistry` of its own, whose text (Prometheus exposition format 0.0.4) the
+/// process writes as a file for node_exporter's textfile collector.
 ///
-/// Why a small hand-written registry rather than swift-metrics with swift-prometheus: most of sitroomd's series
-/// are gauges sampled from state at write time (a collector), which swift-metrics' push-style handles do not
-/// model; the few counters have fixed names and labels; and the text format for them is a page of code, where
-/// the two packages (with swift-atomics) add build time to every clean build. Counters start at zero with each
-/// process, which Prometheus' `rate()` and `increase()` expect.
+/// Each instance has its own registry and hands swift-metrics its handlers explicitly (`factory:`), so nothing is
+/// global: unit tests make as many registries as they like in one process, and `MetricsSystem` is never
+/// bootstrapped. The handlers are made through the registry with the family's help text (swift-prometheus'
+/// `PrometheusMetricsFactory` registers every family with an empty one, and the two must agree), and destroyed
+/// through that factory, which unregisters them.
+///
+/// Counters and histograms are moved by events; a counter series exists from its first event, or from
+/// ``increment(_:_:by:)`` with 0 for label values known in advance, so `increase()` sees the first event.
+/// Counters start at zero with each process, as Prometheus' `rate()` and `increase()` expect. Gauges read from
+/// state are set with ``setGauges(_:_:)`` just before the text is made. Swift-prometheus emits families in its
+/// registry's order, not the catalog's; each family's `# HELP` and `# TYPE` come once, before its samples.
 open class MetricsRegistry: @unchecked Sendable {
-    // Why @unchecked Sendable is sound: `counters` and `histograms` are only touched with `lock` held.
-    private let lock = NSLock()
-    private var counters: [String: [Labels: Double]] = [:]
-    private var histograms: [String: [Labels: Histogram]] = [:]
+    // Why @unchecked Sendable is sound: every stored property is Sendable (the handles sit in a Mutex); the class
+    // is open only so that sitroomd's and sitroom-intake's registries add their event methods.
+    /// The swift-prometheus registry holding every series.
+    public let prometheus: PrometheusCollectorRegistry
+    /// Destroys this registry's swift-metrics handlers (unregistering their series from ``prometheus``).
+    public let factory: PrometheusMetricsFactory
+    private let families: [String: MetricFamily]
+    private let handles = Mutex(Handles())
 
-    public init() {}
+    private struct Series: Hashable {
+        var name: String
+        /// Label names and values, alternating, in the family's order.
+        var labels: [String]
 
-    /// Label names and values of one series, in a fixed order.
-    public struct Labels: Hashable, Sendable {
-        public var pairs: [(String, String)]
-        public init(_ pairs: [(String, String)]) { self.pairs = pairs }
-        public static func == (lhs: Labels, rhs: Labels) -> Bool {
-            lhs.pairs.count == rhs.pairs.count && zip(lhs.pairs, rhs.pairs).allSatisfy { $0 == $1 }
-        }
-        public func hash(into hasher: inout Hasher) {
-            for (name, value) in pairs {
-                hasher.combine(name)
-                hasher.combine(value)
-            }
+        init(_ name: String, _ labels: [(String, String)]) {
+            self.name = name
+            self.labels = labels.flatMap { [$0.0, $0.1] }
         }
     }
 
-    /// Cumulative bucket counts, sum and count of observations.
-    public struct Histogram: Sendable, Hashable {
-        /// Upper bounds (`le`), ascending; `+Inf` is implied.
-        public var bounds: [Double]
-        /// Observations `<=` each bound (cumulative).
-        public var buckets: [Int]
-        public var sum = 0.0
-        public var count = 0
+    private struct Handles {
+        var counters: [Series: CoreMetrics.Counter] = [:]
+        var recorders: [Series: Recorder] = [:]
+        /// Gauge series by family name, then by label names and values.
+        var meters: [String: [[String]: Meter]] = [:]
+    }
 
-        public init(bounds: [Double]) {
-            self.bounds = bounds
-            self.buckets = Array(repeating: 0, count: bounds.count)
-        }
+    /// - Parameter families: every family the process writes. Histograms exist (empty) from here on, counters from
+    ///   their first ``increment(_:_:by:)``, gauges from their first ``setGauges(_:_:)``.
+    public init(families: [MetricFamily]) {
+        let prometheus = PrometheusCollectorRegistry()
+        self.prometheus = prometheus
+        self.factory = PrometheusMetricsFactory(registry: prometheus)
+        self.families = Dictionary(families.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for family in families where family.type == "histogram" { _ = recorder(family.name) }
+    }
 
-        mutating func observe(_ value: Double) {
-            for index in bounds.indices where value <= bounds[index] { buckets[index] += 1 }
-            sum += value
-            count += 1
+    private func descriptor(_ name: String, _ type: String) -> MetricNameDescriptor {
+        let family = families[name]
+        assert(family?.type == type, "\(name) is not a \(type) of the catalog")
+        // An empty unit: the descriptor's name is then exactly `name`.
+        return MetricNameDescriptor(metricName: name, unitName: "", helpText: family?.help ?? "")
+    }
+
+    private func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
+        let series = Series(name, labels)
+        return handles.withLock { handles in
+            if let counter = handles.counters[series] { return counter }
+            let handler = prometheus.makeCounter(descriptor: descriptor(name, "counter"), labels: labels)
+            let counter = CoreMetrics.Counter(label: name, dimensions: labels, handler: handler, factory: factory)
+            handles.counters[series] = counter
+            return counter
         }
     }
 
-    /// Adds `amount` to a counter series (0 makes the series exist, so `increase()` sees its first event).
+    private func recorder(_ name: String) -> Recorder {
+        let series = Series(name, [])
+        return handles.withLock { handles in
+            if let recorder = handles.recorders[series] { return recorder }
+            let handler = prometheus.makeValueHistogram(
+                descriptor: descriptor(name, "histogram"),
+                labels: [],
+                buckets: families[name]?.buckets ?? []
+            )
+            let recorder = Recorder(label: name, dimensions: [], aggregate: true, handler: handler, factory: factory)
+            handles.recorders[series] = recorder
+            return recorder
+        }
+    }
+
+    /// Adds `amount` to a counter series; 0 makes the series exist, so `increase()` sees its first event.
     /// - Parameters:
-    ///   - name: the family's name (ending in `_total`).
+    ///   - name: the family's name (ending in `_total`), a counter of the catalog.
     ///   - labels: its labels, in the family's order.
-    public func increment(_ name: String, _ labels: [(String, String)] = [], by amount: Double = 1) {
-        lock.lock()
-        counters[name, default: [:]][Labels(labels), default: 0] += amount
-        lock.unlock()
+    ///   - amount: at least 0.
+    public func increment(_ name: String, _ labels: [(String, String)] = [], by amount: Int = 1) {
+        counter(name, labels).increment(by: amount)
     }
 
-    /// Records one observation in a histogram series.
-    public func observe(_ name: String, _ value: Double, bounds: [Double], _ labels: [(String, String)] = []) {
-        lock.lock()
-        histograms[name, default: [:]][Labels(labels), default: Histogram(bounds: bounds)].observe(value)
-        lock.unlock()
+    /// Records one observation in a histogram of the catalog (unlabeled), into the catalog's buckets.
+    public func observe(_ name: String, _ value: Double) {
+        recorder(name).record(value)
     }
 
-    /// A copy of the counters and histograms.
-    public func snapshot() -> (counters: [String: [Labels: Double]], histograms: [String: [Labels: Histogram]]) {
-        lock.lock()
-        defer { lock.unlock() }
-        return (counters, histograms)
-    }
-}
-
-/// Renders the Prometheus text exposition format, version 0.0.4 (prometheus.io "Exposition formats"): `# HELP`
-/// and `# TYPE` once per family, then its samples `name{label="value"} value`, label values escaped (`\\`,
-/// `\"`, `\n`), help text escaped (`\\`, `\n`).
-public struct PrometheusText {
-    private var text = ""
-
-    public init() {}
-
-    /// Starts a family.
-    public mutating func family(_ family: MetricFamily) {
-        text += "# HELP \(family.name) \(Self.escapeHelp(family.help))\n# TYPE \(family.name) \(family.type)\n"
-    }
-
-    /// One sample line.
-    public mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
-        text += name
-        if !labels.isEmpty {
-            text += "{" + labels.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
-        }
-        text += " \(Self.number(value))\n"
-    }
-
-    /// The samples of one histogram series: `_bucket` per bound and `+Inf`, `_sum`, `_count`.
+    /// Sets the series of a gauge family to exactly `series`: each given one to its value, and the family's other
+    /// series (a removed host, say) are unregistered, so they leave the file.
     /// - Parameters:
-    ///   - labels: the series' labels (before `le`).
-    public mutating func histogram(_ name: String, _ labels: [(String, String)] = [], _ histogram: MetricsRegistry.Histogram) {
-        for (bound, count) in zip(histogram.bounds, histogram.buckets) {
-            sample(name + "_bucket", labels + [("le", Self.number(bound))], Double(count))
+    ///   - name: a gauge of the catalog.
+    ///   - series: label pairs (in the family's order) and value of each series.
+    public func setGauges(_ name: String, _ series: [(labels: [(String, String)], value: Double)]) {
+        handles.withLock { handles in
+            let old = handles.meters[name] ?? [:]
+            var new: [[String]: Meter] = [:]
+            new.reserveCapacity(series.count)
+            for (labels, value) in series {
+                let key = Series(name, labels).labels
+                let meter =
+                    new[key] ?? old[key]
+                    ?? Meter(
+                        label: name,
+                        dimensions: labels,
+                        handler: prometheus.makeGauge(descriptor: descriptor(name, "gauge"), labels: labels),
+                        factory: factory
+                    )
+                meter.set(value)
+                new[key] = meter
+            }
+            for (key, meter) in old where new[key] == nil { meter.destroy() }
+            handles.meters[name] = new
         }
-        sample(name + "_bucket", labels + [("le", "+Inf")], Double(histogram.count))
-        sample(name + "_sum", labels, histogram.sum)
-        sample(name + "_count", labels, Double(histogram.count))
     }
 
-    /// The text so far.
-    public var output: String { text }
-
-    /// A sample value as Prometheus writes it: integers without a fraction, `+Inf`, `-Inf`, `NaN`.
-    public static func number(_ value: Double) -> String {
-        if value.isNaN { return "NaN" }
-        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
+    /// Sets the only series of a gauge family, with labels.
+    public func setGauge(_ name: String, _ labels: [(String, String)], _ value: Double) {
+        setGauges(name, [(labels, value)])
     }
 
-    static func escapeLabel(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+    /// Sets the only series of an unlabeled gauge family.
+    public func setGauge(_ name: String, _ value: Double) {
+        setGauges(name, [([], value)])
     }
 
-    static func escapeHelp(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+    /// The registry's text: Prometheus exposition format 0.0.4, UTF-8, from swift-prometheus' `emit(into:)`.
+    public func emit() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 << 10)
+        prometheus.emit(into: &buffer)
+        return buffer
     }
 }

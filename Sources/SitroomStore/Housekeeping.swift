@@ -68,7 +68,7 @@ extension Store {
         let roomCutoff = now - keepEndedRooms
         let auditCutoff = now - keepAudit
         let oldestDay = utcDay(now - 86_400)
-        return try write { txn in
+        return try environment.write { txn in
             var counts = PurgeCounts()
             var incidents: [String: IncidentRecord] = [:]
             try txn.forEach(tables.incidents, prefix: "") { key, bytes in
@@ -151,7 +151,7 @@ extension Store {
     /// - Throws: store errors; ``SitroomError`` `.store` for an index entry that cannot be read.
     /// - Complexity: O(rooms + outbox) index entries (a few bytes each); no room or notice is decoded.
     public func counts() throws -> StoreCounts {
-        try read { txn in
+        try environment.read { txn in
             let rooms = try roomCounts(txn)
             return StoreCounts(
                 rooms: rooms.byState, oldestWaitingSince: rooms.oldestWaitingSince, notices: try noticeCounts(txn))

@@ -117,7 +117,7 @@ extension Store {
     /// The summaries of every room, by room id, read from the room index.
     /// - Throws: store errors; ``SitroomError`` `.store` for an index entry that is not a summary.
     /// - Complexity: O(rooms) index entries, no room decoded.
-    public func roomSummaries(_ txn: borrowing Transaction) throws -> [String: RoomSummary] {
+    func roomSummaries(_ txn: borrowing Transaction) throws -> [String: RoomSummary] {
         var summaries: [String: RoomSummary] = [:]
         try txn.forEach(tables.roomIndex, prefix: "") { id, bytes in
             guard let summary = RoomSummary(bytes: bytes) else { throw Self.badIndexEntry("room_index", id) }
@@ -131,7 +131,7 @@ extension Store {
     /// (which writes through ``putRoom(_:_:)`` and ``deleteRoom(_:_:)`` never leave) is skipped.
     /// - Throws: store errors; ``SitroomError`` `.store` for an index entry that is not a summary.
     /// - Complexity: O(rooms) index entries, plus a lookup and decode per room wanted.
-    public func rooms(where wanted: (RoomSummary) -> Bool, _ txn: borrowing Transaction) throws -> [Room] {
+    func rooms(where wanted: (RoomSummary) -> Bool, _ txn: borrowing Transaction) throws -> [Room] {
         var ids: [String] = []
         try txn.forEach(tables.roomIndex, prefix: "") { id, bytes in
             guard let summary = RoomSummary(bytes: bytes) else { throw Self.badIndexEntry("room_index", id) }
@@ -145,7 +145,7 @@ extension Store {
     /// waited (seconds since 1970; `nil` when none waits), from the room index.
     /// - Throws: store errors; ``SitroomError`` `.store` for an index entry that is not a summary.
     /// - Complexity: O(rooms) index entries, no room decoded.
-    public func roomCounts(
+    func roomCounts(
         _ txn: borrowing Transaction
     ) throws -> (byState: [RoomState: Int], oldestWaitingSince: Double?) {
         var rooms = Dictionary(uniqueKeysWithValues: RoomState.allCases.map { ($0, 0) })
@@ -165,7 +165,7 @@ extension Store {
     /// The outbox notices in each state (every state present, zero included), from the outbox index.
     /// - Throws: store errors; ``SitroomError`` `.store` for an index entry that is not a summary.
     /// - Complexity: O(outbox) index entries, no notice decoded.
-    public func noticeCounts(_ txn: borrowing Transaction) throws -> [NoticeState: Int] {
+    func noticeCounts(_ txn: borrowing Transaction) throws -> [NoticeState: Int] {
         var notices = Dictionary(uniqueKeysWithValues: NoticeState.allCases.map { ($0, 0) })
         try txn.forEach(tables.outboxIndex, prefix: "") { id, bytes in
             guard let summary = NoticeSummary(bytes: bytes) else { throw Self.badIndexEntry("outbox_index", id) }
@@ -179,7 +179,7 @@ extension Store {
     /// notice is skipped.
     /// - Throws: store errors; ``SitroomError`` `.store` for an index entry that is not a summary.
     /// - Complexity: O(outbox) index entries, plus a lookup and decode per notice wanted.
-    public func notices(where wanted: (NoticeSummary) -> Bool, _ txn: borrowing Transaction) throws -> [Notice] {
+    func notices(where wanted: (NoticeSummary) -> Bool, _ txn: borrowing Transaction) throws -> [Notice] {
         var ids: [String] = []
         try txn.forEach(tables.outboxIndex, prefix: "") { id, bytes in
             guard let summary = NoticeSummary(bytes: bytes) else { throw Self.badIndexEntry("outbox_index", id) }

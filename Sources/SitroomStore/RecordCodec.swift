@@ -1,5 +1,8 @@
 import Foundation
 
+// Over 500 lines on purpose: an Encoder and a Decoder must each implement Swift's keyed, unkeyed and
+// single-value containers; the record format's reader and writer are one unit and are read together.
+
 /// sitroom's record format for values in LMDB: a compact, self-describing binary form of any `Codable` value.
 ///
 /// Why not JSON: the store writes an incident, a room or a notice on nearly every event, and Foundation's

@@ -66,10 +66,12 @@ public final class Store: Sendable {
         public let audit: Database
     }
 
-    public let environment: Environment
+    /// The LMDB environment (only the store sees it).
+    let environment: Environment
     /// Reader-table slots of dead processes freed when the store was opened (`mdb_reader_check`).
     public let staleReadersClearedAtOpen: Int
-    public let tables: Tables
+    /// The schema's databases (only the store sees them: the rest of sitroom goes through ``StoreTransaction``).
+    let tables: Tables
 
     /// Opens (creating if needed) the store in `directory`, which must exist (mode 0700), and brings its schema
     /// up to ``schemaVersion``: a new store is stamped with it; an older one is migrated (every step of
@@ -150,15 +152,31 @@ public final class Store: Sendable {
     public let migrated: [String]
 
     /// Runs `body` in a read-only transaction.
-    public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
-        try environment.read(body)
+    /// - Throws: what `body` throws; LMDB errors (``SitroomError`` is not used for them).
+    public func read<R>(_ body: (borrowing StoreTransaction) throws -> R) throws -> R {
+        try environment.read { txn in try StoreTransaction.lend(txn, self, body) }
     }
 
     /// Runs `body` in a write transaction, committed (synced) when it returns, aborted when it throws.
     /// `body` may run more than once (when the map is grown), so it must not have effects outside the transaction.
-    public func write<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
-        try environment.write(body)
+    /// - Throws: what `body` throws; LMDB errors.
+    public func write<R>(_ body: (borrowing StoreTransaction) throws -> R) throws -> R {
+        try environment.write { txn in try StoreTransaction.lend(txn, self, body) }
     }
+
+    /// Whether `error` is a failure of the storage itself (an LMDB error: the read or write may succeed another
+    /// time), not of the bytes read (a value that does not decode, which no retry mends).
+    public static func isStorageFailure(_ error: any Error) -> Bool { error is LMDBError }
+
+    /// The LMDB reader table: slots in use by any process (stale ones of dead processes included until cleared),
+    /// and its size (`maxreaders`).
+    public var readerTable: (used: Int, size: Int) { environment.readerTable }
+
+    /// Frees the reader-table slots of dead processes (`mdb_reader_check`, LMDB's documented remedy for a table
+    /// they fill).
+    /// - Returns: how many slots were freed.
+    /// - Throws: LMDB errors.
+    public func clearStaleReaders() throws -> Int { try environment.clearStaleReaders() }
 }
 
 // MARK: - Typed access
@@ -176,18 +194,18 @@ extension Store {
         return try JSONDecoder().decode(type, from: Data(bytes))
     }
 
-    public func get<T: Decodable>(_ type: T.Type, _ db: Database, _ key: String, _ txn: borrowing Transaction) throws -> T? {
+    func get<T: Decodable>(_ type: T.Type, _ db: Database, _ key: String, _ txn: borrowing Transaction) throws -> T? {
         guard let bytes = try txn.get(db, key) else { return nil }
         return try Store.decode(type, bytes)
     }
 
-    public func put<T: Encodable>(_ value: T, _ db: Database, _ key: String, _ txn: borrowing Transaction) throws {
+    func put<T: Encodable>(_ value: T, _ db: Database, _ key: String, _ txn: borrowing Transaction) throws {
         try txn.put(db, key, try Store.encode(value))
     }
 
     /// All values of a table whose keys start with `prefix`, in key order.
     /// - Complexity: O(n) in the matching entries.
-    public func all<T: Decodable>(_ type: T.Type, _ db: Database, prefix: String = "", _ txn: borrowing Transaction) throws -> [T] {
+    func all<T: Decodable>(_ type: T.Type, _ db: Database, prefix: String = "", _ txn: borrowing Transaction) throws -> [T] {
         var values: [T] = []
         try txn.forEach(db, prefix: prefix) { _, bytes in
             values.append(try Store.decode(type, bytes))
@@ -196,12 +214,12 @@ extension Store {
         return values
     }
 
-    public func room(_ id: String, _ txn: borrowing Transaction) throws -> Room? {
+    func room(_ id: String, _ txn: borrowing Transaction) throws -> Room? {
         try get(Room.self, tables.rooms, id, txn)
     }
 
     /// Writes a room and its summary in the room index.
-    public func putRoom(_ room: Room, _ txn: borrowing Transaction) throws {
+    func putRoom(_ room: Room, _ txn: borrowing Transaction) throws {
         try put(room, tables.rooms, room.id, txn)
         try txn.put(tables.roomIndex, room.id, RoomSummary(room).bytes)
     }
@@ -209,40 +227,40 @@ extension Store {
     /// Deletes a room and its summary in the room index (the only way rooms are deleted).
     /// - Returns: false when there was no such room.
     @discardableResult
-    public func deleteRoom(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
+    func deleteRoom(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
         try txn.delete(tables.roomIndex, id)
         return try txn.delete(tables.rooms, id)
     }
 
-    public func incident(_ id: String, _ txn: borrowing Transaction) throws -> IncidentRecord? {
+    func incident(_ id: String, _ txn: borrowing Transaction) throws -> IncidentRecord? {
         try get(IncidentRecord.self, tables.incidents, id, txn)
     }
 
     /// Whether the incident is recorded (its value is not decoded).
-    public func hasIncident(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
+    func hasIncident(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
         try txn.get(tables.incidents, id) != nil
     }
 
-    public func putIncident(_ record: IncidentRecord, _ txn: borrowing Transaction) throws {
+    func putIncident(_ record: IncidentRecord, _ txn: borrowing Transaction) throws {
         try put(record, tables.incidents, record.info.id, txn)
     }
 
     /// Records an event id as applied. - Returns: false when it was already recorded (a duplicate).
-    public func markEventSeen(_ eventID: String, at time: Double, _ txn: borrowing Transaction) throws -> Bool {
+    func markEventSeen(_ eventID: String, at time: Double, _ txn: borrowing Transaction) throws -> Bool {
         try txn.put(tables.events, eventID, Array(String(time).utf8), noOverwrite: true)
     }
 
     /// Queues a notice unless one with the same key (room, person, kind, channel) exists.
     /// - Returns: false when the notice already existed (nobody gets the same notice twice).
     @discardableResult
-    public func enqueue(_ notice: Notice, _ txn: borrowing Transaction) throws -> Bool {
+    func enqueue(_ notice: Notice, _ txn: borrowing Transaction) throws -> Bool {
         guard try txn.put(tables.outbox, notice.id, try Store.encode(notice), noOverwrite: true) else { return false }
         try txn.put(tables.outboxIndex, notice.id, NoticeSummary(notice).bytes)
         return true
     }
 
     /// Writes a notice (a new state) and its summary in the outbox index.
-    public func putNotice(_ notice: Notice, _ txn: borrowing Transaction) throws {
+    func putNotice(_ notice: Notice, _ txn: borrowing Transaction) throws {
         try put(notice, tables.outbox, notice.id, txn)
         try txn.put(tables.outboxIndex, notice.id, NoticeSummary(notice).bytes)
     }
@@ -250,20 +268,20 @@ extension Store {
     /// Deletes a notice and its summary in the outbox index (the only way notices are deleted).
     /// - Returns: false when there was no such notice.
     @discardableResult
-    public func deleteNotice(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
+    func deleteNotice(_ id: String, _ txn: borrowing Transaction) throws -> Bool {
         try txn.delete(tables.outboxIndex, id)
         return try txn.delete(tables.outbox, id)
     }
 
     /// Creates counted against a host on a UTC day (Zoom's daily create/update limit).
-    public func createsOn(day: String, integration: String, host: String, _ txn: borrowing Transaction) throws -> Int {
+    func createsOn(day: String, integration: String, host: String, _ txn: borrowing Transaction) throws -> Int {
         guard let bytes = try txn.get(tables.usage, Store.usageKey(day: day, integration: integration, host: host)),
             let text = String(bytes: bytes, encoding: .utf8)
         else { return 0 }
         return Int(text) ?? 0
     }
 
-    public func setCreates(
+    func setCreates(
         _ count: Int, day: String, integration: String, host: String, _ txn: borrowing Transaction
     ) throws {
         try txn.put(tables.usage, Store.usageKey(day: day, integration: integration, host: host), Array(String(count).utf8))
@@ -271,7 +289,7 @@ extension Store {
 
     /// Raises the creates counted against a host on a UTC day to `count`, never lowering it: rooms leased in
     /// one order may commit in another (group commit), and the highest count is the truth.
-    public func recordCreates(
+    func recordCreates(
         atLeast count: Int, day: String, integration: String, host: String, _ txn: borrowing Transaction
     ) throws {
         let stored = try createsOn(day: day, integration: integration, host: host, txn)
@@ -284,7 +302,7 @@ extension Store {
     }
 
     /// Appends an audit entry under a monotonically increasing, zero-padded sequence key.
-    public func appendAudit(_ entry: AuditEntry, _ txn: borrowing Transaction) throws {
+    func appendAudit(_ entry: AuditEntry, _ txn: borrowing Transaction) throws {
         var last = 0
         if let bytes = try txn.get(tables.meta, "audit_seq"), let text = String(bytes: bytes, encoding: .utf8) {
             last = Int(text) ?? 0

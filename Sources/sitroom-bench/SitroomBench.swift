@@ -156,7 +156,7 @@ struct Prefill: ParsableCommand {
                     room.endedAt = now - 3_600
                     room.meetingDeletedAt = now - 3_600
                     room.updatedAt = now - 3_600
-                    try db.putRoom(room, txn)
+                    try txn.rooms.put(room)
                     let record = IncidentRecord(
                         info: IncidentInfo(id: "INC-P\(n)", title: "Prefilled incident \(n)", severity: "critical"),
                         stage: .resolved,
@@ -168,7 +168,7 @@ struct Prefill: ParsableCommand {
                         roomID: room.id,
                         lastOccurredAt: now - 3_600
                     )
-                    try db.putIncident(record, txn)
+                    try txn.incidents.put(record)
                     for channel in [NoticeChannel.email, .sms] {
                         var notice = Notice(
                             roomID: room.id, incidentID: record.info.id,
@@ -185,7 +185,7 @@ struct Prefill: ParsableCommand {
                         notice.sentAt = now - 86_390
                         notice.detail =
                             channel == .email ? "var/mail/new/\(notice.id).eml" : "var/sms/new/\(notice.id).txt"
-                        try db.enqueue(notice, txn)
+                        try txn.outbox.enqueue(notice)
                     }
                 }
             }
@@ -196,10 +196,8 @@ struct Prefill: ParsableCommand {
             let upper = min(audit, entries + 10_000)
             try db.write { txn in
                 for n in entries..<upper {
-                    try db.appendAudit(
-                        AuditEntry(time: now - 3_600 + Double(n) / 100, uid: 1000, command: "status", outcome: "ok"),
-                        txn
-                    )
+                    try txn.audit.append(
+                        AuditEntry(time: now - 3_600 + Double(n) / 100, uid: 1000, command: "status", outcome: "ok"))
                 }
             }
             entries = upper

@@ -423,7 +423,37 @@ struct IntakeTests {
                 #expect(
                     (answer.hasPrefix("HTTP/1.1 404") || answer.hasPrefix("HTTP/1.1 401"))
                         && answer.lowercased().contains("connection: close"), "\(answer)")
+                // One answer: the body cut short is not answered again (HummingbirdCore's own 400 came after it).
+                #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 2, "\(answer)")
             }
+            #expect(sandbox.spoolFiles("new").isEmpty)
+        }
+    }
+
+    @Test("a body with broken chunked framing gets a 400 that says so (and a log line); an unknown Expect gets 417")
+    func brokenFramingAndExpectations() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try sandbox.makeSpool()
+            try sandbox.writeIntake()
+            let intake = try await sandbox.startIntake()
+            let token = sandbox.intakeSecret("native.token")
+            let head = "POST /hooks/native HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
+
+            let chunked = try RawConnection(port: intake.port)
+            #expect(chunked.send(head + "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\nzz\r\nnot hex\r\n0\r\n\r\n"))
+            let refused = try #require(chunked.readUntilClosed(timeout: 10), "closed after the answer")
+            #expect(refused.hasPrefix("HTTP/1.1 400"), "\(refused)")
+            #expect(refused.contains("the body's HTTP framing is broken: invalid character in chunk size header"), "\(refused)")
+            #expect(refused.components(separatedBy: "HTTP/1.1 ").count == 2, "\(refused)")
+            _ = try await waitFor("the refusal logged") { sandbox.intakeLogs().contains("broken body framing") ? true : nil }
+
+            let expecting = try RawConnection(port: intake.port)
+            #expect(expecting.send(head + "Expect: 200-weird\r\nContent-Length: 10\r\n\r\n"))
+            let failed = try #require(expecting.readUntilClosed(timeout: 10), "closed after the answer")
+            #expect(failed.hasPrefix("HTTP/1.1 417"), "\(failed)")
+            #expect(failed.contains("only 100-continue is understood, not '200-weird'"), "\(failed)")
             #expect(sandbox.spoolFiles("new").isEmpty)
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SitroomTestFixtures
 
 /// A datagram socket bound by the test, standing in for systemd's notification socket (`$NOTIFY_SOCKET`).
 final class NotifyListener: @unchecked Sendable {
@@ -61,45 +62,13 @@ enum Tools {
 
     /// Runs a tool to its end; standard output and error together.
     static func run(_ executable: String, _ arguments: [String]) throws -> (code: Int32, out: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runToCompletion(executable, arguments)
     }
 }
 
 /// The metrics file as a real Prometheus text-format parser reads it: prometheus_client's (PyPI).
 enum Metrics {
-    struct ParseFailure: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    static let script = """
-        import json, sys
-        from prometheus_client.parser import text_string_to_metric_families
-        samples = {}
-        for family in text_string_to_metric_families(open(sys.argv[1]).read()):
-            for sample in family.samples:
-                labels = ",".join('%s="%s"' % (k, v) for k, v in sorted(sample.labels.items()))
-                samples[sample.name + ("{" + labels + "}" if labels else "")] = sample.value
-        print(json.dumps(samples))
-        """
-
     /// Every sample of the file, keyed `name{label="value",...}` with labels sorted by name.
-    /// - Throws: ``ParseFailure`` when python3 or prometheus_client is missing, or the parser refuses the file.
-    static func parse(_ path: String) throws -> [String: Double] {
-        guard let python = Tools.path("python3") else { throw ParseFailure(description: "python3 is needed") }
-        let result = try Tools.run(python, ["-c", script, path])
-        guard result.code == 0, let line = result.out.split(separator: "\n").last,
-            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-        else { throw ParseFailure(description: "prometheus_client could not parse \(path): \(result.out)") }
-        return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
-    }
+    /// - Throws: `FixtureError` when python3 or prometheus_client is missing, or the parser refuses the file.
+    static func parse(_ path: String) throws -> [String: Double] { try PrometheusParser.samples(path: path) }
 }

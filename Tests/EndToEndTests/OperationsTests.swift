@@ -249,8 +249,8 @@ struct OperationsTests {
             try withStore(during) { store in
                 let (rooms, incidents) = try store.read { txn throws in
                     (
-                        try store.all(Room.self, store.tables.rooms, txn),
-                        Set(try store.all(IncidentRecord.self, store.tables.incidents, txn).map(\.info.id))
+                        try txn.rooms.all(),
+                        Set(try txn.incidents.all().map(\.info.id))
                     )
                 }
                 #expect(rooms.allSatisfy { incidents.contains($0.incidentID) })
@@ -298,7 +298,7 @@ struct OperationsTests {
                 _ = try await child.waitForExit()
             }
             try withStore("\(sandbox.root)/var/lib/sitroom") { store in
-                let audit = try store.read { txn throws in try store.all(AuditEntry.self, store.tables.audit, txn) }
+                let audit = try store.read { txn throws in try txn.audit.all() }
                 #expect(audit.filter { $0.command.hasPrefix("backup ") && $0.outcome == "ok" }.count == 2)
                 #expect(audit.contains { $0.command == "backup \(after)" && $0.outcome.hasPrefix("error") })
             }
@@ -466,11 +466,17 @@ struct OperationsTests {
             #expect(try await sandbox.daemon!.waitForExit() == 0)
             var tokens: [String] = []
             try withStore("\(sandbox.root)/var/lib/sitroom") { store in
-                let stored = try store.read { txn throws in try store.all(StoredToken.self, store.tables.tokens, txn) }
+                let stored = try store.read { txn throws in try txn.tokens.all().map(\.token) }
                 for token in stored { tokens += [token.accessToken] + (token.refreshToken.map { [$0] } ?? []) }
             }
             #expect(tokens.count == 3)  // zoom-main's access token; zoom-user/bridge-1's access and refresh tokens
             try await sandbox.startDaemon(logLevel: "trace")
+            // bridge-1's authorization outlives the restart (a start used to delete every per-host record).
+            try sandbox.submit(
+                "u2.yaml",
+                incidentEvent(id: "evt-u2", stage: "situation_room", incident: "INC-U2") + "integration: zoom-user\n"
+            )
+            try await sandbox.waitForRoom("INC-U2", state: "ready")
 
             // Webhooks: a forged one is rejected, a genuine one deauthorizes zoom-user.
             let now = Int(Date().timeIntervalSince1970)

@@ -189,6 +189,12 @@ struct PoolTests {
             try sandbox.writeIntegration(hosts: 1)
             try await sandbox.startDaemon()
             #expect(try await sandbox.ctl(["pool", "drain", "zoom-main", "bridge-1"]).code == 0)
+            // Kept across restarts (docs/control.md): a reload or a start used to delete it with the other
+            // per-host records it took for integrations no longer configured.
+            sandbox.daemon?.signal(SIGTERM)
+            #expect(try await sandbox.daemon!.waitForExit() == 0)
+            try await sandbox.startDaemon()
+            #expect(try await sandbox.ctl(["pool", "drain", "zoom-main", "bridge-1"]).out.contains("already drained"))
             try sandbox.submit("d1.yaml", incidentEvent(id: "evt-d1", stage: "situation_room", incident: "INC-D1"))
             let waiting = try await sandbox.waitForRoom("INC-D1", state: "waiting")
             #expect((waiting["reason"] as? String ?? "").contains("drained"))

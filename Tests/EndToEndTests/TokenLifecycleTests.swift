@@ -37,7 +37,7 @@ struct TokenLifecycleTests {
         let code = try #require(URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
         _ = try await registry.completeAuthorization("zoom-user", host: "bridge-1", code: code)
         let first = try #require(
-            try store.read { txn throws in try store.get(StoredToken.self, store.tables.tokens, "zoom-user/bridge-1", txn) })
+            try store.read { txn throws in try txn.tokens.get(TokenID(integration: "zoom-user", host: "bridge-1")) })
 
         // The access token is refused: the next caller refreshes. Cancel it at once; a second caller joins.
         try await registry.invalidateToken("zoom-user", host: "bridge-1")
@@ -49,7 +49,7 @@ struct TokenLifecycleTests {
         let tokens = try #require(try await sandbox.simGET("/_sim/tokens") as? [String: Any])
         #expect((tokens["requests"] as? [String: Any])?["refresh_token"] as? Int == 1)
         let stored = try #require(
-            try store.read { txn throws in try store.get(StoredToken.self, store.tables.tokens, "zoom-user/bridge-1", txn) })
+            try store.read { txn throws in try txn.tokens.get(TokenID(integration: "zoom-user", host: "bridge-1")) })
         #expect(stored.accessToken == token)
         #expect(stored.refreshToken != first.refreshToken)  // rotated, and committed before use
         // The new token works.

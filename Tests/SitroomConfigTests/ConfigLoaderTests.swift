@@ -957,6 +957,16 @@ import Glibc
             "1:42: unknown variable 'title' (expected incident, room, person, integration, admin, e.g. incident.title)"
         ),
         ("{{> footer}}", "1:1: partials and blocks are not supported ('> footer')"),
+        // An object printed whole would print its Swift type's name.
+        (
+            "Room: {{incident}}",
+            "1:7: 'incident' is an object, not a value: name one of its fields (incident.id, incident.title, incident.severity, incident.team, incident.stage)"
+        ),
+        ("{{.}}", "1:1: '.' outside a field's section would print a whole object: name a field (e.g. incident.title)"),
+        (
+            "{{#room}}{{.}}{{/room}}",
+            "1:10: '.' outside a field's section would print a whole object: name a field (e.g. incident.title)"
+        ),
     ])
     func unknownVariables(text: String, message: String) throws {
         let errors = try loadErrors("templates/room-ready.sms.mustache", text)

@@ -221,13 +221,13 @@ import Testing
             ])
     }
 
-    @Test("empty contacts make a person unreachable, not the file bad; control characters in names and titles become spaces")
+    @Test("empty contacts make a person unreachable, not the file bad; control characters in names, titles, severities and teams become spaces")
     func emptyContactsAndControlCharacters() throws {
         let text = """
             event_id: e1
             occurred_at: 2024-05-01T10:00:00Z
             stage: situation_room
-            incident: { id: i, title: "Down\\r\\nBcc: x@example.org\\u2028\\u202Eevil" }
+            incident: { id: i, title: "Down\\r\\nBcc: x@example.org\\u2028\\u202Eevil", severity: "P1\\r\\nBcc: y@example.org", team: "ops\\nX: 1" }
             participants:
               - { name: Ada, email: "", phone: "+15005550101" }
               - { name: Bo, email: "" }
@@ -236,6 +236,8 @@ import Testing
             """
         let event = try IncidentEventParser.parse(Array(text.utf8), file: "new/x.yaml")
         #expect(event.incident.title == "Down  Bcc: x@example.org  evil")
+        #expect(event.incident.severity == "P1  Bcc: y@example.org")
+        #expect(event.incident.team == "ops X: 1")
         #expect(event.participants.map(\.name) == ["Ada", "Cy  X-Injected: 1"])
         #expect(
             event.unreachable == [

@@ -361,18 +361,10 @@ struct ConfigReloadTests {
                 ("zoom-main", "INC-1", "r00000000000000a1", "bridge-1"),
                 ("zoom-other", "INC-9", "r00000000000000a9", "o-1"),
             ] {
-                try store.put(
-                    IntegrationRecord(state: .active, reason: nil, since: now),
-                    store.tables.integrations,
-                    name,
-                    txn
-                )
-                try store.put(
+                try txn.integrations.putRecord(IntegrationRecord(state: .active, reason: nil, since: now), for: name)
+                try txn.tokens.put(
                     StoredToken(accessToken: "token-of-\(name)", expiresAt: now + 3600),
-                    store.tables.tokens,
-                    name,
-                    txn
-                )
+                    for: TokenID(integration: name, host: nil))
                 var room = Room(id: roomID, incidentID: incident, createdAt: now)
                 room.state = .ready
                 room.integration = name
@@ -381,8 +373,8 @@ struct ConfigReloadTests {
                 room.createPhase = .done
                 room.meetingID = 8_100_000_001
                 room.joinURL = "https://zoom.example/j/8100000001"
-                try store.putRoom(room, txn)
-                try store.putIncident(
+                try txn.rooms.put(room)
+                try txn.incidents.put(
                     IncidentRecord(
                         info: IncidentInfo(id: incident, title: "Payments down", severity: "critical"),
                         stage: .situationRoom,
@@ -390,9 +382,7 @@ struct ConfigReloadTests {
                         integration: nil,
                         roomID: roomID,
                         lastOccurredAt: now
-                    ),
-                    txn
-                )
+                    ))
             }
         }
     }
@@ -420,9 +410,9 @@ struct ConfigReloadTests {
             let (mainToken, mainRecord, otherToken): (StoredToken?, IntegrationRecord?, StoredToken?) = try store.read {
                 txn in
                 (
-                    try store.get(StoredToken.self, store.tables.tokens, "zoom-main", txn),
-                    try store.get(IntegrationRecord.self, store.tables.integrations, "zoom-main", txn),
-                    try store.get(StoredToken.self, store.tables.tokens, "zoom-other", txn)
+                    try txn.tokens.get(TokenID(integration: "zoom-main", host: nil)),
+                    try txn.integrations.record("zoom-main"),
+                    try txn.tokens.get(TokenID(integration: "zoom-other", host: nil))
                 )
             }
             #expect(mainToken == nil)
@@ -486,15 +476,8 @@ struct ConfigReloadTests {
             #expect(other.reason?.contains("integration zoom-other was removed") == true)
             #expect(rooms.first { $0.incidentID == "INC-1" }?.state == .ready)
             let store = fixture.store
-            let tokens: [String] = try store.read { txn in
-                var names: [String] = []
-                try txn.forEach(store.tables.tokens, prefix: "") { key, _ in
-                    names.append(key)
-                    return true
-                }
-                return names
-            }
-            #expect(tokens == ["zoom-main"])
+            let tokens: [TokenID] = try store.read { txn in try txn.tokens.all().map(\.id) }
+            #expect(tokens == [TokenID(integration: "zoom-main", host: nil)])
             #expect(await fixture.core.registry.snapshot().map(\.name) == ["zoom-main"])
             #expect(await fixture.core.pool.snapshot().allSatisfy { $0.integration == "zoom-main" })
         } catch {

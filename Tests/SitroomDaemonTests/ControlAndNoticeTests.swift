@@ -60,6 +60,13 @@ struct NoticeTests {
         #expect(plain.body == "Join https://zoom.example/j/123?pwd=a&b=<c>\n")
         #expect(templates.render(.roomReady, .sms, context)?.body == "A & B <down> https://zoom.example/j/123?pwd=a&b=<c>")
         #expect(templates.render(.roomEnded, .sms, context) == nil)
+
+        // Absent objects are absent: an admin notice has no person, a participant's no admin.
+        let both = try NoticeTemplates(["admin-room-failed.sms": "{{#person}}P {{/person}}{{#admin}}A {{admin.name}}{{/admin}}"])
+        let toAdmin = NoticeContext(
+            incident: context.incident, stage: .situationRoom, room: room(), person: nil, admin: (name: "Ops", email: "ops@example.org"))
+        #expect(both.render(.adminRoomFailed, .sms, toAdmin)?.body == "A Ops")
+        #expect(both.render(.adminRoomFailed, .sms, context)?.body == "P")
     }
 
     @Test("an email is RFC 5322 with a stable Message-ID and RFC 2047 words for non-ASCII")

@@ -81,14 +81,14 @@ struct NotifierTests {
         func queue(_ notices: [Notice]) async throws {
             let store = self.store
             try store.write { txn in
-                for notice in notices { try store.enqueue(notice, txn) }
+                for notice in notices { try txn.outbox.enqueue(notice) }
             }
             await notifier.enqueued(notices)
         }
 
         func notice(_ id: String) throws -> Notice? {
             let store = self.store
-            return try store.read { txn in try store.get(Notice.self, store.tables.outbox, id, txn) }
+            return try store.read { txn in try txn.outbox.get(id) }
         }
 
         func waitForState(_ id: String, _ state: NoticeState, timeout: Double = 20) async throws -> Notice {

@@ -34,6 +34,23 @@ struct RoomMachineTests {
         #expect(machine.isFinished)
     }
 
+    @Test("a room behind older waiting rooms waits, saying so without a count that would go stale")
+    func queuedBehindOlderRooms() {
+        let world = World()
+        let id = world.open("INC-1")
+        var machine = RoomMachine(room: world.rooms[id]!, policy: world.policy)
+        _ = machine.handle(.start, now: world.now)
+        let step = machine.handle(.queued, now: world.now)
+        guard case .write(let waiting, _) = step.request else {
+            Issue.record("expected the waiting write, got \(String(describing: step.request))")
+            return
+        }
+        #expect(waiting.state == .waiting && waiting.waitingSince == world.now)
+        #expect(waiting.reason == "queued behind older waiting rooms: hosts go to the oldest first")
+        // Once written, the waiting queue is looked at again (an older room may have left it meanwhile).
+        #expect(machine.handle(.written(.saved(waiting)), now: world.now).effects.contains(.retryWaiting))
+    }
+
     @Test("a lost create answer is settled by the room's marker, never by a second create")
     func lostAnswer() {
         let world = World()

@@ -11,7 +11,7 @@ struct HousekeepingTests {
     static let day = 86_400.0
 
     func schemaVersion(_ store: Store) throws -> String? {
-        try store.read { txn throws in
+        try store.environment.read { txn throws in
             try txn.get(store.tables.meta, "schema_version").map { String(decoding: $0, as: UTF8.self) }
         }
     }
@@ -31,7 +31,7 @@ struct HousekeepingTests {
                 let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
                 #expect(try schemaVersion(first) == "1")
                 #expect(first.migrated.isEmpty)
-                _ = try first.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
+                _ = try first.environment.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
             }
             // A later build (this one's schema + 1) migrates 1 → 2 → ... step by step, in one transaction: each
             // step finds the previous one's marker.
@@ -48,8 +48,8 @@ struct HousekeepingTests {
                 let migrated = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: later, migrations: steps)
                 #expect(migrated.migrated == (1..<later).map { "\($0) → \($0 + 1): step \($0)" })
                 #expect(try schemaVersion(migrated) == String(later))
-                #expect(try migrated.read { txn throws in try txn.get(migrated.tables.meta, "step-\(later - 1)") } != nil)
-                #expect(try migrated.read { txn throws in try txn.get(migrated.tables.rooms, "r1") } != nil)
+                #expect(try migrated.environment.read { txn throws in try txn.get(migrated.tables.meta, "step-\(later - 1)") } != nil)
+                #expect(try migrated.environment.read { txn throws in try txn.get(migrated.tables.rooms, "r1") } != nil)
             }
             // This build refuses the store now at a later version, naming both versions.
             let newer = #expect(throws: SitroomError.self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
@@ -86,12 +86,12 @@ struct HousekeepingTests {
         try withTemporaryDirectory { dir in
             do {
                 let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
-                _ = try first.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
+                _ = try first.environment.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
             }
             #expect(throws: (any Error).self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
             let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
             #expect(try schemaVersion(first) == "1")
-            #expect(try first.read { txn throws in try txn.count(first.tables.roomIndex) } == 0)
+            #expect(try first.environment.read { txn throws in try txn.count(first.tables.roomIndex) } == 0)
         }
     }
 
@@ -133,7 +133,7 @@ struct HousekeepingTests {
             notice.state = state
             return notice
         }
-        try store.write { txn throws in
+        try store.environment.write { txn throws in
             try store.putRoom(room("r-old", incident: "INC-OLD", state: .ended, at: old), txn)
             try store.putIncident(record("INC-OLD", stage: .resolved, room: "r-old", at: old), txn)
             try store.enqueue(
@@ -212,7 +212,7 @@ struct HousekeepingTests {
             #expect(counts.auditEntries == 1)
             #expect(counts.usageEntries == 1)
 
-            let (rooms, incidents, notices, audit) = try store.read { txn throws in
+            let (rooms, incidents, notices, audit) = try store.environment.read { txn throws in
                 (
                     try store.all(Room.self, store.tables.rooms, txn).map(\.id).sorted(),
                     try store.all(IncidentRecord.self, store.tables.incidents, txn).map(\.info.id).sorted(),
@@ -234,7 +234,7 @@ struct HousekeepingTests {
     func purgeLimit() throws {
         try withTemporaryDirectory { dir in
             let store = try Store(directory: dir, mapSize: 1 << 22)
-            try store.write { txn throws in
+            try store.environment.write { txn throws in
                 for index in 0..<5 {
                     var room = Room(id: "r\(index)", incidentID: "INC-\(index)", createdAt: Double(index))
                     room.state = .ended
@@ -260,7 +260,7 @@ struct HousekeepingTests {
             let store = try Store(directory: dir, mapSize: 1 << 22)
             let now = 1_800_000_000.0
             try fixture(store, now: now)
-            try store.write { txn throws in
+            try store.environment.write { txn throws in
                 var waiting = Room(id: "r-wait", incidentID: "INC-W", createdAt: now - 100)
                 waiting.state = .waiting
                 waiting.waitingSince = now - 90
@@ -318,7 +318,7 @@ struct HousekeepingTests {
             #expect(store.environment.readerTable.used == store.environment.readerTable.size)
             #expect(try store.backup(to: copy) > 0)
             let restored = try Store(directory: copy, mapSize: 1 << 22)
-            #expect(try restored.read { txn throws in try restored.all(Room.self, restored.tables.rooms, txn).count } == 5)
+            #expect(try restored.environment.read { txn throws in try restored.all(Room.self, restored.tables.rooms, txn).count } == 5)
         }
     }
 
@@ -339,7 +339,7 @@ struct HousekeepingTests {
                 #expect(throws: (any Error).self) { _ = try store.backup(to: copy) }
             }
             let restored = try Store(directory: copy, mapSize: 1 << 22)
-            let rooms = try restored.read { txn throws in
+            let rooms = try restored.environment.read { txn throws in
                 try restored.all(Room.self, restored.tables.rooms, txn).map(\.id).sorted()
             }
             #expect(rooms == ["r-current", "r-failed", "r-old", "r-recent", "r-superseded"])

@@ -31,7 +31,7 @@ struct IndexTests {
 
     /// The counts a full decode of the tables gives (what `Store.counts()` computed before the indexes).
     static func countsByDecoding(_ store: Store) throws -> StoreCounts {
-        try store.read { txn throws in
+        try store.environment.read { txn throws in
             var rooms = Dictionary(uniqueKeysWithValues: RoomState.allCases.map { ($0, 0) })
             var oldest: Double? = nil
             for room in try store.all(Room.self, store.tables.rooms, txn) {
@@ -56,7 +56,7 @@ struct IndexTests {
         cutoff: Double,
         limit: Int
     ) throws -> (rooms: Set<String>, notices: Set<String>) {
-        try store.read { txn throws in
+        try store.environment.read { txn throws in
             let incidents = Dictionary(
                 uniqueKeysWithValues: try store.all(IncidentRecord.self, store.tables.incidents, txn).map {
                     ($0.info.id, $0)
@@ -85,7 +85,7 @@ struct IndexTests {
 
     /// Checks every index-backed answer against a full decode of `rooms` and `outbox`.
     static func expectIndexesMatchTables(_ store: Store, _ note: Comment) throws {
-        let (rooms, notices, summaries, recovery, open, unsettled) = try store.read { txn throws in
+        let (rooms, notices, summaries, recovery, open, unsettled) = try store.environment.read { txn throws in
             (
                 try store.all(Room.self, store.tables.rooms, txn),
                 try store.all(Notice.self, store.tables.outbox, txn),
@@ -96,8 +96,8 @@ struct IndexTests {
             )
         }
         #expect(summaries == Dictionary(uniqueKeysWithValues: rooms.map { ($0.id, RoomSummary($0)) }), note)
-        #expect(try store.read { txn throws in try txn.count(store.tables.roomIndex) } == rooms.count, note)
-        let indexed: [String: NoticeSummary] = try store.read { txn throws in
+        #expect(try store.environment.read { txn throws in try txn.count(store.tables.roomIndex) } == rooms.count, note)
+        let indexed: [String: NoticeSummary] = try store.environment.read { txn throws in
             var found: [String: NoticeSummary] = [:]
             try txn.forEach(store.tables.outboxIndex, prefix: "") { id, bytes in
                 found[id] = NoticeSummary(bytes: bytes)
@@ -220,7 +220,7 @@ struct IndexTests {
                     current = reopened
                 }
                 let store = try #require(current)
-                try store.write { txn throws in
+                try store.environment.write { txn throws in
                     for _ in 0..<Int.random(in: 1...25, using: &rng) {
                         let id = "r\(Int.random(in: 0..<60, using: &rng))"
                         switch Int.random(in: 0..<10, using: &rng) {
@@ -279,7 +279,7 @@ struct IndexTests {
                     )
                     #expect(counts.rooms == expected.rooms.count, "round \(round)")
                     #expect(counts.notices == expected.notices.count, "round \(round)")
-                    let (rooms, notices) = try store.read { txn throws in
+                    let (rooms, notices) = try store.environment.read { txn throws in
                         (
                             Set(try store.all(Room.self, store.tables.rooms, txn).map(\.id)),
                             Set(try store.all(Notice.self, store.tables.outbox, txn).map(\.id))
@@ -312,16 +312,16 @@ struct IndexTests {
                 body: "b",
                 createdAt: 1
             )
-            #expect(try store.write { txn throws in try store.enqueue(notice, txn) })
+            #expect(try store.environment.write { txn throws in try store.enqueue(notice, txn) })
             notice.state = .sent
-            try store.write { txn throws in try store.putNotice(notice, txn) }
+            try store.environment.write { txn throws in try store.putNotice(notice, txn) }
             notice.state = .pending
-            #expect(try store.write { txn throws in try store.enqueue(notice, txn) } == false)
+            #expect(try store.environment.write { txn throws in try store.enqueue(notice, txn) } == false)
             #expect(try store.counts().notices[.sent] == 1)
             #expect(try store.counts().notices[.pending] == 0)
-            #expect(try store.write { txn throws in try store.deleteNotice(notice.id, txn) })
+            #expect(try store.environment.write { txn throws in try store.deleteNotice(notice.id, txn) })
             #expect(try store.counts().notices.values.reduce(0, +) == 0)
-            #expect(try store.write { txn throws in try store.deleteNotice(notice.id, txn) } == false)
+            #expect(try store.environment.write { txn throws in try store.deleteNotice(notice.id, txn) } == false)
         }
     }
 
@@ -363,23 +363,23 @@ struct IndexTests {
                 }
                 // As a schema-1 build wrote them: JSON.
                 let json = JSONEncoder()
-                try first.write { txn throws in
+                try first.environment.write { txn throws in
                     for room in rooms { try txn.put(first.tables.rooms, room.id, Array(try json.encode(room))) }
                     for notice in notices { try txn.put(first.tables.outbox, notice.id, Array(try json.encode(notice))) }
                 }
-                #expect(try first.read { txn throws in try txn.count(first.tables.roomIndex) } == 0)
+                #expect(try first.environment.read { txn throws in try txn.count(first.tables.roomIndex) } == 0)
             }
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 22)
                 #expect(
                     store.migrated == ["1 → 2: room and outbox indexes built", "2 → 3: values rewritten from JSON as records"])
                 #expect(
-                    try store.read { txn throws in
+                    try store.environment.read { txn throws in
                         try txn.get(store.tables.meta, "schema_version").map { String(decoding: $0, as: UTF8.self) }
                     } == String(Store.schemaVersion)
                 )
                 // Every room and notice is a record now, and reads back as it was written.
-                try store.read { txn throws in
+                try store.environment.read { txn throws in
                     for room in rooms {
                         let bytes = try #require(try txn.get(store.tables.rooms, room.id))
                         #expect(RecordFormat.isRecord(bytes))
@@ -390,8 +390,8 @@ struct IndexTests {
                     }
                 }
                 try Self.expectIndexesMatchTables(store, "migrated")
-                #expect(try store.read { txn throws in try txn.count(store.tables.roomIndex) } == 200)
-                #expect(try store.read { txn throws in try txn.count(store.tables.outboxIndex) } == 400)
+                #expect(try store.environment.read { txn throws in try txn.count(store.tables.roomIndex) } == 200)
+                #expect(try store.environment.read { txn throws in try txn.count(store.tables.outboxIndex) } == 400)
                 #expect(try store.counts().rooms[.ended] == rooms.filter { $0.state == .ended }.count)
                 #expect(
                     try store.counts().oldestWaitingSince

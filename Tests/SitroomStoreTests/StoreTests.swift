@@ -1,8 +1,9 @@
 import Foundation
 import LMDB
 import SitroomCore
-import SitroomStore
 import Testing
+
+@testable import SitroomStore
 
 /// A fresh directory under the system temp dir, removed afterwards.
 func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
@@ -27,10 +28,10 @@ struct StoreTests {
                 participants: [Participant(name: "Ada", email: "ADA@Example.com")], integration: nil, roomID: "r1",
                 lastOccurredAt: 100)
             try store.write { txn throws in
-                try store.putRoom(room, txn)
-                try store.putIncident(record, txn)
+                try txn.rooms.put(room)
+                try txn.incidents.put(record)
             }
-            let (readRoom, readRecord) = try store.read { txn throws in (try store.room("r1", txn), try store.incident("INC-1", txn)) }
+            let (readRoom, readRecord) = try store.read { txn throws in (try txn.rooms.get("r1"), try txn.incidents.get("INC-1")) }
             #expect(readRoom == room)
             #expect(readRecord == record)
             #expect(readRecord?.participants.first?.email == "ada@example.com")
@@ -41,9 +42,9 @@ struct StoreTests {
     func seenEvents() throws {
         try withTemporaryDirectory { dir in
             let store = try Store(directory: dir, mapSize: 1 << 20)
-            #expect(try store.write { txn throws in try store.markEventSeen("evt-1", at: 1, txn) } == true)
-            #expect(try store.write { txn throws in try store.markEventSeen("evt-1", at: 2, txn) } == false)
-            #expect(try store.write { txn throws in try store.markEventSeen("evt-2", at: 2, txn) })
+            #expect(try store.write { txn throws in try txn.events.markSeen("evt-1", at: 1) } == true)
+            #expect(try store.write { txn throws in try txn.events.markSeen("evt-1", at: 2) } == false)
+            #expect(try store.write { txn throws in try txn.events.markSeen("evt-2", at: 2) })
         }
     }
 
@@ -56,10 +57,10 @@ struct StoreTests {
                     roomID: "r1", incidentID: "INC-1", personID: "email:ada@example.com", kind: .roomReady, channel: channel,
                     recipient: "ada@example.com", recipientName: "Ada", subject: "s", body: body, createdAt: 1)
             }
-            #expect(try store.write { txn throws in try store.enqueue(notice(.email, body: "first"), txn) })
-            #expect(try store.write { txn throws in try store.enqueue(notice(.email, body: "second"), txn) } == false)
-            #expect(try store.write { txn throws in try store.enqueue(notice(.sms, body: "sms"), txn) })
-            let all = try store.read { txn throws in try store.all(Notice.self, store.tables.outbox, txn) }
+            #expect(try store.write { txn throws in try txn.outbox.enqueue(notice(.email, body: "first")) })
+            #expect(try store.write { txn throws in try txn.outbox.enqueue(notice(.email, body: "second")) } == false)
+            #expect(try store.write { txn throws in try txn.outbox.enqueue(notice(.sms, body: "sms")) })
+            let all = try store.read { txn throws in try txn.outbox.all() }
             #expect(all.count == 2)
             #expect(all.first { $0.channel == .email }?.body == "first")
         }
@@ -70,10 +71,10 @@ struct StoreTests {
         try withTemporaryDirectory { dir in
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 20)
-                try store.write { txn throws in try store.setCreates(7, day: "2026-11-29", integration: "z", host: "h", txn) }
+                try store.write { txn throws in try txn.usage.setCreates(7, day: "2026-11-29", integration: "z", host: "h") }
             }
             let store = try Store(directory: dir, mapSize: 1 << 20)
-            #expect(try store.read { txn throws in try store.createsOn(day: "2026-11-29", integration: "z", host: "h", txn) } == 7)
+            #expect(try store.read { txn throws in try txn.usage.creates(day: "2026-11-29", integration: "z", host: "h") } == 7)
         }
     }
 
@@ -82,7 +83,7 @@ struct StoreTests {
         try withTemporaryDirectory { dir in
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 20)
-                _ = try store.write { txn throws in try txn.put(store.tables.meta, "schema_version", Array("99".utf8)) }
+                _ = try store.environment.write { txn throws in try txn.put(store.tables.meta, "schema_version", Array("99".utf8)) }
             }
             #expect(throws: SitroomError.self) { try Store(directory: dir, mapSize: 1 << 20) }
         }
@@ -94,10 +95,10 @@ struct StoreTests {
             let store = try Store(directory: dir, mapSize: 1 << 20)
             for index in 1...12 {
                 try store.write { txn throws in
-                    try store.appendAudit(AuditEntry(time: Double(index), uid: 0, command: "reload \(index)", outcome: "ok"), txn)
+                    try txn.audit.append(AuditEntry(time: Double(index), uid: 0, command: "reload \(index)", outcome: "ok"))
                 }
             }
-            let entries = try store.read { txn throws in try store.all(AuditEntry.self, store.tables.audit, txn) }
+            let entries = try store.read { txn throws in try txn.audit.all() }
             #expect(entries.map(\.time) == (1...12).map(Double.init))
         }
     }
