@@ -1,9 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// sitroom is Linux-only (docs/architecture.md): it builds on inotify, glibc and Debian's liblmdb and libcurl, so the
+// package names no `platforms` (that list only sets Apple deployment floors; on Linux it has no effect).
 let package = Package(
     name: "sitroom",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sitroomd", targets: ["sitroomd"]),
         .executable(name: "sitroomctl", targets: ["sitroomctl"]),
@@ -33,9 +34,13 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // Safe wrappers over C.
-        .target(name: "LMDB", dependencies: ["CLMDB"]),
-        .target(name: "Curl", dependencies: ["CCurl"]),
-        .target(name: "PosixIO"),
+        .target(name: "LMDB", dependencies: ["CLMDB", "SitroomRuntime"]),
+        .target(name: "Curl", dependencies: ["CCurl", "SitroomRuntime"]),
+        .target(name: "PosixIO", dependencies: ["SitroomRuntime"]),
+
+        // The runtime layer: executors and blocking workers that keep blocking calls off Swift's cooperative pool,
+        // and the one reader-writer lock (everything else locks with `Synchronization.Mutex`).
+        .target(name: "SitroomRuntime"),
 
         // Domain.
         .target(name: "SitroomCore"),
@@ -71,7 +76,7 @@ let package = Package(
         .target(
             name: "SitroomNotify",
             dependencies: [
-                "SitroomCore", "SitroomConfig", "PosixIO", "Curl",
+                "SitroomCore", "SitroomConfig", "SitroomRuntime", "PosixIO", "Curl",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -92,8 +97,7 @@ let package = Package(
             name: "SitroomDaemon",
             dependencies: [
                 "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomZoomEvents", "SitroomNotify",
-                "SitroomService", "PosixIO",
-                "Curl",
+                "SitroomService", "SitroomRuntime", "PosixIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -121,7 +125,7 @@ let package = Package(
         .target(
             name: "SitroomIntake",
             dependencies: [
-                "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "PosixIO",
+                "SitroomService", "SitroomConfig", "SitroomCore", "SitroomZoom", "SitroomRuntime", "PosixIO",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

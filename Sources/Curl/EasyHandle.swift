@@ -33,44 +33,115 @@ final class EasyHandle {
         var connectsOpened: Int
     }
 
+    /// What every transfer sets, whatever its protocol.
+    struct Basics {
+        var url: String
+        /// `CURLOPT_PROTOCOLS_STR`: the schemes the URL may have, such as `http,https`.
+        var protocols: String
+        /// Whole-transfer limit in seconds (`CURLOPT_TIMEOUT_MS`).
+        var timeout: Double
+        /// Connection limit in seconds (`CURLOPT_CONNECTTIMEOUT_MS`).
+        var connectTimeout: Double
+        /// The request as errors name it, such as `GET https://host/path` or `SMTP smtp://host`: no credentials.
+        /// Made only for an error (it parses the URL again, which a transfer that succeeds should not pay for).
+        var target: () -> String
+    }
+
+    /// How a transfer ended.
+    enum End {
+        case completed
+        /// Failed; `performed` tells whether `curl_easy_perform` ran (no when an option was refused).
+        case failed(CurlError, performed: Bool)
+    }
+
+    /// The one libcurl perform path: resets the handle, sets the options every transfer needs (no signals, no
+    /// proxy from the environment, the allowed protocols, TCP keep-alive, the limits, the error buffer, the
+    /// progress callback that aborts a cancelled transfer), lets `configure` set the protocol's own, runs
+    /// `curl_easy_perform` (through `around`, which may lend it memory that must stay put), and maps a failure to
+    /// a ``CurlError`` (``failure(_:_:context:)``). Blocks the calling thread until the transfer completes, fails
+    /// or `context.isCancelled` turns true.
+    func transfer(
+        _ basics: Basics,
+        context: TransferContext,
+        configure: () throws(CurlError) -> Void,
+        around: (_ perform: () -> CURLcode) -> CURLcode = { $0() }
+    ) -> End {
+        errorBuffer[0] = 0
+        curl_easy_reset(handle)
+        let rc: CURLcode
+        do {
+            let contextPointer = Unmanaged.passUnretained(context).toOpaque()
+            try setLong(CURLOPT_NOSIGNAL, 1)
+            try setString(CURLOPT_URL, basics.url)
+            try setPointer(CURLOPT_ERRORBUFFER, errorBuffer)
+            // Honour nothing from the environment (http_proxy and friends).
+            try setString(CURLOPT_PROXY, "")
+            try setString(CURLOPT_PROTOCOLS_STR, basics.protocols)
+            try setLong(CURLOPT_TCP_KEEPALIVE, 1)
+            try setLong(CURLOPT_TIMEOUT_MS, milliseconds(basics.timeout))
+            try setLong(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(basics.connectTimeout))
+            try check(
+                sitroom_curl_easy_setopt_xferinfo_callback(handle, CURLOPT_XFERINFOFUNCTION, progressCallback),
+                "CURLOPT_XFERINFOFUNCTION"
+            )
+            try setPointer(CURLOPT_XFERINFODATA, contextPointer)
+            try setLong(CURLOPT_NOPROGRESS, 0)
+            try configure()
+            rc = around { withExtendedLifetime(context) { curl_easy_perform(handle) } }
+        } catch {
+            return .failed(
+                CurlError(
+                    code: error.code,
+                    message: "\(error.message) (\(basics.target()))",
+                    requestMayHaveBeenSent: false
+                ),
+                performed: false
+            )
+        }
+        guard rc == CURLE_OK else { return .failed(failure(rc, basics.target(), context: context), performed: true) }
+        return .completed
+    }
+
     /// Performs `request`, blocking the calling thread until it completes, fails or `isCancelled` turns true.
     func perform(_ request: HTTPRequest, isCancelled: @escaping () -> Bool) -> Outcome {
         let context = TransferContext(isCancelled: isCancelled)
         var headerList: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(headerList) }
-        errorBuffer[0] = 0
-        curl_easy_reset(handle)
-
-        let rc: CURLcode
-        do {
+        let basics = Basics(
+            url: request.url,
+            protocols: "http,https",
+            timeout: request.timeout,
+            connectTimeout: request.connectTimeout,
+            target: { "\(request.method.rawValue) \(redactedURL(request.url))" }
+        )
+        let end = transfer(basics, context: context) { () throws(CurlError) in
             try configure(request, context: context, headerList: &headerList)
-            if sendsBody(request) {
-                // CURLOPT_POSTFIELDS is not copied: the body must stay put until curl_easy_perform returns.
-                rc = withBody(request.body) { body in
-                    let set = sitroom_curl_easy_setopt_pointer(handle, CURLOPT_POSTFIELDS, body)
-                    guard set == CURLE_OK else { return set }
-                    return withExtendedLifetime(context) { curl_easy_perform(handle) }
-                }
-            } else {
-                rc = withExtendedLifetime(context) { curl_easy_perform(handle) }
+        } around: { perform in
+            guard sendsBody(request) else { return perform() }
+            // CURLOPT_POSTFIELDS is not copied: the body must stay put until curl_easy_perform returns.
+            return withBody(request.body) { body in
+                let set = sitroom_curl_easy_setopt_pointer(handle, CURLOPT_POSTFIELDS, body)
+                guard set == CURLE_OK else { return set }
+                return perform()
             }
-        } catch {
-            return Outcome(result: .failure(describe(error, request)), connectsOpened: 0)
         }
+        switch end {
+        case .failed(let error, performed: false):
+            return Outcome(result: .failure(error), connectsOpened: 0)
+        case .failed(let error, performed: true):
+            return Outcome(result: .failure(error), connectsOpened: info(CURLINFO_NUM_CONNECTS))
+        case .completed:
+            let response = HTTPResponse(
+                status: info(CURLINFO_RESPONSE_CODE), headers: context.headers, body: context.body)
+            return Outcome(result: .success(response), connectsOpened: info(CURLINFO_NUM_CONNECTS))
+        }
+    }
 
-        var connects = 0
-        _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
-        guard rc == CURLE_OK else {
-            return Outcome(
-                result: .failure(
-                    failure(rc, request, cancelled: context.wasCancelled, replayRefused: context.replayRefused)),
-                connectsOpened: connects
-            )
-        }
-        var status = 0
-        _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        let response = HTTPResponse(status: status, headers: context.headers, body: context.body)
-        return Outcome(result: .success(response), connectsOpened: connects)
+    /// A `long` from `curl_easy_getinfo` about the last transfer; 0 when libcurl has none.
+    func info(_ what: CURLINFO) -> Int {
+        var value = 0
+        _ = sitroom_curl_easy_getinfo_long(handle, what, &value)
+        return value
     }
 
     private func configure(
@@ -79,16 +150,6 @@ final class EasyHandle {
         headerList: inout UnsafeMutablePointer<curl_slist>?
     ) throws(CurlError) {
         let contextPointer = Unmanaged.passUnretained(context).toOpaque()
-        try setLong(CURLOPT_NOSIGNAL, 1)
-        try setString(CURLOPT_URL, request.url)
-        try setPointer(CURLOPT_ERRORBUFFER, errorBuffer)
-        // Honour nothing from the environment (http_proxy and friends).
-        try setString(CURLOPT_PROXY, "")
-        try setString(CURLOPT_PROTOCOLS_STR, "http,https")
-        try setLong(CURLOPT_TCP_KEEPALIVE, 1)
-        try setLong(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
-        try setLong(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
-
         try check(
             sitroom_curl_easy_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, writeCallback),
             "CURLOPT_WRITEFUNCTION"
@@ -99,12 +160,6 @@ final class EasyHandle {
             "CURLOPT_HEADERFUNCTION"
         )
         try setPointer(CURLOPT_HEADERDATA, contextPointer)
-        try check(
-            sitroom_curl_easy_setopt_xferinfo_callback(handle, CURLOPT_XFERINFOFUNCTION, progressCallback),
-            "CURLOPT_XFERINFOFUNCTION"
-        )
-        try setPointer(CURLOPT_XFERINFODATA, contextPointer)
-        try setLong(CURLOPT_NOPROGRESS, 0)
         // libcurl silently sends a request again on a fresh connection when a reused one dies before any
         // answer arrives. For a non-idempotent request (POST: create meeting) that could make a second
         // meeting, so the replay is refused and the caller is told the request may have been sent.
@@ -195,20 +250,20 @@ final class EasyHandle {
         return body.withUnsafeBytes { work($0.baseAddress!) }
     }
 
-    private func failure(_ rc: CURLcode, _ request: HTTPRequest, cancelled: Bool, replayRefused: Bool = false)
-        -> CurlError
-    {
+    /// The one failure mapping, for every protocol: `curl_easy_strerror`, libcurl's detail from the error buffer
+    /// (or "cancelled" when the awaiting task was), and the request's `target`; whether the request may have
+    /// been sent, from what the transfer knows (a refused replay was; no connection and no byte written was not).
+    private func failure(_ rc: CURLcode, _ target: String, context: TransferContext) -> CurlError {
         let code = Int32(bitPattern: rc.rawValue)
-        if replayRefused {
+        if context.replayRefused {
             return CurlError(
                 code: code,
-                message:
-                    "connection closed after the request was sent; not sent again (\(request.method.rawValue) \(redactedURL(request.url)))",
+                message: "connection closed after the request was sent; not sent again (\(target))",
                 requestMayHaveBeenSent: true)
         }
         var text = String(cString: curl_easy_strerror(rc))
         let detail = String(cString: errorBuffer)
-        if cancelled {
+        if context.wasCancelled {
             text += ": cancelled"
         } else if !detail.isEmpty && detail != text {
             text += ": \(detail)"
@@ -217,32 +272,23 @@ final class EasyHandle {
         if !CurlError.neverSentCodes.contains(code) {
             // A timeout (or any other failure) before the connection existed and before a byte of the
             // request was written means the server never saw it.
-            var requestSize = 0
             var connectTime: curl_off_t = 0
-            _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &requestSize)
             _ = sitroom_curl_easy_getinfo_off_t(handle, CURLINFO_CONNECT_TIME_T, &connectTime)
-            if requestSize == 0 && connectTime == 0 { sent = false }
+            if info(CURLINFO_REQUEST_SIZE) == 0 && connectTime == 0 { sent = false }
         }
-        return CurlError(
-            code: code,
-            message: "\(text) (\(request.method.rawValue) \(redactedURL(request.url)))",
-            requestMayHaveBeenSent: sent
-        )
-    }
-
-    private func describe(_ error: CurlError, _ request: HTTPRequest) -> CurlError {
-        CurlError(
-            code: error.code,
-            message: "\(error.message) (\(request.method.rawValue) \(redactedURL(request.url)))",
-            requestMayHaveBeenSent: false
-        )
+        return CurlError(code: code, message: "\(text) (\(target))", requestMayHaveBeenSent: sent)
     }
 }
 
-/// State shared with the C callbacks for one transfer.
+/// State shared with the C callbacks for one transfer, of any protocol.
 final class TransferContext {
+    /// The response body received (HTTP).
     var body: [UInt8] = []
+    /// The final response's headers (HTTP).
     var headers: [String: String] = [:]
+    /// The bytes to upload through the read callback (the SMTP message), and how many were handed to libcurl.
+    var upload: [UInt8] = []
+    var uploaded = 0
     var wasCancelled = false
     let isCancelled: () -> Bool
     /// Whether libcurl may send the request again on a new connection (idempotent methods only).

@@ -118,21 +118,21 @@ public struct SMTPError: Error, Sendable, CustomStringConvertible {
 
 /// Sends mail over SMTP through libcurl's easy interface.
 ///
-/// Transactions run on up to `maxConnections` worker threads of the client's own, each with one reused easy
-/// handle (so one cached connection); the blocking `curl_easy_perform` never runs on Swift's cooperative
-/// pool. Messages wait in a FIFO queue for a free worker. A server that accepts connections but never
-/// answers holds a worker only until the request's `timeout`.
+/// Transactions run on up to `maxConnections` worker threads of the client's own (a ``TransferQueue``, as each of
+/// ``HTTPClient``'s origins), each with one reused easy handle (so one cached connection); the blocking
+/// `curl_easy_perform` never runs on Swift's cooperative pool. Messages wait in a FIFO queue for a free worker.
+/// A server that accepts connections but never answers holds a worker only until the request's `timeout`.
 public final class SMTPClient: Sendable {
     /// The most transactions in flight (and so connections).
     public let maxConnections: Int
-    private let queue: WorkQueue<SMTPJob>
+    private let queue: TransferQueue<SMTPResponse>
 
     /// Creates a client; no thread starts until the first message.
     /// - Parameter maxConnections: The most concurrent transactions (at least 1).
     public init(maxConnections: Int = 2) {
         _ = curlGlobalInit
         self.maxConnections = max(1, maxConnections)
-        queue = WorkQueue(limit: self.maxConnections)
+        queue = TransferQueue(limit: self.maxConnections, owner: "SMTPClient")
     }
 
     deinit {
@@ -151,17 +151,13 @@ public final class SMTPClient: Sendable {
     /// The corresponding C function is `curl_easy_perform` with `CURLOPT_MAIL_FROM`, `CURLOPT_MAIL_RCPT` and
     /// `CURLOPT_UPLOAD` (libcurl's smtp protocol).
     public func send(_ request: SMTPRequest) async throws -> SMTPResponse {
-        let job = SMTPJob(request)
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                job.setContinuation(continuation)
-                queue.enqueue(job)
+        do {
+            return try await queue.submit { easy, isCancelled in
+                easy.performSMTP(request, isCancelled: isCancelled).mapError { $0 }
             }
-        } onCancel: {
-            job.cancel()
-            if queue.removeIfQueued(job) {
-                job.resume(.failure(CancellationError()))
-            }
+        } catch let error as CurlError {
+            // The queue's own failures (shut down, no worker thread, no easy handle): nothing reached the server.
+            throw SMTPError(curl: error, replyCode: 0)
         }
     }
 
@@ -170,225 +166,46 @@ public final class SMTPClient: Sendable {
     public func shutdown() {
         queue.shutDown()
     }
-
-    static let shutDownError = SMTPError(
-        curl: CurlError(
-            code: CurlError.failedInit.code,
-            message: "SMTPClient was shut down",
-            requestMayHaveBeenSent: false
-        ),
-        replyCode: 0
-    )
-}
-
-/// A job a ``WorkQueue`` worker can run with its easy handle.
-protocol QueuedJob: AnyObject, Sendable {
-    var isCancelled: Bool { get }
-    func run(on easy: EasyHandle)
-    func fail(_ error: any Error)
-}
-
-/// A FIFO queue served by up to `limit` worker threads, each owning one easy handle for its life.
-final class WorkQueue<J: QueuedJob>: @unchecked Sendable {
-    // Safe to share: every mutable property is only touched under `lock`; `limit` is a let.
-    private let limit: Int
-    private let lock = ConditionLock()
-    private var jobs: [J] = []
-    private var workers = 0
-    private var idle = 0
-    private var isShutDown = false
-
-    init(limit: Int) {
-        self.limit = limit
-    }
-
-    func enqueue(_ job: J) {
-        let start: Bool? = lock.withLock {
-            if isShutDown { return nil }
-            jobs.append(job)
-            if idle == 0 && workers < limit {
-                workers += 1
-                return true
-            }
-            lock.signal()
-            return false
-        }
-        guard let start else {
-            job.fail(SMTPClient.shutDownError)
-            return
-        }
-        if start {
-            let rc = startDetachedThread { [self] in runWorker() }
-            if rc != 0 {
-                let orphans: [J] = lock.withLock {
-                    workers -= 1
-                    guard workers == 0 else { return [] }
-                    defer { jobs = [] }
-                    return jobs
-                }
-                let error = SMTPError(
-                    curl: CurlError(
-                        code: CurlError.failedInit.code,
-                        message: "could not start a worker thread (errno \(rc))",
-                        requestMayHaveBeenSent: false
-                    ),
-                    replyCode: 0
-                )
-                for orphan in orphans { orphan.fail(error) }
-            }
-        }
-    }
-
-    func removeIfQueued(_ job: J) -> Bool {
-        lock.withLock {
-            guard let index = jobs.firstIndex(where: { $0 === job }) else { return false }
-            jobs.remove(at: index)
-            return true
-        }
-    }
-
-    func shutDown() {
-        let abandoned: [J] = lock.withLock {
-            isShutDown = true
-            defer { jobs = [] }
-            lock.broadcast()
-            return jobs
-        }
-        for job in abandoned { job.fail(SMTPClient.shutDownError) }
-    }
-
-    private func next() -> J? {
-        lock.withLock {
-            idle += 1
-            while jobs.isEmpty && !isShutDown { lock.wait() }
-            idle -= 1
-            guard !jobs.isEmpty else {
-                workers -= 1
-                return nil
-            }
-            return jobs.removeFirst()
-        }
-    }
-
-    private func runWorker() {
-        let easy: EasyHandle
-        do {
-            easy = try EasyHandle()
-        } catch {
-            while let job = lock.withLock({ jobs.isEmpty ? nil : jobs.removeFirst() }) { job.fail(error) }
-            lock.withLock { workers -= 1 }
-            return
-        }
-        while let job = next() {
-            if job.isCancelled {
-                job.fail(CancellationError())
-                continue
-            }
-            job.run(on: easy)
-        }
-    }
-}
-
-/// One message on its way: its continuation and cancellation flag.
-final class SMTPJob: QueuedJob, @unchecked Sendable {
-    // Safe to share: `continuation` and `cancelled` are only touched under `lock`; `request` is a let.
-    let request: SMTPRequest
-    private let lock = ConditionLock()
-    private var continuation: CheckedContinuation<SMTPResponse, any Error>?
-    private var cancelled = false
-
-    init(_ request: SMTPRequest) {
-        self.request = request
-    }
-
-    var isCancelled: Bool { lock.withLock { cancelled } }
-
-    func cancel() { lock.withLock { cancelled = true } }
-
-    func setContinuation(_ continuation: CheckedContinuation<SMTPResponse, any Error>) {
-        lock.withLock { self.continuation = continuation }
-    }
-
-    func run(on easy: EasyHandle) {
-        resume(easy.performSMTP(request, isCancelled: { [self] in isCancelled }).mapError { $0 })
-    }
-
-    func fail(_ error: any Error) { resume(.failure(error)) }
-
-    /// Resumes the awaiting task; only the first call has an effect.
-    func resume(_ result: Result<SMTPResponse, any Error>) {
-        let continuation: CheckedContinuation<SMTPResponse, any Error>? = lock.withLock {
-            defer { self.continuation = nil }
-            return self.continuation
-        }
-        continuation?.resume(with: result)
-    }
-}
-
-/// The message being uploaded, shared with the read callback.
-final class UploadContext {
-    let bytes: [UInt8]
-    var offset = 0
-    var wasCancelled = false
-    let isCancelled: () -> Bool
-
-    init(bytes: [UInt8], isCancelled: @escaping () -> Bool) {
-        self.bytes = bytes
-        self.isCancelled = isCancelled
-    }
 }
 
 extension EasyHandle {
     /// Performs one SMTP transaction, blocking the calling thread until it completes, fails or `isCancelled`
     /// turns true.
     func performSMTP(_ request: SMTPRequest, isCancelled: @escaping () -> Bool) -> Result<SMTPResponse, SMTPError> {
-        let context = UploadContext(bytes: request.message, isCancelled: isCancelled)
+        let context = TransferContext(isCancelled: isCancelled)
+        context.upload = request.message
         var recipients: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(recipients) }
-        errorBuffer[0] = 0
-        curl_easy_reset(handle)
-        let where_ = "SMTP \(redactedURL(request.url))"
-        do {
+        let basics = Basics(
+            url: request.url,
+            protocols: "smtp,smtps",
+            timeout: request.timeout,
+            connectTimeout: request.connectTimeout,
+            target: { "SMTP \(redactedURL(request.url))" }
+        )
+        let end = transfer(basics, context: context) { () throws(CurlError) in
             try configureSMTP(request, context: context, recipients: &recipients)
-        } catch {
+        }
+        switch end {
+        case .failed(let error, performed: false):
+            return .failure(SMTPError(curl: error, replyCode: 0))
+        case .failed(let error, performed: true):
+            let uploaded = context.uploaded == context.upload.count
             return .failure(
                 SMTPError(
-                    curl: CurlError(
-                        code: error.code,
-                        message: "\(error.message) (\(where_))",
-                        requestMayHaveBeenSent: false
-                    ),
-                    replyCode: 0
+                    curl: error,
+                    replyCode: info(CURLINFO_RESPONSE_CODE),
+                    messageMayHaveBeenDelivered: uploaded && !context.upload.isEmpty
                 )
             )
+        case .completed:
+            return .success(SMTPResponse(replyCode: info(CURLINFO_RESPONSE_CODE)))
         }
-        let rc = withExtendedLifetime(context) { curl_easy_perform(handle) }
-        var reply = 0
-        _ = sitroom_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &reply)
-        guard rc == CURLE_OK else {
-            let code = Int32(bitPattern: rc.rawValue)
-            var text = String(cString: curl_easy_strerror(rc))
-            let detail = String(cString: errorBuffer)
-            if context.wasCancelled {
-                text += ": cancelled"
-            } else if !detail.isEmpty && detail != text {
-                text += ": \(detail)"
-            }
-            let uploaded = context.offset == context.bytes.count
-            return .failure(
-                SMTPError(
-                    curl: CurlError(code: code, message: "\(text) (\(where_))"),
-                    replyCode: reply,
-                    messageMayHaveBeenDelivered: uploaded && !context.bytes.isEmpty
-                )
-            )
-        }
-        return .success(SMTPResponse(replyCode: reply))
     }
 
     private func configureSMTP(
         _ request: SMTPRequest,
-        context: UploadContext,
+        context: TransferContext,
         recipients: inout UnsafeMutablePointer<curl_slist>?
     ) throws(CurlError) {
         func bad(_ what: String) -> CurlError {
@@ -403,14 +220,6 @@ extension EasyHandle {
             throw bad("invalid or missing envelope recipients")
         }
         let contextPointer = Unmanaged.passUnretained(context).toOpaque()
-        try setLong(CURLOPT_NOSIGNAL, 1)
-        try setString(CURLOPT_URL, request.url)
-        try setPointer(CURLOPT_ERRORBUFFER, errorBuffer)
-        try setString(CURLOPT_PROXY, "")
-        try setString(CURLOPT_PROTOCOLS_STR, "smtp,smtps")
-        try setLong(CURLOPT_TCP_KEEPALIVE, 1)
-        try setLong(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout))
-        try setLong(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout))
         let useSSL: curl_usessl
         switch request.startTLS {
         case .required: useSSL = CURLUSESSL_ALL
@@ -438,35 +247,19 @@ extension EasyHandle {
             "CURLOPT_READFUNCTION"
         )
         try setPointer(CURLOPT_READDATA, contextPointer)
-        try check(
-            sitroom_curl_easy_setopt_xferinfo_callback(handle, CURLOPT_XFERINFOFUNCTION, uploadProgressCallback),
-            "CURLOPT_XFERINFOFUNCTION"
-        )
-        try setPointer(CURLOPT_XFERINFODATA, contextPointer)
-        try setLong(CURLOPT_NOPROGRESS, 0)
     }
 }
 
 /// Hands libcurl the next part of the message; 0 at the end.
 private let uploadCallback: curl_read_callback = { buffer, size, count, userData in
-    let context = Unmanaged<UploadContext>.fromOpaque(userData!).takeUnretainedValue()
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
     let room = size * count
-    let left = context.bytes.count - context.offset
+    let left = context.upload.count - context.uploaded
     let length = min(room, left)
     guard let buffer, length > 0 else { return 0 }
-    context.bytes.withUnsafeBytes { source in
-        UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + context.offset, byteCount: length)
+    context.upload.withUnsafeBytes { source in
+        UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + context.uploaded, byteCount: length)
     }
-    context.offset += length
+    context.uploaded += length
     return length
-}
-
-/// Aborts the transaction (CURLE_ABORTED_BY_CALLBACK) once the awaiting task is cancelled.
-private let uploadProgressCallback: curl_xferinfo_callback = { userData, _, _, _, _ in
-    let context = Unmanaged<UploadContext>.fromOpaque(userData!).takeUnretainedValue()
-    if context.isCancelled() {
-        context.wasCancelled = true
-        return 1
-    }
-    return 0
 }

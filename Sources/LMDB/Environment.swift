@@ -1,12 +1,7 @@
 import CLMDB
-
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import SitroomRuntime
+import Synchronization
 
 /// An LMDB environment: one directory holding `data.mdb` and `lock.mdb`, with named ``Database``s inside.
 ///
@@ -29,13 +24,12 @@ public final class Environment: @unchecked Sendable {
     // - `mdb_env_set_mapsize` needs no transaction active in the process: every transaction holds
     //   `resizeLock` shared for its whole life and a resize holds it exclusive.
     // - `generation` is written only under `resizeLock` exclusive and read under it shared;
-    //   `readPool` is guarded by `poolLock`.
+    //   `readPool` is guarded by its `Mutex`.
     private let env: OpaquePointer
     private let canonicalPath: String
-    private let resizeLock = PThreadRWLock()
+    private let resizeLock = ReadWriteLock()
     private var generation = 0
-    private let poolLock = PThreadMutex()
-    private var readPool: [OpaquePointer] = []
+    private let readPool = Mutex<[PooledRead]>([])
     private let readPoolLimit: Int
     private let onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)?
 
@@ -287,6 +281,12 @@ public final class Environment: @unchecked Sendable {
 
     // MARK: - Internals
 
+    /// A reset read transaction kept for reuse. Sendable because, with `MDB_NOTLS`, a reset read transaction is tied
+    /// to no thread: any thread may renew it (`mdb_txn_renew`) or abort it.
+    private struct PooledRead: @unchecked Sendable {
+        let txn: OpaquePointer
+    }
+
     private enum Outcome<R> {
         case done(R)
         case mapFull
@@ -295,7 +295,7 @@ public final class Environment: @unchecked Sendable {
 
     /// Takes a reset read transaction from the pool and renews it, or begins a new one.
     private func beginRead() -> Result<OpaquePointer, LMDBError> {
-        if let pooled = poolLock.withLock({ readPool.popLast() }) {
+        if let pooled = readPool.withLock({ $0.popLast()?.txn }) {
             let rc = mdb_txn_renew(pooled)
             if rc == MDB_SUCCESS { return .success(pooled) }
             mdb_txn_abort(pooled)
@@ -317,20 +317,20 @@ public final class Environment: @unchecked Sendable {
     /// Resets a read transaction and keeps it (and, with MDB_NOTLS, its reader slot) for reuse.
     private func endRead(_ txn: OpaquePointer) {
         mdb_txn_reset(txn)
-        let kept = poolLock.withLock {
-            guard readPool.count < readPoolLimit else { return false }
-            readPool.append(txn)
+        let kept = readPool.withLock { pool in
+            guard pool.count < readPoolLimit else { return false }
+            pool.append(PooledRead(txn: txn))
             return true
         }
         if !kept { mdb_txn_abort(txn) }
     }
 
     private func drainReadPool() {
-        let pooled = poolLock.withLock {
-            defer { readPool.removeAll() }
-            return readPool
+        let pooled = readPool.withLock { pool in
+            defer { pool.removeAll() }
+            return pool
         }
-        for txn in pooled { mdb_txn_abort(txn) }
+        for pooled in pooled { mdb_txn_abort(pooled.txn) }
     }
 
     /// Doubles the map, unless another thread already resized it since `observed`.
@@ -362,17 +362,15 @@ public final class Environment: @unchecked Sendable {
 /// Canonical paths of the environments open in this process.
 private let openEnvironments = PathRegistry()
 
-private final class PathRegistry: @unchecked Sendable {
-    // Safe to share: `paths` is only touched under `lock`.
-    private let lock = PThreadMutex()
-    private var paths: Set<String> = []
+private final class PathRegistry: Sendable {
+    private let paths = Mutex<Set<String>>([])
 
     /// Returns false if `path` was already registered.
     func insert(_ path: String) -> Bool {
-        lock.withLock { paths.insert(path).inserted }
+        paths.withLock { $0.insert(path).inserted }
     }
 
     func remove(_ path: String) {
-        _ = lock.withLock { paths.remove(path) }
+        _ = paths.withLock { $0.remove(path) }
     }
 }

@@ -1,5 +1,8 @@
+import Dispatch
 import Foundation
 import Glibc
+import SitroomRuntime
+import Synchronization
 
 /// Why `DurableFile.readRegularFile` would not read a path.
 public enum ReadRefusal: Error, Sendable, Hashable, CustomStringConvertible {
@@ -400,22 +403,31 @@ func wallClockSeconds() -> Double {
 
 /// Threads that fsync descriptors in parallel, for ``DurableFile/writeBatch(_:tmpDirectory:finalDirectory:mode:fsyncs:)``.
 /// They live as long as the process; make one pool per writer at start.
-public final class FsyncPool: @unchecked Sendable {
-    // Why @unchecked Sendable is sound: `work`, `next`, `codes` and `pending` are only touched with `condition`
-    // locked; one `fsync(_:)` call runs at a time (`calls` is held for its duration).
-    private let condition = NSCondition()
-    private let calls = NSLock()
-    private var work: [Int32] = []
-    private var codes: [Int32] = []
-    private var next = 0
-    private var pending = 0
+public final class FsyncPool: Sendable {
+    /// The descriptors of the call in progress and how far the threads got with them.
+    private struct Work {
+        var fds: [Int32] = []
+        var codes: [Int32] = []
+        var next = 0
+        var pending = 0
+        /// Pool threads waiting on `workReady` that no one has signalled yet.
+        var sleeping = 0
+    }
+
+    private let work = Mutex(Work())
+    /// Pool threads sleep here between calls (`Mutex` has no condition variable; a semaphore keeps a signal given
+    /// before the thread waits).
+    private let workReady = DispatchSemaphore(value: 0)
+    /// Signalled once per call, by whichever thread finishes its last descriptor.
+    private let finished = DispatchSemaphore(value: 0)
+    /// One ``fsync(_:)`` call at a time.
+    private let calls = DispatchSemaphore(value: 1)
 
     /// Starts `threads` threads named `name`.
     public init(threads: Int, name: String) {
         for index in 0..<max(1, threads) {
-            let thread = Thread { self.run() }
-            thread.name = "\(name)\(index)"
-            thread.start()
+            let rc = startDetachedThread(name: "\(name)\(index)") { [self] in run() }
+            precondition(rc == 0, "could not start the thread \(name)\(index) (errno \(rc))")
         }
     }
 
@@ -424,51 +436,52 @@ public final class FsyncPool: @unchecked Sendable {
     /// The corresponding C call is `fsync`.
     public func fsync(_ fds: [Int32]) -> [Int32] {
         guard fds.count > 1 else { return fds.map { fd in valueOrErrno({ Glibc.fsync(fd) }).errnoValue } }
-        calls.lock()
-        defer { calls.unlock() }
-        condition.lock()
-        work = fds
-        codes = Array(repeating: 0, count: fds.count)
-        next = 0
-        pending = fds.count
-        condition.broadcast()
-        condition.unlock()
+        calls.wait()
+        defer { calls.signal() }
+        let sleepers = work.withLock { work in
+            work.fds = fds
+            work.codes = Array(repeating: 0, count: fds.count)
+            work.next = 0
+            work.pending = fds.count
+            defer { work.sleeping = 0 }
+            return work.sleeping
+        }
+        for _ in 0..<sleepers { workReady.signal() }
         drain()
-        condition.lock()
-        while pending > 0 { condition.wait() }
-        let result = codes
-        work = []
-        condition.unlock()
-        return result
+        finished.wait()
+        return work.withLock { work in
+            defer { work.fds = [] }
+            return work.codes
+        }
     }
 
     /// Takes descriptors until none is left.
     private func drain() {
         while true {
-            condition.lock()
-            guard next < work.count else {
-                condition.unlock()
-                return
+            let taken: (index: Int, fd: Int32)? = work.withLock { work in
+                guard work.next < work.fds.count else { return nil }
+                defer { work.next += 1 }
+                return (work.next, work.fds[work.next])
             }
-            let index = next
-            let fd = work[index]
-            next += 1
-            condition.unlock()
-            let code = valueOrErrno({ Glibc.fsync(fd) }).errnoValue
-            condition.lock()
-            codes[index] = code
-            pending -= 1
-            if pending == 0 { condition.broadcast() }
-            condition.unlock()
+            guard let taken else { return }
+            let code = valueOrErrno({ Glibc.fsync(taken.fd) }).errnoValue
+            let last = work.withLock { work in
+                work.codes[taken.index] = code
+                work.pending -= 1
+                return work.pending == 0
+            }
+            if last { finished.signal() }
         }
     }
 
     private func run() {
         while true {
-            condition.lock()
-            while next >= work.count { condition.wait() }
-            condition.unlock()
-            drain()
+            let idle = work.withLock { work in
+                guard work.next >= work.fds.count else { return false }
+                work.sleeping += 1
+                return true
+            }
+            if idle { workReady.wait() } else { drain() }
         }
     }
 }

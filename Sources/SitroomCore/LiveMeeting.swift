@@ -1,3 +1,5 @@
+import Foundation
+
 /// One of Zoom's meeting events, as sitroom uses it, whichever way it came (a signed webhook through the spool, or
 /// a WebSocket event subscription).
 ///

@@ -2,6 +2,7 @@ import Logging
 import SitroomConfig
 import SitroomCore
 import SitroomRooms
+import SitroomRuntime
 import SitroomStore
 
 /// The pools of Zoom hosts of all integrations: which host takes a room, and each host's usage (SPEC §5).

@@ -1,4 +1,3 @@
-import Curl
 import Foundation
 import Logging
 import PosixIO
@@ -44,7 +43,7 @@ public actor DaemonCore {
     ///   - serviceNotifier: systemd's notification socket, told about reloads.
     /// - Throws: store errors, template errors.
     public init(
-        paths: DaemonPaths, configuration: Configuration, store: Store, http: HTTPClient, clock: any WallClock, logger: Logger,
+        paths: DaemonPaths, configuration: Configuration, store: Store, http: ZoomHTTPClient, clock: any WallClock, logger: Logger,
         metrics: SitroomMetrics = SitroomMetrics(), serviceNotifier: ServiceNotifier? = nil
     ) async throws {
         self.paths = paths

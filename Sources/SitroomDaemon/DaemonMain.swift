@@ -1,4 +1,3 @@
-import Curl
 import Foundation
 import Logging
 import PosixIO
@@ -7,6 +6,7 @@ import SitroomConfig
 import SitroomCore
 import SitroomService
 import SitroomStore
+import SitroomZoom
 import UnixSignals
 
 /// Starts sitroomd and runs it until SIGTERM/SIGINT.
@@ -123,7 +123,7 @@ public enum DaemonMain {
             return ExitCode.unavailable
         }
 
-        let http = HTTPClient()
+        let http = ZoomHTTPClient()
         defer { http.shutdown() }
         let metrics = SitroomMetrics()
         let clock = SystemWallClock()

@@ -2,6 +2,7 @@ import Logging
 import PosixIO
 import SitroomConfig
 import SitroomCore
+import SitroomRuntime
 import SitroomStore
 
 /// The daemon's chores that read or write a lot at once, on a thread of their own so they never hold up rooms:

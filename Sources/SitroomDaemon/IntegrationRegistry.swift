@@ -1,8 +1,8 @@
-import Curl
 import Foundation
 import Logging
 import SitroomConfig
 import SitroomCore
+import SitroomRuntime
 import SitroomStore
 import SitroomZoom
 
@@ -19,7 +19,7 @@ public actor IntegrationRegistry {
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     private let store: Store
-    private let http: HTTPClient
+    private let http: ZoomHTTPClient
     private let clock: any WallClock
     private let logger: Logger
     private var integrations: [String: IntegrationConfig] = [:]
@@ -36,7 +36,7 @@ public actor IntegrationRegistry {
     private let metrics: SitroomMetrics
 
     /// - Parameter metrics: counts Zoom requests and token requests per integration.
-    public init(store: Store, http: HTTPClient, clock: any WallClock, logger: Logger, metrics: SitroomMetrics = SitroomMetrics()) {
+    public init(store: Store, http: ZoomHTTPClient, clock: any WallClock, logger: Logger, metrics: SitroomMetrics = SitroomMetrics()) {
         self.store = store
         self.http = http
         self.clock = clock

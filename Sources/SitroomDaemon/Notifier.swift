@@ -1,8 +1,8 @@
-import Curl
 import Logging
 import SitroomConfig
 import SitroomCore
 import SitroomNotify
+import SitroomRuntime
 import SitroomStore
 
 // Over 500 lines on purpose: one actor owns the outbox's delivery (control commands, scheduling with retries,
@@ -35,8 +35,8 @@ public actor Notifier {
     private let store: Store
     private let clock: any WallClock
     private let logger: Logger
-    private let smtp = SMTPClient(maxConnections: Notifier.workersPerChannel[.email] ?? 2)
-    private let http = HTTPClient(maxConnectionsPerOrigin: 4)
+    private let connections = NoticeConnections(
+        smtpConnections: Notifier.workersPerChannel[.email] ?? 2, httpConnectionsPerOrigin: 4)
     private var transports: [NoticeChannel: any NoticeTransport] = [:]
     private var retry = RetrySettings()
 
@@ -119,8 +119,7 @@ public actor Notifier {
         case .http(let url, let from, let username, let passwordFile):
             do {
                 let password = try IntegrationRegistry.readSecret(passwordFile, key: "notify.sms.password_file")
-                transports[.sms] = HTTPSMSTransport(
-                    client: http,
+                transports[.sms] = connections.smsTransport(
                     url: url,
                     from: from,
                     username: username,
@@ -132,7 +131,7 @@ public actor Notifier {
             }
         }
         if let url = notify.chatWebhookURL {
-            transports[.chat] = ChatWebhookTransport(client: http, url: url)
+            transports[.chat] = connections.chatTransport(url: url)
         } else {
             transports[.chat] = nil
         }
@@ -153,23 +152,7 @@ public actor Notifier {
             }
             credentials = (username, password)
         }
-        let startTLS: SMTPRequest.StartTLS
-        switch settings.startTLS {
-        case .required: startTLS = .required
-        case .optional: startTLS = .optional
-        case .never: startTLS = .disabled
-        }
-        return SMTPTransport(
-            client: smtp,
-            settings: .init(
-                url: settings.url,
-                from: settings.from,
-                credentials: credentials,
-                startTLS: startTLS,
-                caFile: settings.caFile,
-                timeout: settings.timeout
-            )
-        )
+        return connections.smtpTransport(settings, credentials: credentials)
     }
 
     /// Replaces the transport of a channel (tests).

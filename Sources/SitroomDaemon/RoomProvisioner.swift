@@ -4,6 +4,7 @@ import SitroomConfig
 import SitroomCore
 import SitroomNotify
 import SitroomRooms
+import SitroomRuntime
 import SitroomStore
 
 /// Turns incident events into rooms and rooms into Zoom meetings (SPEC §5).

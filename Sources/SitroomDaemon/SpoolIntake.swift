@@ -3,6 +3,7 @@ import Logging
 import PosixIO
 import SitroomConfig
 import SitroomCore
+import SitroomRuntime
 import Synchronization
 
 // Over 500 lines on purpose: the maildir protocol (tmp/, new/, cur/, rejected/) is one state machine over

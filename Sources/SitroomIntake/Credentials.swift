@@ -3,6 +3,7 @@ import Foundation
 import SitroomConfig
 import SitroomCore
 import SitroomZoom
+import Synchronization
 
 /// How senders prove who they are, checked in constant time (SPEC §11; secrets only from 0600 files, SPEC §3).
 public enum Credentials {
@@ -139,10 +140,12 @@ public enum Credentials {
 /// file and reads it again (through SitroomConfig's `SecretFile`, which refuses modes that let group or others in)
 /// when its inode, size, modification or change time moved. So a rotated secret (a new file renamed into place,
 /// or one rewritten in place) counts from the next request, without a reload.
-public final class SecretCache: @unchecked Sendable {
-    // Why @unchecked Sendable is sound: `entries` is only touched with `lock` held.
-    private let lock = NSLock()
-    private var entries: [String: (stamp: [Int], value: String)] = [:]
+public final class SecretCache: Sendable {
+    private struct Entry {
+        var stamp: [Int]
+        var value: String
+    }
+    private let entries = Mutex<[String: Entry]>([:])
 
     public init() {}
 
@@ -161,22 +164,16 @@ public final class SecretCache: @unchecked Sendable {
             Int(info.st_ino), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec),
             Int(info.st_ctim.tv_sec), Int(info.st_ctim.tv_nsec),
         ]
-        lock.lock()
-        let cached = entries[path]
-        lock.unlock()
+        let cached = entries.withLock { $0[path] }
         if let cached, cached.stamp == stamp { return cached.value }
         let value = try SecretFile.read(path, key: key)
         guard !value.isEmpty else { throw SitroomError(.badConfig, "\(key): \(path) is empty") }
-        lock.lock()
-        entries[path] = (stamp, value)
-        lock.unlock()
+        entries.withLock { $0[path] = Entry(stamp: stamp, value: value) }
         return value
     }
 
     /// Forgets secrets no longer named (after a reload).
     public func keep(only paths: Set<String>) {
-        lock.lock()
-        entries = entries.filter { paths.contains($0.key) }
-        lock.unlock()
+        entries.withLock { entries in entries = entries.filter { paths.contains($0.key) } }
     }
 }

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SitroomConfig
 import SitroomCore
 import SitroomService
+import Synchronization
 import UnixSignals
 
 /// Starts sitroom-intake and runs it until SIGTERM/SIGINT (SPEC §11).
@@ -140,12 +141,10 @@ public enum IntakeMain {
 }
 
 /// Set once the server listens (to tell a bind failure from a later one).
-final class ListeningFlag: @unchecked Sendable {
-    // Why @unchecked Sendable is sound: `value` is only touched with `lock` held.
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+final class ListeningFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// Writes the metrics file every 5 s and the state file within a second of a change, and both once more on the way

@@ -1,5 +1,7 @@
 import Foundation
 import PosixIO
+import SitroomRuntime
+import Synchronization
 
 /// Puts complete files into the spool by the maildir protocol, sharing fsyncs between concurrent requests (a group
 /// commit): requests that arrive while a batch is being made durable wait together for the next one, which writes
@@ -9,12 +11,11 @@ import PosixIO
 ///
 /// The work runs on a thread of its own, never on Swift's cooperative pool. Memory is bounded by what the requests
 /// waiting hold (as many as connections are allowed), and a batch by ``maxBatchFiles`` and ``maxBatchBytes``.
-public final class SpoolWriter: @unchecked Sendable {
-    // Why @unchecked Sendable is sound: `queue` and `sequence` are only touched with `condition` locked; the
-    // spool paths are immutable.
-    private let condition = NSCondition()
-    private var queue: [Pending] = []
-    private var sequence: UInt64 = 0
+public final class SpoolWriter: Sendable {
+    private let queue = BlockingQueue<Pending>()
+    /// The last file's sequence number; advanced only while the queue is locked (in ``BlockingQueue/append(_:)``),
+    /// so files are queued in the order of their names.
+    private let sequence = Atomic<UInt64>(0)
     private let tmp: String
     private let new: String
     private let observe: @Sendable (_ files: Int, _ seconds: [Double]) -> Void
@@ -26,7 +27,7 @@ public final class SpoolWriter: @unchecked Sendable {
     /// The most bytes made durable together (a batch always takes at least one file).
     public static let maxBatchBytes = 16 << 20
 
-    private struct Pending {
+    private struct Pending: Sendable {
         var name: String
         var bytes: [UInt8]
         var enqueued: UInt64
@@ -42,9 +43,8 @@ public final class SpoolWriter: @unchecked Sendable {
         tmp = spool + "/tmp"
         new = spool + "/new"
         self.observe = observe
-        let thread = Thread { self.run() }
-        thread.name = "intake-spool"
-        thread.start()
+        let rc = startDetachedThread(name: "intake-spool") { [self] in run() }
+        precondition(rc == 0, "could not start the thread intake-spool (errno \(rc))")
     }
 
     /// Makes `bytes` a file in `new/`, durably.
@@ -53,12 +53,11 @@ public final class SpoolWriter: @unchecked Sendable {
     ///   the call that failed (the spool is missing, the disk is full or read-only): then nothing is left in `tmp/`.
     public func deliver(_ bytes: [UInt8], suffix: String) async -> Result<String, PosixError> {
         await withCheckedContinuation { continuation in
-            condition.lock()
-            sequence += 1
-            let name = Self.name(sequence: sequence, suffix: suffix)
-            queue.append(Pending(name: name, bytes: bytes, enqueued: Self.monotonic(), continuation: continuation))
-            condition.signal()
-            condition.unlock()
+            queue.append {
+                let next = sequence.add(1, ordering: .relaxed).newValue
+                let name = Self.name(sequence: next, suffix: suffix)
+                return Pending(name: name, bytes: bytes, enqueued: Self.monotonic(), continuation: continuation)
+            }
         }
     }
 
@@ -77,17 +76,18 @@ public final class SpoolWriter: @unchecked Sendable {
 
     private func run() {
         while true {
-            condition.lock()
-            while queue.isEmpty { condition.wait() }
-            var take = 0
-            var bytes = 0
-            while take < queue.count, take < Self.maxBatchFiles, take == 0 || bytes + queue[take].bytes.count <= Self.maxBatchBytes {
-                bytes += queue[take].bytes.count
-                take += 1
+            let batch = queue.take { queue in
+                var take = 0
+                var bytes = 0
+                while take < queue.count, take < Self.maxBatchFiles,
+                    take == 0 || bytes + queue[take].bytes.count <= Self.maxBatchBytes
+                {
+                    bytes += queue[take].bytes.count
+                    take += 1
+                }
+                defer { queue.removeFirst(take) }
+                return Array(queue.prefix(take))
             }
-            let batch = Array(queue.prefix(take))
-            queue.removeFirst(take)
-            condition.unlock()
 
             let results = DurableFile.writeBatch(
                 batch.map { ($0.name, $0.bytes) }, tmpDirectory: tmp, finalDirectory: new, mode: 0o600,

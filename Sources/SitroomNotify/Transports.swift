@@ -2,6 +2,7 @@ import Curl
 import Foundation
 import PosixIO
 import SitroomCore
+import SitroomRuntime
 
 /// Delivers one notice. Implementations must be idempotent per notice id: a notice interrupted mid-delivery
 /// (crash) is delivered again with the same id, and must not then reach its recipient twice where the

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SitroomCore
 import SitroomZoom
+import Synchronization
 import WSClient
 
 /// Zoom's WebSocket event subscription for one integration, as a client that keeps itself connected.
@@ -194,12 +195,10 @@ public struct ZoomEventSubscription: Sendable {
 }
 
 /// A flag set once by the connection's reader task and read when the connection ends.
-final class Flag: @unchecked Sendable {
-    // Invariant: guarded by `lock`.
-    private let lock = NSLock()
-    private var stored = false
+final class Flag: Sendable {
+    private let stored = Atomic<Bool>(false)
     var value: Bool {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
+        get { stored.load(ordering: .acquiring) }
+        set { stored.store(newValue, ordering: .releasing) }
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import SitroomConfig
 import SitroomCore
 import SitroomStore
+import SitroomZoom
 import Testing
 
 @testable import SitroomDaemon
@@ -25,7 +26,8 @@ struct TokenLifecycleTests {
         let http = HTTPClient()
         defer { http.shutdown() }
         let registry = IntegrationRegistry(
-            store: store, http: http, clock: SystemWallClock(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            store: store, http: ZoomHTTPClient(sharing: http), clock: SystemWallClock(),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await registry.configure(configuration)
 
         // Authorize bridge-1: the URL, zoom-sim's approval, the code back.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A fixture failed to start or answer.
 public struct FixtureError: Error, CustomStringConvertible {
@@ -62,15 +63,10 @@ public final class PythonProcess: @unchecked Sendable {
 
     /// Reads the first line on a thread of its own (the read blocks); `nil` on EOF or after `timeout` seconds.
     private static func firstLine(_ handle: FileHandle, timeout: Double) async -> String? {
-        final class Once: @unchecked Sendable {
-            // Invariant: `done` is only touched under `lock`.
-            let lock = NSLock()
-            var done = false
+        final class Once: Sendable {
+            let done = Atomic<Bool>(false)
             func claim() -> Bool {
-                lock.withLock {
-                    defer { done = true }
-                    return !done
-                }
+                !done.exchange(true, ordering: .acquiringAndReleasing)
             }
         }
         let once = Once()

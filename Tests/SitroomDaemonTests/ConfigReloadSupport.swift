@@ -1,10 +1,11 @@
-import Curl
 import Foundation
 import Logging
 import PosixIO
 import SitroomConfig
 import SitroomCore
 import SitroomStore
+import SitroomZoom
+import Synchronization
 import Testing
 
 @testable import SitroomDaemon
@@ -28,18 +29,16 @@ func waitFor<T>(_ what: String, timeout: Double = 10, _ condition: () async thro
 }
 
 /// Log records kept in memory: tests read the log through this handler, never `LoggingSystem.bootstrap`.
-final class LogRecorder: @unchecked Sendable {
-    // Invariant: `records` is only read or written while holding `lock`.
-    private let lock = NSLock()
-    private var records: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] = []
+final class LogRecorder: Sendable {
+    private let records = Mutex<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
 
     func append(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
-        lock.withLock { records.append((level, message, metadata)) }
+        records.withLock { $0.append((level, message, metadata)) }
     }
 
     /// Every record as `level message key=value ...`.
     var lines: [String] {
-        lock.withLock {
+        records.withLock { records in
             records.map { record in
                 let pairs = record.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 return (["\(record.level)", record.message] + pairs).joined(separator: " ")
@@ -79,7 +78,7 @@ final class ReloadFixture: @unchecked Sendable {
     // Invariant: used by one test; `watcherTask` is only touched from that test's task.
     let root: String
     let store: Store
-    let http = HTTPClient()
+    let http = ZoomHTTPClient()
     let core: DaemonCore
     let log = LogRecorder()
     let reloads = Counter()

@@ -2,6 +2,7 @@ import Foundation
 import SitroomConfig
 import SitroomCore
 import SitroomZoom
+import Synchronization
 import Testing
 
 @testable import SitroomIntake
@@ -234,10 +235,8 @@ struct SpoolWriterTests {
 }
 
 /// Batch sizes the writer reported.
-final class BatchLog: @unchecked Sendable {
-    // Why @unchecked Sendable is sound: `list` is only touched with `lock` held.
-    private let lock = NSLock()
-    private var list: [Int] = []
-    func add(_ size: Int) { lock.withLock { list.append(size) } }
-    var sizes: [Int] { lock.withLock { list } }
+final class BatchLog: Sendable {
+    private let list = Mutex<[Int]>([])
+    func add(_ size: Int) { list.withLock { $0.append(size) } }
+    var sizes: [Int] { list.withLock { $0 } }
 }
