@@ -6,6 +6,7 @@ import SitroomCore
 import SitroomNotify
 import SitroomService
 import SitroomStore
+import SitroomZoom
 
 /// The wired actors and the live configuration generation; answers control commands.
 public actor DaemonCore {
