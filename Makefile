@@ -1,7 +1,7 @@
 # sitroom: the two quick-start commands are `make run` and `make test` (README).
 SWIFT ?= swift
 
-.PHONY: demo-running run test build deps demo-deps secrets check-config clean bench
+.PHONY: demo-running run test build deps demo-deps secrets check-config clean bench lint
 
 ## run: install what the demo lacks (only that), build, start zoom-sim, sitroomd and sitroom-intake on the bundled
 ## defaults, feed the samples; refuses to start over a running demo.
@@ -17,6 +17,11 @@ demo-running:
 test: deps secrets
 	$(SWIFT) build
 	$(SWIFT) test
+
+## lint: swift-format (part of the Swift toolchain) over Sources, Tests and Package.swift with .swift-format's rules;
+## any finding fails (CI runs it before the tests). `swift format format -i -r Sources Tests Package.swift` fixes most.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
 ## bench: build release (not timed), then run the benchmark suite on loopback and print its table (docs/performance.md;
 ## figures); `make bench BENCH_ARGS="--json bench.json"` also writes JSON. Not part of `make test`.

@@ -96,7 +96,8 @@ let package = Package(
         .target(
             name: "SitroomDaemon",
             dependencies: [
-                "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomZoomEvents", "SitroomNotify",
+                "SitroomCore", "SitroomRooms", "SitroomConfig", "SitroomStore", "SitroomZoom", "SitroomZoomEvents",
+                "SitroomNotify",
                 "SitroomService", "SitroomRuntime", "PosixIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -181,7 +182,9 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(
             name: "SitroomRoomsTests",
-            dependencies: ["SitroomRooms", "SitroomCore", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: [
+                "SitroomRooms", "SitroomCore", .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(name: "CurlTests", dependencies: ["Curl", "SitroomTestFixtures"]),
         .testTarget(name: "SitroomNotifyTests", dependencies: ["SitroomNotify", "SitroomCore", "SitroomTestFixtures"]),
@@ -192,7 +195,8 @@ let package = Package(
         .testTarget(
             name: "SitroomDaemonTests",
             dependencies: [
-                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomService", "PosixIO",
+                "SitroomDaemon", "SitroomNotify", "SitroomCore", "SitroomConfig", "SitroomStore", "SitroomService",
+                "PosixIO",
                 "Curl", "SitroomZoom", "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -217,7 +221,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PosixIO", "Curl", "LMDB", "SitroomZoom", "SitroomDaemon", "SitroomStore", "SitroomConfig", "SitroomCore",
+                "PosixIO", "Curl", "LMDB", "SitroomZoom", "SitroomDaemon", "SitroomStore", "SitroomConfig",
+                "SitroomCore",
                 "SitroomTestFixtures", .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -132,7 +132,10 @@ final class EasyHandle {
             return Outcome(result: .failure(error), connectsOpened: info(CURLINFO_NUM_CONNECTS))
         case .completed:
             let response = HTTPResponse(
-                status: info(CURLINFO_RESPONSE_CODE), headers: context.headers, body: context.body)
+                status: info(CURLINFO_RESPONSE_CODE),
+                headers: context.headers,
+                body: context.body
+            )
             return Outcome(result: .success(response), connectsOpened: info(CURLINFO_NUM_CONNECTS))
         }
     }
@@ -259,7 +262,8 @@ final class EasyHandle {
             return CurlError(
                 code: code,
                 message: "connection closed after the request was sent; not sent again (\(target))",
-                requestMayHaveBeenSent: true)
+                requestMayHaveBeenSent: true
+            )
         }
         var text = String(cString: curl_easy_strerror(rc))
         let detail = String(cString: errorBuffer)

@@ -81,8 +81,14 @@ final class TransferQueue<Output: Sendable>: Sendable {
         }
     }
 
-    private enum Decision { case queued(startWorker: Bool, wakeWorker: Bool), shutDown, cancelled }
-    private enum Next { case transfer(Transfer<Output>), exit, wait }
+    private enum Decision {
+        case queued(startWorker: Bool, wakeWorker: Bool)
+        case shutDown, cancelled
+    }
+    private enum Next {
+        case transfer(Transfer<Output>)
+        case exit, wait
+    }
 
     private let limit: Int
     private let state = Mutex(State())

@@ -239,7 +239,9 @@ public final class Environment: @unchecked Sendable {
                         if strstr(message, "(no active readers)") != nil { pointers.1.pointee = true }
                         pointers.0.pointee += 1
                         return 0
-                    }, &context)
+                    },
+                    &context
+                )
             }
         }
         // A header line, then one line per slot in use; or only "(no active readers)".

@@ -277,7 +277,9 @@ public struct Transaction: ~Copyable {
     /// The corresponding C functions are `mdb_txn_begin` with this transaction as the parent, `mdb_txn_commit`
     /// and `mdb_txn_abort` (LMDB: "nested transactions", not available with `MDB_WRITEMAP`, which is not used).
     public func nested<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
-        guard !isReadOnly else { throw LMDBError(EACCES, operation: "mdb_txn_begin(nested in a read-only transaction)") }
+        guard !isReadOnly else {
+            throw LMDBError(EACCES, operation: "mdb_txn_begin(nested in a read-only transaction)")
+        }
         var child: OpaquePointer?
         try check(mdb_txn_begin(mdb_txn_env(handle), handle, 0, &child), "mdb_txn_begin(nested)")
         guard let child else { preconditionFailure("mdb_txn_begin succeeded without a transaction") }

@@ -122,7 +122,8 @@ public enum ControlClient {
         guard line.count <= LineSplitter.maximumLineLength else {
             throw ControlClientError.failed(
                 "the command line is \(line.count) bytes with its reply path and newline; "
-                    + "the limit is \(LineSplitter.maximumLineLength)")
+                    + "the limit is \(LineSplitter.maximumLineLength)"
+            )
         }
         do {
             try check("mkfifo", path: replyPath) { mkfifo(replyPath, 0o600) }
@@ -254,7 +255,11 @@ extension ControlClient {
     ///   - minimumAge: seconds a directory must be old (covers a client between `mkdtemp` and opening its FIFO).
     /// - Returns: the directories removed (their names).
     /// The corresponding C calls are `open(O_WRONLY|O_NONBLOCK)`, `unlink` and `rmdir`.
-    public static func removeAbandonedReplyDirectories(in directory: String, now: Double, minimumAge: Double = 10)
+    public static func removeAbandonedReplyDirectories(
+        in directory: String,
+        now: Double,
+        minimumAge: Double = 10
+    )
         -> [String]
     {
         guard let entries = try? DurableFile.list(directory, includeHidden: false) else { return [] }

@@ -48,7 +48,8 @@ public final class DirectoryWatcher: Sendable {
     /// IN_MOVE_SELF|IN_ONLYDIR`. Symbolic links to directories are followed (no `IN_DONT_FOLLOW`).
     static let mask: UInt32 = UInt32(
         IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
-            | IN_ONLYDIR)
+            | IN_ONLYDIR
+    )
 
     /// Event batches in the order the kernel reported them. Finishes after `stop()`.
     public let events: AsyncStream<[DirectoryEvent]>
@@ -78,7 +79,9 @@ public final class DirectoryWatcher: Sendable {
             throw error
         }
         let (stream, continuation) = AsyncStream.makeStream(
-            of: [DirectoryEvent].self, bufferingPolicy: .unbounded)
+            of: [DirectoryEvent].self,
+            bufferingPolicy: .unbounded
+        )
         self.events = stream
         self.continuation = continuation
         self.wakeup = wakeup
@@ -118,9 +121,13 @@ struct InotifyReader: ReadinessHandler {
         while true {
             let count = read(fd, buffer.baseAddress!, buffer.count)
             if count > 0 {
-                batch += Self.parse(UnsafeRawBufferPointer(rebasing: buffer[..<count]), paths: &paths, removeWatch: { [fd] wd in
-                    _ = inotify_rm_watch(fd, wd)
-                })
+                batch += Self.parse(
+                    UnsafeRawBufferPointer(rebasing: buffer[..<count]),
+                    paths: &paths,
+                    removeWatch: { [fd] wd in
+                        _ = inotify_rm_watch(fd, wd)
+                    }
+                )
                 continue
             }
             let code = Glibc.errno

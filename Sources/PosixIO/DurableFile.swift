@@ -252,7 +252,10 @@ public enum DurableFile {
     }
 
     private static func readRegularFile(
-        _ path: String, maxSize: Int, quietPeriod: Double?, settled: Bool = false
+        _ path: String,
+        maxSize: Int,
+        quietPeriod: Double?,
+        settled: Bool = false
     ) throws -> [UInt8] {
         let fd: Int32
         switch valueOrErrno({ Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }) {

@@ -140,7 +140,12 @@ enum AlertmanagerPayload {
             eventID: eventID,
             occurredAt: occurredAt,
             stage: stage,
-            incident: IncidentInfo(id: incidentID, title: OneLine.clean(String(title.prefix(300))), severity: severity, team: team),
+            incident: IncidentInfo(
+                id: incidentID,
+                title: OneLine.clean(String(title.prefix(300))),
+                severity: severity,
+                team: team
+            ),
             participants: participants
         )
         return .event(event, format: .alertmanager, notes: notes)

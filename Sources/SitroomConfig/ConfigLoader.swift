@@ -97,10 +97,14 @@ public enum ConfigLoader {
             where !named.contains(integration.name) {
                 warnings.append(
                     ConfigWarning(
-                        file: integration.file, line: 1, column: 1,
+                        file: integration.file,
+                        line: 1,
+                        column: 1,
                         message: "integration \(integration.name) is not named in conference.integrations "
                             + "(\(daemonFile):\(listed.line):\(listed.column)) nor in a rule: no room uses it "
-                            + "unless an incident event names it; add it to the list, or remove the file"))
+                            + "unless an incident event names it; add it to the list, or remove the file"
+                    )
+                )
             }
         }
         var seen: [String: (integration: IntegrationConfig, position: Position)] = [:]
@@ -116,11 +120,16 @@ public enum ConfigLoader {
                 }
                 warnings.append(
                     ConfigWarning(
-                        file: integration.file, line: position.line, column: position.column,
-                        message: "hosts: Zoom user \(host.user) is also a host of integration \(first.integration.name) "
+                        file: integration.file,
+                        line: position.line,
+                        column: position.column,
+                        message:
+                            "hosts: Zoom user \(host.user) is also a host of integration \(first.integration.name) "
                             + "(\(first.integration.file):\(first.position.line):\(first.position.column)); each pool "
                             + "counts only its own meetings, so together they may exceed its concurrent_meetings and "
-                            + "Zoom's daily create limit"))
+                            + "Zoom's daily create limit"
+                    )
+                )
             }
         }
         return warnings
@@ -137,7 +146,10 @@ public enum ConfigLoader {
     ///     --check-config`): a larger `max_body_size` is an error, since sitroomd would reject such files.
     /// - Returns: the settings, with documented defaults for keys not given; all paths in it are absolute.
     /// - Throws: ``ConfigErrors`` listing every problem as `file:line:col: message` (a missing file too).
-    public static func loadIntake(etcDirectory: String, spoolMaxFileSize: Int? = nil) throws(ConfigErrors)
+    public static func loadIntake(
+        etcDirectory: String,
+        spoolMaxFileSize: Int? = nil
+    ) throws(ConfigErrors)
         -> IntakeConfiguration
     {
         let etc = FileReading.absolute(etcDirectory)
@@ -146,7 +158,8 @@ public enum ConfigLoader {
         var reports = [diag]
         var looked: [String: IntakeFile.IntegrationLookup] = [:]
         let configuration = IntakeFile.read(
-            file: path, root: compose(path, diag: diag),
+            file: path,
+            root: compose(path, diag: diag),
             integrations: { name in
                 if let known = looked[name] { return known }
                 let file = etc + "/integrations/" + name + ".yaml"
@@ -158,19 +171,27 @@ public enum ConfigLoader {
                     reports.append(integrationDiag)
                     var sites = ConfigSites()  // warnings are the daemon's to give
                     let config = IntegrationFile.read(
-                        name: name, file: file, root: compose(file, diag: integrationDiag), diag: integrationDiag,
-                        sites: &sites)
+                        name: name,
+                        file: file,
+                        root: compose(file, diag: integrationDiag),
+                        diag: integrationDiag,
+                        sites: &sites
+                    )
                     result = config.map { .found($0) } ?? .invalid
                 }
                 looked[name] = result
                 return result
             },
-            spoolMaxFileSize: spoolMaxFileSize, diag: diag)
+            spoolMaxFileSize: spoolMaxFileSize,
+            diag: diag
+        )
         let errors = reports.flatMap(\.errors)
         guard errors.isEmpty, let configuration else {
             throw ConfigErrors(
                 errors: errors.isEmpty
-                    ? [ConfigError(file: path, line: 0, column: 0, message: "internal error: settings not read")] : errors)
+                    ? [ConfigError(file: path, line: 0, column: 0, message: "internal error: settings not read")]
+                    : errors
+            )
         }
         return configuration
     }

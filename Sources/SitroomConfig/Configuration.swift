@@ -78,10 +78,22 @@ public struct IntegrationConfig: Sendable, Hashable {
     public static let defaultRefreshIdleAfter: Double = 30 * 86_400
 
     public init(
-        name: String, file: String, kind: IntegrationKind, apiURL: String, oauthURL: String,
-        accountID: String?, clientID: String, clientSecretFile: String, webhookSecretFile: String?,
-        redirectURI: String?, mediumPerSecond: Int, hosts: [HostConfig], meeting: MeetingSettings, priority: Int,
-        requestTimeout: Double = 30, refreshIdleAfter: Double = IntegrationConfig.defaultRefreshIdleAfter
+        name: String,
+        file: String,
+        kind: IntegrationKind,
+        apiURL: String,
+        oauthURL: String,
+        accountID: String?,
+        clientID: String,
+        clientSecretFile: String,
+        webhookSecretFile: String?,
+        redirectURI: String?,
+        mediumPerSecond: Int,
+        hosts: [HostConfig],
+        meeting: MeetingSettings,
+        priority: Int,
+        requestTimeout: Double = 30,
+        refreshIdleAfter: Double = IntegrationConfig.defaultRefreshIdleAfter
     ) {
         self.requestTimeout = requestTimeout
         self.refreshIdleAfter = refreshIdleAfter
@@ -175,9 +187,14 @@ public struct MeetingSettings: Sendable, Hashable {
     public var onResolve: OnResolve
 
     public init(
-        topic: String = "Situation Room: {{incident.title}}", waitingRoom: Bool = false,
-        joinBeforeHost: Bool = true, passcode: Passcode = .random, autoRecording: AutoRecording = .none,
-        commanderAsAlternativeHost: Bool = true, onResolve: OnResolve = .endAndDelete, passcodeLength: Int = 10
+        topic: String = "Situation Room: {{incident.title}}",
+        waitingRoom: Bool = false,
+        joinBeforeHost: Bool = true,
+        passcode: Passcode = .random,
+        autoRecording: AutoRecording = .none,
+        commanderAsAlternativeHost: Bool = true,
+        onResolve: OnResolve = .endAndDelete,
+        passcodeLength: Int = 10
     ) {
         self.passcodeLength = passcodeLength
         self.topic = topic
@@ -206,9 +223,14 @@ public struct DaemonSettings: Sendable, Hashable {
     public var retention: RetentionSettings
 
     public init(
-        conference: ConferenceSettings = .init(), reopenHoldDown: Double = 900, notify: NotifySettings = .init(),
-        feeds: FeedSettings = .init(), spool: SpoolSettings = .init(), storeMapSize: Int = 1 << 30,
-        controlGroup: String? = nil, retention: RetentionSettings = .init()
+        conference: ConferenceSettings = .init(),
+        reopenHoldDown: Double = 900,
+        notify: NotifySettings = .init(),
+        feeds: FeedSettings = .init(),
+        spool: SpoolSettings = .init(),
+        storeMapSize: Int = 1 << 30,
+        controlGroup: String? = nil,
+        retention: RetentionSettings = .init()
     ) {
         self.conference = conference
         self.reopenHoldDown = reopenHoldDown
@@ -256,8 +278,12 @@ public struct ConferenceSettings: Sendable, Hashable {
     public var invitationDuration: Double
 
     public init(
-        component: Component = .video, followUp: [NotifyChannel] = [.email, .sms], integrations: [String] = [],
-        rules: [ConferenceRule] = [], waitingAlertAfter: Double = 600, followUpDelay: Double = 120,
+        component: Component = .video,
+        followUp: [NotifyChannel] = [.email, .sms],
+        integrations: [String] = [],
+        rules: [ConferenceRule] = [],
+        waitingAlertAfter: Double = 600,
+        followUpDelay: Double = 120,
         invitationDuration: Double = 3600
     ) {
         self.component = component
@@ -308,9 +334,12 @@ public struct NotifySettings: Sendable, Hashable {
     public static let defaultNudgeAfter: Double = 600
 
     public init(
-        channels: [NotifyChannel] = [.email, .sms], admins: [Admin] = [],
-        email: EmailTransport = .maildir(from: "sitroom <sitroom@localhost>"), sms: SMSTransport = .file,
-        retry: RetrySettings = .init(), chatWebhookURL: String? = nil
+        channels: [NotifyChannel] = [.email, .sms],
+        admins: [Admin] = [],
+        email: EmailTransport = .maildir(from: "sitroom <sitroom@localhost>"),
+        sms: SMSTransport = .file,
+        retry: RetrySettings = .init(),
+        chatWebhookURL: String? = nil
     ) {
         self.channels = channels
         self.admins = admins
@@ -376,8 +405,13 @@ public struct SMTPSettings: Sendable, Hashable {
     public var timeout: Double
 
     public init(
-        from: String, url: String, username: String? = nil, passwordFile: String? = nil,
-        startTLS: StartTLS = .required, caFile: String? = nil, timeout: Double = 60
+        from: String,
+        url: String,
+        username: String? = nil,
+        passwordFile: String? = nil,
+        startTLS: StartTLS = .required,
+        caFile: String? = nil,
+        timeout: Double = 60
     ) {
         self.from = from
         self.url = url
@@ -429,7 +463,9 @@ public struct SpoolSettings: Sendable, Hashable {
     public var keepRejected: Double
     public var tmpStaleAfter: Double
     public init(
-        maxFileSize: Int = 1 << 20, keepCur: Double = 30 * 86_400, keepRejected: Double = 90 * 86_400,
+        maxFileSize: Int = 1 << 20,
+        keepCur: Double = 30 * 86_400,
+        keepRejected: Double = 90 * 86_400,
         tmpStaleAfter: Double = 86_400
     ) {
         self.maxFileSize = maxFileSize

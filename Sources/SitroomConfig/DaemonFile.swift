@@ -136,8 +136,14 @@ enum DaemonFile {
         }
         mapping.finish()
         return ConferenceSettings(
-            component: component, followUp: followUp, integrations: integrations, rules: rules,
-            waitingAlertAfter: waitingAlertAfter, followUpDelay: followUpDelay, invitationDuration: invitationDuration)
+            component: component,
+            followUp: followUp,
+            integrations: integrations,
+            rules: rules,
+            waitingAlertAfter: waitingAlertAfter,
+            followUpDelay: followUpDelay,
+            invitationDuration: invitationDuration
+        )
     }
 
     /// A list of integration names, each of which must have a file under `etc/integrations/`.
@@ -243,7 +249,10 @@ enum DaemonFile {
             let passwordFile = mapping.value("password_file")?.secretFile(relativeTo: directory)
             let startTLS =
                 mapping.value("starttls")?.enumeration(
-                    SMTPSettings.StartTLS.self, noun: "starttls", aliases: ["disabled": .never]) ?? .required
+                    SMTPSettings.StartTLS.self,
+                    noun: "starttls",
+                    aliases: ["disabled": .never]
+                ) ?? .required
             var caFile: String? = nil
             if let value = mapping.value("ca_file"), let path = value.path(relativeTo: directory) {
                 if access(path, R_OK) == 0 { caFile = path } else { value.fail("\(path) cannot be read") }
@@ -251,8 +260,15 @@ enum DaemonFile {
             let timeout = mapping.value("timeout")?.duration(in: 1...3600) ?? 60
             result = .smtp(
                 SMTPSettings(
-                    from: from, url: url, username: username, passwordFile: passwordFile, startTLS: startTLS,
-                    caFile: caFile, timeout: timeout))
+                    from: from,
+                    url: url,
+                    username: username,
+                    passwordFile: passwordFile,
+                    startTLS: startTLS,
+                    caFile: caFile,
+                    timeout: timeout
+                )
+            )
         }
         mapping.finish()
         return result

@@ -60,15 +60,29 @@ extension DocumentNode {
             }
             self = .scalar(
                 DocumentScalar(
-                    string: scalar.string, style: style, tag: scalar.tag.rawValue, position: Position(scalar.mark)))
+                    string: scalar.string,
+                    style: style,
+                    tag: scalar.tag.rawValue,
+                    position: Position(scalar.mark)
+                )
+            )
         case .mapping(let mapping):
             self = .mapping(
-                mapping.map { (key: DocumentNode($0.key), value: DocumentNode($0.value)) }, at: Position(node.mark))
+                mapping.map { (key: DocumentNode($0.key), value: DocumentNode($0.value)) },
+                at: Position(node.mark)
+            )
         case .sequence(let sequence):
             self = .sequence(sequence.map { DocumentNode($0) }, at: Position(node.mark))
         case .alias(let alias):
             // Refused before a tree is read (``YAMLDocument``); kept readable all the same.
-            self = .scalar(DocumentScalar(string: "*" + alias.anchor.rawValue, style: .plain, tag: "!alias", position: Position(alias.mark)))
+            self = .scalar(
+                DocumentScalar(
+                    string: "*" + alias.anchor.rawValue,
+                    style: .plain,
+                    tag: "!alias",
+                    position: Position(alias.mark)
+                )
+            )
         }
     }
 }

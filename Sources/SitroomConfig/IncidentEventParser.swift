@@ -82,7 +82,12 @@ public enum IncidentEventParser {
             let team = mapping.string("team")
             mapping.finish()
             if let id, let title {
-                incident = IncidentInfo(id: id, title: OneLine.clean(title, limit: 100_000), severity: severity, team: team)
+                incident = IncidentInfo(
+                    id: id,
+                    title: OneLine.clean(title, limit: 100_000),
+                    severity: severity,
+                    team: team
+                )
             }
         }
 
@@ -128,7 +133,9 @@ public enum IncidentEventParser {
                 }
                 if !problems.isEmpty {
                     let still = email != nil ? "told by email only" : "told by SMS only"
-                    unreachable.append(UnreachablePerson(name: name, reason: problems.joined(separator: "; ") + " (\(still))"))
+                    unreachable.append(
+                        UnreachablePerson(name: name, reason: problems.joined(separator: "; ") + " (\(still))")
+                    )
                 }
                 participants.append(Participant(name: name, email: email, phone: phone, role: role))
             }

@@ -46,8 +46,13 @@ public struct IntakeConfiguration: Sendable, Hashable {
     public var routes: [String: IntakeRoute]
 
     public init(
-        file: String, listen: Listen = Listen(host: "127.0.0.1", port: 8470), tls: TLSFiles? = nil,
-        maxBodySize: Int = 1 << 20, maxConnections: Int = 128, headerTimeout: Double = 10, bodyTimeout: Double = 30,
+        file: String,
+        listen: Listen = Listen(host: "127.0.0.1", port: 8470),
+        tls: TLSFiles? = nil,
+        maxBodySize: Int = 1 << 20,
+        maxConnections: Int = 128,
+        headerTimeout: Double = 10,
+        bodyTimeout: Double = 30,
         routes: [String: IntakeRoute]
     ) {
         self.file = file
@@ -167,8 +172,15 @@ enum IntakeFile {
 
         guard diag.count == before, let routes else { return nil }
         return IntakeConfiguration(
-            file: file, listen: listen, tls: tls, maxBodySize: maxBodySize, maxConnections: maxConnections,
-            headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, routes: routes)
+            file: file,
+            listen: listen,
+            tls: tls,
+            maxBodySize: maxBodySize,
+            maxConnections: maxConnections,
+            headerTimeout: headerTimeout,
+            bodyTimeout: bodyTimeout,
+            routes: routes
+        )
     }
 
     /// What a Zoom route's integration file gave.
@@ -202,7 +214,10 @@ enum IntakeFile {
         }
         let hostBytes = Array(host.utf8)
         guard !hostBytes.isEmpty,
-            hostBytes.allSatisfy({ isDigit($0) || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z")) || ".-:%".utf8.contains($0) })
+            hostBytes.allSatisfy({
+                isDigit($0) || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z"))
+                    || ".-:%".utf8.contains($0)
+            })
         else {
             value.fail("'\(host)' is not an address or host name")
             return nil
@@ -216,7 +231,10 @@ enum IntakeFile {
 
     /// `routes: { PATH: { format, bearer_token_file | basic | signing_secret_file | integration } }`.
     private static func readRoutes(
-        _ value: YAMLValue?, directory: String, integrations: (String) -> IntegrationLookup, diag: Diagnostics
+        _ value: YAMLValue?,
+        directory: String,
+        integrations: (String) -> IntegrationLookup,
+        diag: Diagnostics
     ) -> [String: IntakeRoute]? {
         guard let value, let mapping = value.mapping() else { return nil }
         var routes: [String: IntakeRoute] = [:]
@@ -251,7 +269,11 @@ enum IntakeFile {
         guard bytes.count <= 256 else { return "a path may have at most 256 bytes" }
         // RFC 3986 path characters, without percent-escapes (requests are matched byte for byte).
         let allowed = "-._~!$&'()*+,;=:@/".utf8
-        guard bytes.allSatisfy({ isDigit($0) || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z")) || allowed.contains($0) })
+        guard
+            bytes.allSatisfy({
+                isDigit($0) || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z"))
+                    || allowed.contains($0)
+            })
         else { return "a path may hold only letters, digits and -._~!$&'()*+,;=:@/ (no %, ?, # or spaces)" }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         if segments.contains(where: { $0 == "." || $0 == ".." }) { return "a path may not hold . or .. segments" }
@@ -260,7 +282,10 @@ enum IntakeFile {
     }
 
     private static func readRoute(
-        path: String, _ value: YAMLValue, directory: String, integrations: (String) -> IntegrationLookup
+        path: String,
+        _ value: YAMLValue,
+        directory: String,
+        integrations: (String) -> IntegrationLookup
     ) -> IntakeRoute? {
         guard let entry = value.mapping() else { return nil }
         let format = entry.required("format")?.enumeration(IntakeRoute.Format.self, noun: "format")
@@ -327,7 +352,9 @@ enum IntakeFile {
             else { return nil }
             switch integrations(integrationName) {
             case .missing:
-                integrationValue.fail("no integration named '\(integrationName)' (etc/integrations/\(integrationName).yaml)")
+                integrationValue.fail(
+                    "no integration named '\(integrationName)' (etc/integrations/\(integrationName).yaml)"
+                )
                 return nil
             case .invalid:
                 integrationValue.fail("integration '\(integrationName)' has errors (see its file)")
@@ -336,7 +363,8 @@ enum IntakeFile {
                 guard let secret = integration.webhookSecretFile else {
                     integrationValue.fail(
                         "integration '\(integrationName)' has no webhook_secret_file (\(integration.file)): "
-                            + "Zoom's signatures cannot be verified")
+                            + "Zoom's signatures cannot be verified"
+                    )
                     return nil
                 }
                 authentication = .zoomSignature(integration: integrationName, secretFile: secret)

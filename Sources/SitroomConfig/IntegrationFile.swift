@@ -20,7 +20,11 @@ enum IntegrationFile {
     /// Reads one integration; `nil` when the file has errors (all reported to `diag`).
     /// - Parameter sites: where each host's `user` is, for the loader's warnings (``ConfigSites``).
     static func read(
-        name: String, file: String, root: YAMLDocument.Result, diag: Diagnostics, sites: inout ConfigSites
+        name: String,
+        file: String,
+        root: YAMLDocument.Result,
+        diag: Diagnostics,
+        sites: inout ConfigSites
     ) -> IntegrationConfig? {
         if !isIdentifier(name) {
             diag.report(
@@ -74,7 +78,10 @@ enum IntegrationFile {
         let requestTimeout = top.value("request_timeout")?.duration(in: 1...300) ?? 30
         var refreshIdleAfter = IntegrationConfig.defaultRefreshIdleAfter
         if kind == .zoomS2S {
-            top.forbid("refresh_idle_after", because: "only used by kind zoom-oauth (a zoom-s2s app has no refresh token)")
+            top.forbid(
+                "refresh_idle_after",
+                because: "only used by kind zoom-oauth (a zoom-s2s app has no refresh token)"
+            )
         } else if let value = top.value("refresh_idle_after")?.duration(in: 1...(60 * 86_400)) {
             // At most 60 days: well inside the 90 days a refresh token may live.
             refreshIdleAfter = value
@@ -106,7 +113,11 @@ enum IntegrationFile {
     }
 
     /// `events: { websocket: { subscription_id: ID, url: wss://... }, webhook: true }`.
-    private static func readEvents(_ mapping: YAMLMapping, webhookSecretFile: String?, kind: IntegrationKind?) -> MeetingEventSources {
+    private static func readEvents(
+        _ mapping: YAMLMapping,
+        webhookSecretFile: String?,
+        kind: IntegrationKind?
+    ) -> MeetingEventSources {
         var sources = MeetingEventSources()
         if let value = mapping.value("websocket"), kind == .zoomOAuth {
             // Zoom's WebSocket subscriptions take an account-level (account_credentials) token.
@@ -119,8 +130,12 @@ enum IntegrationFile {
                 let host = parts?.host?.lowercased() ?? ""
                 if parts?.query != nil || parts?.fragment != nil {
                     value.fail("must have no query or fragment (sitroomd adds subscriptionId and access_token)")
-                } else if parts?.scheme?.lowercased() == "ws", !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
-                    value.fail("ws:// would send the account's token in clear text; use wss:// (ws:// only for a simulator on loopback)")
+                } else if parts?.scheme?.lowercased() == "ws",
+                    !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
+                {
+                    value.fail(
+                        "ws:// would send the account's token in clear text; use wss:// (ws:// only for a simulator on loopback)"
+                    )
                 } else {
                     url = text
                 }
@@ -138,7 +153,11 @@ enum IntegrationFile {
         return sources
     }
 
-    private static func readHosts(_ value: YAMLValue?, diag: Diagnostics, users: inout [String: Position]) -> [HostConfig]? {
+    private static func readHosts(
+        _ value: YAMLValue?,
+        diag: Diagnostics,
+        users: inout [String: Position]
+    ) -> [HostConfig]? {
         guard let value, let items = value.list() else { return nil }
         guard !items.isEmpty else {
             value.fail("must list at least one host")

@@ -36,11 +36,16 @@ enum JSONDocument {
                 parser.skipSpace()
                 guard parser.index == buffer.count else { return .notJSON }
                 if parser.duplicates.isEmpty {
-                    if case .scalar(let scalar) = root, scalar.style == .plain, scalar.string == "null" { return .empty }
+                    if case .scalar(let scalar) = root, scalar.style == .plain, scalar.string == "null" {
+                        return .empty
+                    }
                     return .node(root)
                 }
                 for duplicate in parser.duplicates {
-                    diag.report("duplicate key '\(duplicate.key)' (first at line \(duplicate.first.line))", at: duplicate.at)
+                    diag.report(
+                        "duplicate key '\(duplicate.key)' (first at line \(duplicate.first.line))",
+                        at: duplicate.at
+                    )
                 }
                 return .failed
             } catch {
@@ -153,7 +158,11 @@ enum JSONDocument {
                     if seen.count == 16 { seenIndex = Dictionary(seen, uniquingKeysWith: { first, _ in first }) }
                 }
                 pairs.append(
-                    (key: .scalar(DocumentScalar(string: key, style: .doubleQuoted, tag: "", position: keyAt)), value: element))
+                    (
+                        key: .scalar(DocumentScalar(string: key, style: .doubleQuoted, tag: "", position: keyAt)),
+                        value: element
+                    )
+                )
                 skipSpace()
                 guard index < bytes.count else { throw NotJSON() }
                 if bytes[index] == UInt8(ascii: ",") {

@@ -255,7 +255,8 @@ struct YAMLValue {
         case .unset:
             fail(
                 "names $CREDENTIALS_DIRECTORY, which is not set: sitroomd is not running under systemd with "
-                    + "LoadCredential= (run it from its unit, or name the file itself)")
+                    + "LoadCredential= (run it from its unit, or name the file itself)"
+            )
             return nil
         }
         if let problem = FileReading.secretFileProblem(path) {
@@ -351,7 +352,9 @@ final class YAMLMapping {
         entries.reserveCapacity(mapping.count)
         for (keyNode, valueNode) in mapping {
             guard case .scalar(let scalar) = keyNode else {
-                YAMLValue(node: keyNode, path: path, diag: diag).fail("keys must be plain strings, not a \(Self.kind(keyNode))")
+                YAMLValue(node: keyNode, path: path, diag: diag).fail(
+                    "keys must be plain strings, not a \(Self.kind(keyNode))"
+                )
                 continue
             }
             let name = scalar.string
@@ -366,7 +369,8 @@ final class YAMLMapping {
                 Entry(
                     key: YAMLValue(node: keyNode, parent: path, key: name, diag: diag, isKey: true),
                     value: YAMLValue(node: valueNode, parent: path, key: name, diag: diag)
-                ))
+                )
+            )
             names.append(name)
             if index != nil {
                 index![name] = names.count - 1

@@ -73,7 +73,10 @@ enum PagerDutyPayload {
             }
             guard diag.count == before, let incidentID else { return nil }
             stage = .updated
-            info = IncidentInfo(id: "pd-\(incidentID)", title: OneLine.clean(String((summary ?? incidentID).prefix(300))))
+            info = IncidentInfo(
+                id: "pd-\(incidentID)",
+                title: OneLine.clean(String((summary ?? incidentID).prefix(300)))
+            )
         } else {
             dataValue.fail("holds neither an incident (type: incident) nor an incident reference (incident: {id})")
             return nil

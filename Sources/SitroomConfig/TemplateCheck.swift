@@ -162,7 +162,10 @@ enum TemplateCheck {
     /// Why `name` is not a variable templates may use, or `nil`. `renders`: the tag prints the value (`{{x}}`,
     /// `{{{x}}}`, `{{&x}}`), not a section: an object printed whole would show its Swift type's name.
     private static func nameProblem(
-        _ name: String, renders: Bool, sections: [String], roots rootList: [String]
+        _ name: String,
+        renders: Bool,
+        sections: [String],
+        roots rootList: [String]
     ) -> String? {
         if name == "." {
             // `{{.}}` prints the innermost section's value: fine inside `{{#room.join_url}}`, not at the top or
@@ -175,7 +178,8 @@ enum TemplateCheck {
         if rootList.contains(parts[0]), let fields = TemplateRules.variables[parts[0]] {
             if parts.count == 1 {
                 guard renders else { return nil }
-                return "'\(name)' is an object, not a value: name one of its fields (\(fields.map { "\(name).\($0)" }.joined(separator: ", ")))"
+                return
+                    "'\(name)' is an object, not a value: name one of its fields (\(fields.map { "\(name).\($0)" }.joined(separator: ", ")))"
             }
             if parts.count == 2, fields.contains(parts[1]) { return nil }
             return "unknown variable '\(name)' (\(parts[0]) has \(fields.joined(separator: ", ")))"

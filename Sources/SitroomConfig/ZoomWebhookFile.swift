@@ -140,7 +140,12 @@ enum ZoomWebhookFile {
                     deauthorizationTime = payload.value("deauthorization_time")?.text(expected: "a timestamp")
                     if let name = event, let kind = ZoomMeetingEvent.Kind(rawValue: name) {
                         meeting = meetingEvent(
-                            kind, payload: payload, accountID: accountID ?? "", eventTS: eventTS, diag: bodyDiag)
+                            kind,
+                            payload: payload,
+                            accountID: accountID ?? "",
+                            eventTS: eventTS,
+                            diag: bodyDiag
+                        )
                     }
                 }
             }
@@ -170,14 +175,22 @@ enum ZoomWebhookFile {
     /// participant event `participant` {`user_id`, `user_name`, `participant_uuid`, `join_time` | `leave_time`,
     /// `email`} (developers.zoom.us/docs/api/meetings/events/). Other fields Zoom sends are ignored.
     static func meetingEvent(
-        _ kind: ZoomMeetingEvent.Kind, payload: YAMLMapping, accountID: String, eventTS: Int64?, diag: Diagnostics
+        _ kind: ZoomMeetingEvent.Kind,
+        payload: YAMLMapping,
+        accountID: String,
+        eventTS: Int64?,
+        diag: Diagnostics
     ) -> ZoomMeetingEvent? {
         let before = diag.count
         guard let objectValue = payload.required("object"), let object = objectValue.mapping() else { return nil }
         // Zoom's SDK types the meeting events' `id` as a string, other payloads as a number: both are taken.
         var id: Int?
         if let value = object.required("id"), let text = value.text(expected: "a meeting id") {
-            if let number = Int(text), number > 0 { id = number } else { value.fail("must be a meeting id (digits), not '\(OneLine.clean(text, limit: 40))'") }
+            if let number = Int(text), number > 0 {
+                id = number
+            } else {
+                value.fail("must be a meeting id (digits), not '\(OneLine.clean(text, limit: 40))'")
+            }
         }
         let uuid = object.value("uuid")?.text(expected: "a string") ?? ""
         func time(_ value: YAMLValue?) -> Double? {
@@ -200,7 +213,8 @@ enum ZoomWebhookFile {
                     participantUUID: participant.value("participant_uuid")?.text(expected: "a string") ?? "",
                     userID: participant.value("user_id")?.text(expected: "a string") ?? "",
                     name: OneLine.clean(participant.value("user_name")?.text(expected: "a string") ?? "", limit: 200),
-                    email: participant.value("email")?.text(expected: "an email address"))
+                    email: participant.value("email")?.text(expected: "an email address")
+                )
             }
         }
         guard diag.count == before, let id else { return nil }
@@ -208,7 +222,14 @@ enum ZoomWebhookFile {
             objectValue.fail("has no time (start_time, end_time, join_time or leave_time) and the event no event_ts")
             return nil
         }
-        return ZoomMeetingEvent(kind: kind, meetingID: Int64(id), uuid: uuid, accountID: accountID, at: at, person: person)
+        return ZoomMeetingEvent(
+            kind: kind,
+            meetingID: Int64(id),
+            uuid: uuid,
+            accountID: accountID,
+            at: at,
+            person: person
+        )
     }
 
     private static func isRequestLine(_ text: String) -> Bool {

@@ -74,47 +74,77 @@ public enum AdminCommand: Sendable, Hashable {
 
     /// Every form, in the order `help` lists them.
     public static let syntaxes: [Syntax] = [
-        Syntax(usage: "status", summary: "generation, integrations, pool usage, rooms, outbox, spool, uptime", readOnly: true),
+        Syntax(
+            usage: "status",
+            summary: "generation, integrations, pool usage, rooms, outbox, spool, uptime",
+            readOnly: true
+        ),
         Syntax(usage: "reload", summary: "read etc/ again; applied only if all of it is valid", readOnly: false),
         Syntax(usage: "rooms [open|all]", summary: "rooms, open ones by default", readOnly: true),
         Syntax(usage: "room show INCIDENT", summary: "one incident's room (add --json for JSON)", readOnly: true),
         Syntax(
-            usage: "room retry INCIDENT", summary: "try the room of a failed, unavailable or waiting incident again",
-            readOnly: false),
+            usage: "room retry INCIDENT",
+            summary: "try the room of a failed, unavailable or waiting incident again",
+            readOnly: false
+        ),
         Syntax(
             usage: "room end INCIDENT",
-            summary: "close the incident's room and end its meeting now (the incident stays open)", readOnly: false),
+            summary: "close the incident's room and end its meeting now (the incident stays open)",
+            readOnly: false
+        ),
         Syntax(
             usage: "incidents [open|all]",
-            summary: "incidents, with their room if they have one; open (not resolved) ones by default", readOnly: true),
+            summary: "incidents, with their room if they have one; open (not resolved) ones by default",
+            readOnly: true
+        ),
         Syntax(usage: "integrations", summary: "integrations and their states", readOnly: true),
         Syntax(
-            usage: "integration show NAME", summary: "one integration: kind, state, hosts and their authorization",
-            readOnly: true),
+            usage: "integration show NAME",
+            summary: "one integration: kind, state, hosts and their authorization",
+            readOnly: true
+        ),
         Syntax(
             usage: "integration authorize NAME HOST",
             summary: "(zoom-oauth) prints the URL that authorizes HOST; then pass the code with\n"
                 + "`sitroomctl integration authorize NAME HOST --code -` on standard input",
-            readOnly: false),
+            readOnly: false
+        ),
         Syntax(
             usage: "integration reauthorize NAME",
-            summary: "zoom-s2s: get a token again now; zoom-oauth: authorize every host again", readOnly: false),
+            summary: "zoom-s2s: get a token again now; zoom-oauth: authorize every host again",
+            readOnly: false
+        ),
         Syntax(
-            usage: "pool NAME", summary: "the hosts of an integration: open rooms, creates today, state and why",
-            readOnly: true),
-        Syntax(usage: "pool drain NAME HOST", summary: "the host takes no new rooms (keeps its open ones)", readOnly: false),
+            usage: "pool NAME",
+            summary: "the hosts of an integration: open rooms, creates today, state and why",
+            readOnly: true
+        ),
+        Syntax(
+            usage: "pool drain NAME HOST",
+            summary: "the host takes no new rooms (keeps its open ones)",
+            readOnly: false
+        ),
         Syntax(usage: "pool resume NAME HOST", summary: "the host takes rooms again", readOnly: false),
         Syntax(
-            usage: "outbox [pending|dead|all]", summary: "notices not yet delivered (default), parked dead, or all",
-            readOnly: true),
+            usage: "outbox [pending|dead|all]",
+            summary: "notices not yet delivered (default), parked dead, or all",
+            readOnly: true
+        ),
         Syntax(
             usage: "notify resend INCIDENT [PERSON]",
             summary: "queue an incident's dead notices again (with PERSON: that person's, sent ones too)",
-            readOnly: false),
-        Syntax(usage: "audit [N]", summary: "the last N (20) audited commands: time, uid, command, outcome", readOnly: true),
+            readOnly: false
+        ),
+        Syntax(
+            usage: "audit [N]",
+            summary: "the last N (20) audited commands: time, uid, command, outcome",
+            readOnly: true
+        ),
         Syntax(
             usage: "backup /ABS/PATH",
-            summary: "a consistent, compacted copy of the store into a new (or empty) directory", readOnly: false),
+            summary: "a consistent, compacted copy of the store into a new (or empty) directory",
+            readOnly: false
+        ),
         Syntax(usage: "help", summary: "this text", readOnly: true),
     ]
 
@@ -125,7 +155,9 @@ public enum AdminCommand: Sendable, Hashable {
             let mark = syntax.readOnly ? "r " : "  "
             let summary = syntax.summary.split(separator: "\n").map(String.init)
             if syntax.usage.count <= 30 {
-                lines.append("  \(mark)\(syntax.usage)" + String(repeating: " ", count: 31 - syntax.usage.count) + summary[0])
+                lines.append(
+                    "  \(mark)\(syntax.usage)" + String(repeating: " ", count: 31 - syntax.usage.count) + summary[0]
+                )
             } else {
                 lines.append("  \(mark)\(syntax.usage)")
                 lines.append(String(repeating: " ", count: 35) + summary[0])
@@ -154,14 +186,20 @@ public enum AdminCommand: Sendable, Hashable {
             }
         }
         func noArguments(_ form: String) throws(AdminCommandError) {
-            guard rest.isEmpty else { throw AdminCommandError("\(first): unexpected \(rest.joined(separator: " "))", usage: [form]) }
+            guard rest.isEmpty else {
+                throw AdminCommandError("\(first): unexpected \(rest.joined(separator: " "))", usage: [form])
+            }
         }
         func openOrAll(_ form: String) throws(AdminCommandError) -> Bool {
             switch rest {
             case []: return false
             case ["open"]: return false
             case ["all"]: return true
-            default: throw AdminCommandError("\(first): expected open or all, not \(rest.joined(separator: " "))", usage: [form])
+            default:
+                throw AdminCommandError(
+                    "\(first): expected open or all, not \(rest.joined(separator: " "))",
+                    usage: [form]
+                )
             }
         }
         switch first {
@@ -184,7 +222,10 @@ public enum AdminCommand: Sendable, Hashable {
         case "room":
             let forms = ["room show INCIDENT", "room retry INCIDENT", "room end INCIDENT"]
             guard let verb = rest.first, ["show", "retry", "end"].contains(verb) else {
-                throw AdminCommandError(rest.first.map { "room: unknown subcommand \($0)" } ?? "room: show, retry or end?", usage: forms)
+                throw AdminCommandError(
+                    rest.first.map { "room: unknown subcommand \($0)" } ?? "room: show, retry or end?",
+                    usage: forms
+                )
             }
             try expect(1, "room \(verb) INCIDENT", "INCIDENT")
             let incident = rest[1]
@@ -205,15 +246,19 @@ public enum AdminCommand: Sendable, Hashable {
             case "authorize":
                 if rest.count == 4, rest[3].hasPrefix("code=") {
                     let code = String(rest[3].dropFirst("code=".count))
-                    guard !code.isEmpty else { throw AdminCommandError("integration authorize: the code is empty", usage: [forms[1]]) }
+                    guard !code.isEmpty else {
+                        throw AdminCommandError("integration authorize: the code is empty", usage: [forms[1]])
+                    }
                     return .integrationAuthorizeCode(name: rest[1], host: rest[2], code: code)
                 }
                 try expect(2, forms[1], rest.count < 2 ? "NAME" : "HOST")
                 return .integrationAuthorize(name: rest[1], host: rest[2])
             default:
                 throw AdminCommandError(
-                    rest.first.map { "integration: unknown subcommand \($0)" } ?? "integration: show, authorize or reauthorize?",
-                    usage: forms)
+                    rest.first.map { "integration: unknown subcommand \($0)" }
+                        ?? "integration: show, authorize or reauthorize?",
+                    usage: forms
+                )
             }
         case "pool":
             let forms = ["pool NAME", "pool drain NAME HOST", "pool resume NAME HOST"]
@@ -221,7 +266,8 @@ public enum AdminCommand: Sendable, Hashable {
             case "drain", "resume":
                 let form = "pool \(rest[0]) NAME HOST"
                 try expect(2, form, rest.count < 2 ? "NAME" : "HOST")
-                return rest[0] == "drain" ? .poolDrain(name: rest[1], host: rest[2]) : .poolResume(name: rest[1], host: rest[2])
+                return rest[0] == "drain"
+                    ? .poolDrain(name: rest[1], host: rest[2]) : .poolResume(name: rest[1], host: rest[2])
             case .some(let name):
                 guard rest.count == 1 else {
                     throw AdminCommandError("pool: unexpected \(rest.dropFirst().joined(separator: " "))", usage: forms)
@@ -232,7 +278,9 @@ public enum AdminCommand: Sendable, Hashable {
             }
         case "outbox":
             let form = "outbox [pending|dead|all]"
-            guard rest.count <= 1 else { throw AdminCommandError("outbox: unexpected \(rest.joined(separator: " "))", usage: [form]) }
+            guard rest.count <= 1 else {
+                throw AdminCommandError("outbox: unexpected \(rest.joined(separator: " "))", usage: [form])
+            }
             guard let filter = rest.first.map({ OutboxFilter(rawValue: $0) }) ?? .pending else {
                 throw AdminCommandError("outbox: expected pending, dead or all, not \(rest[0])", usage: [form])
             }
@@ -240,12 +288,18 @@ public enum AdminCommand: Sendable, Hashable {
         case "notify":
             let form = "notify resend INCIDENT [PERSON]"
             guard rest.first == "resend" else {
-                throw AdminCommandError(rest.first.map { "notify: unknown subcommand \($0)" } ?? "notify: resend?", usage: [form])
+                throw AdminCommandError(
+                    rest.first.map { "notify: unknown subcommand \($0)" } ?? "notify: resend?",
+                    usage: [form]
+                )
             }
             guard rest.count == 2 || rest.count == 3 else {
                 throw AdminCommandError(
-                    rest.count < 2 ? "notify resend: INCIDENT is missing" : "notify resend: unexpected \(rest.dropFirst(3).joined(separator: " "))",
-                    usage: [form])
+                    rest.count < 2
+                        ? "notify resend: INCIDENT is missing"
+                        : "notify resend: unexpected \(rest.dropFirst(3).joined(separator: " "))",
+                    usage: [form]
+                )
             }
             return .notifyResend(incident: rest[1], person: rest.count == 3 ? rest[2] : nil)
         case "audit":
@@ -255,15 +309,21 @@ public enum AdminCommand: Sendable, Hashable {
             case 1:
                 guard let count = Int(rest[0]), (1...maxAuditEntries).contains(count) else {
                     throw AdminCommandError(
-                        "audit N: N must be a whole number from 1 to \(maxAuditEntries), not \(rest[0])", usage: [form])
+                        "audit N: N must be a whole number from 1 to \(maxAuditEntries), not \(rest[0])",
+                        usage: [form]
+                    )
                 }
                 return .audit(last: count)
-            default: throw AdminCommandError("audit: unexpected \(rest.dropFirst().joined(separator: " "))", usage: [form])
+            default:
+                throw AdminCommandError("audit: unexpected \(rest.dropFirst().joined(separator: " "))", usage: [form])
             }
         case "backup":
             let form = "backup /ABS/PATH"
             guard rest.count == 1 else {
-                throw AdminCommandError(rest.isEmpty ? "backup: PATH is missing" : "backup: give one PATH", usage: [form])
+                throw AdminCommandError(
+                    rest.isEmpty ? "backup: PATH is missing" : "backup: give one PATH",
+                    usage: [form]
+                )
             }
             guard rest[0].hasPrefix("/") else {
                 throw AdminCommandError("backup: the path must be absolute: \(rest[0])", usage: [form])
@@ -288,7 +348,8 @@ public enum AdminCommand: Sendable, Hashable {
         case .integrations: ["integrations"]
         case .integrationShow(let name): ["integration", "show", name]
         case .integrationAuthorize(let name, let host): ["integration", "authorize", name, host]
-        case .integrationAuthorizeCode(let name, let host, let code): ["integration", "authorize", name, host, "code=\(code)"]
+        case .integrationAuthorizeCode(let name, let host, let code):
+            ["integration", "authorize", name, host, "code=\(code)"]
         case .integrationReauthorize(let name): ["integration", "reauthorize", name]
         case .pool(let name): ["pool", name]
         case .poolDrain(let name, let host): ["pool", "drain", name, host]

@@ -150,7 +150,8 @@ public struct LiveMeeting: Sendable, Hashable, Codable {
             if !attendees.contains(where: { $0.key == person.key }),
                 let stand = attendees.firstIndex(where: { attendee in
                     attendee.key.hasPrefix(Self.reconciledPrefix)
-                        && (person.email.map { attendee.email == $0 } ?? (attendee.email == nil && attendee.name == person.name))
+                        && (person.email.map { attendee.email == $0 }
+                            ?? (attendee.email == nil && attendee.name == person.name))
                 })
             {
                 // Someone reconciliation found in the meeting: their own events from now on carry their real key.
@@ -159,8 +160,14 @@ public struct LiveMeeting: Sendable, Hashable, Codable {
             guard let index = attendees.firstIndex(where: { $0.key == person.key }) else {
                 attendees.append(
                     Attendee(
-                        key: person.key, name: person.name, email: person.email, joinedAt: joined ? event.at : nil,
-                        leftAt: joined ? nil : event.at, firstJoinedAt: joined ? event.at : nil))
+                        key: person.key,
+                        name: person.name,
+                        email: person.email,
+                        joinedAt: joined ? event.at : nil,
+                        leftAt: joined ? nil : event.at,
+                        firstJoinedAt: joined ? event.at : nil
+                    )
+                )
                 return true
             }
             var attendee = attendees[index]
@@ -169,7 +176,8 @@ public struct LiveMeeting: Sendable, Hashable, Codable {
                 attendee.firstJoinedAt = min(attendee.firstJoinedAt ?? event.at, event.at)
                 // Zoom's times are whole seconds: a join in the same second as the latest one is a duplicate only if
                 // they have not left since (leave and rejoin within a second is a rejoin, in the order received).
-                let leftSinceLatest = attendee.leftAt.map { left in attendee.joinedAt.map { left >= $0 } ?? true } ?? false
+                let leftSinceLatest =
+                    attendee.leftAt.map { left in attendee.joinedAt.map { left >= $0 } ?? true } ?? false
                 if let latest = attendee.joinedAt, event.at < latest || (event.at == latest && !leftSinceLatest) {
                     // A duplicate, or an older join: nothing newer to say.
                 } else if let left = attendee.leftAt, event.at < left, attendee.joinedAt == nil {

@@ -86,8 +86,16 @@ public struct Notice: Sendable, Codable, Hashable {
     public var threadNoticeID: String?
 
     public init(
-        roomID: String, incidentID: String, personID: String, kind: NoticeKind, channel: NoticeChannel,
-        recipient: String, recipientName: String, subject: String, body: String, createdAt: Double,
+        roomID: String,
+        incidentID: String,
+        personID: String,
+        kind: NoticeKind,
+        channel: NoticeChannel,
+        recipient: String,
+        recipientName: String,
+        subject: String,
+        body: String,
+        createdAt: Double,
         calendar: String? = nil
     ) {
         self.id = Notice.id(roomID: roomID, personID: personID, kind: kind, channel: channel)

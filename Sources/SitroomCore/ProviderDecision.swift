@@ -67,8 +67,14 @@ public struct ProviderDecision: Sendable, Hashable {
     public var missingScopes: [String]
 
     public init(
-        request: Request, host: Host, integration: Integration, next: Next, reason: String, advice: String,
-        retryIn: Double? = nil, missingScopes: [String] = []
+        request: Request,
+        host: Host,
+        integration: Integration,
+        next: Next,
+        reason: String,
+        advice: String,
+        retryIn: Double? = nil,
+        missingScopes: [String] = []
     ) {
         self.request = request
         self.host = host

@@ -19,7 +19,9 @@ public struct ZoomWebhookEvent: Sendable, Hashable {
     /// The Zoom events sitroom applies, the ones a spool file may hold: sitroom-intake spools these and answers
     /// 200 without spooling for any other event of a subscription, and the spool's parser accepts only these.
     /// An event sitroom learns to use is added here (and to the parser).
-    public static let usedEvents: Set<String> = Set(["app_deauthorized"] + ZoomMeetingEvent.Kind.allCases.map(\.rawValue))
+    public static let usedEvents: Set<String> = Set(
+        ["app_deauthorized"] + ZoomMeetingEvent.Kind.allCases.map(\.rawValue)
+    )
 
     /// The header lines in file order.
     public var headers: [Header]

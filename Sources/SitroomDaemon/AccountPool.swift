@@ -43,7 +43,11 @@ public actor AccountPool {
             pools[name] = integration.hosts.map {
                 (
                     $0.id,
-                    HostLimits(user: $0.user, concurrentMeetings: $0.concurrentMeetings, dailyCreateLimit: $0.dailyCreateLimit)
+                    HostLimits(
+                        user: $0.user,
+                        concurrentMeetings: $0.concurrentMeetings,
+                        dailyCreateLimit: $0.dailyCreateLimit
+                    )
                 )
             }
         }
@@ -88,7 +92,10 @@ public actor AccountPool {
         let store = self.store
         try store.write { txn in try txn.integrations.setDrained(drained, key.integration, host: key.host) }
         state.setDrained(key, drained)
-        logger.info(drained ? "host drained" : "host resumed", metadata: ["integration": "\(key.integration)", "host": "\(key.host)"])
+        logger.info(
+            drained ? "host drained" : "host resumed",
+            metadata: ["integration": "\(key.integration)", "host": "\(key.host)"]
+        )
         return true
     }
 
@@ -101,14 +108,21 @@ public actor AccountPool {
         let pool = state.hosts[integration] ?? []
         if !pool.isEmpty, pool.allSatisfy({ unauthorized.contains($0.id) }) {
             return .unavailable(
-                "no host of \(integration) is authorized (sitroomctl integration authorize \(integration) HOST)", permanent: true)
+                "no host of \(integration) is authorized (sitroomctl integration authorize \(integration) HOST)",
+                permanent: true
+            )
         }
-        guard let (key, limits) = state.lease(integration: integration, room: room, now: now, skipping: unauthorized) else {
+        guard let (key, limits) = state.lease(integration: integration, room: room, now: now, skipping: unauthorized)
+        else {
             return .unavailable(
                 state.unavailableReason(integration: integration, now: now),
-                permanent: state.allUnusable(integration: integration))
+                permanent: state.allUnusable(integration: integration)
+            )
         }
-        logger.debug("host leased", metadata: ["room.id": "\(room)", "integration": "\(key.integration)", "host": "\(key.host)"])
+        logger.debug(
+            "host leased",
+            metadata: ["room.id": "\(room)", "integration": "\(key.integration)", "host": "\(key.host)"]
+        )
         return .leased(key, limits, creates: state.usage[key]?.creates ?? 1, day: utcDay(now))
     }
 
@@ -144,7 +158,8 @@ public actor AccountPool {
         let now = clock.now()
         let today = utcDay(now)
         var rows: [PoolHostSnapshot] = []
-        for (integration, hosts) in state.hosts.sorted(by: { $0.key < $1.key }) where only == nil || only == integration {
+        for (integration, hosts) in state.hosts.sorted(by: { $0.key < $1.key }) where only == nil || only == integration
+        {
             for (id, limits) in hosts {
                 let key = HostKey(integration: integration, host: id)
                 let use = state.usage[key] ?? PoolState.Usage()
@@ -162,19 +177,34 @@ public actor AccountPool {
                 }
                 rows.append(
                     PoolHostSnapshot(
-                        integration: integration, host: id, user: limits.user, openRooms: use.openRooms.count,
-                        concurrentMeetings: limits.concurrentMeetings, createsToday: use.day == today ? use.creates : 0,
-                        dailyCreateLimit: limits.dailyCreateLimit, state: hostState, detail: detail))
+                        integration: integration,
+                        host: id,
+                        user: limits.user,
+                        openRooms: use.openRooms.count,
+                        concurrentMeetings: limits.concurrentMeetings,
+                        createsToday: use.day == today ? use.creates : 0,
+                        dailyCreateLimit: limits.dailyCreateLimit,
+                        state: hostState,
+                        detail: detail
+                    )
+                )
             }
         }
         for (key, limits) in state.retired.sorted(by: { $0.key < $1.key }) {
             let use = state.usage[key] ?? PoolState.Usage()
             rows.append(
                 PoolHostSnapshot(
-                    integration: key.integration, host: key.host, user: limits.user, openRooms: use.openRooms.count,
-                    concurrentMeetings: limits.concurrentMeetings, createsToday: use.day == today ? use.creates : 0,
-                    dailyCreateLimit: limits.dailyCreateLimit, state: "removed (keeps its open rooms until they end)",
-                    detail: "no longer in the configuration"))
+                    integration: key.integration,
+                    host: key.host,
+                    user: limits.user,
+                    openRooms: use.openRooms.count,
+                    concurrentMeetings: limits.concurrentMeetings,
+                    createsToday: use.day == today ? use.creates : 0,
+                    dailyCreateLimit: limits.dailyCreateLimit,
+                    state: "removed (keeps its open rooms until they end)",
+                    detail: "no longer in the configuration"
+                )
+            )
         }
         return rows
     }

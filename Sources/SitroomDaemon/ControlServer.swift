@@ -99,7 +99,11 @@ public final class ControlServer: Sendable {
         } catch {
             logger.warning(
                 "control line rejected",
-                metadata: ["reason": "\(error)", "line": "\(AdminCommand.auditText(line.split(separator: " ").map(String.init)).prefix(200))"])
+                metadata: [
+                    "reason": "\(error)",
+                    "line": "\(AdminCommand.auditText(line.split(separator: " ").map(String.init)).prefix(200))",
+                ]
+            )
             // A reply path may still be recoverable from a malformed line: answer there if we can.
             if let first = line.split(separator: " ").first, first.hasPrefix("reply=/") {
                 await answer(ControlReply.error("\(error)"), to: String(first.dropFirst(6)))
@@ -122,7 +126,11 @@ public final class ControlServer: Sendable {
         } else {
             logger.info(
                 "control command",
-                metadata: ["command": "\(AdminCommand.auditText(command.words))", "ok": "\(reply.ok)", "reply": "\(reply.text)"])
+                metadata: [
+                    "command": "\(AdminCommand.auditText(command.words))", "ok": "\(reply.ok)",
+                    "reply": "\(reply.text)",
+                ]
+            )
         }
     }
 

@@ -17,7 +17,8 @@ extension DaemonCore {
                     returning: Result {
                         try Self.prepareBackupDirectory(path)
                         return try store.backup(to: path)
-                    })
+                    }
+                )
             }
         }
         switch outcome {
@@ -25,7 +26,9 @@ extension DaemonCore {
             metrics.increment("sitroom_backups_total", [("outcome", "ok")])
             let seconds = String(format: "%.1f", clock.now() - started)
             logger.info("backup written", metadata: ["path": "\(path)", "bytes": "\(bytes)", "seconds": "\(seconds)"])
-            return .ok("backup written to \(path)/data.mdb (\(bytes) bytes, \(seconds)s); open it with mdb_stat \(path)")
+            return .ok(
+                "backup written to \(path)/data.mdb (\(bytes) bytes, \(seconds)s); open it with mdb_stat \(path)"
+            )
         case .failure(let error):
             metrics.increment("sitroom_backups_total", [("outcome", "error")])
             logger.error("backup failed", metadata: ["path": "\(path)", "error": "\(error)"])
@@ -47,7 +50,10 @@ extension DaemonCore {
             return
         }
         guard mkdir(path, 0o700) == 0 else {
-            throw SitroomError(.cannotCreateState, "\(path): cannot make the directory: \(String(cString: strerror(errno)))")
+            throw SitroomError(
+                .cannotCreateState,
+                "\(path): cannot make the directory: \(String(cString: strerror(errno)))"
+            )
         }
     }
 

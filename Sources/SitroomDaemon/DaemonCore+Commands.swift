@@ -1,6 +1,6 @@
 import Foundation
-import SitroomStore
 import SitroomCore
+import SitroomStore
 import SitroomZoom
 
 // Control commands: each ``AdminCommand`` carried out, audited, answered.
@@ -18,7 +18,8 @@ extension DaemonCore {
             let open = AdminCommand.syntaxes.filter(\.readOnly).map(\.usage).joined(separator: ", ")
             return .error(
                 "\(command.words.first ?? "") changes things: only sitroomd's user or root may run it "
-                    + "(control.group members may run: \(open))")
+                    + "(control.group members may run: \(open))"
+            )
         }
         let reply: ControlReply
         do {
@@ -28,7 +29,10 @@ extension DaemonCore {
             let words = line.words
             let integration = words.count > 2 && words[0] == "integration" ? words[2] : nil
             let decision = error.decision(
-                now: clock.now(), integration: integration, host: words.count > 3 ? words[3] : nil)
+                now: clock.now(),
+                integration: integration,
+                host: words.count > 3 ? words[3] : nil
+            )
             reply = .error("\(error)\nwhat to do: \(decision.advice)")
         } catch {
             reply = .error("\(error)")
@@ -77,7 +81,8 @@ extension DaemonCore {
                     + Self.table(
                         ["NOTICE", "KIND", "CHANNEL", "TO"],
                         resent.map { [$0.id, $0.kind.rawValue, $0.channel.rawValue, $0.recipient] }
-                    ).joined(separator: "\n"))
+                    ).joined(separator: "\n")
+            )
         case .audit(let count):
             return try audit(last: count, json: json)
         case .integrations:
@@ -88,7 +93,8 @@ extension DaemonCore {
             let url = try await registry.beginAuthorization(name, host: host)
             return .ok(
                 "open this URL as the Zoom user of \(host) and approve:\n\(url)\n"
-                    + "then: sitroomctl integration authorize \(name) \(host) --code -   (the code on standard input)")
+                    + "then: sitroomctl integration authorize \(name) \(host) --code -   (the code on standard input)"
+            )
         case .integrationAuthorizeCode(let name, let host, let code):
             let line = try await registry.completeAuthorization(name, host: host, code: code)
             await provisioner.retryWaiting()
@@ -119,7 +125,8 @@ extension DaemonCore {
         let notices = try await notifier.outbox(states: states)
         if json {
             return .ok(
-                try Self.json(notices.map(NoticeJSON.init)))
+                try Self.json(notices.map(NoticeJSON.init))
+            )
         }
         return .ok(
             Self.table(
@@ -130,7 +137,8 @@ extension DaemonCore {
                         "\($0.attempts)", $0.detail ?? "",
                     ]
                 }
-            ).joined(separator: "\n"))
+            ).joined(separator: "\n")
+        )
     }
 
     /// The last `count` audit entries, oldest first.
@@ -140,15 +148,16 @@ extension DaemonCore {
         try store.read { txn in entries = try txn.audit.last(count) }
         if json {
             return .ok(
-                try Self.json(entries.map(AuditJSON.init)))
+                try Self.json(entries.map(AuditJSON.init))
+            )
         }
         return .ok(
             Self.table(
                 ["TIME", "UID", "COMMAND", "OUTCOME"],
                 entries.map { [rfc3339UTCMillis($0.time), $0.uid.map(String.init) ?? "-", $0.command, $0.outcome] }
-            ).joined(separator: "\n"))
+            ).joined(separator: "\n")
+        )
     }
-
 
     func audit(_ command: AdminCommand, uid: UInt32?, outcome: String) {
         let entry = AuditEntry(time: clock.now(), uid: uid, command: command.auditText, outcome: outcome)

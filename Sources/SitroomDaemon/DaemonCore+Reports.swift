@@ -1,6 +1,6 @@
 import Foundation
-import SitroomService
 import SitroomCore
+import SitroomService
 
 // What the read-only commands show: `status`, `integrations`, `integration show`, `pool show`, `rooms`, `incidents`,
 // `room show`, as text tables or as the JSON reports of ControlReports.swift.
@@ -15,27 +15,41 @@ extension DaemonCore {
         for (state, count) in try await provisioner.roomCounts() { byState[state.rawValue] = count }
         let open = RoomState.allCases.filter(\.isOpen).map { byState[$0.rawValue] ?? 0 }.reduce(0, +)
         var report = StatusReport(
-            version: sitroomVersion, uptimeSeconds: Int(clock.now() - startedAt),
+            version: sitroomVersion,
+            uptimeSeconds: Int(clock.now() - startedAt),
             generation: StatusReport.Generation(
-                number: generation, appliedAt: rfc3339UTC(appliedAt),
+                number: generation,
+                appliedAt: rfc3339UTC(appliedAt),
                 lastRejected: lastRejected.map {
-                    StatusReport.Rejected(at: rfc3339UTC($0.at), errors: $0.errors, validAgainAt: $0.validAgainAt.map(rfc3339UTC))
+                    StatusReport.Rejected(
+                        at: rfc3339UTC($0.at),
+                        errors: $0.errors,
+                        validAgainAt: $0.validAgainAt.map(rfc3339UTC)
+                    )
                 },
-                watch: StatusReport.Watch(watch)),
+                watch: StatusReport.Watch(watch)
+            ),
             integrations: integrations.map {
                 StatusReport.Integration(
-                    name: $0.name, kind: $0.kind, state: $0.record.state.rawValue, reason: $0.record.reason,
+                    name: $0.name,
+                    kind: $0.kind,
+                    state: $0.record.state.rawValue,
+                    reason: $0.record.reason,
                     since: rfc3339UTC($0.record.since),
                     advice: $0.record.nextStep(integration: $0.name, kind: $0.kind),
-                    missingScopes: $0.record.missingScopes ?? [])
+                    missingScopes: $0.record.missingScopes ?? []
+                )
             },
             pool: await pool.snapshot(),
             rooms: StatusReport.Rooms(open: open, byState: byState),
             outbox: StatusReport.Outbox(pending: await notifier.depth),
             spool: StatusReport.Spool(backlog: spoolBacklog(), rejected: spoolRejections(clock.now())),
             store: StatusReport.StoreState(
-                readersInUse: readers.used, readerSlots: readers.size,
-                staleReadersCleared: staleReadersCleared))
+                readersInUse: readers.used,
+                readerSlots: readers.size,
+                staleReadersCleared: staleReadersCleared
+            )
+        )
         report.eventSubscriptions = await meetingEvents.snapshot().map {
             StatusReport.EventSubscription(integration: $0.integration, state: $0.state.rawValue)
         }
@@ -63,8 +77,11 @@ extension DaemonCore {
         return .ok(
             Self.table(
                 ["INTEGRATION", "KIND", "STATE", "SINCE", "REASON"],
-                all.map { [$0.name, $0.kind, $0.record.state.rawValue, rfc3339UTC($0.record.since), $0.record.reason ?? ""] }
-            ).joined(separator: "\n"))
+                all.map {
+                    [$0.name, $0.kind, $0.record.state.rawValue, rfc3339UTC($0.record.since), $0.record.reason ?? ""]
+                }
+            ).joined(separator: "\n")
+        )
     }
 
     func integrationShow(_ name: String, json: Bool) async throws -> ControlReply {
@@ -82,8 +99,13 @@ extension DaemonCore {
         if json {
             let rows = hosts.map {
                 IntegrationJSON.Host(
-                    host: $0.host, user: $0.user, state: $0.state, authorization: authorization($0.host),
-                    openRooms: $0.openRooms, createsToday: $0.createsToday)
+                    host: $0.host,
+                    user: $0.user,
+                    state: $0.state,
+                    authorization: authorization($0.host),
+                    openRooms: $0.openRooms,
+                    createsToday: $0.createsToday
+                )
             }
             return .ok(try Self.json(IntegrationJSON(entry, hosts: rows)))
         }
@@ -95,7 +117,9 @@ extension DaemonCore {
         if let scopes = entry.record.missingScopes, entry.record.state == .missingScope {
             lines.append("missing      \(scopes.joined(separator: ", "))")
         }
-        if let step = entry.record.nextStep(integration: name, kind: entry.kind) { lines.append("what to do   \(step)") }
+        if let step = entry.record.nextStep(integration: name, kind: entry.kind) {
+            lines.append("what to do   \(step)")
+        }
         for (host, record) in authorizations.sorted(by: { $0.key < $1.key }) where perHost && record.state != .active {
             lines.append("what to do   host \(host): `sitroomctl integration authorize \(name) \(host)`")
         }
@@ -108,7 +132,9 @@ extension DaemonCore {
                         $0.host, $0.user, authorization($0.host), "\($0.openRooms)/\($0.concurrentMeetings)",
                         "\($0.createsToday)/\($0.dailyCreateLimit)", $0.state,
                     ]
-                }))
+                }
+            )
+        )
         return .ok(lines.joined(separator: "\n"))
     }
 
@@ -121,11 +147,13 @@ extension DaemonCore {
                 ["HOST", "USER", "OPEN", "CREATES TODAY", "STATE", "WHY"],
                 hosts.map {
                     [
-                        $0.host, $0.user, "\($0.openRooms)/\($0.concurrentMeetings)", "\($0.createsToday)/\($0.dailyCreateLimit)",
+                        $0.host, $0.user, "\($0.openRooms)/\($0.concurrentMeetings)",
+                        "\($0.createsToday)/\($0.dailyCreateLimit)",
                         $0.state, $0.detail,
                     ]
                 }
-            ).joined(separator: "\n"))
+            ).joined(separator: "\n")
+        )
     }
 
     /// `rooms [open|all]`: a table with the room's age (since it was made) and reason, `-` in empty cells; an
@@ -145,10 +173,12 @@ extension DaemonCore {
                 rooms.map {
                     [
                         $0.incidentID, $0.id, $0.state.rawValue, TextTable.age(now - $0.createdAt),
-                        presence($0)?.column ?? "", $0.integration ?? "", $0.hostID ?? "", $0.joinURL ?? "", $0.reason ?? "",
+                        presence($0)?.column ?? "", $0.integration ?? "", $0.hostID ?? "", $0.joinURL ?? "",
+                        $0.reason ?? "",
                     ]
                 }
-            ).joined(separator: "\n"))
+            ).joined(separator: "\n")
+        )
     }
 
     /// `incidents [open|all]`: incidents with their room's state, or `-` for those without a room (an `opened`
@@ -160,13 +190,23 @@ extension DaemonCore {
                 try Self.json(
                     listed.map { record, room in
                         IncidentListing(
-                            incident: record.info.id, title: record.info.title, severity: record.info.severity,
-                            team: record.info.team, stage: record.stage.rawValue,
-                            lastEventAt: rfc3339UTCMillis(record.lastOccurredAt), participants: record.participants.count,
-                            roomID: room?.id, roomState: room?.state.rawValue)
-                    }))
+                            incident: record.info.id,
+                            title: record.info.title,
+                            severity: record.info.severity,
+                            team: record.info.team,
+                            stage: record.stage.rawValue,
+                            lastEventAt: rfc3339UTCMillis(record.lastOccurredAt),
+                            participants: record.participants.count,
+                            roomID: room?.id,
+                            roomState: room?.state.rawValue
+                        )
+                    }
+                )
+            )
         }
-        if listed.isEmpty { return .ok(all ? "no incidents" : "no open incidents (`incidents all` lists resolved ones too)") }
+        if listed.isEmpty {
+            return .ok(all ? "no incidents" : "no open incidents (`incidents all` lists resolved ones too)")
+        }
         let now = clock.now()
         return .ok(
             Self.table(
@@ -174,11 +214,13 @@ extension DaemonCore {
                 listed.map { record, room in
                     [
                         record.info.id, record.stage.rawValue, record.info.severity ?? "",
-                        room.map { "\($0.state.rawValue) (\($0.id))" } ?? "", TextTable.age(now - record.lastOccurredAt) + " ago",
+                        room.map { "\($0.state.rawValue) (\($0.id))" } ?? "",
+                        TextTable.age(now - record.lastOccurredAt) + " ago",
                         "\(record.participants.count)", record.info.title,
                     ]
                 }
-            ).joined(separator: "\n"))
+            ).joined(separator: "\n")
+        )
     }
 
     func roomShow(_ incident: String, json: Bool) async throws -> ControlReply {
@@ -186,21 +228,34 @@ extension DaemonCore {
             return .error("no incident \(incident)")
         }
         guard let room else { return .error("incident \(incident) has no room (stage \(record.stage.rawValue))") }
-        let live = room.live.map { LivePresence($0, participants: record.participants, readyAt: room.readyAt, roomOpen: room.state.isOpen) }
-        if json {
-            return .ok(try Self.json(RoomJSON(room: room, present: live?.present, detail: .init(record: record, presence: live))))
+        let live = room.live.map {
+            LivePresence($0, participants: record.participants, readyAt: room.readyAt, roomOpen: room.state.isOpen)
         }
-        let rows: [(String, String)] = [
-            ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue), ("room", room.id),
-            ("state", room.state.rawValue), ("reason", room.reason ?? ""),
-            ("what to do", Self.nextStep(room) ?? "nothing"), ("note", room.note ?? ""), ("integration", room.integration ?? ""),
-            ("host", room.hostUser.map { "\(room.hostID ?? "") (\($0))" } ?? ""),
-            ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
-            ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
-        ] + record.unreachable.enumerated().map { index, person in
-            (index == 0 ? "not told" : "", "\(person.name): \(person.reason)")
-        } + (live?.rows ?? [("meeting", "no event from Zoom yet")])
-        return .ok(rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }.joined(separator: "\n"))
+        if json {
+            return .ok(
+                try Self.json(
+                    RoomJSON(room: room, present: live?.present, detail: .init(record: record, presence: live))
+                )
+            )
+        }
+        let rows: [(String, String)] =
+            [
+                ("incident", "\(record.info.id): \(record.info.title)"), ("stage", record.stage.rawValue),
+                ("room", room.id),
+                ("state", room.state.rawValue), ("reason", room.reason ?? ""),
+                ("what to do", Self.nextStep(room) ?? "nothing"), ("note", room.note ?? ""),
+                ("integration", room.integration ?? ""),
+                ("host", room.hostUser.map { "\(room.hostID ?? "") (\($0))" } ?? ""),
+                ("meeting id", room.meetingID.map(String.init) ?? ""), ("join url", room.joinURL ?? ""),
+                ("passcode", room.passcode ?? ""), ("participants", "\(record.participants.count)"),
+            ]
+            + record.unreachable.enumerated().map { index, person in
+                (index == 0 ? "not told" : "", "\(person.name): \(person.reason)")
+            } + (live?.rows ?? [("meeting", "no event from Zoom yet")])
+        return .ok(
+            rows.map { "\($0.0.padding(toLength: 13, withPad: " ", startingAt: 0))\($0.1.isEmpty ? "-" : $0.1)" }
+                .joined(separator: "\n")
+        )
     }
 
     /// What people should do about a room: its own advice (from the table of Zoom answers), else what its state
@@ -209,7 +264,8 @@ extension DaemonCore {
         if let advice = room.advice { return advice }
         switch room.state {
         case .provisioning: return "wait: the meeting is being created"
-        case .waiting: return "none: it is retried by itself when a host can take it (the reason says what it waits for)"
+        case .waiting:
+            return "none: it is retried by itself when a host can take it (the reason says what it waits for)"
         case .ready, .ended: return nil
         case .failed: return "fix what the reason names, then `sitroomctl room retry \(room.incidentID)`"
         case .unavailable: return "re-integrate Zoom, then `sitroomctl room retry \(room.incidentID)`"
@@ -236,6 +292,10 @@ struct StatusJSON: Encodable {
     func encode(to encoder: any Encoder) throws {
         try report.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        if let intake { try container.encode(intake, forKey: .intake) } else { try container.encodeNil(forKey: .intake) }
+        if let intake {
+            try container.encode(intake, forKey: .intake)
+        } else {
+            try container.encodeNil(forKey: .intake)
+        }
     }
 }

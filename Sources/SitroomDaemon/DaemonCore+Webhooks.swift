@@ -20,8 +20,12 @@ extension DaemonCore {
     /// - Throws: ``WebhookError`` (forged, stale, unknown app): the file is rejected.
     public func applyZoomWebhook(_ event: ZoomWebhookEvent, receivedAt: Double) async throws -> String {
         let file = ZoomWebhookFile(
-            headers: Dictionary(event.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }),
-            body: event.body)
+            headers: Dictionary(
+                event.headers.map { ($0.name.lowercased(), $0.value) },
+                uniquingKeysWith: { first, _ in first }
+            ),
+            body: event.body
+        )
         if let meeting = event.meeting {
             // A meeting event names no app: any integration of its account (or without an account_id set) whose
             // webhook secret verifies it. Only meetings sitroom made change anything.
@@ -36,7 +40,9 @@ extension DaemonCore {
             throw WebhookError("payload.client_id: no integration has client_id \(clientID)")
         }
         _ = try verifiedIntegration(file, candidates: candidates, receivedAt: receivedAt)
-        return try await applyAppDeauthorized(AppDeauthorized(accountID: event.accountID, userID: event.userID, clientID: clientID))
+        return try await applyAppDeauthorized(
+            AppDeauthorized(accountID: event.accountID, userID: event.userID, clientID: clientID)
+        )
     }
 
     /// Zoom's `app_deauthorized` (a verified webhook, or an event of an integration's WebSocket subscription): deletes
@@ -52,18 +58,25 @@ extension DaemonCore {
                 "Zoom deauthorized \(integration)\(host.map { " for host \($0)" } ?? ""); ask your admin to re-integrate Zoom"
             let rooms = try await provisioner.markUnavailable(integration: integration, host: host, reason: reason)
             let advice =
-                host.map { "the host's user must approve the app again: `sitroomctl integration authorize \(integration) \($0)`" }
+                host.map {
+                    "the host's user must approve the app again: `sitroomctl integration authorize \(integration) \($0)`"
+                }
                 ?? "authorize the app again in the Zoom App Marketplace, then `sitroomctl integration reauthorize \(integration)`"
             await provisioner.notifyAdminsReauthorize(integration: integration, reason: reason, advice: advice)
-            lines.append("\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable")
+            lines.append(
+                "\(integration)\(host.map { "/\($0)" } ?? ""): needs_reauthorization, \(rooms.count) room(s) unavailable"
+            )
         }
-        return lines.isEmpty ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
+        return lines.isEmpty
+            ? "app_deauthorized verified; no integration or host matched" : lines.joined(separator: "; ")
     }
 
     /// The first of `candidates` whose `webhook_secret_file` verifies `file`.
     /// - Throws: ``WebhookError`` naming each candidate's problem when none does.
     func verifiedIntegration(
-        _ file: ZoomWebhookFile, candidates: [IntegrationConfig], receivedAt: Double
+        _ file: ZoomWebhookFile,
+        candidates: [IntegrationConfig],
+        receivedAt: Double
     ) throws -> IntegrationConfig {
         var problems: [String] = []
         for integration in candidates {

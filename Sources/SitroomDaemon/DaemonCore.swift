@@ -44,8 +44,14 @@ public actor DaemonCore {
     ///   - serviceNotifier: systemd's notification socket, told about reloads.
     /// - Throws: store errors, template errors.
     public init(
-        paths: DaemonPaths, configuration: Configuration, store: Store, http: ZoomHTTPClient, clock: any WallClock, logger: Logger,
-        metrics: SitroomMetrics = SitroomMetrics(), serviceNotifier: ServiceNotifier? = nil
+        paths: DaemonPaths,
+        configuration: Configuration,
+        store: Store,
+        http: ZoomHTTPClient,
+        clock: any WallClock,
+        logger: Logger,
+        metrics: SitroomMetrics = SitroomMetrics(),
+        serviceNotifier: ServiceNotifier? = nil
     ) async throws {
         self.paths = paths
         self.store = store
@@ -57,9 +63,21 @@ public actor DaemonCore {
         pool = AccountPool(store: store, clock: clock, logger: logger)
         notifier = Notifier(store: store, clock: clock, logger: logger)
         provisioner = try RoomProvisioner(
-            store: store, pool: pool, registry: registry, notifier: notifier, configuration: configuration, clock: clock,
-            logger: logger, metrics: metrics)
-        meetingEvents = MeetingEventSubscriptions(provisioner: provisioner, registry: registry, metrics: metrics, logger: logger)
+            store: store,
+            pool: pool,
+            registry: registry,
+            notifier: notifier,
+            configuration: configuration,
+            clock: clock,
+            logger: logger,
+            metrics: metrics
+        )
+        meetingEvents = MeetingEventSubscriptions(
+            provisioner: provisioner,
+            registry: registry,
+            metrics: metrics,
+            logger: logger
+        )
         startedAt = clock.now()
         appliedAt = startedAt
         lastReloadSuccessAt = startedAt
@@ -84,9 +102,15 @@ public actor DaemonCore {
             guard let self else { return }
             do {
                 let done = try await self.applyAppDeauthorized(event)
-                logger.warning("app_deauthorized from the Zoom event subscription applied", metadata: ["effect": "\(done)"])
+                logger.warning(
+                    "app_deauthorized from the Zoom event subscription applied",
+                    metadata: ["effect": "\(done)"]
+                )
             } catch {
-                logger.error("cannot apply app_deauthorized from the Zoom event subscription", metadata: ["error": "\(error)"])
+                logger.error(
+                    "cannot apply app_deauthorized from the Zoom event subscription",
+                    metadata: ["error": "\(error)"]
+                )
             }
         }
         await meetingEvents.configure(configuration)
@@ -96,7 +120,9 @@ public actor DaemonCore {
     public func setSpoolBacklog(_ count: @escaping @Sendable () -> Int) { spoolBacklog = count }
 
     /// Tells `status` how to sum up the spool's `rejected/` (given the time now, seconds since 1970).
-    public func setSpoolRejections(_ summary: @escaping @Sendable (Double) -> SpoolRejections) { spoolRejections = summary }
+    public func setSpoolRejections(_ summary: @escaping @Sendable (Double) -> SpoolRejections) {
+        spoolRejections = summary
+    }
 
     /// Reads all of `etc/` again and applies it to every actor as a new generation, or keeps the live generation
     /// when it is invalid (recorded as the last rejected one, with every error as `file:line:col: message`) or
@@ -138,7 +164,10 @@ public actor DaemonCore {
     func notifyService(_ fields: [(String, String)]) {
         guard let serviceNotifier else { return }
         do { try serviceNotifier.send(fields) } catch {
-            logger.warning("cannot notify systemd", metadata: ["socket": "\(serviceNotifier.address)", "error": "\(error)"])
+            logger.warning(
+                "cannot notify systemd",
+                metadata: ["socket": "\(serviceNotifier.address)", "error": "\(error)"]
+            )
         }
     }
 
@@ -152,7 +181,8 @@ public actor DaemonCore {
             metrics.reload("rejected")
             logger.error(
                 "configuration rejected; the live generation stays",
-                metadata: ["generation": "\(generation)", "errors": "\(error.description)"])
+                metadata: ["generation": "\(generation)", "errors": "\(error.description)"]
+            )
             return .error("configuration rejected; generation \(generation) stays live:\n\(error.description)")
         }
         let validAgain = !lastReloadSuccessful
@@ -198,7 +228,8 @@ public actor DaemonCore {
                 "generation": "\(generation)",
                 "integrations": "\(configuration.integrations.keys.sorted().joined(separator: ","))",
                 "removed": "\(removed.joined(separator: ","))",
-            ])
+            ]
+        )
         await provisioner.retryWaiting()
         return .ok("generation \(generation) applied")
     }
@@ -207,9 +238,16 @@ public actor DaemonCore {
     public func gauges(spoolBacklog: Int, store counts: StoreCounts) async -> MetricsGauges {
         let integrations = await registry.snapshot().map { (name: $0.name, state: $0.record.state) }
         var gauges = MetricsGauges(
-            startedAt: startedAt, integrations: integrations, pool: await pool.snapshot(), spoolBacklog: spoolBacklog,
-            generation: generation, lastReloadSuccessful: lastReloadSuccessful, lastReloadSuccessAt: lastReloadSuccessAt,
-            store: counts, now: clock.now())
+            startedAt: startedAt,
+            integrations: integrations,
+            pool: await pool.snapshot(),
+            spoolBacklog: spoolBacklog,
+            generation: generation,
+            lastReloadSuccessful: lastReloadSuccessful,
+            lastReloadSuccessAt: lastReloadSuccessAt,
+            store: counts,
+            now: clock.now()
+        )
         gauges.eventSubscriptions = await meetingEvents.snapshot().map { ($0.integration, $0.state == .connected) }
         return gauges
     }
@@ -235,7 +273,12 @@ public actor DaemonCore {
     /// The live generation, the last rejected one and the watch mode.
     public func generationStatus() -> GenerationStatus {
         GenerationStatus(
-            number: generation, appliedAt: appliedAt, configuration: live, lastRejected: lastRejected, watch: watch)
+            number: generation,
+            appliedAt: appliedAt,
+            configuration: live,
+            lastRejected: lastRejected,
+            watch: watch
+        )
     }
 }
 
@@ -270,4 +313,3 @@ extension Configuration {
             && roster == other.roster && templates == other.templates
     }
 }
-

@@ -39,7 +39,10 @@ public enum DaemonMain {
         // systemd's notification socket (Type=notify); without it nothing is sent.
         var serviceNotifier: ServiceNotifier? = nil
         do { serviceNotifier = try ServiceNotifier.fromEnvironment() } catch {
-            logger.warning("NOTIFY_SOCKET is unusable; systemd will not hear from sitroomd", metadata: ["error": "\(error)"])
+            logger.warning(
+                "NOTIFY_SOCKET is unusable; systemd will not hear from sitroomd",
+                metadata: ["error": "\(error)"]
+            )
         }
         do {
             try DurableFile.makeDirectory(paths.varDirectory, mode: 0o755)
@@ -50,7 +53,10 @@ public enum DaemonMain {
             for sub in ["tmp", "new"] { try DurableFile.makeDirectory("\(paths.sms)/\(sub)", mode: 0o700) }
             try Housekeeper.prepare(paths.metrics)
         } catch {
-            logger.critical("cannot create the state directories", metadata: ["var": "\(paths.varDirectory)", "error": "\(error)"])
+            logger.critical(
+                "cannot create the state directories",
+                metadata: ["var": "\(paths.varDirectory)", "error": "\(error)"]
+            )
             return ExitCode.cannotCreate
         }
         let lock: FileLock
@@ -75,11 +81,15 @@ public enum DaemonMain {
         do {
             let growthLogger = logger
             store = try Store(
-                directory: paths.store, mapSize: configuration.daemon.storeMapSize,
+                directory: paths.store,
+                mapSize: configuration.daemon.storeMapSize,
                 onMapGrowth: { old, new in
                     growthLogger.notice(
-                        "LMDB map grown", metadata: ["store": "\(paths.store)", "old_bytes": "\(old)", "new_bytes": "\(new)"])
-                })
+                        "LMDB map grown",
+                        metadata: ["store": "\(paths.store)", "old_bytes": "\(old)", "new_bytes": "\(new)"]
+                    )
+                }
+            )
         } catch {
             logger.critical("cannot open the store", metadata: ["store": "\(paths.store)", "error": "\(error)"])
             return ExitCode.cannotCreate
@@ -90,7 +100,8 @@ public enum DaemonMain {
                 metadata: [
                     "store": "\(paths.store)", "cleared": "\(store.staleReadersClearedAtOpen)",
                     "detail": "reader slots of processes that died inside a read transaction",
-                ])
+                ]
+            )
         }
         for step in store.migrated {
             logger.notice("store schema migrated", metadata: ["store": "\(paths.store)", "step": "\(step)"])
@@ -106,14 +117,20 @@ public enum DaemonMain {
                     throw SitroomError(.badConfig, "control.group: no group named \(group)")
                 }
                 for path in [paths.run, paths.controlFIFO] where chown(path, uid_t.max, entry.pointee.gr_gid) != 0 {
-                    throw SitroomError(.cannotCreateState, "chown \(path) to group \(group): \(String(cString: strerror(errno)))")
+                    throw SitroomError(
+                        .cannotCreateState,
+                        "chown \(path) to group \(group): \(String(cString: strerror(errno)))"
+                    )
                 }
                 _ = chmod(paths.controlFIFO, 0o620)  // mkfifo's mode went through the umask
             } else {
                 control = try ControlFIFO(path: paths.controlFIFO)
             }
         } catch {
-            logger.critical("cannot create the control FIFO", metadata: ["fifo": "\(paths.controlFIFO)", "error": "\(error)"])
+            logger.critical(
+                "cannot create the control FIFO",
+                metadata: ["fifo": "\(paths.controlFIFO)", "error": "\(error)"]
+            )
             return ExitCode.cannotCreate
         }
         do {
@@ -130,34 +147,60 @@ public enum DaemonMain {
         let core: DaemonCore
         do {
             core = try await DaemonCore(
-                paths: paths, configuration: configuration, store: store, http: http, clock: clock, logger: logger,
-                metrics: metrics, serviceNotifier: serviceNotifier)
+                paths: paths,
+                configuration: configuration,
+                store: store,
+                http: http,
+                clock: clock,
+                logger: logger,
+                metrics: metrics,
+                serviceNotifier: serviceNotifier
+            )
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return ExitCode.cannotCreate
         }
         let intake = SpoolIntake(
-            directory: paths.spool, provisioner: core.provisioner, zoomWebhooks: ZoomWebhookApplier(core: core), logger: logger,
-            metrics: metrics)
+            directory: paths.spool,
+            provisioner: core.provisioner,
+            zoomWebhooks: ZoomWebhookApplier(core: core),
+            logger: logger,
+            metrics: metrics
+        )
         await core.setSpoolBacklog { intake.backlog() }
         await core.setSpoolRejections { intake.rejections(now: $0) }
         let server = ControlServer(
-            control: control, daemon: core, logger: logger, groupMode: configuration.daemon.controlGroup != nil)
+            control: control,
+            daemon: core,
+            logger: logger,
+            groupMode: configuration.daemon.controlGroup != nil
+        )
         let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
         let housekeeper = Housekeeper(
-            core: core, store: store, metrics: metrics, metricsDirectory: paths.metrics, clock: clock, logger: logger,
-            runDirectory: paths.run)
+            core: core,
+            store: store,
+            metrics: metrics,
+            metricsDirectory: paths.metrics,
+            clock: clock,
+            logger: logger,
+            runDirectory: paths.run
+        )
         if store.staleReadersClearedAtOpen > 0 {
             metrics.staleReadersCleared(store.staleReadersClearedAtOpen)
         }
         await housekeeper.writeMetrics()
 
         var services: [any Service] = [
-            TaskService(name: "spool") { try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher) } },
+            TaskService(name: "spool") {
+                try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher) }
+            },
             TaskService(name: "control") { await cancelWhenGracefulShutdown { await server.run() } },
             TaskService(name: "config-watch") {
                 await cancelWhenGracefulShutdown {
-                    await configWatcher.run(reload: { _ = await core.reload() }, report: { await core.setConfigWatch($0) })
+                    await configWatcher.run(
+                        reload: { _ = await core.reload() },
+                        report: { await core.setConfigWatch($0) }
+                    )
                 }
             },
             TaskService(name: "sighup") {
@@ -202,18 +245,23 @@ public enum DaemonMain {
                             do { try await Task.sleep(for: .milliseconds(Int64(interval * 500))) } catch { return }
                         }
                     }
-                })
+                }
+            )
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         logger.info(
             "sitroomd ready",
             metadata: [
                 "version": "\(sitroomVersion)", "etc": "\(paths.etc)", "var": "\(paths.varDirectory)",
                 "integrations": "\(configuration.integrations.keys.sorted().joined(separator: ","))",
-            ])
+            ]
+        )
         // The FIFO, the spool watch and the store are up: systemd may start what depends on sitroomd.
         await core.notifyService([("READY", "1"), ("STATUS", await core.serviceStatus())])
         do {
@@ -233,6 +281,7 @@ func logWarnings(_ configuration: Configuration, logger: Logger) {
     for warning in configuration.warnings {
         logger.warning(
             "configuration warning",
-            metadata: ["file": "\(warning.file)", "line": "\(warning.line)", "warning": "\(warning.message)"])
+            metadata: ["file": "\(warning.file)", "line": "\(warning.line)", "warning": "\(warning.message)"]
+        )
     }
 }

@@ -45,7 +45,9 @@ extension RoomProvisioner {
             } catch {
                 // Never dropped: tried again after a pause (a full reader table, a full disk).
                 logger.error(
-                    "cannot record a meeting deletion; trying again", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                    "cannot record a meeting deletion; trying again",
+                    metadata: ["room.id": "\(id)", "error": "\(error)"]
+                )
                 scheduleDeletion(id, at: now + maxBackoff)
                 return
             }
@@ -59,9 +61,12 @@ extension RoomProvisioner {
             do {
                 // 3001 gone, 3007 ended and not deletable count as done (the provider's table of answers).
                 try await provider(for: room).delete(meetingID)
-            } catch let failure as ProviderFailure where failure.decision.next == .retryLater && attempt < maxTransientAttempts {
+            } catch let failure as ProviderFailure
+                where failure.decision.next == .retryLater && attempt < maxTransientAttempts
+            {
                 attempt += 1
-                let backoff = failure.decision.retryIn ?? min(maxBackoff, firstBackoff * Double(1 << min(attempt - 1, 20)))
+                let backoff =
+                    failure.decision.retryIn ?? min(maxBackoff, firstBackoff * Double(1 << min(attempt - 1, 20)))
                 do { try await clock.sleep(seconds: backoff) } catch { return }
                 continue
             } catch {
@@ -73,14 +78,18 @@ extension RoomProvisioner {
                     try txn.rooms.put(RoomRules.deletionDone(stored, problem: reason))
                 }
             } catch {
-                logger.error("cannot record a meeting deletion's end", metadata: ["room.id": "\(id)", "error": "\(error)"])
+                logger.error(
+                    "cannot record a meeting deletion's end",
+                    metadata: ["room.id": "\(id)", "error": "\(error)"]
+                )
             }
             if let reason {
                 logger.error("meeting not deleted", metadata: ["room.id": "\(id)", "reason": "\(reason)"])
             } else {
                 logger.info(
                     "meeting deleted after the reopen hold-down",
-                    metadata: ["room.id": "\(id)", "meeting": "\(meetingID)"])
+                    metadata: ["room.id": "\(id)", "meeting": "\(meetingID)"]
+                )
             }
             return
         }

@@ -141,7 +141,11 @@ public actor Housekeeper {
                 metrics.staleReadersCleared(readers)
                 logger.warning(
                     "stale LMDB readers cleared",
-                    metadata: ["cleared": "\(readers)", "detail": "reader slots of processes that died inside a read transaction"])
+                    metadata: [
+                        "cleared": "\(readers)",
+                        "detail": "reader slots of processes that died inside a read transaction",
+                    ]
+                )
             }
         } catch {
             logger.error("cannot check the LMDB reader table", metadata: ["error": "\(error)"])
@@ -152,7 +156,8 @@ public actor Housekeeper {
             if !removed.isEmpty {
                 logger.info(
                     "removed reply directories of killed sitroomctl clients",
-                    metadata: ["directory": "\(runDirectory)", "count": "\(removed.count)"])
+                    metadata: ["directory": "\(runDirectory)", "count": "\(removed.count)"]
+                )
             }
         }
         return (readers, removed.count)

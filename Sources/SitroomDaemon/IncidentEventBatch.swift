@@ -63,8 +63,11 @@ extension RoomProvisioner {
                 // The creates of the rooms still made (one made and resolved in the batch counts none).
                 for (roomID, lease) in batch.leased where batch.created[roomID] != nil {
                     try txn.usage.recordCreates(
-                        atLeast: lease.creates.count, day: lease.creates.day, integration: lease.host.integration,
-                        host: lease.host.host)
+                        atLeast: lease.creates.count,
+                        day: lease.creates.day,
+                        integration: lease.host.integration,
+                        host: lease.host.host
+                    )
                 }
                 return results
             }
@@ -77,7 +80,8 @@ extension RoomProvisioner {
         }
         for (event, (outcome, effect)) in zip(events, outcomes) {
             var metadata: Logger.Metadata = [
-                "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)", "stage": "\(event.stage.rawValue)",
+                "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)",
+                "stage": "\(event.stage.rawValue)",
             ]
             if outcome != .duplicate { metadata["effect"] = "\(effect)" }
             logger.info(outcome == .duplicate ? "duplicate event ignored" : "event applied", metadata: metadata)
@@ -86,8 +90,10 @@ extension RoomProvisioner {
                     "participants who cannot be told",
                     metadata: [
                         "event.id": "\(event.eventID)", "incident.id": "\(event.incident.id)",
-                        "people": "\(NoticePlanner.unreachableList(event.unreachable).replacingOccurrences(of: "\n", with: "; "))",
-                    ])
+                        "people":
+                            "\(NoticePlanner.unreachableList(event.unreachable).replacingOccurrences(of: "\n", with: "; "))",
+                    ]
+                )
             }
         }
         if !batch.queued.isEmpty {
@@ -124,7 +130,8 @@ extension RoomProvisioner {
         var closed: Set<String> = []
         for event in events {
             switch event.stage {
-            case .situationRoom, .reopened: if openings[event.incident.id] == nil { openings[event.incident.id] = event }
+            case .situationRoom, .reopened:
+                if openings[event.incident.id] == nil { openings[event.incident.id] = event }
             case .resolved, .closed: closed.insert(event.incident.id)
             default: break
             }
@@ -150,12 +157,22 @@ extension RoomProvisioner {
         for id in order {
             guard let event = openings[id] else { continue }
             let record = IncidentRecord(
-                info: event.incident, stage: event.stage, participants: [], integration: event.integration, roomID: nil,
-                lastOccurredAt: event.occurredAt)
+                info: event.incident,
+                stage: event.stage,
+                participants: [],
+                integration: event.integration,
+                roomID: nil,
+                lastOccurredAt: event.occurredAt
+            )
             let roomID = Self.newRoomID()
             guard
                 case .leased(let host, let user, let creates)? = try? await lease(
-                    roomID: roomID, createdAt: now, record: record, excluding: [], queued: true)
+                    roomID: roomID,
+                    createdAt: now,
+                    record: record,
+                    excluding: [],
+                    queued: true
+                )
             else { break }
             leases[id] = PreLease(roomID: roomID, host: host, user: user, creates: creates)
         }
@@ -189,7 +206,10 @@ extension RoomProvisioner {
     }
 
     func applyOne(
-        _ event: IncidentEvent, now: Double, _ txn: borrowing StoreTransaction, _ batch: inout BatchEffects
+        _ event: IncidentEvent,
+        now: Double,
+        _ txn: borrowing StoreTransaction,
+        _ batch: inout BatchEffects
     ) throws -> (ApplyOutcome, String) {
         guard try txn.events.markSeen(event.eventID, at: now) else { return (.duplicate, "") }
         // No sender's clock decides alone: a time too far ahead counts as now (plus the tolerance), and a resolve
@@ -197,14 +217,21 @@ extension RoomProvisioner {
         let occurredAt = event.occurredAt > now + Self.maxClockAhead ? now : event.occurredAt
         var notes: [String] = []
         if occurredAt < event.occurredAt {
-            notes.append("occurred_at \(rfc3339UTC(event.occurredAt)) is ahead of sitroomd's clock: taken as \(rfc3339UTC(occurredAt))")
+            notes.append(
+                "occurred_at \(rfc3339UTC(event.occurredAt)) is ahead of sitroomd's clock: taken as \(rfc3339UTC(occurredAt))"
+            )
         }
         let known = try batch.records[event.incident.id] ?? txn.incidents.get(event.incident.id)
         var record =
             known
             ?? IncidentRecord(
-                info: event.incident, stage: event.stage, participants: [], integration: event.integration,
-                roomID: nil, lastOccurredAt: occurredAt)
+                info: event.incident,
+                stage: event.stage,
+                participants: [],
+                integration: event.integration,
+                roomID: nil,
+                lastOccurredAt: occurredAt
+            )
         // An opening stamped far in the future cannot claim to come after a resolve: with its sender's clock that far
         // off, its order against the resolve is unknown, and a resolved incident stays resolved (`reopened` reopens).
         let unknownOrder =
@@ -232,7 +259,8 @@ extension RoomProvisioner {
                         ? "ignored: the incident is \(record.stage.rawValue) and this event's occurred_at is far ahead of "
                             + "sitroomd's clock, so it cannot be placed after the resolve (a `reopened` event reopens it)"
                         : "stale: ignored (occurred_at \(rfc3339UTC(occurredAt)) is before the incident's last event at "
-                            + "\(rfc3339UTC(record.lastOccurredAt)); participants merged)")
+                            + "\(rfc3339UTC(record.lastOccurredAt)); participants merged)"
+                )
                 break
             }
             guard var current = room else {
@@ -261,7 +289,8 @@ extension RoomProvisioner {
             if stale {
                 notes.append(
                     "applied although its occurred_at \(rfc3339UTC(occurredAt)) is before the incident's last event at "
-                        + "\(rfc3339UTC(record.lastOccurredAt)): a resolve always ends the open room")
+                        + "\(rfc3339UTC(record.lastOccurredAt)): a resolve always ends the open room"
+                )
             }
             if let stored = room, var failed = RoomRules.sweepBeforeReplacing(stored) {
                 // Its create's outcome was unknown: sweep Zoom for the room's marker now that it is over.
@@ -331,9 +360,14 @@ extension RoomProvisioner {
 
     /// Makes a new room for the incident in the batch's transaction and remembers the room it had before.
     func newRoom(
-        for record: inout IncidentRecord, now: Double, _ txn: borrowing StoreTransaction, _ batch: inout BatchEffects
+        for record: inout IncidentRecord,
+        now: Double,
+        _ txn: borrowing StoreTransaction,
+        _ batch: inout BatchEffects
     ) throws -> Room {
-        if let previous = record.roomID, var old = try txn.rooms.get(previous), let swept = RoomRules.sweepBeforeReplacing(old) {
+        if let previous = record.roomID, var old = try txn.rooms.get(previous),
+            let swept = RoomRules.sweepBeforeReplacing(old)
+        {
             // A failed room whose create's outcome was unknown: its meeting may exist; it is looked for and ended.
             old = swept
             try txn.rooms.put(old)

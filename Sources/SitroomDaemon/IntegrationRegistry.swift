@@ -36,7 +36,13 @@ public actor IntegrationRegistry {
     private let metrics: SitroomMetrics
 
     /// - Parameter metrics: counts Zoom requests and token requests per integration.
-    public init(store: Store, http: ZoomHTTPClient, clock: any WallClock, logger: Logger, metrics: SitroomMetrics = SitroomMetrics()) {
+    public init(
+        store: Store,
+        http: ZoomHTTPClient,
+        clock: any WallClock,
+        logger: Logger,
+        metrics: SitroomMetrics = SitroomMetrics()
+    ) {
         self.store = store
         self.http = http
         self.clock = clock
@@ -87,7 +93,11 @@ public actor IntegrationRegistry {
         for (name, integration) in configuration.integrations {
             if integrations[name] != integration {
                 var client = ZoomClient(
-                    http: http, apiURL: integration.apiURL, oauthURL: integration.oauthURL, timeout: integration.requestTimeout)
+                    http: http,
+                    apiURL: integration.apiURL,
+                    oauthURL: integration.oauthURL,
+                    timeout: integration.requestTimeout
+                )
                 let metrics = self.metrics
                 client.observer = { call in metrics.zoomCall(integration: name, call) }
                 clients[name] = client
@@ -107,7 +117,12 @@ public actor IntegrationRegistry {
     /// - Throws: ``ProviderFailure`` (nothing sent) when the token endpoint refuses or fails, or the registry has
     ///   no token it may use (refused before, not yet authorized: a refusal of the credentials); ``SitroomError``
     ///   `.notFound` for an integration not configured; store errors.
-    public func meetings(_ name: String, host: String?, user: String?, incident: String?) async throws
+    public func meetings(
+        _ name: String,
+        host: String?,
+        user: String?,
+        incident: String?
+    ) async throws
         -> any MeetingProvider
     {
         guard let integration = integrations[name], let client = clients[name] else {
@@ -120,17 +135,29 @@ public actor IntegrationRegistry {
             throw ZoomMeetings.tokenFailure(error, now: clock.now(), integration: name, host: host, incident: incident)
         } catch let error as SitroomError where error.code == .notAuthorized {
             throw ZoomMeetings.tokenFailure(
-                ZoomError(.oauth(status: 401, code: nil, message: error.message)), now: clock.now(), integration: name,
-                host: host, incident: incident)
+                ZoomError(.oauth(status: 401, code: nil, message: error.message)),
+                now: clock.now(),
+                integration: name,
+                host: host,
+                incident: incident
+            )
         }
         let meeting = integration.meeting
         return ZoomMeetings(
-            client: client, token: token, user: user,
+            client: client,
+            token: token,
+            user: user,
             options: .init(
-                waitingRoom: meeting.waitingRoom, joinBeforeHost: meeting.joinBeforeHost,
+                waitingRoom: meeting.waitingRoom,
+                joinBeforeHost: meeting.joinBeforeHost,
                 autoRecording: meeting.autoRecording.rawValue,
-                passcodeLength: meeting.passcode == .random ? meeting.passcodeLength : nil),
-            clock: clock, integration: name, host: host, incident: incident)
+                passcodeLength: meeting.passcode == .random ? meeting.passcodeLength : nil
+            ),
+            clock: clock,
+            integration: name,
+            host: host,
+            incident: incident
+        )
     }
 
     /// The state of an integration, or `nil` when it is not configured.
@@ -180,10 +207,17 @@ public actor IntegrationRegistry {
             guard let host, let stored, let refreshToken = stored.refreshToken else {
                 throw SitroomError(
                     .notAuthorized,
-                    "host \(host ?? "-") of \(name) is not authorized: run `sitroomctl integration authorize \(name) \(host ?? "HOST")`")
+                    "host \(host ?? "-") of \(name) is not authorized: run `sitroomctl integration authorize \(name) \(host ?? "HOST")`"
+                )
             }
             task = Task {
-                try await self.refreshPair(name, host: host, integration: integration, client: client, using: refreshToken)
+                try await self.refreshPair(
+                    name,
+                    host: host,
+                    integration: integration,
+                    client: client,
+                    using: refreshToken
+                )
             }
         }
         inFlight[key] = task
@@ -192,7 +226,11 @@ public actor IntegrationRegistry {
     }
 
     /// Requests a Server-to-Server token and commits it (and the integration's `active` state) to LMDB.
-    private func requestAccountToken(_ name: String, integration: IntegrationConfig, client: ZoomClient) async throws
+    private func requestAccountToken(
+        _ name: String,
+        integration: IntegrationConfig,
+        client: ZoomClient
+    ) async throws
         -> StoredToken
     {
         let secret = try Self.readSecret(integration.clientSecretFile, key: "client_secret_file")
@@ -201,7 +239,10 @@ public actor IntegrationRegistry {
         }
         let issued = clock.now()
         let answer = try await client.requestAccountToken(
-            accountID: accountID, clientID: integration.clientID, clientSecret: secret)
+            accountID: accountID,
+            clientID: integration.clientID,
+            clientSecret: secret
+        )
         let token = StoredToken(accessToken: answer.value, expiresAt: issued + answer.expiresIn)
         guard integrations[name] != nil else { throw SitroomError(.notFound, "integration \(name) was removed") }
         try commit(token, key: TokenID(integration: name, host: nil), integration: name, host: nil)
@@ -213,7 +254,11 @@ public actor IntegrationRegistry {
     /// stored pair (another refresh may have rotated it meanwhile) before declaring the host in need of
     /// re-authorization.
     private func refreshPair(
-        _ name: String, host: String, integration: IntegrationConfig, client: ZoomClient, using refreshToken: String
+        _ name: String,
+        host: String,
+        integration: IntegrationConfig,
+        client: ZoomClient,
+        using refreshToken: String
     ) async throws -> StoredToken {
         let secret = try Self.readSecret(integration.clientSecretFile, key: "client_secret_file")
         var current = refreshToken
@@ -221,10 +266,16 @@ public actor IntegrationRegistry {
             let issued = clock.now()
             do {
                 let answer = try await client.refresh(
-                    refreshToken: current, clientID: integration.clientID, clientSecret: secret)
+                    refreshToken: current,
+                    clientID: integration.clientID,
+                    clientSecret: secret
+                )
                 let token = StoredToken(
-                    accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken ?? current,
-                    issuedAt: issued)
+                    accessToken: answer.value,
+                    expiresAt: issued + answer.expiresIn,
+                    refreshToken: answer.refreshToken ?? current,
+                    issuedAt: issued
+                )
                 try commit(token, key: tokenKey(name, host: host), integration: name, host: host)
                 logger.debug("token refreshed", metadata: ["integration": "\(name)", "host": "\(host)"])
                 return token
@@ -246,7 +297,11 @@ public actor IntegrationRegistry {
     /// was added: `missing_scope` is left only by an admin's act (`clearsMissingScope`: a completed authorization;
     /// `integration reauthorize` of a zoom-s2s integration goes through `pending_authorization`).
     private func commit(
-        _ token: StoredToken, key: TokenID, integration name: String, host: String?, clearsMissingScope: Bool = false
+        _ token: StoredToken,
+        key: TokenID,
+        integration name: String,
+        host: String?,
+        clearsMissingScope: Bool = false
     ) throws {
         let store = self.store
         let record = IntegrationRecord(state: .active, reason: nil, since: clock.now())
@@ -279,7 +334,11 @@ public actor IntegrationRegistry {
         let store = self.store
         try store.write { txn in try txn.integrations.putPendingAuthorization(pending, name, host: host) }
         return client.authorizationURL(
-            clientID: integration.clientID, redirectURI: integration.redirectURI ?? "", state: pending.state, pkce: pkce)
+            clientID: integration.clientID,
+            redirectURI: integration.redirectURI ?? "",
+            state: pending.state,
+            pkce: pkce
+        )
     }
 
     /// Completes a host's authorization with the code Zoom gave (valid 5 minutes): exchanges it
@@ -295,23 +354,40 @@ public actor IntegrationRegistry {
             clock.now() - pending.createdAt < 600
         else {
             throw SitroomError(
-                .notFound, "no authorization of \(host) of \(name) under way: run `sitroomctl integration authorize \(name) \(host)` first")
+                .notFound,
+                "no authorization of \(host) of \(name) under way: run `sitroomctl integration authorize \(name) \(host)` first"
+            )
         }
         let secret = try Self.readSecret(integration.clientSecretFile, key: "client_secret_file")
         let issued = clock.now()
         let answer = try await client.exchangeAuthorizationCode(
-            code: code, redirectURI: integration.redirectURI ?? "", codeVerifier: pending.verifier,
-            clientID: integration.clientID, clientSecret: secret)
+            code: code,
+            redirectURI: integration.redirectURI ?? "",
+            codeVerifier: pending.verifier,
+            clientID: integration.clientID,
+            clientSecret: secret
+        )
         let user = try await client.getUser(token: answer.value, userID: "me")
         let expected = integration.hosts.first { $0.id == host }?.user.lowercased()
         guard expected == user.id.lowercased() || expected == user.email?.lowercased() else {
             throw SitroomError(
                 .badConfig,
-                "the code was approved by Zoom user \(user.email ?? user.id), but host \(host) is \(expected ?? "?"); sign in as that user")
+                "the code was approved by Zoom user \(user.email ?? user.id), but host \(host) is \(expected ?? "?"); sign in as that user"
+            )
         }
         let token = StoredToken(
-            accessToken: answer.value, expiresAt: issued + answer.expiresIn, refreshToken: answer.refreshToken, issuedAt: issued)
-        let authorization = HostAuthorization(state: .active, reason: nil, userID: user.id, email: user.email, since: clock.now())
+            accessToken: answer.value,
+            expiresAt: issued + answer.expiresIn,
+            refreshToken: answer.refreshToken,
+            issuedAt: issued
+        )
+        let authorization = HostAuthorization(
+            state: .active,
+            reason: nil,
+            userID: user.id,
+            email: user.email,
+            since: clock.now()
+        )
         try store.write { txn in
             try txn.integrations.putHostAuthorization(authorization, name, host: host)
             try txn.integrations.deletePendingAuthorization(name, host: host)
@@ -369,7 +445,9 @@ public actor IntegrationRegistry {
     /// zoom-oauth starts the authorization of every host again. Rooms are kept either way.
     /// - Returns: a line (zoom-s2s) or the authorization URLs (zoom-oauth) for the admin.
     public func reauthorize(_ name: String) async throws -> String {
-        guard let integration = integrations[name] else { throw SitroomError(.notFound, "no integration named \(name)") }
+        guard let integration = integrations[name] else {
+            throw SitroomError(.notFound, "no integration named \(name)")
+        }
         switch integration.kind {
         case .zoomS2S:
             let store = self.store
@@ -404,20 +482,28 @@ public actor IntegrationRegistry {
     /// - Returns: the integrations and hosts affected (host `nil`: the whole integration).
     public func deauthorize(_ event: AppDeauthorized) throws -> [(integration: String, host: String?)] {
         var affected: [(integration: String, host: String?)] = []
-        for (name, integration) in integrations.sorted(by: { $0.key < $1.key }) where integration.clientID == event.clientID {
+        for (name, integration) in integrations.sorted(by: { $0.key < $1.key })
+        where integration.clientID == event.clientID {
             switch integration.kind {
             case .zoomS2S:
                 guard integration.accountID == nil || integration.accountID == event.accountID else { continue }
                 _ = try markNeedsReauthorization(
-                    name, reason: "Zoom deauthorized the app (app_deauthorized)",
-                    advice: "authorize the app again in the Zoom App Marketplace, then `sitroomctl integration reauthorize \(name)`")
+                    name,
+                    reason: "Zoom deauthorized the app (app_deauthorized)",
+                    advice:
+                        "authorize the app again in the Zoom App Marketplace, then `sitroomctl integration reauthorize \(name)`"
+                )
                 affected.append((name, nil))
             case .zoomOAuth:
                 let authorizations = try hostAuthorizations(name)
                 for host in integration.hosts {
                     let record = authorizations[host.id]
                     guard event.userID == nil || record?.userID == event.userID else { continue }
-                    _ = try markNeedsReauthorization(name, host: host.id, reason: "Zoom deauthorized the app for this user")
+                    _ = try markNeedsReauthorization(
+                        name,
+                        host: host.id,
+                        reason: "Zoom deauthorized the app for this user"
+                    )
                     affected.append((name, host.id))
                 }
             }
@@ -463,7 +549,12 @@ public actor IntegrationRegistry {
     ///   `integration show`.
     /// - Returns: true when the state changed (so admins are told once).
     @discardableResult
-    public func markNeedsReauthorization(_ name: String, host: String? = nil, reason: String, advice: String? = nil) throws
+    public func markNeedsReauthorization(
+        _ name: String,
+        host: String? = nil,
+        reason: String,
+        advice: String? = nil
+    ) throws
         -> Bool
     {
         guard let integration = integrations[name] else { return false }
@@ -484,7 +575,9 @@ public actor IntegrationRegistry {
             tokens[tokenKey(name, host: host)] = nil
             if changed {
                 logger.warning(
-                    "host needs re-authorization", metadata: ["integration": "\(name)", "host": "\(host)", "reason": "\(reason)"])
+                    "host needs re-authorization",
+                    metadata: ["integration": "\(name)", "host": "\(host)", "reason": "\(reason)"]
+                )
             }
             return changed
         }
@@ -497,7 +590,9 @@ public actor IntegrationRegistry {
         records[name] = record
         tokens = tokens.filter { $0.key.integration != name }
         logger.warning(
-            "integration needs re-authorization", metadata: ["integration": "\(name)", "reason": "\(reason)"])
+            "integration needs re-authorization",
+            metadata: ["integration": "\(name)", "reason": "\(reason)"]
+        )
         return true
     }
 
@@ -517,14 +612,19 @@ public actor IntegrationRegistry {
         let merged = known + scopes.filter { !known.contains($0) }
         if wasMissing && merged == known { return false }
         let record = IntegrationRecord(
-            state: .missingScope, reason: reason, since: wasMissing ? previous?.since ?? clock.now() : clock.now(),
-            advice: advice, missingScopes: merged)
+            state: .missingScope,
+            reason: reason,
+            since: wasMissing ? previous?.since ?? clock.now() : clock.now(),
+            advice: advice,
+            missingScopes: merged
+        )
         let store = self.store
         try store.write { txn in try txn.integrations.putRecord(record, for: name) }
         records[name] = record
         logger.warning(
             "integration lacks a scope",
-            metadata: ["integration": "\(name)", "scopes": "\(merged.joined(separator: " "))", "reason": "\(reason)"])
+            metadata: ["integration": "\(name)", "scopes": "\(merged.joined(separator: " "))", "reason": "\(reason)"]
+        )
         return !wasMissing
     }
 
@@ -553,7 +653,10 @@ public actor IntegrationRegistry {
             // "not authorized".
             let authorized: Set<String>
             do { authorized = try authorizedHosts(name) ?? [] } catch {
-                logger.error("cannot read the authorized hosts", metadata: ["integration": "\(name)", "error": "\(error)"])
+                logger.error(
+                    "cannot read the authorized hosts",
+                    metadata: ["integration": "\(name)", "error": "\(error)"]
+                )
                 continue
             }
             for host in integration.hosts where authorized.contains(host.id) {
@@ -561,7 +664,9 @@ public actor IntegrationRegistry {
                 let token: StoredToken?
                 do { token = try readStoredToken(key) } catch {
                     logger.error(
-                        "cannot read a host's token", metadata: ["integration": "\(name)", "host": "\(host.id)", "error": "\(error)"])
+                        "cannot read a host's token",
+                        metadata: ["integration": "\(name)", "host": "\(host.id)", "error": "\(error)"]
+                    )
                     continue
                 }
                 guard let stored = token, let refreshToken = stored.refreshToken,
@@ -574,7 +679,12 @@ public actor IntegrationRegistry {
                     } else {
                         let task = Task {
                             try await self.refreshPair(
-                                name, host: host.id, integration: integration, client: client, using: refreshToken)
+                                name,
+                                host: host.id,
+                                integration: integration,
+                                client: client,
+                                using: refreshToken
+                            )
                         }
                         inFlight[key] = task
                         defer { inFlight[key] = nil }
@@ -582,19 +692,25 @@ public actor IntegrationRegistry {
                     }
                     refreshed += 1
                     logger.info(
-                        "idle host token pair refreshed", metadata: ["integration": "\(name)", "host": "\(host.id)"])
+                        "idle host token pair refreshed",
+                        metadata: ["integration": "\(name)", "host": "\(host.id)"]
+                    )
                 } catch let error as ZoomError where error.answer.refusesAuthorization {
                     let decision = error.decision(now: clock.now(), integration: name, host: host.id)
                     if (try? markNeedsReauthorization(
-                        name, host: host.id, reason: decision.reason, advice: decision.advice)) == true
-                    {
+                        name,
+                        host: host.id,
+                        reason: decision.reason,
+                        advice: decision.advice
+                    )) == true {
                         refused.append(IdleRefreshFailure(integration: name, host: host.id, error: error))
                     }
                 } catch {
                     // Transient (Zoom unreachable, 5xx): the pair is still valid; the next run tries again.
                     logger.warning(
                         "cannot refresh an idle host token pair",
-                        metadata: ["integration": "\(name)", "host": "\(host.id)", "error": "\(error)"])
+                        metadata: ["integration": "\(name)", "host": "\(host.id)", "error": "\(error)"]
+                    )
                 }
             }
         }

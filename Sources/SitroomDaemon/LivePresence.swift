@@ -46,7 +46,8 @@ struct LivePresence {
         case .waiting: return "not started"
         case .started: return "started at \(rfc3339UTC(live.startedAt ?? live.statusAt))"
         case .ended:
-            return "ended in Zoom at \(rfc3339UTC(live.endedAt ?? live.statusAt))" + (roomOpen ? " (the link starts it again)" : "")
+            return "ended in Zoom at \(rfc3339UTC(live.endedAt ?? live.statusAt))"
+                + (roomOpen ? " (the link starts it again)" : "")
         }
     }
 
@@ -54,7 +55,11 @@ struct LivePresence {
     var rows: [(String, String)] {
         var rows: [(String, String)] = [
             ("meeting", meetingText),
-            ("present", "\(present) of \(participants.count) participant(s)" + (others.isEmpty ? "" : ", and \(others.count) other(s)")),
+            (
+                "present",
+                "\(present) of \(participants.count) participant(s)"
+                    + (others.isEmpty ? "" : ", and \(others.count) other(s)")
+            ),
             ("first join", live.firstJoinAt.map(rfc3339UTC) ?? ""),
             ("assembled", toAssemble.map { "all in \(TextTable.age($0)) after the link went out" } ?? "not yet"),
         ]
@@ -69,7 +74,9 @@ struct LivePresence {
             rows.append((index == 0 ? "attendance" : "", "\(who): \(state)"))
         }
         for (index, other) in others.enumerated() {
-            rows.append((index == 0 ? "others" : "", "\(other.name)\(other.email.map { " <\($0)>" } ?? " (guest or phone)")"))
+            rows.append(
+                (index == 0 ? "others" : "", "\(other.name)\(other.email.map { " <\($0)>" } ?? " (guest or phone)")")
+            )
         }
         return rows
     }

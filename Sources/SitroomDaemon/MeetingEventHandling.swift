@@ -24,7 +24,10 @@ extension RoomProvisioner {
             try store.write { txn -> (Room, Bool)? in
                 withdrawn = []
                 timings = []
-                guard var room = try txn.rooms.matching({ $0.state.isOpen }).first(where: { $0.meetingID == event.meetingID })
+                guard
+                    var room = try txn.rooms.matching({ $0.state.isOpen }).first(where: {
+                        $0.meetingID == event.meetingID
+                    })
                 else { return nil }
                 var live = room.live ?? LiveMeeting(status: .waiting, statusAt: 0)
                 guard live.apply(event) else { return (room, false) }
@@ -70,7 +73,10 @@ extension RoomProvisioner {
             logger.error("cannot apply a Zoom meeting event", metadata: metadata)
             return "not applied: \(error)"
         case .success(nil):
-            logger.debug("Zoom meeting event of no open room (a meeting sitroom did not make, or ended): ignored", metadata: metadata)
+            logger.debug(
+                "Zoom meeting event of no open room (a meeting sitroom did not make, or ended): ignored",
+                metadata: metadata
+            )
             return "no open room has meeting \(event.meetingID): ignored"
         case .success(let (room, changed)?):
             metadata["room.id"] = "\(room.id)"
@@ -85,7 +91,10 @@ extension RoomProvisioner {
                 }
                 return "room \(room.id) updated"
             }
-            logger.debug("Zoom meeting event changed nothing (a duplicate, or older than what the room knows)", metadata: metadata)
+            logger.debug(
+                "Zoom meeting event changed nothing (a duplicate, or older than what the room knows)",
+                metadata: metadata
+            )
             return "room \(room.id): nothing new"
         }
     }
@@ -108,12 +117,17 @@ extension RoomProvisioner {
             let status: ProviderMeetingStatus
             do {
                 provider = try await registry.meetings(
-                    integration, host: room.hostID, user: room.hostUser, incident: room.incidentID)
+                    integration,
+                    host: room.hostID,
+                    user: room.hostUser,
+                    incident: room.incidentID
+                )
                 status = try await provider.status(of: meetingID)
             } catch {
                 logger.warning(
                     "cannot reconcile a room's meeting with Zoom",
-                    metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "error": "\(error)"])
+                    metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "error": "\(error)"]
+                )
                 continue
             }
             let now = clock.now()
@@ -133,9 +147,12 @@ extension RoomProvisioner {
                     metadata: [
                         "room.id": "\(room.id)", "meeting": "\(meetingID)", "status": "\(status)",
                         "corrections": "\(events.count)",
-                    ])
+                    ]
+                )
                 var updated = false
-                for event in events where await applyMeetingEvent(event, via: "reconcile").hasSuffix("updated") { updated = true }
+                for event in events where await applyMeetingEvent(event, via: "reconcile").hasSuffix("updated") {
+                    updated = true
+                }
                 if updated { changed += 1 }
             }
         }
@@ -153,7 +170,8 @@ extension RoomProvisioner {
         } catch {
             logger.info(
                 "cannot list a meeting's participants (Zoom Dashboards); only its state is reconciled",
-                metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "error": "\(error)"])
+                metadata: ["room.id": "\(room.id)", "meeting": "\(meetingID)", "error": "\(error)"]
+            )
             return []
         }
         let attendees = readRoom(room.id)?.live?.attendees ?? []
@@ -179,19 +197,33 @@ extension RoomProvisioner {
                 at = max(at, known.leftAt ?? at)  // after the leave the room knows, whatever the two clocks say
             } else {
                 let base = LiveMeeting.reconciledPrefix + (person.email ?? "name:\(person.name)")
-                let taken = attendees.filter { $0.key.hasPrefix(base) }.count + events.filter { $0.person?.participantUUID.hasPrefix(base) == true }.count
+                let taken =
+                    attendees.filter { $0.key.hasPrefix(base) }.count
+                    + events.filter { $0.person?.participantUUID.hasPrefix(base) == true }.count
                 key = taken == 0 ? base : "\(base)#\(taken + 1)"
             }
             events.append(
                 ZoomMeetingEvent(
-                    kind: .participantJoined, meetingID: meetingID, uuid: "", accountID: "", at: at,
-                    person: .init(participantUUID: key, userID: "", name: person.name, email: person.email)))
+                    kind: .participantJoined,
+                    meetingID: meetingID,
+                    uuid: "",
+                    accountID: "",
+                    at: at,
+                    person: .init(participantUUID: key, userID: "", name: person.name, email: person.email)
+                )
+            )
         }
         for attendee in unmatched {
             events.append(
                 ZoomMeetingEvent(
-                    kind: .participantLeft, meetingID: meetingID, uuid: "", accountID: "", at: now,
-                    person: .init(participantUUID: attendee.key, userID: "", name: attendee.name, email: attendee.email)))
+                    kind: .participantLeft,
+                    meetingID: meetingID,
+                    uuid: "",
+                    accountID: "",
+                    at: now,
+                    person: .init(participantUUID: attendee.key, userID: "", name: attendee.name, email: attendee.email)
+                )
+            )
         }
         return events
     }

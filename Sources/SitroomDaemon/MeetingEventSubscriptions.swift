@@ -1,9 +1,9 @@
 import Logging
 import SitroomConfig
-import Synchronization
 import SitroomCore
 import SitroomZoom
 import SitroomZoomEvents
+import Synchronization
 
 /// Which integrations' meeting events are known to be complete now: false from a WebSocket subscription's start
 /// until it is connected and has reconciled its rooms, and again while it is disconnected. The notifier holds a nudge
@@ -106,7 +106,9 @@ public actor MeetingEventSubscriptions {
         var logger = self.logger
         logger[metadataKey: "integration"] = "\(name)"
         let subscription = ZoomEventSubscription(
-            url: settings.url, subscriptionID: settings.subscriptionID, logger: logger,
+            url: settings.url,
+            subscriptionID: settings.subscriptionID,
+            logger: logger,
             token: { fresh in
                 if fresh { try? await registry.invalidateToken(name) }
                 return try await registry.accessToken(name)
@@ -117,7 +119,8 @@ public actor MeetingEventSubscriptions {
                 await provisioner.reconcileMeetings(integration: name)
                 await self?.reconciled(name)
             },
-            onDeauthorized: deauthorized)
+            onDeauthorized: deauthorized
+        )
         let task = Task { await subscription.run() }
         let reconciler = Task { [weak self] in
             while !Task.isCancelled {

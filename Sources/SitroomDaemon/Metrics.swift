@@ -171,12 +171,16 @@ public enum MetricsCatalog {
         ),
         Family(name: "sitroom_spool_backlog", type: "gauge", help: "Incident files waiting in the spool's new/."),
         Family(
-            name: "sitroom_lmdb_readers", type: "gauge",
-            help: "LMDB reader-table slots in use, by any process (stale ones of dead processes until cleared)."),
+            name: "sitroom_lmdb_readers",
+            type: "gauge",
+            help: "LMDB reader-table slots in use, by any process (stale ones of dead processes until cleared)."
+        ),
         Family(name: "sitroom_lmdb_reader_slots", type: "gauge", help: "LMDB reader-table size (maxreaders)."),
         Family(
-            name: "sitroom_lmdb_stale_readers_cleared_total", type: "counter",
-            help: "Reader slots of dead processes freed (mdb_reader_check), at start and every 10 seconds."),
+            name: "sitroom_lmdb_stale_readers_cleared_total",
+            type: "counter",
+            help: "Reader slots of dead processes freed (mdb_reader_check), at start and every 10 seconds."
+        ),
         Family(
             name: "sitroom_spool_files_total",
             type: "counter",
@@ -209,25 +213,37 @@ public enum MetricsCatalog {
         ),
         Family(name: "sitroom_backups_total", type: "counter", help: "Backups by outcome (ok, error)."),
         Family(
-            name: "sitroom_meeting_first_join_seconds", type: "histogram",
+            name: "sitroom_meeting_first_join_seconds",
+            type: "histogram",
             help: "Time from a room ready (its link sent) to the first of its participants joining the meeting.",
-            buckets: SitroomMetrics.joinBuckets),
+            buckets: SitroomMetrics.joinBuckets
+        ),
         Family(
-            name: "sitroom_meeting_assembled_seconds", type: "histogram",
+            name: "sitroom_meeting_assembled_seconds",
+            type: "histogram",
             help: "Time from a room ready to all of its participants with an email being in the meeting at once.",
-            buckets: SitroomMetrics.joinBuckets),
+            buckets: SitroomMetrics.joinBuckets
+        ),
         Family(
-            name: "sitroom_zoom_event_subscription_connected", type: "gauge",
-            help: "1 while the integration's Zoom WebSocket event subscription is connected, else 0."),
+            name: "sitroom_zoom_event_subscription_connected",
+            type: "gauge",
+            help: "1 while the integration's Zoom WebSocket event subscription is connected, else 0."
+        ),
         Family(
-            name: "sitroom_zoom_event_subscription_reconnects_total", type: "counter",
-            help: "Connections of Zoom WebSocket event subscriptions after the first (each one after a drop)."),
+            name: "sitroom_zoom_event_subscription_reconnects_total",
+            type: "counter",
+            help: "Connections of Zoom WebSocket event subscriptions after the first (each one after a drop)."
+        ),
         Family(
-            name: "sitroom_meeting_joins_total", type: "counter",
-            help: "Participants joining sitroom's meetings, from Zoom's meeting.participant_joined events."),
+            name: "sitroom_meeting_joins_total",
+            type: "counter",
+            help: "Participants joining sitroom's meetings, from Zoom's meeting.participant_joined events."
+        ),
         Family(
-            name: "sitroom_meeting_leaves_total", type: "counter",
-            help: "Participants leaving sitroom's meetings, from Zoom's meeting.participant_left events."),
+            name: "sitroom_meeting_leaves_total",
+            type: "counter",
+            help: "Participants leaving sitroom's meetings, from Zoom's meeting.participant_left events."
+        ),
     ]
 }
 

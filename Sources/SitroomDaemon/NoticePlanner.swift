@@ -28,7 +28,12 @@ struct NoticePlanner {
     /// with an email, then the `follow-up` on each `follow_up` channel, due `conference.follow_up_delay` after
     /// the invitation (at once for someone who got no invitation); and `room-ready` on the chat webhook.
     /// - Returns: The notices newly queued.
-    func roomReady(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
+    func roomReady(
+        room: Room,
+        record: IncidentRecord,
+        now: Double,
+        _ txn: borrowing StoreTransaction
+    ) throws -> [Notice] {
         var queued: [Notice] = []
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
@@ -58,7 +63,12 @@ struct NoticePlanner {
                     )
                     if try txn.outbox.enqueue(notice) { queued.append(notice) }
                 }
-                let invitation = Notice.id(roomID: room.id, personID: person.personID, kind: .invitation, channel: .email)
+                let invitation = Notice.id(
+                    roomID: room.id,
+                    personID: person.personID,
+                    kind: .invitation,
+                    channel: .email
+                )
                 let invited = try exists(invitation, txn)
                 for channel in configuration.daemon.conference.followUp
                 where try !queuedBefore(.followUp, channel, person, room, txn) {
@@ -102,7 +112,12 @@ struct NoticePlanner {
     /// events (without them nobody can be known to have joined). Keyed like every notice, so planning again queues
     /// a nudge only for someone new; one who joined meanwhile gets none. Email nudges thread with the first mail.
     /// - Returns: The notices newly queued.
-    private func planNudges(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
+    private func planNudges(
+        room: Room,
+        record: IncidentRecord,
+        now: Double,
+        _ txn: borrowing StoreTransaction
+    ) throws -> [Notice] {
         guard notify.nudgeAfter > 0, let integration = room.integration,
             configuration.integrations[integration]?.events.any == true
         else { return [] }
@@ -117,7 +132,9 @@ struct NoticePlanner {
                 if try exists(id, txn) { thread = id }
             }
             for channel in notify.channels where try !queuedBefore(.nudge, channel, person, room, txn) {
-                guard var notice = participantNotice(.nudge, channel, person, room, record, context, now) else { continue }
+                guard var notice = participantNotice(.nudge, channel, person, room, record, context, now) else {
+                    continue
+                }
                 notice.nextAttemptAt = due
                 notice.lifetimeStart = due
                 if notice.channel == .email { notice.threadNoticeID = thread }
@@ -135,7 +152,12 @@ struct NoticePlanner {
 
     /// Withdraws `kinds` of notices of `people` in `room` still waiting for their time (never tried).
     private func withdraw(
-        _ kinds: [NoticeKind], room: Room, people: [Participant], now: Double, detail: String, _ txn: borrowing StoreTransaction
+        _ kinds: [NoticeKind],
+        room: Room,
+        people: [Participant],
+        now: Double,
+        detail: String,
+        _ txn: borrowing StoreTransaction
     ) throws -> [Notice] {
         var withdrawn: [Notice] = []
         for person in people {
@@ -165,10 +187,21 @@ struct NoticePlanner {
     /// `METHOD:CANCEL` for the invitation's `UID` (with a higher `SEQUENCE`) when one was sent; and
     /// `room-ended` on the chat webhook when `room-ready` went there.
     /// - Returns: The notices newly queued.
-    func roomEnded(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
+    func roomEnded(
+        room: Room,
+        record: IncidentRecord,
+        now: Double,
+        _ txn: borrowing StoreTransaction
+    ) throws -> [Notice] {
         var queued: [Notice] = try withdrawFollowUps(room: room, record: record, now: now, txn)
         queued += try withdraw(
-            [.nudge], room: room, people: record.participants, now: now, detail: "not sent: the room ended before it was due", txn)
+            [.nudge],
+            room: room,
+            people: record.participants,
+            now: now,
+            detail: "not sent: the room ended before it was due",
+            txn
+        )
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             for channel in NoticeChannel.allCases where channel != .chat {
@@ -221,7 +254,10 @@ struct NoticePlanner {
     /// ended before they were due, and a "join now" after it ended would mislead.
     /// - Returns: The notices withdrawn (state `withdrawn`), for the notifier to forget.
     private func withdrawFollowUps(
-        room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction
+        room: Room,
+        record: IncidentRecord,
+        now: Double,
+        _ txn: borrowing StoreTransaction
     ) throws -> [Notice] {
         var withdrawn: [Notice] = []
         for person in record.participants {
@@ -242,7 +278,12 @@ struct NoticePlanner {
     /// Notices for a room that failed: `room-failed` on the chat webhook, and to participants on each
     /// configured channel that has a `room-failed` template (none is bundled: admins are told instead).
     /// - Returns: The notices newly queued.
-    func roomFailed(room: Room, record: IncidentRecord, now: Double, _ txn: borrowing StoreTransaction) throws -> [Notice] {
+    func roomFailed(
+        room: Room,
+        record: IncidentRecord,
+        now: Double,
+        _ txn: borrowing StoreTransaction
+    ) throws -> [Notice] {
         var queued: [Notice] = []
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
@@ -432,7 +473,11 @@ struct NoticePlanner {
     /// would refuse it): it is not rendered again (an event on a ready room plans its notices again, for people it
     /// adds).
     private func queuedBefore(
-        _ kind: NoticeKind, _ channel: NotifyChannel, _ person: Participant, _ room: Room, _ txn: borrowing StoreTransaction
+        _ kind: NoticeKind,
+        _ channel: NotifyChannel,
+        _ person: Participant,
+        _ room: Room,
+        _ txn: borrowing StoreTransaction
     ) throws -> Bool {
         guard let noticeChannel = NoticeChannel(rawValue: channel.rawValue) else { return false }
         let id = Notice.id(roomID: room.id, personID: person.personID, kind: kind, channel: noticeChannel)

@@ -36,7 +36,9 @@ public actor Notifier {
     private let clock: any WallClock
     private let logger: Logger
     private let connections = NoticeConnections(
-        smtpConnections: Notifier.workersPerChannel[.email] ?? 2, httpConnectionsPerOrigin: 4)
+        smtpConnections: Notifier.workersPerChannel[.email] ?? 2,
+        httpConnectionsPerOrigin: 4
+    )
     private var transports: [NoticeChannel: any NoticeTransport] = [:]
     private var retry = RetrySettings()
 
@@ -83,10 +85,17 @@ public actor Notifier {
     /// What to do with a due `nudge`, decided against the room and incident as stored: send it, withdraw it (the
     /// person joined, or the room is over), or hold it (the room's meeting events may be incomplete: a subscription
     /// reconnecting or reconciling, so someone may have joined unheard).
-    enum NudgeVerdict { case send, withdraw(String), hold }
+    enum NudgeVerdict {
+        case send
+        case withdraw(String)
+        case hold
+    }
 
     nonisolated static func nudgeVerdict(
-        _ notice: Notice, room: Room?, record: IncidentRecord?, eventsComplete: (String) -> Bool
+        _ notice: Notice,
+        room: Room?,
+        record: IncidentRecord?,
+        eventsComplete: (String) -> Bool
     ) -> NudgeVerdict {
         guard let room, room.state.isOpen, !room.endRequested else { return .withdraw("not sent: the room is over") }
         if let person = record?.participants.first(where: { $0.personID == notice.personID }),
@@ -458,8 +467,11 @@ public actor Notifier {
                         found[id] = try txn.outbox.get(id)
                         if let notice = found[id], notice.kind == .nudge, !notice.state.isSettled {
                             verdicts[id] = Self.nudgeVerdict(
-                                notice, room: try txn.rooms.get(notice.roomID), record: try txn.incidents.get(notice.incidentID),
-                                eventsComplete: complete)
+                                notice,
+                                room: try txn.rooms.get(notice.roomID),
+                                record: try txn.incidents.get(notice.incidentID),
+                                eventsComplete: complete
+                            )
                         }
                     } catch let error where Store.isStorageFailure(error) {
                         throw error
@@ -474,7 +486,8 @@ public actor Notifier {
         } catch {
             logger.error(
                 "cannot read notices from the outbox; trying again",
-                metadata: ["notices": "\(ids.count)", "error": "\(error)"])
+                metadata: ["notices": "\(ids.count)", "error": "\(error)"]
+            )
             for id in ids {
                 inFlight.remove(id)
                 due[id]?.at = clock.now() + Self.readRetryPause
@@ -562,7 +575,8 @@ public actor Notifier {
             // A transport that answered for fewer notices than it was given: the rest are retried, never lost.
             results += Array(
                 repeating: .failure(DeliveryError("the transport gave no outcome", permanent: false)),
-                count: notices.count - results.count)
+                count: notices.count - results.count
+            )
         }
         return zip(notices, results).map { notice, result in
             var notice = notice

@@ -103,7 +103,10 @@ public struct PoolState: Sendable {
     /// - Returns: the host, or `nil` with nothing changed when no host is eligible.
     /// - Parameter skipping: host ids that cannot take rooms for a reason outside the pool (not authorized).
     public mutating func lease(
-        integration: String, room: String, now: Double, skipping: Set<String> = []
+        integration: String,
+        room: String,
+        now: Double,
+        skipping: Set<String> = []
     ) -> (key: HostKey, limits: HostLimits)? {
         let today = utcDay(now)
         var best: (key: HostKey, limits: HostLimits, open: Int, left: Int)? = nil
@@ -200,12 +203,16 @@ public struct PoolState: Sendable {
             return "all \(pool.count) hosts of \(integration) busy: \(open)/\(capacity) meetings open"
         }
         if outOfQuota.count == pool.count {
-            let names = outOfQuota.count == 1 ? outOfQuota[0] : outOfQuota.dropLast().joined(separator: ", ") + " and " + outOfQuota.last!
+            let names =
+                outOfQuota.count == 1
+                ? outOfQuota[0] : outOfQuota.dropLast().joined(separator: ", ") + " and " + outOfQuota.last!
             return "daily create quota of \(names) used up until 00:00 UTC"
         }
         var parts: [String] = []
         if busy > 0 { parts.append("\(busy) busy (\(open)/\(capacity) meetings open)") }
-        if !outOfQuota.isEmpty { parts.append("\(outOfQuota.joined(separator: ", ")) out of daily quota until 00:00 UTC") }
+        if !outOfQuota.isEmpty {
+            parts.append("\(outOfQuota.joined(separator: ", ")) out of daily quota until 00:00 UTC")
+        }
         parts.append(contentsOf: other)
         return "no host of \(integration) available: " + parts.joined(separator: "; ")
     }

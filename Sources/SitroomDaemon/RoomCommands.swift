@@ -36,7 +36,8 @@ extension RoomProvisioner {
             if let fresh {
                 track(fresh)
                 for id in batch.drives { drive(id) }
-                return "room \(room.id) of \(incident) is swept for a meeting its create may have left; new room \(fresh.id) is being provisioned"
+                return
+                    "room \(room.id) of \(incident) is swept for a meeting its create may have left; new room \(fresh.id) is being provisioned"
             }
         }
         let retried: Room

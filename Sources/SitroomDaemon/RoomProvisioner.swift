@@ -71,8 +71,14 @@ public actor RoomProvisioner {
 
     /// - Parameter metrics: records how long rooms take from their event to `ready`.
     public init(
-        store: Store, pool: AccountPool, registry: IntegrationRegistry, notifier: Notifier, configuration: Configuration,
-        clock: any WallClock, logger: Logger, metrics: SitroomMetrics = SitroomMetrics()
+        store: Store,
+        pool: AccountPool,
+        registry: IntegrationRegistry,
+        notifier: Notifier,
+        configuration: Configuration,
+        clock: any WallClock,
+        logger: Logger,
+        metrics: SitroomMetrics = SitroomMetrics()
     ) throws {
         self.metrics = metrics
         self.store = store
@@ -250,7 +256,11 @@ public actor RoomProvisioner {
             throw SitroomError(.notFound, "room \(room.id) has no integration")
         }
         let provider = try await registry.meetings(
-            integration, host: room.hostID, user: room.hostUser, incident: room.incidentID)
+            integration,
+            host: room.hostID,
+            user: room.hostUser,
+            incident: room.incidentID
+        )
         try await pace(integration)
         return provider
     }
@@ -269,9 +279,12 @@ public actor RoomProvisioner {
         let topic = topicTemplate?.render(.roomReady, .chat, context)?.body ?? record.info.title
         let commanders = record.participants.filter { $0.role == .commander }.compactMap(\.email)
         return MeetingPlan(
-            topic: topic, startTime: clock.now(), marker: room.marker,
+            topic: topic,
+            startTime: clock.now(),
+            marker: room.marker,
             description: "Incident \(record.info.id): \(record.info.title)",
-            alternativeHosts: settings.commanderAsAlternativeHost && !room.withoutAlternativeHosts ? commanders : [])
+            alternativeHosts: settings.commanderAsAlternativeHost && !room.withoutAlternativeHosts ? commanders : []
+        )
     }
 
     // MARK: Notices
@@ -284,12 +297,17 @@ public actor RoomProvisioner {
     /// Queues notices for the admins (their own transaction).
     /// - Parameter advice: what the admins should do (`room.advice` in the templates); a room's own when `nil`.
     func queueAdminNotices(
-        kind: NoticeKind, room: Room?, integration: String?, reason: String, advice: String? = nil
+        kind: NoticeKind,
+        room: Room?,
+        integration: String?,
+        reason: String,
+        advice: String? = nil
     ) {
         let now = clock.now()
         let admins = configuration.daemon.notify.admins
         guard !admins.isEmpty else { return }
-        var subject = room ?? Room(id: "integration-\(integration ?? "-")-\(Int64(now))", incidentID: "", createdAt: now)
+        var subject =
+            room ?? Room(id: "integration-\(integration ?? "-")-\(Int64(now))", incidentID: "", createdAt: now)
         subject.integration = integration
         subject.reason = reason
         if let advice { subject.advice = advice }

@@ -14,10 +14,15 @@ extension RoomProvisioner {
             integrations: configuration.integrations.mapValues { settings in
                 RoomPolicy.Integration(
                     deletesOnResolve: settings.meeting.onResolve == .endAndDelete,
-                    perHostAuthorization: settings.kind == .zoomOAuth)
+                    perHostAuthorization: settings.kind == .zoomOAuth
+                )
             },
-            reopenHoldDown: configuration.daemon.reopenHoldDown, maxTransientAttempts: maxTransientAttempts,
-            firstBackoff: firstBackoff, maxBackoff: maxBackoff, coolDown: Self.coolDown)
+            reopenHoldDown: configuration.daemon.reopenHoldDown,
+            maxTransientAttempts: maxTransientAttempts,
+            firstBackoff: firstBackoff,
+            maxBackoff: maxBackoff,
+            coolDown: Self.coolDown
+        )
     }
 
     /// One run of work on a room, until its machine needs nothing more now.
@@ -75,11 +80,18 @@ extension RoomProvisioner {
             switch request {
             case .lease, .write:
                 do {
-                    guard let answer = try await perform(request, room: machine.room, queued: true) else { return false }
+                    guard let answer = try await perform(request, room: machine.room, queued: true) else {
+                        return false
+                    }
                     input = answer
                 } catch {
-                    logger.error("cannot lease a host for a waiting room", metadata: ["room.id": "\(id)", "error": "\(error)"])
-                    if case .write(let room, .lease) = request, let integration = room.integration, let host = room.hostID {
+                    logger.error(
+                        "cannot lease a host for a waiting room",
+                        metadata: ["room.id": "\(id)", "error": "\(error)"]
+                    )
+                    if case .write(let room, .lease) = request, let integration = room.integration,
+                        let host = room.hostID
+                    {
                         await pool.release(HostKey(integration: integration, host: host), room: id)
                     }
                     return false
@@ -108,7 +120,9 @@ extension RoomProvisioner {
         case .lease(let excluding):
             return try await lease(room, excluding: excluding, queued: queued)
         case .reclaim(let host):
-            return .reclaimed(await pool.reclaim(HostKey(integration: host.integration, host: host.host), room: room.id))
+            return .reclaimed(
+                await pool.reclaim(HostKey(integration: host.integration, host: host.host), room: room.id)
+            )
         case .wait(let seconds):
             await pause(room.id, seconds: seconds)
             return .woke
@@ -123,8 +137,16 @@ extension RoomProvisioner {
         guard room.integration != nil else {
             return .failed(
                 ProviderDecision(
-                    request: .refused, host: .none, integration: .none, next: .fail, reason: "the room has no integration",
-                    advice: "`sitroomctl room retry INCIDENT`"), token: nil, sent: false)
+                    request: .refused,
+                    host: .none,
+                    integration: .none,
+                    next: .fail,
+                    reason: "the room has no integration",
+                    advice: "`sitroomctl room retry INCIDENT`"
+                ),
+                token: nil,
+                sent: false
+            )
         }
         do {
             let provider = try await self.provider(for: room)
@@ -138,10 +160,12 @@ extension RoomProvisioner {
                     metadata: [
                         "room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "integration": "\(integration)",
                         "host": "\(room.hostID ?? "")",
-                    ])
+                    ]
+                )
                 return .created(try await provider.create(meetingPlan(settings.meeting, record: record, room: room)))
             case .findMarker(let room):
-                guard room.hostUser != nil, let found = try await provider.meetings(markedWith: room.marker).first else {
+                guard room.hostUser != nil, let found = try await provider.meetings(markedWith: room.marker).first
+                else {
                     return .found(nil)
                 }
                 return .found(try await provider.meeting(found))
@@ -167,13 +191,16 @@ extension RoomProvisioner {
     /// room's own: what is left of creates whose outcome was unknown and that completed at the provider after all.
     private func sweep(_ room: Room, provider: any MeetingProvider, keeping: Int64?) async throws {
         guard let integration = room.integration, room.hostUser != nil else { return }
-        let stray = try await provider.meetings(markedWith: room.marker).filter { $0 != keeping && $0 != room.meetingID }
+        let stray = try await provider.meetings(markedWith: room.marker).filter {
+            $0 != keeping && $0 != room.meetingID
+        }
         for id in stray {
             try await pace(integration)
             try await provider.end(id, delete: true)
             logger.warning(
                 "stray meeting of a room ended and deleted",
-                metadata: ["room.id": "\(room.id)", "integration": "\(integration)", "meeting": "\(id)"])
+                metadata: ["room.id": "\(room.id)", "integration": "\(integration)", "meeting": "\(id)"]
+            )
         }
     }
 
@@ -182,13 +209,23 @@ extension RoomProvisioner {
     ///   older waiting rooms rather than jumping the queue.
     private func lease(_ room: Room, excluding excluded: Set<String>, queued: Bool) async throws -> RoomInput? {
         guard let record = try readIncident(room.incidentID) else { return nil }
-        return try await lease(roomID: room.id, createdAt: room.createdAt, record: record, excluding: excluded, queued: queued)
+        return try await lease(
+            roomID: room.id,
+            createdAt: room.createdAt,
+            record: record,
+            excluding: excluded,
+            queued: queued
+        )
     }
 
     /// A host for room `roomID` of the incident `record`, from the candidates in order (``candidates(for:)``).
     /// - Parameter queued: the room is served from the waiting queue (else it queues behind older waiting rooms).
     func lease(
-        roomID: String, createdAt: Double, record: IncidentRecord, excluding excluded: Set<String>, queued: Bool
+        roomID: String,
+        createdAt: Double,
+        record: IncidentRecord,
+        excluding excluded: Set<String>,
+        queued: Bool
     ) async throws -> RoomInput {
         if !queued, waiting.contains(where: { $0.key != roomID && ($0.value, $0.key) < (createdAt, roomID) }) {
             return .queued
@@ -208,7 +245,8 @@ extension RoomProvisioner {
                 let scopes = (state.missingScopes ?? []).joined(separator: ", ")
                 reasons.append(
                     "\(name) lacks the Zoom scope \(scopes.isEmpty ? "an API call needs" : scopes) (add it in the app's "
-                        + "Scopes tab, then `sitroomctl integration reauthorize \(name)`)")
+                        + "Scopes tab, then `sitroomctl integration reauthorize \(name)`)"
+                )
                 continue
             }
             if excluded.contains(name) {
@@ -216,7 +254,9 @@ extension RoomProvisioner {
                 continue
             }
             var unauthorized: Set<String> = []
-            if let authorized = try await registry.authorizedHosts(name), let hosts = configuration.integrations[name]?.hosts {
+            if let authorized = try await registry.authorizedHosts(name),
+                let hosts = configuration.integrations[name]?.hosts
+            {
                 unauthorized = Set(hosts.map(\.id)).subtracting(authorized)
             }
             switch await pool.lease(room: roomID, integration: name, unauthorized: unauthorized) {
@@ -248,14 +288,19 @@ extension RoomProvisioner {
                 switch kind {
                 case .lease(let creates):
                     try txn.usage.recordCreates(
-                        atLeast: creates.count, day: creates.day, integration: creates.host.integration,
-                        host: creates.host.host)
+                        atLeast: creates.count,
+                        day: creates.day,
+                        integration: creates.host.integration,
+                        host: creates.host.host
+                    )
                 case .ready:
                     if !merged.endRequested, let record = try txn.incidents.get(merged.incidentID) {
                         // Those due now are committed `sending` here: the room ready, its notices queued and their
                         // first attempts in one commit.
                         notices = Notifier.claimedAtCommit(
-                            try planner.roomReady(room: merged, record: record, now: now, txn), now: now)
+                            try planner.roomReady(room: merged, record: record, now: now, txn),
+                            now: now
+                        )
                         for notice in notices where notice.state == .sending { try txn.outbox.put(notice) }
                     }
                 case .failed:
@@ -285,7 +330,9 @@ extension RoomProvisioner {
                     return (.ended(ended, replacement: nil), notices)
                 case .endAndReplace(let ended):
                     try txn.rooms.put(ended)
-                    guard var record = try txn.incidents.get(ended.incidentID) else { return (.ended(ended, replacement: nil), []) }
+                    guard var record = try txn.incidents.get(ended.incidentID) else {
+                        return (.ended(ended, replacement: nil), [])
+                    }
                     let notices = try planner.roomEnded(room: ended, record: record, now: now, txn)
                     guard record.roomID == ended.id else { return (.ended(ended, replacement: nil), notices) }
                     let fresh = Room(id: Self.newRoomID(), incidentID: ended.incidentID, createdAt: now)
@@ -329,13 +376,26 @@ extension RoomProvisioner {
                 (try? await registry.markNeedsReauthorization(integration, host: host, reason: reason, advice: advice))
                 ?? false
             if changed {
-                queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason, advice: advice)
+                queueAdminNotices(
+                    kind: .adminReauthorize,
+                    room: nil,
+                    integration: integration,
+                    reason: reason,
+                    advice: advice
+                )
             }
         case .missingScope(let integration, let scopes, let reason, let advice):
             let changed =
-                (try? await registry.markMissingScope(integration, scopes: scopes, reason: reason, advice: advice)) ?? false
+                (try? await registry.markMissingScope(integration, scopes: scopes, reason: reason, advice: advice))
+                ?? false
             if changed {
-                queueAdminNotices(kind: .adminReauthorize, room: nil, integration: integration, reason: reason, advice: advice)
+                queueAdminNotices(
+                    kind: .adminReauthorize,
+                    room: nil,
+                    integration: integration,
+                    reason: reason,
+                    advice: advice
+                )
             }
         case .invalidateToken(let integration, let host, let token):
             try? await registry.invalidateToken(integration, host: host, ifValue: token)

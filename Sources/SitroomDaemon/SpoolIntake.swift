@@ -299,9 +299,12 @@ public final class SpoolIntake: Sendable {
         let entries = ((try? DurableFile.list("\(directory)/rejected", includeHidden: true)) ?? [])
             .filter { $0.kind != .directory && !$0.name.hasSuffix(".error") }
         var summary = SpoolRejections(
-            lastHour: entries.filter { now - $0.modified <= 3600 }.count, total: entries.count)
+            lastHour: entries.filter { now - $0.modified <= 3600 }.count,
+            total: entries.count
+        )
         if let newest = entries.max(by: { ($0.modified, $0.name) < ($1.modified, $1.name) }) {
-            let text = (try? String(contentsOfFile: "\(directory)/rejected/\(newest.name).error", encoding: .utf8)) ?? ""
+            let text =
+                (try? String(contentsOfFile: "\(directory)/rejected/\(newest.name).error", encoding: .utf8)) ?? ""
             let reason = text.split(separator: "\n").first.map(String.init) ?? "(no .error file beside it)"
             summary.newest = SpoolRejections.Newest(file: newest.name, at: rfc3339UTC(newest.modified), reason: reason)
         }
@@ -473,11 +476,15 @@ public final class SpoolIntake: Sendable {
         let times = batch.map(\.event.occurredAt)
         var ordered = batch.indices.sorted { (times[$0], $0) < (times[$1], $1) }.map { batch[$0] }
         func closing(_ stage: IncidentStage) -> Bool { stage == .resolved || stage == .closed }
-        func opening(_ stage: IncidentStage) -> Bool { stage == .opened || stage == .situationRoom || stage == .updated }
+        func opening(_ stage: IncidentStage) -> Bool {
+            stage == .opened || stage == .situationRoom || stage == .updated
+        }
         // Where each incident's last opening event is; computed again after a move (rare).
         func lastOpenings() -> [String: Int] {
             var last: [String: Int] = [:]
-            for (index, item) in ordered.enumerated() where opening(item.event.stage) { last[item.event.incident.id] = index }
+            for (index, item) in ordered.enumerated() where opening(item.event.stage) {
+                last[item.event.incident.id] = index
+            }
             return last
         }
         var lastOpening = lastOpenings()
@@ -486,7 +493,9 @@ public final class SpoolIntake: Sendable {
         while index < ordered.count, moves <= ordered.count {
             let event = ordered[index].event
             if closing(event.stage), let last = lastOpening[event.incident.id], last > index,
-                !ordered[index..<last].contains(where: { $0.event.incident.id == event.incident.id && $0.event.stage == .reopened })
+                !ordered[index..<last].contains(where: {
+                    $0.event.incident.id == event.incident.id && $0.event.stage == .reopened
+                })
             {
                 let item = ordered.remove(at: index)
                 ordered.insert(item, at: last)
@@ -531,7 +540,9 @@ public final class SpoolIntake: Sendable {
             }
             outcomes = single
         }
-        let done = zip(ordered, outcomes).compactMap { item, outcome in outcome.map { (item.name, item.event.eventID, $0) } }
+        let done = zip(ordered, outcomes).compactMap { item, outcome in
+            outcome.map { (item.name, item.event.eventID, $0) }
+        }
         // The moves are not fsynced: the commit above is what counts. A move lost to a crash leaves the file in new/,
         // where it is read again at the start and found a duplicate by its event id (or ignored again), then moved
         // (docs/feeds.md); two directory fsyncs per batch saved (docs/performance.md).
@@ -542,7 +553,9 @@ public final class SpoolIntake: Sendable {
                 self.metrics?.spoolFile(outcome.rawValue)
                 if outcome == .duplicate {
                     self.logger.info(
-                        "spool file was a duplicate", metadata: ["file": "new/\(name)", "event.id": "\(eventID)"])
+                        "spool file was a duplicate",
+                        metadata: ["file": "new/\(name)", "event.id": "\(eventID)"]
+                    )
                 }
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
 import SitroomCore
-import SitroomStore
 import SitroomService
+import SitroomStore
 
 /// What `status` shows (SPEC §7), as one value: `status --json` is its JSON encoding, `status` its ``text``.
 /// Absent values are JSON `null`; times are RFC 3339 UTC. A part added to `status` is a field added here.
@@ -38,13 +38,18 @@ public struct StatusReport: Sendable, Encodable {
     /// Zoom answers, docs/zoom.md), hosts out of their daily quota, failed rooms.
     public var nextSteps: [String] {
         var steps = integrations.compactMap { entry in
-            entry.state == IntegrationState.active.rawValue ? nil : entry.advice.map { "\(entry.name) (\(entry.state)): \($0)" }
+            entry.state == IntegrationState.active.rawValue
+                ? nil : entry.advice.map { "\(entry.name) (\(entry.state)): \($0)" }
         }
         for host in pool where host.state == "out of quota" {
-            steps.append("\(host.integration)/\(host.host) is out of its daily create quota until 00:00 UTC: other hosts take rooms")
+            steps.append(
+                "\(host.integration)/\(host.host) is out of its daily create quota until 00:00 UTC: other hosts take rooms"
+            )
         }
         if let failed = rooms.byState[RoomState.failed.rawValue], failed > 0 {
-            steps.append("\(failed) room(s) failed: `sitroomctl rooms all` lists them, `sitroomctl room show INCIDENT` says what to do")
+            steps.append(
+                "\(failed) room(s) failed: `sitroomctl rooms all` lists them, `sitroomctl room show INCIDENT` says what to do"
+            )
         }
         return steps
     }
@@ -218,7 +223,10 @@ public struct StatusReport: Sendable, Encodable {
         lines.append("")
         lines.append(
             contentsOf: TextTable.render(
-                ["INTEGRATION", "KIND", "STATE", "REASON"], integrations.map { [$0.name, $0.kind, $0.state, $0.reason ?? ""] }))
+                ["INTEGRATION", "KIND", "STATE", "REASON"],
+                integrations.map { [$0.name, $0.kind, $0.state, $0.reason ?? ""] }
+            )
+        )
         lines.append("")
         lines.append(
             contentsOf: TextTable.render(
@@ -228,18 +236,22 @@ public struct StatusReport: Sendable, Encodable {
                         $0.integration, $0.host, $0.user, "\($0.openRooms)/\($0.concurrentMeetings)",
                         "\($0.createsToday)/\($0.dailyCreateLimit)", $0.state,
                     ]
-                }))
+                }
+            )
+        )
         lines.append("")
         lines.append(rooms.line)
         lines.append("outbox: \(outbox.pending) pending")
         lines.append(spool.line)
         lines.append(
             "store: LMDB readers \(store.readersInUse)/\(store.readerSlots) in use; \(store.staleReadersCleared) stale "
-                + "cleared since start")
+                + "cleared since start"
+        )
         if !eventSubscriptions.isEmpty {
             lines.append(
                 "zoom events (websocket): "
-                    + eventSubscriptions.map { "\($0.integration) \($0.state)" }.joined(separator: ", "))
+                    + eventSubscriptions.map { "\($0.integration) \($0.state)" }.joined(separator: ", ")
+            )
         }
         return lines.joined(separator: "\n")
     }
@@ -265,7 +277,8 @@ extension StatusReport.Rooms {
 extension StatusReport.Spool {
     /// `spool: 0 waiting in new/; rejected: 1 in the last hour, 3 in rejected/ (newest 2026-...: new/x: reason)`.
     var line: String {
-        var line = "spool: \(backlog) waiting in new/; rejected: \(rejected.lastHour) in the last hour, \(rejected.total) in rejected/"
+        var line =
+            "spool: \(backlog) waiting in new/; rejected: \(rejected.lastHour) in the last hour, \(rejected.total) in rejected/"
         if let newest = rejected.newest {
             line += "\n  newest rejected: rejected/\(newest.file) at \(newest.at): \(newest.reason)"
         }
@@ -326,7 +339,8 @@ enum TextTable {
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
         return all.map { row in
             row.indices.map { column in
-                column == row.count - 1 ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                column == row.count - 1
+                    ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }
     }

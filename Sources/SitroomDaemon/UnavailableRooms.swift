@@ -21,7 +21,14 @@ extension RoomProvisioner {
         let changed: [Room] = try store.write { txn in
             var changed: [Room] = []
             for room in try txn.rooms.matching({ $0.state.isOpen }) {
-                guard let unavailable = RoomRules.unavailable(room, integration: integration, host: host, reason: reason, now: now)
+                guard
+                    let unavailable = RoomRules.unavailable(
+                        room,
+                        integration: integration,
+                        host: host,
+                        reason: reason,
+                        now: now
+                    )
                 else { continue }
                 try txn.rooms.put(unavailable)
                 changed.append(unavailable)
@@ -31,9 +38,13 @@ extension RoomProvisioner {
         for room in changed {
             running[room.id]?.cancel()
             track(room)
-            if let hostID = room.hostID { await pool.release(HostKey(integration: integration, host: hostID), room: room.id) }
+            if let hostID = room.hostID {
+                await pool.release(HostKey(integration: integration, host: hostID), room: room.id)
+            }
             logger.warning(
-                "room unavailable", metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "reason": "\(reason)"])
+                "room unavailable",
+                metadata: ["room.id": "\(room.id)", "incident.id": "\(room.incidentID)", "reason": "\(reason)"]
+            )
         }
         return changed.map(\.id)
     }
@@ -57,11 +68,13 @@ extension RoomProvisioner {
                 try await markUnavailable(
                     integration: integration,
                     reason: "integration \(integration) was removed (etc/integrations/\(integration).yaml is gone); "
-                        + "sitroom can no longer manage this room's meeting")
+                        + "sitroom can no longer manage this room's meeting"
+                )
             } catch {
                 logger.error(
                     "cannot mark the rooms of a removed integration unavailable",
-                    metadata: ["integration": "\(integration)", "error": "\(error)"])
+                    metadata: ["integration": "\(integration)", "error": "\(error)"]
+                )
             }
         }
     }

@@ -49,10 +49,16 @@ extension RoomProvisioner {
         let now = clock.now()
         let limit = configuration.daemon.conference.waitingAlertAfter
         for id in waiting.keys.sorted() {
-            guard let room = readRoom(id), room.state == .waiting, let since = room.waitingSince, now - since >= limit else {
+            guard let room = readRoom(id), room.state == .waiting, let since = room.waitingSince, now - since >= limit
+            else {
                 continue
             }
-            queueAdminNotices(kind: .adminWaiting, room: room, integration: room.integration, reason: room.reason ?? "waiting")
+            queueAdminNotices(
+                kind: .adminWaiting,
+                room: room,
+                integration: room.integration,
+                reason: room.reason ?? "waiting"
+            )
         }
         await retryWaiting()
         if !idleRefreshRunning, let shortest = await registry.shortestIdleRefresh(),
@@ -64,17 +70,24 @@ extension RoomProvisioner {
         }
     }
 
-
     /// Refreshes idle zoom-oauth hosts whose pair is older than `refresh_idle_after`
     /// (``IntegrationRegistry/refreshIdleHosts()``), and tells the admins once about each host Zoom refused.
     func refreshIdleHosts() async {
         defer { idleRefreshRunning = false }
         let (_, refused) = await registry.refreshIdleHosts()
         for failure in refused {
-            let decision = failure.error.decision(now: clock.now(), integration: failure.integration, host: failure.host)
+            let decision = failure.error.decision(
+                now: clock.now(),
+                integration: failure.integration,
+                host: failure.host
+            )
             queueAdminNotices(
-                kind: .adminReauthorize, room: nil, integration: failure.integration,
-                reason: "host \(failure.host): \(decision.reason)", advice: decision.advice)
+                kind: .adminReauthorize,
+                room: nil,
+                integration: failure.integration,
+                reason: "host \(failure.host): \(decision.reason)",
+                advice: decision.advice
+            )
         }
     }
 }

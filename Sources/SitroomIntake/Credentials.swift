@@ -84,11 +84,18 @@ public enum Credentials {
     /// bytes received) and that the timestamp lies within `tolerance` seconds of `now`: the check sitroomd makes of
     /// the spool file (SitroomZoom's `ZoomWebhookFile.verify`), here at the door.
     public static func zoom(
-        signature: String?, timestamp: String?, body: [UInt8], secret: String, now: Double, tolerance: Double = 300
+        signature: String?,
+        timestamp: String?,
+        body: [UInt8],
+        secret: String,
+        now: Double,
+        tolerance: Double = 300
     ) -> ZoomVerdict {
         guard let signature, let timestamp else { return .missing }
         let file = ZoomWebhookFile(
-            headers: ["x-zm-signature": signature, "x-zm-request-timestamp": timestamp], body: body)
+            headers: ["x-zm-signature": signature, "x-zm-request-timestamp": timestamp],
+            body: body
+        )
         do {
             try file.verify(secret: secret, receivedAt: now, tolerance: tolerance)
             return .valid

@@ -46,7 +46,8 @@ public struct IntakeAnswer: Sendable {
     }
 
     /// A JSON object of strings and integers, keys sorted (written by hand: it is on every answer's path).
-    static func json(_ status: Int, _ object: [String: Any], outcome: String, headers: [(String, String)] = []) -> Self {
+    static func json(_ status: Int, _ object: [String: Any], outcome: String, headers: [(String, String)] = []) -> Self
+    {
         var text = "{"
         for (index, key) in object.keys.sorted().enumerated() {
             if index > 0 { text += "," }
@@ -58,7 +59,12 @@ public struct IntakeAnswer: Sendable {
             }
         }
         text += "}\n"
-        return Self(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(text.utf8), outcome: outcome)
+        return Self(
+            status: status,
+            headers: [("Content-Type", "application/json")] + headers,
+            body: Array(text.utf8),
+            outcome: outcome
+        )
     }
 
     /// A JSON string literal (RFC 8259 §7): quotes, backslashes and control characters escaped.
@@ -80,8 +86,11 @@ public struct IntakeAnswer: Sendable {
 
     static func text(_ status: Int, _ message: String, outcome: String, headers: [(String, String)] = []) -> Self {
         Self(
-            status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
-            body: Array((message.hasSuffix("\n") ? message : message + "\n").utf8), outcome: outcome)
+            status: status,
+            headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
+            body: Array((message.hasSuffix("\n") ? message : message + "\n").utf8),
+            outcome: outcome
+        )
     }
 }
 
@@ -131,8 +140,13 @@ public final class IntakeHandler: Sendable {
     ///   - spool: the spool directory (`var/spool/incidents`), for the health check.
     ///   - events: told about spool writes and problems (state file and metrics).
     public init(
-        live: IntakeLive, secrets: SecretCache, writer: SpoolWriter, spool: String, logger: Logger,
-        events: IntakeEvents, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        live: IntakeLive,
+        secrets: SecretCache,
+        writer: SpoolWriter,
+        spool: String,
+        logger: Logger,
+        events: IntakeEvents,
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.live = live
         self.secrets = secrets
@@ -170,7 +184,9 @@ public final class IntakeHandler: Sendable {
             return .answer(.text(404, "no route \(head.path)", outcome: "not_found"))
         }
         guard head.method == "POST" else {
-            return .answer(.text(405, "\(head.path) takes POST", outcome: "method_not_allowed", headers: [("Allow", "POST")]))
+            return .answer(
+                .text(405, "\(head.path) takes POST", outcome: "method_not_allowed", headers: [("Allow", "POST")])
+            )
         }
         if let length = head.contentLength, length > configuration.maxBodySize {
             return .answer(tooLarge(configuration.maxBodySize))
@@ -179,7 +195,12 @@ public final class IntakeHandler: Sendable {
         // (an empty field, as libcurl sends to turn 100-continue off, expects nothing).
         if let expect = head.headers["expect"], !expect.isEmpty, expect.lowercased() != "100-continue" {
             return .answer(
-                .text(417, "Expect: only 100-continue is understood, not '\(OneLine.clean(expect, limit: 100))'", outcome: "malformed"))
+                .text(
+                    417,
+                    "Expect: only 100-continue is understood, not '\(OneLine.clean(expect, limit: 100))'",
+                    outcome: "malformed"
+                )
+            )
         }
         let authorization = head.headers["authorization"]
         do {
@@ -192,7 +213,9 @@ public final class IntakeHandler: Sendable {
             case .basic(let username, let file):
                 let password = try secrets.secret(file, key: "basic.password_file")
                 guard Credentials.basic(authorization, username: username, password: password) == true else {
-                    return .answer(unauthorized(head, route, challenge: "Basic realm=\"sitroom-intake\", charset=\"UTF-8\""))
+                    return .answer(
+                        unauthorized(head, route, challenge: "Basic realm=\"sitroom-intake\", charset=\"UTF-8\"")
+                    )
                 }
             case .pagerDutySignature, .zoomSignature:
                 break  // over the body
@@ -205,14 +228,24 @@ public final class IntakeHandler: Sendable {
 
     /// 413, naming the limit.
     public func tooLarge(_ limit: Int) -> IntakeAnswer {
-        .text(413, "the body is larger than max_body_size (\(limit) bytes)", outcome: "too_large", headers: [("Connection", "close")])
+        .text(
+            413,
+            "the body is larger than max_body_size (\(limit) bytes)",
+            outcome: "too_large",
+            headers: [("Connection", "close")]
+        )
     }
 
     /// 400 for a body whose HTTP framing is broken (a bad chunk size, the connection ending inside a chunk), logged:
     /// the body is not read further and the connection closes after the answer.
     public func badFraming(_ route: IntakeRoute, _ why: String) -> IntakeAnswer {
         logger.warning("refused: broken body framing", metadata: ["route": "\(route.path)", "reason": "\(why)"])
-        return .text(400, "the body's HTTP framing is broken: \(why)", outcome: "malformed", headers: [("Connection", "close")])
+        return .text(
+            400,
+            "the body's HTTP framing is broken: \(why)",
+            outcome: "malformed",
+            headers: [("Connection", "close")]
+        )
     }
 
     /// Judges the body and, when it is an event sitroom uses, puts it into the spool before answering.
@@ -229,8 +262,12 @@ public final class IntakeHandler: Sendable {
             case .zoomSignature(let integration, let file):
                 let secret = try secrets.secret(file, key: "integrations/\(integration).yaml webhook_secret_file")
                 switch Credentials.zoom(
-                    signature: head.headers["x-zm-signature"], timestamp: head.headers["x-zm-request-timestamp"],
-                    body: body, secret: secret, now: now())
+                    signature: head.headers["x-zm-signature"],
+                    timestamp: head.headers["x-zm-request-timestamp"],
+                    body: body,
+                    secret: secret,
+                    now: now()
+                )
                 {
                 case .missing: return unauthorized(head, route, challenge: nil, why: "no x-zm-signature")
                 case .invalid(let why): return forbidden(head, route, why)
@@ -269,18 +306,32 @@ public final class IntakeHandler: Sendable {
         case .event(let event, let format, _) where format == expected:
             return await spool(route: route, body, eventID: event.eventID)
         case .ignored(let format, let reason) where format == expected:
-            logger.debug("event not used; answered without spooling", metadata: ["route": "\(route.path)", "reason": "\(reason)"])
+            logger.debug(
+                "event not used; answered without spooling",
+                metadata: ["route": "\(route.path)", "reason": "\(reason)"]
+            )
             return .json(200, ["status": "ignored", "reason": reason], outcome: "ignored")
         case .event(_, let format, _), .ignored(let format, _):
-            return malformed(route, "\(route.path) takes \(route.format.rawValue) events; the body is \(format.rawValue)")
+            return malformed(
+                route,
+                "\(route.path) takes \(route.format.rawValue) events; the body is \(format.rawValue)"
+            )
         case .zoomWebhook:
-            return malformed(route, "\(route.path) takes \(route.format.rawValue) events; the body is a Zoom webhook file")
+            return malformed(
+                route,
+                "\(route.path) takes \(route.format.rawValue) events; the body is a Zoom webhook file"
+            )
         }
     }
 
     /// A verified Zoom delivery: the URL validation is answered at once; an event sitroom uses is spooled as the
     /// Zoom webhook file of SPEC §4; any other event is acknowledged without spooling.
-    private func zoomEvent(route: IntakeRoute, head: IntakeRequestHead, body: [UInt8], secret: String) async -> IntakeAnswer {
+    private func zoomEvent(
+        route: IntakeRoute,
+        head: IntakeRequestHead,
+        body: [UInt8],
+        secret: String
+    ) async -> IntakeAnswer {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let event = object["event"] as? String
         else {
@@ -296,11 +347,19 @@ public final class IntakeHandler: Sendable {
             }
             logger.info("Zoom endpoint validated", metadata: ["route": "\(route.path)"])
             return .json(
-                200, ["plainToken": plain, "encryptedToken": Credentials.zoomEncryptedToken(plainToken: plain, secret: secret)],
-                outcome: "validated")
+                200,
+                [
+                    "plainToken": plain,
+                    "encryptedToken": Credentials.zoomEncryptedToken(plainToken: plain, secret: secret),
+                ],
+                outcome: "validated"
+            )
         }
         guard ZoomWebhookEvent.usedEvents.contains(event) else {
-            logger.debug("Zoom event not used; answered without spooling", metadata: ["route": "\(route.path)", "event": "\(event)"])
+            logger.debug(
+                "Zoom event not used; answered without spooling",
+                metadata: ["route": "\(route.path)", "event": "\(event)"]
+            )
             return .json(200, ["status": "ignored", "reason": "sitroom does not use \(event)"], outcome: "ignored")
         }
         let file = Self.zoomFile(path: route.path, head: head, body: body)
@@ -321,7 +380,9 @@ public final class IntakeHandler: Sendable {
     static func zoomFile(path: String, head: IntakeRequestHead, body: [UInt8]) -> [UInt8] {
         var text = "POST \(path) HTTP/1.1\n"
         for name in ["content-type", "user-agent", "x-zm-request-timestamp", "x-zm-signature", "x-zm-trackingid"] {
-            if let value = head.headers[name], !value.contains("\n"), !value.contains("\r") { text += "\(name): \(value)\n" }
+            if let value = head.headers[name], !value.contains("\n"), !value.contains("\r") {
+                text += "\(name): \(value)\n"
+            }
         }
         return Array((text + "\n").utf8) + body
     }
@@ -330,31 +391,51 @@ public final class IntakeHandler: Sendable {
         switch await writer.deliver(bytes, suffix: route.format.rawValue) {
         case .success(let name):
             events.spoolWrite(succeeded: true)
-            logger.debug("spooled", metadata: ["route": "\(route.path)", "file": "\(name)", "event.id": "\(eventID ?? "")"])
+            logger.debug(
+                "spooled",
+                metadata: ["route": "\(route.path)", "file": "\(name)", "event.id": "\(eventID ?? "")"]
+            )
             var answer: [String: Any] = ["status": "spooled"]
             if let eventID { answer["event_id"] = eventID }
             return .json(200, answer, outcome: "spooled")
         case .failure(let error):
             events.spoolWrite(succeeded: false)
             events.problem("cannot write into the spool (\(route.path)): \(error)")
-            logger.error("cannot write into the spool; answered 503", metadata: ["route": "\(route.path)", "error": "\(error)"])
+            logger.error(
+                "cannot write into the spool; answered 503",
+                metadata: ["route": "\(route.path)", "error": "\(error)"]
+            )
             return .text(
-                503, "the event cannot be stored now; deliver it again later", outcome: "unavailable",
-                headers: [("Retry-After", "\(Self.retryAfter)")])
+                503,
+                "the event cannot be stored now; deliver it again later",
+                outcome: "unavailable",
+                headers: [("Retry-After", "\(Self.retryAfter)")]
+            )
         }
     }
 
     // MARK: Answers
 
     private func unauthorized(
-        _ head: IntakeRequestHead, _ route: IntakeRoute, challenge: String?, why: String = "missing or wrong credentials"
+        _ head: IntakeRequestHead,
+        _ route: IntakeRoute,
+        challenge: String?,
+        why: String = "missing or wrong credentials"
     ) -> IntakeAnswer {
         logger.warning("refused: \(why)", metadata: ["route": "\(route.path)", "remote": "\(head.remote)"])
-        return .text(401, "missing or wrong credentials", outcome: "unauthorized", headers: challenge.map { [("WWW-Authenticate", $0)] } ?? [])
+        return .text(
+            401,
+            "missing or wrong credentials",
+            outcome: "unauthorized",
+            headers: challenge.map { [("WWW-Authenticate", $0)] } ?? []
+        )
     }
 
     private func forbidden(_ head: IntakeRequestHead, _ route: IntakeRoute, _ why: String) -> IntakeAnswer {
-        logger.warning("refused: bad signature", metadata: ["route": "\(route.path)", "remote": "\(head.remote)", "reason": "\(why)"])
+        logger.warning(
+            "refused: bad signature",
+            metadata: ["route": "\(route.path)", "remote": "\(head.remote)", "reason": "\(why)"]
+        )
         return .text(403, "the signature does not verify", outcome: "forbidden")
     }
 
@@ -365,8 +446,16 @@ public final class IntakeHandler: Sendable {
 
     private func secretUnavailable(_ route: IntakeRoute, _ error: any Error) -> IntakeAnswer {
         events.problem("cannot read a secret of \(route.path): \(error)")
-        logger.error("cannot read the route's secret; answered 503", metadata: ["route": "\(route.path)", "error": "\(error)"])
-        return .text(503, "the intake cannot check credentials now", outcome: "unavailable", headers: [("Retry-After", "\(Self.retryAfter)")])
+        logger.error(
+            "cannot read the route's secret; answered 503",
+            metadata: ["route": "\(route.path)", "error": "\(error)"]
+        )
+        return .text(
+            503,
+            "the intake cannot check credentials now",
+            outcome: "unavailable",
+            headers: [("Retry-After", "\(Self.retryAfter)")]
+        )
     }
 
     /// `GET /healthz`: 200 while the spool's `tmp/` and `new/` are directories and the last write into them did not

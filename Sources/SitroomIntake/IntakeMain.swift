@@ -17,7 +17,9 @@ public enum IntakeMain {
         do {
             let intake = try ConfigLoader.loadIntake(etcDirectory: paths.etc)
             let count = intake.routes.count
-            print("\(paths.etc)/\(ConfigLoader.intakeFileName): configuration is valid (\(count) route\(count == 1 ? "" : "s"))")
+            print(
+                "\(paths.etc)/\(ConfigLoader.intakeFileName): configuration is valid (\(count) route\(count == 1 ? "" : "s"))"
+            )
             return 0
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
@@ -30,14 +32,19 @@ public enum IntakeMain {
     /// - Returns: the exit code (sysexits: 78 bad configuration, 75 another intake runs on this var/, 73 var/run or
     ///   var/metrics cannot be made, 69 the address cannot be bound or inotify is unavailable, 0 stopped).
     public static func run(
-        paths: DaemonPaths, logger: Logger, onListening: @escaping @Sendable (String) -> Void = { _ in }
+        paths: DaemonPaths,
+        logger: Logger,
+        onListening: @escaping @Sendable (String) -> Void = { _ in }
     ) async -> Int32 {
         ignoreSIGPIPE()
         umask(0o077)
         let serviceNotifier: ServiceNotifier?
         do { serviceNotifier = try ServiceNotifier.fromEnvironment() } catch {
             serviceNotifier = nil
-            logger.warning("NOTIFY_SOCKET is unusable; systemd will not hear from sitroom-intake", metadata: ["error": "\(error)"])
+            logger.warning(
+                "NOTIFY_SOCKET is unusable; systemd will not hear from sitroom-intake",
+                metadata: ["error": "\(error)"]
+            )
         }
         let configuration: IntakeConfiguration
         do {
@@ -71,23 +78,45 @@ public enum IntakeMain {
         defer { lock.release() }
         if !IntakeHandler.isDirectory(paths.spool + "/new") {
             logger.warning(
-                "the spool is missing; requests are answered 503 until sitroomd makes it", metadata: ["spool": "\(paths.spool)"])
+                "the spool is missing; requests are answered 503 until sitroomd makes it",
+                metadata: ["spool": "\(paths.spool)"]
+            )
         }
 
         let metrics = IntakeMetrics(
             state: IntakeState(
-                pid: getpid(), version: sitroomVersion, startedAt: Date().timeIntervalSince1970,
-                tls: configuration.tls != nil, routes: configuration.routes.count))
+                pid: getpid(),
+                version: sitroomVersion,
+                startedAt: Date().timeIntervalSince1970,
+                tls: configuration.tls != nil,
+                routes: configuration.routes.count
+            )
+        )
         let live = IntakeLive(configuration)
         let secrets = SecretCache()
-        let writer = SpoolWriter(spool: paths.spool) { files, seconds in metrics.groupCommit(files: files, seconds: seconds) }
+        let writer = SpoolWriter(spool: paths.spool) { files, seconds in
+            metrics.groupCommit(files: files, seconds: seconds)
+        }
         let handler = IntakeHandler(
-            live: live, secrets: secrets, writer: writer, spool: paths.spool, logger: logger, events: metrics)
+            live: live,
+            secrets: secrets,
+            writer: writer,
+            spool: paths.spool,
+            logger: logger,
+            events: metrics
+        )
         let reloader = IntakeReloader(
-            paths: paths, live: live, secrets: secrets, tls: tls, metrics: metrics, logger: logger)
+            paths: paths,
+            live: live,
+            secrets: secrets,
+            tls: tls,
+            metrics: metrics,
+            logger: logger
+        )
         let listening = ListeningFlag()
         let server = IntakeServer(handler: handler, metrics: metrics, logger: logger).makeService(
-            configuration: configuration, tls: tls,
+            configuration: configuration,
+            tls: tls,
             onListening: { address in
                 metrics.update { $0.listen = address }
                 try? metrics.writeStateIfChanged(to: paths.intakeState)
@@ -95,12 +124,15 @@ public enum IntakeMain {
                     "sitroom-intake ready",
                     metadata: [
                         "version": "\(sitroomVersion)", "listen": "\(address)", "etc": "\(paths.etc)",
-                        "spool": "\(paths.spool)", "routes": "\(configuration.routes.keys.sorted().joined(separator: ","))",
-                    ])
+                        "spool": "\(paths.spool)",
+                        "routes": "\(configuration.routes.keys.sorted().joined(separator: ","))",
+                    ]
+                )
                 onListening(address)
                 listening.set()
                 try? serviceNotifier?.send([("READY", "1"), ("STATUS", "listening on \(address)")])
-            })
+            }
+        )
         let configWatcher = ConfigWatcher(etcDirectory: paths.etc, logger: logger)
         let files = FileWriterService(paths: paths, metrics: metrics, logger: logger)
         let group = ServiceGroup(
@@ -113,15 +145,20 @@ public enum IntakeMain {
                             await cancelWhenGracefulShutdown {
                                 await configWatcher.run(reload: { await reloader.reload() }, report: { _ in })
                             }
-                        }),
+                        }
+                    ),
                     .init(
                         service: TaskService(name: "sighup") {
                             await cancelWhenGracefulShutdown {
                                 for await _ in await UnixSignalsSequence(trapping: .sighup) { await reloader.reload() }
                             }
-                        }),
+                        }
+                    ),
                 ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         do {
             try await group.run()
         } catch {
@@ -131,7 +168,8 @@ public enum IntakeMain {
             try? metrics.writeStateIfChanged(to: paths.intakeState)
             logger.critical(
                 listening.isSet ? "stopped on an error" : "cannot listen",
-                metadata: ["listen": "\(configuration.listen)", "error": "\(error)"])
+                metadata: ["listen": "\(configuration.listen)", "error": "\(error)"]
+            )
             return ExitCode.unavailable
         }
         try? serviceNotifier?.send([("STOPPING", "1")])
@@ -193,7 +231,11 @@ actor IntakeReloader {
     private var lastRejected: String?
 
     init(
-        paths: DaemonPaths, live: IntakeLive, secrets: SecretCache, tls: IntakeTLSContext?, metrics: IntakeMetrics,
+        paths: DaemonPaths,
+        live: IntakeLive,
+        secrets: SecretCache,
+        tls: IntakeTLSContext?,
+        metrics: IntakeMetrics,
         logger: Logger
     ) {
         self.paths = paths
@@ -214,7 +256,9 @@ actor IntakeReloader {
             metrics.reload("rejected")
             if text != lastRejected {
                 for line in error.errors { logger.error("configuration error", metadata: ["error": "\(line)"]) }
-                metrics.problem("etc/intake.yaml rejected, the last good one serves: \(error.errors.first?.description ?? "")")
+                metrics.problem(
+                    "etc/intake.yaml rejected, the last good one serves: \(error.errors.first?.description ?? "")"
+                )
             }
             lastRejected = text
             return
@@ -249,7 +293,8 @@ actor IntakeReloader {
         secrets.keep(only: secretPaths)
         logger.info(
             "configuration applied",
-            metadata: ["generation": "\(generation)", "routes": "\(next.routes.keys.sorted().joined(separator: ","))"])
+            metadata: ["generation": "\(generation)", "routes": "\(next.routes.keys.sorted().joined(separator: ","))"]
+        )
         var restart: [String] = []
         if next.listen != old.listen { restart.append("listen") }
         if next.tls != old.tls { restart.append("tls") }
@@ -257,7 +302,8 @@ actor IntakeReloader {
         if next.headerTimeout != old.headerTimeout { restart.append("header_timeout") }
         if next.bodyTimeout != old.bodyTimeout { restart.append("body_timeout") }
         if !restart.isEmpty {
-            let message = "\(restart.joined(separator: ", ")) changed: restart sitroom-intake to apply (the rest is applied)"
+            let message =
+                "\(restart.joined(separator: ", ")) changed: restart sitroom-intake to apply (the rest is applied)"
             logger.warning("some settings apply only at start", metadata: ["keys": "\(restart.joined(separator: ","))"])
             metrics.problem(message)
         }

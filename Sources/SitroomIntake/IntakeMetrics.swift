@@ -19,27 +19,50 @@ public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Send
 
     /// Every family of the file, with the help text of its `# HELP` line.
     public static let families: [MetricFamily] = [
-        MetricFamily(name: "sitroom_intake_build_info", type: "gauge", help: "Always 1; the version label says which sitroom-intake runs."),
-        MetricFamily(name: "sitroom_intake_start_time_seconds", type: "gauge", help: "When this sitroom-intake started (seconds since 1970)."),
         MetricFamily(
-            name: "sitroom_intake_requests_total", type: "counter",
-            help: "Requests by route (the configured path, /healthz, or other) and answer (HTTP status code)."),
+            name: "sitroom_intake_build_info",
+            type: "gauge",
+            help: "Always 1; the version label says which sitroom-intake runs."
+        ),
         MetricFamily(
-            name: "sitroom_intake_spool_write_seconds", type: "histogram",
+            name: "sitroom_intake_start_time_seconds",
+            type: "gauge",
+            help: "When this sitroom-intake started (seconds since 1970)."
+        ),
+        MetricFamily(
+            name: "sitroom_intake_requests_total",
+            type: "counter",
+            help: "Requests by route (the configured path, /healthz, or other) and answer (HTTP status code)."
+        ),
+        MetricFamily(
+            name: "sitroom_intake_spool_write_seconds",
+            type: "histogram",
             help: "Time from a request's file handed to the spool writer to it and new/ fsynced (group commit).",
-            buckets: writeBuckets),
+            buckets: writeBuckets
+        ),
         MetricFamily(
-            name: "sitroom_intake_group_commit_files", type: "histogram",
+            name: "sitroom_intake_group_commit_files",
+            type: "histogram",
             help: "Files made durable together, with one directory fsync (group commit).",
-            buckets: batchBuckets),
+            buckets: batchBuckets
+        ),
         MetricFamily(name: "sitroom_intake_open_connections", type: "gauge", help: "Connections open now."),
         MetricFamily(
-            name: "sitroom_intake_spool_writable", type: "gauge",
-            help: "1 when the last write into the spool succeeded (or none was tried), 0 when it failed (answers are 503)."),
-        MetricFamily(name: "sitroom_intake_config_generation", type: "gauge", help: "The live configuration generation (1 at start)."),
+            name: "sitroom_intake_spool_writable",
+            type: "gauge",
+            help:
+                "1 when the last write into the spool succeeded (or none was tried), 0 when it failed (answers are 503)."
+        ),
         MetricFamily(
-            name: "sitroom_intake_config_reloads_total", type: "counter",
-            help: "Reloads of etc/intake.yaml by outcome (applied, unchanged, rejected)."),
+            name: "sitroom_intake_config_generation",
+            type: "gauge",
+            help: "The live configuration generation (1 at start)."
+        ),
+        MetricFamily(
+            name: "sitroom_intake_config_reloads_total",
+            type: "counter",
+            help: "Reloads of etc/intake.yaml by outcome (applied, unchanged, rejected)."
+        ),
     ]
 
     /// - Parameter state: the state at start (pid, version, start time, routes).
@@ -136,7 +159,11 @@ public final class IntakeMetrics: MetricsRegistry, IntakeEvents, @unchecked Send
     public func writeMetrics(directory: String) throws {
         try DurableFile.makeDirectory(directory + "/.tmp", mode: 0o700)
         try DurableFile.write(
-            Array(render().utf8), name: Self.fileName, tmpDirectory: directory + "/.tmp", finalDirectory: directory,
-            mode: 0o644)
+            Array(render().utf8),
+            name: Self.fileName,
+            tmpDirectory: directory + "/.tmp",
+            finalDirectory: directory,
+            mode: 0o644
+        )
     }
 }

@@ -5,8 +5,8 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import SitroomConfig
 import ServiceLifecycle
+import SitroomConfig
 import Synchronization
 
 /// The HTTP side of sitroom-intake: HummingbirdCore's HTTP/1.1 server (SwiftNIO) with a responder of our own, so
@@ -46,36 +46,58 @@ public struct IntakeServer {
     ///   - tls: the TLS context when `tls:` is configured (connections are then HTTPS only).
     ///   - onListening: called with the bound address (`127.0.0.1:8470`) once connections are accepted.
     public func makeService(
-        configuration: IntakeConfiguration, tls: IntakeTLSContext?, onListening: @escaping @Sendable (String) async -> Void
+        configuration: IntakeConfiguration,
+        tls: IntakeTLSContext?,
+        onListening: @escaping @Sendable (String) async -> Void
     ) -> any Service {
         let handler = self.handler
         let metrics = self.metrics
         let bodyTimeout = configuration.bodyTimeout
         let responder: HTTPChannelHandler.Responder = { request, writer, channel in
             await Self.respond(
-                request, writer: writer, channel: channel, handler: handler, metrics: metrics, bodyTimeout: bodyTimeout)
+                request,
+                writer: writer,
+                channel: channel,
+                handler: handler,
+                metrics: metrics,
+                bodyTimeout: bodyTimeout
+            )
         }
         var channelConfiguration = HTTP1Channel.Configuration(
-            idleTimeout: .milliseconds(Int64(configuration.headerTimeout * 1000)))
-        channelConfiguration.httpDecoder = .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 32 << 10, maxHeaderFieldCount: 100)
+            idleTimeout: .milliseconds(Int64(configuration.headerTimeout * 1000))
+        )
+        channelConfiguration.httpDecoder = .init(
+            maxHeaderFieldSize: 16 << 10,
+            maxHeaderListSize: 32 << 10,
+            maxHeaderFieldCount: 100
+        )
         let http = HTTP1Channel(responder: responder, configuration: channelConfiguration)
         if let tls {
-            return server(IntakeTLSChannel(base: http, context: tls), configuration: configuration, onListening: onListening)
+            return server(
+                IntakeTLSChannel(base: http, context: tls),
+                configuration: configuration,
+                onListening: onListening
+            )
         }
         return server(http, configuration: configuration, onListening: onListening)
     }
 
     private func server<Child: ServerChildChannel>(
-        _ child: Child, configuration: IntakeConfiguration, onListening: @escaping @Sendable (String) async -> Void
+        _ child: Child,
+        configuration: IntakeConfiguration,
+        onListening: @escaping @Sendable (String) async -> Void
     ) -> Server<Child> {
         let host = configuration.listen.host
         let metrics = self.metrics
         return Server(
             childChannelSetup: child,
             configuration: ServerConfiguration(
-                address: .hostname(host, port: configuration.listen.port), serverName: nil, backlog: 256,
+                address: .hostname(host, port: configuration.listen.port),
+                serverName: nil,
+                backlog: 256,
                 reuseAddress: true,
-                availableConnectionsDelegate: CountedConnections(max: configuration.maxConnections, metrics: metrics)),
+                availableConnectionsDelegate: CountedConnections(max: configuration.maxConnections, metrics: metrics)
+            ),
             onServerRunning: { channel in
                 // One accept per read of the listening socket (NIO accepts up to 4 by default), so the connection
                 // limit, which is checked between reads, is exact.
@@ -92,16 +114,27 @@ public struct IntakeServer {
         var headers: [String: String] = [:]
         for field in request.headers {
             let name = field.name.canonicalName
-            if let existing = headers[name] { headers[name] = existing + ", " + field.value } else { headers[name] = field.value }
+            if let existing = headers[name] {
+                headers[name] = existing + ", " + field.value
+            } else {
+                headers[name] = field.value
+            }
         }
         return IntakeRequestHead(
-            method: request.method.rawValue, path: request.uri.path, headers: headers,
-            remote: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "")
+            method: request.method.rawValue,
+            path: request.uri.path,
+            headers: headers,
+            remote: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+        )
     }
 
     static func respond(
-        _ request: Request, writer: consuming ResponseWriter, channel: any Channel, handler: IntakeHandler,
-        metrics: IntakeMetrics, bodyTimeout: Double
+        _ request: Request,
+        writer: consuming ResponseWriter,
+        channel: any Channel,
+        handler: IntakeHandler,
+        metrics: IntakeMetrics,
+        bodyTimeout: Double
     ) async {
         let head = head(request, channel: channel)
         let label = handler.label(head.path)
@@ -114,7 +147,13 @@ public struct IntakeServer {
             if head.headers["expect"]?.lowercased() == "100-continue" {
                 try? await writer.writeInformationalHead(HTTPResponse(status: .continue))
             }
-            switch await readBody(request, limit: limit, contentLength: head.contentLength, timeout: bodyTimeout, channel: channel) {
+            switch await readBody(
+                request,
+                limit: limit,
+                contentLength: head.contentLength,
+                timeout: bodyTimeout,
+                channel: channel
+            ) {
             case .complete(let body):
                 closeInput = false
                 answer = await handler.handle(route: route, head: head, body: body)
@@ -141,7 +180,10 @@ public struct IntakeServer {
         if closeInput { fields[.connection] = "close" }
         let body = head.method == "HEAD" ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body))
         do {
-            try await writer.write(response: HTTPResponse(status: .init(code: answer.status), headerFields: fields), body: body)
+            try await writer.write(
+                response: HTTPResponse(status: .init(code: answer.status), headerFields: fields),
+                body: body
+            )
         } catch {
             return
         }
@@ -168,7 +210,11 @@ public struct IntakeServer {
 
     /// Reads the whole body, at most `limit` bytes, within `timeout` seconds (else closes the connection).
     static func readBody(
-        _ request: Request, limit: Int, contentLength: Int?, timeout: Double, channel: any Channel
+        _ request: Request,
+        limit: Int,
+        contentLength: Int?,
+        timeout: Double,
+        channel: any Channel
     ) async -> BodyRead {
         let expired = Atomic<Bool>(false)
         let timer = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {

@@ -58,17 +58,23 @@ public final class IntakeTLSContext: Sendable {
         } catch {
             throw IntakeTLSError(message: "tls.cert_file: \(files.certFile) is not a PEM certificate chain (\(error))")
         }
-        guard !chain.isEmpty else { throw IntakeTLSError(message: "tls.cert_file: \(files.certFile) holds no certificate") }
+        guard !chain.isEmpty else {
+            throw IntakeTLSError(message: "tls.cert_file: \(files.certFile) holds no certificate")
+        }
         let key: NIOSSLPrivateKey
         do {
             // SecretFile refuses a key file that group or others may read, as ssh does.
             let text = try SecretFile.read(files.keyFile, key: "tls.key_file")
             key = try NIOSSLPrivateKey(bytes: Array((text + "\n").utf8), format: .pem)
         } catch {
-            throw IntakeTLSError(message: "tls.key_file: \(files.keyFile) cannot be used as a PEM private key (\(error))")
+            throw IntakeTLSError(
+                message: "tls.key_file: \(files.keyFile) cannot be used as a PEM private key (\(error))"
+            )
         }
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
         configuration.minimumTLSVersion = .tlsv12
         do {
             return try NIOSSLContext(configuration: configuration)

@@ -90,8 +90,12 @@ public final class SpoolWriter: Sendable {
             }
 
             let results = DurableFile.writeBatch(
-                batch.map { ($0.name, $0.bytes) }, tmpDirectory: tmp, finalDirectory: new, mode: 0o600,
-                fsyncs: fsyncs)
+                batch.map { ($0.name, $0.bytes) },
+                tmpDirectory: tmp,
+                finalDirectory: new,
+                mode: 0o600,
+                fsyncs: fsyncs
+            )
             let done = Self.monotonic()
             observe(batch.count, batch.map { Double(done - $0.enqueued) / 1e9 })
             for (pending, result) in zip(batch, results) {

@@ -39,7 +39,9 @@ public struct EmailMessage: Sendable {
         self.calendar = notice.calendar
         let domain = self.from.domain
         self.messageID = Self.messageID(noticeID: notice.id, roomID: notice.roomID, domain: domain)
-        self.inReplyTo = notice.threadNoticeID.map { Self.messageID(noticeID: $0, roomID: notice.roomID, domain: domain) }
+        self.inReplyTo = notice.threadNoticeID.map {
+            Self.messageID(noticeID: $0, roomID: notice.roomID, domain: domain)
+        }
         self.date = notice.createdAt
     }
 
@@ -280,8 +282,12 @@ enum HTMLText {
         if previousCR { normalized.append(0x0D) }
         var start = 0
         var end = normalized.count
-        while start < end, let width = lineBreakWidth(normalized, from: start, to: end, backwards: false) { start += width }
-        while end > start, let width = lineBreakWidth(normalized, from: start, to: end, backwards: true) { end -= width }
+        while start < end, let width = lineBreakWidth(normalized, from: start, to: end, backwards: false) {
+            start += width
+        }
+        while end > start, let width = lineBreakWidth(normalized, from: start, to: end, backwards: true) {
+            end -= width
+        }
         var html: [UInt8] = []
         html.reserveCapacity(2 * (end - start) + 160)
         html.append(contentsOf: "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>".utf8)
@@ -322,7 +328,8 @@ enum HTMLText {
         if backwards { while lead > start, bytes[lead] & 0xC0 == 0x80 { lead -= 1 } }
         let width = bytes[lead] < 0x80 ? 1 : bytes[lead] >= 0xF0 ? 4 : bytes[lead] >= 0xE0 ? 3 : 2
         guard lead + width <= end else { return nil }
-        let scalar = bytes[lead] < 0x80
+        let scalar =
+            bytes[lead] < 0x80
             ? Unicode.Scalar(bytes[lead])
             : String(decoding: bytes[lead..<lead + width], as: UTF8.self).unicodeScalars.first!
         switch scalar.value {
@@ -345,7 +352,8 @@ enum HTMLText {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private static func appendEscaped<Bytes: Sequence>(_ bytes: Bytes, to out: inout [UInt8]) where Bytes.Element == UInt8 {
+    private static func appendEscaped<Bytes: Sequence>(_ bytes: Bytes, to out: inout [UInt8])
+    where Bytes.Element == UInt8 {
         for byte in bytes {
             switch byte {
             case UInt8(ascii: "&"): out.append(contentsOf: "&amp;".utf8)

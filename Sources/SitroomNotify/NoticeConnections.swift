@@ -26,7 +26,8 @@ public struct NoticeConnections: Sendable {
     ///   - credentials: AUTH user and password (the password read from `settings.passwordFile`), or `nil`.
     /// - Returns: The transport; `starttls: never` becomes libcurl's `CURLUSESSL_NONE`.
     public func smtpTransport(
-        _ settings: SMTPSettings, credentials: (user: String, password: String)?
+        _ settings: SMTPSettings,
+        credentials: (user: String, password: String)?
     ) -> SMTPTransport {
         let startTLS: SMTPRequest.StartTLS
         switch settings.startTLS {

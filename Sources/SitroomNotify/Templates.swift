@@ -20,7 +20,9 @@ public struct NoticeTemplates: Sendable {
             var body = text
             if isEmail, text.hasPrefix("Subject:") {
                 let parts = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
-                subject = try MustacheTemplate(string: Self.textPragma + parts[0].dropFirst("Subject:".count).trimmingCharacters(in: .whitespaces))
+                subject = try MustacheTemplate(
+                    string: Self.textPragma + parts[0].dropFirst("Subject:".count).trimmingCharacters(in: .whitespaces)
+                )
                 body = parts.count > 1 ? String(parts[1].drop(while: { $0 == "\n" })) : ""
             }
             compiled[name] = (subject, try MustacheTemplate(string: Self.textPragma + body))
@@ -30,7 +32,11 @@ public struct NoticeTemplates: Sendable {
 
     /// Renders the notice of `kind` for `channel`, or `nil` when no template exists for that pair.
     /// - Returns: the subject (empty for SMS and chat) and the body.
-    public func render(_ kind: NoticeKind, _ channel: NoticeChannel, _ context: NoticeContext) -> (subject: String, body: String)? {
+    public func render(
+        _ kind: NoticeKind,
+        _ channel: NoticeChannel,
+        _ context: NoticeContext
+    ) -> (subject: String, body: String)? {
         guard let entry = compiled["\(kind.rawValue).\(channel.rawValue)"] else { return nil }
         let values = context.values
         let subject = entry.subject?.render(values).trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
@@ -53,7 +59,11 @@ public struct NoticeContext: Sendable {
     public var admin: (name: String, email: String)?
 
     public init(
-        incident: IncidentInfo, stage: IncidentStage, room: Room, person: Participant?, admin: (name: String, email: String)? = nil
+        incident: IncidentInfo,
+        stage: IncidentStage,
+        room: Room,
+        person: Participant?,
+        admin: (name: String, email: String)? = nil
     ) {
         self.incident = incident
         self.stage = stage

@@ -39,14 +39,20 @@ extension NoticeTransport {
 ///   - directory: the directory holding `tmp/` and `new/`.
 ///   - what: names the transport in errors ("maildir", "sms file").
 /// - Returns: each file's path in `new/`, or the ``DeliveryError`` (retryable) that stopped it, in order.
-func deliverFiles(_ files: [(name: String, bytes: [UInt8])], into directory: String, what: String) async
+func deliverFiles(
+    _ files: [(name: String, bytes: [UInt8])],
+    into directory: String,
+    what: String
+) async
     -> [Result<String, any Error>]
 {
     let parts = min(4, files.count)
     guard parts > 0 else { return [] }
     let size = (files.count + parts - 1) / parts
     var results = [Result<String, any Error>](
-        repeating: .failure(DeliveryError("\(what) \(directory): not written", permanent: false)), count: files.count)
+        repeating: .failure(DeliveryError("\(what) \(directory): not written", permanent: false)),
+        count: files.count
+    )
     await withTaskGroup(of: (Int, [Result<String, any Error>]).self) { group in
         for start in stride(from: 0, to: files.count, by: size) {
             let part = Array(files[start..<min(files.count, start + size)])
@@ -56,8 +62,12 @@ func deliverFiles(_ files: [(name: String, bytes: [UInt8])], into directory: Str
                         Result {
                             do {
                                 try DurableFile.write(
-                                    file.bytes, name: file.name, tmpDirectory: "\(directory)/tmp",
-                                    finalDirectory: "\(directory)/new", syncDirectory: false)
+                                    file.bytes,
+                                    name: file.name,
+                                    tmpDirectory: "\(directory)/tmp",
+                                    finalDirectory: "\(directory)/new",
+                                    syncDirectory: false
+                                )
                                 return "\(directory)/new/\(file.name)"
                             } catch {
                                 throw DeliveryError("\(what) \(directory): \(error)", permanent: false)
@@ -123,8 +133,10 @@ public struct MaildirTransport: NoticeTransport {
     /// Writes every message, then fsyncs `new/` once (see ``deliverFiles(_:into:what:)``).
     public func deliver(batch notices: [Notice]) async -> [Result<String, any Error>] {
         let files = notices.map { notice in
-            (name: "\(Int64(notice.createdAt)).\(notice.id).sitroom",
-             bytes: Array(EmailMessage(notice: notice, from: from).rendered().utf8))
+            (
+                name: "\(Int64(notice.createdAt)).\(notice.id).sitroom",
+                bytes: Array(EmailMessage(notice: notice, from: from).rendered().utf8)
+            )
         }
         return await deliverFiles(files, into: directory, what: "maildir")
     }
@@ -145,8 +157,10 @@ public struct SMSFileTransport: NoticeTransport {
     /// Writes every message, then fsyncs `new/` once (see ``deliverFiles(_:into:what:)``).
     public func deliver(batch notices: [Notice]) async -> [Result<String, any Error>] {
         let files = notices.map { notice in
-            (name: "\(Int64(notice.createdAt)).\(notice.id).sms",
-             bytes: Array("To: \(notice.recipient)\nName: \(notice.recipientName)\n\n\(notice.body)\n".utf8))
+            (
+                name: "\(Int64(notice.createdAt)).\(notice.id).sms",
+                bytes: Array("To: \(notice.recipient)\nName: \(notice.recipientName)\n\n\(notice.body)\n".utf8)
+            )
         }
         return await deliverFiles(files, into: directory, what: "sms file")
     }

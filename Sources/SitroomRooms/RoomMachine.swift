@@ -135,7 +135,9 @@ public struct RoomMachine: Sendable {
             holdsHost = taken
             guard taken, let integration = room.integration, let host = room.hostID else {
                 return replace(
-                    reason: "host \(room.hostID ?? "-") of \(room.integration ?? "-") cannot take it back now", now: now)
+                    reason: "host \(room.hostID ?? "-") of \(room.integration ?? "-") cannot take it back now",
+                    now: now
+                )
             }
             _ = (integration, host)
             return ask(.checkMeeting(room), .check)
@@ -143,15 +145,23 @@ public struct RoomMachine: Sendable {
             room.deleteAfter = nil
             room.endedAt = nil
             return ready(
-                meeting, sweepKeeping: nil, then: .decide, now: now,
-                log: RoomLog(.info, "room reopened with its meeting", ["meeting": "\(meeting.id)"]))
+                meeting,
+                sweepKeeping: nil,
+                then: .decide,
+                now: now,
+                log: RoomLog(.info, "room reopened with its meeting", ["meeting": "\(meeting.id)"])
+            )
         case (.created(let meeting), .create):
             return ready(meeting, sweepKeeping: room.sweepMarker ? meeting.id : nil, then: .decide, now: now)
         case (.found(let meeting), .marker(let forEnd)):
             if let meeting {
                 return ready(
-                    meeting, sweepKeeping: nil, then: forEnd ? .continueEnd : .decide, now: now,
-                    log: RoomLog(.info, "meeting adopted after an unknown create outcome"))
+                    meeting,
+                    sweepKeeping: nil,
+                    then: forEnd ? .continueEnd : .decide,
+                    now: now,
+                    log: RoomLog(.info, "meeting adopted after an unknown create outcome")
+                )
             }
             room.createPhase = .notSent
             return write(.save, then: forEnd ? .continueEnd : .decide)
@@ -181,8 +191,13 @@ public struct RoomMachine: Sendable {
                 step.effects.insert(
                     .log(
                         RoomLog(
-                            .warning, "cannot sweep a failed room's host for its meeting, retrying",
-                            ["error": decision.reason, "retry_in": "\(seconds)"])), at: 0)
+                            .warning,
+                            "cannot sweep a failed room's host for its meeting, retrying",
+                            ["error": decision.reason, "retry_in": "\(seconds)"]
+                        )
+                    ),
+                    at: 0
+                )
                 return step
             }
             room.sweepMarker = false
@@ -192,13 +207,23 @@ public struct RoomMachine: Sendable {
                 + "\(provider(room.integration))"
             var step = write(.save, then: .decide)
             step.effects.insert(
-                .log(RoomLog(.error, "gave up sweeping a failed room's host", ["error": decision.reason, "note": room.note ?? ""])),
-                at: 0)
+                .log(
+                    RoomLog(
+                        .error,
+                        "gave up sweeping a failed room's host",
+                        ["error": decision.reason, "note": room.note ?? ""]
+                    )
+                ),
+                at: 0
+            )
             return step
         case (.failed(let decision, _, _), .sweep(let then)):
             // Best effort: the stray meeting stays for a later sweep (or an admin); the room goes on.
             var step = afterSweep(then, now: now)
-            step.effects.insert(.log(RoomLog(.warning, "cannot sweep a room's meetings", ["error": decision.reason])), at: 0)
+            step.effects.insert(
+                .log(RoomLog(.warning, "cannot sweep a room's meetings", ["error": decision.reason])),
+                at: 0
+            )
             return step
         case (.failed(let decision, let token, let sent), _):
             return failed(decision, token: token, sent: sent, during: current, now: now)
@@ -246,7 +271,10 @@ public struct RoomMachine: Sendable {
             let name = provider(integration)
             return fail(
                 reason: "a create request's outcome cannot be checked: \(integration) was refused by \(name); "
-                    + "ask your admin to re-integrate \(name)", advice: nil, now: now)
+                    + "ask your admin to re-integrate \(name)",
+                advice: nil,
+                now: now
+            )
         }
         if room.createPhase == .inFlight { return settle(forEnd: false) }
         if room.hostID == nil { return ask(.lease(excluding: excluded), .lease) }
@@ -304,7 +332,11 @@ public struct RoomMachine: Sendable {
 
     /// The room is `ready` with `meeting`: written with its notices, then what `then` says.
     private mutating func ready(
-        _ meeting: MeetingInfo, sweepKeeping: Int64?, then: Then, now: Double, log: RoomLog? = nil
+        _ meeting: MeetingInfo,
+        sweepKeeping: Int64?,
+        then: Then,
+        now: Double,
+        log: RoomLog? = nil
     ) -> RoomStep {
         room.state = .ready
         room.createPhase = .done
@@ -415,7 +447,10 @@ public struct RoomMachine: Sendable {
     }
 
     private mutating func recourse(
-        _ decision: ProviderDecision, sent: Bool, during: Awaiting, now: Double
+        _ decision: ProviderDecision,
+        sent: Bool,
+        during: Awaiting,
+        now: Double
     ) -> (Recourse, changed: Bool) {
         var changed = false
         var isCreate = false
@@ -445,7 +480,8 @@ public struct RoomMachine: Sendable {
             return (.dropHost(key!, quota: decision.host == .outOfQuota), true)
         case .createWithoutAlternativeHosts where !room.withoutAlternativeHosts:
             room.withoutAlternativeHosts = true
-            room.note = "made without its alternative hosts: \(provider(room.integration)) refused them (\(decision.reason)); \(decision.advice)"
+            room.note =
+                "made without its alternative hosts: \(provider(room.integration)) refused them (\(decision.reason)); \(decision.advice)"
             return (.again, true)
         case .retryLater:
             room.attempts += 1
@@ -459,22 +495,31 @@ public struct RoomMachine: Sendable {
                 }
             }
             if room.attempts > policy.maxTransientAttempts {
-                return (.fail(reason: "\(decision.reason) (after \(room.attempts) attempts)", advice: decision.advice), true)
+                return (
+                    .fail(reason: "\(decision.reason) (after \(room.attempts) attempts)", advice: decision.advice), true
+                )
             }
             // The provider's Retry-After is its word, but capped: a room must not hold its host for hours on one answer.
             let backoff = min(
                 2 * policy.maxBackoff,
                 decision.retryIn
-                    ?? min(policy.maxBackoff, policy.firstBackoff * Double(1 << min(room.attempts - 1, 20))))
+                    ?? min(policy.maxBackoff, policy.firstBackoff * Double(1 << min(room.attempts - 1, 20)))
+            )
             return (.backoff(seconds: backoff), true)
         case .nextHost where unsettled:
             // The host cannot take rooms, but a create may have made this room's meeting there: the room keeps it
             // until the marker is looked for (or fails, and sweeps for it when resolved).
             room.attempts += 1
             if room.attempts > policy.maxTransientAttempts {
-                return (.fail(reason: "\(decision.reason) (after \(room.attempts) attempts)", advice: decision.advice), true)
+                return (
+                    .fail(reason: "\(decision.reason) (after \(room.attempts) attempts)", advice: decision.advice), true
+                )
             }
-            return (.backoff(seconds: min(policy.maxBackoff, policy.firstBackoff * Double(1 << min(room.attempts - 1, 20)))), true)
+            return (
+                .backoff(
+                    seconds: min(policy.maxBackoff, policy.firstBackoff * Double(1 << min(room.attempts - 1, 20)))
+                ), true
+            )
         default:
             // A create in flight stays so: ``fail(reason:advice:now:)`` marks the room to sweep for its marker.
             return (.fail(reason: decision.reason, advice: decision.advice), changed)
@@ -482,7 +527,11 @@ public struct RoomMachine: Sendable {
     }
 
     private mutating func failed(
-        _ decision: ProviderDecision, token: String?, sent: Bool, during: Awaiting, now: Double
+        _ decision: ProviderDecision,
+        token: String?,
+        sent: Bool,
+        during: Awaiting,
+        now: Double
     ) -> RoomStep {
         if case .check = during, decision.request == .done, let integration = room.integration, let host = room.hostID {
             // The reopened room's meeting is gone: the room ends for good, and the incident gets a new one.
@@ -498,15 +547,20 @@ public struct RoomMachine: Sendable {
             if renewed.insert(integration).inserted {
                 return proceed(
                     changed: changed,
-                    effects: [.invalidateToken(integration: integration, host: room.hostID, token: token)], now: now)
+                    effects: [.invalidateToken(integration: integration, host: room.hostID, token: token)],
+                    now: now
+                )
             }
             return refused(integration, reason: decision.reason, advice: nil, now: now)
         case .refused(let reason, let advice):
             return refused(integration, reason: reason, advice: advice, now: now)
         case .missingScope:
             let effect = RoomEffect.missingScope(
-                integration: integration, scopes: decision.missingScopes, reason: decision.reason,
-                advice: decision.advice)
+                integration: integration,
+                scopes: decision.missingScopes,
+                reason: decision.reason,
+                advice: decision.advice
+            )
             excluded.insert(integration)
             var step = freeHostForFailover(integration, now: now) ?? proceed(changed: changed, effects: [], now: now)
             step.effects.insert(effect, at: 0)
@@ -514,27 +568,47 @@ public struct RoomMachine: Sendable {
         case .dropHost(let key, let quota):
             holdsHost = false
             return write(
-                .save, then: .decide,
-                effects: [
-                    .log(RoomLog(.warning, "host refused by \(provider(key.integration))", ["host": key.host, "error": decision.reason])),
-                    quota ? .exhaustQuota(key) : .markUnusable(key, reason: decision.reason), .release(key),
-                ])
-        case .again:
-            return write(
-                .save, then: .decide,
+                .save,
+                then: .decide,
                 effects: [
                     .log(
                         RoomLog(
-                            .warning, "the alternative hosts were refused; creating the meeting without them",
-                            ["error": decision.reason]))
-                ])
+                            .warning,
+                            "host refused by \(provider(key.integration))",
+                            ["host": key.host, "error": decision.reason]
+                        )
+                    ),
+                    quota ? .exhaustQuota(key) : .markUnusable(key, reason: decision.reason), .release(key),
+                ]
+            )
+        case .again:
+            return write(
+                .save,
+                then: .decide,
+                effects: [
+                    .log(
+                        RoomLog(
+                            .warning,
+                            "the alternative hosts were refused; creating the meeting without them",
+                            ["error": decision.reason]
+                        )
+                    )
+                ]
+            )
         case .backoff(let seconds):
             let key = room.integration.flatMap { integration in
                 room.hostID.map { PoolHost(integration: integration, host: $0) }
             }
             var step = write(.save, then: .wait(seconds: seconds, coolDown: key))
             step.effects.append(
-                .log(RoomLog(.warning, "\(provider(room.integration)) call failed, retrying", ["error": decision.reason, "retry_in": "\(seconds)"])))
+                .log(
+                    RoomLog(
+                        .warning,
+                        "\(provider(room.integration)) call failed, retrying",
+                        ["error": decision.reason, "retry_in": "\(seconds)"]
+                    )
+                )
+            )
             return step
         case .fail(let reason, let advice):
             if case .end = during, let meetingID = room.meetingID {
@@ -553,7 +627,11 @@ public struct RoomMachine: Sendable {
         let perHost = policy.integrations[integration]?.perHostAuthorization ?? false
         let roomHost = room.integration == integration ? room.hostID : nil
         let mark = RoomEffect.needsReauthorization(
-            integration: integration, host: perHost ? roomHost : nil, reason: reason, advice: advice)
+            integration: integration,
+            host: perHost ? roomHost : nil,
+            reason: reason,
+            advice: advice
+        )
         var step: RoomStep
         if room.integration == integration, let host = room.hostID, room.meetingID == nil, room.state != .ready {
             if room.createPhase == .inFlight {
@@ -562,7 +640,9 @@ public struct RoomMachine: Sendable {
                     step = fail(
                         reason: "a create request's outcome cannot be checked: host \(host) of \(integration) was "
                             + "refused by \(name) (\(reason)); ask your admin to re-integrate \(name)",
-                        advice: advice, now: now)
+                        advice: advice,
+                        now: now
+                    )
                 } else {
                     excluded.insert(integration)  // the run fails it: the meeting may exist but cannot be looked for
                     step = decide(now)
@@ -623,7 +703,10 @@ public struct RoomMachine: Sendable {
     }
 
     private mutating func written(
-        _ outcome: WriteOutcome, then: AfterWrite, effects: [RoomEffect], now: Double
+        _ outcome: WriteOutcome,
+        then: AfterWrite,
+        effects: [RoomEffect],
+        now: Double
     ) -> RoomStep {
         switch outcome {
         case .refused:
@@ -633,8 +716,12 @@ public struct RoomMachine: Sendable {
                 notes.append(
                     .log(
                         RoomLog(
-                            .warning, "meeting made after its integration was removed; it is left in \(provider(room.integration))",
-                            ["meeting": "\(meetingID)"])))
+                            .warning,
+                            "meeting made after its integration was removed; it is left in \(provider(room.integration))",
+                            ["meeting": "\(meetingID)"]
+                        )
+                    )
+                )
             }
             if case .write(.lease, _, _) = awaiting, let host = heldHost {
                 notes.append(.release(host))
@@ -668,8 +755,12 @@ public struct RoomMachine: Sendable {
                     after.append(
                         .log(
                             RoomLog(
-                                .info, "incident reopened after its meeting was deleted; a new room is made",
-                                ["new_room.id": replacement])))
+                                .info,
+                                "incident reopened after its meeting was deleted; a new room is made",
+                                ["new_room.id": replacement]
+                            )
+                        )
+                    )
                     after.append(.drive(roomID: replacement))
                 }
                 after.append(.retryWaiting)
@@ -696,14 +787,22 @@ public struct RoomMachine: Sendable {
                     .becameReady,
                     .log(
                         RoomLog(
-                            .info, "room ready",
-                            ["integration": room.integration ?? "", "host": room.hostID ?? "",
-                                "meeting": room.meetingID.map(String.init) ?? ""])),
+                            .info,
+                            "room ready",
+                            [
+                                "integration": room.integration ?? "", "host": room.hostID ?? "",
+                                "meeting": room.meetingID.map(String.init) ?? "",
+                            ]
+                        )
+                    ),
                 ]
                 if let keeping = sweepKeeping {
                     // An earlier create's outcome was unknown and its marker was not found: if it completed after all,
                     // its meeting goes, so the room keeps one.
-                    step = ask(.sweep(room, keeping: keeping), .sweep(then: next == .continueEnd ? .finalizeEnd : .decide))
+                    step = ask(
+                        .sweep(room, keeping: keeping),
+                        .sweep(then: next == .continueEnd ? .finalizeEnd : .decide)
+                    )
                 } else {
                     step = next == .continueEnd ? continueEnd(now) : decide(now)
                 }
@@ -718,7 +817,15 @@ public struct RoomMachine: Sendable {
                 var after: [RoomEffect] = []
                 if let host = heldHost { after.append(.release(host)) }
                 holdsHost = false
-                after.append(.log(RoomLog(.warning, "room ended without \(provider(room.integration))", ["reason": room.reason ?? ""])))
+                after.append(
+                    .log(
+                        RoomLog(
+                            .warning,
+                            "room ended without \(provider(room.integration))",
+                            ["reason": room.reason ?? ""]
+                        )
+                    )
+                )
                 after.append(.retryWaiting)
                 step = finish(after)
             case .ended, .replaced:

@@ -175,7 +175,13 @@ public enum RoomRules {
     /// (the integration was removed or deauthorized): `unavailable` with the reason. Only rooms bound to it count
     /// (ready, a host leased, a meeting made or a create sent); a room merely waiting stays waiting.
     /// - Returns: the room to write, or `nil` when it is not affected.
-    public static func unavailable(_ room: Room, integration: String, host: String?, reason: String, now: Double) -> Room? {
+    public static func unavailable(
+        _ room: Room,
+        integration: String,
+        host: String?,
+        reason: String,
+        now: Double
+    ) -> Room? {
         guard room.state.isOpen, room.integration == integration, host == nil || room.hostID == host,
             room.state == .ready || room.hostID != nil || room.meetingID != nil || room.createPhase == .inFlight
         else { return nil }
@@ -196,7 +202,9 @@ public enum RoomRules {
             if room.createPhase == .inFlight {
                 return .failure(
                     RoomCommandRefusal(
-                        "room \(room.id) may have a meeting whose creation could not be checked; end it first"))
+                        "room \(room.id) may have a meeting whose creation could not be checked; end it first"
+                    )
+                )
             }
             var retried = room
             retried.state = .provisioning
@@ -210,14 +218,18 @@ public enum RoomRules {
             retried.updatedAt = now
             return .success(retried)
         case .provisioning, .waiting, .ready, .ended:
-            return .failure(RoomCommandRefusal("room \(room.id) of \(room.incidentID) is \(room.state.rawValue): nothing to retry"))
+            return .failure(
+                RoomCommandRefusal("room \(room.id) of \(room.incidentID) is \(room.state.rawValue): nothing to retry")
+            )
         }
     }
 
     /// `room end`: the room's end is requested, as a `resolved` event would.
     public static func requestEnd(_ room: Room, now: Double) -> Result<Room, RoomCommandRefusal> {
         guard room.state.isOpen else {
-            return .failure(RoomCommandRefusal("room \(room.id) of \(room.incidentID) is \(room.state.rawValue), not open"))
+            return .failure(
+                RoomCommandRefusal("room \(room.id) of \(room.incidentID) is \(room.state.rawValue), not open")
+            )
         }
         var ending = room
         ending.endRequested = true

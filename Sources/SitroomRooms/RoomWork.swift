@@ -36,8 +36,12 @@ public struct RoomPolicy: Sendable {
     public var maxSweepAttempts: Int = 20
 
     public init(
-        integrations: [String: Integration], reopenHoldDown: Double, maxTransientAttempts: Int = 4,
-        firstBackoff: Double = 0.5, maxBackoff: Double = 30, coolDown: Double = 30
+        integrations: [String: Integration],
+        reopenHoldDown: Double,
+        maxTransientAttempts: Int = 4,
+        firstBackoff: Double = 0.5,
+        maxBackoff: Double = 30,
+        coolDown: Double = 30
     ) {
         self.integrations = integrations
         self.reopenHoldDown = reopenHoldDown

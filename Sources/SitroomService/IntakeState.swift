@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import PosixIO
 import SitroomCore
+import Synchronization
 
 /// What sitroom-intake tells sitroomd's `status` about itself: a small JSON file, `var/run/sitroom-intake.state`,
 /// rewritten (fsynced, renamed into place) when something in it changes. Whether the intake runs is not taken from
@@ -41,8 +41,16 @@ public struct IntakeState: Codable, Sendable, Hashable {
     public static let maxProblems = 5
 
     public init(
-        pid: Int32, version: String, startedAt: Double, listen: String? = nil, tls: Bool = false, generation: Int = 1,
-        routes: Int = 0, spoolWritable: Bool = true, stopped: Bool = false, lastErrors: [Problem] = []
+        pid: Int32,
+        version: String,
+        startedAt: Double,
+        listen: String? = nil,
+        tls: Bool = false,
+        generation: Int = 1,
+        routes: Int = 0,
+        spoolWritable: Bool = true,
+        stopped: Bool = false,
+        lastErrors: [Problem] = []
     ) {
         self.pid = pid
         self.version = version
@@ -80,7 +88,12 @@ public struct IntakeState: Codable, Sendable, Hashable {
         // One writer at a time: the scratch file has one name, and the intake writes at start and on its timer.
         try Self.writing.withLock { _ in
             try DurableFile.makeDirectory(scratch, mode: 0o700)
-            try DurableFile.write(bytes, name: (path as NSString).lastPathComponent, tmpDirectory: scratch, finalDirectory: directory)
+            try DurableFile.write(
+                bytes,
+                name: (path as NSString).lastPathComponent,
+                tmpDirectory: scratch,
+                finalDirectory: directory
+            )
         }
     }
 
@@ -98,7 +111,9 @@ public struct IntakeState: Codable, Sendable, Hashable {
 
         private enum CodingKeys: String, CodingKey {
             case running, pid, version, tls, generation, routes, listen
-            case startedAt = "started_at", spoolWritable = "spool_writable", lastErrors = "last_errors"
+            case startedAt = "started_at"
+            case spoolWritable = "spool_writable"
+            case lastErrors = "last_errors"
         }
 
         private struct ErrorEntry: Encodable {
@@ -113,12 +128,19 @@ public struct IntakeState: Codable, Sendable, Hashable {
             try container.encode(Int(state.pid), forKey: .pid)
             try container.encode(state.version, forKey: .version)
             try container.encode(rfc3339UTC(state.startedAt), forKey: .startedAt)
-            if let listen = state.listen { try container.encode(listen, forKey: .listen) } else { try container.encodeNil(forKey: .listen) }
+            if let listen = state.listen {
+                try container.encode(listen, forKey: .listen)
+            } else {
+                try container.encodeNil(forKey: .listen)
+            }
             try container.encode(state.tls, forKey: .tls)
             try container.encode(state.generation, forKey: .generation)
             try container.encode(state.routes, forKey: .routes)
             try container.encode(state.spoolWritable, forKey: .spoolWritable)
-            try container.encode(state.lastErrors.map { ErrorEntry(at: rfc3339UTC($0.at), message: $0.message) }, forKey: .lastErrors)
+            try container.encode(
+                state.lastErrors.map { ErrorEntry(at: rfc3339UTC($0.at), message: $0.message) },
+                forKey: .lastErrors
+            )
         }
 
         /// `status` lines: `intake: up since ... on 127.0.0.1:8470 (pid 42, generation 1, 4 routes)`, then the last
@@ -134,8 +156,10 @@ public struct IntakeState: Codable, Sendable, Hashable {
                 ]
                 if !state.spoolWritable { lines.append("  the last write into the spool failed: it answers 503") }
             } else {
-                lines = ["intake: not running (\(state.stopped ? "stopped" : "it did not stop cleanly"); it last started "
-                    + "\(rfc3339UTC(state.startedAt)))"]
+                lines = [
+                    "intake: not running (\(state.stopped ? "stopped" : "it did not stop cleanly"); it last started "
+                        + "\(rfc3339UTC(state.startedAt)))"
+                ]
             }
             if !state.lastErrors.isEmpty {
                 lines.append("intake's last errors:")

@@ -32,8 +32,10 @@ public struct DaemonPaths: Sendable {
     /// ROOT/etc), `--var` (default ROOT/var); relative paths are taken from the current directory.
     public init(commandLineRoot root: String?, etc: String?, varDirectory: String?) {
         self.init(
-            root: Self.absolute(root ?? FileManager.default.currentDirectoryPath), etc: etc.map(Self.absolute),
-            varDirectory: varDirectory.map(Self.absolute))
+            root: Self.absolute(root ?? FileManager.default.currentDirectoryPath),
+            etc: etc.map(Self.absolute),
+            varDirectory: varDirectory.map(Self.absolute)
+        )
     }
 
     /// `path` made absolute against the current directory.
@@ -80,17 +82,27 @@ public struct RootOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The root holding etc/ and var/ (default: the current directory).", valueName: "dir"))
     public var root: String?
 
-    @Option(help: ArgumentHelp("The configuration directory (default: ROOT/etc; under systemd /etc/sitroom).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "The configuration directory (default: ROOT/etc; under systemd /etc/sitroom).",
+            valueName: "dir"
+        )
+    )
     public var etc: String?
 
     @Option(
         name: .customLong("var"),
         help: ArgumentHelp(
             "The state directory: spool, run/, metrics/ and, for sitroomd, the LMDB store, maildir, SMS (default: ROOT/var; under systemd /var/lib/sitroom).",
-            valueName: "dir"))
+            valueName: "dir"
+        )
+    )
     public var varDirectory: String?
 
-    @Flag(help: "Validate the configuration, print file:line:col: message for each error, and exit 0 (valid) or 1 (like nginx -t).")
+    @Flag(
+        help:
+            "Validate the configuration, print file:line:col: message for each error, and exit 0 (valid) or 1 (like nginx -t)."
+    )
     public var checkConfig = false
 
     public init() {}
@@ -124,13 +136,17 @@ public struct ProcessExit: Error {
 
 /// `--log-format` and `--log-level`, shared by sitroomd and sitroom-intake.
 public struct LogOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Log line format: logfmt (key=value) or json (one object a line).", valueName: "logfmt|json"))
+    @Option(
+        help: ArgumentHelp("Log line format: logfmt (key=value) or json (one object a line).", valueName: "logfmt|json")
+    )
     public var logFormat: String = "logfmt"
 
     @Option(
         help: ArgumentHelp(
             "Lowest level written: trace, debug, info (what an operator wants to see), notice, warning, error, critical.",
-            valueName: "level"))
+            valueName: "level"
+        )
+    )
     public var logLevel: String = "info"
 
     public init() {}

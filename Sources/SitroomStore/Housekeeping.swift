@@ -154,7 +154,10 @@ extension Store {
         try environment.read { txn in
             let rooms = try roomCounts(txn)
             return StoreCounts(
-                rooms: rooms.byState, oldestWaitingSince: rooms.oldestWaitingSince, notices: try noticeCounts(txn))
+                rooms: rooms.byState,
+                oldestWaitingSince: rooms.oldestWaitingSince,
+                notices: try noticeCounts(txn)
+            )
         }
     }
 

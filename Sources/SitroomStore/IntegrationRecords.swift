@@ -33,7 +33,11 @@ public struct IntegrationRecord: Sendable, Codable, Hashable {
 
     /// - Parameters: as the properties.
     public init(
-        state: IntegrationState, reason: String? = nil, since: Double, advice: String? = nil, missingScopes: [String]? = nil
+        state: IntegrationState,
+        reason: String? = nil,
+        since: Double,
+        advice: String? = nil,
+        missingScopes: [String]? = nil
     ) {
         self.state = state
         self.reason = reason
@@ -54,7 +58,8 @@ public struct IntegrationRecord: Sendable, Codable, Hashable {
         case .needsReauthorization:
             return "fix what the reason names, then `sitroomctl integration reauthorize \(name)`"
         case .missingScope:
-            return "add the missing scope in the Zoom app's Scopes tab, then `sitroomctl integration reauthorize \(name)`"
+            return
+                "add the missing scope in the Zoom app's Scopes tab, then `sitroomctl integration reauthorize \(name)`"
         }
     }
 }
@@ -91,7 +96,13 @@ public struct HostAuthorization: Sendable, Codable, Hashable {
     public var since: Double
 
     /// - Parameters: as the properties.
-    public init(state: IntegrationState, reason: String? = nil, userID: String? = nil, email: String? = nil, since: Double) {
+    public init(
+        state: IntegrationState,
+        reason: String? = nil,
+        userID: String? = nil,
+        email: String? = nil,
+        since: Double
+    ) {
         self.state = state
         self.reason = reason
         self.userID = userID

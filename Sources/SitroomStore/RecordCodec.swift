@@ -148,8 +148,12 @@ final class RecordWriter {
     }
 
     func unsupported(_ what: String, _ codingPath: [any CodingKey]) {
-        problem = problem ?? EncodingError.invalidValue(
-            what, EncodingError.Context(codingPath: codingPath, debugDescription: "records cannot hold \(what)"))
+        problem =
+            problem
+            ?? EncodingError.invalidValue(
+                what,
+                EncodingError.Context(codingPath: codingPath, debugDescription: "records cannot hold \(what)")
+            )
     }
 }
 
@@ -250,7 +254,8 @@ struct RecordKeyedEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
         try writer.encodeValue(value, codingPath: at.path, key: key)
     }
     mutating func nestedContainer<NestedKey: CodingKey>(
-        keyedBy keyType: NestedKey.Type, forKey key: Key
+        keyedBy keyType: NestedKey.Type,
+        forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
         writer.unsupported("a nested keyed container", codingPath + [key])
         return KeyedEncodingContainer(RecordKeyedEncoding<NestedKey>(writer: writer, codingPath: codingPath + [key]))
@@ -292,7 +297,9 @@ struct RecordUnkeyedEncoding: UnkeyedEncodingContainer {
         try writer.encodeValue(value, codingPath: codingPath)
         count += 1
     }
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type
+    ) -> KeyedEncodingContainer<NestedKey> {
         writer.unsupported("a nested keyed container", codingPath)
         return KeyedEncodingContainer(RecordKeyedEncoding<NestedKey>(writer: writer, codingPath: codingPath))
     }
@@ -347,7 +354,8 @@ extension RecordFormat {
     /// - Returns: `nil` when `bytes` are not a JSON object, array or string (the store's raw ASCII values).
     /// - Throws: Foundation's error for malformed JSON.
     static func transcode(json bytes: [UInt8]) throws -> [UInt8]? {
-        guard let first = bytes.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"")
+        guard let first = bytes.first,
+            first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"")
         else { return nil }
         let object = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
         let writer = RecordWriter()
@@ -377,7 +385,11 @@ extension RecordFormat {
             case "c": writer.bool(number.boolValue)
             case "d", "f":
                 let value = number.doubleValue
-                if value.rounded() == value, abs(value) < 9e15 { writer.int(Int64(value)) } else { writer.double(value) }
+                if value.rounded() == value, abs(value) < 9e15 {
+                    writer.int(Int64(value))
+                } else {
+                    writer.double(value)
+                }
             case "Q": writer.uint(number.uint64Value)
             default: writer.int(number.int64Value)
             }
@@ -532,7 +544,9 @@ struct RecordDecoding: Decoder {
 
     func mismatch(_ type: Any.Type) -> DecodingError {
         .typeMismatch(
-            type, DecodingError.Context(codingPath: codingPath, debugDescription: "expected \(type), found \(value.kind)"))
+            type,
+            DecodingError.Context(codingPath: codingPath, debugDescription: "expected \(type), found \(value.kind)")
+        )
     }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
@@ -613,7 +627,9 @@ struct RecordKeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
     private func decoding(_ key: Key) throws -> RecordDecoding {
         guard let value = find(key) else {
             throw DecodingError.keyNotFound(
-                key, DecodingError.Context(codingPath: codingPath, debugDescription: "no value for \(key.stringValue)"))
+                key,
+                DecodingError.Context(codingPath: codingPath, debugDescription: "no value for \(key.stringValue)")
+            )
         }
         return RecordDecoding(value: value, codingPath: codingPath, key: key)
     }
@@ -635,7 +651,8 @@ struct RecordKeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func nestedContainer<NestedKey: CodingKey>(
-        keyedBy type: NestedKey.Type, forKey key: Key
+        keyedBy type: NestedKey.Type,
+        forKey key: Key
     ) throws -> KeyedDecodingContainer<NestedKey> {
         try decoding(key).container(keyedBy: type)
     }
@@ -662,7 +679,9 @@ struct RecordUnkeyedDecoding: UnkeyedDecodingContainer {
     private mutating func next(_ type: Any.Type) throws -> RecordDecoding {
         guard !isAtEnd else {
             throw DecodingError.valueNotFound(
-                type, DecodingError.Context(codingPath: codingPath, debugDescription: "unkeyed container is at its end"))
+                type,
+                DecodingError.Context(codingPath: codingPath, debugDescription: "unkeyed container is at its end")
+            )
         }
         defer { currentIndex += 1 }
         return RecordDecoding(value: elements[currentIndex], codingPath: codingPath)
@@ -676,7 +695,9 @@ struct RecordUnkeyedDecoding: UnkeyedDecodingContainer {
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try next(type).decode(type) }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type
+    ) throws -> KeyedDecodingContainer<NestedKey> {
         try next(type).container(keyedBy: type)
     }
 

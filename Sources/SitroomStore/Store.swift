@@ -26,7 +26,11 @@ public final class Store: Sendable {
         /// The work: read and rewrite what the new schema needs.
         public var apply: @Sendable (borrowing Transaction, Tables) throws -> Void
 
-        public init(from: Int, summary: String, apply: @escaping @Sendable (borrowing Transaction, Tables) throws -> Void) {
+        public init(
+            from: Int,
+            summary: String,
+            apply: @escaping @Sendable (borrowing Transaction, Tables) throws -> Void
+        ) {
             self.from = from
             self.summary = summary
             self.apply = apply
@@ -86,16 +90,25 @@ public final class Store: Sendable {
     /// Before anything is read, the reader slots of dead processes are freed (``staleReadersClearedAtOpen``): a
     /// full table of them would otherwise refuse every read transaction (`MDB_READERS_FULL`).
     public convenience init(
-        directory: String, mapSize: Int, onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)? = nil
+        directory: String,
+        mapSize: Int,
+        onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)? = nil
     ) throws {
         try self.init(
-            directory: directory, mapSize: mapSize, schemaVersion: Store.schemaVersion, migrations: Store.migrations,
-            onMapGrowth: onMapGrowth)
+            directory: directory,
+            mapSize: mapSize,
+            schemaVersion: Store.schemaVersion,
+            migrations: Store.migrations,
+            onMapGrowth: onMapGrowth
+        )
     }
 
     /// The designated initializer, with the schema and its migrations given (tests open a store as a later build would).
     init(
-        directory: String, mapSize: Int, schemaVersion: Int, migrations: [Migration],
+        directory: String,
+        mapSize: Int,
+        schemaVersion: Int,
+        migrations: [Migration],
         onMapGrowth: (@Sendable (_ old: Int, _ new: Int) -> Void)? = nil
     ) throws {
         environment = try Environment(path: directory, mapSize: mapSize, maxDatabases: 16, onMapGrowth: onMapGrowth)
@@ -125,7 +138,8 @@ public final class Store: Sendable {
             throw SitroomError(
                 .store,
                 "\(directory): store schema version \(found) is newer than this build's \(schemaVersion); "
-                    + "run the sitroomd that wrote it, or restore a backup made for this version")
+                    + "run the sitroomd that wrote it, or restore a backup made for this version"
+            )
         }
         let steps = try Self.plan(from: found ?? schemaVersion, to: schemaVersion, migrations, directory: directory)
         migrated = steps.map { "\($0.from) → \($0.from + 1): \($0.summary)" }
@@ -142,7 +156,9 @@ public final class Store: Sendable {
         try (from..<max(from, to)).map { version in
             guard let step = migrations.first(where: { $0.from == version }) else {
                 throw SitroomError(
-                    .store, "\(directory): no migration from store schema version \(version) to \(version + 1)")
+                    .store,
+                    "\(directory): no migration from store schema version \(version) to \(version + 1)"
+                )
             }
             return step
         }
@@ -205,7 +221,12 @@ extension Store {
 
     /// All values of a table whose keys start with `prefix`, in key order.
     /// - Complexity: O(n) in the matching entries.
-    func all<T: Decodable>(_ type: T.Type, _ db: Database, prefix: String = "", _ txn: borrowing Transaction) throws -> [T] {
+    func all<T: Decodable>(
+        _ type: T.Type,
+        _ db: Database,
+        prefix: String = "",
+        _ txn: borrowing Transaction
+    ) throws -> [T] {
         var values: [T] = []
         try txn.forEach(db, prefix: prefix) { _, bytes in
             values.append(try Store.decode(type, bytes))
@@ -282,15 +303,27 @@ extension Store {
     }
 
     func setCreates(
-        _ count: Int, day: String, integration: String, host: String, _ txn: borrowing Transaction
+        _ count: Int,
+        day: String,
+        integration: String,
+        host: String,
+        _ txn: borrowing Transaction
     ) throws {
-        try txn.put(tables.usage, Store.usageKey(day: day, integration: integration, host: host), Array(String(count).utf8))
+        try txn.put(
+            tables.usage,
+            Store.usageKey(day: day, integration: integration, host: host),
+            Array(String(count).utf8)
+        )
     }
 
     /// Raises the creates counted against a host on a UTC day to `count`, never lowering it: rooms leased in
     /// one order may commit in another (group commit), and the highest count is the truth.
     func recordCreates(
-        atLeast count: Int, day: String, integration: String, host: String, _ txn: borrowing Transaction
+        atLeast count: Int,
+        day: String,
+        integration: String,
+        host: String,
+        _ txn: borrowing Transaction
     ) throws {
         let stored = try createsOn(day: day, integration: integration, host: host, txn)
         if count > stored { try setCreates(count, day: day, integration: integration, host: host, txn) }

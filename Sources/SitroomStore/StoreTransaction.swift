@@ -25,7 +25,11 @@ public struct StoreTransaction: ~Copyable {
     }
 
     /// Lends `txn` to `body` as a store transaction.
-    static func lend<R>(_ txn: borrowing Transaction, _ store: Store, _ body: (borrowing StoreTransaction) throws -> R)
+    static func lend<R>(
+        _ txn: borrowing Transaction,
+        _ store: Store,
+        _ body: (borrowing StoreTransaction) throws -> R
+    )
         rethrows -> R
     {
         try withUnsafePointer(to: txn) { try body(StoreTransaction($0, store)) }
@@ -131,7 +135,9 @@ extension Repository where Table == Schema.Room {
 
     /// The rooms whose summaries satisfy `wanted`, decoded, in id order (``Store/rooms(where:_:)``).
     /// - Complexity: O(rooms) index entries, plus a decode per room wanted.
-    public func matching(_ wanted: (RoomSummary) -> Bool) throws -> [Room] { try store.rooms(where: wanted, raw.pointee) }
+    public func matching(_ wanted: (RoomSummary) -> Bool) throws -> [Room] {
+        try store.rooms(where: wanted, raw.pointee)
+    }
 
     /// Every room's summary, by room id, from the room index (no room decoded).
     public func summaries() throws -> [String: RoomSummary] { try store.roomSummaries(raw.pointee) }
@@ -340,7 +346,12 @@ extension Repository where Table == Schema.IntegrationState {
 
     /// The authorization of a zoom-oauth host under way, or `nil`.
     public func pendingAuthorization(_ integration: String, host: String) throws -> PendingAuthorization? {
-        try store.get(PendingAuthorization.self, store.tables.integrations, "pending/\(integration)/\(host)", raw.pointee)
+        try store.get(
+            PendingAuthorization.self,
+            store.tables.integrations,
+            "pending/\(integration)/\(host)",
+            raw.pointee
+        )
     }
 
     /// Writes the authorization of a zoom-oauth host under way.

@@ -23,19 +23,25 @@ public enum MeetingEventReader {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
             throw ZoomError(.invalidResponse(message: "event is not a JSON object"))
         }
-        guard let name = object["event"] as? String else { throw ZoomError(.invalidResponse(message: "event without `event`")) }
+        guard let name = object["event"] as? String else {
+            throw ZoomError(.invalidResponse(message: "event without `event`"))
+        }
         let payload = object["payload"] as? [String: Any] ?? [:]
         if name == "app_deauthorized" {
             guard let account = payload["account_id"] as? String, let client = payload["client_id"] as? String else {
                 throw ZoomError(.invalidResponse(message: "app_deauthorized without payload.account_id and client_id"))
             }
-            return .appDeauthorized(AppDeauthorized(accountID: account, userID: payload["user_id"] as? String, clientID: client))
+            return .appDeauthorized(
+                AppDeauthorized(accountID: account, userID: payload["user_id"] as? String, clientID: client)
+            )
         }
         guard let kind = ZoomMeetingEvent.Kind(rawValue: name) else { return .other(name) }
         guard let meeting = payload["object"] as? [String: Any] else {
             throw ZoomError(.invalidResponse(message: "\(name) without payload.object"))
         }
-        guard let id = (meeting["id"] as? NSNumber)?.int64Value ?? (meeting["id"] as? String).flatMap(Int64.init), id > 0 else {
+        guard let id = (meeting["id"] as? NSNumber)?.int64Value ?? (meeting["id"] as? String).flatMap(Int64.init),
+            id > 0
+        else {
             throw ZoomError(.invalidResponse(message: "\(name) without a numeric payload.object.id"))
         }
         let eventTS = (object["event_ts"] as? NSNumber).map { $0.doubleValue / 1000 }
@@ -53,15 +59,22 @@ public enum MeetingEventReader {
                 participantUUID: participant["participant_uuid"] as? String ?? "",
                 userID: (participant["user_id"] as? String) ?? (participant["user_id"] as? NSNumber)?.stringValue ?? "",
                 name: OneLine.clean(participant["user_name"] as? String ?? "", limit: 200),
-                email: participant["email"] as? String)
+                email: participant["email"] as? String
+            )
         }
         guard let at = at ?? eventTS else {
             throw ZoomError(.invalidResponse(message: "\(name) of meeting \(id) has no time and no event_ts"))
         }
         return .meeting(
             ZoomMeetingEvent(
-                kind: kind, meetingID: id, uuid: meeting["uuid"] as? String ?? "",
-                accountID: payload["account_id"] as? String ?? "", at: at, person: person))
+                kind: kind,
+                meetingID: id,
+                uuid: meeting["uuid"] as? String ?? "",
+                accountID: payload["account_id"] as? String ?? "",
+                at: at,
+                person: person
+            )
+        )
     }
 
     /// An RFC 3339 time (`2026-12-05T12:00:00Z`, fractional seconds allowed) as seconds since 1970.

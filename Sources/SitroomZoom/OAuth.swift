@@ -24,8 +24,11 @@ public struct PKCE: Sendable, Hashable {
 
     /// Base64url without padding (RFC 4648 §5).
     static func base64url(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/",
+            with: "_"
+        )
+        .replacingOccurrences(of: "=", with: "")
     }
 
     /// A random opaque value for the OAuth `state` parameter (RFC 6749 §10.12).
@@ -48,23 +51,36 @@ extension ZoomClient {
     /// `POST {oauth_url}/token` with `grant_type=authorization_code&code&redirect_uri&code_verifier`, Basic auth.
     /// - Throws: ``ZoomError`` (`.oauth` when refused: 4700 invalid, 4709 redirect URI mismatch, ...).
     public func exchangeAuthorizationCode(
-        code: String, redirectURI: String, codeVerifier: String, clientID: String, clientSecret: String
+        code: String,
+        redirectURI: String,
+        codeVerifier: String,
+        clientID: String,
+        clientSecret: String
     ) async throws(ZoomError) -> AccessToken {
         try await tokenRequest(
             form: [
                 ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
                 ("code_verifier", codeVerifier),
-            ], clientID: clientID, clientSecret: clientSecret)
+            ],
+            clientID: clientID,
+            clientSecret: clientSecret
+        )
     }
 
     /// Refreshes a user-OAuth token: `grant_type=refresh_token`. Zoom rotates the refresh token on every
     /// refresh and the previous one stops working at once (developers.zoom.us/docs/integrations/oauth/).
     /// - Throws: ``ZoomError``; ``ZoomAnswer/refreshTokenInvalid`` (4711, or `invalid_grant` without a code) when
     ///   the refresh token is no longer valid.
-    public func refresh(refreshToken: String, clientID: String, clientSecret: String) async throws(ZoomError) -> AccessToken {
+    public func refresh(
+        refreshToken: String,
+        clientID: String,
+        clientSecret: String
+    ) async throws(ZoomError) -> AccessToken {
         try await tokenRequest(
-            form: [("grant_type", "refresh_token"), ("refresh_token", refreshToken)], clientID: clientID,
-            clientSecret: clientSecret)
+            form: [("grant_type", "refresh_token"), ("refresh_token", refreshToken)],
+            clientID: clientID,
+            clientSecret: clientSecret
+        )
     }
 
     /// Zoom API "Get a user": `GET /users/{userId}` (`me` for the token's own user).
@@ -72,25 +88,38 @@ extension ZoomClient {
     public func getUser(token: String, userID: String = "me") async throws(ZoomError) -> (id: String, email: String?) {
         let response = try await send(
             HTTPRequest(
-                method: .get, url: "\(apiURL)/users/\(Self.pathEscape(userID))", headers: Self.headers(token: token),
-                timeout: timeout),
-            .getUser)
+                method: .get,
+                url: "\(apiURL)/users/\(Self.pathEscape(userID))",
+                headers: Self.headers(token: token),
+                timeout: timeout
+            ),
+            .getUser
+        )
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
             let id = object["id"] as? String
         else { throw ZoomError(.invalidResponse(message: "user answer without id"), operation: .getUser) }
         return (id, object["email"] as? String)
     }
 
-    private func tokenRequest(form: [(String, String)], clientID: String, clientSecret: String) async throws(ZoomError)
+    private func tokenRequest(
+        form: [(String, String)],
+        clientID: String,
+        clientSecret: String
+    ) async throws(ZoomError)
         -> AccessToken
     {
         let body = form.map { "\($0.0)=\(Self.queryEscape($0.1))" }.joined(separator: "&")
         let request = HTTPRequest(
-            method: .post, url: "\(oauthURL)/token",
+            method: .post,
+            url: "\(oauthURL)/token",
             headers: [
                 (name: "Accept", value: "application/json"),
                 (name: "Content-Type", value: "application/x-www-form-urlencoded"),
-            ], body: Array(body.utf8), basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
+            ],
+            body: Array(body.utf8),
+            basicAuth: (user: clientID, password: clientSecret),
+            timeout: timeout
+        )
         let response = try await send(request, .token, grant: form.first?.1)
         return try Self.token(from: response.body)
     }

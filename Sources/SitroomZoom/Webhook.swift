@@ -27,12 +27,17 @@ public struct ZoomWebhookFile: Sendable {
         }
         guard abs(seconds - receivedAt) <= tolerance else {
             throw WebhookError(
-                "x-zm-request-timestamp: \(stamp) is \(Int(abs(seconds - receivedAt)))s from the file's time (limit \(Int(tolerance))s)")
+                "x-zm-request-timestamp: \(stamp) is \(Int(abs(seconds - receivedAt)))s from the file's time (limit \(Int(tolerance))s)"
+            )
         }
         let message = Array("v0:\(stamp):".utf8) + body
         // isValidAuthenticationCode compares in constant time.
         guard let given = Self.hexBytes(String(signature.dropFirst(3))), given.count == 32,
-            HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: message, using: SymmetricKey(data: Array(secret.utf8)))
+            HMAC<SHA256>.isValidAuthenticationCode(
+                given,
+                authenticating: message,
+                using: SymmetricKey(data: Array(secret.utf8))
+            )
         else {
             throw WebhookError("x-zm-signature: does not match the integration's webhook secret")
         }
@@ -54,7 +59,9 @@ public struct ZoomWebhookFile: Sendable {
     /// Signs a body the way Zoom does, for tests and tools: `v0=` + hex HMAC-SHA256.
     public static func signature(secret: String, timestamp: String, body: [UInt8]) -> String {
         let mac = HMAC<SHA256>.authenticationCode(
-            for: Array("v0:\(timestamp):".utf8) + body, using: SymmetricKey(data: Array(secret.utf8)))
+            for: Array("v0:\(timestamp):".utf8) + body,
+            using: SymmetricKey(data: Array(secret.utf8))
+        )
         return "v0=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 }

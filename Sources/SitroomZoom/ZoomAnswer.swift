@@ -151,101 +151,184 @@ public enum ZoomAnswer: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .validationFailed:
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .fail,
+                request: .refused,
+                host: .none,
+                integration: .none,
+                room: .fail,
                 advice: "Zoom refused a field of the request (the reason names it): fix what it names (the meeting "
                     + "settings in etc/integrations/NAME.yaml, such as meeting.passcode_length against the account's "
-                    + "passcode rules), then `sitroomctl room retry INCIDENT`")
+                    + "passcode rules), then `sitroomctl room retry INCIDENT`"
+            )
         case .alternativeHostsRefused:
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .createWithoutAlternativeHosts,
-                advice: "alternative hosts must be licensed users of the host's Zoom account; the room was made without "
+                request: .refused,
+                host: .none,
+                integration: .none,
+                room: .createWithoutAlternativeHosts,
+                advice:
+                    "alternative hosts must be licensed users of the host's Zoom account; the room was made without "
                     + "them (license the commanders in that account, or set meeting.commander_as_alternative_host: false "
-                    + "in etc/integrations/NAME.yaml)")
+                    + "in etc/integrations/NAME.yaml)"
+            )
         case .dailyLimit:
             return Rule(
-                request: .refused, host: .outOfQuota, integration: .none, room: .nextHost,
-                advice: "host HOST of NAME may create meetings again at 00:00 UTC; other hosts take the rooms meanwhile "
-                    + "(add hosts to the pool if they run out)")
+                request: .refused,
+                host: .outOfQuota,
+                integration: .none,
+                room: .nextHost,
+                advice:
+                    "host HOST of NAME may create meetings again at 00:00 UTC; other hosts take the rooms meanwhile "
+                    + "(add hosts to the pool if they run out)"
+            )
         case .rateLimited:
             return Rule(
-                request: .refused, host: .coolDown, integration: .none, room: .retryLater,
+                request: .refused,
+                host: .coolDown,
+                integration: .none,
+                room: .retryLater,
                 advice: "sitroom waits and retries; if it keeps happening, lower rate_limit.medium_per_second in "
                     + "etc/integrations/NAME.yaml to the account's plan (Pro 20, Business+ 60; all apps of the account "
-                    + "share it)")
+                    + "share it)"
+            )
         case .missingScope:
             return Rule(
-                request: .refused, host: .none, integration: .missingScope, room: .nextIntegration,
+                request: .refused,
+                host: .none,
+                integration: .missingScope,
+                room: .nextIntegration,
                 advice: "add the scope SCOPES to the Zoom app of NAME (Zoom App Marketplace, Manage, the app, its "
                     + "Scopes tab), then run `sitroomctl integration reauthorize NAME` (tokens issued before lack it; "
-                    + "re-authorizing alone does not help)")
+                    + "re-authorizing alone does not help)"
+            )
         case .accessTokenRejected:
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .retryWithNewToken,
-                advice: "none: sitroom gets a new token; if Zoom refuses that too, the integration needs re-authorization")
+                request: .refused,
+                host: .none,
+                integration: .none,
+                room: .retryWithNewToken,
+                advice:
+                    "none: sitroom gets a new token; if Zoom refuses that too, the integration needs re-authorization"
+            )
         case .credentialsRefused:
             return Rule(
-                request: .refused, host: .none, integration: .needsReauthorization, room: .nextIntegration,
-                advice: "check client_id, client_secret_file (and account_id) in etc/integrations/NAME.yaml against the "
-                    + "app's credentials page, then run `sitroomctl integration reauthorize NAME`")
+                request: .refused,
+                host: .none,
+                integration: .needsReauthorization,
+                room: .nextIntegration,
+                advice:
+                    "check client_id, client_secret_file (and account_id) in etc/integrations/NAME.yaml against the "
+                    + "app's credentials page, then run `sitroomctl integration reauthorize NAME`"
+            )
         case .appDisabled:
             return Rule(
-                request: .refused, host: .none, integration: .needsReauthorization, room: .nextIntegration,
-                advice: "the Zoom app of NAME was disabled or deactivated: activate it in the Zoom App Marketplace, then "
-                    + "run `sitroomctl integration reauthorize NAME`")
+                request: .refused,
+                host: .none,
+                integration: .needsReauthorization,
+                room: .nextIntegration,
+                advice:
+                    "the Zoom app of NAME was disabled or deactivated: activate it in the Zoom App Marketplace, then "
+                    + "run `sitroomctl integration reauthorize NAME`"
+            )
         case .refreshTokenInvalid:
             return Rule(
-                request: .refused, host: .needsReauthorization, integration: .none, room: .nextHost,
-                advice: "the host's user must approve the app again: `sitroomctl integration authorize NAME HOST`")
+                request: .refused,
+                host: .needsReauthorization,
+                integration: .none,
+                room: .nextHost,
+                advice: "the host's user must approve the app again: `sitroomctl integration authorize NAME HOST`"
+            )
         case .authorizationCodeInvalid:
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .fail,
-                advice: "the code is valid 5 minutes and once: run `sitroomctl integration authorize NAME HOST` again and "
-                    + "pass the new code at once")
+                request: .refused,
+                host: .none,
+                integration: .none,
+                room: .fail,
+                advice:
+                    "the code is valid 5 minutes and once: run `sitroomctl integration authorize NAME HOST` again and "
+                    + "pass the new code at once"
+            )
         case .grantTypeUnsupported:
             return Rule(
-                request: .refused, host: .none, integration: .needsReauthorization, room: .nextIntegration,
+                request: .refused,
+                host: .none,
+                integration: .needsReauthorization,
+                room: .nextIntegration,
                 advice: "configuration, not re-authorization: the Zoom app does not support this grant; kind: zoom-s2s "
                     + "needs a Server-to-Server OAuth app and kind: zoom-oauth a General (user-managed) app; fix kind or "
-                    + "the app in etc/integrations/NAME.yaml, then run `sitroomctl integration reauthorize NAME`")
+                    + "the app in etc/integrations/NAME.yaml, then run `sitroomctl integration reauthorize NAME`"
+            )
         case .redirectURIMismatch:
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .fail,
+                request: .refused,
+                host: .none,
+                integration: .none,
+                room: .fail,
                 advice: "redirect_uri in etc/integrations/NAME.yaml must be exactly the app's redirect URL; fix it, "
-                    + "reload, then authorize again")
+                    + "reload, then authorize again"
+            )
         case .hostUnusable:
             return Rule(
-                request: .refused, host: .unusable, integration: .none, room: .nextHost,
-                advice: "fix hosts[].user of HOST in etc/integrations/NAME.yaml (1001: no such user in the app's account; "
-                    + "3161: the user may not host meetings: license it), then reload")
+                request: .refused,
+                host: .unusable,
+                integration: .none,
+                room: .nextHost,
+                advice:
+                    "fix hosts[].user of HOST in etc/integrations/NAME.yaml (1001: no such user in the app's account; "
+                    + "3161: the user may not host meetings: license it), then reload"
+            )
         case .meetingGone:
             return Rule(request: .done, host: .none, integration: .none, room: .carryOn, advice: "none")
         case .meetingEnded:
             return Rule(request: .done, host: .none, integration: .none, room: .carryOn, advice: "none")
         case .meetingInProgress:
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .retryLater,
-                advice: "none: sitroom ends the meeting, then deletes it")
+                request: .refused,
+                host: .none,
+                integration: .none,
+                room: .retryLater,
+                advice: "none: sitroom ends the meeting, then deletes it"
+            )
         case .serverError:
             return Rule(
-                request: .mayHaveHappened, host: .coolDown, integration: .none, room: .retryLater,
-                advice: "Zoom is failing (status.zoom.us); sitroom retries and fails the room after a few attempts; then "
-                    + "`sitroomctl room retry INCIDENT`")
+                request: .mayHaveHappened,
+                host: .coolDown,
+                integration: .none,
+                room: .retryLater,
+                advice:
+                    "Zoom is failing (status.zoom.us); sitroom retries and fails the room after a few attempts; then "
+                    + "`sitroomctl room retry INCIDENT`"
+            )
         case .noAnswer:
             return Rule(
-                request: .mayHaveHappened, host: .coolDown, integration: .none, room: .retryLater,
-                advice: "check the network path to api_url and oauth_url of NAME; sitroom retries and fails the room after "
-                    + "a few attempts; then `sitroomctl room retry INCIDENT`")
+                request: .mayHaveHappened,
+                host: .coolDown,
+                integration: .none,
+                room: .retryLater,
+                advice:
+                    "check the network path to api_url and oauth_url of NAME; sitroom retries and fails the room after "
+                    + "a few attempts; then `sitroomctl room retry INCIDENT`"
+            )
         case .unusableAnswer:
             // A create answered 2xx made a meeting even when the answer is unusable: sitroom deletes it at once, and
             // when that fails too the create counts as perhaps carried out (its marker is swept).
             return Rule(
-                request: .mayHaveHappened, host: .none, integration: .none, room: .fail,
-                advice: "Zoom answered without what sitroom needs (the reason says what); `sitroomctl room retry INCIDENT`")
+                request: .mayHaveHappened,
+                host: .none,
+                integration: .none,
+                room: .fail,
+                advice:
+                    "Zoom answered without what sitroom needs (the reason says what); `sitroomctl room retry INCIDENT`"
+            )
         case .refused:
             return Rule(
-                request: .refused, host: .none, integration: .none, room: .fail,
-                advice: "Zoom refused the request (its code and message are in the reason; docs/zoom.md lists the known "
-                    + "ones); fix what it names, then `sitroomctl room retry INCIDENT`")
+                request: .refused,
+                host: .none,
+                integration: .none,
+                room: .fail,
+                advice:
+                    "Zoom refused the request (its code and message are in the reason; docs/zoom.md lists the known "
+                    + "ones); fix what it names, then `sitroomctl room retry INCIDENT`"
+            )
         }
     }
 
@@ -327,7 +410,8 @@ public enum ZoomAnswer: String, Sendable, Hashable, CaseIterable {
 
     /// The scopes named by an API-side 4711 ("Invalid access token, does not contain scopes:[a, b].").
     static func scopes(in message: String) -> [String] {
-        guard let open = message.range(of: "scopes:["), let close = message[open.upperBound...].firstIndex(of: "]") else {
+        guard let open = message.range(of: "scopes:["), let close = message[open.upperBound...].firstIndex(of: "]")
+        else {
             return []
         }
         return message[open.upperBound..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -357,7 +441,12 @@ extension ZoomError {
     /// - Parameters:
     ///   - now: seconds since 1970, to turn a `Retry-After` time into seconds.
     ///   - integration, host, incident: fill in the advice; left as `NAME`, `HOST`, `INCIDENT` when `nil`.
-    public func decision(now: Double, integration: String? = nil, host: String? = nil, incident: String? = nil)
+    public func decision(
+        now: Double,
+        integration: String? = nil,
+        host: String? = nil,
+        incident: String? = nil
+    )
         -> ZoomDecision
     {
         let answer = self.answer
@@ -370,8 +459,12 @@ extension ZoomError {
             if let value { advice = advice.replacingOccurrences(of: placeholder, with: value) }
         }
         return ZoomDecision(
-            answer: answer, retryIn: retryAfter?.seconds(from: now), missingScopes: scopes, reason: description,
-            advice: advice)
+            answer: answer,
+            retryIn: retryAfter?.seconds(from: now),
+            missingScopes: scopes,
+            reason: description,
+            advice: advice
+        )
     }
 }
 
@@ -379,7 +472,12 @@ extension ZoomError {
     /// This answer as the room machine reads any provider's (``ProviderDecision``): the table's row
     /// (``decision(now:integration:host:incident:)``), with the request's effect narrowed by what is known of this
     /// one: a request that never reached Zoom (refused before sending) was refused, not perhaps carried out.
-    public func providerDecision(now: Double, integration: String? = nil, host: String? = nil, incident: String? = nil)
+    public func providerDecision(
+        now: Double,
+        integration: String? = nil,
+        host: String? = nil,
+        incident: String? = nil
+    )
         -> ProviderDecision
     {
         let decision = self.decision(now: now, integration: integration, host: host, incident: incident)
@@ -391,9 +489,14 @@ extension ZoomError {
         case .mayHaveHappened: request = outcomeUnknown ? .mayHaveHappened : .refused
         }
         return ProviderDecision(
-            request: request, host: ProviderDecision.Host(rawValue: rule.host.rawValue)!,
+            request: request,
+            host: ProviderDecision.Host(rawValue: rule.host.rawValue)!,
             integration: ProviderDecision.Integration(rawValue: rule.integration.rawValue)!,
-            next: ProviderDecision.Next(rawValue: rule.room.rawValue)!, reason: decision.reason, advice: decision.advice,
-            retryIn: decision.retryIn, missingScopes: decision.missingScopes)
+            next: ProviderDecision.Next(rawValue: rule.room.rawValue)!,
+            reason: decision.reason,
+            advice: decision.advice,
+            retryIn: decision.retryIn,
+            missingScopes: decision.missingScopes
+        )
     }
 }

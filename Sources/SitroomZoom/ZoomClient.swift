@@ -54,7 +54,8 @@ public struct MeetingRequest: Sendable, Hashable, Encodable {
     public var agenda: String
     public var settings: Settings
 
-    public init(topic: String, startTime: String, duration: Int, password: String?, agenda: String, settings: Settings) {
+    public init(topic: String, startTime: String, duration: Int, password: String?, agenda: String, settings: Settings)
+    {
         self.topic = topic
         self.startTime = startTime
         self.duration = duration
@@ -107,13 +108,21 @@ public struct ZoomClient: Sendable {
 
     /// Server-to-Server OAuth: `POST {oauth_url}/token?grant_type=account_credentials&account_id=ID`.
     /// - Throws: ``ZoomError`` (`.oauth` when refused).
-    public func requestAccountToken(accountID: String, clientID: String, clientSecret: String) async throws(ZoomError)
+    public func requestAccountToken(
+        accountID: String,
+        clientID: String,
+        clientSecret: String
+    ) async throws(ZoomError)
         -> AccessToken
     {
         let url = "\(oauthURL)/token?grant_type=account_credentials&account_id=\(Self.queryEscape(accountID))"
         let request = HTTPRequest(
-            method: .post, url: url, headers: [(name: "Accept", value: "application/json")],
-            basicAuth: (user: clientID, password: clientSecret), timeout: timeout)
+            method: .post,
+            url: url,
+            headers: [(name: "Accept", value: "application/json")],
+            basicAuth: (user: clientID, password: clientSecret),
+            timeout: timeout
+        )
         let response = try await send(request, .token, grant: "account_credentials")
         return try Self.token(from: response.body)
     }
@@ -131,22 +140,33 @@ public struct ZoomClient: Sendable {
 
     /// Zoom API "Create a meeting": `POST /users/{userId}/meetings` → 201.
     /// - Throws: ``ZoomError``; `.invalidResponse` when the 2xx answer lacks `id` or `join_url`.
-    public func createMeeting(token: String, userID: String, _ meeting: MeetingRequest) async throws(ZoomError) -> Meeting {
+    public func createMeeting(
+        token: String,
+        userID: String,
+        _ meeting: MeetingRequest
+    ) async throws(ZoomError) -> Meeting {
         let body: [UInt8]
         do { body = Array(try JSONEncoder().encode(meeting)) } catch {
             throw ZoomError(.invalidResponse(message: "cannot encode the meeting: \(error)"), operation: .createMeeting)
         }
         let response = try await send(
             HTTPRequest(
-                method: .post, url: "\(apiURL)/users/\(Self.pathEscape(userID))/meetings",
-                headers: Self.headers(token: token, json: true), body: body, timeout: timeout),
-            .createMeeting)
+                method: .post,
+                url: "\(apiURL)/users/\(Self.pathEscape(userID))/meetings",
+                headers: Self.headers(token: token, json: true),
+                body: body,
+                timeout: timeout
+            ),
+            .createMeeting
+        )
         do {
             return try Self.meeting(from: response.body, apiURL: apiURL)
         } catch {
             // Zoom made a meeting but its answer is unusable (no link sitroom can send): never leave it live and
             // unmanaged. Delete it now; if that fails too, the error carries its id and counts as "may have happened".
-            guard case .invalidResponse(let message) = error.kind, let id = Self.meetingID(in: response.body) else { throw error }
+            guard case .invalidResponse(let message) = error.kind, let id = Self.meetingID(in: response.body) else {
+                throw error
+            }
             var deleteError: ZoomError? = nil
             for attempt in 1...Self.strayDeleteAttempts {
                 do throws(ZoomError) {
@@ -156,9 +176,11 @@ public struct ZoomClient: Sendable {
                 } catch {
                     deleteError = error
                     // Only a transient failure (5xx, 429, no answer) is worth another try, after 1 s, then 2 s.
-                    let transient = (error.status.map { $0 >= 500 || $0 == 429 } ?? false) || {
-                        if case .transport = error.kind { return true } else { return false }
-                    }()
+                    let transient =
+                        (error.status.map { $0 >= 500 || $0 == 429 } ?? false)
+                        || {
+                            if case .transport = error.kind { return true } else { return false }
+                        }()
                     guard transient, attempt < Self.strayDeleteAttempts else { break }
                     try? await Task.sleep(for: .seconds(Double(1 << (attempt - 1))))
                 }
@@ -166,11 +188,15 @@ public struct ZoomClient: Sendable {
             guard let deleteError else {
                 throw ZoomError(
                     .invalidResponse(message: "\(message); sitroom deleted meeting \(id), which this create made"),
-                    operation: .createMeeting)
+                    operation: .createMeeting
+                )
             }
             var stray = ZoomError(
-                .invalidResponse(message: "\(message); deleting meeting \(id), which this create made, failed: \(deleteError)"),
-                operation: .createMeeting)
+                .invalidResponse(
+                    message: "\(message); deleting meeting \(id), which this create made, failed: \(deleteError)"
+                ),
+                operation: .createMeeting
+            )
             stray.strayMeetingID = id
             throw stray
         }
@@ -207,8 +233,14 @@ public struct ZoomClient: Sendable {
     /// Zoom API "Get a meeting": `GET /meetings/{meetingId}`.
     public func getMeeting(token: String, meetingID: Int64) async throws(ZoomError) -> Meeting {
         let response = try await send(
-            HTTPRequest(method: .get, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout),
-            .getMeeting)
+            HTTPRequest(
+                method: .get,
+                url: "\(apiURL)/meetings/\(meetingID)",
+                headers: Self.headers(token: token),
+                timeout: timeout
+            ),
+            .getMeeting
+        )
         return try Self.meeting(from: response.body, apiURL: apiURL)
     }
 
@@ -234,7 +266,9 @@ public struct ZoomClient: Sendable {
             var url = "\(apiURL)/metrics/meetings/\(meetingID)/participants?type=live&page_size=300"
             if !pageToken.isEmpty { url += "&next_page_token=\(Self.queryEscape(pageToken))" }
             let response = try await send(
-                HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout), .getMeeting)
+                HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout),
+                .getMeeting
+            )
             guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
                 throw ZoomError(.invalidResponse(message: "meeting participants answer is not a JSON object"))
             }
@@ -244,8 +278,11 @@ public struct ZoomClient: Sendable {
                 found.append(
                     LiveParticipant(
                         name: OneLine.clean(item["user_name"] as? String ?? "", limit: 200),
-                        email: email?.isEmpty == false ? email : nil, joinedAt: joined,
-                        leftAt: MeetingEventReader.time(item["leave_time"])))
+                        email: email?.isEmpty == false ? email : nil,
+                        joinedAt: joined,
+                        leftAt: MeetingEventReader.time(item["leave_time"])
+                    )
+                )
             }
             pageToken = object["next_page_token"] as? String ?? ""
         } while !pageToken.isEmpty
@@ -254,7 +291,11 @@ public struct ZoomClient: Sendable {
 
     /// Zoom API "List meetings": `GET /users/{userId}/meetings`, all pages (`next_page_token`).
     /// - Complexity: one request per 300 meetings.
-    public func listMeetings(token: String, userID: String, type: String = "scheduled") async throws(ZoomError) -> [Meeting] {
+    public func listMeetings(
+        token: String,
+        userID: String,
+        type: String = "scheduled"
+    ) async throws(ZoomError) -> [Meeting] {
         var meetings: [Meeting] = []
         var pageToken = ""
         repeat {
@@ -262,7 +303,8 @@ public struct ZoomClient: Sendable {
             if !pageToken.isEmpty { url += "&next_page_token=\(Self.queryEscape(pageToken))" }
             let response = try await send(
                 HTTPRequest(method: .get, url: url, headers: Self.headers(token: token), timeout: timeout),
-                .listMeetings)
+                .listMeetings
+            )
             guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
                 throw ZoomError(.invalidResponse(message: "list meetings answer is not a JSON object"))
             }
@@ -270,8 +312,13 @@ public struct ZoomClient: Sendable {
                 guard let id = (item["id"] as? NSNumber)?.int64Value else { continue }
                 meetings.append(
                     Meeting(
-                        id: id, joinURL: item["join_url"] as? String ?? "", password: item["password"] as? String,
-                        agenda: item["agenda"] as? String, hostID: item["host_id"] as? String))
+                        id: id,
+                        joinURL: item["join_url"] as? String ?? "",
+                        password: item["password"] as? String,
+                        agenda: item["agenda"] as? String,
+                        hostID: item["host_id"] as? String
+                    )
+                )
             }
             pageToken = object["next_page_token"] as? String ?? ""
         } while !pageToken.isEmpty
@@ -285,17 +332,28 @@ public struct ZoomClient: Sendable {
     public func endMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
         _ = try await send(
             HTTPRequest(
-                method: .put, url: "\(apiURL)/meetings/\(meetingID)/status", headers: Self.headers(token: token, json: true),
-                body: Self.endMeetingBody, timeout: timeout),
-            .endMeeting)
+                method: .put,
+                url: "\(apiURL)/meetings/\(meetingID)/status",
+                headers: Self.headers(token: token, json: true),
+                body: Self.endMeetingBody,
+                timeout: timeout
+            ),
+            .endMeeting
+        )
     }
 
     /// Zoom API "Delete a meeting": `DELETE /meetings/{meetingId}` → 204 (3002 while in progress, 3001 when gone,
     /// 3007 when it has ended and cannot be deleted).
     public func deleteMeeting(token: String, meetingID: Int64) async throws(ZoomError) {
         _ = try await send(
-            HTTPRequest(method: .delete, url: "\(apiURL)/meetings/\(meetingID)", headers: Self.headers(token: token), timeout: timeout),
-            .deleteMeeting)
+            HTTPRequest(
+                method: .delete,
+                url: "\(apiURL)/meetings/\(meetingID)",
+                headers: Self.headers(token: token),
+                timeout: timeout
+            ),
+            .deleteMeeting
+        )
     }
 
     // MARK: Plumbing
@@ -304,7 +362,11 @@ public struct ZoomClient: Sendable {
     /// - Parameters:
     ///   - operation: what is asked (its raw value names the endpoint in metrics).
     ///   - grant: the OAuth grant type of a token request.
-    func send(_ request: HTTPRequest, _ operation: ZoomOperation, grant: String? = nil) async throws(ZoomError)
+    func send(
+        _ request: HTTPRequest,
+        _ operation: ZoomOperation,
+        grant: String? = nil
+    ) async throws(ZoomError)
         -> HTTPResponse
     {
         let endpoint = operation.rawValue
@@ -314,8 +376,10 @@ public struct ZoomClient: Sendable {
         } catch let error as CurlError {
             observer?(ZoomCall(endpoint: endpoint, grant: grant, status: nil))
             throw ZoomError(
-                .transport(message: error.description, maySent: error.requestMayHaveBeenSent), operation: operation,
-                grant: grant)
+                .transport(message: error.description, maySent: error.requestMayHaveBeenSent),
+                operation: operation,
+                grant: grant
+            )
         } catch {
             observer?(ZoomCall(endpoint: endpoint, grant: grant, status: nil))
             throw ZoomError(.transport(message: "\(error)", maySent: true), operation: operation, grant: grant)
@@ -336,20 +400,28 @@ public struct ZoomClient: Sendable {
         // Zoom's words end up in a room's reason, the log and admins' mail: one line, bounded.
         let message = OneLine.clean(
             object["message"] as? String ?? object["reason"] as? String ?? object["error"] as? String
-                ?? "HTTP \(response.status) without an error body", limit: 500)
+                ?? "HTTP \(response.status) without an error body",
+            limit: 500
+        )
         let fieldErrors = (object["errors"] as? [[String: Any]] ?? []).map {
             ZoomError.FieldError(
                 field: OneLine.clean($0["field"] as? String ?? "", limit: 100),
-                message: OneLine.clean($0["message"] as? String ?? "", limit: 300))
+                message: OneLine.clean($0["message"] as? String ?? "", limit: 300)
+            )
         }
         let kind: ZoomError.Kind =
             operation == .token
             ? .oauth(status: response.status, code: code, message: message)
             : .api(status: response.status, code: code, message: message)
         return ZoomError(
-            kind, operation: operation, grant: grant, fieldErrors: fieldErrors, oauthError: object["error"] as? String,
+            kind,
+            operation: operation,
+            grant: grant,
+            fieldErrors: fieldErrors,
+            oauthError: object["error"] as? String,
             rateLimitType: response.headers["x-ratelimit-type"],
-            retryAfter: response.headers["retry-after"].flatMap(ZoomError.RetryAfter.init(header:)))
+            retryAfter: response.headers["retry-after"].flatMap(ZoomError.RetryAfter.init(header:))
+        )
     }
 
     static func meeting(from body: [UInt8], apiURL: String) throws(ZoomError) -> Meeting {
@@ -365,12 +437,20 @@ public struct ZoomClient: Sendable {
         guard isUsableJoinURL(joinURL, meetingID: id, apiURL: apiURL) else {
             throw ZoomError(
                 .invalidResponse(
-                    message: "meeting \(id) answer with an unusable join_url '\(OneLine.clean(joinURL, limit: 200))' (not an https link "
-                        + "on the API's domain naming the meeting)"))
+                    message:
+                        "meeting \(id) answer with an unusable join_url '\(OneLine.clean(joinURL, limit: 200))' (not an https link "
+                        + "on the API's domain naming the meeting)"
+                )
+            )
         }
         return Meeting(
-            id: id, joinURL: joinURL, password: (object["password"] as? String).flatMap { $0.isEmpty ? nil : $0 },
-            agenda: object["agenda"] as? String, hostID: object["host_id"] as? String, status: object["status"] as? String)
+            id: id,
+            joinURL: joinURL,
+            password: (object["password"] as? String).flatMap { $0.isEmpty ? nil : $0 },
+            agenda: object["agenda"] as? String,
+            hostID: object["host_id"] as? String,
+            status: object["status"] as? String
+        )
     }
 
     static func headers(token: String, json: Bool = false) -> [(name: String, value: String)] {

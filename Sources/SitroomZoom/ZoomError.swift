@@ -93,8 +93,13 @@ public struct ZoomError: Error, Sendable, Hashable, CustomStringConvertible {
     public var strayMeetingID: Int64? = nil
 
     public init(
-        _ kind: Kind, operation: ZoomOperation? = nil, grant: String? = nil, fieldErrors: [FieldError] = [],
-        oauthError: String? = nil, rateLimitType: String? = nil, retryAfter: RetryAfter? = nil
+        _ kind: Kind,
+        operation: ZoomOperation? = nil,
+        grant: String? = nil,
+        fieldErrors: [FieldError] = [],
+        oauthError: String? = nil,
+        rateLimitType: String? = nil,
+        retryAfter: RetryAfter? = nil
     ) {
         self.kind = kind
         self.operation = operation
@@ -124,7 +129,8 @@ public struct ZoomError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Zoom's `message` (or the token endpoint's `reason`), or what went wrong in transport.
     public var message: String {
         switch kind {
-        case .api(_, _, let message), .oauth(_, _, let message), .transport(let message, _), .invalidResponse(let message):
+        case .api(_, _, let message), .oauth(_, _, let message), .transport(let message, _),
+            .invalidResponse(let message):
             return message
         }
     }

@@ -38,8 +38,14 @@ public struct ZoomMeetings: MeetingProvider {
     ///   - token: the access token every call is made with (``ProviderFailure/credential``).
     ///   - user: the host's Zoom user; without it a create fails and no meeting is found by marker.
     public init(
-        client: ZoomClient, token: String, user: String?, options: Options, clock: any WallClock, integration: String,
-        host: String?, incident: String?
+        client: ZoomClient,
+        token: String,
+        user: String?,
+        options: Options,
+        clock: any WallClock,
+        integration: String,
+        host: String?,
+        incident: String?
     ) {
         self.client = client
         self.token = token
@@ -53,19 +59,34 @@ public struct ZoomMeetings: MeetingProvider {
 
     /// A failure of the token endpoint (or a refusal before any request), as the seam reports it: nothing was sent.
     public static func tokenFailure(
-        _ error: ZoomError, now: Double, integration: String, host: String?, incident: String?
+        _ error: ZoomError,
+        now: Double,
+        integration: String,
+        host: String?,
+        incident: String?
     ) -> ProviderFailure {
         ProviderFailure(
             decision: error.providerDecision(now: now, integration: integration, host: host, incident: incident),
-            sent: false, credential: nil, detail: "\(error)")
+            sent: false,
+            credential: nil,
+            detail: "\(error)"
+        )
     }
 
     private func failure(_ error: ZoomError) -> ProviderFailure {
         let sent: Bool
         if case .transport(_, let maySent) = error.kind { sent = maySent } else { sent = true }
         return ProviderFailure(
-            decision: error.providerDecision(now: clock.now(), integration: integration, host: host, incident: incident),
-            sent: sent, credential: token, detail: "\(error)")
+            decision: error.providerDecision(
+                now: clock.now(),
+                integration: integration,
+                host: host,
+                incident: incident
+            ),
+            sent: sent,
+            credential: token,
+            detail: "\(error)"
+        )
     }
 
     /// Runs `call`, its Zoom error turned into a ``ProviderFailure``.
@@ -87,17 +108,31 @@ public struct ZoomMeetings: MeetingProvider {
         guard let user else {
             throw ProviderFailure(
                 decision: ProviderDecision(
-                    request: .refused, host: .none, integration: .none, next: .fail, reason: "the room has no host user",
-                    advice: "`sitroomctl room retry INCIDENT`"), sent: false, credential: nil, detail: "no host user")
+                    request: .refused,
+                    host: .none,
+                    integration: .none,
+                    next: .fail,
+                    reason: "the room has no host user",
+                    advice: "`sitroomctl room retry INCIDENT`"
+                ),
+                sent: false,
+                credential: nil,
+                detail: "no host user"
+            )
         }
         let request = MeetingRequest(
-            topic: MeetingRequest.cut(plan.topic, to: ZoomLimits.topic), startTime: rfc3339UTC(plan.startTime),
-            duration: 60, password: options.passcodeLength.map { MeetingRequest.passcode(length: $0) },
+            topic: MeetingRequest.cut(plan.topic, to: ZoomLimits.topic),
+            startTime: rfc3339UTC(plan.startTime),
+            duration: 60,
+            password: options.passcodeLength.map { MeetingRequest.passcode(length: $0) },
             agenda: MeetingRequest.cut("\(plan.marker)\n\(plan.description)", to: ZoomLimits.agenda),
             settings: .init(
-                waitingRoom: options.waitingRoom, joinBeforeHost: options.joinBeforeHost,
+                waitingRoom: options.waitingRoom,
+                joinBeforeHost: options.joinBeforeHost,
                 autoRecording: options.autoRecording,
-                alternativeHosts: MeetingRequest.alternativeHosts(plan.alternativeHosts, excluding: user)))
+                alternativeHosts: MeetingRequest.alternativeHosts(plan.alternativeHosts, excluding: user)
+            )
+        )
         let made = try await zoom { () async throws(ZoomError) in
             try await client.createMeeting(token: token, userID: user, request)
         }
@@ -122,12 +157,16 @@ public struct ZoomMeetings: MeetingProvider {
 
     /// "Get a meeting" (`GET /meetings/{meetingId}`).
     public func meeting(_ id: Int64) async throws(ProviderFailure) -> MeetingInfo {
-        MeetingInfo(try await zoom { () async throws(ZoomError) in try await client.getMeeting(token: token, meetingID: id) })
+        MeetingInfo(
+            try await zoom { () async throws(ZoomError) in try await client.getMeeting(token: token, meetingID: id) }
+        )
     }
 
     /// "Get a meeting"'s `status`: `started`, or `waiting` for a meeting not started or ended.
     public func status(of id: Int64) async throws(ProviderFailure) -> ProviderMeetingStatus {
-        let meeting = try await zoom { () async throws(ZoomError) in try await client.getMeeting(token: token, meetingID: id) }
+        let meeting = try await zoom { () async throws(ZoomError) in
+            try await client.getMeeting(token: token, meetingID: id)
+        }
         switch meeting.status {
         case "started": return .started
         case "waiting": return .waiting

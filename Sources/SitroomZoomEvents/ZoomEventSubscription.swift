@@ -46,7 +46,9 @@ public struct ZoomEventSubscription: Sendable {
     let logger: Logger
 
     public init(
-        url: String, subscriptionID: String, logger: Logger,
+        url: String,
+        subscriptionID: String,
+        logger: Logger,
         token: @escaping @Sendable (_ fresh: Bool) async throws -> String,
         onEvent: @escaping @Sendable (ZoomMeetingEvent) async -> Void,
         onState: @escaping @Sendable (_ state: State, _ detail: String?) async -> Void,
@@ -96,7 +98,8 @@ public struct ZoomEventSubscription: Sendable {
             await onState(.disconnected, detail)
             logger.warning(
                 "Zoom event subscription disconnected; reconnecting",
-                metadata: ["subscription": "\(subscriptionID)", "reason": "\(detail)", "retry_in": "\(pause)"])
+                metadata: ["subscription": "\(subscriptionID)", "reason": "\(detail)", "retry_in": "\(pause)"]
+            )
             do { try await Task.sleep(for: .seconds(pause)) } catch { break }
         }
         await onState(.disconnected, "stopped")
@@ -122,7 +125,9 @@ public struct ZoomEventSubscription: Sendable {
         let interval = heartbeatInterval
         do {
             let close = try await WebSocketClient.connect(
-                url: address, configuration: .init(maxFrameSize: 1 << 20), logger: quiet
+                url: address,
+                configuration: .init(maxFrameSize: 1 << 20),
+                logger: quiet
             ) { inbound, outbound, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -142,7 +147,9 @@ public struct ZoomEventSubscription: Sendable {
                     group.cancelAll()
                 }
             }
-            let why = close.map { "closed by Zoom (\($0.closeCode))\($0.reason.map { ": \($0)" } ?? "")" } ?? "connection closed"
+            let why =
+                close.map { "closed by Zoom (\($0.closeCode))\($0.reason.map { ": \($0)" } ?? "")" }
+                ?? "connection closed"
             return (.closed(why), connected.value)
         } catch let ending as Ending {
             return (ending, connected.value)
@@ -162,13 +169,18 @@ public struct ZoomEventSubscription: Sendable {
         guard let frame = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
             let module = frame["module"] as? String
         else {
-            logger.warning("Zoom event subscription: a frame that is not JSON with a module; ignored", metadata: ["bytes": "\(text.utf8.count)"])
+            logger.warning(
+                "Zoom event subscription: a frame that is not JSON with a module; ignored",
+                metadata: ["bytes": "\(text.utf8.count)"]
+            )
             return nil
         }
         switch module {
         case "build_connection":
             guard frame["success"] as? Bool == true else {
-                return .refused("build_connection without success: \(OneLine.clean(frame["content"] as? String ?? "", limit: 200))")
+                return .refused(
+                    "build_connection without success: \(OneLine.clean(frame["content"] as? String ?? "", limit: 200))"
+                )
             }
             connected.value = true
             await onState(.connected, nil)
@@ -185,7 +197,10 @@ public struct ZoomEventSubscription: Sendable {
                 case .other(let name): logger.debug("Zoom event not used", metadata: ["event": "\(name)"])
                 }
             } catch {
-                logger.warning("Zoom event subscription: an event sitroom cannot read; ignored", metadata: ["error": "\(error)"])
+                logger.warning(
+                    "Zoom event subscription: an event sitroom cannot read; ignored",
+                    metadata: ["error": "\(error)"]
+                )
             }
         default:
             logger.debug("Zoom event subscription: frame of another module", metadata: ["module": "\(module)"])

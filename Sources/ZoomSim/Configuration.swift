@@ -28,7 +28,13 @@ public struct SimConfiguration: Sendable {
         /// they were issued; an API call whose scope the token lacks answers 4711.
         public var scopes: [String]?
 
-        public init(clientID: String, clientSecret: String, accountID: String, kind: AppKind = .s2s, scopes: [String]? = nil) {
+        public init(
+            clientID: String,
+            clientSecret: String,
+            accountID: String,
+            kind: AppKind = .s2s,
+            scopes: [String]? = nil
+        ) {
             self.clientID = clientID
             self.clientSecret = clientSecret
             self.accountID = accountID
@@ -46,7 +52,12 @@ public struct SimConfiguration: Sendable {
         public var requireDigit = false
         public var requireSpecial = false
 
-        public init(minLength: Int = 0, requireLetter: Bool = false, requireDigit: Bool = false, requireSpecial: Bool = false) {
+        public init(
+            minLength: Int = 0,
+            requireLetter: Bool = false,
+            requireDigit: Bool = false,
+            requireSpecial: Bool = false
+        ) {
             self.minLength = minLength
             self.requireLetter = requireLetter
             self.requireDigit = requireDigit
@@ -63,7 +74,8 @@ public struct SimConfiguration: Sendable {
                 missing.append("a special character (@ - _ *)")
             }
             return missing.isEmpty
-                ? nil : "Passcode does not meet the account's requirements: it needs " + missing.joined(separator: ", ") + "."
+                ? nil
+                : "Passcode does not meet the account's requirements: it needs " + missing.joined(separator: ", ") + "."
         }
     }
 
@@ -85,8 +97,14 @@ public struct SimConfiguration: Sendable {
         public var lastName: String
 
         public init(
-            id: String, email: String, type: Int = 2, concurrentMeetings: Int = 1, accountID: String? = nil,
-            hostingAllowed: Bool = true, firstName: String = "Sim", lastName: String? = nil
+            id: String,
+            email: String,
+            type: Int = 2,
+            concurrentMeetings: Int = 1,
+            accountID: String? = nil,
+            hostingAllowed: Bool = true,
+            firstName: String = "Sim",
+            lastName: String? = nil
         ) {
             self.id = id
             self.email = email
@@ -111,7 +129,12 @@ public struct SimConfiguration: Sendable {
         /// both ("Create a meeting" lists 300 for it, developers.zoom.us/docs/api/rate-limits/ the 429).
         public var dailyLimitCode: Int = 429
 
-        public init(dailyCreateLimit: Int = 100, mediumPerSecond: Int = 0, lightPerSecond: Int = 0, dailyLimitCode: Int = 429) {
+        public init(
+            dailyCreateLimit: Int = 100,
+            mediumPerSecond: Int = 0,
+            lightPerSecond: Int = 0,
+            dailyLimitCode: Int = 429
+        ) {
             self.dailyCreateLimit = dailyCreateLimit
             self.mediumPerSecond = mediumPerSecond
             self.lightPerSecond = lightPerSecond
@@ -132,8 +155,12 @@ public struct SimConfiguration: Sendable {
     public var authorizationCodeLifetime: Int
 
     public init(
-        apps: [App], users: [User], limits: Limits = Limits(), tokenExpiresIn: Int = 3600,
-        refreshTokenLifetime: Int = 7_776_000, authorizationCodeLifetime: Int = 300
+        apps: [App],
+        users: [User],
+        limits: Limits = Limits(),
+        tokenExpiresIn: Int = 3600,
+        refreshTokenLifetime: Int = 7_776_000,
+        authorizationCodeLifetime: Int = 300
     ) {
         self.apps = apps
         self.users = users
@@ -150,7 +177,12 @@ public struct SimConfiguration: Sendable {
         SimConfiguration(
             apps: [
                 App(clientID: "sim-client", clientSecret: "sim-secret", accountID: "AcctSim1", kind: .s2s),
-                App(clientID: "sim-oauth-client", clientSecret: "sim-oauth-secret", accountID: "AcctSim1", kind: .oauth),
+                App(
+                    clientID: "sim-oauth-client",
+                    clientSecret: "sim-oauth-secret",
+                    accountID: "AcctSim1",
+                    kind: .oauth
+                ),
             ],
             users: [
                 User(id: "u1sim", email: "bridge-1@example.com"),
@@ -199,13 +231,25 @@ public struct SimConfiguration: Sendable {
                 ? app.client_secret_file : base.appendingPathComponent(app.client_secret_file).path
             let secret = try readSecretFile(secretPath, key: "apps[\(index)].client_secret_file", configPath: path)
             apps.append(
-                App(clientID: app.client_id, clientSecret: secret, accountID: app.account_id, kind: kind, scopes: app.scopes))
+                App(
+                    clientID: app.client_id,
+                    clientSecret: secret,
+                    accountID: app.account_id,
+                    kind: kind,
+                    scopes: app.scopes
+                )
+            )
         }
         let users = (raw.users ?? []).map {
             User(
-                id: $0.id, email: $0.email, type: $0.type ?? 2, concurrentMeetings: $0.concurrent_meetings ?? 1,
-                accountID: $0.account_id, hostingAllowed: $0.hosting_allowed ?? true,
-                firstName: $0.first_name ?? "Sim", lastName: $0.last_name
+                id: $0.id,
+                email: $0.email,
+                type: $0.type ?? 2,
+                concurrentMeetings: $0.concurrent_meetings ?? 1,
+                accountID: $0.account_id,
+                hostingAllowed: $0.hosting_allowed ?? true,
+                firstName: $0.first_name ?? "Sim",
+                lastName: $0.last_name
             )
         }
         var limits = Limits()
@@ -219,14 +263,20 @@ public struct SimConfiguration: Sendable {
             }
         }
         var configuration = SimConfiguration(
-            apps: apps, users: users, limits: limits, tokenExpiresIn: raw.token_expires_in ?? 3600,
+            apps: apps,
+            users: users,
+            limits: limits,
+            tokenExpiresIn: raw.token_expires_in ?? 3600,
             refreshTokenLifetime: raw.refresh_token_lifetime ?? 7_776_000,
             authorizationCodeLifetime: raw.authorization_code_lifetime ?? 300
         )
         if let policy = raw.passcode_policy {
             configuration.passcodePolicy = PasscodePolicy(
-                minLength: policy.min_length ?? 0, requireLetter: policy.require_letter ?? false,
-                requireDigit: policy.require_digit ?? false, requireSpecial: policy.require_special ?? false)
+                minLength: policy.min_length ?? 0,
+                requireLetter: policy.require_letter ?? false,
+                requireDigit: policy.require_digit ?? false,
+                requireSpecial: policy.require_special ?? false
+            )
         }
         return configuration
     }

@@ -65,13 +65,23 @@ public actor SimSockets {
     /// Connections made since the start (tests count reconnections).
     public private(set) var opened = 0
 
-    func register(accountID: String, clientID: String, subscriptionID: String, writer: WebSocketOutboundWriter,
-        drop: AsyncStream<Void>.Continuation) -> Int
-    {
+    func register(
+        accountID: String,
+        clientID: String,
+        subscriptionID: String,
+        writer: WebSocketOutboundWriter,
+        drop: AsyncStream<Void>.Continuation
+    ) -> Int {
         let id = nextID
         nextID += 1
         opened += 1
-        connections[id] = Connection(accountID: accountID, clientID: clientID, subscriptionID: subscriptionID, writer: writer, drop: drop)
+        connections[id] = Connection(
+            accountID: accountID,
+            clientID: clientID,
+            subscriptionID: subscriptionID,
+            writer: writer,
+            drop: drop
+        )
         return id
     }
 
@@ -98,8 +108,12 @@ public actor SimSockets {
             "open": .number(connections.count), "opened": .number(opened),
             "connections": .array(
                 connections.sorted(by: { $0.key < $1.key }).map {
-                    ["id": .number($0.key), "subscription_id": .string($0.value.subscriptionID), "client_id": .string($0.value.clientID)]
-                }),
+                    [
+                        "id": .number($0.key), "subscription_id": .string($0.value.subscriptionID),
+                        "client_id": .string($0.value.clientID),
+                    ]
+                }
+            ),
         ]
     }
 }
@@ -123,8 +137,12 @@ extension ZoomSimulator {
             return .upgrade([:]) { inbound, outbound, _ in
                 let (dropped, drop) = AsyncStream.makeStream(of: Void.self)
                 let id = await sockets.register(
-                    accountID: caller.accountID, clientID: caller.clientID, subscriptionID: subscription, writer: outbound,
-                    drop: drop)
+                    accountID: caller.accountID,
+                    clientID: caller.clientID,
+                    subscriptionID: subscription,
+                    writer: outbound,
+                    drop: drop
+                )
                 do {
                     try await outbound.write(.text(#"{"module":"build_connection","success":true}"#))
                     try await withThrowingTaskGroup(of: Void.self) { group in

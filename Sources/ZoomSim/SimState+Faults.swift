@@ -20,9 +20,13 @@ extension SimState {
         else { return nil }
         let fault = statusFaults[index]
         if fault.remaining <= 1 { statusFaults.remove(at: index) } else { statusFaults[index].remaining -= 1 }
-        var error = ZoomAPIError.api(fault.status, code: fault.status, fault.status == 429
-            ? "You have reached the maximum per-second rate limit for this API. Try again later."
-            : "Internal Server Error (simulated)")
+        var error = ZoomAPIError.api(
+            fault.status,
+            code: fault.status,
+            fault.status == 429
+                ? "You have reached the maximum per-second rate limit for this API. Try again later."
+                : "Internal Server Error (simulated)"
+        )
         if let retry = fault.retryAfter { error.headers["Retry-After"] = retry }
         return error
     }
@@ -44,9 +48,13 @@ extension SimState {
             }
             statusFaults.append(
                 StatusFault(
-                    pathPrefix: fault["path_prefix"]?.stringValue ?? "/", method: fault["method"]?.stringValue,
-                    status: Int(status), remaining: count,
-                    retryAfter: fault["retry_after"]?.stringValue ?? fault["retry_after"]?.intValue.map { String($0) }))
+                    pathPrefix: fault["path_prefix"]?.stringValue ?? "/",
+                    method: fault["method"]?.stringValue,
+                    status: Int(status),
+                    remaining: count,
+                    retryAfter: fault["retry_after"]?.stringValue ?? fault["retry_after"]?.intValue.map { String($0) }
+                )
+            )
         case "hold_create_reply":
             createReplyFaults += Array(repeating: .hold, count: count)
         case "drop_create_reply":
@@ -101,14 +109,17 @@ extension SimState {
             usage[user.id] = entry
         case "scopes":
             // The app's Scopes tab changed: tokens issued from now on carry these (`null` or no `scopes`: all).
-            guard let client = fault["client_id"]?.stringValue, configuration.apps.contains(where: { $0.clientID == client })
+            guard let client = fault["client_id"]?.stringValue,
+                configuration.apps.contains(where: { $0.clientID == client })
             else { throw ZoomAPIError.validation(field: "client_id", "scopes needs a known client_id") }
             appScopes[client] = .some(fault["scopes"]?.arrayValue?.compactMap(\.stringValue))
         case "passcode_policy":
             passcodePolicy = SimConfiguration.PasscodePolicy(
-                minLength: Int(fault["min_length"]?.intValue ?? 0), requireLetter: fault["require_letter"]?.boolValue ?? false,
+                minLength: Int(fault["min_length"]?.intValue ?? 0),
+                requireLetter: fault["require_letter"]?.boolValue ?? false,
                 requireDigit: fault["require_digit"]?.boolValue ?? false,
-                requireSpecial: fault["require_special"]?.boolValue ?? false)
+                requireSpecial: fault["require_special"]?.boolValue ?? false
+            )
         case "refuse_delete_ended":
             refuseDeleteEnded = fault["enabled"]?.boolValue ?? true
         case "rate_limit":
@@ -143,7 +154,9 @@ extension SimState {
     public func faultsJSON() -> JSON {
         var list: [JSON] = []
         if let latency {
-            list.append(["kind": "latency", "seconds": .double(latency.seconds), "path_prefix": .string(latency.pathPrefix)])
+            list.append([
+                "kind": "latency", "seconds": .double(latency.seconds), "path_prefix": .string(latency.pathPrefix),
+            ])
         }
         for fault in statusFaults {
             list.append([
@@ -169,7 +182,8 @@ extension SimState {
         if passcodePolicy != configuration.passcodePolicy {
             list.append([
                 "kind": "passcode_policy", "min_length": .number(passcodePolicy.minLength),
-                "require_letter": .bool(passcodePolicy.requireLetter), "require_digit": .bool(passcodePolicy.requireDigit),
+                "require_letter": .bool(passcodePolicy.requireLetter),
+                "require_digit": .bool(passcodePolicy.requireDigit),
                 "require_special": .bool(passcodePolicy.requireSpecial),
             ])
         }
@@ -231,8 +245,18 @@ extension SimState {
         }
         requests.append(
             RequestRecord(
-                seq: seq, method: method, path: path, query: query, time: Date().timeIntervalSince1970,
-                connection: connection, grantType: nil, status: nil, outcome: "pending", durationMS: nil))
+                seq: seq,
+                method: method,
+                path: path,
+                query: query,
+                time: Date().timeIntervalSince1970,
+                connection: connection,
+                grantType: nil,
+                status: nil,
+                outcome: "pending",
+                durationMS: nil
+            )
+        )
         return seq
     }
 
@@ -272,7 +296,8 @@ extension SimState {
                 if let grant = r.grantType { members.append(("grant_type", .string(grant))) }
                 if let duration = r.durationMS { members.append(("duration_ms", .double(duration))) }
                 return .object(members)
-            })
+            }
+        )
     }
 
     /// Empties the request log.
@@ -299,9 +324,11 @@ extension SimState {
                                 "participant_uuid": .string($0.participantUUID), "user_id": .string($0.userID),
                                 "user_name": .string($0.name), "email": .string($0.email),
                             ]
-                        }),
+                        }
+                    ),
                 ]
-            })
+            }
+        )
     }
 
     /// All meetings as values (for tests in-process).
@@ -324,7 +351,8 @@ extension SimState {
                     "daily_create_limit": .number(configuration.limits.dailyCreateLimit),
                     "daily_limited": .bool(entry.limitedDay == entry.day),
                 ]
-            })
+            }
+        )
     }
 
     /// Token statistics for `GET /_sim/tokens` (counts only, never token values).
@@ -342,7 +370,8 @@ extension SimState {
                         "live_refresh_tokens": .number(liveRefresh.filter { $0.clientID == app.clientID }.count),
                         "disabled": .bool(disabledApps.contains(app.clientID)),
                     ]
-                ))
+                )
+            )
         }
         return [
             "requests": .object(tokenRequests.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }),

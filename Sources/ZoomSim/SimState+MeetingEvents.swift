@@ -10,7 +10,12 @@ extension SimState {
     /// - Returns: the participant.
     /// - Throws: 404 for a meeting that is not live; 400 for a leave of someone not in it.
     public func participant(
-        meetingID id: Int64, action: String, email: String?, name: String?, guest: Bool, phone: Bool,
+        meetingID id: Int64,
+        action: String,
+        email: String?,
+        name: String?,
+        guest: Bool,
+        phone: Bool,
         participantUUID: String?
     ) throws -> SimParticipant {
         guard var meeting = meetings[id], meeting.isLive || meeting.status == .ended else {
@@ -21,14 +26,20 @@ extension SimState {
             begin(&meeting)
             participantSeq += 1
             let person = SimParticipant(
-                participantUUID: participantUUID ?? Self.randomUUID(), userID: String(participantSeq),
+                participantUUID: participantUUID ?? Self.randomUUID(),
+                userID: String(participantSeq),
                 name: name ?? (guest || phone ? (phone ? "Dial-in user" : "Guest") : email ?? "Participant"),
-                email: guest || phone ? "" : (email ?? ""), joinedAt: now())
+                email: guest || phone ? "" : (email ?? ""),
+                joinedAt: now()
+            )
             meeting.participants.append(person)
             meetings[id] = meeting
             events.publish(
-                "meeting.participant_joined", payload: eventPayload(meeting, participant: participantJSON(person, time: "join_time")),
-                clientID: meeting.createdBy, accountID: meeting.accountID)
+                "meeting.participant_joined",
+                payload: eventPayload(meeting, participant: participantJSON(person, time: "join_time")),
+                clientID: meeting.createdBy,
+                accountID: meeting.accountID
+            )
             return person
         case "leave":
             guard
@@ -37,14 +48,24 @@ extension SimState {
                         // An empty email names nobody: guests and phone users have one.
                         || (email?.isEmpty == false && $0.email.lowercased() == email?.lowercased())
                 })
-            else { throw ZoomAPIError.validation(field: "email", "nobody with that email or participant_uuid is in the meeting") }
+            else {
+                throw ZoomAPIError.validation(
+                    field: "email",
+                    "nobody with that email or participant_uuid is in the meeting"
+                )
+            }
             let person = meeting.participants.remove(at: index)
             meetings[id] = meeting
             var object = participantJSON(person, time: "leave_time")
-            if case .object(let fields) = object { object = .object(fields + [("leave_reason", .string("left the meeting"))]) }
+            if case .object(let fields) = object {
+                object = .object(fields + [("leave_reason", .string("left the meeting"))])
+            }
             events.publish(
-                "meeting.participant_left", payload: eventPayload(meeting, participant: object), clientID: meeting.createdBy,
-                accountID: meeting.accountID)
+                "meeting.participant_left",
+                payload: eventPayload(meeting, participant: object),
+                clientID: meeting.createdBy,
+                accountID: meeting.accountID
+            )
             return person
         default:
             throw ZoomAPIError.validation(field: "action", "action must be join or leave")
@@ -76,14 +97,20 @@ extension SimState {
     /// reference, developers.zoom.us/docs/api/meetings/events/).
     func emitStarted(_ meeting: SimMeeting) {
         events.publish(
-            "meeting.started", payload: eventPayload(meeting, participant: nil), clientID: meeting.createdBy,
-            accountID: meeting.accountID)
+            "meeting.started",
+            payload: eventPayload(meeting, participant: nil),
+            clientID: meeting.createdBy,
+            accountID: meeting.accountID
+        )
     }
 
     /// `meeting.ended`: as `meeting.started` (the same `start_time`: when this occurrence started), with `end_time`.
     func emitEnded(_ meeting: SimMeeting) {
         let payload = Self.setObjectField(
-            eventPayload(meeting, participant: nil), "end_time", .string(Self.format(meeting.endedAt ?? now())))
+            eventPayload(meeting, participant: nil),
+            "end_time",
+            .string(Self.format(meeting.endedAt ?? now()))
+        )
         events.publish("meeting.ended", payload: payload, clientID: meeting.createdBy, accountID: meeting.accountID)
     }
 
@@ -96,7 +123,8 @@ extension SimState {
             // A string here: Zoom's SDK (zoom/rivet-javascript meetings/meetings.d.ts) types these events' `id` so.
             ("id", .string(String(meeting.id))), ("uuid", .string(meeting.uuid)), ("host_id", .string(meeting.hostID)),
             ("topic", .string(meeting.topic)), ("type", .number(meeting.type)), ("timezone", .string(meeting.timezone)),
-            ("duration", .number(meeting.duration)), ("start_time", .string(Self.format(meeting.startedAt ?? meeting.startTime))),
+            ("duration", .number(meeting.duration)),
+            ("start_time", .string(Self.format(meeting.startedAt ?? meeting.startTime))),
         ]
         if let participant { object.append(("participant", participant)) }
         return ["account_id": .string(meeting.accountID), "object": .object(object)]

@@ -27,15 +27,23 @@ extension SimState {
         let limit = configuration.limits.dailyCreateLimit
         let limited = entry.limitedDay == entry.day
         if entry.createsToday >= limit || limited {
-            let answer = limited ? entry.limitedAnswer ?? "\(configuration.limits.dailyLimitCode)" : "\(configuration.limits.dailyLimitCode)"
+            let answer =
+                limited
+                ? entry.limitedAnswer ?? "\(configuration.limits.dailyLimitCode)"
+                : "\(configuration.limits.dailyLimitCode)"
             if answer == "300" {
                 throw ZoomAPIError.api(
-                    400, code: 300, "A maximum of \(limit) meetings can be created/updated for a single user in one day.")
+                    400,
+                    code: 300,
+                    "A maximum of \(limit) meetings can be created/updated for a single user in one day."
+                )
             }
             var error = ZoomAPIError.api(
-                429, code: 429,
+                429,
+                code: 429,
                 "You have exceeded the daily rate limit (\(limit)) of Meeting Create/Update API requests permitted "
-                    + "for this particular user. You may resume these requests at GMT 00:00:00.")
+                    + "for this particular user. You may resume these requests at GMT 00:00:00."
+            )
             if answer != "429_bare" {
                 let midnight = Date(timeIntervalSince1970: Double(utcDay(now()) + 1) * 86_400)
                 error.headers = [
@@ -74,7 +82,8 @@ extension SimState {
         "approval_type": 2, "audio": "voip", "auto_recording": "none", "enforce_login": false,
         "enforce_login_domains": "", "alternative_hosts": "", "alternative_host_update_polls": false,
         "close_registration": false, "show_share_button": false, "allow_multiple_devices": false,
-        "registrants_confirmation_email": true, "waiting_room": false, "request_permission_to_unmute_participants": false,
+        "registrants_confirmation_email": true, "waiting_room": false,
+        "request_permission_to_unmute_participants": false,
         "registrants_email_notification": true, "meeting_authentication": false,
         "encryption_type": "enhanced_encryption", "approved_or_denied_countries_or_regions": ["enable": false],
         "breakout_room": ["enable": false], "alternative_hosts_email_notification": true, "device_testing": false,
@@ -102,11 +111,14 @@ extension SimState {
         if let password = body["password"]?.stringValue, !Self.isValidPassword(password) {
             throw ZoomAPIError.validation(
                 field: "password",
-                "Password can only have a maximum of 10 characters and only contain alphanumeric characters and @-_*.")
+                "Password can only have a maximum of 10 characters and only contain alphanumeric characters and @-_*."
+            )
         }
         // "If the account owner or administrator has configured minimum passcode requirement settings, the password
         // must meet those requirements" ("Create a meeting", `password`).
-        if let password = body["password"]?.stringValue, !password.isEmpty, let problem = passcodePolicy.violation(password) {
+        if let password = body["password"]?.stringValue, !password.isEmpty,
+            let problem = passcodePolicy.violation(password)
+        {
             throw ZoomAPIError.validation(field: "password", problem)
         }
         if let settings = body["settings"], settings.objectValue == nil {
@@ -127,7 +139,8 @@ extension SimState {
             else {
                 throw ZoomAPIError.validation(
                     field: "settings.alternative_hosts",
-                    "Alternative host \(entry) must be a licensed user of the host's account.")
+                    "Alternative host \(entry) must be a licensed user of the host's account."
+                )
             }
         }
     }
@@ -160,7 +173,10 @@ extension SimState {
         let user = try resolveUser(userKey, caller: caller)
         guard user.hostingAllowed else {
             throw ZoomAPIError.api(
-                400, code: 3161, "Meeting hosting and scheduling capabilities are not allowed for your user account.")
+                400,
+                code: 3161,
+                "Meeting hosting and scheduling capabilities are not allowed for your user account."
+            )
         }
         guard body.objectValue != nil else {
             throw ZoomAPIError.api(400, code: 300, "Request Body should be a valid JSON object.")
@@ -176,14 +192,29 @@ extension SimState {
         let startText = body["start_time"]?.stringValue ?? ""
         if type == 2 && startText.isEmpty { type = 1 }
         var meeting = SimMeeting(
-            id: id, uuid: Self.newMeetingUUID(),
-            hostID: user.id, hostEmail: user.email, accountID: user.accountID ?? caller.accountID,
-            topic: body["topic"]?.stringValue ?? "\(user.firstName) \(user.lastName)'s Zoom Meeting", type: type,
-            status: .waiting, startTime: Self.parseTime(startText) ?? now,
-            duration: Int(body["duration"]?.intValue ?? 60), timezone: body["timezone"]?.stringValue ?? "UTC",
-            agenda: body["agenda"]?.stringValue ?? "", createdAt: now, password: "", encryptedPassword: "",
-            h323Password: "", zak: randomToken("", bytes: 30), settings: Self.defaultSettings.merging(body["settings"] ?? [:]),
-            endedAt: nil, deletedAt: nil, overCapacity: false, createdBy: caller.clientID)
+            id: id,
+            uuid: Self.newMeetingUUID(),
+            hostID: user.id,
+            hostEmail: user.email,
+            accountID: user.accountID ?? caller.accountID,
+            topic: body["topic"]?.stringValue ?? "\(user.firstName) \(user.lastName)'s Zoom Meeting",
+            type: type,
+            status: .waiting,
+            startTime: Self.parseTime(startText) ?? now,
+            duration: Int(body["duration"]?.intValue ?? 60),
+            timezone: body["timezone"]?.stringValue ?? "UTC",
+            agenda: body["agenda"]?.stringValue ?? "",
+            createdAt: now,
+            password: "",
+            encryptedPassword: "",
+            h323Password: "",
+            zak: randomToken("", bytes: 30),
+            settings: Self.defaultSettings.merging(body["settings"] ?? [:]),
+            endedAt: nil,
+            deletedAt: nil,
+            overCapacity: false,
+            createdBy: caller.clientID
+        )
         if let password = body["password"]?.stringValue {
             applyPassword(password, to: &meeting)
         } else {
@@ -223,8 +254,11 @@ extension SimState {
             ("host_email", .string(m.hostEmail)), ("assistant_id", ""), ("topic", .string(m.topic)),
             ("type", .number(m.type)),
         ]
-        if includeStatus { members.append(("status", .string(m.status == .started ? "started" : "waiting"))) }
-        else { members.append(("status", "waiting")) }
+        if includeStatus {
+            members.append(("status", .string(m.status == .started ? "started" : "waiting")))
+        } else {
+            members.append(("status", "waiting"))
+        }
         members += [
             ("start_time", .string(Self.format(m.startTime))), ("duration", .number(m.duration)),
             ("timezone", .string(m.timezone)), ("agenda", .string(m.agenda)),
@@ -259,7 +293,8 @@ extension SimState {
                         "id": .string($0.userID), "user_id": .string($0.userID), "user_name": .string($0.name),
                         "email": .string($0.email), "join_time": .string(Self.format($0.joinedAt)),
                     ]
-                }),
+                }
+            ),
         ]
     }
 
@@ -268,7 +303,11 @@ extension SimState {
     /// oldest first; `page_size` 30 by default, at most 300.
     /// - Complexity: O(meetings).
     public func listMeetings(
-        userKey: String, caller: Caller, type: String?, pageSize: Int?, nextPageToken: String?
+        userKey: String,
+        caller: Caller,
+        type: String?,
+        pageSize: Int?,
+        nextPageToken: String?
     ) throws -> JSON {
         let user = try resolveUser(userKey, caller: caller)
         let now = now()
@@ -373,7 +412,8 @@ extension SimState {
     /// Starts a meeting as if its host opened `start_url` (test surface and `GET /s/{id}?zak=`).
     /// - Returns: `false` when there is no such live meeting or the host key is wrong.
     public func startMeeting(id: Int64, zak: String?) -> Bool {
-        guard var meeting = meetings[id], meeting.status == .waiting || meeting.status == .started || meeting.status == .ended
+        guard var meeting = meetings[id],
+            meeting.status == .waiting || meeting.status == .started || meeting.status == .ended
         else { return false }
         if let zak, zak != meeting.zak { return false }
         begin(&meeting)

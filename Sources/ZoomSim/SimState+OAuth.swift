@@ -39,7 +39,12 @@ extension SimState {
         }
     }
 
-    func issueTokenChecked(clientID: String?, secret: String?, grant: String, params: [String: String]) throws
+    func issueTokenChecked(
+        clientID: String?,
+        secret: String?,
+        grant: String,
+        params: [String: String]
+    ) throws
         -> JSON
     {
         guard let clientID, let secret, let app = app(clientID: clientID, secret: secret) else {
@@ -53,12 +58,20 @@ extension SimState {
         case ("account_credentials", .s2s):
             guard let account = params["account_id"], account == app.accountID else {
                 throw ZoomAPIError.oauth(
-                    400, code: 4700, reason: "Invalid account_id: \(params["account_id"] ?? "")", error: "invalid_request")
+                    400,
+                    code: 4700,
+                    reason: "Invalid account_id: \(params["account_id"] ?? "")",
+                    error: "invalid_request"
+                )
             }
             let token = randomToken("sim.at.")
             accessTokens[token] = AccessToken(
-                clientID: app.clientID, accountID: app.accountID, userID: nil,
-                expiresAt: real.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)), scopes: scopes(of: app))
+                clientID: app.clientID,
+                accountID: app.accountID,
+                userID: nil,
+                expiresAt: real.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)),
+                scopes: scopes(of: app)
+            )
             return [
                 "access_token": .string(token), "token_type": "bearer",
                 "expires_in": .number(configuration.tokenExpiresIn), "scope": .string(scopeText(app, user: false)),
@@ -79,7 +92,8 @@ extension SimState {
                     throw ZoomAPIError.oauth(400, code: 4700, reason: "Invalid code_verifier", error: "invalid_grant")
                 }
                 let computed =
-                    stored.challengeMethod == "plain" ? verifier : Self.base64url(Array(SHA256.hash(data: Array(verifier.utf8))))
+                    stored.challengeMethod == "plain"
+                    ? verifier : Self.base64url(Array(SHA256.hash(data: Array(verifier.utf8))))
                 guard computed == challenge else {
                     throw ZoomAPIError.oauth(400, code: 4700, reason: "Invalid code_verifier", error: "invalid_grant")
                 }
@@ -103,11 +117,18 @@ extension SimState {
         let token = randomToken("sim.at.")
         let refresh = randomToken("sim.rt.")
         accessTokens[token] = AccessToken(
-            clientID: app.clientID, accountID: account, userID: userID,
-            expiresAt: now.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)), scopes: scopes(of: app))
+            clientID: app.clientID,
+            accountID: account,
+            userID: userID,
+            expiresAt: now.addingTimeInterval(TimeInterval(configuration.tokenExpiresIn)),
+            scopes: scopes(of: app)
+        )
         refreshTokens[refresh] = RefreshToken(
-            clientID: app.clientID, accountID: account, userID: userID,
-            expiresAt: now.addingTimeInterval(TimeInterval(configuration.refreshTokenLifetime)))
+            clientID: app.clientID,
+            accountID: account,
+            userID: userID,
+            expiresAt: now.addingTimeInterval(TimeInterval(configuration.refreshTokenLifetime))
+        )
         return [
             "access_token": .string(token), "token_type": "bearer", "refresh_token": .string(refresh),
             "expires_in": .number(configuration.tokenExpiresIn), "scope": .string(scopeText(app, user: true)),
@@ -142,7 +163,11 @@ extension SimState {
     /// (`GET /oauth/authorize` or `POST /_sim/authorize`).
     /// - Throws: ``ZoomAPIError`` 4702 for an unknown or non-oauth client, 1001 for an unknown user.
     public func authorize(
-        clientID: String, user userKey: String?, redirectURI: String, challenge: String?, challengeMethod: String?
+        clientID: String,
+        user userKey: String?,
+        redirectURI: String,
+        challenge: String?,
+        challengeMethod: String?
     ) throws -> String {
         guard let app = configuration.apps.first(where: { $0.clientID == clientID }), app.kind == .oauth else {
             throw ZoomAPIError.invalidClient
@@ -159,9 +184,13 @@ extension SimState {
         guard let user else { throw ZoomAPIError.userNotFound(userKey ?? "") }
         let code = randomToken("simcode", bytes: 24)
         codes[code] = AuthorizationCode(
-            clientID: clientID, userID: user.id, redirectURI: redirectURI, challenge: challenge,
+            clientID: clientID,
+            userID: user.id,
+            redirectURI: redirectURI,
+            challenge: challenge,
             challengeMethod: challengeMethod ?? "S256",
-            expiresAt: Date().addingTimeInterval(TimeInterval(configuration.authorizationCodeLifetime)))
+            expiresAt: Date().addingTimeInterval(TimeInterval(configuration.authorizationCodeLifetime))
+        )
         return code
     }
 
@@ -184,8 +213,10 @@ extension SimState {
             Set(scopes).isDisjoint(with: operation.classicScopes + operation.granularScopes)
         {
             throw ZoomAPIError.api(
-                400, code: 4711,
-                "Invalid access token, does not contain scopes:[\(operation.granularScopes.joined(separator: ", "))].")
+                400,
+                code: 4711,
+                "Invalid access token, does not contain scopes:[\(operation.granularScopes.joined(separator: ", "))]."
+            )
         }
         let second = Int64(Date().timeIntervalSince1970.rounded(.down))
         var window = rateWindows[access.accountID] ?? (second, 0, 0)
@@ -194,7 +225,10 @@ extension SimState {
         let used = rateClass == .medium ? window.medium : window.light
         if limit > 0 && used >= limit {
             var error = ZoomAPIError.api(
-                429, code: 429, "You have reached the maximum per-second rate limit for this API. Try again later.")
+                429,
+                code: 429,
+                "You have reached the maximum per-second rate limit for this API. Try again later."
+            )
             error.headers["Retry-After"] = "1"
             throw error
         }
@@ -263,7 +297,8 @@ extension SimState {
     /// `GET /users` (operation `users`), paged like meetings.
     public func listUsers(caller: Caller, pageSize: Int?, nextPageToken: String?) throws -> JSON {
         let visible = configuration.users.filter {
-            ($0.accountID == nil || $0.accountID == caller.accountID) && (caller.userID == nil || caller.userID == $0.id)
+            ($0.accountID == nil || $0.accountID == caller.accountID)
+                && (caller.userID == nil || caller.userID == $0.id)
         }
         let (size, offset) = try page(pageSize: pageSize, token: nextPageToken, kind: "users")
         let slice = Array(visible.dropFirst(offset).prefix(size))

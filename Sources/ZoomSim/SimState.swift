@@ -94,7 +94,8 @@ public enum SimOperation: String, Sendable, CaseIterable {
     /// The classic scopes, user-level then admin.
     public var classicScopes: [String] {
         switch self {
-        case .createMeeting, .updateMeeting, .meetingStatus, .deleteMeeting: return ["meeting:write", "meeting:write:admin"]
+        case .createMeeting, .updateMeeting, .meetingStatus, .deleteMeeting:
+            return ["meeting:write", "meeting:write:admin"]
         case .getMeeting, .listMeetings: return ["meeting:read", "meeting:read:admin"]
         case .getUser: return ["user:read", "user:read:admin"]
         case .listUsers: return ["user:read:admin"]

@@ -75,25 +75,43 @@ public actor SimWebhooks {
     /// - Returns: the subscription as `GET /_sim/webhooks` shows it.
     /// - Throws: 400 code 300 when the endpoint does not answer the challenge right (the reason says how).
     public func subscribe(
-        clientID: String, url: String, secretToken: String, verificationToken: String?, events: Set<String>?,
+        clientID: String,
+        url: String,
+        secretToken: String,
+        verificationToken: String?,
+        events: Set<String>?,
         retryDelays: [Double]
     ) async throws -> JSON {
         let plainToken = Self.randomToken()
         let body = Self.body(event: "endpoint.url_validation", payload: ["plainToken": .string(plainToken)])
         let subscription = Subscription(
-            clientID: clientID, url: url, secretToken: secretToken, verificationToken: verificationToken, events: events,
-            retryDelays: retryDelays)
+            clientID: clientID,
+            url: url,
+            secretToken: secretToken,
+            verificationToken: verificationToken,
+            events: events,
+            retryDelays: retryDelays
+        )
         let attempt = await post(body, to: subscription)
         guard let response = attempt.response, response.status == 200 else {
             throw ZoomAPIError.validation(
-                field: "url", "URL validation failed: \(attempt.response.map { "HTTP \($0.status)" } ?? attempt.error ?? "no answer")")
+                field: "url",
+                "URL validation failed: \(attempt.response.map { "HTTP \($0.status)" } ?? attempt.error ?? "no answer")"
+            )
         }
         let expected = Self.hex(
-            HMAC<SHA256>.authenticationCode(for: Array(plainToken.utf8), using: SymmetricKey(data: Array(secretToken.utf8))))
+            HMAC<SHA256>.authenticationCode(
+                for: Array(plainToken.utf8),
+                using: SymmetricKey(data: Array(secretToken.utf8))
+            )
+        )
         guard let answer = try? JSON.parse(Data(response.body)), answer["plainToken"]?.stringValue == plainToken,
             answer["encryptedToken"]?.stringValue == expected
         else {
-            throw ZoomAPIError.validation(field: "url", "URL validation failed: the answer does not hold the expected plainToken and encryptedToken")
+            throw ZoomAPIError.validation(
+                field: "url",
+                "URL validation failed: the answer does not hold the expected plainToken and encryptedToken"
+            )
         }
         subscriptions[clientID] = subscription
         return Self.json(subscription)
@@ -109,10 +127,14 @@ public actor SimWebhooks {
     /// - Returns: the delivery after its first attempt, or `nil` when no subscription takes the event.
     @discardableResult
     public func deliver(clientID: String, event: String, payload: JSON) async -> JSON? {
-        guard let subscription = subscriptions[clientID], subscription.events?.contains(event) ?? true else { return nil }
+        guard let subscription = subscriptions[clientID], subscription.events?.contains(event) ?? true else {
+            return nil
+        }
         let body = Self.body(event: event, payload: payload)
         let id = deliveries.count + 1
-        deliveries.append(Delivery(id: id, clientID: clientID, event: event, url: subscription.url, attempts: [], state: "retrying"))
+        deliveries.append(
+            Delivery(id: id, clientID: clientID, event: event, url: subscription.url, attempts: [], state: "retrying")
+        )
         await attempt(id: id, body: body, subscription: subscription, retry: 0)
         return Self.json(deliveries[id - 1])
     }
@@ -137,7 +159,10 @@ public actor SimWebhooks {
     }
 
     /// One signed POST (a new timestamp and signature for each attempt).
-    private func post(_ body: [UInt8], to subscription: Subscription) async -> (response: Curl.HTTPResponse?, error: String?) {
+    private func post(
+        _ body: [UInt8],
+        to subscription: Subscription
+    ) async -> (response: Curl.HTTPResponse?, error: String?) {
         let timestamp = String(Int(Date().timeIntervalSince1970))
         var headers: [(name: String, value: String)] = [
             ("Content-Type", "application/json; charset=utf-8"), ("User-Agent", "Zoom Marketplace/1.0a"),
@@ -149,8 +174,14 @@ public actor SimWebhooks {
         do {
             let response = try await http.send(
                 Curl.HTTPRequest(
-                    method: .post, url: subscription.url, headers: headers, body: body, timeout: Self.answerTimeout,
-                    connectTimeout: Self.answerTimeout))
+                    method: .post,
+                    url: subscription.url,
+                    headers: headers,
+                    body: body,
+                    timeout: Self.answerTimeout,
+                    connectTimeout: Self.answerTimeout
+                )
+            )
             return (response, nil)
         } catch {
             return (nil, "\(error)")
@@ -171,7 +202,10 @@ public actor SimWebhooks {
         "v0="
             + hex(
                 HMAC<SHA256>.authenticationCode(
-                    for: Array("v0:\(timestamp):".utf8) + body, using: SymmetricKey(data: Array(secret.utf8))))
+                    for: Array("v0:\(timestamp):".utf8) + body,
+                    using: SymmetricKey(data: Array(secret.utf8))
+                )
+            )
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
@@ -195,8 +229,12 @@ public actor SimWebhooks {
             "url": .string(delivery.url), "state": .string(delivery.state),
             "attempts": .array(
                 delivery.attempts.map {
-                    ["time": .string(SimState.format($0.time)), "status": .optional($0.status), "error": .optional($0.error)]
-                }),
+                    [
+                        "time": .string(SimState.format($0.time)), "status": .optional($0.status),
+                        "error": .optional($0.error),
+                    ]
+                }
+            ),
         ]
     }
 
@@ -224,7 +262,8 @@ extension ZoomSimulator {
         sim.get("/webhooks") { _, _ in json(await webhooks.listJSON()) }
         sim.post("/webhooks") { request, _ -> Response in
             let body = try await jsonBody(request)
-            guard let client = body["client_id"]?.stringValue, state.configuration.apps.contains(where: { $0.clientID == client })
+            guard let client = body["client_id"]?.stringValue,
+                state.configuration.apps.contains(where: { $0.clientID == client })
             else { throw ZoomAPIError.validation(field: "client_id", "client_id must name an app of the simulator") }
             guard let url = body["url"]?.stringValue, url.hasPrefix("http://") || url.hasPrefix("https://") else {
                 throw ZoomAPIError.validation(field: "url", "url must be an http or https URL")
@@ -234,7 +273,11 @@ extension ZoomSimulator {
                 secret = token
             } else if let file = body["secret_token_file"]?.stringValue {
                 do {
-                    secret = try SimConfiguration.readSecretFile(file, key: "secret_token_file", configPath: "POST /_sim/webhooks")
+                    secret = try SimConfiguration.readSecretFile(
+                        file,
+                        key: "secret_token_file",
+                        configPath: "POST /_sim/webhooks"
+                    )
                 } catch {
                     throw ZoomAPIError.validation(field: "secret_token_file", "\(error)")
                 }
@@ -245,9 +288,15 @@ extension ZoomSimulator {
             let delays = body["retry_delays"]?.arrayValue?.compactMap(\.doubleValue) ?? SimWebhooks.zoomRetryDelays
             return json(
                 try await webhooks.subscribe(
-                    clientID: client, url: url, secretToken: secret,
-                    verificationToken: body["verification_token"]?.stringValue, events: events, retryDelays: delays),
-                status: 201)
+                    clientID: client,
+                    url: url,
+                    secretToken: secret,
+                    verificationToken: body["verification_token"]?.stringValue,
+                    events: events,
+                    retryDelays: delays
+                ),
+                status: 201
+            )
         }
         sim.delete("/webhooks/:clientId") { _, context -> Response in
             await webhooks.unsubscribe(clientID: parameter(context, "clientId"))
@@ -266,7 +315,9 @@ extension ZoomSimulator {
             var generator = SystemRandomNumberGenerator()
             let payload: JSON = [
                 "account_id": .string(app.accountID), "user_id": .string(user?.id ?? "sim-admin"),
-                "signature": .string(SimWebhooks.hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })),
+                "signature": .string(
+                    SimWebhooks.hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+                ),
                 "deauthorization_time": .string(SimState.format(Date())), "client_id": .string(client),
                 "user_data_retention": "false",
             ]

@@ -25,7 +25,9 @@ public struct ZoomAPIError: Error, Sendable, Equatable {
     public static func oauth(_ status: Int, code: Int, reason: String, error: String) -> ZoomAPIError {
         ZoomAPIError(
             status: status,
-            body: ["code": .number(code), "message": .string(reason), "reason": .string(reason), "error": .string(error)]
+            body: [
+                "code": .number(code), "message": .string(reason), "reason": .string(reason), "error": .string(error),
+            ]
         )
     }
 
@@ -34,7 +36,9 @@ public struct ZoomAPIError: Error, Sendable, Equatable {
     /// "Extending the expiration for an OAuth access token": a prior refresh token gets "Invalid Token!"). The OAuth
     /// error messages page lists 4711 "Refresh token invalid" too; sitroom reads both alike.
     public static let invalidRefreshToken = ZoomAPIError(
-        status: 400, body: ["reason": "Invalid Token!", "error": "invalid_grant"])
+        status: 400,
+        body: ["reason": "Invalid Token!", "error": "invalid_grant"]
+    )
 
     /// 401 code 124 "Invalid access token." (developers.zoom.us/docs/api/rest/error-definitions/).
     public static let invalidAccessToken = api(401, code: 124, "Invalid access token.")
@@ -63,5 +67,9 @@ public struct ZoomAPIError: Error, Sendable, Equatable {
 
     /// 401 code 4702 invalid client (developers.zoom.us/docs/integrations/oauth-error-messages/: 4702/4704).
     public static let invalidClient = oauth(
-        401, code: 4702, reason: "Invalid client_id or client_secret", error: "invalid_client")
+        401,
+        code: 4702,
+        reason: "Invalid client_id or client_secret",
+        error: "invalid_client"
+    )
 }

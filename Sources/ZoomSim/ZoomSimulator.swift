@@ -65,7 +65,10 @@ public enum ZoomSimulator {
     /// Builds the application listening on `host:port` (`port` 0: an ephemeral port).
     /// - Parameter onListening: called with the bound port once the server accepts connections.
     public static func buildApplication(
-        state: SimState, host: String = "127.0.0.1", port: Int = 0, logger: Logger,
+        state: SimState,
+        host: String = "127.0.0.1",
+        port: Int = 0,
+        logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
@@ -86,7 +89,10 @@ public enum ZoomSimulator {
     /// on them.
     /// - Throws: when the server cannot bind.
     public static func run(
-        configuration: SimConfiguration, host: String = "127.0.0.1", port: Int, logger: Logger,
+        configuration: SimConfiguration,
+        host: String = "127.0.0.1",
+        port: Int,
+        logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void
     ) async throws {
         let state = SimState(configuration: configuration, baseURL: "http://\(host):\(port)")
@@ -95,8 +101,11 @@ public enum ZoomSimulator {
         // server waits for in-flight requests.
         let group = ServiceGroup(
             configuration: .init(
-                services: [app, HeldReplyReleaser(state: state)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                services: [app, HeldReplyReleaser(state: state)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         try await group.run()
     }
 
@@ -110,7 +119,10 @@ public enum ZoomSimulator {
             if let field = HTTPFields.Element.Name(name) { fields[field] = value }
         }
         return Response(
-            status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: body.serialized())))
+            status: .init(code: status),
+            headers: fields,
+            body: .init(byteBuffer: ByteBuffer(string: body.serialized()))
+        )
     }
 
     static func noContent() -> Response { Response(status: .noContent) }
@@ -187,7 +199,9 @@ public enum ZoomSimulator {
                 let text = String(buffer: buffer)
                 for (key, value) in parseForm(text) { params[key] = value }
             }
-            if context.requestSeq > 0 { await state.annotate(seq: context.requestSeq, grantType: params["grant_type"] ?? "") }
+            if context.requestSeq > 0 {
+                await state.annotate(seq: context.requestSeq, grantType: params["grant_type"] ?? "")
+            }
             let (client, secret) = basicCredentials(request)
             return json(try await state.issueToken(clientID: client, secret: secret, params: params))
         }
@@ -208,8 +222,12 @@ public enum ZoomSimulator {
                 throw ZoomAPIError.oauth(400, code: 4700, reason: "Invalid request", error: "invalid_request")
             }
             let code = try await state.authorize(
-                clientID: client, user: params["sim_user"], redirectURI: redirect, challenge: params["code_challenge"],
-                challengeMethod: params["code_challenge_method"])
+                clientID: client,
+                user: params["sim_user"],
+                redirectURI: redirect,
+                challenge: params["code_challenge"],
+                challengeMethod: params["code_challenge_method"]
+            )
             var location = redirect + (redirect.contains("?") ? "&" : "?") + "code=\(code)"
             if let s = params["state"], let escaped = s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) {
                 location += "&state=\(escaped)"
@@ -225,10 +243,17 @@ public enum ZoomSimulator {
     static func addAPIRoutes(_ router: Router<SimRequestContext>, state: SimState) {
         let v2 = router.group("/v2")
         v2.post("/users/:userId/meetings") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium, operation: .createMeeting)
+            let caller = try await state.authenticate(
+                token: bearer(request),
+                rateClass: .medium,
+                operation: .createMeeting
+            )
             let body = try await jsonBody(request)
             let (meeting, fault) = try await state.createMeeting(
-                userKey: parameter(context, "userId"), body: body, caller: caller)
+                userKey: parameter(context, "userId"),
+                body: body,
+                caller: caller
+            )
             let reply = json(await state.meetingJSON(meeting, includeStatus: false), status: 201)
             switch fault {
             case nil:
@@ -236,7 +261,9 @@ public enum ZoomSimulator {
             case .error(let status):
                 return json(["code": .number(status), "message": "Internal Server Error (simulated)"], status: status)
             case .joinURL(let url):
-                guard case .object(let members) = await state.meetingJSON(meeting, includeStatus: false) else { return reply }
+                guard case .object(let members) = await state.meetingJSON(meeting, includeStatus: false) else {
+                    return reply
+                }
                 return json(.object(members.map { $0.0 == "join_url" ? ($0.0, .string(url)) : $0 }), status: 201)
             case .drop:
                 try? await context.channel.close().get()
@@ -249,12 +276,21 @@ public enum ZoomSimulator {
             }
         }
         v2.get("/users/:userId/meetings") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .medium, operation: .listMeetings)
+            let caller = try await state.authenticate(
+                token: bearer(request),
+                rateClass: .medium,
+                operation: .listMeetings
+            )
             let query = queryParams(request)
             return json(
                 try await state.listMeetings(
-                    userKey: parameter(context, "userId"), caller: caller, type: query["type"],
-                    pageSize: query["page_size"].flatMap { Int($0) }, nextPageToken: query["next_page_token"]))
+                    userKey: parameter(context, "userId"),
+                    caller: caller,
+                    type: query["type"],
+                    pageSize: query["page_size"].flatMap { Int($0) },
+                    nextPageToken: query["next_page_token"]
+                )
+            )
         }
         v2.get("/users/:userId") { request, context -> Response in
             let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .getUser)
@@ -265,8 +301,11 @@ public enum ZoomSimulator {
             let query = queryParams(request)
             return json(
                 try await state.listUsers(
-                    caller: caller, pageSize: query["page_size"].flatMap { Int($0) },
-                    nextPageToken: query["next_page_token"]))
+                    caller: caller,
+                    pageSize: query["page_size"].flatMap { Int($0) },
+                    nextPageToken: query["next_page_token"]
+                )
+            )
         }
         v2.get("/meetings/:meetingId") { request, context -> Response in
             let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .getMeeting)
@@ -277,21 +316,36 @@ public enum ZoomSimulator {
             return json(try await state.liveParticipants(parameter(context, "meetingId"), caller: caller))
         }
         v2.patch("/meetings/:meetingId") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .updateMeeting)
+            let caller = try await state.authenticate(
+                token: bearer(request),
+                rateClass: .light,
+                operation: .updateMeeting
+            )
             let body = try await jsonBody(request)
             try await state.updateMeeting(parameter(context, "meetingId"), body: body, caller: caller)
             return noContent()
         }
         v2.delete("/meetings/:meetingId") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .deleteMeeting)
+            let caller = try await state.authenticate(
+                token: bearer(request),
+                rateClass: .light,
+                operation: .deleteMeeting
+            )
             try await state.deleteMeeting(parameter(context, "meetingId"), caller: caller)
             return noContent()
         }
         v2.put("/meetings/:meetingId/status") { request, context -> Response in
-            let caller = try await state.authenticate(token: bearer(request), rateClass: .light, operation: .meetingStatus)
+            let caller = try await state.authenticate(
+                token: bearer(request),
+                rateClass: .light,
+                operation: .meetingStatus
+            )
             let body = try await jsonBody(request)
             try await state.setMeetingStatus(
-                parameter(context, "meetingId"), action: body["action"]?.stringValue, caller: caller)
+                parameter(context, "meetingId"),
+                action: body["action"]?.stringValue,
+                caller: caller
+            )
             return noContent()
         }
     }
@@ -302,8 +356,10 @@ public enum ZoomSimulator {
         var fields = HTTPFields()
         fields[.contentType] = "text/html;charset=UTF-8"
         return Response(
-            status: status, headers: fields,
-            body: .init(byteBuffer: ByteBuffer(string: "<!doctype html><title>zoom-sim</title><p>\(text)</p>\n")))
+            status: status,
+            headers: fields,
+            body: .init(byteBuffer: ByteBuffer(string: "<!doctype html><title>zoom-sim</title><p>\(text)</p>\n"))
+        )
     }
 
     static func addLinkRoutes(_ router: Router<SimRequestContext>, state: SimState) {
@@ -339,12 +395,19 @@ public enum ZoomSimulator {
             return json(["ok": true])
         }
         sim.post("/meetings/:id/participants") { request, context -> Response in
-            guard let id = Int64(parameter(context, "id")) else { throw ZoomAPIError.meetingNotFound(parameter(context, "id")) }
+            guard let id = Int64(parameter(context, "id")) else {
+                throw ZoomAPIError.meetingNotFound(parameter(context, "id"))
+            }
             let body = try await jsonBody(request)
             let person = try await state.participant(
-                meetingID: id, action: body["action"]?.stringValue ?? "", email: body["email"]?.stringValue,
-                name: body["name"]?.stringValue, guest: body["guest"]?.boolValue ?? false, phone: body["phone"]?.boolValue ?? false,
-                participantUUID: body["participant_uuid"]?.stringValue)
+                meetingID: id,
+                action: body["action"]?.stringValue ?? "",
+                email: body["email"]?.stringValue,
+                name: body["name"]?.stringValue,
+                guest: body["guest"]?.boolValue ?? false,
+                phone: body["phone"]?.boolValue ?? false,
+                participantUUID: body["participant_uuid"]?.stringValue
+            )
             return json([
                 "participant_uuid": .string(person.participantUUID), "user_id": .string(person.userID),
                 "user_name": .string(person.name), "email": .string(person.email),
@@ -391,8 +454,12 @@ public enum ZoomSimulator {
             }
             let redirect = body["redirect_uri"]?.stringValue ?? "http://127.0.0.1/callback"
             let code = try await state.authorize(
-                clientID: client, user: body["user"]?.stringValue, redirectURI: redirect,
-                challenge: body["code_challenge"]?.stringValue, challengeMethod: body["code_challenge_method"]?.stringValue)
+                clientID: client,
+                user: body["user"]?.stringValue,
+                redirectURI: redirect,
+                challenge: body["code_challenge"]?.stringValue,
+                challengeMethod: body["code_challenge_method"]?.stringValue
+            )
             return json(["code": .string(code), "redirect_uri": .string(redirect)])
         }
     }
@@ -405,7 +472,9 @@ struct RecordMiddleware: RouterMiddleware {
     let state: SimState
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
         var context = context
@@ -414,8 +483,11 @@ struct RecordMiddleware: RouterMiddleware {
             let channel = context.channel
             let key = "\(ObjectIdentifier(channel).hashValue)-\(channel.remoteAddress?.description ?? "")"
             context.requestSeq = await state.beginRequest(
-                method: request.method.rawValue, path: path, query: ZoomSimulator.redactedQuery(request.uri.query),
-                connectionKey: key)
+                method: request.method.rawValue,
+                path: path,
+                query: ZoomSimulator.redactedQuery(request.uri.query),
+                connectionKey: key
+            )
         }
         let seq = context.requestSeq
         let response: Response
@@ -429,7 +501,9 @@ struct RecordMiddleware: RouterMiddleware {
         } catch let error as HTTPError {
             let status = Int(error.status.code)
             response = ZoomSimulator.json(
-                ["code": .number(status), "message": .string(error.body ?? error.status.reasonPhrase)], status: status)
+                ["code": .number(status), "message": .string(error.body ?? error.status.reasonPhrase)],
+                status: status
+            )
         }
         if logged {
             await state.finishRequest(seq: seq, status: Int(response.status.code), outcome: "replied")
@@ -439,7 +513,8 @@ struct RecordMiddleware: RouterMiddleware {
                 metadata: [
                     "http.method": "\(request.method.rawValue)", "http.path": "\(path)",
                     "http.status": "\(response.status.code)",
-                ])
+                ]
+            )
         }
         return response
     }
@@ -451,7 +526,9 @@ struct FaultMiddleware: RouterMiddleware {
     let state: SimState
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
         guard !path.hasPrefix("/_sim/") else { return try await next(request, context) }

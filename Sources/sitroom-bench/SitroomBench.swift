@@ -162,7 +162,11 @@ struct Prefill: ParsableCommand {
                         stage: .resolved,
                         participants: [
                             Participant(
-                                name: "Ada Lovelace", email: "ada@example.com", phone: "+15005550101", role: .commander)
+                                name: "Ada Lovelace",
+                                email: "ada@example.com",
+                                phone: "+15005550101",
+                                role: .commander
+                            )
                         ],
                         integration: nil,
                         roomID: room.id,
@@ -171,15 +175,18 @@ struct Prefill: ParsableCommand {
                     try txn.incidents.put(record)
                     for channel in [NoticeChannel.email, .sms] {
                         var notice = Notice(
-                            roomID: room.id, incidentID: record.info.id,
+                            roomID: room.id,
+                            incidentID: record.info.id,
                             personID: channel == .email ? "email:ada@example.com" : "phone:+15005550101",
-                            kind: .roomReady, channel: channel,
+                            kind: .roomReady,
+                            channel: channel,
                             recipient: channel == .email ? "ada@example.com" : "+15005550101",
                             recipientName: "Ada Lovelace",
                             subject: channel == .email ? "[critical] Prefilled incident \(n): situation room" : "",
                             body: "The situation room for INC-P\(n) (Prefilled incident \(n), critical) is open: "
                                 + "\(room.joinURL ?? "") passcode 123456. You are the commander.\n",
-                            createdAt: now - 86_400)
+                            createdAt: now - 86_400
+                        )
                         notice.state = .sent
                         notice.attempts = 1
                         notice.sentAt = now - 86_390
@@ -197,7 +204,8 @@ struct Prefill: ParsableCommand {
             try db.write { txn in
                 for n in entries..<upper {
                     try txn.audit.append(
-                        AuditEntry(time: now - 3_600 + Double(n) / 100, uid: 1000, command: "status", outcome: "ok"))
+                        AuditEntry(time: now - 3_600 + Double(n) / 100, uid: 1000, command: "status", outcome: "ok")
+                    )
                 }
             }
             entries = upper

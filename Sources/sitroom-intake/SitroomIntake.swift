@@ -9,7 +9,8 @@ import SitroomService
 struct SitroomIntakeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sitroom-intake",
-        abstract: "Receives incident webhooks over HTTP (Alertmanager, PagerDuty, Zoom, native) and puts them into sitroom's spool.",
+        abstract:
+            "Receives incident webhooks over HTTP (Alertmanager, PagerDuty, Zoom, native) and puts them into sitroom's spool.",
         discussion: """
             Listens where etc/intake.yaml says (default 127.0.0.1:8470) and serves its routes. Its only power is to put \
             complete files into VAR/spool/incidents/ (tmp/, fsync, rename into new/, directory fsync); it answers 2xx \
@@ -27,7 +28,8 @@ struct SitroomIntakeCommand: AsyncParsableCommand {
             be made; 75 another sitroom-intake runs on this var/; 78 bad configuration at start (every error printed \
             as file:line:col: message).
             """,
-        version: sitroomVersion)
+        version: sitroomVersion
+    )
 
     @OptionGroup var options: RootOptions
 

@@ -28,7 +28,8 @@ struct Sitroomctl: AsyncParsableCommand {
             Exit codes: 0 ok, 1 the command failed (or the submitted file was rejected), 64 bad usage, 69 sitroomd \
             is not running (at once, never hangs), 75 no reply in time.
             """,
-        version: sitroomVersion)
+        version: sitroomVersion
+    )
 
     @Option(help: "The root holding var/ (default: $SITROOM_ROOT, else the current directory).")
     var root: String?
@@ -45,7 +46,10 @@ struct Sitroomctl: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the reply (default 10; 600 for backup; 60 for submit --wait).")
     var timeout: Double?
 
-    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, e.g. `status` or `room show INC-1`.")
+    @Argument(
+        parsing: .captureForPassthrough,
+        help: "The command and its arguments, e.g. `status` or `room show INC-1`."
+    )
     var command: [String] = []
 
     /// The usage of `submit`.
@@ -60,11 +64,16 @@ struct Sitroomctl: AsyncParsableCommand {
         }
         // The command words are captured as they are, so the standard flags are looked for here.
         if words.first == "--version" { throw CleanExit.message(sitroomVersion) }
-        if let first = words.first, ["--help", "-h", "--help-hidden"].contains(first) { throw CleanExit.helpRequest(self) }
-        guard !words.isEmpty else {
-            throw Self.usage(AdminCommandError("give a command, e.g. `sitroomctl status` (`sitroomctl help` lists them)", usage: []))
+        if let first = words.first, ["--help", "-h", "--help-hidden"].contains(first) {
+            throw CleanExit.helpRequest(self)
         }
-        let rootPath = root ?? ProcessInfo.processInfo.environment["SITROOM_ROOT"] ?? FileManager.default.currentDirectoryPath
+        guard !words.isEmpty else {
+            throw Self.usage(
+                AdminCommandError("give a command, e.g. `sitroomctl status` (`sitroomctl help` lists them)", usage: [])
+            )
+        }
+        let rootPath =
+            root ?? ProcessInfo.processInfo.environment["SITROOM_ROOT"] ?? FileManager.default.currentDirectoryPath
         let varPath = varDirectory.map(Self.absolute) ?? "\(Self.absolute(rootPath))/var"
         let etcPath = etcDirectory.map(Self.absolute) ?? "\(Self.absolute(rootPath))/etc"
         let controlFIFO = "\(varPath)/run/sitroom.ctl"
@@ -82,7 +91,9 @@ struct Sitroomctl: AsyncParsableCommand {
         case "help" where words.count == 1:
             // The catalog is the daemon's own: no need to ask it (and it works while sitroomd is stopped).
             print(AdminCommand.helpText)
-            print("local commands (sitroomctl only):\n    \(Self.submitUsage)\n    integration authorize NAME HOST --code -")
+            print(
+                "local commands (sitroomctl only):\n    \(Self.submitUsage)\n    integration authorize NAME HOST --code -"
+            )
             return
         case "backup" where words.count == 2:
             // The daemon runs elsewhere: a relative path means the caller's current directory.
@@ -97,7 +108,9 @@ struct Sitroomctl: AsyncParsableCommand {
                 throw Self.usage(
                     AdminCommandError(
                         "--code takes `-`: pass the authorization code on standard input",
-                        usage: ["integration authorize NAME HOST --code -"]))
+                        usage: ["integration authorize NAME HOST --code -"]
+                    )
+                )
             }
             words.replaceSubrange(index...(index + 1), with: ["code=from-standard-input"])
             readCode = true
@@ -107,7 +120,11 @@ struct Sitroomctl: AsyncParsableCommand {
         if readCode {
             guard case .integrationAuthorizeCode(let name, let host, _) = parsed else {
                 throw Self.usage(
-                    AdminCommandError("--code belongs to integration authorize", usage: ["integration authorize NAME HOST --code -"]))
+                    AdminCommandError(
+                        "--code belongs to integration authorize",
+                        usage: ["integration authorize NAME HOST --code -"]
+                    )
+                )
             }
             let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             let code = input.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -174,10 +191,17 @@ struct Sitroomctl: AsyncParsableCommand {
             throw usage(
                 AdminCommandError(
                     sources.isEmpty ? "submit: FILE is missing (or `-` for standard input)" : "submit: give one FILE",
-                    usage: [submitUsage]))
+                    usage: [submitUsage]
+                )
+            )
         }
         guard !(wait && check) else {
-            throw usage(AdminCommandError("submit: --check spools nothing, so there is nothing to --wait for", usage: [submitUsage]))
+            throw usage(
+                AdminCommandError(
+                    "submit: --check spools nothing, so there is nothing to --wait for",
+                    usage: [submitUsage]
+                )
+            )
         }
         return (sources[0], wait, check)
     }
@@ -208,7 +232,9 @@ struct Sitroomctl: AsyncParsableCommand {
                 Data(
                     ("sitroomctl: note: \(etc) is not a valid configuration (\(error.errors.first?.description ?? "")"
                         + "\(error.errors.count > 1 ? " and \(error.errors.count - 1) more" : "")); checking with the "
-                        + "default feeds rules, no roster and a 1 MiB size limit\n").utf8))
+                        + "default feeds rules, no roster and a 1 MiB size limit\n").utf8
+                )
+            )
         }
         let name = source == "-" ? "(standard input)" : source
         do {
@@ -219,15 +245,19 @@ struct Sitroomctl: AsyncParsableCommand {
                     "\(name): valid \(format.rawValue) event \(event.eventID): stage \(event.stage.rawValue), incident "
                         + "\(event.incident.id) (\(event.incident.title)), "
                         + "\(event.participants.count + event.unreachable.filter { person in !event.participants.contains { $0.name == person.name } }.count) "
-                        + "participant(s)")
+                        + "participant(s)"
+                )
                 for note in notes { print("  note: \(note)") }
                 for person in event.unreachable { print("  participant \(person.name): \(person.reason)") }
             case .zoomWebhook(let webhook):
                 print(
                     "\(name): a Zoom \(webhook.event) webhook for account \(webhook.accountID); its signature is checked "
-                        + "by sitroomd with the integration's webhook_secret_file")
+                        + "by sitroomd with the integration's webhook_secret_file"
+                )
             case .ignored(let format, let reason):
-                print("\(name): a \(format.rawValue) payload sitroom has no use for (\(reason)): it would go to cur/ unapplied")
+                print(
+                    "\(name): a \(format.rawValue) payload sitroom has no use for (\(reason)): it would go to cur/ unapplied"
+                )
             }
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
@@ -242,7 +272,8 @@ struct Sitroomctl: AsyncParsableCommand {
     func submit(_ source: String, spool: String, wait: Bool, controlFIFO: String) async throws {
         let data = try Self.read(source)
         var generator = SystemRandomNumberGenerator()
-        let name = "\(Int(Date().timeIntervalSince1970)).\(getpid()).\(String(generator.next() as UInt32, radix: 16)).sitroomctl"
+        let name =
+            "\(Int(Date().timeIntervalSince1970)).\(getpid()).\(String(generator.next() as UInt32, radix: 16)).sitroomctl"
         // Watch before delivering, so the move out of new/ cannot be missed.
         let watcher = wait ? try DirectoryWatcher(directories: ["\(spool)/cur", "\(spool)/rejected"]) : nil
         defer { watcher?.stop() }
@@ -255,7 +286,8 @@ struct Sitroomctl: AsyncParsableCommand {
             _ = try ControlClient.send("status", controlFIFO: controlFIFO, timeout: min(timeout, 10))
         } catch ControlClientError.notRunning(let why) {
             FileHandle.standardError.write(
-                Data("sitroomctl: sitroomd is not running (\(why)); the file waits in new/ until it starts\n".utf8))
+                Data("sitroomctl: sitroomd is not running (\(why)); the file waits in new/ until it starts\n".utf8)
+            )
             throw ExitCode(69)
         } catch {}
         let outcome = await Self.outcome(of: name, spool: spool, watcher: watcher, timeout: timeout)
@@ -263,10 +295,14 @@ struct Sitroomctl: AsyncParsableCommand {
         case .applied(let path):
             print("applied: \(path)")
         case .rejected(let path, let reason):
-            FileHandle.standardError.write(Data("sitroomctl: rejected: \(path)\n\(reason)\(reason.hasSuffix("\n") ? "" : "\n")".utf8))
+            FileHandle.standardError.write(
+                Data("sitroomctl: rejected: \(path)\n\(reason)\(reason.hasSuffix("\n") ? "" : "\n")".utf8)
+            )
             throw ExitCode(1)
         case .pending:
-            FileHandle.standardError.write(Data("sitroomctl: \(spool)/new/\(name) not processed within \(timeout)s\n".utf8))
+            FileHandle.standardError.write(
+                Data("sitroomctl: \(spool)/new/\(name) not processed within \(timeout)s\n".utf8)
+            )
             throw ExitCode(75)
         }
     }

@@ -10,7 +10,8 @@ import SitroomService
 struct Sitroomd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sitroomd",
-        abstract: "Opens a Zoom situation room for each incident that needs one and tells its responders where to join.",
+        abstract:
+            "Opens a Zoom situation room for each incident that needs one and tells its responders where to join.",
         discussion: """
             Runs in the foreground and logs to standard error, one line per event. SIGHUP reloads etc/ (it is also \
             reloaded when it changes, and by `sitroomctl reload`); SIGTERM and SIGINT stop it gracefully. Control it \
@@ -26,7 +27,8 @@ struct Sitroomd: AsyncParsableCommand {
             or open state (var/, the LMDB store, a store written by a newer sitroomd, the control FIFO); 75 another \
             sitroomd runs on this var/; 78 bad configuration at start (every error printed as file:line:col: message).
             """,
-        version: sitroomVersion)
+        version: sitroomVersion
+    )
 
     @OptionGroup var options: RootOptions
 

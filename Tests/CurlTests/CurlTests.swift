@@ -206,7 +206,10 @@ struct CurlTests {
             }
             #expect(error?.requestMayHaveBeenSent == true)
             let afterPost = try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/stats"))
-            #expect((try JSONSerialization.jsonObject(with: Data(afterPost.body)) as? [String: Any])?["dropped"] as? Int == 1)
+            #expect(
+                (try JSONSerialization.jsonObject(with: Data(afterPost.body)) as? [String: Any])?["dropped"] as? Int
+                    == 1
+            )
         }
     }
 

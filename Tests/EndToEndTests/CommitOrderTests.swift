@@ -41,7 +41,10 @@ struct CommitOrderTests {
     )
     func threeCommitsInOrder() async throws {
         let strace = "/usr/bin/strace"
-        try #require(FileManager.default.isExecutableFile(atPath: strace), "strace is missing: run scripts/install-deps")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: strace),
+            "strace is missing: run scripts/install-deps"
+        )
         let sandbox = try Sandbox()
         defer { sandbox.tearDown() }
         try await sandbox.recordingLogs {
@@ -49,7 +52,10 @@ struct CommitOrderTests {
             try sandbox.writeIntegration()
             try await sandbox.startDaemon(logLevel: "info")
             // A first incident: the access token is fetched and stored once per process, not per incident.
-            try sandbox.submit("warm-up.yaml", incidentEvent(id: "ev-warm", stage: "situation_room", incident: "INC-WARM"))
+            try sandbox.submit(
+                "warm-up.yaml",
+                incidentEvent(id: "ev-warm", stage: "situation_room", incident: "INC-WARM")
+            )
             try await sandbox.waitForRoom("INC-WARM", state: "ready")
             try await Self.waitForOutbox(sandbox)
 
@@ -60,7 +66,10 @@ struct CommitOrderTests {
                 [
                     "-f", "-p", "\(daemon.process.processIdentifier)", "-o", trace, "-s", "48",
                     "-e", "trace=fdatasync,sendto,recvfrom,openat",
-                ], logs: "\(sandbox.root)/logs", name: "strace")
+                ],
+                logs: "\(sandbox.root)/logs",
+                name: "strace"
+            )
             sandbox.children.append(tracer)
             // strace says so on its standard error once it traces every thread of the process
             // ("Process N attached with M threads").
@@ -74,7 +83,8 @@ struct CommitOrderTests {
             try await sandbox.waitForRoom("INC-1", state: "ready")
             // Ada by email and SMS, Grace by email.
             _ = try await waitFor("the notices in var/mail/new and var/sms/new") { () -> Bool? in
-                sandbox.files("var/mail/new").count == mailBefore + 2 && sandbox.files("var/sms/new").count == smsBefore + 1
+                sandbox.files("var/mail/new").count == mailBefore + 2
+                    && sandbox.files("var/sms/new").count == smsBefore + 1
                     ? true : nil
             }
             try await Self.waitForOutbox(sandbox)
@@ -100,7 +110,8 @@ struct CommitOrderTests {
             // 2: the room ready with its notices queued (and their first attempts counted); only then the notices.
             #expect(
                 kinds[answer..<firstNotice].filter { $0 == .syncDone }.count == 1,
-                "not one commit between Zoom's answer and the first notice:\n\(described)")
+                "not one commit between Zoom's answer and the first notice:\n\(described)"
+            )
             #expect(create < answer && answer < firstNotice, "\(described)")
             // 3: every notice's outcome, after the last notice file.
             #expect(kinds[lastNotice...].filter { $0 == .syncDone }.count == 1, "\(described)")

@@ -67,7 +67,8 @@ struct ConfigReloadEndToEndTests {
                 let current = try await generation(sandbox)
                 return ((current["last_rejected"] as? [String: Any])?["errors"] as? [String])?.joined(separator: "\n")
             }
-            let priorityLine = edited.split(separator: "\n", omittingEmptySubsequences: false).count  // the line appended
+            // The line appended.
+            let priorityLine = edited.split(separator: "\n", omittingEmptySubsequences: false).count
             let line = "\(sandbox.root)/etc/integrations/zoom-main.yaml:\(priorityLine):11: priority: must be"
             #expect(refused.contains(line), "\(refused)")
             #expect(try await generation(sandbox)["number"] as? Int == 2)
@@ -179,12 +180,16 @@ struct CheckConfigTests {
             warnings.contains {
                 $0.hasPrefix("\(sandbox.root)/etc/integrations/zoom-spare.yaml:1:1: warning: ")
                     && $0.contains("not named in conference.integrations")
-            }, "\(err)")
+            },
+            "\(err)"
+        )
         #expect(
             warnings.contains {
                 $0.hasPrefix("\(sandbox.root)/etc/integrations/zoom-spare.yaml:") && $0.contains("bridge-1@example.com")
                     && $0.contains("also a host of integration zoom-main")
-            }, "\(err)")
+            },
+            "\(err)"
+        )
         #expect(warnings.count == 2, "\(err)")
     }
 }

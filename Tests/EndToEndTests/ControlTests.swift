@@ -34,7 +34,8 @@ struct ControlTests {
 
             let help = try await sandbox.ctl(["help"])
             for command in [
-                "status", "reload", "rooms", "room show", "room retry", "room end", "pool NAME", "integrations", "audit",
+                "status", "reload", "rooms", "room show", "room retry", "room end", "pool NAME", "integrations",
+                "audit",
                 "outbox", "notify resend",
             ] {
                 #expect(help.out.contains(command), "help lacks \(command)")
@@ -48,15 +49,26 @@ struct ControlTests {
 
             let rooms = try #require(try json(try await sandbox.ctl(["rooms", "--json"]).out) as? [[String: Any]])
             #expect(rooms.count == 1)
-            let room = try #require(try json(try await sandbox.ctl(["room", "show", "INC-C1", "--json"]).out) as? [String: Any])
-            for key in ["state", "reason", "join_url", "meeting_id", "passcode", "host", "integration", "room_id", "incident"] {
+            let room = try #require(
+                try json(try await sandbox.ctl(["room", "show", "INC-C1", "--json"]).out) as? [String: Any]
+            )
+            for key in [
+                "state", "reason", "join_url", "meeting_id", "passcode", "host", "integration", "room_id", "incident",
+            ] {
                 #expect(room.keys.contains(key), "room show --json lacks \(key)")
             }
-            let pool = try #require(try json(try await sandbox.ctl(["pool", "zoom-main", "--json"]).out) as? [[String: Any]])
-            for key in ["host", "user", "open_rooms", "concurrent_meetings", "creates_today", "daily_create_limit", "state", "detail"] {
+            let pool = try #require(
+                try json(try await sandbox.ctl(["pool", "zoom-main", "--json"]).out) as? [[String: Any]]
+            )
+            for key in [
+                "host", "user", "open_rooms", "concurrent_meetings", "creates_today", "daily_create_limit", "state",
+                "detail",
+            ] {
                 #expect(pool.first?[key] != nil, "pool --json lacks \(key)")
             }
-            let integrations = try #require(try json(try await sandbox.ctl(["integrations", "--json"]).out) as? [[String: Any]])
+            let integrations = try #require(
+                try json(try await sandbox.ctl(["integrations", "--json"]).out) as? [[String: Any]]
+            )
             #expect(integrations.first?["state"] as? String == "active")
             #expect(try await sandbox.ctl(["integration", "show", "zoom-main"]).out.contains("bridge-1"))
 
@@ -65,11 +77,15 @@ struct ControlTests {
                 let all = try json(try await sandbox.ctl(["outbox", "all", "--json"]).out) as? [[String: Any]] ?? []
                 return !all.isEmpty && all.allSatisfy({ $0["state"] as? String == "sent" }) ? true : nil
             }
-            let notices = try #require(try json(try await sandbox.ctl(["outbox", "all", "--json"]).out) as? [[String: Any]])
+            let notices = try #require(
+                try json(try await sandbox.ctl(["outbox", "all", "--json"]).out) as? [[String: Any]]
+            )
             for key in ["id", "incident", "kind", "channel", "recipient", "state", "attempts", "created_at"] {
                 #expect(notices.first?[key] != nil, "outbox --json lacks \(key)")
             }
-            #expect((try json(try await sandbox.ctl(["outbox", "dead", "--json"]).out) as? [[String: Any]])?.isEmpty == true)
+            #expect(
+                (try json(try await sandbox.ctl(["outbox", "dead", "--json"]).out) as? [[String: Any]])?.isEmpty == true
+            )
             let resend = try await sandbox.ctl(["notify", "resend", "INC-C1", "ada@example.com"])
             #expect(resend.code == 0, "\(resend.err)")
             #expect(resend.out.contains("ada@example.com"))
@@ -88,14 +104,23 @@ struct ControlTests {
             try await sandbox.waitForRoom("INC-C1", state: "ended")
             #expect(try await sandbox.ctl(["reload"]).code == 0)
 
-            let audit = try #require(try json(try await sandbox.ctl(["audit", "50", "--json"]).out) as? [[String: Any]])
+            let audit = try #require(
+                try json(try await sandbox.ctl(["audit", "50", "--json"]).out) as? [[String: Any]]
+            )
             let commands = audit.compactMap { $0["command"] as? String }
-            #expect(commands == [
-                "notify resend INC-C1 ada@example.com", "pool drain zoom-main bridge-2", "pool resume zoom-main bridge-2", "room retry INC-C1", "room end INC-C1",
-                "reload",
-            ])
+            #expect(
+                commands == [
+                    "notify resend INC-C1 ada@example.com", "pool drain zoom-main bridge-2",
+                    "pool resume zoom-main bridge-2", "room retry INC-C1", "room end INC-C1",
+                    "reload",
+                ]
+            )
             #expect(audit.allSatisfy { $0["uid"] as? Int == Int(getuid()) })
-            #expect((audit.first { $0["command"] as? String == "room retry INC-C1" }?["outcome"] as? String)?.hasPrefix("error") == true)
+            #expect(
+                (audit.first { $0["command"] as? String == "room retry INC-C1" }?["outcome"] as? String)?.hasPrefix(
+                    "error"
+                ) == true
+            )
 
             // Errors name what was wrong and change nothing.
             let unknown = try await sandbox.ctl(["frobnicate", "now"])
@@ -159,7 +184,10 @@ struct ControlTests {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
                 process.arguments =
-                    ["--reuid=65534", "--regid=65534", "--clear-groups", "\(binDirectory)/sitroomctl", "--root", sandbox.root]
+                    [
+                        "--reuid=65534", "--regid=65534", "--clear-groups", "\(binDirectory)/sitroomctl", "--root",
+                        sandbox.root,
+                    ]
                     + arguments
                 let pipe = Pipe()
                 process.standardOutput = pipe

@@ -28,39 +28,60 @@ struct EtcExamplesTests {
         Variant(
             file: "sitroom.yaml",
             uncomment: [
-                "follow_up: [email, sms]", "follow_up_delay: 2m", "invitation_duration: 60m", "waiting_alert_after: 10m",
+                "follow_up: [email, sms]", "follow_up_delay: 2m", "invitation_duration: 60m",
+                "waiting_alert_after: 10m",
             ],
-            replace: [("component: video ", "component: meeting ")]),
-        Variant(file: "sitroom.yaml", uncomment: ["rules:", "- match: { team: payments-sre", "integrations: [zoom-main]"]),
+            replace: [("component: video ", "component: meeting ")]
+        ),
+        Variant(
+            file: "sitroom.yaml",
+            uncomment: ["rules:", "- match: { team: payments-sre", "integrations: [zoom-main]"]
+        ),
         Variant(file: "sitroom.yaml", uncomment: ["- { name: Pager, phone:"]),
         Variant(file: "sitroom.yaml", uncomment: smtp, drop: ["transport: maildir"]),
         // starttls's three values, on an smtp:// URL (the only one it applies to).
         Variant(
-            file: "sitroom.yaml", uncomment: smtp, drop: ["transport: maildir"],
-            replace: [("url: smtps://smtp.example.org:465", "url: smtp://smtp.example.org:587")]),
+            file: "sitroom.yaml",
+            uncomment: smtp,
+            drop: ["transport: maildir"],
+            replace: [("url: smtps://smtp.example.org:465", "url: smtp://smtp.example.org:587")]
+        ),
         Variant(
-            file: "sitroom.yaml", uncomment: smtp, drop: ["transport: maildir"],
+            file: "sitroom.yaml",
+            uncomment: smtp,
+            drop: ["transport: maildir"],
             replace: [
                 ("url: smtps://smtp.example.org:465", "url: smtp://smtp.example.org:587"),
                 ("starttls: required", "starttls: optional"),
-            ]),
+            ]
+        ),
         Variant(
-            file: "sitroom.yaml", uncomment: smtp, drop: ["transport: maildir"],
+            file: "sitroom.yaml",
+            uncomment: smtp,
+            drop: ["transport: maildir"],
             replace: [
                 ("url: smtps://smtp.example.org:465", "url: smtp://smtp.example.org:587"),
                 ("starttls: required", "starttls: never"),
-            ]),
+            ]
+        ),
         Variant(
             file: "sitroom.yaml",
-            uncomment: ["transport: http", "url: https://api.example-sms", "from: \"+15005550006\"", "username: AC1", "password_file: secrets/sms"],
-            drop: ["transport: file"]),
+            uncomment: [
+                "transport: http", "url: https://api.example-sms", "from: \"+15005550006\"", "username: AC1",
+                "password_file: secrets/sms",
+            ],
+            drop: ["transport: file"]
+        ),
         Variant(file: "sitroom.yaml", uncomment: ["chat: { webhook_url:"]),
         Variant(file: "sitroom.yaml", uncomment: ["nudge: { after: 10m }"]),
         Variant(file: "integrations/zoom-main.yaml", uncomment: ["webhook: true"]),
         Variant(file: "intake.yaml", uncomment: ["tls:", "cert_file:", "key_file:"]),
         Variant(
-            file: "integrations/zoom-main.yaml", uncomment: ["redirect_uri:", "refresh_idle_after: 30d"],
-            drop: ["account_id:", "events:", "websocket: {"], replace: [("kind: zoom-s2s ", "kind: zoom-oauth ")]),
+            file: "integrations/zoom-main.yaml",
+            uncomment: ["redirect_uri:", "refresh_idle_after: 30d"],
+            drop: ["account_id:", "events:", "websocket: {"],
+            replace: [("kind: zoom-s2s ", "kind: zoom-oauth ")]
+        ),
         // Alternatives the comments of active keys list.
         Variant(file: "integrations/zoom-main.yaml", replace: [("passcode: random ", "passcode: none ")]),
         Variant(file: "integrations/zoom-main.yaml", replace: [("auto_recording: none ", "auto_recording: local ")]),
@@ -100,7 +121,9 @@ struct EtcExamplesTests {
             {
                 used.append(String(line.drop { $0 == " " }))
                 lines.append(indent + commented)
-            } else if commentedText(line) == nil, variant.drop.contains(where: { line.drop { $0 == " " }.hasPrefix($0) }) {
+            } else if commentedText(line) == nil,
+                variant.drop.contains(where: { line.drop { $0 == " " }.hasPrefix($0) })
+            {
                 continue
             } else {
                 lines.append(String(line))
@@ -115,10 +138,14 @@ struct EtcExamplesTests {
     func bundledEtc() throws -> Sandbox {
         let sandbox = try Sandbox()
         for file in ["sitroom.yaml", "intake.yaml", "roster.yaml", "integrations/zoom-main.yaml"] {
-            try sandbox.write("etc/\(file)", try String(contentsOfFile: "\(repositoryRoot)/etc/\(file)", encoding: .utf8))
+            try sandbox.write(
+                "etc/\(file)",
+                try String(contentsOfFile: "\(repositoryRoot)/etc/\(file)", encoding: .utf8)
+            )
         }
         for secret in [
-            "zoom-main.secret", "zoom-main.webhook", "alertmanager.token", "pagerduty.secret", "native.token", "smtp", "sms",
+            "zoom-main.secret", "zoom-main.webhook", "alertmanager.token", "pagerduty.secret", "native.token", "smtp",
+            "sms",
             "intake.key",
         ] {
             try sandbox.write("etc/secrets/\(secret)", "secret-\(UUID().uuidString)\n", mode: 0o600)
@@ -131,7 +158,12 @@ struct EtcExamplesTests {
     }
 
     func check(_ sandbox: Sandbox) async throws -> (Int32, String) {
-        let child = try Child("sitroomd", ["--check-config", "--root", sandbox.root], logs: "\(sandbox.root)/logs", name: "check")
+        let child = try Child(
+            "sitroomd",
+            ["--check-config", "--root", sandbox.root],
+            logs: "\(sandbox.root)/logs",
+            name: "check"
+        )
         let status = try await child.waitForExit()
         return (status, child.stdout + child.stderr)
     }
@@ -145,7 +177,10 @@ struct EtcExamplesTests {
         #expect(output.contains("configuration is valid (1 integration"))
     }
 
-    @Test("each commented example, and each alternative a comment lists, is accepted as written", arguments: variants.indices)
+    @Test(
+        "each commented example, and each alternative a comment lists, is accepted as written",
+        arguments: variants.indices
+    )
     func example(_ index: Int) async throws {
         let variant = Self.variants[index]
         let sandbox = try bundledEtc()
@@ -164,7 +199,9 @@ struct EtcExamplesTests {
         for file in ["sitroom.yaml", "intake.yaml", "roster.yaml", "integrations/zoom-main.yaml"] {
             let text = try String(contentsOfFile: "\(repositoryRoot)/etc/\(file)", encoding: .utf8)
             var covered: Set<String> = []
-            for variant in Self.variants where variant.file == file { covered.formUnion(Self.apply(variant, to: text).1) }
+            for variant in Self.variants where variant.file == file {
+                covered.formUnion(Self.apply(variant, to: text).1)
+            }
             let examples = text.split(separator: "\n").filter(Self.isExample).map { String($0.drop { $0 == " " }) }
             let untried = examples.filter { !covered.contains($0) }
             #expect(untried.isEmpty, "\(file): examples no variant uncomments: \(untried)")

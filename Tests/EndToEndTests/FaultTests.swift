@@ -63,10 +63,14 @@ struct FaultTests {
             let again = try python(Self.fillAndDie, [store], logs: "\(sandbox.root)/logs", name: "filler2")
             _ = try await again.waitForExit()
             try sandbox.submit(
-                "s2.yaml", incidentEvent(id: "evt-s2", stage: "resolved", incident: "INC-S", at: "2026-11-29T12:30:00Z"))
+                "s2.yaml",
+                incidentEvent(id: "evt-s2", stage: "resolved", incident: "INC-S", at: "2026-11-29T12:30:00Z")
+            )
             try await sandbox.waitForRoom("INC-S", state: "ended")
             let json = try #require(
-                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["status", "--json"]).out.utf8)) as? [String: Any])
+                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["status", "--json"]).out.utf8))
+                    as? [String: Any]
+            )
             let readers = try #require(json["store"] as? [String: Any])
             #expect((readers["reader_slots"] as? Int) == 126)
             // Its own pooled read transactions keep their slots, so the dead ones may stay until the minute's check:
@@ -177,7 +181,9 @@ struct FaultTests {
         }
     }
 
-    @Test("a create answered with an unusable link: no room with it, the meeting Zoom made is deleted; retry and resolve leave none live")
+    @Test(
+        "a create answered with an unusable link: no room with it, the meeting Zoom made is deleted; retry and resolve leave none live"
+    )
     func unusableJoinURL() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
@@ -186,7 +192,11 @@ struct FaultTests {
             try sandbox.writeIntegration(hosts: 1)
             try await sandbox.startDaemon()
             #expect(
-                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+                try await sandbox.simPOST(
+                    "/_sim/faults",
+                    #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#
+                ) < 300
+            )
             try sandbox.submit("u.yaml", incidentEvent(id: "evt-u", stage: "situation_room", incident: "INC-U"))
             let failed = try await sandbox.waitForRoom("INC-U", state: "failed")
             let reason = failed["reason"] as? String ?? ""
@@ -204,18 +214,23 @@ struct FaultTests {
             let joinURL = try #require(ready["join_url"] as? String)
             #expect(joinURL.contains("/j/"))
             try sandbox.submit(
-                "u2.yaml", incidentEvent(id: "evt-u2", stage: "resolved", incident: "INC-U", at: "2026-11-29T12:30:00Z"))
+                "u2.yaml",
+                incidentEvent(id: "evt-u2", stage: "resolved", incident: "INC-U", at: "2026-11-29T12:30:00Z")
+            )
             try await sandbox.waitForRoom("INC-U", state: "ended")
             let all = try await waitFor("every meeting of the room deleted") { () -> [[String: Any]]? in
                 let meetings = try await sandbox.simMeetings(room: roomID)
-                return meetings.count == 2 && meetings.allSatisfy({ !($0["deleted_at"] is NSNull) && $0["deleted_at"] != nil })
+                return meetings.count == 2
+                    && meetings.allSatisfy({ !($0["deleted_at"] is NSNull) && $0["deleted_at"] != nil })
                     ? meetings : nil
             }
             #expect(all.count == 2)
         }
     }
 
-    @Test("an unusable create answer whose meeting cannot be deleted for a while: retried, swept on its own host, never left live")
+    @Test(
+        "an unusable create answer whose meeting cannot be deleted for a while: retried, swept on its own host, never left live"
+    )
     func unusableJoinURLDeleteFails() async throws {
         let sandbox = try Sandbox(hosts: 2)
         defer { sandbox.tearDown() }
@@ -225,25 +240,43 @@ struct FaultTests {
             try await sandbox.startDaemon()
             // One failing DELETE: sitroomd's own retry of the delete removes the meeting at once.
             #expect(
-                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+                try await sandbox.simPOST(
+                    "/_sim/faults",
+                    #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#
+                ) < 300
+            )
             #expect(
                 try await sandbox.simPOST(
-                    "/_sim/faults", #"{"kind":"status","status":500,"method":"DELETE","path_prefix":"/v2/meetings/","count":1}"#)
-                    < 300)
+                    "/_sim/faults",
+                    #"{"kind":"status","status":500,"method":"DELETE","path_prefix":"/v2/meetings/","count":1}"#
+                )
+                    < 300
+            )
             try sandbox.submit("c.yaml", incidentEvent(id: "evt-c", stage: "situation_room", incident: "INC-C"))
             let once = try await sandbox.waitForRoom("INC-C", state: "failed")
             #expect((once["reason"] as? String ?? "").contains("sitroom deleted meeting"), "\(once)")
-            #expect(try await sandbox.simMeetings(room: try #require(once["room_id"] as? String)).allSatisfy { $0["deleted_at"] is String })
+            #expect(
+                try await sandbox.simMeetings(room: try #require(once["room_id"] as? String)).allSatisfy {
+                    $0["deleted_at"] is String
+                }
+            )
 
             // Four failing DELETEs (every immediate try, then the first sweep): the room fails saying the delete
             // failed; `room retry` makes a new room (perhaps on the other host) while the old one's host is swept
             // until the stray meeting is gone.
             #expect(
-                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+                try await sandbox.simPOST(
+                    "/_sim/faults",
+                    #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#
+                ) < 300
+            )
             #expect(
                 try await sandbox.simPOST(
-                    "/_sim/faults", #"{"kind":"status","status":500,"method":"DELETE","path_prefix":"/v2/meetings/","count":4}"#)
-                    < 300)
+                    "/_sim/faults",
+                    #"{"kind":"status","status":500,"method":"DELETE","path_prefix":"/v2/meetings/","count":4}"#
+                )
+                    < 300
+            )
             try sandbox.submit("d.yaml", incidentEvent(id: "evt-d", stage: "situation_room", incident: "INC-D"))
             let failed = try await sandbox.waitForRoom("INC-D", state: "failed")
             let oldRoom = try #require(failed["room_id"] as? String)
@@ -260,22 +293,33 @@ struct FaultTests {
             }
             #expect(sandbox.daemonLogs().contains("cannot sweep a failed room's host for its meeting, retrying"))
             try sandbox.submit(
-                "d2.yaml", incidentEvent(id: "evt-d2", stage: "resolved", incident: "INC-D", at: "2026-11-29T12:30:00Z"))
+                "d2.yaml",
+                incidentEvent(id: "evt-d2", stage: "resolved", incident: "INC-D", at: "2026-11-29T12:30:00Z")
+            )
             try await sandbox.waitForRoom("INC-D", state: "ended")
             _ = try await waitFor("the new room's meeting ended") { () -> Bool? in
                 let meetings = try await sandbox.simMeetings(room: newRoom)
                 return meetings.count == 1
-                    && meetings.allSatisfy({ ($0["status"] as? String) == "ended" || $0["deleted_at"] is String }) ? true : nil
+                    && meetings.allSatisfy({ ($0["status"] as? String) == "ended" || $0["deleted_at"] is String })
+                    ? true : nil
             }
 
             // An outage of Zoom's meeting endpoints (8 failures of any method: more sweep tries than a room's create
             // gets), `room retry` at once: the old
             // room's sweep outlasts it, and no meeting of either room is left live.
             #expect(
-                try await sandbox.simPOST("/_sim/faults", #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#) < 300)
+                try await sandbox.simPOST(
+                    "/_sim/faults",
+                    #"{"kind":"join_url_create_reply","join_url":"https://","count":1}"#
+                ) < 300
+            )
             #expect(
-                try await sandbox.simPOST("/_sim/faults", #"{"kind":"status","status":500,"path_prefix":"/v2/meetings/","count":8}"#)
-                    < 300)
+                try await sandbox.simPOST(
+                    "/_sim/faults",
+                    #"{"kind":"status","status":500,"path_prefix":"/v2/meetings/","count":8}"#
+                )
+                    < 300
+            )
             try sandbox.submit("e.yaml", incidentEvent(id: "evt-e", stage: "situation_room", incident: "INC-E"))
             let failedE = try await sandbox.waitForRoom("INC-E", state: "failed")
             let oldE = try #require(failedE["room_id"] as? String)
@@ -303,15 +347,28 @@ struct FaultTests {
             let format = ISO8601DateFormatter()
             let now = format.string(from: Date())
             // Resolved by hand an hour "before" a firing stamped now; and a firing ten years ahead resolved now.
-            try sandbox.submit("a1.yaml", incidentEvent(id: "evt-a1", stage: "situation_room", incident: "INC-A", at: now))
+            try sandbox.submit(
+                "a1.yaml",
+                incidentEvent(id: "evt-a1", stage: "situation_room", incident: "INC-A", at: now)
+            )
             try sandbox.submit(
                 "a2.yaml",
-                incidentEvent(id: "evt-a2", stage: "resolved", incident: "INC-A", at: format.string(from: Date().addingTimeInterval(-3_600))))
+                incidentEvent(
+                    id: "evt-a2",
+                    stage: "resolved",
+                    incident: "INC-A",
+                    at: format.string(from: Date().addingTimeInterval(-3_600))
+                )
+            )
             try sandbox.submit(
                 "b1.yaml",
                 incidentEvent(
-                    id: "evt-b1", stage: "situation_room", incident: "INC-B",
-                    at: format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))))
+                    id: "evt-b1",
+                    stage: "situation_room",
+                    incident: "INC-B",
+                    at: format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))
+                )
+            )
             try sandbox.submit("b2.yaml", incidentEvent(id: "evt-b2", stage: "resolved", incident: "INC-B", at: now))
             try await sandbox.startDaemon()
             // Both incidents end resolved; the room the firing made in the same batch is dropped before any Zoom call.
@@ -333,19 +390,28 @@ struct FaultTests {
             try sandbox.submit(
                 "c2.yaml",
                 incidentEvent(
-                    id: "evt-c2", stage: "situation_room", incident: "INC-C",
-                    at: format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))))
+                    id: "evt-c2",
+                    stage: "situation_room",
+                    incident: "INC-C",
+                    at: format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))
+                )
+            )
             _ = try await waitFor("the firing ignored") {
                 sandbox.daemonLogs().contains("cannot be placed after the resolve") ? true : nil
             }
             #expect(try await sandbox.room("INC-C") == nil)
             let all = try await sandbox.simGET("/_sim/meetings")
             let meetings = (all as? [[String: Any]]) ?? ((all as? [String: Any])?["meetings"] as? [[String: Any]]) ?? []
-            #expect(meetings.allSatisfy { ($0["status"] as? String) == "ended" || !($0["deleted_at"] is NSNull) }, "\(meetings)")
+            #expect(
+                meetings.allSatisfy { ($0["status"] as? String) == "ended" || !($0["deleted_at"] is NSNull) },
+                "\(meetings)"
+            )
         }
     }
 
-    @Test("a participant who cannot be told costs nobody the room: the reachable are told, the others listed, admins told once")
+    @Test(
+        "a participant who cannot be told costs nobody the room: the reachable are told, the others listed, admins told once"
+    )
     func unreachableParticipants() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
@@ -359,7 +425,9 @@ struct FaultTests {
                   - { name: Mal Formed, email: "not-an-address", phone: "+15005550104" }
                 """
             try sandbox.submit(
-                "p.yaml", incidentEvent(id: "evt-p", stage: "situation_room", incident: "INC-P", participants: people))
+                "p.yaml",
+                incidentEvent(id: "evt-p", stage: "situation_room", incident: "INC-P", participants: people)
+            )
             let room = try await sandbox.waitForRoom("INC-P", state: "ready")
             let joinURL = try #require(room["join_url"] as? String)
             // Ada by email, Mal by SMS; the admins once, by email (the sandbox's admin has only an email).
@@ -370,7 +438,10 @@ struct FaultTests {
             #expect(mails.contains { $0.contains("To: Ada Lovelace <ada@example.com>") && $0.contains(joinURL) })
             let admin = try #require(mails.first { $0.contains("ops-admin@example.org") })
             #expect(admin.contains("Deploy Bot: no email and no phone"), "\(admin)")
-            #expect(admin.contains("Mal Formed: email 'not-an-address' is not a valid address (told by SMS only)"), "\(admin)")
+            #expect(
+                admin.contains("Mal Formed: email 'not-an-address' is not a valid address (told by SMS only)"),
+                "\(admin)"
+            )
             let sms = try await waitFor("Mal's SMS") { () -> [String]? in
                 let names = sandbox.files("var/sms/new")
                 return names.count == 1 ? names : nil
@@ -380,8 +451,11 @@ struct FaultTests {
             let shown = try await sandbox.ctl(["room", "show", "INC-P"])
             #expect(shown.out.contains("not told     Deploy Bot: no email and no phone"), "\(shown.out)")
             let json = try #require(
-                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["room", "show", "INC-P", "--json"]).out.utf8))
-                    as? [String: Any])
+                try JSONSerialization.jsonObject(
+                    with: Data(try await sandbox.ctl(["room", "show", "INC-P", "--json"]).out.utf8)
+                )
+                    as? [String: Any]
+            )
             let unreachable = try #require(json["unreachable"] as? [[String: String]])
             #expect(unreachable.map { $0["name"] } == ["Deploy Bot", "Mal Formed"])
             #expect(sandbox.daemonLogs().contains("participants who cannot be told"))
@@ -390,8 +464,13 @@ struct FaultTests {
             try sandbox.submit(
                 "p2.yaml",
                 incidentEvent(
-                    id: "evt-p2", stage: "updated", incident: "INC-P", at: "2026-11-29T12:05:00Z",
-                    participants: "      - { name: Grace Hopper, email: grace@example.com }\n"))
+                    id: "evt-p2",
+                    stage: "updated",
+                    incident: "INC-P",
+                    at: "2026-11-29T12:05:00Z",
+                    participants: "      - { name: Grace Hopper, email: grace@example.com }\n"
+                )
+            )
             _ = try await waitFor("Grace's mail") { sandbox.files("var/mail/new").count == 3 ? true : nil }
             _ = try await waitFor("an empty outbox") { () -> Bool? in
                 let status = try await sandbox.ctl(["status"]).out
@@ -401,7 +480,9 @@ struct FaultTests {
         }
     }
 
-    @Test("a sender's clock ten years ahead cannot keep a meeting alive: the resolve stamped now ends it; the log says what each event did")
+    @Test(
+        "a sender's clock ten years ahead cannot keep a meeting alive: the resolve stamped now ends it; the log says what each event did"
+    )
     func clockAhead() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
@@ -412,7 +493,10 @@ struct FaultTests {
             let format = ISO8601DateFormatter()
             let ahead = format.string(from: Date().addingTimeInterval(10 * 365 * 86_400))
             let now = format.string(from: Date())
-            try sandbox.submit("f.yaml", incidentEvent(id: "evt-f", stage: "situation_room", incident: "INC-F", at: ahead))
+            try sandbox.submit(
+                "f.yaml",
+                incidentEvent(id: "evt-f", stage: "situation_room", incident: "INC-F", at: ahead)
+            )
             let room = try await sandbox.waitForRoom("INC-F", state: "ready")
             let roomID = try #require(room["room_id"] as? String)
             _ = try await waitFor("the clock note") {
@@ -420,7 +504,10 @@ struct FaultTests {
             }
             // A second situation_room stamped earlier than the (clamped) first only merges participants.
             let earlier = format.string(from: Date().addingTimeInterval(-3_600))
-            try sandbox.submit("f1.yaml", incidentEvent(id: "evt-f1", stage: "situation_room", incident: "INC-F", at: earlier))
+            try sandbox.submit(
+                "f1.yaml",
+                incidentEvent(id: "evt-f1", stage: "situation_room", incident: "INC-F", at: earlier)
+            )
             _ = try await waitFor("the stale note") {
                 sandbox.daemonLogs().contains("stale: ignored") ? true : nil
             }
@@ -428,13 +515,19 @@ struct FaultTests {
             try await sandbox.waitForRoom("INC-F", state: "ended")
             let meetings = try await sandbox.simMeetings(room: roomID)
             #expect(meetings.count == 1)
-            #expect(meetings.allSatisfy { ($0["status"] as? String) == "ended" || !($0["deleted_at"] is NSNull) }, "\(meetings)")
+            #expect(
+                meetings.allSatisfy { ($0["status"] as? String) == "ended" || !($0["deleted_at"] is NSNull) },
+                "\(meetings)"
+            )
             let lines = sandbox.daemonLogs().split(separator: "\n").filter { $0.contains("msg=\"event applied\"") }
             #expect(lines.contains { $0.contains("evt-f") && $0.contains("room \(roomID) opened") }, "\(lines)")
             #expect(lines.contains { $0.contains("evt-f2") && $0.contains("asked to end") }, "\(lines)")
             let status = try #require(
-                try JSONSerialization.jsonObject(with: Data(try await sandbox.ctl(["room", "show", "INC-F", "--json"]).out.utf8))
-                    as? [String: Any])
+                try JSONSerialization.jsonObject(
+                    with: Data(try await sandbox.ctl(["room", "show", "INC-F", "--json"]).out.utf8)
+                )
+                    as? [String: Any]
+            )
             #expect(status["stage"] as? String == "resolved")
 
             // The far-ahead event counted as stamped when it arrived, so the sender's own next event, stamped a

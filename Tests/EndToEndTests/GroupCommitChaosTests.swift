@@ -10,8 +10,12 @@ struct GroupCommitChaosTests {
         let spool = "\(sandbox.root)/var/spool/incidents"
         for index in first..<(first + count) {
             try incidentEvent(
-                id: "g\(index)-open", stage: "situation_room", incident: "INC-G\(index)", title: "Outage \(index)",
-                at: time, participants: Self.people(index)
+                id: "g\(index)-open",
+                stage: "situation_room",
+                incident: "INC-G\(index)",
+                title: "Outage \(index)",
+                at: time,
+                participants: Self.people(index)
             ).write(toFile: "\(spool)/tmp/g\(index).yaml", atomically: false, encoding: .utf8)
         }
         for index in first..<(first + count) {
@@ -35,7 +39,9 @@ struct GroupCommitChaosTests {
         var rooms: [String: [String: Any]] = [:]
         for room in list {
             guard let incident = room["incident"] as? String else { continue }
-            if let known = rooms[incident], (known["created_at"] as? String ?? "") > (room["created_at"] as? String ?? "") {
+            if let known = rooms[incident],
+                (known["created_at"] as? String ?? "") > (room["created_at"] as? String ?? "")
+            {
                 continue
             }
             rooms[incident] = room
@@ -47,7 +53,9 @@ struct GroupCommitChaosTests {
     func expectToldOnce(_ sandbox: Sandbox, _ index: Int, joinURL: String) async throws {
         try await sandbox.expectToldOnce(
             emails: ["lead\(index)@example.com", "helper\(index)@example.com"],
-            phone: "+1500555\(String(format: "%04d", index))", joinURL: joinURL)
+            phone: "+1500555\(String(format: "%04d", index))",
+            joinURL: joinURL
+        )
     }
 
     func expectNoneDead(_ sandbox: Sandbox) async throws {
@@ -70,11 +78,16 @@ struct GroupCommitChaosTests {
         for user in users where counted[user["email"] as? String ?? ""] != nil {
             let email = user["email"] as? String ?? ""
             let seen = user["creates_today"] as? Int ?? 0
-            #expect(counted[email, default: 0] >= seen, "\(email): sitroomd counts \(counted[email, default: 0]), zoom-sim saw \(seen)")
+            #expect(
+                counted[email, default: 0] >= seen,
+                "\(email): sitroomd counts \(counted[email, default: 0]), zoom-sim saw \(seen)"
+            )
         }
     }
 
-    @Test("SIGKILL at random moments during bursts, resolves mid-provisioning: one meeting each, everyone told once, creates never under-counted")
+    @Test(
+        "SIGKILL at random moments during bursts, resolves mid-provisioning: one meeting each, everyone told once, creates never under-counted"
+    )
     func killDuringBursts() async throws {
         let rounds = 4
         let perRound = 16
@@ -103,7 +116,13 @@ struct GroupCommitChaosTests {
                     for index in [(round - 1) * perRound + 1, (round - 1) * perRound + 4] {
                         try sandbox.submit(
                             "g\(index)-resolve.yaml",
-                            incidentEvent(id: "g\(index)-resolve", stage: "resolved", incident: "INC-G\(index)", at: time))
+                            incidentEvent(
+                                id: "g\(index)-resolve",
+                                stage: "resolved",
+                                incident: "INC-G\(index)",
+                                at: time
+                            )
+                        )
                         resolved.insert(index)
                     }
                 }
@@ -137,7 +156,10 @@ struct GroupCommitChaosTests {
                 if resolved.contains(index) {
                     #expect(mine.count <= 1, "INC-G\(index) has \(mine.count) meetings")
                     for meeting in mine {
-                        #expect(["ended", "deleted"].contains(meeting["status"] as? String ?? ""), "INC-G\(index): a meeting left open")
+                        #expect(
+                            ["ended", "deleted"].contains(meeting["status"] as? String ?? ""),
+                            "INC-G\(index): a meeting left open"
+                        )
                     }
                 } else {
                     #expect(mine.count == 1, "INC-G\(index) has \(mine.count) meetings")
@@ -156,7 +178,9 @@ struct GroupCommitChaosTests {
         }
     }
 
-    @Test("an integration removed mid-burst: its bound rooms become unavailable, the others are served by the other one")
+    @Test(
+        "an integration removed mid-burst: its bound rooms become unavailable, the others are served by the other one"
+    )
     func integrationRemovedMidBurst() async throws {
         let count = 16
         let sandbox = try Sandbox(hosts: 8, concurrent: 4)
@@ -165,13 +189,19 @@ struct GroupCommitChaosTests {
             try await sandbox.startSim()
             let settings = sandbox.read("etc/sitroom.yaml")
                 .replacingOccurrences(
-                    of: "conference: { component: video, integrations: [zoom-main] }", with: "conference: { component: video }")
+                    of: "conference: { component: video, integrations: [zoom-main] }",
+                    with: "conference: { component: video }"
+                )
             try sandbox.write("etc/sitroom.yaml", settings)
             try sandbox.writeIntegration(name: "zoom-a", hostNumbers: [1, 2, 3, 4], concurrent: 4)
             try sandbox.writeIntegration(name: "zoom-b", hostNumbers: [5, 6, 7, 8], concurrent: 4)
             try await sandbox.startDaemon()
             #expect(
-                try await sandbox.simPOST("/_sim/faults", #"{"kind":"latency","seconds":0.1,"path_prefix":"/v2/users"}"#) < 300)
+                try await sandbox.simPOST(
+                    "/_sim/faults",
+                    #"{"kind":"latency","seconds":0.1,"path_prefix":"/v2/users"}"#
+                ) < 300
+            )
             try burst(sandbox, from: 0, count: 4, at: "2026-11-29T12:00:00Z")
             _ = try await waitFor("a first ready room", timeout: 30) { () -> Bool? in
                 let rooms = try await rooms(sandbox)
@@ -204,7 +234,9 @@ struct GroupCommitChaosTests {
                     #expect(integration == "zoom-b", "INC-G\(index) ready on \(integration ?? "none")")
                     let mine = meetings.filter {
                         ($0["agenda"] as? String)?.contains("Incident INC-G\(index):") == true
-                            && ($0["host_email"] as? String).map { ["bridge-5", "bridge-6", "bridge-7", "bridge-8"].contains(String($0.prefix(8))) } == true
+                            && ($0["host_email"] as? String).map {
+                                ["bridge-5", "bridge-6", "bridge-7", "bridge-8"].contains(String($0.prefix(8)))
+                            } == true
                     }
                     #expect(mine.count == 1, "INC-G\(index) has \(mine.count) meetings on zoom-b")
                     try await expectToldOnce(sandbox, index, joinURL: room["join_url"] as? String ?? "?")
@@ -232,14 +264,20 @@ struct GroupCommitChaosTests {
             let settings = sandbox.read("etc/sitroom.yaml")
                 .replacingOccurrences(
                     of: "  sms: { transport: file }",
-                    with: "  sms: { transport: file }\n  retry: { first: 1s, max: 2s, give_up_after: 1h }")
+                    with: "  sms: { transport: file }\n  retry: { first: 1s, max: 2s, give_up_after: 1h }"
+                )
             try sandbox.write("etc/sitroom.yaml", settings)
             try sandbox.writeIntegration(hosts: 4, concurrent: 4)
             try await sandbox.startDaemon()
             // The tests run as root, for whom chmod blocks nothing: make var/mail a plain file instead.
             let mail = "\(sandbox.root)/var/mail"
             #expect(rename(mail, "\(mail).away") == 0)
-            #expect(FileManager.default.createFile(atPath: mail, contents: Array("not a directory\n".utf8).withUnsafeBytes { Data($0) }))
+            #expect(
+                FileManager.default.createFile(
+                    atPath: mail,
+                    contents: Array("not a directory\n".utf8).withUnsafeBytes { Data($0) }
+                )
+            )
             try burst(sandbox, from: 0, count: count, at: "2026-11-29T12:00:00Z")
             _ = try await waitFor("email deliveries failing", timeout: 30) { () -> Bool? in
                 sandbox.daemonLogs().contains("notice delivery failed, will retry") ? true : nil
@@ -254,7 +292,7 @@ struct GroupCommitChaosTests {
             #expect(rename("\(mail).away", mail) == 0)
             try await sandbox.startDaemon()
             let moment = UInt64.random(in: 0...60, using: &generator)
-            try await Task.sleep(for: .milliseconds(moment))  // waits-on-purpose: the random moment of the kill, mid-batch
+            try await Task.sleep(for: .milliseconds(moment))  // waits-on-purpose: a random kill moment
             sandbox.daemon?.signal(SIGKILL)
             _ = try await sandbox.daemon?.waitForExit()
             try await sandbox.startDaemon()

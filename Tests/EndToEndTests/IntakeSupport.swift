@@ -17,7 +17,9 @@ extension Sandbox {
         "native.token": "native-token-\(UUID().uuidString)", "zoom.webhook": "zoom-webhook-\(UUID().uuidString)",
     ]
 
-    func intakeSecret(_ name: String) -> String { read("etc/secrets/\(name)").trimmingCharacters(in: .whitespacesAndNewlines) }
+    func intakeSecret(_ name: String) -> String {
+        read("etc/secrets/\(name)").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     /// Writes etc/intake.yaml (on 127.0.0.1, a free port) with the Alertmanager, PagerDuty and native routes (and with
     /// `zoom`, zoom-main's: then give the integration `webhook_secret_file: ../secrets/zoom.webhook`) and their secrets.
@@ -38,22 +40,29 @@ extension Sandbox {
             """)
             \(zoom ? "  /hooks/zoom/zoom-main: { format: zoom, integration: zoom-main }" : "")
 
-            """)
+            """
+        )
     }
 
     /// Makes the spool's directories, for tests that run the intake without sitroomd (sitroomd makes them).
     func makeSpool() throws {
         for directory in ["tmp", "new", "cur", "rejected"] {
             try FileManager.default.createDirectory(
-                atPath: "\(root)/var/spool/incidents/\(directory)", withIntermediateDirectories: true)
+                atPath: "\(root)/var/spool/incidents/\(directory)",
+                withIntermediateDirectories: true
+            )
         }
     }
 
     /// Starts sitroom-intake on the root and waits for its `listening on` line.
     func startIntake(logLevel: String = "debug", environment: [String: String] = [:]) async throws -> IntakeProcess {
         let child = try Child(
-            "sitroom-intake", ["--root", root, "--log-level", logLevel], logs: "\(root)/logs",
-            name: "sitroom-intake-\(children.count)", environment: environment)
+            "sitroom-intake",
+            ["--root", root, "--log-level", logLevel],
+            logs: "\(root)/logs",
+            name: "sitroom-intake-\(children.count)",
+            environment: environment
+        )
         children.append(child)
         let line = try await waitFor("sitroom-intake to listen") { () -> String? in
             if !child.process.isRunning {
@@ -68,8 +77,13 @@ extension Sandbox {
     func post(_ url: String, _ body: [UInt8], headers: [(String, String)] = []) async throws -> Curl.HTTPResponse {
         try await http.send(
             Curl.HTTPRequest(
-                method: .post, url: url, headers: headers.map { (name: $0.0, value: $0.1) } + [(name: "Expect", value: "")],
-                body: body, timeout: 10))
+                method: .post,
+                url: url,
+                headers: headers.map { (name: $0.0, value: $0.1) } + [(name: "Expect", value: "")],
+                body: body,
+                timeout: 10
+            )
+        )
     }
 
     /// Files in the spool's `directory` (`new`, `cur`, `rejected`, `tmp`).
@@ -112,7 +126,9 @@ final class RawConnection {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { throw TimedOut(what: "connect to \(port) (\(String(cString: strerror(errno))))") }
     }

@@ -41,7 +41,11 @@ struct MainJobTests {
             #expect(bodies.allSatisfy { $0.contains(joinURL) })
             #expect(bodies.contains { $0.contains("To: Ada Lovelace <ada@example.com>") })
             #expect(bodies.contains { $0.contains("To: Grace Hopper <grace@example.com>") })
-            #expect(bodies.allSatisfy { $0.contains("Message-ID: <") && $0.contains("Subject: [critical] Situation room: ") })
+            #expect(
+                bodies.allSatisfy {
+                    $0.contains("Message-ID: <") && $0.contains("Subject: [critical] Situation room: ")
+                }
+            )
             let texts = try await waitFor("one SMS in var/sms/new") {
                 let names = sandbox.files("var/sms/new")
                 return names.count == 1 ? names : nil
@@ -51,7 +55,10 @@ struct MainJobTests {
             #expect(sms.contains(joinURL))
 
             // A duplicate of the same event changes nothing and still leaves new/.
-            try sandbox.submit("inc-1-again.yaml", incidentEvent(id: "evt-1", stage: "situation_room", incident: "INC-1"))
+            try sandbox.submit(
+                "inc-1-again.yaml",
+                incidentEvent(id: "evt-1", stage: "situation_room", incident: "INC-1")
+            )
             _ = try await waitFor("the duplicate to reach cur/") {
                 sandbox.files("var/spool/incidents/cur").count == 2 ? true : nil
             }
@@ -60,13 +67,15 @@ struct MainJobTests {
             // Resolve: the meeting is ended (and deleted, per on_resolve), the room ended.
             try sandbox.submit(
                 "inc-1-resolved.yaml",
-                incidentEvent(id: "evt-2", stage: "resolved", incident: "INC-1", at: "2026-11-29T12:30:00Z"))
+                incidentEvent(id: "evt-2", stage: "resolved", incident: "INC-1", at: "2026-11-29T12:30:00Z")
+            )
             try await sandbox.waitForRoom("INC-1", state: "ended")
             let ended = try await sandbox.simMeetings(room: roomID)
             #expect(ended.count == 1)
             #expect(["ended", "deleted"].contains(ended.first?["status"] as? String ?? ""))
             let requests = try await sandbox.simGET("/_sim/requests")
-            let paths = ((requests as? [[String: Any]]) ?? ((requests as? [String: Any])?["requests"] as? [[String: Any]]) ?? [])
+            let paths =
+                ((requests as? [[String: Any]]) ?? ((requests as? [String: Any])?["requests"] as? [[String: Any]]) ?? [])
                 .map { "\($0["method"] as? String ?? "") \($0["path"] as? String ?? "")" }
             let meetingID = try #require((room["meeting_id"] as? NSNumber)?.int64Value)
             #expect(paths.contains("PUT /v2/meetings/\(meetingID)/status"))
@@ -131,10 +140,12 @@ struct MainJobTests {
                 stage: situation_room
                 incident: { title: Missing id }
 
-                """)
+                """
+            )
             try sandbox.submit(
                 "bad-stage.yaml",
-                incidentEvent(id: "evt-y", stage: "exploded", incident: "INC-Y"))
+                incidentEvent(id: "evt-y", stage: "exploded", incident: "INC-Y")
+            )
             try sandbox.submit("good.yaml", incidentEvent(id: "evt-good", stage: "situation_room", incident: "INC-G"))
 
             try await sandbox.waitForRoom("INC-G", state: "ready")
@@ -142,10 +153,12 @@ struct MainJobTests {
                 let names = sandbox.files("var/spool/incidents/rejected")
                 return names.count == 6 ? names : nil
             }
-            #expect(rejected == [
-                "bad-stage.yaml", "bad-stage.yaml.error", "bad-yaml.yaml", "bad-yaml.yaml.error", "no-id.yaml",
-                "no-id.yaml.error",
-            ])
+            #expect(
+                rejected == [
+                    "bad-stage.yaml", "bad-stage.yaml.error", "bad-yaml.yaml", "bad-yaml.yaml.error", "no-id.yaml",
+                    "no-id.yaml.error",
+                ]
+            )
             #expect(sandbox.read("var/spool/incidents/rejected/no-id.yaml.error").contains("incident.id"))
             #expect(sandbox.read("var/spool/incidents/rejected/bad-stage.yaml.error").contains("stage"))
             #expect(sandbox.read("var/spool/incidents/rejected/bad-stage.yaml.error").contains("exploded"))

@@ -181,7 +181,11 @@ extension MainJobTests {
                 #expect(
                     Set(ended.flatMap(\.recipients)) == ["ada@example.com", "grace@example.com", "linus@example.com"]
                 )
-                #expect(ended.allSatisfy { $0.raw.contains("Subject: [critical] Situation room: Payments API down (closed)") })
+                #expect(
+                    ended.allSatisfy {
+                        $0.raw.contains("Subject: [critical] Situation room: Payments API down (closed)")
+                    }
+                )
                 // The room-ended mail threads with the ready mail each person got first (RFC 5322 In-Reply-To, References).
                 let first = servers.smtp.messages().prefix(3)
                 for mail in ended {
@@ -268,7 +272,8 @@ extension MainJobTests {
                 #expect(followUps.count == 2)
                 #expect(
                     followUps.allSatisfy {
-                        ($0["headers"] as? [String: String])?["Subject"] == "[critical] Situation room: Payments API down (join now)"
+                        ($0["headers"] as? [String: String])?["Subject"]
+                            == "[critical] Situation room: Payments API down (join now)"
                     }
                 )
                 let texts = try await poll("the follow-up SMS") { servers.sms.count == 1 ? servers.sms : nil }
@@ -367,7 +372,10 @@ extension MainJobTests {
 /// The value of header `name` in a raw RFC 5322 message (case-insensitive, folded lines joined), `nil` when absent.
 private func mailHeader(_ name: String, _ raw: String) -> String? {
     var value: String? = nil
-    for line in raw.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false) {
+    for line in raw.replacingOccurrences(of: "\r\n", with: "\n").split(
+        separator: "\n",
+        omittingEmptySubsequences: false
+    ) {
         if line.isEmpty { break }
         if line.first == " " || line.first == "\t" {
             if value != nil { value! += " " + line.trimmingCharacters(in: .whitespaces) }

@@ -50,7 +50,10 @@ struct OperationsTests {
             // SIGHUP takes the same path; a rejected generation still ends in READY=1, with the news in STATUS.
             // Saved by rename, as editors do: one reload sees the whole new file.
             try "conference: { component: video, integrations: [zoom-nope] }\n".write(
-                toFile: "\(sandbox.root)/etc/sitroom.yaml", atomically: true, encoding: .utf8)
+                toFile: "\(sandbox.root)/etc/sitroom.yaml",
+                atomically: true,
+                encoding: .utf8
+            )
             let bad = try #require(listener.next { $0.hasPrefix("READY=1") && $0.contains("rejected") })
             #expect(bad.contains("the last reload was rejected"), "\(bad)")
             sandbox.daemon?.signal(SIGHUP)
@@ -383,7 +386,10 @@ struct OperationsTests {
             try sandbox.submit("junk.yaml", "event_id: [unclosed\n")
             // Saved by rename, as editors do: one reload sees the whole new file.
             try "conference: { component: video, integrations: [zoom-nope] }\n".write(
-                toFile: "\(sandbox.root)/etc/sitroom.yaml", atomically: true, encoding: .utf8)
+                toFile: "\(sandbox.root)/etc/sitroom.yaml",
+                atomically: true,
+                encoding: .utf8
+            )
             try sandbox.submit(
                 "m1-end.yaml",
                 incidentEvent(id: "evt-m2", stage: "resolved", incident: "INC-M1", at: "2026-11-29T12:30:00Z")

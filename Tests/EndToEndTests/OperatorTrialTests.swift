@@ -49,7 +49,9 @@ struct OperatorTrialTests {
                 #expect(!mail.contains("is resolved"), "\(mail)")
             }
             // The incident itself is still in its situation-room stage.
-            let shown = try #require(try json(try await sandbox.ctl(["room", "show", "INC-A", "--json"]).out) as? [String: Any])
+            let shown = try #require(
+                try json(try await sandbox.ctl(["room", "show", "INC-A", "--json"]).out) as? [String: Any]
+            )
             #expect(shown["state"] as? String == "ended")
 
             // 1 open (ready 1); ended 1: what is inside the parentheses adds up to the open count.
@@ -72,7 +74,10 @@ struct OperatorTrialTests {
             // A first reauthorization of an integration that was never out of `active` does not say "again".
             let reauthorize = try await sandbox.ctl(["integration", "reauthorize", "zoom-main"])
             #expect(reauthorize.code == 0, "\(reauthorize.err)")
-            #expect(reauthorize.out.contains("zoom-main is active") && !reauthorize.out.contains("again"), "\(reauthorize.out)")
+            #expect(
+                reauthorize.out.contains("zoom-main is active") && !reauthorize.out.contains("again"),
+                "\(reauthorize.out)"
+            )
         }
     }
 
@@ -104,7 +109,9 @@ struct OperatorTrialTests {
             #expect(rowO.contains("opened"), "\(rowO)")
             let rowR = try #require(listing.split(separator: "\n").first { $0.hasPrefix("INC-R") })
             #expect(rowR.contains("ready"), "\(rowR)")
-            let incidents = try #require(try json(try await sandbox.ctl(["incidents", "--json"]).out) as? [[String: Any]])
+            let incidents = try #require(
+                try json(try await sandbox.ctl(["incidents", "--json"]).out) as? [[String: Any]]
+            )
             let opened = try #require(incidents.first { $0["incident"] as? String == "INC-O" })
             #expect(opened["room_id"] is NSNull)
             #expect(opened["stage"] as? String == "opened")
@@ -122,10 +129,16 @@ struct OperatorTrialTests {
 
             let bad = "\(sandbox.root)/bad.yaml"
             try "event_id: evt-bad\nstage: situation_room\nincident: { id: INC-X }\n".write(
-                toFile: bad, atomically: true, encoding: .utf8)
+                toFile: bad,
+                atomically: true,
+                encoding: .utf8
+            )
             let good = "\(sandbox.root)/good.yaml"
             try incidentEvent(id: "evt-good", stage: "situation_room", incident: "INC-G").write(
-                toFile: good, atomically: true, encoding: .utf8)
+                toFile: good,
+                atomically: true,
+                encoding: .utf8
+            )
 
             // --check: validated here, nothing spooled.
             let checkBad = try await sandbox.ctl(["submit", "--check", bad])
@@ -148,7 +161,9 @@ struct OperatorTrialTests {
             #expect(status.out.contains("rejected: 1 in the last hour, 1 in rejected/"), "\(status.out)")
             #expect(status.out.contains("newest rejected: rejected/"), "\(status.out)")
             let spool = try #require(
-                (try json(try await sandbox.ctl(["status", "--json"]).out) as? [String: Any])?["spool"] as? [String: Any])
+                (try json(try await sandbox.ctl(["status", "--json"]).out) as? [String: Any])?["spool"]
+                    as? [String: Any]
+            )
             let rejected = try #require(spool["rejected"] as? [String: Any])
             #expect(rejected["last_hour"] as? Int == 1)
             #expect(rejected["total"] as? Int == 1)
@@ -164,7 +179,10 @@ struct OperatorTrialTests {
         for sub in ["scripts", "var/run", "var/lib", "logs"] {
             try FileManager.default.createDirectory(atPath: "\(directory)/\(sub)", withIntermediateDirectories: true)
         }
-        try FileManager.default.copyItem(atPath: "\(repositoryRoot)/scripts/run-demo", toPath: "\(directory)/scripts/run-demo")
+        try FileManager.default.copyItem(
+            atPath: "\(repositoryRoot)/scripts/run-demo",
+            toPath: "\(directory)/scripts/run-demo"
+        )
         try "the running demo's state\n".write(toFile: "\(directory)/var/lib/marker", atomically: true, encoding: .utf8)
         // Hold the lock as a running sitroomd does (flock(2), LOCK_EX).
         let fd = open("\(directory)/var/run/sitroom.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
@@ -178,13 +196,23 @@ struct OperatorTrialTests {
         #expect(demo.stderr.contains("sitroomd is already running on \(directory)"), "\(demo.stderr)")
         #expect(FileManager.default.fileExists(atPath: "\(directory)/var/lib/marker"), "var/ was left alone")
         // `make run` asks first, before it installs or builds anything.
-        let check = try Child("/bin/bash", ["\(directory)/scripts/run-demo", "--check-only"], logs: "\(directory)/logs", name: "check")
+        let check = try Child(
+            "/bin/bash",
+            ["\(directory)/scripts/run-demo", "--check-only"],
+            logs: "\(directory)/logs",
+            name: "check"
+        )
         #expect(try await check.waitForExit(timeout: 30) == 75, "\(check.stderr)")
 
         // With the lock released (the daemon gone), the check lets the demo go on (here it then stops at the build,
         // since the copy has no package: anything but the refusal).
         flock(fd, LOCK_UN)
-        let free = try Child("/bin/bash", ["\(directory)/scripts/run-demo", "--check-only"], logs: "\(directory)/logs", name: "check2")
+        let free = try Child(
+            "/bin/bash",
+            ["\(directory)/scripts/run-demo", "--check-only"],
+            logs: "\(directory)/logs",
+            name: "check2"
+        )
         // (Another program on zoom-sim's port 9480 would still stop it, saying so: not the lock.)
         let freeStatus = try await free.waitForExit(timeout: 30)
         #expect(freeStatus == 0 || (freeStatus == 75 && free.stderr.contains("is in use")), "\(free.stderr)")

@@ -9,8 +9,12 @@ struct PoolTests {
         let spool = "\(sandbox.root)/var/spool/incidents"
         for index in 1...5 {
             let text = incidentEvent(
-                id: "evt-p\(index)", stage: "situation_room", incident: "INC-P\(index)", title: "Outage \(index)",
-                participants: "  - { name: Ada Lovelace, email: ada@example.com }")
+                id: "evt-p\(index)",
+                stage: "situation_room",
+                incident: "INC-P\(index)",
+                title: "Outage \(index)",
+                participants: "  - { name: Ada Lovelace, email: ada@example.com }"
+            )
             try text.write(toFile: "\(spool)/tmp/p\(index).yaml", atomically: false, encoding: .utf8)
         }
         for index in 1...5 { rename("\(spool)/tmp/p\(index).yaml", "\(spool)/new/p\(index).yaml") }
@@ -24,7 +28,9 @@ struct PoolTests {
         for room in list {
             guard let incident = room["incident"] as? String, incident.hasPrefix("INC-P") else { continue }
             // The incident's current room is its newest.
-            if let known = rooms[incident], (known["created_at"] as? String ?? "") > (room["created_at"] as? String ?? "") {
+            if let known = rooms[incident],
+                (known["created_at"] as? String ?? "") > (room["created_at"] as? String ?? "")
+            {
                 continue
             }
             rooms[incident] = room
@@ -35,14 +41,18 @@ struct PoolTests {
     func settled(_ sandbox: Sandbox, ready: Int, waiting: Int) async throws -> [String: [String: Any]] {
         try await waitFor("\(ready) ready and \(waiting) waiting rooms") {
             let rooms = try await states(sandbox)
-            let counts = rooms.values.reduce(into: [String: Int]()) { $0[$1["state"] as? String ?? "", default: 0] += 1 }
+            let counts = rooms.values.reduce(into: [String: Int]()) {
+                $0[$1["state"] as? String ?? "", default: 0] += 1
+            }
             return counts["ready", default: 0] == ready && counts["waiting", default: 0] == waiting ? rooms : nil
         }
     }
 
     func oldestFirst(_ rooms: [String: [String: Any]], state: String) -> [String] {
         rooms.filter { $0.value["state"] as? String == state }
-            .sorted { ($0.value["created_at"] as? String ?? "", $0.key) < ($1.value["created_at"] as? String ?? "", $1.key) }
+            .sorted {
+                ($0.value["created_at"] as? String ?? "", $0.key) < ($1.value["created_at"] as? String ?? "", $1.key)
+            }
             .map(\.key)
     }
 
@@ -54,7 +64,9 @@ struct PoolTests {
         }
     }
 
-    @Test("2 hosts, 5 new incidents in one batch stamped out of their ids' order: the two stamped first get the hosts; a host freed by a batch that also opens an incident goes to the oldest waiting room")
+    @Test(
+        "2 hosts, 5 new incidents in one batch stamped out of their ids' order: the two stamped first get the hosts; a host freed by a batch that also opens an incident goes to the oldest waiting room"
+    )
     func batchOrderNotIDOrder() async throws {
         let sandbox = try Sandbox(hosts: 2)
         defer { sandbox.tearDown() }
@@ -65,21 +77,43 @@ struct PoolTests {
             let daemon = try #require(sandbox.daemon)
             // Stopped, so the five files are read as one batch when it goes on.
             daemon.signal(SIGSTOP)
-            let stamps = [("ZULU", "10:00"), ("YANKEE", "10:01"), ("XRAY", "10:02"), ("ALPHA", "10:05"), ("BRAVO", "10:04")]
+            let stamps = [
+                ("ZULU", "10:00"), ("YANKEE", "10:01"), ("XRAY", "10:02"), ("ALPHA", "10:05"), ("BRAVO", "10:04"),
+            ]
             for (name, time) in stamps {
                 try sandbox.submit(
                     "q-\(name).yaml",
-                    incidentEvent(id: "evt-q-\(name)", stage: "situation_room", incident: "INC-P\(name)", at: "2026-11-29T\(time):00Z"))
+                    incidentEvent(
+                        id: "evt-q-\(name)",
+                        stage: "situation_room",
+                        incident: "INC-P\(name)",
+                        at: "2026-11-29T\(time):00Z"
+                    )
+                )
             }
             daemon.signal(SIGCONT)
             var rooms = try await settled(sandbox, ready: 2, waiting: 3)
-            #expect(Set(oldestFirst(rooms, state: "ready")) == ["INC-PZULU", "INC-PYANKEE"], "\(rooms.mapValues { $0["state"] ?? "" })")
+            #expect(
+                Set(oldestFirst(rooms, state: "ready")) == ["INC-PZULU", "INC-PYANKEE"],
+                "\(rooms.mapValues { $0["state"] ?? "" })"
+            )
             #expect(oldestFirst(rooms, state: "waiting") == ["INC-PXRAY", "INC-PBRAVO", "INC-PALPHA"])
 
             // One batch frees a host (ZULU resolved) and opens a new incident: the oldest waiting room takes the host.
             daemon.signal(SIGSTOP)
-            try sandbox.submit("q-zulu-r.yaml", incidentEvent(id: "evt-q-zulu-r", stage: "resolved", incident: "INC-PZULU", at: "2026-11-29T10:06:00Z"))
-            try sandbox.submit("q-new.yaml", incidentEvent(id: "evt-q-new", stage: "situation_room", incident: "INC-PNEW", at: "2026-11-29T10:06:00Z"))
+            try sandbox.submit(
+                "q-zulu-r.yaml",
+                incidentEvent(id: "evt-q-zulu-r", stage: "resolved", incident: "INC-PZULU", at: "2026-11-29T10:06:00Z")
+            )
+            try sandbox.submit(
+                "q-new.yaml",
+                incidentEvent(
+                    id: "evt-q-new",
+                    stage: "situation_room",
+                    incident: "INC-PNEW",
+                    at: "2026-11-29T10:06:00Z"
+                )
+            )
             daemon.signal(SIGCONT)
             rooms = try await settled(sandbox, ready: 2, waiting: 3)
             #expect(rooms["INC-PXRAY"]?["state"] as? String == "ready", "\(rooms.mapValues { $0["state"] ?? "" })")
@@ -88,7 +122,9 @@ struct PoolTests {
         }
     }
 
-    @Test("3 hosts of 1 meeting, 5 incidents at once: 3 ready, 2 waiting (3/3 busy), served oldest first; a restart changes nothing")
+    @Test(
+        "3 hosts of 1 meeting, 5 incidents at once: 3 ready, 2 waiting (3/3 busy), served oldest first; a restart changes nothing"
+    )
     func fiveIncidentsThreeHosts() async throws {
         let sandbox = try Sandbox(hosts: 3)
         defer { sandbox.tearDown() }
@@ -106,7 +142,9 @@ struct PoolTests {
             let ready = Set(oldestFirst(rooms, state: "ready"))
             let waiting = oldestFirst(rooms, state: "waiting")
             // The three oldest rooms got the hosts.
-            let all = rooms.sorted { ($0.value["created_at"] as? String ?? "", $0.key) < ($1.value["created_at"] as? String ?? "", $1.key) }
+            let all = rooms.sorted {
+                ($0.value["created_at"] as? String ?? "", $0.key) < ($1.value["created_at"] as? String ?? "", $1.key)
+            }
             #expect(ready.count == 3)
             #expect(Set(all.prefix(3).map(\.key)) == ready, "the three oldest rooms take the three hosts")
             try await noHostOversubscribed(sandbox)
@@ -125,19 +163,27 @@ struct PoolTests {
                 #expect(afterRestart[incident]?["host"] as? String == room["host"] as? String)
             }
             let poolJSON = try await sandbox.ctl(["pool", "zoom-main", "--json"])
-            let hosts = try #require(try JSONSerialization.jsonObject(with: Data(poolJSON.out.utf8)) as? [[String: Any]])
+            let hosts = try #require(
+                try JSONSerialization.jsonObject(with: Data(poolJSON.out.utf8)) as? [[String: Any]]
+            )
             #expect(hosts.map { $0["open_rooms"] as? Int } == [1, 1, 1])
 
             // Resolving one ready incident serves the oldest waiting room, and only it.
             let first = oldestFirst(rooms, state: "ready")[0]
-            try sandbox.submit("r1.yaml", incidentEvent(id: "evt-r1", stage: "resolved", incident: first, at: "2026-11-29T13:00:00Z"))
+            try sandbox.submit(
+                "r1.yaml",
+                incidentEvent(id: "evt-r1", stage: "resolved", incident: first, at: "2026-11-29T13:00:00Z")
+            )
             rooms = try await settled(sandbox, ready: 3, waiting: 1)
             #expect(rooms[waiting[0]]?["state"] as? String == "ready")
             #expect(rooms[waiting[1]]?["state"] as? String == "waiting")
             #expect(rooms[first]?["state"] as? String == "ended")
 
             let second = oldestFirst(rooms, state: "ready")[0]
-            try sandbox.submit("r2.yaml", incidentEvent(id: "evt-r2", stage: "resolved", incident: second, at: "2026-11-29T13:00:00Z"))
+            try sandbox.submit(
+                "r2.yaml",
+                incidentEvent(id: "evt-r2", stage: "resolved", incident: second, at: "2026-11-29T13:00:00Z")
+            )
             rooms = try await settled(sandbox, ready: 3, waiting: 0)
             #expect(rooms[waiting[1]]?["state"] as? String == "ready")
             try await noHostOversubscribed(sandbox)
@@ -156,7 +202,10 @@ struct PoolTests {
             try sandbox.writeIntegration(name: "zoom-main", hostNumbers: [1])
             try sandbox.writeIntegration(name: "zoom-backup", hostNumbers: [2])
             try await sandbox.startDaemon()
-            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"daily_limit","user":"bridge-1@example.com"}"#) < 300)
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"daily_limit","user":"bridge-1@example.com"}"#)
+                    < 300
+            )
 
             try sandbox.submit("q1.yaml", incidentEvent(id: "evt-q1", stage: "situation_room", incident: "INC-Q1"))
             let room = try await sandbox.waitForRoom("INC-Q1", state: "ready")
@@ -175,7 +224,9 @@ struct PoolTests {
             #expect(reason.contains("daily create quota of bridge-1 used up until 00:00 UTC"), "\(reason)")
             #expect(reason.contains("all 1 hosts of zoom-backup busy: 1/1 meetings open"), "\(reason)")
             let requests = try #require(try await sandbox.simGET("/_sim/requests") as? [[String: Any]])
-            let creates = requests.filter { ($0["method"] as? String) == "POST" && ($0["path"] as? String)?.hasSuffix("/meetings") == true }
+            let creates = requests.filter {
+                ($0["method"] as? String) == "POST" && ($0["path"] as? String)?.hasSuffix("/meetings") == true
+            }
             #expect(creates.filter { ($0["path"] as? String)?.contains("bridge-1") == true }.count == 1)
         }
     }

@@ -556,7 +556,9 @@ struct SpoolTests {
 
     // MARK: Chaos
 
-    @Test("a move to cur/ lost to a crash (the moves are not fsynced): the file back in new/ is a duplicate at the next start")
+    @Test(
+        "a move to cur/ lost to a crash (the moves are not fsynced): the file back in new/ is a duplicate at the next start"
+    )
     func lostMoveIsADuplicate() async throws {
         let sandbox = try Sandbox(hosts: 1)
         defer { sandbox.tearDown() }
@@ -566,7 +568,9 @@ struct SpoolTests {
             try await sandbox.startDaemon()
             try sandbox.submit("lost.yaml", incidentEvent(id: "evt-lost", stage: "situation_room", incident: "I-LOST"))
             let room = try await sandbox.waitForRoom("I-LOST", state: "ready")
-            _ = try await waitFor("the file in cur/") { sandbox.files("var/spool/incidents/cur") == ["lost.yaml"] ? true : nil }
+            _ = try await waitFor("the file in cur/") {
+                sandbox.files("var/spool/incidents/cur") == ["lost.yaml"] ? true : nil
+            }
             sandbox.daemon?.signal(SIGKILL)
             _ = try await sandbox.daemon?.waitForExit()
             // As if the rename into cur/ never reached the disk: the file is in new/ again.
@@ -675,8 +679,11 @@ struct SpoolTests {
                 let room = try #require(try await sandbox.room("INC-C\(round)"))
                 let joinURL = try #require(room["join_url"] as? String)
                 try await sandbox.expectToldOnce(
-                    emails: people[round] ?? [], phone: "+1500555\(String(format: "%04d", round))", joinURL: joinURL,
-                    timeout: 20)
+                    emails: people[round] ?? [],
+                    phone: "+1500555\(String(format: "%04d", round))",
+                    joinURL: joinURL,
+                    timeout: 20
+                )
             }
             #expect(sandbox.files("var/spool/incidents/rejected").isEmpty)
 

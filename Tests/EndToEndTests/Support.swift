@@ -46,13 +46,21 @@ final class Child: @unchecked Sendable {
     let stdoutPath: String
     let stderrPath: String
 
-    init(_ executable: String, _ arguments: [String], logs: String, name: String, environment: [String: String] = [:]) throws {
+    init(
+        _ executable: String,
+        _ arguments: [String],
+        logs: String,
+        name: String,
+        environment: [String: String] = [:]
+    ) throws {
         stdoutPath = "\(logs)/\(name).out"
         stderrPath = "\(logs)/\(name).err"
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         // An absolute path runs a tool of the system (prometheus-alertmanager); a name, one of ours.
-        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "\(binDirectory)/\(executable)")
+        process.executableURL = URL(
+            fileURLWithPath: executable.hasPrefix("/") ? executable : "\(binDirectory)/\(executable)"
+        )
         process.arguments = arguments
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
@@ -101,8 +109,12 @@ final class Sandbox: @unchecked Sendable {
     ///   - settings: more lines for etc/sitroom.yaml (e.g. `feeds:` or `spool:`).
     ///   - notify: more keys of `notify:` (e.g. `nudge: { after: 2s }`), one line.
     init(
-        hosts: Int = 2, integrations: [String] = ["zoom-main"], concurrent: Int = 1, holdDown: String = "0s",
-        settings: String = "", notify: String = ""
+        hosts: Int = 2,
+        integrations: [String] = ["zoom-main"],
+        concurrent: Int = 1,
+        holdDown: String = "0s",
+        settings: String = "",
+        notify: String = ""
     ) throws {
         root = NSTemporaryDirectory() + "sitroom-e2e-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: "\(root)/etc/integrations", withIntermediateDirectories: true)
@@ -112,11 +124,13 @@ final class Sandbox: @unchecked Sendable {
         try write("etc/secrets/zoom.secret", "e2e-secret-\(UUID().uuidString)\n", mode: 0o600)
         var users = ""
         for index in 1...hosts {
-            users += "  - { id: u-bridge-\(index), email: bridge-\(index)@example.com, type: 2, concurrent_meetings: \(concurrent) }\n"
+            users +=
+                "  - { id: u-bridge-\(index), email: bridge-\(index)@example.com, type: 2, concurrent_meetings: \(concurrent) }\n"
         }
         // The commanders of the test incidents are licensed users of the account, so Zoom takes them as alternative
         // hosts (ZoomAnswerTests covers the ones it refuses).
-        users += "  - { id: u-ada, email: ada@example.com, type: 2 }\n  - { id: u-alan, email: alan@example.com, type: 2 }\n"
+        users +=
+            "  - { id: u-ada, email: ada@example.com, type: 2 }\n  - { id: u-alan, email: alan@example.com, type: 2 }\n"
         try write(
             "sim.yaml",
             """
@@ -127,7 +141,8 @@ final class Sandbox: @unchecked Sendable {
             \(users)limits: { daily_create_limit: 100, medium_per_second: 0 }
             token_expires_in: 3600
 
-            """)
+            """
+        )
         try write(
             "etc/sitroom.yaml",
             """
@@ -141,13 +156,16 @@ final class Sandbox: @unchecked Sendable {
             store: { map_size: 64MiB }
             reopen_hold_down: \(holdDown)
             \(settings)
-            """)
+            """
+        )
     }
 
     func write(_ relative: String, _ text: String, mode: Int? = nil) throws {
         let path = "\(root)/\(relative)"
         try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            atPath: (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
         try text.write(toFile: path, atomically: false, encoding: .utf8)
         if let mode { try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path) }
     }
@@ -158,12 +176,18 @@ final class Sandbox: @unchecked Sendable {
     ///   - concurrent: `concurrent_meetings` of every host.
     ///   - extra: more top-level YAML lines (e.g. `webhook_secret_file: ...`, `rate_limit: {...}`).
     func writeIntegration(
-        name: String = "zoom-main", secretFile: String = "../secrets/zoom.secret", hosts: Int = 2,
-        hostNumbers: [Int]? = nil, oauth: Bool = false, concurrent: Int = 1, extra: String = ""
+        name: String = "zoom-main",
+        secretFile: String = "../secrets/zoom.secret",
+        hosts: Int = 2,
+        hostNumbers: [Int]? = nil,
+        oauth: Bool = false,
+        concurrent: Int = 1,
+        extra: String = ""
     ) throws {
         var pool = ""
         for index in hostNumbers ?? Array(1...hosts) {
-            pool += "  - { id: bridge-\(index), user: bridge-\(index)@example.com, concurrent_meetings: \(concurrent) }\n"
+            pool +=
+                "  - { id: bridge-\(index), user: bridge-\(index)@example.com, concurrent_meetings: \(concurrent) }\n"
         }
         let kind =
             oauth
@@ -180,11 +204,17 @@ final class Sandbox: @unchecked Sendable {
             hosts:
             \(pool)meeting: { topic: "Situation Room: {{incident.title}}", passcode: random, on_resolve: end_and_delete }
 
-            """)
+            """
+        )
     }
 
     func startSim() async throws {
-        let child = try Child("zoom-sim", ["--port", "0", "--config", "\(root)/sim.yaml"], logs: "\(root)/logs", name: "zoom-sim")
+        let child = try Child(
+            "zoom-sim",
+            ["--port", "0", "--config", "\(root)/sim.yaml"],
+            logs: "\(root)/logs",
+            name: "zoom-sim"
+        )
         children.append(child)
         sim = child
         let line = try await waitFor("zoom-sim to listen") { () -> String? in
@@ -198,14 +228,24 @@ final class Sandbox: @unchecked Sendable {
     /// - Parameters:
     ///   - environment: variables added to its environment (`NOTIFY_SOCKET`, ...).
     ///   - arguments: more arguments (`--var DIR`).
-    func startDaemon(environment: [String: String] = [:], logLevel: String = "debug", arguments: [String] = []) async throws {
+    func startDaemon(
+        environment: [String: String] = [:],
+        logLevel: String = "debug",
+        arguments: [String] = []
+    ) async throws {
         let child = try Child(
-            "sitroomd", ["--root", root, "--log-level", logLevel] + arguments, logs: "\(root)/logs",
-            name: "sitroomd-\(children.count)", environment: environment)
+            "sitroomd",
+            ["--root", root, "--log-level", logLevel] + arguments,
+            logs: "\(root)/logs",
+            name: "sitroomd-\(children.count)",
+            environment: environment
+        )
         children.append(child)
         daemon = child
         _ = try await waitFor("sitroomd to answer status") { () -> Bool? in
-            if !child.process.isRunning { throw TimedOut(what: "sitroomd (it exited \(child.process.terminationStatus): \(child.stderr))") }
+            if !child.process.isRunning {
+                throw TimedOut(what: "sitroomd (it exited \(child.process.terminationStatus): \(child.stderr))")
+            }
             let varOption = arguments.firstIndex(of: "--var").map { ["--var", arguments[$0 + 1]] } ?? []
             return try await ctl(varOption + ["status"], timeout: 1).code == 0 ? true : nil
         }
@@ -213,17 +253,26 @@ final class Sandbox: @unchecked Sendable {
 
     /// Runs sitroomctl; returns exit code and stdout. The blocking reads and wait run on a thread of their own,
     /// never on the cooperative pool that every test shares (blocking it skews other tests' timings).
-    func ctl(_ arguments: [String], timeout: Double = 5, stdin: String? = nil) async throws -> (code: Int32, out: String, err: String) {
+    func ctl(
+        _ arguments: [String],
+        timeout: Double = 5,
+        stdin: String? = nil
+    ) async throws -> (code: Int32, out: String, err: String) {
         let root = self.root
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try Self.runCtl(root: root, arguments, timeout: timeout, stdin: stdin) })
+                continuation.resume(
+                    with: Result { try Self.runCtl(root: root, arguments, timeout: timeout, stdin: stdin) }
+                )
             }
         }
     }
 
     private static func runCtl(
-        root: String, _ arguments: [String], timeout: Double, stdin: String?
+        root: String,
+        _ arguments: [String],
+        timeout: Double,
+        stdin: String?
     ) throws -> (code: Int32, out: String, err: String) {
         let process = Process()
         if let stdin {
@@ -242,7 +291,10 @@ final class Sandbox: @unchecked Sendable {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: outData, as: UTF8.self),
+            String(decoding: errData, as: UTF8.self)
+        )
     }
 
     /// `room show INCIDENT --json`, or nil when the daemon has no room for it yet.
@@ -265,7 +317,9 @@ final class Sandbox: @unchecked Sendable {
     func submit(_ name: String, _ text: String) throws {
         let spool = "\(root)/var/spool/incidents"
         try text.write(toFile: "\(spool)/tmp/\(name)", atomically: false, encoding: .utf8)
-        guard rename("\(spool)/tmp/\(name)", "\(spool)/new/\(name)") == 0 else { throw TimedOut(what: "rename \(name)") }
+        guard rename("\(spool)/tmp/\(name)", "\(spool)/new/\(name)") == 0 else {
+            throw TimedOut(what: "rename \(name)")
+        }
     }
 
     /// The secret shared by zoom-sim and the integrations.
@@ -283,8 +337,11 @@ final class Sandbox: @unchecked Sendable {
     func simPOST(_ path: String, _ json: String) async throws -> Int {
         try await http.send(
             HTTPRequest(
-                method: .post, url: "http://127.0.0.1:\(simPort)\(path)",
-                headers: [(name: "Content-Type", value: "application/json")], body: Array(json.utf8))
+                method: .post,
+                url: "http://127.0.0.1:\(simPort)\(path)",
+                headers: [(name: "Content-Type", value: "application/json")],
+                body: Array(json.utf8)
+            )
         ).status
     }
 
@@ -305,7 +362,9 @@ final class Sandbox: @unchecked Sendable {
         let raw = read("var/mail/new/\(name)")
         guard raw.contains("quoted-printable") else { return raw }
         var bytes: [UInt8] = []
-        let source = Array(raw.replacingOccurrences(of: "=\r\n", with: "").replacingOccurrences(of: "=\n", with: "").utf8)
+        let source = Array(
+            raw.replacingOccurrences(of: "=\r\n", with: "").replacingOccurrences(of: "=\n", with: "").utf8
+        )
         var index = 0
         while index < source.count {
             if source[index] == UInt8(ascii: "="), index + 2 < source.count,
@@ -354,11 +413,15 @@ final class Sandbox: @unchecked Sendable {
 
 /// A native incident event (SPEC §4) as YAML.
 func incidentEvent(
-    id eventID: String, stage: String, incident: String, title: String = "Payments API down", at time: String = "2026-11-29T12:00:00Z",
+    id eventID: String,
+    stage: String,
+    incident: String,
+    title: String = "Payments API down",
+    at time: String = "2026-11-29T12:00:00Z",
     participants: String = """
-          - { name: Ada Lovelace, email: ada@example.com, phone: "+15005550101", role: commander }
-          - { name: Grace Hopper, email: grace@example.com, role: responder }
-        """
+      - { name: Ada Lovelace, email: ada@example.com, phone: "+15005550101", role: commander }
+      - { name: Grace Hopper, email: grace@example.com, role: responder }
+    """
 ) -> String {
     """
     event_id: \(eventID)

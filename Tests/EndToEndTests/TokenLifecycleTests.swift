@@ -26,8 +26,11 @@ struct TokenLifecycleTests {
         let http = HTTPClient()
         defer { http.shutdown() }
         let registry = IntegrationRegistry(
-            store: store, http: ZoomHTTPClient(sharing: http), clock: SystemWallClock(),
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            store: store,
+            http: ZoomHTTPClient(sharing: http),
+            clock: SystemWallClock(),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
         try await registry.configure(configuration)
 
         // Authorize bridge-1: the URL, zoom-sim's approval, the code back.
@@ -37,7 +40,8 @@ struct TokenLifecycleTests {
         let code = try #require(URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
         _ = try await registry.completeAuthorization("zoom-user", host: "bridge-1", code: code)
         let first = try #require(
-            try store.read { txn throws in try txn.tokens.get(TokenID(integration: "zoom-user", host: "bridge-1")) })
+            try store.read { txn throws in try txn.tokens.get(TokenID(integration: "zoom-user", host: "bridge-1")) }
+        )
 
         // The access token is refused: the next caller refreshes. Cancel it at once; a second caller joins.
         try await registry.invalidateToken("zoom-user", host: "bridge-1")
@@ -49,14 +53,18 @@ struct TokenLifecycleTests {
         let tokens = try #require(try await sandbox.simGET("/_sim/tokens") as? [String: Any])
         #expect((tokens["requests"] as? [String: Any])?["refresh_token"] as? Int == 1)
         let stored = try #require(
-            try store.read { txn throws in try txn.tokens.get(TokenID(integration: "zoom-user", host: "bridge-1")) })
+            try store.read { txn throws in try txn.tokens.get(TokenID(integration: "zoom-user", host: "bridge-1")) }
+        )
         #expect(stored.accessToken == token)
         #expect(stored.refreshToken != first.refreshToken)  // rotated, and committed before use
         // The new token works.
         let me = try await http.send(
             HTTPRequest(
-                method: .get, url: "http://127.0.0.1:\(sandbox.simPort)/v2/users/me",
-                headers: [(name: "Authorization", value: "Bearer \(token)")]))
+                method: .get,
+                url: "http://127.0.0.1:\(sandbox.simPort)/v2/users/me",
+                headers: [(name: "Authorization", value: "Bearer \(token)")]
+            )
+        )
         #expect(me.status == 200)
     }
 }

@@ -24,8 +24,11 @@ struct ZoomTests {
         let spool = "\(sandbox.root)/var/spool/incidents"
         for index in 1...count {
             let text = incidentEvent(
-                id: "evt-\(prefix)\(index)", stage: "situation_room", incident: "INC-\(prefix)\(index)",
-                participants: "  - { name: Ada Lovelace, email: ada@example.com }")
+                id: "evt-\(prefix)\(index)",
+                stage: "situation_room",
+                incident: "INC-\(prefix)\(index)",
+                participants: "  - { name: Ada Lovelace, email: ada@example.com }"
+            )
             try text.write(toFile: "\(spool)/tmp/\(prefix)\(index).yaml", atomically: false, encoding: .utf8)
         }
         for index in 1...count { rename("\(spool)/tmp/\(prefix)\(index).yaml", "\(spool)/new/\(prefix)\(index).yaml") }
@@ -35,7 +38,9 @@ struct ZoomTests {
         _ = try await waitFor("\(count) rooms ready", timeout: timeout) { () -> Bool? in
             let rooms = try await sandbox.ctl(["rooms", "--json"])
             let list = (try? JSONSerialization.jsonObject(with: Data(rooms.out.utf8)) as? [[String: Any]]) ?? []
-            let ready = list.filter { ($0["incident"] as? String)?.hasPrefix("INC-\(prefix)") == true && $0["state"] as? String == "ready" }
+            let ready = list.filter {
+                ($0["incident"] as? String)?.hasPrefix("INC-\(prefix)") == true && $0["state"] as? String == "ready"
+            }
             return ready.count == count ? true : nil
         }
     }
@@ -61,12 +66,18 @@ struct ZoomTests {
             #expect(url.contains("code_challenge_method=S256"))
             #expect(url.contains("redirect_uri=https%3A%2F%2Fsitroom.example.org%2Fzoom%2Fcallback"))
             // The browser step: zoom-sim approves as bridge-1 and redirects with the code.
-            let approval = try await sandbox.http.send(HTTPRequest(method: .get, url: url + "&sim_user=bridge-1@example.com"))
+            let approval = try await sandbox.http.send(
+                HTTPRequest(method: .get, url: url + "&sim_user=bridge-1@example.com")
+            )
             #expect(approval.status == 302)
             let location = try #require(approval.headers["location"])
             let code = try #require(
-                URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
-            let done = try await sandbox.ctl(["integration", "authorize", "zoom-user", "bridge-1", "--code", "-"], stdin: code + "\n")
+                URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value
+            )
+            let done = try await sandbox.ctl(
+                ["integration", "authorize", "zoom-user", "bridge-1", "--code", "-"],
+                stdin: code + "\n"
+            )
             #expect(done.code == 0, "\(done.err)")
             #expect(done.out.contains("authorized as bridge-1@example.com"))
             #expect(try await tokenRequests(sandbox, "authorization_code") == 1)
@@ -76,14 +87,23 @@ struct ZoomTests {
             #expect(room["host"] as? String == "bridge-1@example.com")  // bridge-2 is not authorized
 
             // Zoom expires the access token: the end call gets 124, sitroom refreshes (rotation) and retries.
-            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-user-app"}"#) < 300)
-            try sandbox.submit("u1-end.yaml", incidentEvent(id: "evt-u1e", stage: "resolved", incident: "INC-U1", at: "2026-11-29T13:00:00Z"))
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-user-app"}"#) < 300
+            )
+            try sandbox.submit(
+                "u1-end.yaml",
+                incidentEvent(id: "evt-u1e", stage: "resolved", incident: "INC-U1", at: "2026-11-29T13:00:00Z")
+            )
             try await sandbox.waitForRoom("INC-U1", state: "ended")
             #expect(try await tokenRequests(sandbox, "refresh_token") == 1)
 
             // The refresh token is revoked too: the host needs re-authorization, the admins are told.
             #expect(
-                try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-user-app","refresh_tokens":true}"#) < 300)
+                try await sandbox.simPOST(
+                    "/_sim/faults",
+                    #"{"kind":"expire_tokens","client_id":"e2e-user-app","refresh_tokens":true}"#
+                ) < 300
+            )
             try sandbox.submit("u2.yaml", incidentEvent(id: "evt-u2", stage: "situation_room", incident: "INC-U2"))
             let lost = try await sandbox.waitForRoom("INC-U2", state: "failed")
             #expect((lost["reason"] as? String ?? "").contains("authorize"))
@@ -92,7 +112,8 @@ struct ZoomTests {
             _ = try await waitFor("the admin notice") { () -> Bool? in
                 sandbox.files("var/mail/new").contains {
                     let mail = sandbox.mail($0)
-                    return mail.contains("needs an admin") && mail.contains("`sitroomctl integration authorize zoom-user bridge-1`")
+                    return mail.contains("needs an admin")
+                        && mail.contains("`sitroomctl integration authorize zoom-user bridge-1`")
                 } ? true : nil
             }
             // The code and the secret never reach a log, and the audit log keeps the command with the code redacted.
@@ -135,7 +156,9 @@ struct ZoomTests {
             try await waitAllReady(sandbox, prefix: "T", count: 20)
             #expect(try await tokenRequests(sandbox, "account_credentials") == 1)
 
-            #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-client"}"#) < 300)
+            #expect(
+                try await sandbox.simPOST("/_sim/faults", #"{"kind":"expire_tokens","client_id":"e2e-client"}"#) < 300
+            )
             try submitMany(sandbox, prefix: "X", count: 20)
             try await waitAllReady(sandbox, prefix: "X", count: 20)
             #expect(try await tokenRequests(sandbox, "account_credentials") == 2)
@@ -167,9 +190,11 @@ struct ZoomTests {
     }
 
     func webhookFile(secret: String, timestamp: Int, clientID: String = "e2e-client") -> String {
-        let body = #"{"event":"app_deauthorized","event_ts":1795910400000,"payload":{"account_id":"AcctE2E","user_id":"u-bridge-1","client_id":"\#(clientID)","deauthorization_time":"2026-11-29T12:00:00Z","signature":"x","user_data_retention":"false"}}"#
+        let body =
+            #"{"event":"app_deauthorized","event_ts":1795910400000,"payload":{"account_id":"AcctE2E","user_id":"u-bridge-1","client_id":"\#(clientID)","deauthorization_time":"2026-11-29T12:00:00Z","signature":"x","user_data_retention":"false"}}"#
         let signature = ZoomWebhookFile.signature(secret: secret, timestamp: String(timestamp), body: Array(body.utf8))
-        return "content-type: application/json\r\nx-zm-request-timestamp: \(timestamp)\r\nx-zm-signature: \(signature)\r\n\r\n\(body)"
+        return
+            "content-type: application/json\r\nx-zm-request-timestamp: \(timestamp)\r\nx-zm-signature: \(signature)\r\n\r\n\(body)"
     }
 
     @Test("app_deauthorized: forged and stale files are rejected with the reason; a genuine one takes effect")
@@ -220,7 +245,10 @@ struct ZoomMisbehavingTests {
             // Only creates are slow (1.5 s > the 1 s timeout): the first create times out, then completes at Zoom.
             #expect(
                 try await sandbox.simPOST(
-                    "/_sim/faults", #"{"kind":"latency","seconds":1.5,"path_prefix":"/v2/users","method":"POST"}"#) < 300)
+                    "/_sim/faults",
+                    #"{"kind":"latency","seconds":1.5,"path_prefix":"/v2/users","method":"POST"}"#
+                ) < 300
+            )
             try sandbox.submit("s1.yaml", incidentEvent(id: "evt-s1", stage: "situation_room", incident: "INC-S1"))
             _ = try await waitFor("the first create to time out") {
                 sandbox.daemon?.stderr.contains("Zoom call failed, retrying") == true ? true : nil
@@ -236,7 +264,10 @@ struct ZoomMisbehavingTests {
             }
             #expect(live.first?["join_url"] as? String == room["join_url"] as? String)
             // Resolving ends it; nothing live is left.
-            try sandbox.submit("s1-end.yaml", incidentEvent(id: "evt-s1e", stage: "resolved", incident: "INC-S1", at: "2026-11-29T13:00:00Z"))
+            try sandbox.submit(
+                "s1-end.yaml",
+                incidentEvent(id: "evt-s1e", stage: "resolved", incident: "INC-S1", at: "2026-11-29T13:00:00Z")
+            )
             try await sandbox.waitForRoom("INC-S1", state: "ended")
             let after = try await sandbox.simMeetings(room: roomID)
             #expect(after.allSatisfy { ["deleted", "ended"].contains($0["status"] as? String ?? "") })
@@ -254,7 +285,10 @@ struct ZoomMisbehavingTests {
             try sandbox.submit("v1.yaml", incidentEvent(id: "evt-v1", stage: "situation_room", incident: "INC-V1"))
             try await sandbox.waitForRoom("INC-V1", state: "ready")
             #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"revoke_app","client_id":"e2e-client"}"#) < 300)
-            try sandbox.submit("v1-end.yaml", incidentEvent(id: "evt-v1e", stage: "resolved", incident: "INC-V1", at: "2026-11-29T13:00:00Z"))
+            try sandbox.submit(
+                "v1-end.yaml",
+                incidentEvent(id: "evt-v1e", stage: "resolved", incident: "INC-V1", at: "2026-11-29T13:00:00Z")
+            )
             let ended = try await sandbox.waitForRoom("INC-V1", state: "ended")
             #expect((ended["reason"] as? String ?? "").contains("end it in Zoom"))
             let tokens = try #require(try await sandbox.simGET("/_sim/tokens") as? [String: Any])
@@ -284,12 +318,18 @@ struct ZoomMisbehavingTests {
             try await sandbox.startDaemon()
             #expect(
                 try await sandbox.simPOST(
-                    "/_sim/faults", #"{"kind":"status","status":429,"path_prefix":"/v2/users","count":1,"retry_after":86400}"#) < 300)
+                    "/_sim/faults",
+                    #"{"kind":"status","status":429,"path_prefix":"/v2/users","count":1,"retry_after":86400}"#
+                ) < 300
+            )
             try sandbox.submit("b1.yaml", incidentEvent(id: "evt-b1", stage: "situation_room", incident: "INC-B1"))
             _ = try await waitFor("the room to back off") {
                 sandbox.daemon?.stderr.contains("retry_in=60") == true ? true : nil  // Retry-After 86400, capped
             }
-            try sandbox.submit("b1-end.yaml", incidentEvent(id: "evt-b1e", stage: "resolved", incident: "INC-B1", at: "2026-11-29T13:00:00Z"))
+            try sandbox.submit(
+                "b1-end.yaml",
+                incidentEvent(id: "evt-b1e", stage: "resolved", incident: "INC-B1", at: "2026-11-29T13:00:00Z")
+            )
             try await sandbox.waitForRoom("INC-B1", state: "ended", timeout: 10)
         }
     }
@@ -304,12 +344,17 @@ struct ZoomMisbehavingTests {
             try sandbox.writeIntegration(hosts: 1)
             let file = sandbox.read("etc/integrations/zoom-main.yaml").replacingOccurrences(
                 of: "hosts:\n",
-                with: "hosts:\n  - { id: bridge-9, user: bridge-9@example.com, concurrent_meetings: 1, daily_create_limit: 200 }\n")
+                with:
+                    "hosts:\n  - { id: bridge-9, user: bridge-9@example.com, concurrent_meetings: 1, daily_create_limit: 200 }\n"
+            )
             try sandbox.write("etc/integrations/zoom-main.yaml", file)
             try await sandbox.startDaemon()
             #expect(
                 try await sandbox.simPOST(
-                    "/_sim/faults", #"{"kind":"status","status":503,"path_prefix":"/v2/users/bridge-1","count":2}"#) < 300)
+                    "/_sim/faults",
+                    #"{"kind":"status","status":503,"path_prefix":"/v2/users/bridge-1","count":2}"#
+                ) < 300
+            )
             try sandbox.submit("h1.yaml", incidentEvent(id: "evt-h1", stage: "situation_room", incident: "INC-H1"))
             let room = try await sandbox.waitForRoom("INC-H1", state: "ready")
             #expect(room["host_id"] as? String == "bridge-1")

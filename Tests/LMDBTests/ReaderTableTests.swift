@@ -11,7 +11,11 @@ struct ReaderTableTests {
     func mapGrowthIsReported() throws {
         try withTemporaryDirectory { path throws in
             let grown = Mutex<[(Int, Int)]>([])
-            let env = try Environment(path: path, mapSize: 64 * 1024, onMapGrowth: { old, new in grown.withLock { $0.append((old, new)) } })
+            let env = try Environment(
+                path: path,
+                mapSize: 64 * 1024,
+                onMapGrowth: { old, new in grown.withLock { $0.append((old, new)) } }
+            )
             let db = try env.database(named: "main")
             let before = env.mapSize
             try env.write { txn throws in

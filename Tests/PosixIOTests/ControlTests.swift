@@ -63,9 +63,11 @@ struct ControlFIFOTests {
             let tooLong = Array(String(repeating: "b", count: 10_000).utf8) + [10]
             try writeToFIFO(fifo.path, tooLong + Array("status\n".utf8))
             #expect(await recorder.wait { items, _ in items.count >= 3 })
-            #expect(await recorder.items == [
-                .line(longest), .rejected(reason: "line longer than 4096 bytes (discarded)"), .line("status"),
-            ])
+            #expect(
+                await recorder.items == [
+                    .line(longest), .rejected(reason: "line longer than 4096 bytes (discarded)"), .line("status"),
+                ]
+            )
             fifo.stop()
         }
     }
@@ -75,11 +77,17 @@ struct ControlFIFOTests {
         try await withTemporaryDirectory { (dir) async throws in
             let fifo = try ControlFIFO(path: dir + "/sitroom.ctl")
             let recorder = Recorder<ControlInput>.recording(fifo.inputs)
-            try writeToFIFO(fifo.path, Array("sta".utf8) + [0] + Array("tus\n".utf8) + [0xC3, 0x28, 10] + Array("héllo\n".utf8))
+            try writeToFIFO(
+                fifo.path,
+                Array("sta".utf8) + [0] + Array("tus\n".utf8) + [0xC3, 0x28, 10] + Array("héllo\n".utf8)
+            )
             #expect(await recorder.wait { items, _ in items.count >= 3 })
-            #expect(await recorder.items == [
-                .rejected(reason: "line contains a NUL byte"), .rejected(reason: "line is not valid UTF-8"), .line("héllo"),
-            ])
+            #expect(
+                await recorder.items == [
+                    .rejected(reason: "line contains a NUL byte"), .rejected(reason: "line is not valid UTF-8"),
+                    .line("héllo"),
+                ]
+            )
             fifo.stop()
         }
     }
@@ -95,9 +103,11 @@ struct ControlFIFOTests {
             #expect(await recorder.wait { items, _ in items.count >= 2 })
             try writeToFIFO(fifo.path, "help\n")
             #expect(await recorder.wait { items, _ in items.count >= 3 })
-            #expect(await recorder.items == [
-                .line("status"), .rejected(reason: "final line without a newline (discarded)"), .line("help"),
-            ])
+            #expect(
+                await recorder.items == [
+                    .line("status"), .rejected(reason: "final line without a newline (discarded)"), .line("help"),
+                ]
+            )
             fifo.stop()
         }
     }
@@ -169,20 +179,28 @@ struct ControlFIFOTests {
         }
         #expect(
             output == [
-                .line("status"), .rejected(reason: Splitter.joined), .line("reply=/x rooms"), .rejected(reason: Splitter.joined),
+                .line("status"), .rejected(reason: Splitter.joined), .line("reply=/x rooms"),
+                .rejected(reason: Splitter.joined),
                 .line("reload"),
-            ])
+            ]
+        )
     }
 
     @Test("splitter: a half line and sitroomctl's command in one read: the separator's NUL rejects the half line")
     func splitterCoalescedFragment() {
         var splitter = Splitter()
         var output: [ControlInput] = []
-        let chunk = Array("status\nroom end INC-1".utf8) + Splitter.separator + Array("reply=/x rooms\n".utf8) + Splitter.separator
+        let chunk =
+            Array("status\nroom end INC-1".utf8) + Splitter.separator + Array("reply=/x rooms\n".utf8)
+            + Splitter.separator
             + Array("reply=/y status\n".utf8)
         chunk.withUnsafeBytes { splitter.feed($0, into: &output) }
         #expect(
-            output == [.line("status"), .rejected(reason: Splitter.separated), .line("reply=/x rooms"), .line(""), .line("reply=/y status")])
+            output == [
+                .line("status"), .rejected(reason: Splitter.separated), .line("reply=/x rooms"), .line(""),
+                .line("reply=/y status"),
+            ]
+        )
     }
 
     @Test("a writer's half line held open, then another client's command: the half line is rejected, the command runs")
@@ -320,9 +338,13 @@ struct ControlClientTests {
             let elapsed = monotonicSeconds() - start
             // Waited for the timeout, and did not hang (the bound is generous for a busy machine).
             #expect(elapsed >= 0.5 && elapsed < 30)
-            #expect(await recorder.wait { items, _ in
-                items.contains { if case .line(let line) = $0 { return line.hasSuffix(" status") } else { return false } }
-            })
+            #expect(
+                await recorder.wait { items, _ in
+                    items.contains {
+                        if case .line(let line) = $0 { return line.hasSuffix(" status") } else { return false }
+                    }
+                }
+            )
             fifo.stop()
         }
     }

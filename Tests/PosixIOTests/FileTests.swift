@@ -55,8 +55,19 @@ struct DurableFileTests {
         try await withTemporaryDirectory { (dir) async throws in
             try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
             try DurableFile.makeDirectory(dir + "/new", mode: 0o700)
-            try DurableFile.write(Array("hello".utf8), name: "a", tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
-            try DurableFile.write(Array("again".utf8), name: "a", tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new", mode: 0o640)
+            try DurableFile.write(
+                Array("hello".utf8),
+                name: "a",
+                tmpDirectory: dir + "/tmp",
+                finalDirectory: dir + "/new"
+            )
+            try DurableFile.write(
+                Array("again".utf8),
+                name: "a",
+                tmpDirectory: dir + "/tmp",
+                finalDirectory: dir + "/new",
+                mode: 0o640
+            )
             #expect(try String(contentsOfFile: dir + "/new/a", encoding: .utf8) == "again")
             #expect(modeOf(dir + "/new/a") == 0o640)
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp").isEmpty)
@@ -72,8 +83,11 @@ struct DurableFileTests {
             try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
             try DurableFile.makeDirectory(dir + "/new", mode: 0o700)
             let results = DurableFile.writeBatch(
-                [("a", Array("one".utf8)), ("../b", [1]), ("c", Array("three".utf8))], tmpDirectory: dir + "/tmp",
-                finalDirectory: dir + "/new", mode: 0o640)
+                [("a", Array("one".utf8)), ("../b", [1]), ("c", Array("three".utf8))],
+                tmpDirectory: dir + "/tmp",
+                finalDirectory: dir + "/new",
+                mode: 0o640
+            )
             #expect(results.map { (try? $0.get()) != nil } == [true, false, true])
             #expect(try String(contentsOfFile: dir + "/new/a", encoding: .utf8) == "one")
             #expect(try String(contentsOfFile: dir + "/new/c", encoding: .utf8) == "three")
@@ -82,7 +96,12 @@ struct DurableFileTests {
             // The same with the fsyncs spread over a pool's threads.
             let pool = FsyncPool(threads: 3, name: "test-fsync")
             let many = (0..<40).map { ("p\($0)", Array("file \($0)".utf8)) }
-            let pooled = DurableFile.writeBatch(many, tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new", fsyncs: pool)
+            let pooled = DurableFile.writeBatch(
+                many,
+                tmpDirectory: dir + "/tmp",
+                finalDirectory: dir + "/new",
+                fsyncs: pool
+            )
             #expect(pooled.allSatisfy { (try? $0.get()) != nil })
             #expect(try String(contentsOfFile: dir + "/new/p39", encoding: .utf8) == "file 39")
             #expect(pool.fsync([-1, -1]) == [EBADF, EBADF])
@@ -99,7 +118,10 @@ struct DurableFileTests {
         try await withTemporaryDirectory { (dir) async throws in
             try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
             let results = DurableFile.writeBatch(
-                [("a", [1]), ("b", [2])], tmpDirectory: dir + "/tmp", finalDirectory: dir + "/missing")
+                [("a", [1]), ("b", [2])],
+                tmpDirectory: dir + "/tmp",
+                finalDirectory: dir + "/missing"
+            )
             for result in results {
                 let error = #expect(throws: PosixError.self) { try result.get() }
                 #expect(error?.call == "rename")

@@ -18,7 +18,8 @@ func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws 
 actor Recorder<Element: Sendable> {
     private(set) var items: [Element] = []
     private(set) var finished = false
-    private var waiters: [Int: (condition: @Sendable ([Element], Bool) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
+    private var waiters:
+        [Int: (condition: @Sendable ([Element], Bool) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
     private var nextWaiter = 0
 
     /// Starts a task that records `stream` into a new recorder.

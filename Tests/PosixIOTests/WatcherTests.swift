@@ -23,15 +23,21 @@ struct DirectoryWatcherTests {
                 DirectoryEvent(kind: .created, directory: dir + "/new", name: "direct"),
                 DirectoryEvent(kind: .closedWrite, directory: dir + "/new", name: "direct"),
             ]
-            #expect(await recorder.wait { batches, _ in batches.joined().filter { $0.name == "direct" }.prefix(2).elementsEqual(expected) })
+            #expect(
+                await recorder.wait { batches, _ in
+                    batches.joined().filter { $0.name == "direct" }.prefix(2).elementsEqual(expected)
+                }
+            )
 
             try FileManager.default.moveItem(atPath: dir + "/new/e1", toPath: dir + "/tmp/e1")
             try FileManager.default.removeItem(atPath: dir + "/new/direct")
-            #expect(await recorder.wait { batches, _ in
-                let all = Array(batches.joined())
-                return all.contains(DirectoryEvent(kind: .movedOut, directory: dir + "/new", name: "e1"))
-                    && all.contains(DirectoryEvent(kind: .deleted, directory: dir + "/new", name: "direct"))
-            })
+            #expect(
+                await recorder.wait { batches, _ in
+                    let all = Array(batches.joined())
+                    return all.contains(DirectoryEvent(kind: .movedOut, directory: dir + "/new", name: "e1"))
+                        && all.contains(DirectoryEvent(kind: .deleted, directory: dir + "/new", name: "direct"))
+                }
+            )
             watcher.stop()
             #expect(await recorder.wait { _, finished in finished })
         }
@@ -56,13 +62,17 @@ struct DirectoryWatcherTests {
             let watcher = try DirectoryWatcher(directories: [dir + "/a", dir + "/b"])
             let recorder = Recorder<[DirectoryEvent]>.recording(watcher.events)
             rmdir(dir + "/a")
-            #expect(await recorder.wait { batches, _ in
-                batches.joined().contains(DirectoryEvent(kind: .directoryGone, directory: dir + "/a", name: nil))
-            })
+            #expect(
+                await recorder.wait { batches, _ in
+                    batches.joined().contains(DirectoryEvent(kind: .directoryGone, directory: dir + "/a", name: nil))
+                }
+            )
             makeFile(dir + "/b/still")
-            #expect(await recorder.wait { batches, _ in
-                batches.joined().contains(DirectoryEvent(kind: .closedWrite, directory: dir + "/b", name: "still"))
-            })
+            #expect(
+                await recorder.wait { batches, _ in
+                    batches.joined().contains(DirectoryEvent(kind: .closedWrite, directory: dir + "/b", name: "still"))
+                }
+            )
             watcher.stop()
         }
     }
@@ -75,9 +85,11 @@ struct DirectoryWatcherTests {
             let watcher = try DirectoryWatcher(directories: [dir + "/link"])
             let recorder = Recorder<[DirectoryEvent]>.recording(watcher.events)
             makeFile(dir + "/real/f")
-            #expect(await recorder.wait { batches, _ in
-                batches.joined().contains(DirectoryEvent(kind: .closedWrite, directory: dir + "/link", name: "f"))
-            })
+            #expect(
+                await recorder.wait { batches, _ in
+                    batches.joined().contains(DirectoryEvent(kind: .closedWrite, directory: dir + "/link", name: "f"))
+                }
+            )
             watcher.stop()
         }
     }
@@ -109,13 +121,16 @@ struct DirectoryWatcherTests {
         }
         let buffer =
             record(wd: 1, mask: IN_MOVED_TO, name: "a") + record(wd: -1, mask: IN_Q_OVERFLOW, name: nil)
-            + record(wd: 1, mask: IN_CLOSE_WRITE, name: "a-much-longer-name") + record(wd: 7, mask: IN_CREATE, name: "x")
+            + record(wd: 1, mask: IN_CLOSE_WRITE, name: "a-much-longer-name")
+            + record(wd: 7, mask: IN_CREATE, name: "x")
         var paths: [Int32: [String]] = [1: ["/spool/new"]]
         let events = buffer.withUnsafeBytes { InotifyReader.parse($0, paths: &paths, removeWatch: { _ in }) }
-        #expect(events == [
-            DirectoryEvent(kind: .movedIn, directory: "/spool/new", name: "a"),
-            DirectoryEvent(kind: .overflow, directory: "", name: nil),
-            DirectoryEvent(kind: .closedWrite, directory: "/spool/new", name: "a-much-longer-name"),
-        ])
+        #expect(
+            events == [
+                DirectoryEvent(kind: .movedIn, directory: "/spool/new", name: "a"),
+                DirectoryEvent(kind: .overflow, directory: "", name: nil),
+                DirectoryEvent(kind: .closedWrite, directory: "/spool/new", name: "a-much-longer-name"),
+            ]
+        )
     }
 }

@@ -663,15 +663,18 @@ import Glibc
                 overrides: [
                     "integrations/zoom-main.yaml": EtcFixture.zoomMain + "meeting: { passcode_length: 8 }\n",
                     "integrations/zoom-backup.yaml": EtcFixture.zoomBackup + "refresh_idle_after: 7d\n",
-                ])
+                ]
+            )
             let config = try ConfigLoader.load(etcDirectory: fixture.etc)
             #expect(config.integrations["zoom-main"]?.meeting.passcodeLength == 8)
             #expect(config.integrations["zoom-main"]?.refreshIdleAfter == Double(30 * 86_400))  // the default
             #expect(config.integrations["zoom-backup"]?.meeting.passcodeLength == 10)  // the default: Zoom's maximum
             #expect(config.integrations["zoom-backup"]?.refreshIdleAfter == Double(7 * 86_400))
         }
-        for (line, fragment) in [("meeting: { passcode_length: 11 }", "meeting.passcode_length"),
-                                 ("meeting: { passcode_length: 5 }", "meeting.passcode_length")] {
+        for (line, fragment) in [
+            ("meeting: { passcode_length: 11 }", "meeting.passcode_length"),
+            ("meeting: { passcode_length: 5 }", "meeting.passcode_length"),
+        ] {
             let errors = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + line + "\n")
             #expect(errors.count == 1 && errors[0].contains(fragment), "\(errors)")
         }
@@ -679,7 +682,11 @@ import Glibc
         let long = try loadErrors("integrations/zoom-backup.yaml", EtcFixture.zoomBackup + "refresh_idle_after: 61d\n")
         #expect(long.count == 1 && long[0].contains("refresh_idle_after"), "\(long)")
         let s2s = try loadErrors("integrations/zoom-main.yaml", EtcFixture.zoomMain + "refresh_idle_after: 7d\n")
-        #expect(s2s == ["\(Self.mainFile):8:1: refresh_idle_after: only used by kind zoom-oauth (a zoom-s2s app has no refresh token)"])
+        #expect(
+            s2s == [
+                "\(Self.mainFile):8:1: refresh_idle_after: only used by kind zoom-oauth (a zoom-s2s app has no refresh token)"
+            ]
+        )
     }
 }
 

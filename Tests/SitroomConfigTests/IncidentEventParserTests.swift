@@ -170,7 +170,11 @@ import Testing
         #expect(eventErrors(text) == [])
         let event = try? IncidentEventParser.parse(Array(text.utf8), file: "new/x.yaml")
         #expect(event?.participants == [])
-        #expect(event?.unreachable == [UnreachablePerson(name: "Ada", reason: "email 'ada.example.com' is not a valid address")])
+        #expect(
+            event?.unreachable == [
+                UnreachablePerson(name: "Ada", reason: "email 'ada.example.com' is not a valid address")
+            ]
+        )
     }
 
     @Test func participantRules() {
@@ -218,10 +222,13 @@ import Testing
                 UnreachablePerson(name: "Ada", reason: "no email and no phone"),
                 UnreachablePerson(name: "Di", reason: "phone '5550006' is not an E.164 number"),
                 UnreachablePerson(name: "Ed", reason: "email 'ed@' is not a valid address (told by SMS only)"),
-            ])
+            ]
+        )
     }
 
-    @Test("empty contacts make a person unreachable, not the file bad; control characters in names, titles, severities and teams become spaces")
+    @Test(
+        "empty contacts make a person unreachable, not the file bad; control characters in names, titles, severities and teams become spaces"
+    )
     func emptyContactsAndControlCharacters() throws {
         let text = """
             event_id: e1
@@ -244,7 +251,8 @@ import Testing
                 UnreachablePerson(name: "Ada", reason: "email is empty (told by SMS only)"),
                 UnreachablePerson(name: "Bo", reason: "email is empty"),
                 UnreachablePerson(name: "Cy  X-Injected: 1", reason: "phone is empty (told by email only)"),
-            ])
+            ]
+        )
     }
 
     @Test func everyMissingFieldIsListed() {

@@ -39,7 +39,8 @@ struct IntakeConfigTests {
         return fixture
     }
 
-    static func errors(_ intake: String, also: [String: String?] = [:], spoolMaxFileSize: Int? = nil) throws -> [String] {
+    static func errors(_ intake: String, also: [String: String?] = [:], spoolMaxFileSize: Int? = nil) throws -> [String]
+    {
         try withTemporaryDirectory { root in
             let fixture = try fixture(root, intake: intake, also: also)
             do {
@@ -64,16 +65,22 @@ struct IntakeConfigTests {
             #expect(intake.headerTimeout == 5)
             #expect(intake.bodyTimeout == 60)
             #expect(intake.routes.count == 5)
-            #expect(intake.routes["/hooks/alertmanager"]?.authentication == .bearer(tokenFile: root + "/secrets/am.token"))
+            #expect(
+                intake.routes["/hooks/alertmanager"]?.authentication == .bearer(tokenFile: root + "/secrets/am.token")
+            )
             #expect(
                 intake.routes["/hooks/am-basic"]?.authentication
-                    == .basic(username: "alertmanager", passwordFile: root + "/secrets/am.password"))
+                    == .basic(username: "alertmanager", passwordFile: root + "/secrets/am.password")
+            )
             #expect(intake.routes["/hooks/pagerduty"]?.format == .pagerduty)
             #expect(
-                intake.routes["/hooks/pagerduty"]?.authentication == .pagerDutySignature(secretFile: root + "/secrets/pd.secret"))
+                intake.routes["/hooks/pagerduty"]?.authentication
+                    == .pagerDutySignature(secretFile: root + "/secrets/pd.secret")
+            )
             #expect(
                 intake.routes["/hooks/zoom/zoom-backup"]?.authentication
-                    == .zoomSignature(integration: "zoom-backup", secretFile: root + "/secrets/zoom-backup.webhook"))
+                    == .zoomSignature(integration: "zoom-backup", secretFile: root + "/secrets/zoom-backup.webhook")
+            )
             #expect(intake.routes["/hooks/native"]?.format == .native)
         }
     }
@@ -82,7 +89,9 @@ struct IntakeConfigTests {
     func defaults() throws {
         try withTemporaryDirectory { root in
             let fixture = try Self.fixture(
-                root, intake: "routes:\n  /n: { format: native, bearer_token_file: ../secrets/native.token }\n")
+                root,
+                intake: "routes:\n  /n: { format: native, bearer_token_file: ../secrets/native.token }\n"
+            )
             let intake = try ConfigLoader.loadIntake(etcDirectory: fixture.etc)
             #expect(intake.listen == .init(host: "127.0.0.1", port: 8470))
             #expect(intake.tls == nil)
@@ -101,8 +110,13 @@ struct IntakeConfigTests {
         try withTemporaryDirectory { root in
             // The bundled file names etc/secrets/ and the bundled zoom-main; give it those.
             let zoomMain = try String(contentsOfFile: dir.path + "/etc/integrations/zoom-main.yaml", encoding: .utf8)
-            let fixture = try EtcFixture(root: root, overrides: ["intake.yaml": bundled, "integrations/zoom-main.yaml": zoomMain])
-            for secret in ["alertmanager.token", "pagerduty.secret", "native.token", "zoom-main.webhook", "zoom-main.secret"] {
+            let fixture = try EtcFixture(
+                root: root,
+                overrides: ["intake.yaml": bundled, "integrations/zoom-main.yaml": zoomMain]
+            )
+            for secret in [
+                "alertmanager.token", "pagerduty.secret", "native.token", "zoom-main.webhook", "zoom-main.secret",
+            ] {
                 try write("s3cret\n", to: fixture.etc + "/secrets/" + secret, mode: 0o600)
             }
             let intake = try ConfigLoader.loadIntake(etcDirectory: fixture.etc)
@@ -118,7 +132,10 @@ struct IntakeConfigTests {
             ("listen: 8470\nroutes: {}\n", "ROOT/etc/intake.yaml:1:9: listen: must be host:port"),
             ("listen: 127.0.0.1:http\nroutes: {}\n", "ROOT/etc/intake.yaml:1:9: listen: the port must be a number"),
             ("lisen: 127.0.0.1:1\nroutes: {}\n", "ROOT/etc/intake.yaml:1:1: lisen: unknown key"),
-            ("max_body_size: 1GiB\nroutes: {}\n", "ROOT/etc/intake.yaml:1:16: max_body_size: must be between 1 KiB and 64 MiB"),
+            (
+                "max_body_size: 1GiB\nroutes: {}\n",
+                "ROOT/etc/intake.yaml:1:16: max_body_size: must be between 1 KiB and 64 MiB"
+            ),
             ("header_timeout: 0s\nroutes: {}\n", "ROOT/etc/intake.yaml:1:17: header_timeout: must be longer than 0s"),
             (
                 "routes:\n  hooks: { format: native, bearer_token_file: ../secrets/native.token }\n",
@@ -168,7 +185,10 @@ struct IntakeConfigTests {
                 "routes:\n  /a: &r { format: native, bearer_token_file: ../secrets/native.token }\n  /b: *r\n",
                 "ROOT/etc/intake.yaml:2:7: "
             ),
-            ("routes:\n  /x: { format: slack, bearer_token_file: ../secrets/am.token }\n", "ROOT/etc/intake.yaml:2:17: routes./x.format: unknown format 'slack'"),
+            (
+                "routes:\n  /x: { format: slack, bearer_token_file: ../secrets/am.token }\n",
+                "ROOT/etc/intake.yaml:2:17: routes./x.format: unknown format 'slack'"
+            ),
         ]
     )
     func mistakes(intake: String, expected: String) throws {
@@ -180,8 +200,17 @@ struct IntakeConfigTests {
     func integrationErrors() throws {
         let errors = try Self.errors(
             "routes:\n  /z: { format: zoom, integration: zoom-backup }\n",
-            also: ["integrations/zoom-backup.yaml": EtcFixture.zoomBackup.replacingOccurrences(of: "priority: 20", with: "priorty: 20")])
-        #expect(errors.contains { $0.hasPrefix("ROOT/etc/integrations/zoom-backup.yaml:17:1: priorty: unknown key") }, "\(errors)")
+            also: [
+                "integrations/zoom-backup.yaml": EtcFixture.zoomBackup.replacingOccurrences(
+                    of: "priority: 20",
+                    with: "priorty: 20"
+                )
+            ]
+        )
+        #expect(
+            errors.contains { $0.hasPrefix("ROOT/etc/integrations/zoom-backup.yaml:17:1: priorty: unknown key") },
+            "\(errors)"
+        )
         #expect(errors.contains { $0.contains("integration 'zoom-backup' has errors") }, "\(errors)")
     }
 
@@ -192,16 +221,20 @@ struct IntakeConfigTests {
             #expect {
                 try ConfigLoader.loadIntake(etcDirectory: fixture.etc)
             } throws: { error in
-                (error as? ConfigErrors)?.errors.first?.description.hasPrefix(fixture.etc + "/intake.yaml:0:0: cannot open") == true
+                (error as? ConfigErrors)?.errors.first?.description.hasPrefix(
+                    fixture.etc + "/intake.yaml:0:0: cannot open"
+                ) == true
             }
         }
         let errors = try Self.errors(
             "max_body_size: 2MiB\nroutes:\n  /n: { format: native, bearer_token_file: ../secrets/native.token }\n",
-            spoolMaxFileSize: 1 << 20)
+            spoolMaxFileSize: 1 << 20
+        )
         #expect(
             errors == [
                 "ROOT/etc/intake.yaml:1:16: max_body_size: 2 MiB is larger than spool.max_file_size (1 MiB) of "
                     + "sitroom.yaml: sitroomd would reject such files"
-            ])
+            ]
+        )
     }
 }

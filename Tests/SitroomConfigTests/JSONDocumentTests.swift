@@ -12,16 +12,23 @@ private let examples: String = {
 }()
 
 private let context = FeedContext(
-    feeds: FeedSettings(alertmanagerSituationRoomWhen: ["severity": "critical"], pagerdutySituationRoomWhen: ["urgency": "high"]),
+    feeds: FeedSettings(
+        alertmanagerSituationRoomWhen: ["severity": "critical"],
+        pagerdutySituationRoomWhen: ["urgency": "high"]
+    ),
     roster: Roster(teams: [
-        "payments-sre": [Participant(name: "Ada Lovelace", email: "ada@example.com", phone: "+15005550101", role: .commander)]
+        "payments-sre": [
+            Participant(name: "Ada Lovelace", email: "ada@example.com", phone: "+15005550101", role: .commander)
+        ]
     ])
 )
 
 /// What the spool parser makes of `text`: the item, or the errors as `file:line:col: message`.
 private func outcome(_ text: String, json: Bool) -> Result<SpoolItem, ConfigErrors> {
     YAMLDocument.$readsJSONAsJSON.withValue(json) {
-        Result { () throws(ConfigErrors) in try SpoolFileParser.parse(Array(text.utf8), file: "new/x.json", context: context) }
+        Result { () throws(ConfigErrors) in
+            try SpoolFileParser.parse(Array(text.utf8), file: "new/x.json", context: context)
+        }
     }
 }
 
@@ -101,8 +108,13 @@ struct JSONPayloads {
 
     @Test(
         "the examples read the same through both parsers",
-        arguments: ["alertmanager-firing.json", "alertmanager-resolved.json", "incident-search.json", "pagerduty-escalated.json",
-            "pagerduty-priority-updated.json", "pagerduty-resolved.json", "pagerduty-triggered.json", "zoom-app-deauthorized.http"])
+        arguments: [
+            "alertmanager-firing.json", "alertmanager-resolved.json", "incident-search.json",
+            "pagerduty-escalated.json",
+            "pagerduty-priority-updated.json", "pagerduty-resolved.json", "pagerduty-triggered.json",
+            "zoom-app-deauthorized.http",
+        ]
+    )
     func sameItems(_ name: String) throws {
         let text = try String(contentsOfFile: "\(examples)/\(name)", encoding: .utf8)
         let viaJSON = try outcome(text, json: true).get()
@@ -112,7 +124,8 @@ struct JSONPayloads {
 
     @Test("a YAML flow mapping that is not JSON is still read as YAML")
     func flowMapping() throws {
-        let text = #"{event_id: e1, occurred_at: "2026-11-29T12:00:00Z", stage: opened, incident: {id: INC-1, title: t},}"#
+        let text =
+            #"{event_id: e1, occurred_at: "2026-11-29T12:00:00Z", stage: opened, incident: {id: INC-1, title: t},}"#
         #expect(parseJSON(text).0.isNotJSON)
         guard case .event(let event, _, _) = try outcome(text, json: true).get() else {
             Issue.record("not an event")
@@ -127,7 +140,9 @@ struct JSONPayloads {
 struct JSONDocumentParsing {
     @Test("values, escapes and surrogate pairs are decoded; numbers are kept as written")
     func values() throws {
-        let (result, errors) = parseJSON(#"{"a": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "n": -1.5e+3, "t": true, "z": null, "l": [1, {}, []]}"#)
+        let (result, errors) = parseJSON(
+            #"{"a": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "n": -1.5e+3, "t": true, "z": null, "l": [1, {}, []]}"#
+        )
         #expect(errors.isEmpty)
         guard case .node(.mapping(let pairs, _)) = result else {
             Issue.record("not a mapping")
@@ -172,18 +187,25 @@ struct JSONDocumentParsing {
         #expect(many[1_999].key.position == Position(line: 1, column: before.unicodeScalars.count + 1))
     }
 
-    @Test("what is not JSON is handed back as not JSON", arguments: [
-        "{\"a\": 1,}", "{\"a\": 01}", "{\"a\": 1.}", "{\"a\": .5}", "{\"a\": +1}", "{'a': 1}", "{\"a\": \"tab\there\"}",
-        "{\"a\": \"\\x\"}", "{\"a\": \"\\ud800\"}", "{\"a\": \"\\udc00\"}", "{\"a\": tru}", "{\"a\": 1} x", "{\"a\" 1}",
-        "{\"a\": [1 2]}", "{\"a\": \"open", "{# comment\n}", "[1, 2,]",
-    ])
+    @Test(
+        "what is not JSON is handed back as not JSON",
+        arguments: [
+            "{\"a\": 1,}", "{\"a\": 01}", "{\"a\": 1.}", "{\"a\": .5}", "{\"a\": +1}", "{'a': 1}",
+            "{\"a\": \"tab\there\"}",
+            "{\"a\": \"\\x\"}", "{\"a\": \"\\ud800\"}", "{\"a\": \"\\udc00\"}", "{\"a\": tru}", "{\"a\": 1} x",
+            "{\"a\" 1}",
+            "{\"a\": [1 2]}", "{\"a\": \"open", "{# comment\n}", "[1, 2,]",
+        ]
+    )
     func notJSON(_ text: String) {
         #expect(parseJSON(text).0.isNotJSON)
     }
 
     @Test("nesting deeper than the limit is not read as JSON")
     func depth() {
-        let deep = String(repeating: "[", count: JSONDocument.maxDepth + 1) + String(repeating: "]", count: JSONDocument.maxDepth + 1)
+        let deep =
+            String(repeating: "[", count: JSONDocument.maxDepth + 1)
+            + String(repeating: "]", count: JSONDocument.maxDepth + 1)
         #expect(parseJSON("{\"a\": \(deep)}").0.isNotJSON)
         let fine = String(repeating: "[", count: 10) + String(repeating: "]", count: 10)
         #expect(!parseJSON("{\"a\": \(fine)}").0.isNotJSON)

@@ -263,7 +263,11 @@ struct ConfigReloadTests {
             let object = try #require(try JSONSerialization.jsonObject(with: Data(json.text.utf8)) as? [String: Any])
             let generation = try #require(object["generation"] as? [String: Any])
             #expect(generation["number"] as? Int == 1)
-            #expect(((generation["last_rejected"] as? [String: Any])?["errors"] as? [String])?.contains { $0.hasPrefix(line) } == true)
+            #expect(
+                ((generation["last_rejected"] as? [String: Any])?["errors"] as? [String])?.contains {
+                    $0.hasPrefix(line)
+                } == true
+            )
             #expect((generation["watch"] as? [String: Any])?["mode"] as? String == "inotify")
             #expect(fixture.log.lines.contains { $0.hasPrefix("error configuration rejected") && $0.contains(line) })
 
@@ -364,7 +368,8 @@ struct ConfigReloadTests {
                 try txn.integrations.putRecord(IntegrationRecord(state: .active, reason: nil, since: now), for: name)
                 try txn.tokens.put(
                     StoredToken(accessToken: "token-of-\(name)", expiresAt: now + 3600),
-                    for: TokenID(integration: name, host: nil))
+                    for: TokenID(integration: name, host: nil)
+                )
                 var room = Room(id: roomID, incidentID: incident, createdAt: now)
                 room.state = .ready
                 room.integration = name
@@ -382,7 +387,8 @@ struct ConfigReloadTests {
                         integration: nil,
                         roomID: roomID,
                         lastOccurredAt: now
-                    ))
+                    )
+                )
             }
         }
     }

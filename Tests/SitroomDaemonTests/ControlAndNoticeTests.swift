@@ -17,7 +17,10 @@ struct ControlCommandTests {
         #expect(try ControlCommand.parse("reload").replyPath == nil)
     }
 
-    @Test("relative reply paths and empty lines are refused", arguments: ["reply=tmp/x status", "", "   ", "reply=/tmp/x"])
+    @Test(
+        "relative reply paths and empty lines are refused",
+        arguments: ["reply=tmp/x status", "", "   ", "reply=/tmp/x"]
+    )
     func refuses(_ line: String) {
         #expect(throws: SitroomError.self) { try ControlCommand.parse(line) }
     }
@@ -44,27 +47,46 @@ struct NoticeTests {
     @Test("templates render plain text: no HTML escaping, optional sections skipped")
     func templates() throws {
         let templates = try NoticeTemplates([
-            "room-ready.email": "Subject: Room for {{incident.title}}\n\nJoin {{room.join_url}}{{#room.passcode}} pw {{room.passcode}}{{/room.passcode}}\n",
+            "room-ready.email":
+                "Subject: Room for {{incident.title}}\n\nJoin {{room.join_url}}{{#room.passcode}} pw {{room.passcode}}{{/room.passcode}}\n",
             "room-ready.sms": "{{incident.title}} {{room.join_url}}\n",
         ])
         let person = Participant(name: "Ada", email: "ada@example.com")
         let context = NoticeContext(
-            incident: IncidentInfo(id: "INC-1", title: "A & B <down>"), stage: .situationRoom, room: room(), person: person)
+            incident: IncidentInfo(id: "INC-1", title: "A & B <down>"),
+            stage: .situationRoom,
+            room: room(),
+            person: person
+        )
         let email = try #require(templates.render(.roomReady, .email, context))
         #expect(email.subject == "Room for A & B <down>")
         #expect(email.body == "Join https://zoom.example/j/123?pwd=a&b=<c> pw s3cr3t\n")
         var noPasscode = room()
         noPasscode.passcode = nil
         let plain = try #require(
-            templates.render(.roomReady, .email, NoticeContext(incident: context.incident, stage: .situationRoom, room: noPasscode, person: person)))
+            templates.render(
+                .roomReady,
+                .email,
+                NoticeContext(incident: context.incident, stage: .situationRoom, room: noPasscode, person: person)
+            )
+        )
         #expect(plain.body == "Join https://zoom.example/j/123?pwd=a&b=<c>\n")
-        #expect(templates.render(.roomReady, .sms, context)?.body == "A & B <down> https://zoom.example/j/123?pwd=a&b=<c>")
+        #expect(
+            templates.render(.roomReady, .sms, context)?.body == "A & B <down> https://zoom.example/j/123?pwd=a&b=<c>"
+        )
         #expect(templates.render(.roomEnded, .sms, context) == nil)
 
         // Absent objects are absent: an admin notice has no person, a participant's no admin.
-        let both = try NoticeTemplates(["admin-room-failed.sms": "{{#person}}P {{/person}}{{#admin}}A {{admin.name}}{{/admin}}"])
+        let both = try NoticeTemplates([
+            "admin-room-failed.sms": "{{#person}}P {{/person}}{{#admin}}A {{admin.name}}{{/admin}}"
+        ])
         let toAdmin = NoticeContext(
-            incident: context.incident, stage: .situationRoom, room: room(), person: nil, admin: (name: "Ops", email: "ops@example.org"))
+            incident: context.incident,
+            stage: .situationRoom,
+            room: room(),
+            person: nil,
+            admin: (name: "Ops", email: "ops@example.org")
+        )
         #expect(both.render(.adminRoomFailed, .sms, toAdmin)?.body == "A Ops")
         #expect(both.render(.adminRoomFailed, .sms, context)?.body == "P")
     }
@@ -72,18 +94,34 @@ struct NoticeTests {
     @Test("an email is RFC 5322 with a stable Message-ID and RFC 2047 words for non-ASCII")
     func email() {
         let notice = Notice(
-            roomID: "r1", incidentID: "INC-1", personID: "email:zoe@example.com", kind: .roomReady, channel: .email,
-            recipient: "zoe@example.com", recipientName: "Zoë Ünal", subject: "Salle de crise ☎", body: "Join\nnow",
-            createdAt: 1_795_958_400)
+            roomID: "r1",
+            incidentID: "INC-1",
+            personID: "email:zoe@example.com",
+            kind: .roomReady,
+            channel: .email,
+            recipient: "zoe@example.com",
+            recipientName: "Zoë Ünal",
+            subject: "Salle de crise ☎",
+            body: "Join\nnow",
+            createdAt: 1_795_958_400
+        )
         let text = EmailMessage(notice: notice, from: "sitroom <sitroom@example.org>").rendered()
         #expect(text.contains("From: sitroom <sitroom@example.org>\r\n"))
         #expect(text.contains("To: =?utf-8?B?Wm/DqyDDnG5hbA==?= <zoe@example.com>\r\n"))
         #expect(text.contains("Subject: =?utf-8?B?"))
         #expect(text.contains("Message-ID: <\(notice.id).r1@example.org>\r\n"))
         #expect(text.contains("Date: Sun, 29 Nov 2026 13:20:00 +0000\r\n"))
-        #expect(text.contains("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nJoin\r\nnow\r\n--"))
-        #expect(Notice.id(roomID: "r1", personID: "email:zoe@example.com", kind: .roomReady, channel: .email) == notice.id)
-        #expect(Notice.id(roomID: "r1", personID: "email:zoe@example.com", kind: .roomReady, channel: .sms) != notice.id)
+        #expect(
+            text.contains(
+                "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nJoin\r\nnow\r\n--"
+            )
+        )
+        #expect(
+            Notice.id(roomID: "r1", personID: "email:zoe@example.com", kind: .roomReady, channel: .email) == notice.id
+        )
+        #expect(
+            Notice.id(roomID: "r1", personID: "email:zoe@example.com", kind: .roomReady, channel: .sms) != notice.id
+        )
     }
 
     @Test("logfmt quotes values that need it")

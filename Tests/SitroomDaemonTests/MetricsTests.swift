@@ -79,7 +79,8 @@ struct MetricsTests {
         #expect(all.contains("sitroom_rooms{state=\"failed\"} 0.0"))
         #expect(all.contains("sitroom_room_oldest_waiting_seconds 42.0"))
         #expect(
-            all.contains("sitroom_integration_state{integration=\"zoom-main\",state=\"needs_reauthorization\"} 1.0"))
+            all.contains("sitroom_integration_state{integration=\"zoom-main\",state=\"needs_reauthorization\"} 1.0")
+        )
         #expect(all.contains("sitroom_integration_state{integration=\"zoom-main\",state=\"active\"} 0.0"))
         #expect(all.contains("sitroom_pool_open_rooms{integration=\"zoom-main\",host=\"bridge-1\"} 1.0"))
         #expect(all.contains("sitroom_pool_creates_today{integration=\"zoom-main\",host=\"bridge-1\"} 7.0"))
@@ -186,7 +187,9 @@ struct MetricsTests {
         #expect(samples["sitroom_room_provisioning_seconds_bucket{le=\"5.0\"}"] == 1)
         #expect(samples["sitroom_room_provisioning_seconds_sum"] == 3)
         #expect(
-            samples["sitroom_zoom_requests_total{endpoint=\"create_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"] == 1)
+            samples["sitroom_zoom_requests_total{endpoint=\"create_meeting\",integration=\"zoom-main\",outcome=\"ok\"}"]
+                == 1
+        )
         if let check = try PrometheusParser.promtoolCheck(text: text) {
             #expect(check.code == 0, "promtool check metrics: \(check.out)")
         }

@@ -146,12 +146,16 @@ struct NoticePlannerTests {
             // get the CANCEL by email, in the thread of the invitation.
             #expect(
                 keys(told) == [
-                    "room-ended email ada@example.com", "room-ended email grace@example.com", "room-ended sms +15005550102",
-                ])
+                    "room-ended email ada@example.com", "room-ended email grace@example.com",
+                    "room-ended sms +15005550102",
+                ]
+            )
             #expect(
                 told.filter { $0.channel == .email }.allSatisfy {
-                    $0.threadNoticeID == Notice.id(roomID: $0.roomID, personID: $0.personID, kind: .invitation, channel: .email)
-                })
+                    $0.threadNoticeID
+                        == Notice.id(roomID: $0.roomID, personID: $0.personID, kind: .invitation, channel: .email)
+                }
+            )
             let cancel = try #require(told.first { $0.channel == .email }?.calendar)
             #expect(cancel.contains("METHOD:CANCEL\r\n"))
             #expect(cancel.contains("UID:r0000000000000001@example.org\r\n"))

@@ -31,8 +31,10 @@ struct PoolStateTests {
         return state
     }
 
-    @Test("random lease/release/failure/day-change sequences never exceed a host's limits, and grant every lease that fits",
-          arguments: 0..<40)
+    @Test(
+        "random lease/release/failure/day-change sequences never exceed a host's limits, and grant every lease that fits",
+        arguments: 0..<40
+    )
     func limitsHold(seed: UInt64) {
         var random = SeededGenerator(state: seed)
         var state = pool()
@@ -46,7 +48,8 @@ struct PoolStateTests {
                 roomNumber += 1
                 let room = "r\(roomNumber)"
                 let couldFit = state.hosts["zoom-main"]!.contains { host in
-                    state.ineligibility(HostKey(integration: "zoom-main", host: host.id), limits: host.limits, now: now) == nil
+                    state.ineligibility(HostKey(integration: "zoom-main", host: host.id), limits: host.limits, now: now)
+                        == nil
                 }
                 if let lease = state.lease(integration: "zoom-main", room: room, now: now) {
                     open[room] = lease.key
@@ -68,8 +71,14 @@ struct PoolStateTests {
             }
             for (id, limits) in state.hosts["zoom-main"]! {
                 let key = HostKey(integration: "zoom-main", host: id)
-                #expect(open.values.filter { $0 == key }.count <= limits.concurrentMeetings, "seed \(seed): \(id) oversubscribed")
-                #expect((createsByDay[utcDay(now)]?[key] ?? 0) <= limits.dailyCreateLimit, "seed \(seed): \(id) over quota")
+                #expect(
+                    open.values.filter { $0 == key }.count <= limits.concurrentMeetings,
+                    "seed \(seed): \(id) oversubscribed"
+                )
+                #expect(
+                    (createsByDay[utcDay(now)]?[key] ?? 0) <= limits.dailyCreateLimit,
+                    "seed \(seed): \(id) over quota"
+                )
             }
         }
     }
@@ -96,14 +105,18 @@ struct PoolStateTests {
         #expect(state.lease(integration: "zoom-main", room: "a", now: Self.day) != nil)
         #expect(state.lease(integration: "zoom-main", room: "b", now: Self.day) != nil)
         #expect(state.lease(integration: "zoom-main", room: "c", now: Self.day) == nil)
-        #expect(state.unavailableReason(integration: "zoom-main", now: Self.day) == "all 2 hosts of zoom-main busy: 2/2 meetings open")
+        #expect(
+            state.unavailableReason(integration: "zoom-main", now: Self.day)
+                == "all 2 hosts of zoom-main busy: 2/2 meetings open"
+        )
         state.release(HostKey(integration: "zoom-main", host: "bridge-1"), room: "a")
         state.exhaustQuota(HostKey(integration: "zoom-main", host: "bridge-1"), now: Self.day)
         state.release(HostKey(integration: "zoom-main", host: "bridge-2"), room: "b")
         state.exhaustQuota(HostKey(integration: "zoom-main", host: "bridge-2"), now: Self.day)
         #expect(
             state.unavailableReason(integration: "zoom-main", now: Self.day)
-                == "daily create quota of bridge-1 and bridge-2 used up until 00:00 UTC")
+                == "daily create quota of bridge-1 and bridge-2 used up until 00:00 UTC"
+        )
         // The quota comes back at 00:00 UTC.
         #expect(state.lease(integration: "zoom-main", room: "d", now: Self.day + 86_400) != nil)
     }

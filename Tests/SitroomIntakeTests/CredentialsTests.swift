@@ -49,7 +49,13 @@ struct CredentialsTests {
         #expect(Credentials.pagerDuty("\(other),\(other)", body: body, secret: "pd-secret") == false)
         // Forged: one byte of the body changed; an uppercase hex signature still counts.
         #expect(Credentials.pagerDuty(Self.pagerDutyGood, body: body + [0x20], secret: "pd-secret") == false)
-        #expect(Credentials.pagerDuty(Self.pagerDutyGood.uppercased().replacingOccurrences(of: "V1=", with: "v1="), body: body, secret: "pd-secret") == true)
+        #expect(
+            Credentials.pagerDuty(
+                Self.pagerDutyGood.uppercased().replacingOccurrences(of: "V1=", with: "v1="),
+                body: body,
+                secret: "pd-secret"
+            ) == true
+        )
         // No v1 signature at all: missing credentials, not a bad signature.
         #expect(Credentials.pagerDuty("v2=abc", body: body, secret: "pd-secret") == nil)
         #expect(Credentials.pagerDuty(nil, body: body, secret: "pd-secret") == nil)
@@ -61,27 +67,62 @@ struct CredentialsTests {
         let body = Array(#"{"event":"x"}"#.utf8)
         let signature = "v0=94cf27e159993973cfc0231f58b28ec88bf0dccf753a33db21f15b9f856d87d0"
         #expect(
-            Credentials.zoom(signature: signature, timestamp: "1700000000", body: body, secret: "zoom-secret", now: 1_700_000_100)
-                == .valid)
+            Credentials.zoom(
+                signature: signature,
+                timestamp: "1700000000",
+                body: body,
+                secret: "zoom-secret",
+                now: 1_700_000_100
+            )
+                == .valid
+        )
         #expect(
-            Credentials.zoom(signature: signature, timestamp: "1700000000", body: body, secret: "other", now: 1_700_000_100)
-                != .valid)
-        guard case .invalid(let why) = Credentials.zoom(
-            signature: signature, timestamp: "1700000000", body: body, secret: "zoom-secret", now: 1_700_000_400)
+            Credentials.zoom(
+                signature: signature,
+                timestamp: "1700000000",
+                body: body,
+                secret: "other",
+                now: 1_700_000_100
+            )
+                != .valid
+        )
+        guard
+            case .invalid(let why) = Credentials.zoom(
+                signature: signature,
+                timestamp: "1700000000",
+                body: body,
+                secret: "zoom-secret",
+                now: 1_700_000_400
+            )
         else {
             Issue.record("a stale timestamp must be refused")
             return
         }
         #expect(why.contains("x-zm-request-timestamp"))
         #expect(
-            Credentials.zoom(signature: nil, timestamp: "1700000000", body: body, secret: "zoom-secret", now: 1_700_000_000)
-                == .missing)
+            Credentials.zoom(
+                signature: nil,
+                timestamp: "1700000000",
+                body: body,
+                secret: "zoom-secret",
+                now: 1_700_000_000
+            )
+                == .missing
+        )
         #expect(
-            Credentials.zoom(signature: signature, timestamp: "1700000000", body: body + [0x0A], secret: "zoom-secret", now: 1_700_000_000)
-                != .valid)
+            Credentials.zoom(
+                signature: signature,
+                timestamp: "1700000000",
+                body: body + [0x0A],
+                secret: "zoom-secret",
+                now: 1_700_000_000
+            )
+                != .valid
+        )
         #expect(
             Credentials.zoomEncryptedToken(plainToken: "plain-token-1", secret: "zoom-secret")
-                == "4be6111299f46603efa1f4098b03f6c4712b5618210be95e9f463d9d061412f9")
+                == "4be6111299f46603efa1f4098b03f6c4712b5618210be95e9f463d9d061412f9"
+        )
     }
 
     @Test("a secret file is read again when it changes, and refused when its mode opens up")

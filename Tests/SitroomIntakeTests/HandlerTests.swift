@@ -35,7 +35,8 @@ struct HandlerTests {
             ("/am", [:], "Bearer"), ("/am", ["authorization": "Bearer wrong"], "Bearer"),
             ("/am-basic", ["authorization": "Basic " + Data("alertmanager:nope".utf8).base64EncodedString()], "Basic"),
             ("/native", ["authorization": "Bearer am-token"], "Bearer"),
-        ] as [(String, [String: String], String)])
+        ] as [(String, [String: String], String)]
+    )
     func unauthorized(path: String, headers: [String: String], scheme: String) async throws {
         let (handler, _) = try fixture.handler()
         let answer = await handler.answer(path, headers: headers, body: try example("alertmanager-firing.json"))
@@ -48,8 +49,18 @@ struct HandlerTests {
     func basicAndNative() async throws {
         let (handler, _) = try fixture.handler()
         let basic = "Basic " + Data("alertmanager:am-password".utf8).base64EncodedString()
-        #expect(await handler.answer("/am-basic", headers: ["authorization": basic], body: try example("alertmanager-resolved.json")).status == 200)
-        let native = await handler.answer("/native", headers: ["authorization": "Bearer native-token"], body: try example("incident-payments.yaml"))
+        #expect(
+            await handler.answer(
+                "/am-basic",
+                headers: ["authorization": basic],
+                body: try example("alertmanager-resolved.json")
+            ).status == 200
+        )
+        let native = await handler.answer(
+            "/native",
+            headers: ["authorization": "Bearer native-token"],
+            body: try example("incident-payments.yaml")
+        )
         #expect(native.status == 200, "\(native.text)")
         #expect(fixture.files("new").count == 2)
     }
@@ -61,16 +72,23 @@ struct HandlerTests {
         let good = Credentials.pagerDutySignature(body: body, secret: "pd-secret")
         let old = Credentials.pagerDutySignature(body: body, secret: "pd-old-secret")
         #expect(await handler.answer("/pd", headers: ["x-pagerduty-signature": good], body: body).status == 200)
-        #expect(await handler.answer("/pd", headers: ["x-pagerduty-signature": "\(old),\(good)"], body: body).status == 200)
+        #expect(
+            await handler.answer("/pd", headers: ["x-pagerduty-signature": "\(old),\(good)"], body: body).status == 200
+        )
         #expect(await handler.answer("/pd", headers: ["x-pagerduty-signature": old], body: body).status == 403)
         let forged = body + Array(" ".utf8)
         #expect(await handler.answer("/pd", headers: ["x-pagerduty-signature": good], body: forged).status == 403)
         #expect(await handler.answer("/pd", body: body).status == 401)
         #expect(fixture.files("new").count == 2)
-        let service = Array(#"{"event":{"id":"01X","event_type":"service.updated","resource_type":"service","occurred_at":"2026-11-29T12:00:00Z","data":{"id":"PSVC","type":"service"}}}"#.utf8)
+        let service = Array(
+            #"{"event":{"id":"01X","event_type":"service.updated","resource_type":"service","occurred_at":"2026-11-29T12:00:00Z","data":{"id":"PSVC","type":"service"}}}"#
+                .utf8
+        )
         let ignored = await handler.answer(
-            "/pd", headers: ["x-pagerduty-signature": Credentials.pagerDutySignature(body: service, secret: "pd-secret")],
-            body: service)
+            "/pd",
+            headers: ["x-pagerduty-signature": Credentials.pagerDutySignature(body: service, secret: "pd-secret")],
+            body: service
+        )
         #expect(ignored.status == 200, "\(ignored.text)")
         #expect(ignored.json["status"] as? String == "ignored")
         #expect(fixture.files("new").count == 2)
@@ -87,7 +105,10 @@ struct HandlerTests {
         #expect(native.status == 400)
         #expect(native.text.contains("the body is native"))
         let missing = await handler.answer(
-            "/native", headers: ["authorization": "Bearer native-token"], body: Array("event_id: x\nstage: opened\n".utf8))
+            "/native",
+            headers: ["authorization": "Bearer native-token"],
+            body: Array("event_id: x\nstage: opened\n".utf8)
+        )
         #expect(missing.status == 400)
         #expect(missing.text.contains("occurred_at"), "\(missing.text)")
         #expect(fixture.files("new").isEmpty)
@@ -109,7 +130,10 @@ struct HandlerTests {
         #expect(get.status == 405)
         #expect(get.header("Allow") == "POST")
         let head = IntakeRequestHead(
-            method: "POST", path: "/am", headers: ["content-length": "\(64 << 10 + 1)", "authorization": "Bearer am-token"])
+            method: "POST",
+            path: "/am",
+            headers: ["content-length": "\(64 << 10 + 1)", "authorization": "Bearer am-token"]
+        )
         guard case .answer(let tooLarge) = handler.preflight(head) else {
             Issue.record("a body over the limit must be refused before it is read")
             return
@@ -131,46 +155,68 @@ struct HandlerTests {
     func zoomValidation() async throws {
         let now = 1_800_000_000
         let (handler, _) = try fixture.handler(now: Double(now))
-        let body = Array(#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#.utf8)
+        let body = Array(
+            #"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#
+                .utf8
+        )
         let answer = await handler.answer("/zoom", headers: Self.zoomHeaders(body, at: now), body: body)
         #expect(answer.status == 200)
         #expect(answer.json["plainToken"] as? String == "qgg8vlvZRS6UYooatFL8Aw")
         #expect(
             answer.json["encryptedToken"] as? String
-                == Credentials.zoomEncryptedToken(plainToken: "qgg8vlvZRS6UYooatFL8Aw", secret: "zoom-secret"))
+                == Credentials.zoomEncryptedToken(plainToken: "qgg8vlvZRS6UYooatFL8Aw", secret: "zoom-secret")
+        )
         // Unsigned, the intake would be an HMAC oracle for the webhook secret: refused.
         #expect(await handler.answer("/zoom", body: body).status == 401)
-        #expect(await handler.answer("/zoom", headers: Self.zoomHeaders(body, at: now, secret: "guess"), body: body).status == 403)
+        #expect(
+            await handler.answer("/zoom", headers: Self.zoomHeaders(body, at: now, secret: "guess"), body: body).status
+                == 403
+        )
         #expect(fixture.files("new").isEmpty)
     }
 
-    @Test("Zoom: app_deauthorized is spooled as the webhook file sitroomd reads; stale, forged and unused events are not")
+    @Test(
+        "Zoom: app_deauthorized is spooled as the webhook file sitroomd reads; stale, forged and unused events are not"
+    )
     func zoomEvents() async throws {
         let now = 1_800_000_000
         let (handler, _) = try fixture.handler(now: Double(now))
         let body = Array(
-            #"{"event":"app_deauthorized","event_ts":1800000000000,"payload":{"account_id":"AcctUnit","user_id":"u1","signature":"abc","deauthorization_time":"2027-01-15T08:00:00Z","client_id":"unit-client","user_data_retention":"false","topic":"Café ☕"}}"#.utf8)
+            #"{"event":"app_deauthorized","event_ts":1800000000000,"payload":{"account_id":"AcctUnit","user_id":"u1","signature":"abc","deauthorization_time":"2027-01-15T08:00:00Z","client_id":"unit-client","user_data_retention":"false","topic":"Café ☕"}}"#
+                .utf8
+        )
         let answer = await handler.answer("/zoom", headers: Self.zoomHeaders(body, at: now), body: body)
         #expect(answer.status == 200, "\(answer.text)")
         let files = fixture.files("new")
         #expect(files.count == 1)
         let file = fixture.read("new", files[0])
         // sitroomd's parser reads it as the Zoom webhook it is, body byte for byte, and the signature still verifies.
-        guard case .zoomWebhook(let event) = try SpoolFileParser.parse(file, file: files[0], context: FeedContext()) else {
+        guard case .zoomWebhook(let event) = try SpoolFileParser.parse(file, file: files[0], context: FeedContext())
+        else {
             Issue.record("not read as a Zoom webhook")
             return
         }
         #expect(event.body == body)
         #expect(event.event == "app_deauthorized")
-        let headers = Dictionary(event.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        let headers = Dictionary(
+            event.headers.map { ($0.name.lowercased(), $0.value) },
+            uniquingKeysWith: { a, _ in a }
+        )
         #expect(headers["authorization"] == nil, "the legacy verification token is not written")
         try ZoomWebhookFile(headers: headers, body: event.body).verify(secret: "zoom-secret", receivedAt: Double(now))
 
         #expect(await handler.answer("/zoom", headers: Self.zoomHeaders(body, at: now - 301), body: body).status == 403)
         var forged = Self.zoomHeaders(body, at: now)
-        forged["x-zm-signature"] = ZoomWebhookFile.signature(secret: "zoom-secret", timestamp: "\(now)", body: body + [0x20])
+        forged["x-zm-signature"] = ZoomWebhookFile.signature(
+            secret: "zoom-secret",
+            timestamp: "\(now)",
+            body: body + [0x20]
+        )
         #expect(await handler.answer("/zoom", headers: forged, body: body).status == 403)
-        let started = Array(#"{"event":"recording.completed","event_ts":1,"payload":{"account_id":"AcctUnit","object":{"id":"1"}}}"#.utf8)
+        let started = Array(
+            #"{"event":"recording.completed","event_ts":1,"payload":{"account_id":"AcctUnit","object":{"id":"1"}}}"#
+                .utf8
+        )
         let unused = await handler.answer("/zoom", headers: Self.zoomHeaders(started, at: now), body: started)
         #expect(unused.status == 200)
         #expect(unused.json["status"] as? String == "ignored")
@@ -203,7 +249,11 @@ struct HandlerTests {
     func secretMissing() async throws {
         let (handler, metrics) = try fixture.handler()
         try FileManager.default.removeItem(atPath: fixture.etc + "/secrets/am.token")
-        let answer = await handler.answer("/am", headers: ["authorization": "Bearer am-token"], body: try example("alertmanager-firing.json"))
+        let answer = await handler.answer(
+            "/am",
+            headers: ["authorization": "Bearer am-token"],
+            body: try example("alertmanager-firing.json")
+        )
         #expect(answer.status == 503)
         #expect(metrics.state.lastErrors.last?.message.contains("am.token") == true)
         #expect(metrics.state.lastErrors.allSatisfy { !$0.message.contains("am-token") }, "no secret in the state")

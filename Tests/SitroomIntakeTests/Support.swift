@@ -32,7 +32,8 @@ final class IntakeFixture {
             webhook_secret_file: ../secrets/zoom.webhook
             hosts: [{ id: bridge-1, user: bridge-1@example.com }]
 
-            """)
+            """
+        )
         try write(
             "etc/intake.yaml",
             """
@@ -45,7 +46,8 @@ final class IntakeFixture {
               /zoom: { format: zoom, integration: zoom-main }
               /native: { format: native, bearer_token_file: secrets/native.token }
 
-            """)
+            """
+        )
     }
 
     deinit { try? FileManager.default.removeItem(atPath: root) }
@@ -69,8 +71,14 @@ final class IntakeFixture {
         let metrics = IntakeMetrics(state: .init(pid: 1, version: "test", startedAt: 0))
         let writer = SpoolWriter(spool: spool) { files, seconds in metrics.groupCommit(files: files, seconds: seconds) }
         let handler = IntakeHandler(
-            live: IntakeLive(configuration), secrets: SecretCache(), writer: writer, spool: spool,
-            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, events: metrics, now: { now })
+            live: IntakeLive(configuration),
+            secrets: SecretCache(),
+            writer: writer,
+            spool: spool,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            events: metrics,
+            now: { now }
+        )
         return (handler, metrics)
     }
 }
@@ -84,7 +92,12 @@ func example(_ name: String) throws -> [UInt8] {
 
 extension IntakeHandler {
     /// The whole exchange: preflight, then (when it proceeds) the body.
-    func answer(_ path: String, method: String = "POST", headers: [String: String] = [:], body: [UInt8] = []) async
+    func answer(
+        _ path: String,
+        method: String = "POST",
+        headers: [String: String] = [:],
+        body: [UInt8] = []
+    ) async
         -> IntakeAnswer
     {
         var headers = headers

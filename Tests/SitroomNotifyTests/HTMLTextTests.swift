@@ -11,7 +11,8 @@ import Testing
 struct HTMLTextTests {
     static let samples: [String] = [
         "", "plain", "Join: https://zoom.example/j/1?pwd=a&b=c.", "a\r\nb\r\n\r\nc", "\n\n\nfirst\n\n\n\nsecond\n\n",
-        "<b>\"quoted\" & more</b>", "see (http://x.example/path), then https://y.example/!?", "http://", "https://é.example/ü next",
+        "<b>\"quoted\" & more</b>", "see (http://x.example/path), then https://y.example/!?", "http://",
+        "https://é.example/ü next",
         "link https://a.example/x\u{00A0}after", "tab\thttps://a.example\tb", "   \n \n\nspaces only paragraph above",
         "a\rb\r\rc\r\n", "https://a.example/https://b.example", "Zürich 🚒 https://zoom.example/j/9 — ok",
         "line1\nline2\n\nline3\r\n\r\n\r\nline4",
@@ -20,20 +21,32 @@ struct HTMLTextTests {
     @Test("the renderer matches the reference on chosen texts", arguments: samples)
     func chosen(_ text: String) {
         #expect(HTMLText.render(text, title: "T <&>") == ReferenceHTML.render(text, title: "T <&>"))
-        #expect(Links.split(text).map { "\($0.isLink):\($0.text)" } == ReferenceLinks.split(text).map { "\($0.isLink):\($0.text)" })
+        #expect(
+            Links.split(text).map { "\($0.isLink):\($0.text)" }
+                == ReferenceLinks.split(text).map { "\($0.isLink):\($0.text)" }
+        )
     }
 
     @Test("the renderer matches the reference on 2,000 random texts")
     func random() {
         var generator = SeededGenerator(seed: 0x5172_0042)
-        let pieces = ["https://", "http://", "zoom.example/j/", "1", " ", "\n", "\r\n", "\n\n", ".", ",", ")", "<", ">", "\"",
-            "&", "é", "\u{00A0}", "\u{2028}", "\u{85}", "\u{3000}", "\t", "word", "?", "!", ":", "🚒"]
+        let pieces = [
+            "https://", "http://", "zoom.example/j/", "1", " ", "\n", "\r\n", "\n\n", ".", ",", ")", "<", ">", "\"",
+            "&", "é", "\u{00A0}", "\u{2028}", "\u{85}", "\u{3000}", "\t", "word", "?", "!", ":", "🚒",
+        ]
         for _ in 0..<2_000 {
-            let text = (0..<Int.random(in: 0...24, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
-            #expect(HTMLText.render(text, title: text) == ReferenceHTML.render(text, title: text), "text: \(text.unicodeScalars.map { $0.escaped(asASCII: true) }.joined())")
+            let text = (0..<Int.random(in: 0...24, using: &generator)).map { _ in
+                pieces.randomElement(using: &generator)!
+            }.joined()
             #expect(
-                Links.split(text).map { "\($0.isLink):\($0.text)" } == ReferenceLinks.split(text).map { "\($0.isLink):\($0.text)" },
-                "text: \(text.unicodeScalars.map { $0.escaped(asASCII: true) }.joined())")
+                HTMLText.render(text, title: text) == ReferenceHTML.render(text, title: text),
+                "text: \(text.unicodeScalars.map { $0.escaped(asASCII: true) }.joined())"
+            )
+            #expect(
+                Links.split(text).map { "\($0.isLink):\($0.text)" }
+                    == ReferenceLinks.split(text).map { "\($0.isLink):\($0.text)" },
+                "text: \(text.unicodeScalars.map { $0.escaped(asASCII: true) }.joined())"
+            )
         }
     }
 }

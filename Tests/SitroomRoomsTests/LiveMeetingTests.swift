@@ -4,11 +4,25 @@ import Testing
 /// The live meeting as Zoom's events build it: in any order, any number of times.
 @Suite("live meeting")
 struct LiveMeetingTests {
-    static let ada = ZoomMeetingEvent.Person(participantUUID: "p-ada", userID: "16778240", name: "Ada", email: "ADA@Example.com")
-    static let guest = ZoomMeetingEvent.Person(participantUUID: "p-guest", userID: "16779264", name: "Dial-in", email: "")
+    static let ada = ZoomMeetingEvent.Person(
+        participantUUID: "p-ada",
+        userID: "16778240",
+        name: "Ada",
+        email: "ADA@Example.com"
+    )
+    static let guest = ZoomMeetingEvent.Person(
+        participantUUID: "p-guest",
+        userID: "16779264",
+        name: "Dial-in",
+        email: ""
+    )
 
-    func event(_ kind: ZoomMeetingEvent.Kind, _ at: Double, _ person: ZoomMeetingEvent.Person? = nil) -> ZoomMeetingEvent {
-        ZoomMeetingEvent(kind: kind, meetingID: 85746065432, uuid: "u1", accountID: "A", at: at, person: person)
+    func event(
+        _ kind: ZoomMeetingEvent.Kind,
+        _ at: Double,
+        _ person: ZoomMeetingEvent.Person? = nil
+    ) -> ZoomMeetingEvent {
+        ZoomMeetingEvent(kind: kind, meetingID: 85_746_065_432, uuid: "u1", accountID: "A", at: at, person: person)
     }
 
     let participants = [
@@ -19,19 +33,34 @@ struct LiveMeetingTests {
     @Test("joins and leaves, matched by email case-insensitively; guests counted apart")
     func joinsAndLeaves() {
         var live = LiveMeeting()
-        do { let changed = live.apply(event(.started, 100)); #expect(changed) }
-        do { let changed = live.apply(event(.participantJoined, 110, Self.ada)); #expect(changed) }
-        do { let changed = live.apply(event(.participantJoined, 115, Self.guest)); #expect(changed) }
+        do {
+            let changed = live.apply(event(.started, 100))
+            #expect(changed)
+        }
+        do {
+            let changed = live.apply(event(.participantJoined, 110, Self.ada))
+            #expect(changed)
+        }
+        do {
+            let changed = live.apply(event(.participantJoined, 115, Self.guest))
+            #expect(changed)
+        }
         #expect(live.status == .started)
         #expect(live.standing(of: participants[0]) == .present(since: 110))
         #expect(live.standing(of: participants[1]) == .notYet)
         #expect(live.standing(of: participants[2]) == .notYet)  // no email: cannot be matched
         #expect(live.othersPresent(besides: participants).map(\.name) == ["Dial-in"])
-        do { let changed = live.apply(event(.participantLeft, 130, Self.ada)); #expect(changed) }
+        do {
+            let changed = live.apply(event(.participantLeft, 130, Self.ada))
+            #expect(changed)
+        }
         #expect(live.standing(of: participants[0]) == .left(at: 130))
         #expect(live.firstJoinAt == 110)
         // Back again.
-        do { let changed = live.apply(event(.participantJoined, 140, Self.ada)); #expect(changed) }
+        do {
+            let changed = live.apply(event(.participantJoined, 140, Self.ada))
+            #expect(changed)
+        }
         #expect(live.standing(of: participants[0]) == .present(since: 140))
     }
 
@@ -50,7 +79,10 @@ struct LiveMeetingTests {
         }
         #expect(live == settled)
         // An old start after the end does not restart it.
-        do { let changed = live.apply(event(.started, 90)); #expect(!changed) }
+        do {
+            let changed = live.apply(event(.started, 90))
+            #expect(!changed)
+        }
         #expect(live.status == .ended)
         #expect(live.present.isEmpty)
     }
@@ -89,7 +121,10 @@ struct LiveMeetingTests {
         live.apply(event(.participantLeft, 110, Self.ada))
         live.apply(event(.participantJoined, 110, Self.ada))
         #expect(live.standing(of: participants[0]) == .present(since: 110))
-        do { let changed = live.apply(event(.participantJoined, 110, Self.ada)); #expect(!changed) }
+        do {
+            let changed = live.apply(event(.participantJoined, 110, Self.ada))
+            #expect(!changed)
+        }
     }
 
     @Test("ended in Zoom: everyone is out; a later start (the link used again) runs it again")

@@ -41,7 +41,8 @@ struct RoomMachinePropertyTests {
             switch self {
             case .open(let withHost): withHost ? "open(with host)" : "open"
             case .run(let incident, let crash): "run(\(incident)\(crash.map { ", crash after \($0)" } ?? ""))"
-            case .resolve(let incident, let whileRunning): "resolve(\(incident)\(whileRunning ? ", while running" : ""))"
+            case .resolve(let incident, let whileRunning):
+                "resolve(\(incident)\(whileRunning ? ", while running" : ""))"
             case .reopen(let incident): "reopen(\(incident))"
             case .restart: "restart"
             case .answer(let answer): "answer(\(answer))"
@@ -99,7 +100,8 @@ struct RoomMachinePropertyTests {
             world.integrationsOut = []
             world.restart()
             for _ in 0..<6 {
-                for id in world.rooms.keys.sorted() where world.rooms[id]!.state.isOpen || world.rooms[id]!.endRequested {
+                for id in world.rooms.keys.sorted() where world.rooms[id]!.state.isOpen || world.rooms[id]!.endRequested
+                {
                     world.settle(id)
                 }
                 for incident in opened { world.resolve(incident) }
@@ -110,18 +112,23 @@ struct RoomMachinePropertyTests {
                     let room = world.rooms[world.meetings[meeting]!.roomID]!
                     #expect(
                         room.reason?.contains("could not be ended") == true,
-                        "\(incident): meeting \(meeting) of \(room.id) (\(room.state.rawValue)) is live; \(actions)")
+                        "\(incident): meeting \(meeting) of \(room.id) (\(room.state.rawValue)) is live; \(actions)"
+                    )
                 }
             }
             for room in world.rooms.values {
                 #expect(!room.state.isOpen, "room \(room.id) is still \(room.state.rawValue) after resolve; \(actions)")
-                #expect(world.leases[room.id] == nil, "room \(room.id) still holds \(world.leases[room.id]!); \(actions)")
+                #expect(
+                    world.leases[room.id] == nil,
+                    "room \(room.id) still holds \(world.leases[room.id]!); \(actions)"
+                )
             }
             // Every room told it was ready and then resolved is told it ended.
             for notice in world.notices where notice.kind == "ready" && world.rooms[notice.room]?.state == .ended {
                 #expect(
                     world.notices.contains { $0.room == notice.room && $0.kind == "ended" },
-                    "room \(notice.room) ended without telling its people; \(actions)")
+                    "room \(notice.room) ended without telling its people; \(actions)"
+                )
             }
             #expect(world.violations.isEmpty, "\(world.violations); \(actions)")
         }

@@ -14,7 +14,10 @@ struct RoomMachineTests {
         var step = machine.handle(.start, now: world.now)
         #expect(step.request == .lease(excluding: []))
         let host = world.hosts[0]
-        step = machine.handle(.leased(host, user: "u", creates: CreateCount(host: host, count: 1, day: "d")), now: world.now)
+        step = machine.handle(
+            .leased(host, user: "u", creates: CreateCount(host: host, count: 1, day: "d")),
+            now: world.now
+        )
         guard case .write(let inFlight, .lease) = step.request else {
             Issue.record("expected the lease's write, got \(String(describing: step.request))")
             return
@@ -22,7 +25,10 @@ struct RoomMachineTests {
         #expect(inFlight.hostID == host.host && inFlight.createPhase == .inFlight)
         step = machine.handle(.written(.saved(inFlight)), now: world.now)
         #expect(step.request == .create(inFlight))
-        step = machine.handle(.created(MeetingInfo(id: 7, joinURL: "https://zoom.us/j/7", passcode: "p")), now: world.now)
+        step = machine.handle(
+            .created(MeetingInfo(id: 7, joinURL: "https://zoom.us/j/7", passcode: "p")),
+            now: world.now
+        )
         guard case .write(let ready, .ready) = step.request else {
             Issue.record("expected the ready write, got \(String(describing: step.request))")
             return

@@ -88,8 +88,11 @@ final class World {
             integrations: Dictionary(
                 uniqueKeysWithValues: integrations.map {
                     ($0, RoomPolicy.Integration(deletesOnResolve: true, perHostAuthorization: false))
-                }),
-            reopenHoldDown: holdDown, maxTransientAttempts: 3)
+                }
+            ),
+            reopenHoldDown: holdDown,
+            maxTransientAttempts: 3
+        )
     }
 
     // MARK: Incidents
@@ -97,7 +100,9 @@ final class World {
     /// A new incident with a new room, as an applied `situation_room` event makes it.
     @discardableResult
     func open(_ incident: String) -> String {
-        if let previous = incidents[incident], let old = rooms[previous], let swept = RoomRules.sweepBeforeReplacing(old) {
+        if let previous = incidents[incident], let old = rooms[previous],
+            let swept = RoomRules.sweepBeforeReplacing(old)
+        {
             rooms[previous] = swept
             driven.append(previous)
         }
@@ -112,9 +117,11 @@ final class World {
     /// with none free, a room as ``open(_:)`` makes it. - Returns: the room id, and whether it has its host.
     func openWithHost(_ incident: String) -> (id: String, leased: Bool) {
         let id = open(incident)
-        guard let host = hosts.first(where: { host in
-            !leases.values.contains(host) && !hostsOut.contains(host) && !integrationsOut.contains(host.integration)
-        }) else { return (id, false) }
+        guard
+            let host = hosts.first(where: { host in
+                !leases.values.contains(host) && !hostsOut.contains(host) && !integrationsOut.contains(host.integration)
+            })
+        else { return (id, false) }
         leases[id] = host
         rooms[id] = RoomRules.leased(rooms[id]!, host: host, user: "\(host.host)@example.com", now: now)
         return (id, true)
@@ -215,36 +222,77 @@ final class World {
             preconditionFailure("not a failure")
         case .lost:
             return ProviderDecision(
-                request: .mayHaveHappened, host: .coolDown, integration: .none, next: .retryLater, reason: "no answer",
-                advice: "wait")
+                request: .mayHaveHappened,
+                host: .coolDown,
+                integration: .none,
+                next: .retryLater,
+                reason: "no answer",
+                advice: "wait"
+            )
         case .serverError:
             return ProviderDecision(
-                request: .mayHaveHappened, host: .coolDown, integration: .none, next: .retryLater, reason: "HTTP 500",
-                advice: "wait")
+                request: .mayHaveHappened,
+                host: .coolDown,
+                integration: .none,
+                next: .retryLater,
+                reason: "HTTP 500",
+                advice: "wait"
+            )
         case .notSent:
             return ProviderDecision(
-                request: .refused, host: .coolDown, integration: .none, next: .retryLater, reason: "connection refused",
-                advice: "wait")
+                request: .refused,
+                host: .coolDown,
+                integration: .none,
+                next: .retryLater,
+                reason: "connection refused",
+                advice: "wait"
+            )
         case .dailyLimit:
             return ProviderDecision(
-                request: .refused, host: .outOfQuota, integration: .none, next: .nextHost, reason: "daily limit",
-                advice: "tomorrow")
+                request: .refused,
+                host: .outOfQuota,
+                integration: .none,
+                next: .nextHost,
+                reason: "daily limit",
+                advice: "tomorrow"
+            )
         case .validation:
             return ProviderDecision(
-                request: .refused, host: .none, integration: .none, next: .fail, reason: "validation failed",
-                advice: "fix the field")
+                request: .refused,
+                host: .none,
+                integration: .none,
+                next: .fail,
+                reason: "validation failed",
+                advice: "fix the field"
+            )
         case .tokenRejected:
             return ProviderDecision(
-                request: .refused, host: .none, integration: .none, next: .retryWithNewToken, reason: "124",
-                advice: "none")
+                request: .refused,
+                host: .none,
+                integration: .none,
+                next: .retryWithNewToken,
+                reason: "124",
+                advice: "none"
+            )
         case .missingScope:
             return ProviderDecision(
-                request: .refused, host: .none, integration: .missingScope, next: .nextIntegration, reason: "4711",
-                advice: "add the scope", missingScopes: ["meeting:write:meeting:admin"])
+                request: .refused,
+                host: .none,
+                integration: .missingScope,
+                next: .nextIntegration,
+                reason: "4711",
+                advice: "add the scope",
+                missingScopes: ["meeting:write:meeting:admin"]
+            )
         case .credentialsRefused:
             return ProviderDecision(
-                request: .refused, host: .none, integration: .needsReauthorization, next: .nextIntegration,
-                reason: "invalid client", advice: "re-integrate")
+                request: .refused,
+                host: .none,
+                integration: .needsReauthorization,
+                next: .nextIntegration,
+                reason: "invalid client",
+                advice: "re-integrate"
+            )
         }
     }
 
@@ -283,7 +331,11 @@ final class World {
                     continue
                 }
                 leases[room.id] = host
-                return .leased(host, user: "\(host.host)@example.com", creates: CreateCount(host: host, count: 1, day: "d"))
+                return .leased(
+                    host,
+                    user: "\(host.host)@example.com",
+                    creates: CreateCount(host: host, count: 1, day: "d")
+                )
             }
             let servable = hosts.contains { !integrationsOut.contains($0.integration) && !hostsOut.contains($0) }
             return .noHost(reasons: reasons, servable: servable)
@@ -295,7 +347,9 @@ final class World {
             now += seconds
             return .woke
         case .create(let room):
-            if room.createPhase != .inFlight { violations.append("room \(room.id): create sent before it was marked in flight") }
+            if room.createPhase != .inFlight {
+                violations.append("room \(room.id): create sent before it was marked in flight")
+            }
             if let stored = rooms[room.id], stored.createPhase != .inFlight {
                 violations.append("room \(room.id): create sent before the write marking it in flight was committed")
             }
@@ -311,15 +365,25 @@ final class World {
             switch take() {
             case .ok, .lost, .dailyLimit, .validation:
                 let found = meetings.values.filter { $0.roomID == room.id && !$0.deleted }.min { $0.id < $1.id }
-                return .found(found.map { MeetingInfo(id: $0.id, joinURL: "https://zoom.us/j/\($0.id)", passcode: "p") })
+                return .found(
+                    found.map { MeetingInfo(id: $0.id, joinURL: "https://zoom.us/j/\($0.id)", passcode: "p") }
+                )
             case let other: return .failed(decision(other), token: "t", sent: true)
             }
         case .checkMeeting(let room):
             guard let id = room.meetingID, let meeting = meetings[id], !meeting.deleted else {
                 return .failed(
                     ProviderDecision(
-                        request: .done, host: .none, integration: .none, next: .carryOn, reason: "3001", advice: "none"),
-                    token: "t", sent: true)
+                        request: .done,
+                        host: .none,
+                        integration: .none,
+                        next: .carryOn,
+                        reason: "3001",
+                        advice: "none"
+                    ),
+                    token: "t",
+                    sent: true
+                )
             }
             return .checked(MeetingInfo(id: meeting.id, joinURL: "https://zoom.us/j/\(meeting.id)", passcode: "p"))
         case .endMeeting(let room, let delete):
@@ -390,7 +454,9 @@ final class World {
         switch effect {
         case .release(let host):
             if leases[room.id] != host {
-                violations.append("room \(room.id): released \(host), which it does not hold (holds \(leases[room.id].map(String.init(describing:)) ?? "none"))")
+                violations.append(
+                    "room \(room.id): released \(host), which it does not hold (holds \(leases[room.id].map(String.init(describing:)) ?? "none"))"
+                )
             }
             leases[room.id] = nil
         case .exhaustQuota(let host), .markUnusable(let host, _):

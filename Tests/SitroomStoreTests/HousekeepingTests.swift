@@ -31,7 +31,8 @@ struct HousekeepingTests {
                 let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
                 #expect(try schemaVersion(first) == "1")
                 #expect(first.migrated.isEmpty)
-                _ = try first.environment.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
+                _ = try first.environment.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8))
+                }
             }
             // A later build (this one's schema + 1) migrates 1 → 2 → ... step by step, in one transaction: each
             // step finds the previous one's marker.
@@ -48,13 +49,18 @@ struct HousekeepingTests {
                 let migrated = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: later, migrations: steps)
                 #expect(migrated.migrated == (1..<later).map { "\($0) → \($0 + 1): step \($0)" })
                 #expect(try schemaVersion(migrated) == String(later))
-                #expect(try migrated.environment.read { txn throws in try txn.get(migrated.tables.meta, "step-\(later - 1)") } != nil)
+                #expect(
+                    try migrated.environment.read { txn throws in try txn.get(migrated.tables.meta, "step-\(later - 1)")
+                    } != nil
+                )
                 #expect(try migrated.environment.read { txn throws in try txn.get(migrated.tables.rooms, "r1") } != nil)
             }
             // This build refuses the store now at a later version, naming both versions.
             let newer = #expect(throws: SitroomError.self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
             #expect(
-                newer?.message.contains("store schema version \(later) is newer than this build's \(Store.schemaVersion)")
+                newer?.message.contains(
+                    "store schema version \(later) is newer than this build's \(Store.schemaVersion)"
+                )
                     == true
             )
         }
@@ -70,12 +76,19 @@ struct HousekeepingTests {
             ]
             #expect(throws: (any Error).self) {
                 _ = try Store(
-                    directory: dir, mapSize: 1 << 20, schemaVersion: current + 1,
-                    migrations: Store.migrations + failing)
+                    directory: dir,
+                    mapSize: 1 << 20,
+                    schemaVersion: current + 1,
+                    migrations: Store.migrations + failing
+                )
             }
             let missing = #expect(throws: SitroomError.self) {
                 _ = try Store(
-                    directory: dir, mapSize: 1 << 20, schemaVersion: current + 2, migrations: Store.migrations)
+                    directory: dir,
+                    mapSize: 1 << 20,
+                    schemaVersion: current + 2,
+                    migrations: Store.migrations
+                )
             }
             let expected = "no migration from store schema version \(current) to \(current + 1)"
             #expect(missing?.message.contains(expected) == true)
@@ -86,7 +99,8 @@ struct HousekeepingTests {
         try withTemporaryDirectory { dir in
             do {
                 let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
-                _ = try first.environment.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8)) }
+                _ = try first.environment.write { txn throws in try txn.put(first.tables.rooms, "r1", Array("{}".utf8))
+                }
             }
             #expect(throws: (any Error).self) { _ = try Store(directory: dir, mapSize: 1 << 20) }
             let first = try Store(directory: dir, mapSize: 1 << 20, schemaVersion: 1, migrations: [])
@@ -275,7 +289,9 @@ struct HousekeepingTests {
         }
     }
 
-    @Test("backup with the reader table full: dead processes' slots are freed for it; a copy that fails leaves no data.mdb")
+    @Test(
+        "backup with the reader table full: dead processes' slots are freed for it; a copy that fails leaves no data.mdb"
+    )
     func backupWithFullReaderTable() throws {
         try withTemporaryDirectory { dir in
             let live = dir + "/live"
@@ -318,7 +334,11 @@ struct HousekeepingTests {
             #expect(store.environment.readerTable.used == store.environment.readerTable.size)
             #expect(try store.backup(to: copy) > 0)
             let restored = try Store(directory: copy, mapSize: 1 << 22)
-            #expect(try restored.environment.read { txn throws in try restored.all(Room.self, restored.tables.rooms, txn).count } == 5)
+            #expect(
+                try restored.environment.read { txn throws in
+                    try restored.all(Room.self, restored.tables.rooms, txn).count
+                } == 5
+            )
         }
     }
 

@@ -325,7 +325,9 @@ struct IndexTests {
         }
     }
 
-    @Test("a schema-1 store with rooms and notices opens with both indexes built and its JSON values rewritten as records")
+    @Test(
+        "a schema-1 store with rooms and notices opens with both indexes built and its JSON values rewritten as records"
+    )
     func migrationFromVersion1() throws {
         try withTemporaryDirectory { dir in
             var rooms: [Room] = []
@@ -365,14 +367,19 @@ struct IndexTests {
                 let json = JSONEncoder()
                 try first.environment.write { txn throws in
                     for room in rooms { try txn.put(first.tables.rooms, room.id, Array(try json.encode(room))) }
-                    for notice in notices { try txn.put(first.tables.outbox, notice.id, Array(try json.encode(notice))) }
+                    for notice in notices {
+                        try txn.put(first.tables.outbox, notice.id, Array(try json.encode(notice)))
+                    }
                 }
                 #expect(try first.environment.read { txn throws in try txn.count(first.tables.roomIndex) } == 0)
             }
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 22)
                 #expect(
-                    store.migrated == ["1 → 2: room and outbox indexes built", "2 → 3: values rewritten from JSON as records"])
+                    store.migrated == [
+                        "1 → 2: room and outbox indexes built", "2 → 3: values rewritten from JSON as records",
+                    ]
+                )
                 #expect(
                     try store.environment.read { txn throws in
                         try txn.get(store.tables.meta, "schema_version").map { String(decoding: $0, as: UTF8.self) }

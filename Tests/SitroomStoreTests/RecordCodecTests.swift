@@ -50,7 +50,10 @@ struct RecordCodecTests {
             info: IncidentInfo(id: "INC-1", title: "Payments", severity: "critical", team: "payments-sre"),
             stage: .situationRoom,
             participants: [Participant(name: "Ada", email: "ada@example.com", phone: "+15005550101", role: .commander)],
-            integration: nil, roomID: room.id, lastOccurredAt: 1_795_950_000)
+            integration: nil,
+            roomID: room.id,
+            lastOccurredAt: 1_795_950_000
+        )
         #expect(try Store.decode(IncidentRecord.self, Store.encode(record)) == record)
         let entry = AuditEntry(time: 1, uid: nil, command: "room end INC-1", outcome: "ok")
         #expect(try Store.decode(AuditEntry.self, Store.encode(entry)) == entry)
@@ -88,7 +91,9 @@ struct RecordCodecTests {
     func brokenBytes() throws {
         let bytes = try RecordEncoder().encode(Everything())
         for length in 0..<bytes.count {
-            #expect(throws: (any Error).self) { try RecordDecoder().decode(Everything.self, from: Array(bytes[..<length])) }
+            #expect(throws: (any Error).self) {
+                try RecordDecoder().decode(Everything.self, from: Array(bytes[..<length]))
+            }
         }
         var trailing = bytes
         trailing.append(0)

@@ -23,7 +23,10 @@ struct RepositoryTests {
             let other = TokenID(integration: "zoom-userx", host: "b")
             try store.write { txn in
                 try txn.tokens.put(StoredToken(accessToken: "a", expiresAt: 1), for: own)
-                try txn.tokens.put(StoredToken(accessToken: "b", expiresAt: 2, refreshToken: "r", issuedAt: 0), for: host)
+                try txn.tokens.put(
+                    StoredToken(accessToken: "b", expiresAt: 2, refreshToken: "r", issuedAt: 0),
+                    for: host
+                )
                 try txn.tokens.put(StoredToken(accessToken: "c", expiresAt: 3), for: other)
             }
             #expect(try keys(store, \.tokens) == ["zoom-main", "zoom-user/bridge-1", "zoom-userx/b"])
@@ -32,7 +35,8 @@ struct RepositoryTests {
             _ = try store.environment.write { txn in try txn.put(store.tables.tokens, "zoom-user/bridge-2", raw) }
             #expect(
                 try store.read { txn in try txn.tokens.get(TokenID(integration: "zoom-user", host: "bridge-2")) }?
-                    .accessToken == "d")
+                    .accessToken == "d"
+            )
             #expect(try store.read { txn in try txn.tokens.all().map(\.id) }.contains(host))
             // Deleting every pair of zoom-user leaves zoom-userx's (a name that only starts the same).
             try store.write { txn in try txn.tokens.deleteAll(of: "zoom-user") }
@@ -48,20 +52,32 @@ struct RepositoryTests {
                 try txn.integrations.putRecord(IntegrationRecord(state: .active, since: 1), for: "zoom-user")
                 try txn.integrations.putRecord(IntegrationRecord(state: .active, since: 1), for: "zoom-main")
                 try txn.integrations.putHostAuthorization(
-                    HostAuthorization(state: .active, userID: "u1", email: "h@example.com", since: 2), "zoom-user",
-                    host: "bridge-1")
+                    HostAuthorization(state: .active, userID: "u1", email: "h@example.com", since: 2),
+                    "zoom-user",
+                    host: "bridge-1"
+                )
                 try txn.integrations.putPendingAuthorization(
-                    PendingAuthorization(state: "s", verifier: "v", createdAt: 3), "zoom-user", host: "bridge-2")
+                    PendingAuthorization(state: "s", verifier: "v", createdAt: 3),
+                    "zoom-user",
+                    host: "bridge-2"
+                )
                 try txn.integrations.setDrained(true, "zoom-user", host: "bridge-1")
                 try txn.integrations.setDrained(true, "zoom-main", host: "b9")
-                try txn.tokens.put(StoredToken(accessToken: "a", expiresAt: 1), for: TokenID(integration: "zoom-user", host: "bridge-1"))
+                try txn.tokens.put(
+                    StoredToken(accessToken: "a", expiresAt: 1),
+                    for: TokenID(integration: "zoom-user", host: "bridge-1")
+                )
             }
             #expect(
                 try keys(store, \.integrations) == [
                     "drained/zoom-main/b9", "drained/zoom-user/bridge-1", "host/zoom-user/bridge-1",
                     "pending/zoom-user/bridge-2", "zoom-main", "zoom-user",
-                ])
-            #expect(try store.environment.read { txn in try txn.get(store.tables.integrations, "drained/zoom-main/b9") } == Array("1".utf8))
+                ]
+            )
+            #expect(
+                try store.environment.read { txn in try txn.get(store.tables.integrations, "drained/zoom-main/b9") }
+                    == Array("1".utf8)
+            )
             let (names, drained, authorization, pending) = try store.read { txn in
                 (
                     try txn.integrations.names(), try txn.integrations.drained(),
@@ -95,9 +111,15 @@ struct RepositoryTests {
                 try txn.usage.recordCreates(atLeast: 5, day: "2026-11-30", integration: "zoom-main", host: "b1")
                 try txn.usage.recordCreates(atLeast: 2, day: "2026-11-30", integration: "zoom-main", host: "b1")
                 try txn.usage.setCreates(1, day: "2026-11-30", integration: "zoom-user", host: "b/2")
-                for index in 1...4 { try txn.audit.append(AuditEntry(time: Double(index), uid: 0, command: "c\(index)", outcome: "ok")) }
+                for index in 1...4 {
+                    try txn.audit.append(AuditEntry(time: Double(index), uid: 0, command: "c\(index)", outcome: "ok"))
+                }
             }
-            #expect(try keys(store, \.usage) == ["2026-11-29/zoom-main/b1", "2026-11-30/zoom-main/b1", "2026-11-30/zoom-user/b/2"])
+            #expect(
+                try keys(store, \.usage) == [
+                    "2026-11-29/zoom-main/b1", "2026-11-30/zoom-main/b1", "2026-11-30/zoom-user/b/2",
+                ]
+            )
             let today = try store.read { txn in try txn.usage.creates(on: "2026-11-30") }
             #expect(today.map { "\($0.integration) \($0.host) \($0.count)" } == ["zoom-main b1 5", "zoom-user b/2 1"])
             #expect(try store.read { txn in try txn.audit.last(2).map(\.command) } == ["c3", "c4"])

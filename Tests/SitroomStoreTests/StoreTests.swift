@@ -24,14 +24,20 @@ struct StoreTests {
             room.joinURL = "https://zoom.example/j/1"
             room.meetingID = 42
             let record = IncidentRecord(
-                info: IncidentInfo(id: "INC-1", title: "Down"), stage: .situationRoom,
-                participants: [Participant(name: "Ada", email: "ADA@Example.com")], integration: nil, roomID: "r1",
-                lastOccurredAt: 100)
+                info: IncidentInfo(id: "INC-1", title: "Down"),
+                stage: .situationRoom,
+                participants: [Participant(name: "Ada", email: "ADA@Example.com")],
+                integration: nil,
+                roomID: "r1",
+                lastOccurredAt: 100
+            )
             try store.write { txn throws in
                 try txn.rooms.put(room)
                 try txn.incidents.put(record)
             }
-            let (readRoom, readRecord) = try store.read { txn throws in (try txn.rooms.get("r1"), try txn.incidents.get("INC-1")) }
+            let (readRoom, readRecord) = try store.read { txn throws in
+                (try txn.rooms.get("r1"), try txn.incidents.get("INC-1"))
+            }
             #expect(readRoom == room)
             #expect(readRecord == record)
             #expect(readRecord?.participants.first?.email == "ada@example.com")
@@ -54,8 +60,17 @@ struct StoreTests {
             let store = try Store(directory: dir, mapSize: 1 << 20)
             func notice(_ channel: NoticeChannel, body: String) -> Notice {
                 Notice(
-                    roomID: "r1", incidentID: "INC-1", personID: "email:ada@example.com", kind: .roomReady, channel: channel,
-                    recipient: "ada@example.com", recipientName: "Ada", subject: "s", body: body, createdAt: 1)
+                    roomID: "r1",
+                    incidentID: "INC-1",
+                    personID: "email:ada@example.com",
+                    kind: .roomReady,
+                    channel: channel,
+                    recipient: "ada@example.com",
+                    recipientName: "Ada",
+                    subject: "s",
+                    body: body,
+                    createdAt: 1
+                )
             }
             #expect(try store.write { txn throws in try txn.outbox.enqueue(notice(.email, body: "first")) })
             #expect(try store.write { txn throws in try txn.outbox.enqueue(notice(.email, body: "second")) } == false)
@@ -71,10 +86,15 @@ struct StoreTests {
         try withTemporaryDirectory { dir in
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 20)
-                try store.write { txn throws in try txn.usage.setCreates(7, day: "2026-11-29", integration: "z", host: "h") }
+                try store.write { txn throws in
+                    try txn.usage.setCreates(7, day: "2026-11-29", integration: "z", host: "h")
+                }
             }
             let store = try Store(directory: dir, mapSize: 1 << 20)
-            #expect(try store.read { txn throws in try txn.usage.creates(day: "2026-11-29", integration: "z", host: "h") } == 7)
+            #expect(
+                try store.read { txn throws in try txn.usage.creates(day: "2026-11-29", integration: "z", host: "h") }
+                    == 7
+            )
         }
     }
 
@@ -83,7 +103,9 @@ struct StoreTests {
         try withTemporaryDirectory { dir in
             do {
                 let store = try Store(directory: dir, mapSize: 1 << 20)
-                _ = try store.environment.write { txn throws in try txn.put(store.tables.meta, "schema_version", Array("99".utf8)) }
+                _ = try store.environment.write { txn throws in
+                    try txn.put(store.tables.meta, "schema_version", Array("99".utf8))
+                }
             }
             #expect(throws: SitroomError.self) { try Store(directory: dir, mapSize: 1 << 20) }
         }
@@ -95,7 +117,9 @@ struct StoreTests {
             let store = try Store(directory: dir, mapSize: 1 << 20)
             for index in 1...12 {
                 try store.write { txn throws in
-                    try txn.audit.append(AuditEntry(time: Double(index), uid: 0, command: "reload \(index)", outcome: "ok"))
+                    try txn.audit.append(
+                        AuditEntry(time: Double(index), uid: 0, command: "reload \(index)", outcome: "ok")
+                    )
                 }
             }
             let entries = try store.read { txn throws in try txn.audit.all() }

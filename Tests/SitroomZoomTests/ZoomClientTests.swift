@@ -49,21 +49,45 @@ struct ZoomClientTests {
     @Test("the create-meeting body sitroom sends is what Zoom's OpenAPI documents")
     func createBodyMatchesContract() throws {
         let request = MeetingRequest(
-            topic: MeetingRequest.cut("Situation Room: " + String(repeating: "Payments down ", count: 180), to: ZoomLimits.topic),
-            startTime: "2026-11-29T12:00:00Z", duration: 60, password: MeetingRequest.passcode(length: 10),
-            agenda: MeetingRequest.cut("sitroom:room=r0123\nIncident INC-1: " + String(repeating: "x", count: 2500), to: ZoomLimits.agenda),
+            topic: MeetingRequest.cut(
+                "Situation Room: " + String(repeating: "Payments down ", count: 180),
+                to: ZoomLimits.topic
+            ),
+            startTime: "2026-11-29T12:00:00Z",
+            duration: 60,
+            password: MeetingRequest.passcode(length: 10),
+            agenda: MeetingRequest.cut(
+                "sitroom:room=r0123\nIncident INC-1: " + String(repeating: "x", count: 2500),
+                to: ZoomLimits.agenda
+            ),
             settings: .init(
-                waitingRoom: false, joinBeforeHost: true, autoRecording: "none",
-                alternativeHosts: MeetingRequest.alternativeHosts(["ada@example.com", "alan@example.com"], excluding: nil)))
+                waitingRoom: false,
+                joinBeforeHost: true,
+                autoRecording: "none",
+                alternativeHosts: MeetingRequest.alternativeHosts(
+                    ["ada@example.com", "alan@example.com"],
+                    excluding: nil
+                )
+            )
+        )
         let body = try JSONEncoder().encode(request)
         let object = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
         #expect(object["type"] as? Int == 2)
         #expect(object["start_time"] as? String == "2026-11-29T12:00:00Z")
         #expect((object["agenda"] as? String)?.hasPrefix("sitroom:room=r0123") == true)
-        #expect((object["settings"] as? [String: Any])?["alternative_hosts"] as? String == "ada@example.com;alan@example.com")
+        #expect(
+            (object["settings"] as? [String: Any])?["alternative_hosts"] as? String
+                == "ada@example.com;alan@example.com"
+        )
         #expect(try Self.validateCreateRequest(body) == "")
         // The other request body sitroom sends: "Update meeting status" to end a meeting.
-        #expect(try Self.validateRequest(Data(ZoomClient.endMeetingBody), path: "/meetings/{meetingId}/status", method: "put") == "")
+        #expect(
+            try Self.validateRequest(
+                Data(ZoomClient.endMeetingBody),
+                path: "/meetings/{meetingId}/status",
+                method: "put"
+            ) == ""
+        )
         // The schema carries Zoom's limits: what the old client sent is refused.
         var old = request
         old.topic = String(repeating: "t", count: 201)
@@ -77,7 +101,7 @@ struct ZoomClientTests {
 
     @Test("a join_url is usable only as an https link on the API's domain that names the meeting")
     func joinURLRule() {
-        let id: Int64 = 85746065432
+        let id: Int64 = 85_746_065_432
         for good in [
             "https://zoom.us/j/85746065432?pwd=x", "https://us02web.zoom.us/j/85746065432?pwd=x",
             "https://US05WEB.zoom.us/j/85746065432",
@@ -85,37 +109,65 @@ struct ZoomClientTests {
             #expect(ZoomClient.isUsableJoinURL(good, meetingID: id, apiURL: Self.api), "\(good)")
         }
         for bad in [
-            "https://", "https://zoom.us", "https://zoom.us/", "http://zoom.us/j/85746065432", "https://evil.example/j/85746065432",
+            "https://", "https://zoom.us", "https://zoom.us/", "http://zoom.us/j/85746065432",
+            "https://evil.example/j/85746065432",
             "https://zoom.us.evil.example/j/85746065432", "https://notzoom.us/j/85746065432", "https://zoom.us/j/1234",
             "zoom.us/j/85746065432", "", "javascript:alert(1)",
         ] {
             #expect(!ZoomClient.isUsableJoinURL(bad, meetingID: id, apiURL: Self.api), "\(bad)")
         }
         // Zoom for Government's API names its own domain; a simulator on loopback, its host and scheme.
-        #expect(ZoomClient.isUsableJoinURL("https://zoomgov.com/j/85746065432", meetingID: id, apiURL: "https://api.zoomgov.com/v2"))
-        #expect(ZoomClient.isUsableJoinURL("http://127.0.0.1:9480/j/85746065432?pwd=x", meetingID: id, apiURL: "http://127.0.0.1:9480/v2"))
-        #expect(!ZoomClient.isUsableJoinURL("http://127.0.0.1:9480/", meetingID: id, apiURL: "http://127.0.0.1:9480/v2"))
+        #expect(
+            ZoomClient.isUsableJoinURL(
+                "https://zoomgov.com/j/85746065432",
+                meetingID: id,
+                apiURL: "https://api.zoomgov.com/v2"
+            )
+        )
+        #expect(
+            ZoomClient.isUsableJoinURL(
+                "http://127.0.0.1:9480/j/85746065432?pwd=x",
+                meetingID: id,
+                apiURL: "http://127.0.0.1:9480/v2"
+            )
+        )
+        #expect(
+            !ZoomClient.isUsableJoinURL("http://127.0.0.1:9480/", meetingID: id, apiURL: "http://127.0.0.1:9480/v2")
+        )
     }
 
     @Test("a 2xx answer without join_url or id is a failure, never a room with a placeholder link")
     func incompleteAnswerIsRefused() {
-        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array(#"{"id": 85746065432}"#.utf8), apiURL: Self.api) }
-        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array(#"{"join_url": "https://zoom.us/j/1"}"#.utf8), apiURL: Self.api) }
+        #expect(throws: ZoomError.self) {
+            try ZoomClient.meeting(from: Array(#"{"id": 85746065432}"#.utf8), apiURL: Self.api)
+        }
+        #expect(throws: ZoomError.self) {
+            try ZoomClient.meeting(from: Array(#"{"join_url": "https://zoom.us/j/1"}"#.utf8), apiURL: Self.api)
+        }
         #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array("not json".utf8), apiURL: Self.api) }
         let meeting = try? ZoomClient.meeting(
-            from: Array(#"{"id": 85746065432, "join_url": "https://zoom.us/j/85746065432?pwd=x", "password": "x"}"#.utf8),
-            apiURL: Self.api)
+            from: Array(
+                #"{"id": 85746065432, "join_url": "https://zoom.us/j/85746065432?pwd=x", "password": "x"}"#.utf8
+            ),
+            apiURL: Self.api
+        )
         #expect(meeting?.id == 85_746_065_432)
         #expect(meeting?.password == "x")
     }
 
     static func error(
-        _ status: Int, _ body: String, oauth: Bool = false, headers: [String: String] = [:],
-        operation: ZoomOperation = .createMeeting, grant: String? = nil
+        _ status: Int,
+        _ body: String,
+        oauth: Bool = false,
+        headers: [String: String] = [:],
+        operation: ZoomOperation = .createMeeting,
+        grant: String? = nil
     ) -> ZoomError {
         ZoomClient.error(
-            from: HTTPResponse(status: status, headers: headers, body: Array(body.utf8)), operation: oauth ? .token : operation,
-            grant: grant)
+            from: HTTPResponse(status: status, headers: headers, body: Array(body.utf8)),
+            operation: oauth ? .token : operation,
+            grant: grant
+        )
     }
 
     /// One documented answer and the row of the table it must land in.
@@ -138,75 +190,165 @@ struct ZoomClientTests {
         // Code 300 is a validation error, not a quota...
         Case(
             status: 400,
-            body: #"{"code":300,"message":"Validation Failed.","errors":[{"field":"topic","message":"Topic must be at most 200 characters."}]}"#,
-            expected: .validationFailed),
-        Case(status: 400, body: #"{"code":300,"message":"The value that you entered for the schedule_for field is invalid."}"#, expected: .validationFailed),
-        Case(status: 400, body: #"{"code":300,"message":"Invalid enforce_login_domains, separate multiple domains by semicolon."}"#, expected: .validationFailed),
-        // ...unless its message is the daily limit.
-        Case(status: 400, body: #"{"code":300,"message":"A maximum of 100 meetings can be created/updated for a single user in one day."}"#, expected: .dailyLimit),
-        Case(status: 429, body: dailyMessage429, expected: .dailyLimit),
-        Case(
-            status: 429, body: #"{"code":429,"message":"Too many requests."}"#,
-            headers: ["x-ratelimit-type": "Daily-limit", "retry-after": "2020-05-31T00:00:00Z"], expected: .dailyLimit),
-        Case(
-            status: 429, body: #"{"code":429,"message":"You have reached the maximum per-second rate limit for this API. Try again later."}"#,
-            headers: ["retry-after": "2"], expected: .rateLimited),
+            body:
+                #"{"code":300,"message":"Validation Failed.","errors":[{"field":"topic","message":"Topic must be at most 200 characters."}]}"#,
+            expected: .validationFailed
+        ),
         Case(
             status: 400,
-            body: #"{"code":300,"message":"Validation Failed.","errors":[{"field":"settings.alternative_hosts","message":"x@example.com is not a licensed user"}]}"#,
-            expected: .alternativeHostsRefused),
-        Case(status: 400, body: #"{"code":1115,"message":"Alternative host x@example.com not found in this account."}"#, expected: .alternativeHostsRefused),
+            body: #"{"code":300,"message":"The value that you entered for the schedule_for field is invalid."}"#,
+            expected: .validationFailed
+        ),
+        Case(
+            status: 400,
+            body: #"{"code":300,"message":"Invalid enforce_login_domains, separate multiple domains by semicolon."}"#,
+            expected: .validationFailed
+        ),
+        // ...unless its message is the daily limit.
+        Case(
+            status: 400,
+            body:
+                #"{"code":300,"message":"A maximum of 100 meetings can be created/updated for a single user in one day."}"#,
+            expected: .dailyLimit
+        ),
+        Case(status: 429, body: dailyMessage429, expected: .dailyLimit),
+        Case(
+            status: 429,
+            body: #"{"code":429,"message":"Too many requests."}"#,
+            headers: ["x-ratelimit-type": "Daily-limit", "retry-after": "2020-05-31T00:00:00Z"],
+            expected: .dailyLimit
+        ),
+        Case(
+            status: 429,
+            body:
+                #"{"code":429,"message":"You have reached the maximum per-second rate limit for this API. Try again later."}"#,
+            headers: ["retry-after": "2"],
+            expected: .rateLimited
+        ),
+        Case(
+            status: 400,
+            body:
+                #"{"code":300,"message":"Validation Failed.","errors":[{"field":"settings.alternative_hosts","message":"x@example.com is not a licensed user"}]}"#,
+            expected: .alternativeHostsRefused
+        ),
+        Case(
+            status: 400,
+            body: #"{"code":1115,"message":"Alternative host x@example.com not found in this account."}"#,
+            expected: .alternativeHostsRefused
+        ),
         // 4711 on an API call: a scope the app lacks.
         Case(
-            status: 400, body: #"{"code":4711,"message":"Invalid access token, does not contain scopes:[meeting:write:meeting:admin]."}"#,
-            expected: .missingScope),
-        Case(status: 401, body: #"{"code":124,"message":"Invalid access token."}"#, operation: .getMeeting, expected: .accessTokenRejected),
+            status: 400,
+            body:
+                #"{"code":4711,"message":"Invalid access token, does not contain scopes:[meeting:write:meeting:admin]."}"#,
+            expected: .missingScope
+        ),
+        Case(
+            status: 401,
+            body: #"{"code":124,"message":"Invalid access token."}"#,
+            operation: .getMeeting,
+            expected: .accessTokenRejected
+        ),
         Case(status: 404, body: #"{"code":1001,"message":"User does not exist: x."}"#, expected: .hostUnusable),
-        Case(status: 400, body: #"{"code":3161,"message":"Meeting hosting and scheduling capabilities are not allowed for your user account."}"#, expected: .hostUnusable),
-        Case(status: 404, body: #"{"code":3001,"message":"Meeting does not exist: 1."}"#, operation: .deleteMeeting, expected: .meetingGone),
         Case(
-            status: 400, body: #"{"code":3007,"message":"Sorry, you cannot delete this meeting since it has ended."}"#,
-            operation: .deleteMeeting, expected: .meetingEnded),
+            status: 400,
+            body:
+                #"{"code":3161,"message":"Meeting hosting and scheduling capabilities are not allowed for your user account."}"#,
+            expected: .hostUnusable
+        ),
         Case(
-            status: 400, body: #"{"code":3002,"message":"Sorry, you cannot delete this meeting since it is in progress."}"#,
-            operation: .deleteMeeting, expected: .meetingInProgress),
+            status: 404,
+            body: #"{"code":3001,"message":"Meeting does not exist: 1."}"#,
+            operation: .deleteMeeting,
+            expected: .meetingGone
+        ),
+        Case(
+            status: 400,
+            body: #"{"code":3007,"message":"Sorry, you cannot delete this meeting since it has ended."}"#,
+            operation: .deleteMeeting,
+            expected: .meetingEnded
+        ),
+        Case(
+            status: 400,
+            body: #"{"code":3002,"message":"Sorry, you cannot delete this meeting since it is in progress."}"#,
+            operation: .deleteMeeting,
+            expected: .meetingInProgress
+        ),
         Case(status: 502, body: "", expected: .serverError),
         Case(status: 400, body: #"{"code":3000,"message":"Cannot access webinar info."}"#, expected: .refused),
         // The token endpoint: 4711 is the refresh token; answers without a code are read by `error` and status.
         Case(
-            status: 400, body: #"{"code":4711,"message":"Refresh token invalid"}"#, operation: .token, grant: "refresh_token",
-            expected: .refreshTokenInvalid),
+            status: 400,
+            body: #"{"code":4711,"message":"Refresh token invalid"}"#,
+            operation: .token,
+            grant: "refresh_token",
+            expected: .refreshTokenInvalid
+        ),
         Case(
-            status: 400, body: #"{"reason":"Invalid Token!","error":"invalid_grant"}"#, operation: .token, grant: "refresh_token",
-            expected: .refreshTokenInvalid),
+            status: 400,
+            body: #"{"reason":"Invalid Token!","error":"invalid_grant"}"#,
+            operation: .token,
+            grant: "refresh_token",
+            expected: .refreshTokenInvalid
+        ),
         Case(
-            status: 400, body: #"{"reason":"Invalid authorization code","error":"invalid_grant"}"#, operation: .token,
-            grant: "authorization_code", expected: .authorizationCodeInvalid),
+            status: 400,
+            body: #"{"reason":"Invalid authorization code","error":"invalid_grant"}"#,
+            operation: .token,
+            grant: "authorization_code",
+            expected: .authorizationCodeInvalid
+        ),
         Case(
-            status: 401, body: #"{"reason":"Invalid client_id or client_secret","error":"invalid_client"}"#, operation: .token,
-            grant: "account_credentials", expected: .credentialsRefused),
+            status: 401,
+            body: #"{"reason":"Invalid client_id or client_secret","error":"invalid_client"}"#,
+            operation: .token,
+            grant: "account_credentials",
+            expected: .credentialsRefused
+        ),
         Case(
-            status: 400, body: #"{"code":4700,"message":"Invalid account_id"}"#, operation: .token, grant: "account_credentials",
-            expected: .credentialsRefused),
+            status: 400,
+            body: #"{"code":4700,"message":"Invalid account_id"}"#,
+            operation: .token,
+            grant: "account_credentials",
+            expected: .credentialsRefused
+        ),
         Case(
-            status: 400, body: #"{"code":4705,"message":"Grant type is not supported from token endpoint."}"#, operation: .token,
-            grant: "account_credentials", expected: .grantTypeUnsupported),
+            status: 400,
+            body: #"{"code":4705,"message":"Grant type is not supported from token endpoint."}"#,
+            operation: .token,
+            grant: "account_credentials",
+            expected: .grantTypeUnsupported
+        ),
         Case(
-            status: 400, body: #"{"reason":"unsupported grant type","error":"unsupported_grant_type"}"#, operation: .token,
-            grant: "refresh_token", expected: .grantTypeUnsupported),
+            status: 400,
+            body: #"{"reason":"unsupported grant type","error":"unsupported_grant_type"}"#,
+            operation: .token,
+            grant: "refresh_token",
+            expected: .grantTypeUnsupported
+        ),
         Case(
-            status: 400, body: #"{"code":4709,"message":"Redirect URI mismatch."}"#, operation: .token, grant: "authorization_code",
-            expected: .redirectURIMismatch),
+            status: 400,
+            body: #"{"code":4709,"message":"Redirect URI mismatch."}"#,
+            operation: .token,
+            grant: "authorization_code",
+            expected: .redirectURIMismatch
+        ),
         Case(
-            status: 401, body: #"{"code":4717,"message":"The app has been disabled"}"#, operation: .token,
-            grant: "account_credentials", expected: .appDisabled),
+            status: 401,
+            body: #"{"code":4717,"message":"The app has been disabled"}"#,
+            operation: .token,
+            grant: "account_credentials",
+            expected: .appDisabled
+        ),
     ]
 
     @Test("each documented Zoom answer lands in its row of the table", arguments: cases)
     func classification(_ item: Case) {
         let error = ZoomClient.error(
-            from: HTTPResponse(status: item.status, headers: item.headers, body: Array(item.body.utf8)), operation: item.operation,
-            grant: item.grant)
+            from: HTTPResponse(status: item.status, headers: item.headers, body: Array(item.body.utf8)),
+            operation: item.operation,
+            grant: item.grant
+        )
         #expect(error.answer == item.expected, "\(error)")
     }
 
@@ -234,13 +376,17 @@ struct ZoomClientTests {
         // Only answers that may have made a meeting leave a create's outcome open (an unusable 2xx did make one:
         // open only when deleting it failed too).
         #expect(
-            Set(ZoomAnswer.allCases.filter { $0.rule.request == .mayHaveHappened }) == [.serverError, .noAnswer, .unusableAnswer])
+            Set(ZoomAnswer.allCases.filter { $0.rule.request == .mayHaveHappened }) == [
+                .serverError, .noAnswer, .unusableAnswer,
+            ]
+        )
     }
 
     @Test("a decision fills in Zoom's words, the scopes, when to retry and the advice")
     func decisions() {
         let scope = Self.error(
-            400, #"{"code":4711,"message":"Invalid access token, does not contain scopes:[meeting:write:meeting, meeting:write:meeting:admin]."}"#
+            400,
+            #"{"code":4711,"message":"Invalid access token, does not contain scopes:[meeting:write:meeting, meeting:write:meeting:admin]."}"#
         ).decision(now: 0, integration: "zoom-main")
         #expect(scope.missingScopes == ["meeting:write:meeting", "meeting:write:meeting:admin"])
         #expect(scope.advice.contains("meeting:write:meeting or meeting:write:meeting:admin"))
@@ -258,7 +404,10 @@ struct ZoomClientTests {
         let perSecond = Self.error(429, #"{"code":429,"message":"per-second"}"#, headers: ["retry-after": "2"])
         #expect(perSecond.decision(now: 100).retryIn == 2)
         let daily = Self.error(
-            429, Self.dailyMessage429, headers: ["retry-after": "2020-05-31T00:00:00Z", "x-ratelimit-type": "Daily-limit"])
+            429,
+            Self.dailyMessage429,
+            headers: ["retry-after": "2020-05-31T00:00:00Z", "x-ratelimit-type": "Daily-limit"]
+        )
         let midnight = 1_590_883_200.0  // 2020-05-31T00:00:00Z
         #expect(daily.decision(now: midnight - 3600).retryIn == 3600)
         #expect(daily.decision(now: midnight + 5).retryIn == 0)
@@ -297,10 +446,15 @@ struct ZoomClientTests {
         let cut = MeetingRequest.cut(flags, to: 201)
         #expect(cut.utf16.count == 200 && cut.unicodeScalars.count == 100 && cut.count == 50)
         let accented = "e\u{301}"  // é as e + combining acute
-        #expect(MeetingRequest.cut(String(repeating: accented, count: 3), to: 5) == String(repeating: accented, count: 2))
         #expect(
-            MeetingRequest.alternativeHosts(["ada@example.com", "Alan@example.com", "ada@EXAMPLE.com", "bridge-1@example.com"],
-                excluding: "bridge-1@example.com") == "ada@example.com;Alan@example.com")
+            MeetingRequest.cut(String(repeating: accented, count: 3), to: 5) == String(repeating: accented, count: 2)
+        )
+        #expect(
+            MeetingRequest.alternativeHosts(
+                ["ada@example.com", "Alan@example.com", "ada@EXAMPLE.com", "bridge-1@example.com"],
+                excluding: "bridge-1@example.com"
+            ) == "ada@example.com;Alan@example.com"
+        )
         #expect(MeetingRequest.alternativeHosts(["bridge-1@example.com"], excluding: "bridge-1@example.com") == nil)
     }
 
@@ -316,7 +470,9 @@ struct ZoomClientTests {
     func errorTextIsOneLine() {
         let long = String(repeating: "x", count: 2_000)
         let error = Self.error(
-            400, #"{"code":300,"message":"Bad\r\nBcc: x@example.org\u001b[2J","errors":[{"field":"a\nb","message":"\#(long)"}]}"#)
+            400,
+            #"{"code":300,"message":"Bad\r\nBcc: x@example.org\u001b[2J","errors":[{"field":"a\nb","message":"\#(long)"}]}"#
+        )
         #expect(error.message == "Bad  Bcc: x@example.org [2J")
         #expect(error.fieldErrors.first?.field == "a b")
         #expect(error.fieldErrors.first?.message.count == 301)  // 300 characters and the ellipsis
@@ -326,11 +482,15 @@ struct ZoomClientTests {
     func webhookVerification() throws {
         let body = Array(
             #"{"event":"app_deauthorized","payload":{"account_id":"Acct1","user_id":"u1","client_id":"cid","deauthorization_time":"2026-11-29T12:00:00Z","signature":"x","user_data_retention":"false"}}"#
-                .utf8)
+                .utf8
+        )
         let signature = ZoomWebhookFile.signature(secret: "whsec", timestamp: "1795910400", body: body)
         let parsed = ZoomWebhookFile(
-            headers: ["x-zm-request-timestamp": "1795910400", "x-zm-signature": signature, "content-type": "application/json"],
-            body: body)
+            headers: [
+                "x-zm-request-timestamp": "1795910400", "x-zm-signature": signature, "content-type": "application/json",
+            ],
+            body: body
+        )
         try parsed.verify(secret: "whsec", receivedAt: 1_795_910_400 + 60)
         #expect(throws: WebhookError.self) { try parsed.verify(secret: "other", receivedAt: 1_795_910_400) }
         #expect(throws: WebhookError.self) { try parsed.verify(secret: "whsec", receivedAt: 1_795_910_400 + 301) }

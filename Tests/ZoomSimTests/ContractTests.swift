@@ -68,7 +68,10 @@ struct ContractTests {
     @Test("zoom-sim's answers have the shapes Zoom documents")
     func answersMatchZoomSchemas() async throws {
         let validator = try Self.runPython(["-c", "import openapi_schema_validator"])
-        try #require(validator.status == 0, "openapi-schema-validator is missing (scripts/install-deps): \(validator.output)")
+        try #require(
+            validator.status == 0,
+            "openapi-schema-validator is missing (scripts/install-deps): \(validator.output)"
+        )
         let harness = Harness()
         let cases: [JSON] = try await harness.app.test(.router) { client in
             let token = try await client.s2sToken()
@@ -84,43 +87,87 @@ struct ContractTests {
 
             // Error answers, each turned on as a test would.
             let tooLong = try await client.call(
-                .post, "/v2/users/u1abc/meetings", bearer: token,
-                json: ["topic": .string(String(repeating: "t", count: 201)), "type": 2, "start_time": "2026-01-01T10:00:00Z"])
+                .post,
+                "/v2/users/u1abc/meetings",
+                bearer: token,
+                json: [
+                    "topic": .string(String(repeating: "t", count: 201)), "type": 2,
+                    "start_time": "2026-01-01T10:00:00Z",
+                ]
+            )
             let stranger = try await client.call(
-                .post, "/v2/users/u1abc/meetings", bearer: token,
-                json: ["topic": "t", "type": 2, "start_time": "2026-01-01T10:00:00Z",
-                       "settings": ["alternative_hosts": "nobody@example.com"]])
+                .post,
+                "/v2/users/u1abc/meetings",
+                bearer: token,
+                json: [
+                    "topic": "t", "type": 2, "start_time": "2026-01-01T10:00:00Z",
+                    "settings": ["alternative_hosts": "nobody@example.com"],
+                ]
+            )
             _ = try await client.call(.put, "/v2/meetings/\(id)/status", bearer: token, json: ["action": "end"])
             _ = try await client.call(.post, "/_sim/faults", json: ["kind": "refuse_delete_ended"])
             let ended = try await client.call(.delete, "/v2/meetings/\(id)", bearer: token)
-            _ = try await client.call(.post, "/_sim/faults", json: ["kind": "daily_limit", "user": "u1abc", "answer": "300"])
+            _ = try await client.call(
+                .post,
+                "/_sim/faults",
+                json: ["kind": "daily_limit", "user": "u1abc", "answer": "300"]
+            )
             let daily300 = try await client.createMeeting(token)
             _ = try await client.call(.post, "/_sim/faults", json: ["kind": "daily_limit", "user": "u1abc"])
             let daily429 = try await client.createMeeting(token)
-            _ = try await client.call(.post, "/_sim/faults", json: ["kind": "scopes", "client_id": "abc123", "scopes": ["meeting:read:admin"]])
+            _ = try await client.call(
+                .post,
+                "/_sim/faults",
+                json: ["kind": "scopes", "client_id": "abc123", "scopes": ["meeting:read:admin"]]
+            )
             let narrow = try await client.s2sToken()
             let scope = try await client.createMeeting(narrow, user: "bridge-2@example.com")
             #expect(tooLong.code == 300 && stranger.code == 300 && ended.code == 3007)
             #expect(daily300.code == 300 && daily429.status == 429 && scope.code == 4711)
             return [
-                ["method": "post", "path": "/users/{userId}/meetings", "status": "201", "body": created.body,
-                 // Documented on Zoom's current reference page but not in this older export.
-                 "allow_extra": ["uuid", "host_id", "status", "pstn_password", "encrypted_password"]],
-                ["method": "get", "path": "/meetings/{meetingId}", "status": "200", "body": got.body,
-                 "allow_extra": ["pstn_password"]],
+                [
+                    "method": "post", "path": "/users/{userId}/meetings", "status": "201", "body": created.body,
+                    // Documented on Zoom's current reference page but not in this older export.
+                    "allow_extra": ["uuid", "host_id", "status", "pstn_password", "encrypted_password"],
+                ],
+                [
+                    "method": "get", "path": "/meetings/{meetingId}", "status": "200", "body": got.body,
+                    "allow_extra": ["pstn_password"],
+                ],
                 ["method": "get", "path": "/users/{userId}/meetings", "status": "200", "body": list.body],
-                ["method": "get", "path": "/users/{userId}", "status": "200", "body": user.body,
-                 "allow_extra": ["display_name"]],
+                [
+                    "method": "get", "path": "/users/{userId}", "status": "200", "body": user.body,
+                    "allow_extra": ["display_name"],
+                ],
                 ["method": "get", "path": "/users", "status": "200", "body": users.body],
                 // A refused field: 300 "Validation Failed." with `errors[]`; the export lists 300 under both 300 and
                 // 400, the error definitions page gives the body.
-                ["method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": tooLong.body, "error": true],
-                ["method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": stranger.body, "error": true],
-                ["method": "delete", "path": "/meetings/{meetingId}", "status": "400", "body": ended.body, "error": true],
-                ["method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": daily300.body, "error": true],
-                ["method": "post", "path": "/users/{userId}/meetings", "status": "429", "body": daily429.body, "error": true],
-                ["method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": scope.body, "error": true,
-                 "code_source": "developers.zoom.us/docs/integrations/oauth-error-messages/ and Zoom's forum on granular scopes"],
+                [
+                    "method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": tooLong.body,
+                    "error": true,
+                ],
+                [
+                    "method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": stranger.body,
+                    "error": true,
+                ],
+                [
+                    "method": "delete", "path": "/meetings/{meetingId}", "status": "400", "body": ended.body,
+                    "error": true,
+                ],
+                [
+                    "method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": daily300.body,
+                    "error": true,
+                ],
+                [
+                    "method": "post", "path": "/users/{userId}/meetings", "status": "429", "body": daily429.body,
+                    "error": true,
+                ],
+                [
+                    "method": "post", "path": "/users/{userId}/meetings", "status": "400", "body": scope.body,
+                    "error": true,
+                    "code_source":
+                        "developers.zoom.us/docs/integrations/oauth-error-messages/ and Zoom's forum on granular scopes",
+                ],
             ]
         }
         try await withTemporaryDirectory { dir in

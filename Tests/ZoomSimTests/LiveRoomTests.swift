@@ -19,7 +19,9 @@ struct LiveRoomTests {
     /// The usual harness plus an app of another account, whose connections must hear none of `AcctSim1`'s events.
     static func configuration() -> SimConfiguration {
         var configuration = Harness.configuration(concurrent: 2)
-        configuration.apps.append(.init(clientID: "other-app", clientSecret: "o-s3cret", accountID: "AcctOther", kind: .s2s))
+        configuration.apps.append(
+            .init(clientID: "other-app", clientSecret: "o-s3cret", accountID: "AcctOther", kind: .s2s)
+        )
         return configuration
     }
 
@@ -54,8 +56,11 @@ struct LiveRoomTests {
             defer { socket.stop() }
             let otherToken = try #require(
                 try await client.call(
-                    .post, "/oauth/token?grant_type=account_credentials&account_id=AcctOther", basic: ("other-app", "o-s3cret")
-                ).body["access_token"]?.stringValue)
+                    .post,
+                    "/oauth/token?grant_type=account_credentials&account_id=AcctOther",
+                    basic: ("other-app", "o-s3cret")
+                ).body["access_token"]?.stringValue
+            )
             let other = try EventSocket(port: port, subscriptionID: "SUB2", token: otherToken)
             defer { other.stop() }
             #expect(try await socket.frame(0)["module"] == "build_connection")
@@ -69,7 +74,10 @@ struct LiveRoomTests {
             // Joining a waiting meeting starts it: meeting.started goes first.
             let before = Int64(Date().timeIntervalSince1970 * 1000)
             let ada = try await client.call(
-                .post, "/_sim/meetings/\(id)/participants", json: ["action": "join", "email": "ada@example.com", "name": "Ada"])
+                .post,
+                "/_sim/meetings/\(id)/participants",
+                json: ["action": "join", "email": "ada@example.com", "name": "Ada"]
+            )
             #expect(ada.status == 200)
             let adaUUID = try #require(ada.body["participant_uuid"]?.stringValue)
             #expect(ada.body["user_id"]?.stringValue?.isEmpty == false)
@@ -78,7 +86,10 @@ struct LiveRoomTests {
             let started = try await socket.event(1)
             #expect(started["event"] == "meeting.started")
             let ts = try #require(started["event_ts"]?.intValue)
-            #expect(ts >= before - 1000 && ts <= Int64(Date().timeIntervalSince1970 * 1000) + 1000, "event_ts in milliseconds")
+            #expect(
+                ts >= before - 1000 && ts <= Int64(Date().timeIntervalSince1970 * 1000) + 1000,
+                "event_ts in milliseconds"
+            )
             #expect(started["payload"]?["account_id"] == "AcctSim1")
             let object = try #require(started["payload"]?["object"])
             #expect(object["id"] == .string(String(id)))
@@ -98,8 +109,15 @@ struct LiveRoomTests {
 
             // A guest and a phone user: no email.
             let guest = try await client.call(
-                .post, "/_sim/meetings/\(id)/participants", json: ["action": "join", "name": "Grace", "guest": true])
-            let phone = try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "join", "phone": true])
+                .post,
+                "/_sim/meetings/\(id)/participants",
+                json: ["action": "join", "name": "Grace", "guest": true]
+            )
+            let phone = try await client.call(
+                .post,
+                "/_sim/meetings/\(id)/participants",
+                json: ["action": "join", "phone": true]
+            )
             #expect(guest.body["email"] == "" && phone.body["email"] == "")
             let guestUUID = try #require(guest.body["participant_uuid"]?.stringValue)
             let guestJoined = try await socket.event(3)
@@ -109,17 +127,27 @@ struct LiveRoomTests {
 
             let sim = try await client.call(.get, "/_sim/meetings").body.arrayValue?.first { $0["id"]?.intValue == id }
             #expect(sim?["status"] == "started")
-            #expect(sim?["participants"]?.arrayValue?.compactMap { $0["participant_uuid"]?.stringValue }.first == adaUUID)
+            #expect(
+                sim?["participants"]?.arrayValue?.compactMap { $0["participant_uuid"]?.stringValue }.first == adaUUID
+            )
             #expect(sim?["participants"]?.arrayValue?.count == 3)
 
             // Leaving by email and by participant_uuid.
             #expect(
-                try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "leave", "email": "ADA@example.com"])
-                    .status == 200)
+                try await client.call(
+                    .post,
+                    "/_sim/meetings/\(id)/participants",
+                    json: ["action": "leave", "email": "ADA@example.com"]
+                )
+                .status == 200
+            )
             #expect(
                 try await client.call(
-                    .post, "/_sim/meetings/\(id)/participants", json: ["action": "leave", "participant_uuid": .string(guestUUID)]
-                ).status == 200)
+                    .post,
+                    "/_sim/meetings/\(id)/participants",
+                    json: ["action": "leave", "participant_uuid": .string(guestUUID)]
+                ).status == 200
+            )
             let left = try await socket.event(5)
             #expect(left["event"] == "meeting.participant_left")
             let leaver = try #require(left["payload"]?["object"]?["participant"])
@@ -129,8 +157,13 @@ struct LiveRoomTests {
             #expect(leaver["join_time"] == nil)
             // start_time is the occurrence's, in participant events too (Zoom's SDK requires it in participant_left).
             #expect(left["payload"]?["object"]?["start_time"] == startTime)
-            #expect(try await socket.event(6)["payload"]?["object"]?["participant"]?["participant_uuid"] == .string(guestUUID))
-            let present = try await client.call(.get, "/_sim/meetings").body.arrayValue?.first { $0["id"]?.intValue == id }
+            #expect(
+                try await socket.event(6)["payload"]?["object"]?["participant"]?["participant_uuid"]
+                    == .string(guestUUID)
+            )
+            let present = try await client.call(.get, "/_sim/meetings").body.arrayValue?.first {
+                $0["id"]?.intValue == id
+            }
             #expect(present?["participants"]?.arrayValue?.count == 1)
 
             // A connection made now hears what happens from now on, nothing before (Zoom replays nothing).
@@ -163,7 +196,8 @@ struct LiveRoomTests {
 
             // The other account's connection: its next frame is its own meeting's start, none of the above.
             let otherMeeting = try #require(
-                try await client.createMeeting(otherToken, user: "bridge-2@example.com").body["id"]?.intValue)
+                try await client.createMeeting(otherToken, user: "bridge-2@example.com").body["id"]?.intValue
+            )
             #expect(try await client.call(.post, "/_sim/meetings/\(otherMeeting)/start").status == 200)
             let otherFirst = try await other.event(1)
             #expect(otherFirst["event"] == "meeting.started" && otherFirst["payload"]?["account_id"] == "AcctOther")
@@ -171,7 +205,9 @@ struct LiveRoomTests {
         }
     }
 
-    @Test("the test routes /start and /end send meeting.started and meeting.ended; bad participant requests are refused")
+    @Test(
+        "the test routes /start and /end send meeting.started and meeting.ended; bad participant requests are refused"
+    )
     func startEndRoutesAndRefusals() async throws {
         let harness = Harness(Self.configuration())
         try await harness.app.test(.live) { client in
@@ -184,7 +220,10 @@ struct LiveRoomTests {
             let unknown = try await client.call(.post, "/_sim/meetings/99999/participants", json: ["action": "join"])
             #expect(unknown.status == 404 && unknown.code == 3001)
             let nobody = try await client.call(
-                .post, "/_sim/meetings/\(id)/participants", json: ["action": "leave", "email": "nobody@example.com"])
+                .post,
+                "/_sim/meetings/\(id)/participants",
+                json: ["action": "leave", "email": "nobody@example.com"]
+            )
             #expect(nobody.status == 400 && nobody.code == 300)
             let neither = try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "leave"])
             #expect(neither.status == 400)
@@ -194,12 +233,24 @@ struct LiveRoomTests {
             #expect(try await client.call(.post, "/_sim/meetings/\(id)/start").status == 200)
             #expect(try await socket.event(1)["event"] == "meeting.started")
             // Someone joins the started meeting: no second meeting.started.
-            _ = try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "join", "email": "alan@example.com"])
+            _ = try await client.call(
+                .post,
+                "/_sim/meetings/\(id)/participants",
+                json: ["action": "join", "email": "alan@example.com"]
+            )
             #expect(try await socket.event(2)["event"] == "meeting.participant_joined")
             // An empty email names nobody, not the guest (whose email is empty).
-            _ = try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "join", "guest": true])
+            _ = try await client.call(
+                .post,
+                "/_sim/meetings/\(id)/participants",
+                json: ["action": "join", "guest": true]
+            )
             #expect(try await socket.event(3)["event"] == "meeting.participant_joined")
-            let empty = try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "leave", "email": ""])
+            let empty = try await client.call(
+                .post,
+                "/_sim/meetings/\(id)/participants",
+                json: ["action": "leave", "email": ""]
+            )
             #expect(empty.status == 400 && empty.code == 300)
             #expect(try await client.call(.post, "/_sim/meetings/\(id)/end").status == 200)
             #expect(try await socket.event(4)["event"] == "meeting.ended")
@@ -214,19 +265,30 @@ struct LiveRoomTests {
         try await harness.app.test(.live) { client in
             let port = try #require(client.port)
             let token = try await client.s2sToken()
-            for query in ["subscriptionId=SUB1&access_token=not-a-token", "subscriptionId=SUB1", "access_token=\(token)"] {
+            for query in [
+                "subscriptionId=SUB1&access_token=not-a-token", "subscriptionId=SUB1", "access_token=\(token)",
+            ] {
                 await #expect(throws: WebSocketClientError.self, "\(query)") {
-                    try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/ws?\(query)", logger: EventSocket.logger) { _, _, _ in
+                    try await WebSocketClient.connect(
+                        url: "ws://127.0.0.1:\(port)/ws?\(query)",
+                        logger: EventSocket.logger
+                    ) { _, _, _ in
                         Issue.record("upgraded with \(query)")
                     }
                 }
             }
             // A token the app no longer has: revoked through Zoom's revoke endpoint.
-            let revoke = try await client.call(.post, "/oauth/revoke", basic: ("abc123", "s3cret"), form: "token=\(token)")
+            let revoke = try await client.call(
+                .post,
+                "/oauth/revoke",
+                basic: ("abc123", "s3cret"),
+                form: "token=\(token)"
+            )
             #expect(revoke.status == 200)
             await #expect(throws: WebSocketClientError.self) {
                 try await WebSocketClient.connect(
-                    url: "ws://127.0.0.1:\(port)/ws?subscriptionId=SUB1&access_token=\(token)", logger: EventSocket.logger
+                    url: "ws://127.0.0.1:\(port)/ws?subscriptionId=SUB1&access_token=\(token)",
+                    logger: EventSocket.logger
                 ) { _, _, _ in Issue.record("upgraded with a revoked token") }
             }
             let list = try await client.call(.get, "/_sim/websockets").body
@@ -241,7 +303,7 @@ struct LiveRoomTests {
             let port = try #require(client.port)
             let token = try await client.s2sToken()
             let sockets = try (0..<2).map { _ in try EventSocket(port: port, subscriptionID: "SUB1", token: token) }
-            defer { sockets.forEach { $0.stop() } }
+            defer { for socket in sockets { socket.stop() } }
             for socket in sockets { #expect(try await socket.frame(0)["module"] == "build_connection") }
             #expect(try await client.call(.get, "/_sim/websockets").body["open"] == 2)
 
@@ -271,19 +333,36 @@ struct LiveRoomTests {
             try await harness.app.test(.live) { client in
                 let token = try await client.s2sToken()
                 let subscribed = try await client.call(
-                    .post, "/_sim/webhooks",
-                    json: ["client_id": "abc123", "url": .string("http://127.0.0.1:\(hookPort)/zoom"), "secret_token": "hook-secret"])
+                    .post,
+                    "/_sim/webhooks",
+                    json: [
+                        "client_id": "abc123", "url": .string("http://127.0.0.1:\(hookPort)/zoom"),
+                        "secret_token": "hook-secret",
+                    ]
+                )
                 #expect(subscribed.status == 201)
                 let id = try #require(try await client.createMeeting(token).body["id"]?.intValue)
-                _ = try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "join", "email": "ada@example.com"])
-                _ = try await client.call(.post, "/_sim/meetings/\(id)/participants", json: ["action": "leave", "email": "ada@example.com"])
+                _ = try await client.call(
+                    .post,
+                    "/_sim/meetings/\(id)/participants",
+                    json: ["action": "join", "email": "ada@example.com"]
+                )
+                _ = try await client.call(
+                    .post,
+                    "/_sim/meetings/\(id)/participants",
+                    json: ["action": "leave", "email": "ada@example.com"]
+                )
                 #expect(try await client.call(.post, "/_sim/meetings/\(id)/end").status == 200)
 
-                let received = try await waitFor { let all = await receiver.events; return all.count >= 4 ? all : nil }
+                let received = try await waitFor {
+                    let all = await receiver.events
+                    return all.count >= 4 ? all : nil
+                }
                 #expect(
                     received.map { $0.body["event"]?.stringValue ?? "" } == [
                         "meeting.started", "meeting.participant_joined", "meeting.participant_left", "meeting.ended",
-                    ])
+                    ]
+                )
                 for event in received {
                     #expect(event.signatureValid, "x-zm-signature of \(event.body["event"] ?? .null)")
                     #expect(event.clientID == "abc123")
@@ -415,7 +494,10 @@ struct WebhookReceiver {
                 let plain = body["payload"]?["plainToken"]?.stringValue ?? ""
                 let answer: JSON = ["plainToken": .string(plain), "encryptedToken": .string(Self.hmac(plain, secret))]
                 return Response(
-                    status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: answer.serialized())))
+                    status: .ok,
+                    headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: answer.serialized()))
+                )
             }
             func header(_ name: String) -> String? { request.headers.first { $0.name.canonicalName == name }?.value }
             let timestamp = header("x-zm-request-timestamp") ?? ""

@@ -27,7 +27,10 @@ struct Harness {
     }
 
     static func configuration(
-        dailyLimit: Int = 100, mediumPerSecond: Int = 0, concurrent: Int = 1, tokenExpiresIn: Int = 3600
+        dailyLimit: Int = 100,
+        mediumPerSecond: Int = 0,
+        concurrent: Int = 1,
+        tokenExpiresIn: Int = 3600
     ) -> SimConfiguration {
         SimConfiguration(
             apps: [
@@ -48,8 +51,12 @@ struct Harness {
 extension TestClientProtocol {
     /// Sends a request and parses the answer.
     func call(
-        _ method: HTTPRequest.Method, _ uri: String, bearer: String? = nil, basic: (String, String)? = nil,
-        json: JSON? = nil, form: String? = nil
+        _ method: HTTPRequest.Method,
+        _ uri: String,
+        bearer: String? = nil,
+        basic: (String, String)? = nil,
+        json: JSON? = nil,
+        form: String? = nil
     ) async throws -> SimReply {
         var headers = HTTPFields()
         if let bearer { headers[.authorization] = "Bearer \(bearer)" }
@@ -63,7 +70,9 @@ extension TestClientProtocol {
             body = ByteBuffer(string: form)
         }
         return try await execute(uri: uri, method: method, headers: headers, body: body) { response in
-            let parsed = response.body.readableBytes == 0 ? JSON.null : (try? JSON.parse(Data(response.body.readableBytesView))) ?? .null
+            let parsed =
+                response.body.readableBytes == 0
+                ? JSON.null : (try? JSON.parse(Data(response.body.readableBytesView))) ?? .null
             return SimReply(status: Int(response.status.code), body: parsed, headers: response.headers)
         }
     }
@@ -71,18 +80,31 @@ extension TestClientProtocol {
     /// A Server-to-Server token for the `abc123` app.
     func s2sToken() async throws -> String {
         let reply = try await call(
-            .post, "/oauth/token?grant_type=account_credentials&account_id=AcctSim1", basic: ("abc123", "s3cret"))
+            .post,
+            "/oauth/token?grant_type=account_credentials&account_id=AcctSim1",
+            basic: ("abc123", "s3cret")
+        )
         #expect(reply.status == 200)
         return try #require(reply.body["access_token"]?.stringValue)
     }
 
     /// Creates a meeting for `user`.
-    func createMeeting(_ token: String, user: String = "bridge-1@example.com", agenda: String = "sitroom:room=r1")
+    func createMeeting(
+        _ token: String,
+        user: String = "bridge-1@example.com",
+        agenda: String = "sitroom:room=r1"
+    )
         async throws -> SimReply
     {
         try await call(
-            .post, "/v2/users/\(user)/meetings", bearer: token,
-            json: ["topic": "Situation Room: db down", "type": 2, "start_time": "2026-01-01T10:00:00Z", "agenda": .string(agenda)])
+            .post,
+            "/v2/users/\(user)/meetings",
+            bearer: token,
+            json: [
+                "topic": "Situation Room: db down", "type": 2, "start_time": "2026-01-01T10:00:00Z",
+                "agenda": .string(agenda),
+            ]
+        )
     }
 }
 

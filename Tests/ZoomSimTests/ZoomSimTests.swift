@@ -11,7 +11,10 @@ struct OAuthTests {
         let harness = Harness()
         try await harness.app.test(.router) { client in
             let reply = try await client.call(
-                .post, "/oauth/token?grant_type=account_credentials&account_id=AcctSim1", basic: ("abc123", "s3cret"))
+                .post,
+                "/oauth/token?grant_type=account_credentials&account_id=AcctSim1",
+                basic: ("abc123", "s3cret")
+            )
             #expect(reply.status == 200)
             #expect(reply.body["token_type"] == "bearer")
             #expect(reply.body["expires_in"] == 3600)
@@ -21,11 +24,18 @@ struct OAuthTests {
 
             // Form body instead of query.
             let form = try await client.call(
-                .post, "/oauth/token", basic: ("abc123", "s3cret"), form: "grant_type=account_credentials&account_id=AcctSim1")
+                .post,
+                "/oauth/token",
+                basic: ("abc123", "s3cret"),
+                form: "grant_type=account_credentials&account_id=AcctSim1"
+            )
             #expect(form.status == 200)
 
             let bad = try await client.call(
-                .post, "/oauth/token?grant_type=account_credentials&account_id=AcctSim1", basic: ("abc123", "wrong"))
+                .post,
+                "/oauth/token?grant_type=account_credentials&account_id=AcctSim1",
+                basic: ("abc123", "wrong")
+            )
             #expect(bad.status == 401)
             #expect(bad.body["error"] == "invalid_client")
             #expect(bad.body["reason"] == "Invalid client_id or client_secret")
@@ -35,7 +45,10 @@ struct OAuthTests {
             #expect(noAuth.status == 401)
 
             let account = try await client.call(
-                .post, "/oauth/token?grant_type=account_credentials&account_id=Other", basic: ("abc123", "s3cret"))
+                .post,
+                "/oauth/token?grant_type=account_credentials&account_id=Other",
+                basic: ("abc123", "s3cret")
+            )
             #expect(account.status == 400)
 
             let grant = try await client.call(.post, "/oauth/token?grant_type=password", basic: ("abc123", "s3cret"))
@@ -73,32 +86,48 @@ struct OAuthTests {
             let code = String(location.dropFirst((redirect + "?code=").count).prefix { $0 != "&" })
 
             let wrongVerifier = try await client.call(
-                .post, "/oauth/token", basic: ("user-app", "u-s3cret"),
-                form: "grant_type=authorization_code&code=\(code)&redirect_uri=\(redirect)&code_verifier=nope")
+                .post,
+                "/oauth/token",
+                basic: ("user-app", "u-s3cret"),
+                form: "grant_type=authorization_code&code=\(code)&redirect_uri=\(redirect)&code_verifier=nope"
+            )
             #expect(wrongVerifier.status == 400)
 
             // A code is single use: get another one through the test surface.
             let fresh = try await client.call(
-                .post, "/_sim/authorize",
+                .post,
+                "/_sim/authorize",
                 json: [
                     "client_id": "user-app", "user": "bridge-2@example.com", "redirect_uri": .string(redirect),
                     "code_challenge": .string(challenge),
-                ])
+                ]
+            )
             let code2 = try #require(fresh.body["code"]?.stringValue)
             let mismatch = try await client.call(
-                .post, "/oauth/token", basic: ("user-app", "u-s3cret"),
-                form: "grant_type=authorization_code&code=\(code2)&redirect_uri=https://evil.example&code_verifier=\(verifier)")
+                .post,
+                "/oauth/token",
+                basic: ("user-app", "u-s3cret"),
+                form:
+                    "grant_type=authorization_code&code=\(code2)&redirect_uri=https://evil.example&code_verifier=\(verifier)"
+            )
             #expect(mismatch.code == 4709)
 
             let code3 = try #require(
                 try await client.call(
-                    .post, "/_sim/authorize",
-                    json: ["client_id": "user-app", "user": "bridge-2@example.com", "redirect_uri": .string(redirect),
-                           "code_challenge": .string(challenge)]
-                ).body["code"]?.stringValue)
+                    .post,
+                    "/_sim/authorize",
+                    json: [
+                        "client_id": "user-app", "user": "bridge-2@example.com", "redirect_uri": .string(redirect),
+                        "code_challenge": .string(challenge),
+                    ]
+                ).body["code"]?.stringValue
+            )
             let pair = try await client.call(
-                .post, "/oauth/token", basic: ("user-app", "u-s3cret"),
-                form: "grant_type=authorization_code&code=\(code3)&redirect_uri=\(redirect)&code_verifier=\(verifier)")
+                .post,
+                "/oauth/token",
+                basic: ("user-app", "u-s3cret"),
+                form: "grant_type=authorization_code&code=\(code3)&redirect_uri=\(redirect)&code_verifier=\(verifier)"
+            )
             #expect(pair.status == 200, "\(pair.body.serialized())")
             let access = try #require(pair.body["access_token"]?.stringValue)
             let refresh = try #require(pair.body["refresh_token"]?.stringValue)
@@ -109,25 +138,41 @@ struct OAuthTests {
             #expect(other.code == 1001)
 
             let rotated = try await client.call(
-                .post, "/oauth/token?grant_type=refresh_token&refresh_token=\(refresh)", basic: ("user-app", "u-s3cret"))
+                .post,
+                "/oauth/token?grant_type=refresh_token&refresh_token=\(refresh)",
+                basic: ("user-app", "u-s3cret")
+            )
             #expect(rotated.status == 200)
             let newRefresh = try #require(rotated.body["refresh_token"]?.stringValue)
             #expect(newRefresh != refresh)
             let reused = try await client.call(
-                .post, "/oauth/token?grant_type=refresh_token&refresh_token=\(refresh)", basic: ("user-app", "u-s3cret"))
+                .post,
+                "/oauth/token?grant_type=refresh_token&refresh_token=\(refresh)",
+                basic: ("user-app", "u-s3cret")
+            )
             #expect(reused.status == 400)
             // No code, as Zoom answers it.
-            #expect(reused.body["reason"] == "Invalid Token!" && reused.body["error"] == "invalid_grant" && reused.code == nil)
+            #expect(
+                reused.body["reason"] == "Invalid Token!" && reused.body["error"] == "invalid_grant"
+                    && reused.code == nil
+            )
 
             let created = try await client.createMeeting(access, user: "me")
             #expect(created.status == 201)
             #expect(created.body["host_email"] == "bridge-2@example.com")
 
             let revoke = try await client.call(
-                .post, "/oauth/revoke", basic: ("user-app", "u-s3cret"), form: "token=\(newRefresh)")
+                .post,
+                "/oauth/revoke",
+                basic: ("user-app", "u-s3cret"),
+                form: "token=\(newRefresh)"
+            )
             #expect(revoke.status == 200)
             let after = try await client.call(
-                .post, "/oauth/token?grant_type=refresh_token&refresh_token=\(newRefresh)", basic: ("user-app", "u-s3cret"))
+                .post,
+                "/oauth/token?grant_type=refresh_token&refresh_token=\(newRefresh)",
+                basic: ("user-app", "u-s3cret")
+            )
             #expect(after.status == 400 && after.body["error"] == "invalid_grant")
             let log = try await client.call(.get, "/_sim/requests").body.serialized()
             #expect(!log.contains(refresh) && !log.contains(code3) && !log.contains(verifier))
@@ -146,7 +191,10 @@ struct OAuthTests {
             _ = try await client.call(.post, "/_sim/faults", json: ["kind": "revoke_app", "client_id": "abc123"])
             #expect(try await client.call(.get, "/v2/users", bearer: token2).code == 124)
             let refused = try await client.call(
-                .post, "/oauth/token?grant_type=account_credentials&account_id=AcctSim1", basic: ("abc123", "s3cret"))
+                .post,
+                "/oauth/token?grant_type=account_credentials&account_id=AcctSim1",
+                basic: ("abc123", "s3cret")
+            )
             #expect(refused.code == 4717)
             _ = try await client.call(.delete, "/_sim/faults")
             _ = try await client.s2sToken()
@@ -180,16 +228,26 @@ struct MeetingTests {
             #expect(body["password"]?.stringValue?.isEmpty == false)
 
             let given = try await client.call(
-                .post, "/v2/users/u1abc/meetings", bearer: token,
-                json: ["topic": "x", "type": 2, "start_time": "2026-01-01T10:00:00Z", "password": "abc123"])
+                .post,
+                "/v2/users/u1abc/meetings",
+                bearer: token,
+                json: ["topic": "x", "type": 2, "start_time": "2026-01-01T10:00:00Z", "password": "abc123"]
+            )
             #expect(given.body["password"] == "abc123")
             let none = try await client.call(
-                .post, "/v2/users/u1abc/meetings", bearer: token,
-                json: ["topic": "x", "type": 2, "start_time": "2026-01-01T10:00:00Z", "password": ""])
+                .post,
+                "/v2/users/u1abc/meetings",
+                bearer: token,
+                json: ["topic": "x", "type": 2, "start_time": "2026-01-01T10:00:00Z", "password": ""]
+            )
             #expect(none.body["password"] == "")
             #expect(none.body["settings"]?["waiting_room"] == true)
             let invalid = try await client.call(
-                .post, "/v2/users/u1abc/meetings", bearer: token, json: ["topic": "x", "password": "far-too-long-passcode"])
+                .post,
+                "/v2/users/u1abc/meetings",
+                bearer: token,
+                json: ["topic": "x", "password": "far-too-long-passcode"]
+            )
             #expect(invalid.status == 400 && invalid.code == 300)
 
             let fetched = try await client.call(.get, "/v2/meetings/\(id)", bearer: token)
@@ -231,7 +289,11 @@ struct MeetingTests {
             let token = try await client.s2sToken()
             var created: [Int64] = []
             for index in 0..<5 {
-                let reply = try await client.createMeeting(token, user: "bridge-2@example.com", agenda: "sitroom:room=r\(index)")
+                let reply = try await client.createMeeting(
+                    token,
+                    user: "bridge-2@example.com",
+                    agenda: "sitroom:room=r\(index)"
+                )
                 created.append(try #require(reply.body["id"]?.intValue))
             }
             var seen: [Int64] = []
@@ -239,7 +301,10 @@ struct MeetingTests {
             var pages = 0
             repeat {
                 let reply = try await client.call(
-                    .get, "/v2/users/u2abc/meetings?page_size=2&next_page_token=\(next)", bearer: token)
+                    .get,
+                    "/v2/users/u2abc/meetings?page_size=2&next_page_token=\(next)",
+                    bearer: token
+                )
                 #expect(reply.status == 200)
                 #expect(reply.body["total_records"] == 5)
                 #expect(reply.body["page_size"] == 2)
@@ -251,7 +316,8 @@ struct MeetingTests {
             } while !next.isEmpty && pages < 10
             #expect(pages == 3)
             #expect(seen == created)
-            let item = try await client.call(.get, "/v2/users/u2abc/meetings", bearer: token).body["meetings"]?.arrayValue?.first
+            let item = try await client.call(.get, "/v2/users/u2abc/meetings", bearer: token).body["meetings"]?
+                .arrayValue?.first
             #expect(item?["agenda"] == "sitroom:room=r0")
             #expect(item?["join_url"] != nil && item?["uuid"] != nil && item?["host_id"] == "u2abc")
             let bogus = try await client.call(.get, "/v2/users/u2abc/meetings?next_page_token=garbage", bearer: token)
@@ -280,11 +346,14 @@ struct MeetingTests {
             #expect(again.status == 404 && again.code == 3001)
             #expect(again.body["message"] == .string("Meeting does not exist: \(id)."))
             #expect(try await client.call(.get, "/v2/meetings/\(id)", bearer: token).code == 3001)
-            #expect(try await client.call(.patch, "/v2/meetings/\(id)", bearer: token, json: ["topic": "x"]).code == 3001)
+            #expect(
+                try await client.call(.patch, "/v2/meetings/\(id)", bearer: token, json: ["topic": "x"]).code == 3001
+            )
             let sim = try await client.call(.get, "/_sim/meetings").body.arrayValue?.first
             #expect(sim?["status"] == "deleted")
             // The old link no longer works.
-            let joinPath = sim?["join_url"]?.stringValue?.replacingOccurrences(of: "http://127.0.0.1:9999", with: "") ?? "/"
+            let joinPath =
+                sim?["join_url"]?.stringValue?.replacingOccurrences(of: "http://127.0.0.1:9999", with: "") ?? "/"
             #expect(try await client.call(.get, joinPath).status == 404)
         }
     }
@@ -295,7 +364,11 @@ struct MeetingTests {
             let token = try await client.s2sToken()
             let id = try #require(try await client.createMeeting(token).body["id"]?.intValue)
             let patch = try await client.call(
-                .patch, "/v2/meetings/\(id)", bearer: token, json: ["topic": "new", "settings": ["waiting_room": true]])
+                .patch,
+                "/v2/meetings/\(id)",
+                bearer: token,
+                json: ["topic": "new", "settings": ["waiting_room": true]]
+            )
             #expect(patch.status == 204)
             let fetched = try await client.call(.get, "/v2/meetings/\(id)", bearer: token).body
             #expect(fetched["topic"] == "new")
@@ -338,13 +411,19 @@ struct LimitTests {
                     == "You have exceeded the daily rate limit (2) of Meeting Create/Update API requests permitted for this particular user. You may resume these requests at GMT 00:00:00."
             )
             // Updates count too.
-            #expect(try await client.call(.patch, "/v2/meetings/\(id)", bearer: token, json: ["topic": "t"]).status == 429)
+            #expect(
+                try await client.call(.patch, "/v2/meetings/\(id)", bearer: token, json: ["topic": "t"]).status == 429
+            )
             // Other hosts are unaffected.
             #expect(try await client.createMeeting(token, user: "bridge-2@example.com").status == 201)
             _ = try await client.call(.post, "/_sim/clock", json: ["advance_days": 1])
             #expect(try await client.createMeeting(token).status == 201)
 
-            _ = try await client.call(.post, "/_sim/faults", json: ["kind": "daily_limit", "user": "bridge-2@example.com"])
+            _ = try await client.call(
+                .post,
+                "/_sim/faults",
+                json: ["kind": "daily_limit", "user": "bridge-2@example.com"]
+            )
             #expect(try await client.createMeeting(token, user: "bridge-2@example.com").status == 429)
             _ = try await client.call(.delete, "/_sim/faults")
             #expect(try await client.createMeeting(token, user: "bridge-2@example.com").status == 201)
@@ -364,7 +443,10 @@ struct LimitTests {
                 }
             }
             let reply = try #require(limited)
-            #expect(reply.body["message"] == "You have reached the maximum per-second rate limit for this API. Try again later.")
+            #expect(
+                reply.body["message"]
+                    == "You have reached the maximum per-second rate limit for this API. Try again later."
+            )
             #expect(reply.headers[.retryAfter] == "1")
             // Light operations have their own budget (unlimited here).
             #expect(try await client.call(.get, "/v2/users/u1abc", bearer: token).status == 200)
@@ -401,7 +483,10 @@ struct FaultTests {
         try await harness.app.test(.router) { client in
             let token = try await client.s2sToken()
             _ = try await client.call(
-                .post, "/_sim/faults", json: ["kind": "status", "path_prefix": "/v2/users", "status": 503, "count": 2])
+                .post,
+                "/_sim/faults",
+                json: ["kind": "status", "path_prefix": "/v2/users", "status": 503, "count": 2]
+            )
             #expect(try await client.call(.get, "/v2/users", bearer: token).status == 503)
             #expect(try await client.call(.get, "/v2/users", bearer: token).status == 503)
             #expect(try await client.call(.get, "/v2/users", bearer: token).status == 200)
@@ -462,22 +547,22 @@ struct ConfigurationTests {
             try "  topsecret \n".write(to: secret, atomically: true, encoding: .utf8)
             let config = etc.appendingPathComponent("zoom-sim.yaml")
             try """
-                apps:
-                  - client_id: abc123
-                    client_secret_file: secrets/zoom-sim.secret
-                    account_id: AcctSim1
-                    kind: s2s
-                users:
-                  - id: u1abc
-                    email: bridge-1@example.com
-                    type: 2
-                    concurrent_meetings: 1
-                limits:
-                  daily_create_limit: 100
-                  medium_per_second: 20
-                token_expires_in: 3600
-                refresh_token_lifetime: 7776000
-                """.write(to: config, atomically: true, encoding: .utf8)
+            apps:
+              - client_id: abc123
+                client_secret_file: secrets/zoom-sim.secret
+                account_id: AcctSim1
+                kind: s2s
+            users:
+              - id: u1abc
+                email: bridge-1@example.com
+                type: 2
+                concurrent_meetings: 1
+            limits:
+              daily_create_limit: 100
+              medium_per_second: 20
+            token_expires_in: 3600
+            refresh_token_lifetime: 7776000
+            """.write(to: config, atomically: true, encoding: .utf8)
 
             try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: secret.path)
             let error = #expect(throws: SimConfigurationError.self) {
@@ -502,14 +587,21 @@ struct ConfigurationTests {
             try "users:\n  - id: u1\n    email: a@example.com\n    concurent_meetings: 2\n"
                 .write(to: config, atomically: true, encoding: .utf8)
             let error = #expect(throws: SimConfigurationError.self) { try SimConfiguration.load(path: config.path) }
-            #expect(error?.message.contains("sim.yaml:4:5: unknown key 'concurent_meetings'") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("sim.yaml:4:5: unknown key 'concurent_meetings'") == true,
+                "\(String(describing: error))"
+            )
         }
     }
 }
 
 @Suite("Zoom's refusals")
 struct RefusalTests {
-    static func create(_ client: some TestClientProtocol, _ token: String, _ fields: [(String, JSON)]) async throws -> SimReply {
+    static func create(
+        _ client: some TestClientProtocol,
+        _ token: String,
+        _ fields: [(String, JSON)]
+    ) async throws -> SimReply {
         var body: [(String, JSON)] = [("topic", "t"), ("type", 2), ("start_time", "2026-01-01T10:00:00Z")]
         body.removeAll { member in fields.contains { $0.0 == member.0 } }
         body += fields
@@ -524,7 +616,11 @@ struct RefusalTests {
             let topic = try await Self.create(client, token, [("topic", .string(String(repeating: "t", count: 201)))])
             #expect(topic.status == 400 && topic.code == 300 && topic.body["message"] == "Validation Failed.")
             #expect(topic.body["errors"]?.arrayValue?.first?["field"] == "topic")
-            let agenda = try await Self.create(client, token, [("agenda", .string(String(repeating: "a", count: 2001)))])
+            let agenda = try await Self.create(
+                client,
+                token,
+                [("agenda", .string(String(repeating: "a", count: 2001)))]
+            )
             #expect(agenda.body["errors"]?.arrayValue?.first?["field"] == "agenda")
             #expect(try await Self.create(client, token, [("password", "abcdefghijk")]).code == 300)
             // Nothing was made, and nothing was counted against the host's daily limit.
@@ -539,11 +635,21 @@ struct RefusalTests {
         try await harness.app.test(.router) { client in
             let token = try await client.s2sToken()
             // bridge-2 is licensed (type 2) in the same account: accepted, by email or id, semicolon-separated.
-            let ok = try await Self.create(client, token, [("settings", ["alternative_hosts": "bridge-2@example.com;u2abc"])])
+            let ok = try await Self.create(
+                client,
+                token,
+                [("settings", ["alternative_hosts": "bridge-2@example.com;u2abc"])]
+            )
             #expect(ok.status == 201)
             #expect(ok.body["settings"]?["alternative_hosts"] == "bridge-2@example.com;u2abc")
-            for refused in ["bridge-2@example.com,u2abc", "basic@example.com", "stranger@example.org", "bridge-1@example.com"] {
-                let reply = try await Self.create(client, token, [("settings", ["alternative_hosts": .string(refused)])])
+            for refused in [
+                "bridge-2@example.com,u2abc", "basic@example.com", "stranger@example.org", "bridge-1@example.com",
+            ] {
+                let reply = try await Self.create(
+                    client,
+                    token,
+                    [("settings", ["alternative_hosts": .string(refused)])]
+                )
                 #expect(reply.status == 400 && reply.code == 300, "\(refused)")
                 #expect(reply.body["errors"]?.arrayValue?.first?["field"] == "settings.alternative_hosts")
             }
@@ -557,11 +663,18 @@ struct RefusalTests {
             let token = try await client.s2sToken()
             #expect(try await Self.create(client, token, [("password", "abcdef")]).status == 201)
             _ = try await client.call(
-                .post, "/_sim/faults",
-                json: ["kind": "passcode_policy", "min_length": 8, "require_letter": true, "require_digit": true, "require_special": true])
+                .post,
+                "/_sim/faults",
+                json: [
+                    "kind": "passcode_policy", "min_length": 8, "require_letter": true, "require_digit": true,
+                    "require_special": true,
+                ]
+            )
             let weak = try await Self.create(client, token, [("password", "abcdef12")])
             #expect(weak.code == 300 && weak.body["errors"]?.arrayValue?.first?["field"] == "password")
-            #expect(weak.body["errors"]?.arrayValue?.first?["message"]?.stringValue?.contains("a special character") == true)
+            #expect(
+                weak.body["errors"]?.arrayValue?.first?["message"]?.stringValue?.contains("a special character") == true
+            )
             #expect(try await Self.create(client, token, [("password", "ab-cd_12")]).status == 201)
             _ = try await client.call(.delete, "/_sim/faults")
             #expect(try await Self.create(client, token, [("password", "abcdef")]).status == 201)
@@ -581,14 +694,28 @@ struct RefusalTests {
             let midnight = try Date(retry, strategy: .iso8601)
             #expect(midnight.timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400) == 0)
             #expect(midnight > Date() && midnight.timeIntervalSinceNow <= 86_400)
-            _ = try await client.call(.post, "/_sim/faults", json: ["kind": "daily_limit", "user": "u1abc", "answer": "429_bare"])
+            _ = try await client.call(
+                .post,
+                "/_sim/faults",
+                json: ["kind": "daily_limit", "user": "u1abc", "answer": "429_bare"]
+            )
             let bare = try await client.createMeeting(token)
             #expect(bare.status == 429 && bare.headers[.retryAfter] == nil)
-            _ = try await client.call(.post, "/_sim/faults", json: ["kind": "daily_limit", "user": "u1abc", "answer": "300"])
+            _ = try await client.call(
+                .post,
+                "/_sim/faults",
+                json: ["kind": "daily_limit", "user": "u1abc", "answer": "300"]
+            )
             let old = try await client.createMeeting(token)
             #expect(old.status == 400 && old.code == 300)
-            #expect(old.body["message"] == "A maximum of 100 meetings can be created/updated for a single user in one day.")
-            let bad = try await client.call(.post, "/_sim/faults", json: ["kind": "daily_limit", "user": "u1abc", "answer": "500"])
+            #expect(
+                old.body["message"] == "A maximum of 100 meetings can be created/updated for a single user in one day."
+            )
+            let bad = try await client.call(
+                .post,
+                "/_sim/faults",
+                json: ["kind": "daily_limit", "user": "u1abc", "answer": "500"]
+            )
             #expect(bad.status == 400)
         }
     }
@@ -598,23 +725,35 @@ struct RefusalTests {
         let harness = Harness()
         try await harness.app.test(.router) { client in
             _ = try await client.call(
-                .post, "/_sim/faults", json: ["kind": "scopes", "client_id": "abc123", "scopes": ["meeting:read:admin", "user:read:admin"]])
+                .post,
+                "/_sim/faults",
+                json: ["kind": "scopes", "client_id": "abc123", "scopes": ["meeting:read:admin", "user:read:admin"]]
+            )
             let narrow = try await client.s2sToken()
             let refused = try await client.createMeeting(narrow)
             #expect(refused.status == 400 && refused.code == 4711)
             #expect(
                 refused.body["message"]
-                    == "Invalid access token, does not contain scopes:[meeting:write:meeting, meeting:write:meeting:admin].")
+                    == "Invalid access token, does not contain scopes:[meeting:write:meeting, meeting:write:meeting:admin]."
+            )
             #expect(try await client.call(.get, "/v2/users/u1abc/meetings", bearer: narrow).status == 200)
             // The admin adds a granular scope: old tokens still lack it, a new one has it.
             _ = try await client.call(
-                .post, "/_sim/faults",
-                json: ["kind": "scopes", "client_id": "abc123", "scopes": ["meeting:read:admin", "meeting:write:meeting:admin"]])
+                .post,
+                "/_sim/faults",
+                json: [
+                    "kind": "scopes", "client_id": "abc123",
+                    "scopes": ["meeting:read:admin", "meeting:write:meeting:admin"],
+                ]
+            )
             #expect(try await client.createMeeting(narrow).code == 4711)
             let wide = try await client.s2sToken()
             #expect(try await client.createMeeting(wide).status == 201)
             let scope = try await client.call(
-                .post, "/oauth/token?grant_type=account_credentials&account_id=AcctSim1", basic: ("abc123", "s3cret"))
+                .post,
+                "/oauth/token?grant_type=account_credentials&account_id=AcctSim1",
+                basic: ("abc123", "s3cret")
+            )
             #expect(scope.body["scope"] == "meeting:read:admin meeting:write:meeting:admin")
         }
     }
@@ -630,7 +769,11 @@ struct RefusalTests {
             let refused = try await client.call(.delete, "/v2/meetings/\(id)", bearer: token)
             #expect(refused.status == 400 && refused.code == 3007)
             #expect(refused.body["message"] == "Sorry, you cannot delete this meeting since it has ended.")
-            #expect(try await client.call(.get, "/_sim/faults").body["faults"]?.arrayValue?.contains { $0["kind"] == "refuse_delete_ended" } == true)
+            #expect(
+                try await client.call(.get, "/_sim/faults").body["faults"]?.arrayValue?.contains {
+                    $0["kind"] == "refuse_delete_ended"
+                } == true
+            )
             _ = try await client.call(.post, "/_sim/faults", json: ["kind": "refuse_delete_ended", "enabled": false])
             #expect(try await client.call(.delete, "/v2/meetings/\(id)", bearer: token).status == 204)
         }
@@ -642,7 +785,10 @@ struct RefusalTests {
         try await harness.app.test(.router) { client in
             let token = try await client.s2sToken()
             _ = try await client.call(
-                .post, "/_sim/faults", json: ["kind": "status", "status": 429, "retry_after": "2030-01-01T00:00:00Z"])
+                .post,
+                "/_sim/faults",
+                json: ["kind": "status", "status": 429, "retry_after": "2030-01-01T00:00:00Z"]
+            )
             let reply = try await client.createMeeting(token)
             #expect(reply.status == 429 && reply.headers[.retryAfter] == "2030-01-01T00:00:00Z")
         }
@@ -656,10 +802,10 @@ struct RefusalTests {
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secret.path)
             let config = dir.appendingPathComponent("sim.yaml")
             try """
-                apps:
-                  - { client_id: abc, client_secret_file: app.secret, account_id: A1, scopes: [meeting:read:admin] }
-                passcode_policy: { min_length: 8, require_special: true }
-                """.write(to: config, atomically: true, encoding: .utf8)
+            apps:
+              - { client_id: abc, client_secret_file: app.secret, account_id: A1, scopes: [meeting:read:admin] }
+            passcode_policy: { min_length: 8, require_special: true }
+            """.write(to: config, atomically: true, encoding: .utf8)
             let loaded = try SimConfiguration.load(path: config.path)
             #expect(loaded.apps.first?.scopes == ["meeting:read:admin"])
             #expect(loaded.passcodePolicy == .init(minLength: 8, requireSpecial: true))
