@@ -12,64 +12,6 @@ public struct AccessToken: Sendable, Hashable {
     public var refreshToken: String?
 }
 
-/// What sitroom asks Zoom to create (Zoom API: "Create a meeting", `POST /users/{userId}/meetings`).
-public struct MeetingRequest: Sendable, Hashable, Encodable {
-    public struct Settings: Sendable, Hashable, Encodable {
-        public var waitingRoom: Bool
-        public var joinBeforeHost: Bool
-        /// `none`, `local` or `cloud`.
-        public var autoRecording: String
-        /// Semicolon-separated emails of alternative hosts (Zoom: "A semicolon-separated list of the meeting's
-        /// alternative hosts' email addresses or IDs", licensed users of the host's account), or `nil`; see
-        /// ``MeetingRequest/alternativeHosts(_:excluding:)``.
-        public var alternativeHosts: String?
-
-        public init(waitingRoom: Bool, joinBeforeHost: Bool, autoRecording: String, alternativeHosts: String?) {
-            self.waitingRoom = waitingRoom
-            self.joinBeforeHost = joinBeforeHost
-            self.autoRecording = autoRecording
-            self.alternativeHosts = alternativeHosts
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case waitingRoom = "waiting_room"
-            case joinBeforeHost = "join_before_host"
-            case autoRecording = "auto_recording"
-            case alternativeHosts = "alternative_hosts"
-        }
-    }
-
-    /// At most ``ZoomLimits/topic`` characters (``MeetingRequest/cut(_:to:)``).
-    public var topic: String
-    /// 2: a scheduled meeting (SPEC §5); needs `start_time`.
-    public var type: Int = 2
-    /// UTC, `yyyy-MM-ddTHH:mm:ssZ`.
-    public var startTime: String
-    /// Minutes.
-    public var duration: Int
-    public var timezone: String = "UTC"
-    /// Up to ``ZoomLimits/passcode`` characters (``MeetingRequest/passcode(length:)``); `nil` for no passcode.
-    public var password: String?
-    /// Carries the room marker `sitroom:room=<id>` first (SPEC §5); at most ``ZoomLimits/agenda`` characters.
-    public var agenda: String
-    public var settings: Settings
-
-    public init(topic: String, startTime: String, duration: Int, password: String?, agenda: String, settings: Settings)
-    {
-        self.topic = topic
-        self.startTime = startTime
-        self.duration = duration
-        self.password = password
-        self.agenda = agenda
-        self.settings = settings
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case topic, type, duration, timezone, password, agenda, settings
-        case startTime = "start_time"
-    }
-}
-
 /// A meeting as Zoom describes it; only the fields sitroom uses (`start_url` is deliberately not kept).
 public struct Meeting: Sendable, Hashable {
     public var id: Int64

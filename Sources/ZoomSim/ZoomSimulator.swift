@@ -4,6 +4,9 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
+// Over 500 lines on purpose: the simulator's HTTP surface is one Hummingbird router, Zoom's routes and the /_sim/
+// test surface side by side, each route a few lines over SimState (where the behaviour lives).
+
 /// The request context of the simulator: Hummingbird's core storage plus the TCP channel, so the
 /// request log can tell connections apart and `drop_create_reply` can close one.
 public struct SimRequestContext: RequestContext {
