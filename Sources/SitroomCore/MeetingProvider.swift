@@ -22,6 +22,17 @@ public protocol MeetingProvider: Sendable {
     func participants(in id: Int64) async throws(ProviderFailure) -> [ProviderParticipant]
 }
 
+/// Where a room's provider calls go: for a room's integration and host, a ``MeetingProvider`` with credentials in
+/// hand. In sitroomd, the integration registry (Zoom); in tests, a double.
+public protocol MeetingProviderSource: Sendable {
+    /// The provider for `integration`'s `host` (the provider's user `user`), for a room of `incident` (named in
+    /// decisions).
+    /// - Throws: ``ProviderFailure`` (nothing sent) when no credentials may be had; other errors when the
+    ///   integration is not configured or the store fails.
+    func meetings(_ integration: String, host: String?, user: String?, incident: String?) async throws
+        -> any MeetingProvider
+}
+
 /// A meeting as the provider described it.
 public struct MeetingInfo: Sendable, Hashable {
     /// The provider's meeting id.

@@ -42,6 +42,8 @@ public actor DaemonCore {
     /// - Parameters:
     ///   - metrics: the counters the actors move (the metrics file renders them).
     ///   - serviceNotifier: systemd's notification socket, told about reloads.
+    ///   - providers: where rooms' provider calls go; `nil` for the integration registry (Zoom). A test hands in a
+    ///     double to drive the actors in-process without a provider.
     /// - Throws: store errors, template errors.
     public init(
         paths: DaemonPaths,
@@ -51,7 +53,8 @@ public actor DaemonCore {
         clock: any WallClock,
         logger: Logger,
         metrics: SitroomMetrics = SitroomMetrics(),
-        serviceNotifier: ServiceNotifier? = nil
+        serviceNotifier: ServiceNotifier? = nil,
+        providers: (any MeetingProviderSource)? = nil
     ) async throws {
         self.paths = paths
         self.store = store
@@ -70,7 +73,8 @@ public actor DaemonCore {
             configuration: configuration,
             clock: clock,
             logger: logger,
-            metrics: metrics
+            metrics: metrics,
+            providers: providers
         )
         meetingEvents = MeetingEventSubscriptions(
             provisioner: provisioner,

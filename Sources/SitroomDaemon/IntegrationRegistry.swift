@@ -14,7 +14,7 @@ import SitroomZoom
 ///
 /// Server-to-Server tokens (`grant_type=account_credentials`) are cached in LMDB until 60 s before their
 /// `expires_in` runs out; at most one token request per integration is in flight (later callers await it).
-public actor IntegrationRegistry {
+public actor IntegrationRegistry: MeetingProviderSource {
     private let executor = ThreadExecutor(name: "sitroom-registry")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 

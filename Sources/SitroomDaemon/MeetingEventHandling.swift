@@ -116,7 +116,7 @@ extension RoomProvisioner {
             let provider: any MeetingProvider
             let status: ProviderMeetingStatus
             do {
-                provider = try await registry.meetings(
+                provider = try await providers.meetings(
                     integration,
                     host: room.hostID,
                     user: room.hostUser,

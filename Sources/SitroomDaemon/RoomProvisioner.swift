@@ -42,6 +42,8 @@ public actor RoomProvisioner {
     let store: Store
     let pool: AccountPool
     let registry: IntegrationRegistry
+    /// Where provider calls go (the registry, or a test's double).
+    let providers: any MeetingProviderSource
     let notifier: Notifier
     let clock: any WallClock
     let logger: Logger
@@ -69,7 +71,9 @@ public actor RoomProvisioner {
 
     let metrics: SitroomMetrics
 
-    /// - Parameter metrics: records how long rooms take from their event to `ready`.
+    /// - Parameters:
+    ///   - metrics: records how long rooms take from their event to `ready`.
+    ///   - providers: where provider calls go; `nil` for the registry (a test hands in a double).
     public init(
         store: Store,
         pool: AccountPool,
@@ -78,9 +82,11 @@ public actor RoomProvisioner {
         configuration: Configuration,
         clock: any WallClock,
         logger: Logger,
-        metrics: SitroomMetrics = SitroomMetrics()
+        metrics: SitroomMetrics = SitroomMetrics(),
+        providers: (any MeetingProviderSource)? = nil
     ) throws {
         self.metrics = metrics
+        self.providers = providers ?? registry
         self.store = store
         self.pool = pool
         self.registry = registry
@@ -255,7 +261,7 @@ public actor RoomProvisioner {
         guard let integration = room.integration else {
             throw SitroomError(.notFound, "room \(room.id) has no integration")
         }
-        let provider = try await registry.meetings(
+        let provider = try await providers.meetings(
             integration,
             host: room.hostID,
             user: room.hostUser,

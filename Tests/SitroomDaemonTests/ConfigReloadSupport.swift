@@ -138,7 +138,8 @@ final class ReloadFixture: @unchecked Sendable {
     init(
         timing: ConfigWatcher.Timing = ReloadFixture.timing,
         layout: (String) throws -> Void = { root in try writeFiles(ReloadFixture.defaultFiles, under: root + "/etc") },
-        seed: (Store) throws -> Void = { _ in }
+        seed: (Store) throws -> Void = { _ in },
+        providers: (any MeetingProviderSource)? = nil
     ) async throws {
         var template = Array((NSTemporaryDirectory() + "/sitroom-reload-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
@@ -161,7 +162,8 @@ final class ReloadFixture: @unchecked Sendable {
             store: store,
             http: http,
             clock: SystemWallClock(),
-            logger: log.logger
+            logger: log.logger,
+            providers: providers
         )
     }
 
