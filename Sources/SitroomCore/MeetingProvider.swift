@@ -29,7 +29,12 @@ public protocol MeetingProviderSource: Sendable {
     /// decisions).
     /// - Throws: ``ProviderFailure`` (nothing sent) when no credentials may be had; other errors when the
     ///   integration is not configured or the store fails.
-    func meetings(_ integration: String, host: String?, user: String?, incident: String?) async throws
+    func meetings(
+        _ integration: String,
+        host: String?,
+        user: String?,
+        incident: String?
+    ) async throws
         -> any MeetingProvider
 }
 

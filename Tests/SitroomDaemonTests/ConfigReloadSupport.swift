@@ -216,6 +216,18 @@ final class ReloadFixture: @unchecked Sendable {
         #expect(await core.generationStatus().number == number, sourceLocation: sourceLocation)
     }
 
+    /// Runs `body` over the fixture, then tears it down; the log is shown when it fails.
+    func running(_ body: (ReloadFixture) async throws -> Void) async throws {
+        do {
+            try await body(self)
+        } catch {
+            Issue.record("log:\n\(log.lines.joined(separator: "\n"))")
+            await tearDown()
+            throw error
+        }
+        await tearDown()
+    }
+
     /// Stops the watcher and removes the root.
     func tearDown() async {
         watcherTask?.cancel()

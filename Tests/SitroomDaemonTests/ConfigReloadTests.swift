@@ -55,16 +55,11 @@ struct ConfigReloadTests {
             if let layout { try await ReloadFixture(timing: timing, layout: layout, seed: seed) } else {
                 try await ReloadFixture(timing: timing, seed: seed)
             }
-        do {
+        try await fixture.running { fixture in
             try await fixture.startWatching()
             #expect(await fixture.generation().watch.name == "inotify")
             try await body(fixture)
-        } catch {
-            Issue.record("log:\n\(fixture.log.lines.joined(separator: "\n"))")
-            await fixture.tearDown()
-            throw error
         }
-        await fixture.tearDown()
     }
 
     /// Expects generation 2 to be live with zoom-main's priority `priority`, and no generation after it.

@@ -94,17 +94,9 @@ struct ProviderSeamTests {
         )
     }
 
-    /// Runs `body` over a fixture whose provider calls go to `fake`; the log is shown when it fails.
+    /// Runs `body` over a fixture whose provider calls go to `fake`.
     func withFixture(_ fake: FakeMeetings, _ body: (ReloadFixture) async throws -> Void) async throws {
-        let fixture = try await ReloadFixture(providers: fake)
-        do {
-            try await body(fixture)
-        } catch {
-            Issue.record("log:\n\(fixture.log.lines.joined(separator: "\n"))")
-            await fixture.tearDown()
-            throw error
-        }
-        await fixture.tearDown()
+        try await ReloadFixture(providers: fake).running(body)
     }
 
     func room(_ fixture: ReloadFixture, _ incident: String, _ state: RoomState) async throws -> Room {
