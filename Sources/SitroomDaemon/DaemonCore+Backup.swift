@@ -15,8 +15,7 @@ extension DaemonCore {
             Self.backupQueue.async {
                 continuation.resume(
                     returning: Result {
-                        try Self.prepareBackupDirectory(path)
-                        return try store.backup(to: path)
+                        try store.backup(to: path)
                     }
                 )
             }
@@ -33,27 +32,6 @@ extension DaemonCore {
             metrics.increment("sitroom_backups_total", [("outcome", "error")])
             logger.error("backup failed", metadata: ["path": "\(path)", "error": "\(error)"])
             return .error("backup to \(path) failed: \(error)")
-        }
-    }
-
-    /// Makes the backup directory, or accepts an existing empty one; refuses anything else.
-    static func prepareBackupDirectory(_ path: String) throws {
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFDIR else {
-                throw SitroomError(.badCommand, "\(path) exists and is not a directory; name a new one")
-            }
-            let entries = try FileManager.default.contentsOfDirectory(atPath: path)
-            guard entries.isEmpty else {
-                throw SitroomError(.badCommand, "\(path) is not empty; name a new or empty directory")
-            }
-            return
-        }
-        guard mkdir(path, 0o700) == 0 else {
-            throw SitroomError(
-                .cannotCreateState,
-                "\(path): cannot make the directory: \(String(cString: strerror(errno)))"
-            )
         }
     }
 

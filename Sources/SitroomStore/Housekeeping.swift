@@ -162,7 +162,8 @@ extension Store {
     }
 
     /// Copies the environment into `directory` as a consistent, compacted snapshot while it is in use, then makes
-    /// the copy durable. The directory must exist and be empty.
+    /// the copy durable. The directory must not exist (it is made, mode 0700, in an existing directory) or be empty;
+    /// anything else is refused (``SitroomError`` `.badCommand`) before anything is written.
     /// - Parameter directory: where `data.mdb` is written.
     /// - Returns: the size of the copy in bytes.
     /// - Throws: `LMDBError` from the copy; ``SitroomError`` `.store` when the copy cannot be synced.
@@ -171,6 +172,7 @@ extension Store {
     /// The copy needs a reader slot of its own: slots of dead processes are freed first, and once more when LMDB
     /// finds the table full. A copy that fails leaves no `data.mdb` behind, so the same directory can be used again.
     public func backup(to directory: String) throws -> Int {
+        try Self.prepareBackupDirectory(directory)
         let file = directory + "/data.mdb"
         // LMDB refuses an existing data.mdb (an earlier backup): that one is never removed here.
         let existed = access(file, F_OK) == 0
@@ -198,5 +200,26 @@ extension Store {
         }
         var info = stat()
         return stat(file, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// Makes the backup directory, or accepts an existing empty one; refuses anything else.
+    private static func prepareBackupDirectory(_ path: String) throws {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw SitroomError(.badCommand, "\(path) exists and is not a directory; name a new one")
+            }
+            let entries = try FileManager.default.contentsOfDirectory(atPath: path)
+            guard entries.isEmpty else {
+                throw SitroomError(.badCommand, "\(path) is not empty; name a new or empty directory")
+            }
+            return
+        }
+        guard mkdir(path, 0o700) == 0 else {
+            throw SitroomError(
+                .cannotCreateState,
+                "\(path): cannot make the directory: \(String(cString: strerror(errno)))"
+            )
+        }
     }
 }
