@@ -78,6 +78,10 @@ enum TemplateCheck {
         var problems: [Problem] = []
         let scalars = Array(text.unicodeScalars)
         var sections: [String] = []
+        /// The sections that set a context (`{{#x}}`), innermost last; an inverted one (`{{^x}}`) renders only when
+        /// its value is absent and sets none, so `.` and bare names inside it mean what they mean outside it.
+        var contexts: [String] = []
+        var inverted: [Bool] = []
         var line = 1
         var column = 1
         var index = 0
@@ -141,6 +145,7 @@ enum TemplateCheck {
                 name = String(name[name.index(after: open)..<name.index(before: name.endIndex)]).trimmingWhitespace()
             }
             if sigil == "/" {
+                if inverted.popLast() == false { contexts.removeLast() }
                 if let top = sections.popLast() {
                     if top != name {
                         problems.append(
@@ -151,10 +156,14 @@ enum TemplateCheck {
                 continue
             }
             let renders = sigil != "#" && sigil != "^"
-            if let problem = nameProblem(name, renders: renders, sections: sections, roots: roots) {
+            if let problem = nameProblem(name, renders: renders, sections: contexts, roots: roots) {
                 problems.append(Problem(message: problem, position: position))
             }
-            if sigil == "#" || sigil == "^" { sections.append(name) }
+            if sigil == "#" || sigil == "^" {
+                sections.append(name)
+                inverted.append(sigil == "^")
+                if sigil == "#" { contexts.append(name) }
+            }
         }
         return problems
     }

@@ -69,8 +69,7 @@ struct RoomJSON: Encodable {
     /// What `room show --json` adds: the incident, who is told, and the live meeting.
     struct Detail {
         var record: IncidentRecord
-        /// `nil` before any event from Zoom: `meeting` and `present` are then `null`, `attendance` and
-        /// `others_present` left out.
+        /// `nil` before any event from Zoom: `meeting`, `present`, `attendance` and `others_present` are then `null`.
         var presence: LivePresence?
     }
 
@@ -102,7 +101,7 @@ struct RoomJSON: Encodable {
         try container.encode(detail.record.participants.count, forKey: "participants")
         try container.encode(detail.record.unreachable, forKey: "unreachable")
         guard let presence = detail.presence else {
-            try container.encodeNil(forKey: "meeting")
+            for key: ReportKey in ["meeting", "attendance", "others_present"] { try container.encodeNil(forKey: key) }
             return
         }
         try container.encode(MeetingJSON(presence), forKey: "meeting")

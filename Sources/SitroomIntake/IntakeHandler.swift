@@ -174,33 +174,42 @@ public final class IntakeHandler: Sendable {
     /// `max_body_size` (413), and bearer or basic credentials (401), which are checked before any body is read.
     public func preflight(_ head: IntakeRequestHead) -> Preflight {
         let (configuration, generation) = live.snapshot
-        if head.path == IntakeConfiguration.healthPath {
-            guard head.method == "GET" || head.method == "HEAD" else {
-                return .answer(.text(405, "use GET", outcome: "method_not_allowed", headers: [("Allow", "GET, HEAD")]))
-            }
-            return .answer(health(generation: generation, routes: configuration.routes.count))
-        }
-        guard let route = configuration.routes[head.path] else {
-            return .answer(.text(404, "no route \(head.path)", outcome: "not_found"))
-        }
-        guard head.method == "POST" else {
-            return .answer(
-                .text(405, "\(head.path) takes POST", outcome: "method_not_allowed", headers: [("Allow", "POST")])
-            )
-        }
-        if let length = head.contentLength, length > configuration.maxBodySize {
-            return .answer(tooLarge(configuration.maxBodySize))
-        }
         // RFC 9110 §10.1.1: an expectation the server cannot meet is answered 417; 100-continue is the only one
         // (an empty field, as libcurl sends to turn 100-continue off, expects nothing).
         if let expect = head.headers["expect"], !expect.isEmpty, expect.lowercased() != "100-continue" {
             return .answer(
-                .text(
+                refused(
+                    head,
                     417,
                     "Expect: only 100-continue is understood, not '\(OneLine.clean(expect, limit: 100))'",
                     outcome: "malformed"
                 )
             )
+        }
+        if head.path == IntakeConfiguration.healthPath {
+            guard head.method == "GET" || head.method == "HEAD" else {
+                return .answer(
+                    refused(head, 405, "use GET", outcome: "method_not_allowed", headers: [("Allow", "GET, HEAD")])
+                )
+            }
+            return .answer(health(generation: generation, routes: configuration.routes.count))
+        }
+        guard let route = configuration.routes[head.path] else {
+            return .answer(refused(head, 404, "no route \(OneLine.clean(head.path, limit: 200))", outcome: "not_found"))
+        }
+        guard head.method == "POST" else {
+            return .answer(
+                refused(
+                    head,
+                    405,
+                    "\(head.path) takes POST",
+                    outcome: "method_not_allowed",
+                    headers: [("Allow", "POST")]
+                )
+            )
+        }
+        if let length = head.contentLength, length > configuration.maxBodySize {
+            return .answer(tooLarge(configuration.maxBodySize, head))
         }
         let authorization = head.headers["authorization"]
         do {
@@ -217,8 +226,17 @@ public final class IntakeHandler: Sendable {
                         unauthorized(head, route, challenge: "Basic realm=\"sitroom-intake\", charset=\"UTF-8\"")
                     )
                 }
-            case .pagerDutySignature, .zoomSignature:
-                break  // over the body
+            // The signature is checked over the body; one that is missing is refused before it is read.
+            case .pagerDutySignature:
+                guard head.headers["x-pagerduty-signature"] != nil else {
+                    return .answer(
+                        unauthorized(head, route, challenge: Self.pagerDutyChallenge, why: "no X-PagerDuty-Signature")
+                    )
+                }
+            case .zoomSignature:
+                guard head.headers["x-zm-signature"] != nil else {
+                    return .answer(unauthorized(head, route, challenge: Self.zoomChallenge, why: "no x-zm-signature"))
+                }
             }
         } catch {
             return .answer(secretUnavailable(route, error))
@@ -226,9 +244,15 @@ public final class IntakeHandler: Sendable {
         return .proceed(route, maxBodySize: configuration.maxBodySize)
     }
 
-    /// 413, naming the limit.
-    public func tooLarge(_ limit: Int) -> IntakeAnswer {
-        .text(
+    /// The challenges of a 401 for the signature routes (RFC 9110 §11.6.1 asks every 401 for one): the scheme names
+    /// the header the sender must sign with.
+    static let pagerDutyChallenge = "X-PagerDuty-Signature realm=\"sitroom-intake\""
+    static let zoomChallenge = "x-zm-signature realm=\"sitroom-intake\""
+
+    /// 413, naming the limit; logged with the sender's address.
+    public func tooLarge(_ limit: Int, _ head: IntakeRequestHead) -> IntakeAnswer {
+        refused(
+            head,
             413,
             "the body is larger than max_body_size (\(limit) bytes)",
             outcome: "too_large",
@@ -238,14 +262,42 @@ public final class IntakeHandler: Sendable {
 
     /// 400 for a body whose HTTP framing is broken (a bad chunk size, the connection ending inside a chunk), logged:
     /// the body is not read further and the connection closes after the answer.
-    public func badFraming(_ route: IntakeRoute, _ why: String) -> IntakeAnswer {
-        logger.warning("refused: broken body framing", metadata: ["route": "\(route.path)", "reason": "\(why)"])
-        return .text(
+    public func badFraming(_ head: IntakeRequestHead, _ why: String) -> IntakeAnswer {
+        refused(
+            head,
             400,
             "the body's HTTP framing is broken: \(why)",
             outcome: "malformed",
             headers: [("Connection", "close")]
         )
+    }
+
+    /// A request that came on a connection being closed after an early answer: not judged, not spooled, not
+    /// answered (the sender was told `Connection: close`); logged.
+    public func dropped(_ head: IntakeRequestHead) {
+        logger.info(
+            "dropped: a request sent behind an early answer on a closing connection",
+            metadata: ["path": "\(OneLine.clean(head.path, limit: 200))", "remote": "\(head.remote)"]
+        )
+    }
+
+    /// A refusal, logged as a warning with the path, the sender's address, the status and the reason (the answer's
+    /// text): an admin whose sender is refused finds why in the log.
+    func refused(
+        _ head: IntakeRequestHead,
+        _ status: Int,
+        _ message: String,
+        outcome: String,
+        headers: [(String, String)] = []
+    ) -> IntakeAnswer {
+        logger.warning(
+            "refused",
+            metadata: [
+                "path": "\(OneLine.clean(head.path, limit: 200))", "remote": "\(head.remote)", "status": "\(status)",
+                "reason": "\(message)",
+            ]
+        )
+        return .text(status, message, outcome: outcome, headers: headers)
     }
 
     /// Judges the body and, when it is an event sitroom uses, puts it into the spool before answering.
@@ -255,9 +307,15 @@ public final class IntakeHandler: Sendable {
             case .pagerDutySignature(let file):
                 let secret = try secrets.secret(file, key: "signing_secret_file")
                 switch Credentials.pagerDuty(head.headers["x-pagerduty-signature"], body: body, secret: secret) {
-                case nil: return unauthorized(head, route, challenge: nil, why: "no v1 X-PagerDuty-Signature")
+                case nil:
+                    return unauthorized(
+                        head,
+                        route,
+                        challenge: Self.pagerDutyChallenge,
+                        why: "no v1 X-PagerDuty-Signature"
+                    )
                 case false?: return forbidden(head, route, "X-PagerDuty-Signature does not match the signing secret")
-                case true?: return await spoolEvent(route: route, body: body)
+                case true?: return await spoolEvent(route: route, head: head, body: body)
                 }
             case .zoomSignature(let integration, let file):
                 let secret = try secrets.secret(file, key: "integrations/\(integration).yaml webhook_secret_file")
@@ -269,12 +327,12 @@ public final class IntakeHandler: Sendable {
                     now: now()
                 )
                 {
-                case .missing: return unauthorized(head, route, challenge: nil, why: "no x-zm-signature")
+                case .missing: return unauthorized(head, route, challenge: Self.zoomChallenge, why: "no x-zm-signature")
                 case .invalid(let why): return forbidden(head, route, why)
                 case .valid: return await zoomEvent(route: route, head: head, body: body, secret: secret)
                 }
             case .bearer, .basic:
-                return await spoolEvent(route: route, body: body)
+                return await spoolEvent(route: route, head: head, body: body)
             }
         } catch {
             return secretUnavailable(route, error)
@@ -294,12 +352,12 @@ public final class IntakeHandler: Sendable {
 
     /// Alertmanager, PagerDuty and native bodies: parsed as sitroomd will parse the file (so a malformed one is
     /// refused here, 400, rather than rejected later), then spooled as received.
-    private func spoolEvent(route: IntakeRoute, body: [UInt8]) async -> IntakeAnswer {
+    private func spoolEvent(route: IntakeRoute, head: IntakeRequestHead, body: [UInt8]) async -> IntakeAnswer {
         let item: SpoolItem
         do {
             item = try SpoolFileParser.parse(body, file: "body", context: FeedContext(), maxFileSize: body.count + 1)
         } catch {
-            return malformed(route, error.errors.map(\.description).joined(separator: "\n"))
+            return malformed(head, route, error.errors.map(\.description).joined(separator: "\n"))
         }
         let expected = Self.spoolFormat(route.format)
         switch item {
@@ -313,11 +371,13 @@ public final class IntakeHandler: Sendable {
             return .json(200, ["status": "ignored", "reason": reason], outcome: "ignored")
         case .event(_, let format, _), .ignored(let format, _):
             return malformed(
+                head,
                 route,
                 "\(route.path) takes \(route.format.rawValue) events; the body is \(format.rawValue)"
             )
         case .zoomWebhook:
             return malformed(
+                head,
                 route,
                 "\(route.path) takes \(route.format.rawValue) events; the body is a Zoom webhook file"
             )
@@ -335,7 +395,7 @@ public final class IntakeHandler: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let event = object["event"] as? String
         else {
-            return malformed(route, "the body is not a JSON object with an event")
+            return malformed(head, route, "the body is not a JSON object with an event")
         }
         if event == "endpoint.url_validation" {
             // developers.zoom.us/docs/api/webhooks/: answer 200 {plainToken, encryptedToken} within 3 seconds. The
@@ -343,7 +403,7 @@ public final class IntakeHandler: Sendable {
             guard let payload = object["payload"] as? [String: Any], let plain = payload["plainToken"] as? String,
                 !plain.isEmpty
             else {
-                return malformed(route, "endpoint.url_validation without payload.plainToken")
+                return malformed(head, route, "endpoint.url_validation without payload.plainToken")
             }
             logger.info("Zoom endpoint validated", metadata: ["route": "\(route.path)"])
             return .json(
@@ -367,11 +427,18 @@ public final class IntakeHandler: Sendable {
         do {
             item = try SpoolFileParser.parse(file, file: "request", context: FeedContext(), maxFileSize: file.count + 1)
         } catch {
-            return malformed(route, error.errors.map(\.description).joined(separator: "\n"))
+            return malformed(head, route, error.errors.map(\.description).joined(separator: "\n"))
         }
-        guard case .zoomWebhook = item else { return malformed(route, "not a Zoom webhook") }
+        guard case .zoomWebhook = item else { return malformed(head, route, "not a Zoom webhook") }
         let limit = live.snapshot.configuration.maxBodySize
-        guard file.count <= limit else { return tooLarge(limit) }
+        guard file.count <= limit else {
+            return refused(
+                head,
+                413,
+                "the spool file (the body with Zoom's signature headers, \(file.count) bytes) is larger than max_body_size (\(limit) bytes)",
+                outcome: "too_large"
+            )
+        }
         return await spool(route: route, file, eventID: nil)
     }
 
@@ -439,8 +506,11 @@ public final class IntakeHandler: Sendable {
         return .text(403, "the signature does not verify", outcome: "forbidden")
     }
 
-    private func malformed(_ route: IntakeRoute, _ why: String) -> IntakeAnswer {
-        logger.warning("refused: malformed body", metadata: ["route": "\(route.path)", "reason": "\(why)"])
+    private func malformed(_ head: IntakeRequestHead, _ route: IntakeRoute, _ why: String) -> IntakeAnswer {
+        logger.warning(
+            "refused: malformed body",
+            metadata: ["route": "\(route.path)", "remote": "\(head.remote)", "reason": "\(why)"]
+        )
         return .text(400, why, outcome: "malformed")
     }
 

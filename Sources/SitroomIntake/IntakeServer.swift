@@ -136,7 +136,13 @@ public struct IntakeServer {
         metrics: IntakeMetrics,
         bodyTimeout: Double
     ) async {
+        // A connection being closed after an early answer takes no further request: one the sender pipelined behind
+        // it is read and dropped with the rest (nothing of it is spooled, and it gets no answer).
         let head = head(request, channel: channel)
+        guard !closing.withLock({ $0.contains(ObjectIdentifier(channel)) }) else {
+            handler.dropped(head)
+            return
+        }
         let label = handler.label(head.path)
         var answer: IntakeAnswer
         var closeInput = head.mayHaveBody
@@ -158,9 +164,9 @@ public struct IntakeServer {
                 closeInput = false
                 answer = await handler.handle(route: route, head: head, body: body)
             case .tooLarge:
-                answer = handler.tooLarge(limit)
+                answer = handler.tooLarge(limit, head)
             case .badFraming(let why):
-                answer = handler.badFraming(route, why)
+                answer = handler.badFraming(head, why)
             case .incomplete:
                 // The client went away or was too slow (the connection is closed): nobody to answer.
                 metrics.answered(route: label, status: 408)
@@ -195,9 +201,15 @@ public struct IntakeServer {
     /// short, with a 400 of its own); the rest of the input is read and dropped by HummingbirdCore until the sender
     /// closes; after `seconds` the connection is closed whatever the sender does.
     static func lingeringClose(_ channel: any Channel, within seconds: Double) {
+        let id = ObjectIdentifier(channel)
+        closing.withLock { _ = $0.insert(id) }
+        channel.closeFuture.whenComplete { _ in closing.withLock { _ = $0.remove(id) } }
         channel.close(mode: .output, promise: nil)
         channel.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { channel.close(promise: nil) }
     }
+
+    /// The connections shut after an early answer (``lingeringClose(_:within:)``), until they are closed.
+    static let closing = Mutex<Set<ObjectIdentifier>>([])
 
     enum BodyRead {
         case complete([UInt8])

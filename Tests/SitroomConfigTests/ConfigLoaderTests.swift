@@ -974,6 +974,11 @@ import Glibc
             "{{#room}}{{.}}{{/room}}",
             "1:10: '.' outside a field's section would print a whole object: name a field (e.g. incident.title)"
         ),
+        // An inverted section renders when its value is absent and sets no context: `.` there is the one outside.
+        (
+            "{{^incident.severity}}[{{.}}]{{/incident.severity}}",
+            "1:24: '.' outside a field's section would print a whole object: name a field (e.g. incident.title)"
+        ),
     ])
     func unknownVariables(text: String, message: String) throws {
         let errors = try loadErrors("templates/room-ready.sms.mustache", text)

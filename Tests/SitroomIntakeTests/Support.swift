@@ -106,7 +106,7 @@ extension IntakeHandler {
         switch preflight(head) {
         case .answer(let answer): return answer
         case .proceed(let route, let limit):
-            if body.count > limit { return tooLarge(limit) }
+            if body.count > limit { return tooLarge(limit, head) }
             return await handle(route: route, head: head, body: body)
         }
     }
