@@ -108,6 +108,7 @@ extension DaemonCore {
         case .pool(let name):
             return try await poolShow(name, json: json)
         case .poolDrain(let name, let host), .poolResume(let name, let host):
+            guard await pool.hasPool(name) else { return .error("no integration named \(name)") }
             let drain = command == .poolDrain(name: name, host: host)
             let changed = try await pool.setDrained(HostKey(integration: name, host: host), drain)
             if !drain && changed { await provisioner.retryWaiting() }

@@ -250,6 +250,8 @@ struct PoolTests {
             let waiting = try await sandbox.waitForRoom("INC-D1", state: "waiting")
             #expect((waiting["reason"] as? String ?? "").contains("drained"))
             #expect(try await sandbox.ctl(["pool", "resume", "zoom-main", "bridge-nope"]).code == 1)
+            let unknown = try await sandbox.ctl(["pool", "drain", "zoom-nope", "bridge-1"])
+            #expect(unknown.code == 1 && unknown.err.contains("no integration named zoom-nope"), "\(unknown.err)")
             #expect(try await sandbox.ctl(["pool", "resume", "zoom-main", "bridge-1"]).code == 0)
             try await sandbox.waitForRoom("INC-D1", state: "ready")
         }
