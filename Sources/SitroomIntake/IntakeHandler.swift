@@ -170,8 +170,9 @@ public final class IntakeHandler: Sendable {
         path == IntakeConfiguration.healthPath || live.snapshot.configuration.routes[path] != nil ? path : "other"
     }
 
-    /// Judges the head: the health check, unknown paths (404), methods (405), a declared body over
-    /// `max_body_size` (413), and bearer or basic credentials (401), which are checked before any body is read.
+    /// Judges the head: an unmet `Expect` (417), the health check, unknown paths (404), methods (405), bearer or basic
+    /// credentials and the presence of a signature (401), then a declared body over `max_body_size` (413): all
+    /// before any body is read.
     public func preflight(_ head: IntakeRequestHead) -> Preflight {
         let (configuration, generation) = live.snapshot
         // RFC 9110 §10.1.1: an expectation the server cannot meet is answered 417; 100-continue is the only one
@@ -208,9 +209,6 @@ public final class IntakeHandler: Sendable {
                 )
             )
         }
-        if let length = head.contentLength, length > configuration.maxBodySize {
-            return .answer(tooLarge(configuration.maxBodySize, head))
-        }
         let authorization = head.headers["authorization"]
         do {
             switch route.authentication {
@@ -240,6 +238,10 @@ public final class IntakeHandler: Sendable {
             }
         } catch {
             return .answer(secretUnavailable(route, error))
+        }
+        // After the credentials: a sender without them learns nothing of the limit.
+        if let length = head.contentLength, length > configuration.maxBodySize {
+            return .answer(tooLarge(configuration.maxBodySize, head))
         }
         return .proceed(route, maxBodySize: configuration.maxBodySize)
     }
@@ -503,7 +505,7 @@ public final class IntakeHandler: Sendable {
             "refused: bad signature",
             metadata: ["route": "\(route.path)", "remote": "\(head.remote)", "reason": "\(why)"]
         )
-        return .text(403, "the signature does not verify", outcome: "forbidden")
+        return .text(403, "the signature does not verify: \(why)", outcome: "forbidden")
     }
 
     private func malformed(_ head: IntakeRequestHead, _ route: IntakeRoute, _ why: String) -> IntakeAnswer {
