@@ -215,25 +215,25 @@ public final class IntakeHandler: Sendable {
             case .bearer(let file):
                 let token = try secrets.secret(file, key: "bearer_token_file")
                 guard Credentials.bearer(authorization, token: token) == true else {
-                    return .answer(unauthorized(head, route, challenge: "Bearer realm=\"sitroom-intake\""))
+                    return .answer(unauthorized(head, challenge: "Bearer realm=\"sitroom-intake\""))
                 }
             case .basic(let username, let file):
                 let password = try secrets.secret(file, key: "basic.password_file")
                 guard Credentials.basic(authorization, username: username, password: password) == true else {
                     return .answer(
-                        unauthorized(head, route, challenge: "Basic realm=\"sitroom-intake\", charset=\"UTF-8\"")
+                        unauthorized(head, challenge: "Basic realm=\"sitroom-intake\", charset=\"UTF-8\"")
                     )
                 }
             // The signature is checked over the body; one that is missing is refused before it is read.
             case .pagerDutySignature:
                 guard head.headers["x-pagerduty-signature"] != nil else {
                     return .answer(
-                        unauthorized(head, route, challenge: Self.pagerDutyChallenge, why: "no X-PagerDuty-Signature")
+                        unauthorized(head, challenge: Self.pagerDutyChallenge, why: "no X-PagerDuty-Signature")
                     )
                 }
             case .zoomSignature:
                 guard head.headers["x-zm-signature"] != nil else {
-                    return .answer(unauthorized(head, route, challenge: Self.zoomChallenge, why: "no x-zm-signature"))
+                    return .answer(unauthorized(head, challenge: Self.zoomChallenge, why: "no x-zm-signature"))
                 }
             }
         } catch {
@@ -283,20 +283,21 @@ public final class IntakeHandler: Sendable {
         )
     }
 
-    /// A refusal, logged as a warning with the path, the sender's address, the status and the reason (the answer's
-    /// text): an admin whose sender is refused finds why in the log.
+    /// Every refusal, logged as one warning with the path, the sender's address, the status and the reason (`reason`,
+    /// else the answer's text): an admin whose sender is refused finds why in the log.
     func refused(
         _ head: IntakeRequestHead,
         _ status: Int,
         _ message: String,
         outcome: String,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [],
+        reason: String? = nil
     ) -> IntakeAnswer {
         logger.warning(
             "refused",
             metadata: [
                 "path": "\(OneLine.clean(head.path, limit: 200))", "remote": "\(head.remote)", "status": "\(status)",
-                "reason": "\(message)",
+                "reason": "\(reason ?? message)",
             ]
         )
         return .text(status, message, outcome: outcome, headers: headers)
@@ -312,11 +313,10 @@ public final class IntakeHandler: Sendable {
                 case nil:
                     return unauthorized(
                         head,
-                        route,
                         challenge: Self.pagerDutyChallenge,
                         why: "no v1 X-PagerDuty-Signature"
                     )
-                case false?: return forbidden(head, route, "X-PagerDuty-Signature does not match the signing secret")
+                case false?: return forbidden(head, "X-PagerDuty-Signature does not match the signing secret")
                 case true?: return await spoolEvent(route: route, head: head, body: body)
                 }
             case .zoomSignature(let integration, let file):
@@ -329,8 +329,8 @@ public final class IntakeHandler: Sendable {
                     now: now()
                 )
                 {
-                case .missing: return unauthorized(head, route, challenge: Self.zoomChallenge, why: "no x-zm-signature")
-                case .invalid(let why): return forbidden(head, route, why)
+                case .missing: return unauthorized(head, challenge: Self.zoomChallenge, why: "no x-zm-signature")
+                case .invalid(let why): return forbidden(head, why)
                 case .valid: return await zoomEvent(route: route, head: head, body: body, secret: secret)
                 }
             case .bearer, .basic:
@@ -359,7 +359,7 @@ public final class IntakeHandler: Sendable {
         do {
             item = try SpoolFileParser.parse(body, file: "body", context: FeedContext(), maxFileSize: body.count + 1)
         } catch {
-            return malformed(head, route, error.errors.map(\.description).joined(separator: "\n"))
+            return malformed(head, error.errors.map(\.description).joined(separator: "\n"))
         }
         let expected = Self.spoolFormat(route.format)
         switch item {
@@ -374,13 +374,11 @@ public final class IntakeHandler: Sendable {
         case .event(_, let format, _), .ignored(let format, _):
             return malformed(
                 head,
-                route,
                 "\(route.path) takes \(route.format.rawValue) events; the body is \(format.rawValue)"
             )
         case .zoomWebhook:
             return malformed(
                 head,
-                route,
                 "\(route.path) takes \(route.format.rawValue) events; the body is a Zoom webhook file"
             )
         }
@@ -397,7 +395,7 @@ public final class IntakeHandler: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let event = object["event"] as? String
         else {
-            return malformed(head, route, "the body is not a JSON object with an event")
+            return malformed(head, "the body is not a JSON object with an event")
         }
         if event == "endpoint.url_validation" {
             // developers.zoom.us/docs/api/webhooks/: answer 200 {plainToken, encryptedToken} within 3 seconds. The
@@ -405,7 +403,7 @@ public final class IntakeHandler: Sendable {
             guard let payload = object["payload"] as? [String: Any], let plain = payload["plainToken"] as? String,
                 !plain.isEmpty
             else {
-                return malformed(head, route, "endpoint.url_validation without payload.plainToken")
+                return malformed(head, "endpoint.url_validation without payload.plainToken")
             }
             logger.info("Zoom endpoint validated", metadata: ["route": "\(route.path)"])
             return .json(
@@ -429,9 +427,9 @@ public final class IntakeHandler: Sendable {
         do {
             item = try SpoolFileParser.parse(file, file: "request", context: FeedContext(), maxFileSize: file.count + 1)
         } catch {
-            return malformed(head, route, error.errors.map(\.description).joined(separator: "\n"))
+            return malformed(head, error.errors.map(\.description).joined(separator: "\n"))
         }
-        guard case .zoomWebhook = item else { return malformed(head, route, "not a Zoom webhook") }
+        guard case .zoomWebhook = item else { return malformed(head, "not a Zoom webhook") }
         let limit = live.snapshot.configuration.maxBodySize
         guard file.count <= limit else {
             return refused(
@@ -487,33 +485,25 @@ public final class IntakeHandler: Sendable {
 
     private func unauthorized(
         _ head: IntakeRequestHead,
-        _ route: IntakeRoute,
         challenge: String?,
         why: String = "missing or wrong credentials"
     ) -> IntakeAnswer {
-        logger.warning("refused: \(why)", metadata: ["route": "\(route.path)", "remote": "\(head.remote)"])
-        return .text(
+        refused(
+            head,
             401,
             "missing or wrong credentials",
             outcome: "unauthorized",
-            headers: challenge.map { [("WWW-Authenticate", $0)] } ?? []
+            headers: challenge.map { [("WWW-Authenticate", $0)] } ?? [],
+            reason: why
         )
     }
 
-    private func forbidden(_ head: IntakeRequestHead, _ route: IntakeRoute, _ why: String) -> IntakeAnswer {
-        logger.warning(
-            "refused: bad signature",
-            metadata: ["route": "\(route.path)", "remote": "\(head.remote)", "reason": "\(why)"]
-        )
-        return .text(403, "the signature does not verify: \(why)", outcome: "forbidden")
+    private func forbidden(_ head: IntakeRequestHead, _ why: String) -> IntakeAnswer {
+        refused(head, 403, "the signature does not verify: \(why)", outcome: "forbidden")
     }
 
-    private func malformed(_ head: IntakeRequestHead, _ route: IntakeRoute, _ why: String) -> IntakeAnswer {
-        logger.warning(
-            "refused: malformed body",
-            metadata: ["route": "\(route.path)", "remote": "\(head.remote)", "reason": "\(why)"]
-        )
-        return .text(400, why, outcome: "malformed")
+    private func malformed(_ head: IntakeRequestHead, _ why: String) -> IntakeAnswer {
+        refused(head, 400, why, outcome: "malformed")
     }
 
     private func secretUnavailable(_ route: IntakeRoute, _ error: any Error) -> IntakeAnswer {
