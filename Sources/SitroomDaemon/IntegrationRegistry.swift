@@ -451,7 +451,8 @@ public actor IntegrationRegistry: MeetingProviderSource {
         switch integration.kind {
         case .zoomS2S:
             let store = self.store
-            let before = records[name]?.state ?? .pendingAuthorization
+            let stored = records[name]
+            let before = stored?.state ?? .pendingAuthorization
             let record = IntegrationRecord(state: .pendingAuthorization, reason: nil, since: clock.now())
             try store.write { txn in
                 try txn.integrations.putRecord(record, for: name)
@@ -459,7 +460,18 @@ public actor IntegrationRegistry: MeetingProviderSource {
             }
             records[name] = record
             tokens[TokenID(integration: name, host: nil)] = nil
-            _ = try await accessToken(name)
+            do {
+                _ = try await accessToken(name)
+            } catch {
+                // A refused attempt changes nothing: the integration keeps the state it had, with its reason and
+                // what to do (the admin sees the new error in the command's answer). A record written meanwhile
+                // (the refusal judged by the token request itself) stays.
+                if let previous = stored, records[name] == record {
+                    try? store.write { txn in try txn.integrations.putRecord(previous, for: name) }
+                    records[name] = previous
+                }
+                throw error
+            }
             // "again" only for an integration that had been active and fell out of it: a first token is news.
             switch before {
             case .pendingAuthorization: return "\(name) is active"

@@ -298,6 +298,12 @@ struct ZoomMisbehavingTests {
             let hosts = try #require(try JSONSerialization.jsonObject(with: Data(pool.out.utf8)) as? [[String: Any]])
             #expect(hosts.first?["open_rooms"] as? Int == 0)
 
+            // Re-integrating before the app is fixed fails and changes nothing: the integration still needs an admin.
+            let early = try await sandbox.ctl(["integration", "reauthorize", "zoom-main"])
+            #expect(early.code == 1, "\(early.out)")
+            let stillOut = try await sandbox.ctl(["integrations"]).out
+            #expect(stillOut.contains("needs_reauthorization"), "\(stillOut)")
+
             // The admin fixes the app in Zoom and re-integrates: active again, and new rooms work.
             #expect(try await sandbox.simPOST("/_sim/faults", #"{"kind":"enable_app","client_id":"e2e-client"}"#) < 300)
             let reauthorized = try await sandbox.ctl(["integration", "reauthorize", "zoom-main"])
