@@ -175,6 +175,22 @@ extension YAMLValue {
     /// A mapping of label names to values (Alertmanager `labels`, `annotations`): any scalar values, read
     /// as text; a non-scalar value is an error.
     func labels() -> [String: String]? {
+        // The usual case straight from the nodes (no mapping bookkeeping): scalar names and values, no value with
+        // a tag other than a string's, no name twice. Anything else takes the reading below, which reports it.
+        if case .mapping(let pairs, _) = node {
+            var result = [String: String](minimumCapacity: pairs.count)
+            var usual = true
+            for pair in pairs {
+                guard case .scalar(let name) = pair.key, case .scalar(let value) = pair.value,
+                    value.tag.isEmpty || value.tag == "!" || value.tag == YAMLValue.stringTag,
+                    result.updateValue(value.string, forKey: name.string) == nil
+                else {
+                    usual = false
+                    break
+                }
+            }
+            if usual { return result }
+        }
         guard let mapping = mapping() else { return nil }
         var result: [String: String] = [:]
         var ok = true

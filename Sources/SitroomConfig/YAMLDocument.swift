@@ -54,6 +54,15 @@ enum YAMLDocument {
             // JSON string, so in a JSON document every tab is whitespace between tokens.
             for index in bytes.indices where bytes[index] == 0x09 { bytes[index] = 0x20 }
         }
+        switch YAMLComposer.compose(bytes) {
+        case .node(let root):
+            if case .scalar(let scalar) = root, scalar.style == .plain, isNull(scalar.string) { return .empty }
+            return .node(root)
+        case .empty:
+            return .empty
+        case .declined:
+            break  // Yams composes it, and its errors are reported below.
+        }
         let text = String(decoding: bytes, as: UTF8.self)
         do {
             // The basic resolver (no implicit types) keeps Yams from matching every scalar against its regular
