@@ -321,18 +321,16 @@ final class YAMLMapping {
     /// Where to report a missing key: the key that introduced this mapping, or its first line.
     let position: Position
 
-    private struct Entry {
-        var key: YAMLValue
-        var value: YAMLValue
-    }
-
-    // Entries in the order written, found by a linear search while the mapping is small (most are: payload
-    // objects, config sections) and through `index` when it is not; cheaper than hashing every key.
+    /// The pairs as composed: the composed array itself when every key is a scalar written once (no copy), else
+    /// the pairs that are (each bad key reported once, at init). `names[i]` is the text of `pairs[i].key`.
+    private var pairs: [(key: DocumentNode, value: DocumentNode)] = []
+    // Found by a linear search while the mapping is small (most are: payload objects, config sections) and
+    // through `index` when it is not; cheaper than hashing every key.
     private var names: [String] = []
-    private var entries: [Entry] = []
     private var index: [String: Int]? = nil
-    /// Whether each entry's key was asked for.
-    private var known: [Bool] = []
+    /// Whether each pair's key was asked for: one bit per pair (the first 64), then `knownBeyond`.
+    private var knownBits: UInt64 = 0
+    private var knownBeyond: [Bool] = []
     /// Keys asked for, present or not, in order, repeats included (the "expected ..." list of unknown-key messages).
     private var asked: [String] = []
     /// Keys known but not applicable here (``forbid(_:because:)``): not offered in "expected ..." lists.
@@ -349,28 +347,24 @@ final class YAMLMapping {
             return nil
         }
         names.reserveCapacity(mapping.count)
-        entries.reserveCapacity(mapping.count)
-        for (keyNode, valueNode) in mapping {
-            guard case .scalar(let scalar) = keyNode else {
-                YAMLValue(node: keyNode, path: path, diag: diag).fail(
-                    "keys must be plain strings, not a \(Self.kind(keyNode))"
-                )
+        asked.reserveCapacity(mapping.count + 2)
+        // The pairs kept so far, once one has been left out (a key that is not a scalar, or is there already).
+        var kept: [(key: DocumentNode, value: DocumentNode)]? = nil
+        for offset in mapping.indices {
+            guard case .scalar(let scalar) = mapping[offset].key else {
+                let key = mapping[offset].key
+                YAMLValue(node: key, path: path, diag: diag).fail("keys must be plain strings, not a \(Self.kind(key))")
+                if kept == nil { kept = Array(mapping[..<offset]) }
                 continue
             }
             let name = scalar.string
             if let first = find(name) {
-                diag.report(
-                    "\(childPath(name)): duplicate key (first at line \(entries[first].key.position.line))",
-                    at: keyNode.position
-                )
+                let firstLine = (kept ?? mapping)[first].key.position.line
+                diag.report("\(childPath(name)): duplicate key (first at line \(firstLine))", at: scalar.position)
+                if kept == nil { kept = Array(mapping[..<offset]) }
                 continue
             }
-            entries.append(
-                Entry(
-                    key: YAMLValue(node: keyNode, parent: path, key: name, diag: diag, isKey: true),
-                    value: YAMLValue(node: valueNode, parent: path, key: name, diag: diag)
-                )
-            )
+            kept?.append(mapping[offset])
             names.append(name)
             if index != nil {
                 index![name] = names.count - 1
@@ -378,7 +372,8 @@ final class YAMLMapping {
                 index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
             }
         }
-        known = Array(repeating: false, count: names.count)
+        pairs = kept ?? mapping
+        if names.count > 64 { knownBeyond = Array(repeating: false, count: names.count - 64) }
     }
 
     private func find(_ key: String) -> Int? {
@@ -386,11 +381,33 @@ final class YAMLMapping {
         return names.firstIndex(of: key)
     }
 
+    private func isKnown(_ position: Int) -> Bool {
+        position < 64 ? knownBits & (1 << UInt64(position)) != 0 : knownBeyond[position - 64]
+    }
+
+    private func markKnown(_ position: Int) {
+        if position < 64 {
+            knownBits |= 1 << UInt64(position)
+        } else {
+            knownBeyond[position - 64] = true
+        }
+    }
+
     private func markAsked(_ key: String) -> Int? {
         asked.append(key)  // repeats are dropped when a message lists them (rare), not searched for on every read
         guard let found = find(key) else { return nil }
-        known[found] = true
+        markKnown(found)
         return found
+    }
+
+    /// The value of the pair at `position`, with its path.
+    private func valueAt(_ position: Int) -> YAMLValue {
+        YAMLValue(node: pairs[position].value, parent: path, key: names[position], diag: diag)
+    }
+
+    /// The key of the pair at `position`, with its path.
+    private func keyAt(_ position: Int) -> YAMLValue {
+        YAMLValue(node: pairs[position].key, parent: path, key: names[position], diag: diag, isKey: true)
     }
 
     /// An empty mapping standing for a section that was not given (reads return `nil`, defaults apply).
@@ -412,21 +429,22 @@ final class YAMLMapping {
 
     /// The value of `key`, or `nil` when the key is absent or null. Marks the key as known.
     func value(_ key: String) -> YAMLValue? {
-        guard let found = markAsked(key), !entries[found].value.isNull else { return nil }
-        return entries[found].value
+        guard let found = markAsked(key) else { return nil }
+        let value = valueAt(found)
+        return value.isNull ? nil : value
     }
 
     /// Whether `key` is present (even if null). Does not mark it as known.
     func contains(_ key: String) -> Bool { find(key) != nil }
 
     /// The position of `key`'s name in the file.
-    func keyPosition(_ key: String) -> Position { find(key).map { entries[$0].key.position } ?? position }
+    func keyPosition(_ key: String) -> Position { find(key).map { pairs[$0].key.position } ?? position }
 
     /// The value of a required key; reports "required field is missing" (at the mapping) when absent or null.
     func required(_ key: String) -> YAMLValue? {
         if let value = value(key) { return value }
         if let found = find(key) {
-            entries[found].value.fail("required field is empty")
+            valueAt(found).fail("required field is empty")
         } else {
             diag.report("\(childPath(key)): required field is missing", at: position)
         }
@@ -438,7 +456,7 @@ final class YAMLMapping {
         _ = value(key)
         if !hidden.contains(key) { hidden.append(key) }
         if let found = find(key) {
-            diag.report("\(childPath(key)): \(reason)", at: entries[found].key.position)
+            diag.report("\(childPath(key)): \(reason)", at: pairs[found].key.position)
         }
     }
 
@@ -454,18 +472,18 @@ final class YAMLMapping {
 
     /// All entries, for mappings whose keys are user-chosen (team names, label names). Marks them all known.
     func freeEntries() -> [(key: YAMLValue, value: YAMLValue)] {
-        for position in known.indices { known[position] = true }
-        return entries.map { ($0.key, $0.value) }
+        for position in names.indices { markKnown(position) }
+        return names.indices.map { (keyAt($0), valueAt($0)) }
     }
 
     /// Reports every key never asked for.
     func finish() {
-        for (position, name) in names.enumerated() where !known[position] {
+        for (position, name) in names.enumerated() where !isKnown(position) {
             var seen: Set<String> = []
             let expected = asked.filter { !hidden.contains($0) && seen.insert($0).inserted }.joined(separator: ", ")
             diag.report(
                 "\(childPath(name)): unknown key (expected \(expected.isEmpty ? "no keys" : expected))",
-                at: entries[position].key.position
+                at: pairs[position].key.position
             )
         }
     }

@@ -134,17 +134,32 @@ public enum SpoolFileParser {
 enum StableHash {
     /// FNV-1a/64 over the parts, each followed by a 0 byte; 16 hex digits.
     static func fnv64(_ parts: [String]) -> String {
-        hex(fnv64(bytes: parts.flatMap { Array($0.utf8) + [0] }))
+        var hash = fnv64Basis
+        for part in parts {
+            hash = fnv64(bytes: part.utf8, from: hash)
+            hash = fnv64(bytes: CollectionOfOne(0), from: hash)
+        }
+        return hex(hash)
     }
 
     /// FNV-1a/128 over the parts, each followed by a 0 byte; 32 hex digits.
     static func fnv128(_ parts: [String]) -> String {
-        let (high, low) = fnv128(bytes: parts.flatMap { Array($0.utf8) + [0] })
-        return hex(high) + hex(low)
+        var hash = fnv128Basis
+        for part in parts {
+            hash = fnv128(bytes: part.utf8, from: hash)
+            hash = fnv128(bytes: CollectionOfOne(0), from: hash)
+        }
+        return hex(hash.high) + hex(hash.low)
     }
 
-    static func fnv64(bytes: [UInt8]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    /// FNV-1a/64's offset basis.
+    static let fnv64Basis: UInt64 = 0xcbf2_9ce4_8422_2325
+    /// FNV-1a/128's offset basis, as two 64-bit halves.
+    static let fnv128Basis: (high: UInt64, low: UInt64) = (0x6c62_272e_07bb_0142, 0x62b8_2175_6295_c58d)
+
+    /// FNV-1a/64 over `bytes`, continuing from `hash` (the offset basis for a new hash).
+    static func fnv64(bytes: some Sequence<UInt8>, from hash: UInt64 = fnv64Basis) -> UInt64 {
+        var hash = hash
         for byte in bytes {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01b3
@@ -152,10 +167,13 @@ enum StableHash {
         return hash
     }
 
-    /// The prime is 2^88 + 0x13B, so the product is `x * 0x13B + (x << 88)` modulo 2^128.
-    static func fnv128(bytes: [UInt8]) -> (high: UInt64, low: UInt64) {
-        var high: UInt64 = 0x6c62_272e_07bb_0142
-        var low: UInt64 = 0x62b8_2175_6295_c58d
+    /// FNV-1a/128 over `bytes`, continuing from `hash`. The prime is 2^88 + 0x13B, so the product is
+    /// `x * 0x13B + (x << 88)` modulo 2^128.
+    static func fnv128(
+        bytes: some Sequence<UInt8>,
+        from hash: (high: UInt64, low: UInt64) = fnv128Basis
+    ) -> (high: UInt64, low: UInt64) {
+        var (high, low) = hash
         for byte in bytes {
             low ^= UInt64(byte)
             let product = low.multipliedFullWidth(by: 0x13B)

@@ -174,6 +174,8 @@ public struct EmailMessage: Sendable {
 
     /// Folds an unstructured header at spaces so lines stay within 78 characters where possible (RFC 5322 §2.2.3).
     static func foldHeader(_ header: String) -> String {
+        // One physical line of at most 78 bytes has nothing to fold (most headers).
+        if header.utf8.count <= 78, !header.utf8.contains(0x0D) { return header }
         var lines: [String] = []
         for physical in header.components(separatedBy: "\r\n") {
             var line = ""

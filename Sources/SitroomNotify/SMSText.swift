@@ -20,13 +20,37 @@ public enum SMSText {
     /// The encoding a gateway will use for `text`: GSM 7-bit when every character is in the default alphabet
     /// or its extension, else UCS-2.
     public static func encoding(of text: String) -> Encoding {
-        text.allSatisfy { gsmBasic.contains($0) || gsmExtension.contains($0) } ? .gsm7 : .ucs2
+        if let septets = asciiSeptets(text) { return septets.gsm ? .gsm7 : .ucs2 }
+        return text.allSatisfy { gsmBasic.contains($0) || gsmExtension.contains($0) } ? .gsm7 : .ucs2
+    }
+
+    /// For a text of ASCII without carriage returns (each byte one `Character` then), its length in septets
+    /// (extension characters count 2) and whether every byte is in the alphabet, counted over the bytes; `nil`
+    /// for any other text (counted by `Character`, since `\r\n` is one).
+    private static func asciiSeptets(_ text: String) -> (count: Int, gsm: Bool)? {
+        var count = 0
+        var gsm = true
+        for byte in text.utf8 {
+            guard byte < 0x80, byte != 0x0D else { return nil }
+            let septets = asciiSeptetTable[Int(byte)]
+            count += septets == 2 ? 2 : 1
+            if septets == 0 { gsm = false }
+        }
+        return (count, gsm)
+    }
+
+    /// Each ASCII byte's septets: 1 in the default alphabet, 2 in its extension, 0 in neither.
+    private static let asciiSeptetTable: [UInt8] = (0..<128).map { byte in
+        let character = Character(Unicode.Scalar(UInt8(byte)))
+        return gsmBasic.contains(character) ? 1 : gsmExtension.contains(character) ? 2 : 0
     }
 
     /// The length of `text` in its encoding's units: septets (extension characters count 2) or UTF-16 code units.
     public static func units(_ text: String, _ encoding: Encoding) -> Int {
         switch encoding {
-        case .gsm7: return text.reduce(0) { $0 + (gsmExtension.contains($1) ? 2 : 1) }
+        case .gsm7:
+            if let septets = asciiSeptets(text) { return septets.count }
+            return text.reduce(0) { $0 + (gsmExtension.contains($1) ? 2 : 1) }
         case .ucs2: return text.utf16.count
         }
     }

@@ -39,10 +39,10 @@ public struct NoticeTemplates: Sendable {
     ) -> (subject: String, body: String)? {
         guard let entry = compiled["\(kind.rawValue).\(channel.rawValue)"] else { return nil }
         let values = context.values
-        let subject = entry.subject?.render(values).trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let subject = entry.subject.map { trimmingWhitespaceAndNewlines($0.render(values)) } ?? ""
         let body = entry.body.render(values)
         // SMS and chat texts are one paragraph: the file's final newline is not part of the message.
-        return (subject, channel == .email ? body : body.trimmingCharacters(in: .whitespacesAndNewlines))
+        return (subject, channel == .email ? body : trimmingWhitespaceAndNewlines(body))
     }
 
     private static let textPragma = "{{% CONTENT_TYPE: TEXT}}"
@@ -137,4 +137,22 @@ final class TemplateScope: MustacheParent {
             return text
         }
     }
+}
+
+/// `text.trimmingCharacters(in: .whitespacesAndNewlines)`, with the usual case (ASCII at both ends) trimmed over
+/// the bytes: Foundation's trimming cost more than a whole SMS's rendering. Where the text would start or end
+/// with a character beyond ASCII after the ASCII blanks, Foundation trims the rest as before.
+func trimmingWhitespaceAndNewlines(_ text: String) -> String {
+    func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
+    let utf8 = text.utf8
+    var start = utf8.startIndex
+    var end = utf8.endIndex
+    while start < end, isBlank(utf8[start]) { start = utf8.index(after: start) }
+    while end > start, isBlank(utf8[utf8.index(before: end)]) { end = utf8.index(before: end) }
+    if start == end { return "" }
+    let trimmed = String(text[start..<end])
+    if utf8[start] >= 0x80 || utf8[utf8.index(before: end)] >= 0x80 {
+        return trimmed.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    return trimmed
 }

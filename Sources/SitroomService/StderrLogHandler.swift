@@ -61,9 +61,15 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        // Most lines carry only the event's own metadata: taken as it is, not merged into a copy.
+        var merged: Logger.Metadata
+        if metadata.isEmpty && metadataProvider == nil {
+            merged = event.metadata ?? [:]
+        } else {
+            merged = metadata
+            if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+            if let extra = event.metadata { merged.merge(extra) { $1 } }
+        }
         // The line is built as bytes and written with one write(2): formatting is most of what a log line costs,
         // and sitroomd logs a line per applied event (no Foundation formatting, no string copies per escape).
         var line: [UInt8] = []

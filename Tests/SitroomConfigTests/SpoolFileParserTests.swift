@@ -67,6 +67,12 @@ private func errors(_ bytes: [UInt8], context: FeedContext = context) -> [String
         let (high, low) = StableHash.fnv128(bytes: Array("a".utf8))
         #expect(StableHash.hex(high) + StableHash.hex(low) == "d228cb696f1a8caf78912b704e4a8964")
     }
+
+    /// Ids hash their parts each followed by a 0 byte (values from Python's integers over `group\0firing\0`).
+    @Test func partsAreHashedWithTheirTerminators() {
+        #expect(StableHash.fnv64(["group", "firing"]) == "5fecc61131fb9399")
+        #expect(StableHash.fnv128(["group", "firing"]) == "c0185ddf23c1fcd187da563abbf66df9")
+    }
 }
 
 @Suite struct AlertmanagerPayloads {

@@ -157,3 +157,25 @@ import Yams
         }
     }
 }
+
+/// ``YAMLMapping``'s bookkeeping past its first 64 keys (one bit per key up to 64, then an array).
+@Suite struct YAMLMappingBookkeeping {
+    @Test func unknownKeysAreFoundAmongManyKeys() throws {
+        let text = (0..<70).map { "k\($0): v\($0)\n" }.joined()
+        let diag = Diagnostics(file: "big.yaml")
+        guard case .node(let root) = YAMLDocument.compose(Array(text.utf8), diag: diag) else {
+            Issue.record("not composed")
+            return
+        }
+        let mapping = try #require(YAMLMapping(YAMLValue(node: root, path: "", diag: diag), at: root.position))
+        for k in 0..<69 where k != 3 && k != 66 {
+            #expect(mapping.string("k\(k)") == "v\(k)")
+        }
+        mapping.finish()
+        let messages = diag.errors.map(\.description)
+        #expect(messages.count == 3)
+        #expect(messages[0].hasPrefix("big.yaml:4:1: k3: unknown key (expected k0, k1, k2, k4,"))
+        #expect(messages[1].hasPrefix("big.yaml:67:1: k66: unknown key"))
+        #expect(messages[2].hasPrefix("big.yaml:70:1: k69: unknown key"))
+    }
+}
