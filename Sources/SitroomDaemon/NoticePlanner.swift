@@ -35,12 +35,13 @@ struct NoticePlanner {
         _ txn: borrowing StoreTransaction
     ) throws -> [Notice] {
         var queued: [Notice] = []
+        let memo = NoticeTemplates.RenderMemo()
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             if isMeeting {
                 if notify.channels.contains(.email), let email = person.email,
                     try !queuedBefore(.invitation, .email, person, room, txn),
-                    let rendered = templates.render(.invitation, .email, context)
+                    let rendered = templates.render(.invitation, .email, context, memo: memo)
                 {
                     let calendar = invitation(
                         .request,
@@ -72,7 +73,9 @@ struct NoticePlanner {
                 let invited = try exists(invitation, txn)
                 for channel in configuration.daemon.conference.followUp
                 where try !queuedBefore(.followUp, channel, person, room, txn) {
-                    guard var notice = participantNotice(.followUp, channel, person, room, record, context, now) else {
+                    guard
+                        var notice = participantNotice(.followUp, channel, person, room, record, context, now, memo)
+                    else {
                         continue
                     }
                     if invited {
@@ -86,7 +89,7 @@ struct NoticePlanner {
                 }
             } else {
                 for channel in notify.channels where try !queuedBefore(.roomReady, channel, person, room, txn) {
-                    if let notice = participantNotice(.roomReady, channel, person, room, record, context, now),
+                    if let notice = participantNotice(.roomReady, channel, person, room, record, context, now, memo),
                         try txn.outbox.enqueue(notice)
                     {
                         queued.append(notice)
@@ -123,6 +126,7 @@ struct NoticePlanner {
         else { return [] }
         var queued: [Notice] = []
         let due = now + notify.nudgeAfter
+        let memo = NoticeTemplates.RenderMemo()
         for person in record.participants where person.email != nil {
             if let live = room.live, live.standing(of: person) != .notYet { continue }
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
@@ -132,7 +136,7 @@ struct NoticePlanner {
                 if try exists(id, txn) { thread = id }
             }
             for channel in notify.channels where try !queuedBefore(.nudge, channel, person, room, txn) {
-                guard var notice = participantNotice(.nudge, channel, person, room, record, context, now) else {
+                guard var notice = participantNotice(.nudge, channel, person, room, record, context, now, memo) else {
                     continue
                 }
                 notice.nextAttemptAt = due
@@ -202,6 +206,7 @@ struct NoticePlanner {
             detail: "not sent: the room ended before it was due",
             txn
         )
+        let memo = NoticeTemplates.RenderMemo()
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             for channel in NoticeChannel.allCases where channel != .chat {
@@ -212,7 +217,7 @@ struct NoticePlanner {
                     if try exists(id, txn) { first = id }
                 }
                 guard let first, let recipient = contact(person, channel),
-                    let rendered = templates.render(.roomEnded, channel, context)
+                    let rendered = templates.render(.roomEnded, channel, context, memo: memo)
                 else { continue }
                 var calendar: String? = nil
                 if channel == .email,
@@ -285,10 +290,11 @@ struct NoticePlanner {
         _ txn: borrowing StoreTransaction
     ) throws -> [Notice] {
         var queued: [Notice] = []
+        let memo = NoticeTemplates.RenderMemo()
         for person in record.participants {
             let context = NoticeContext(incident: record.info, stage: record.stage, room: room, person: person)
             for channel in notify.channels {
-                if let notice = participantNotice(.roomFailed, channel, person, room, record, context, now),
+                if let notice = participantNotice(.roomFailed, channel, person, room, record, context, now, memo),
                     try txn.outbox.enqueue(notice)
                 {
                     queued.append(notice)
@@ -317,6 +323,7 @@ struct NoticePlanner {
     ) throws -> [Notice] {
         var queued: [Notice] = []
         let incident = record?.info ?? IncidentInfo(id: room.incidentID, title: "-")
+        let memo = NoticeTemplates.RenderMemo()
         for admin in notify.admins {
             guard let id = admin.email ?? admin.phone else { continue }
             let context = NoticeContext(
@@ -327,7 +334,9 @@ struct NoticePlanner {
                 admin: (admin.name, admin.email ?? "")
             )
             for (channel, recipient) in [(NoticeChannel.email, admin.email), (.sms, admin.phone)] {
-                guard let recipient, let rendered = templates.render(kind, channel, context) else { continue }
+                guard let recipient, let rendered = templates.render(kind, channel, context, memo: memo) else {
+                    continue
+                }
                 let body =
                     channel == .sms ? SMSText.fit(rendered.body, maxSegments: Self.maxSMSSegments) : rendered.body
                 let notice = Notice(
@@ -365,11 +374,12 @@ struct NoticePlanner {
         _ room: Room,
         _ record: IncidentRecord,
         _ context: NoticeContext,
-        _ now: Double
+        _ now: Double,
+        _ memo: NoticeTemplates.RenderMemo? = nil
     ) -> Notice? {
         guard let noticeChannel = NoticeChannel(rawValue: channel.rawValue),
             let recipient = contact(person, noticeChannel),
-            let rendered = templates.render(kind, noticeChannel, context)
+            let rendered = templates.render(kind, noticeChannel, context, memo: memo)
         else { return nil }
         return make(
             room: room,

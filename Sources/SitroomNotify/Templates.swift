@@ -8,12 +8,12 @@ import SitroomCore
 /// then a blank line, then the body. Templates are plain text: nothing is HTML-escaped. A kind/channel
 /// without a file is not sent on that channel (the bundled `etc/templates/` has one for every notice sent).
 public struct NoticeTemplates: Sendable {
-    private let compiled: [String: (subject: MustacheTemplate?, body: MustacheTemplate)]
+    private let compiled: [String: (subject: MustacheTemplate?, body: MustacheTemplate, personal: Bool)]
 
     /// Compiles `templates` (file base name without `.mustache` → text).
     /// - Throws: `MustacheTemplate.Error` for a template that does not compile (config validation catches it first).
     public init(_ templates: [String: String] = [:]) throws {
-        var compiled: [String: (subject: MustacheTemplate?, body: MustacheTemplate)] = [:]
+        var compiled: [String: (subject: MustacheTemplate?, body: MustacheTemplate, personal: Bool)] = [:]
         for (name, text) in templates {
             let isEmail = name.hasSuffix(".email")
             var subject: MustacheTemplate? = nil
@@ -25,24 +25,43 @@ public struct NoticeTemplates: Sendable {
                 )
                 body = parts.count > 1 ? String(parts[1].drop(while: { $0 == "\n" })) : ""
             }
-            compiled[name] = (subject, try MustacheTemplate(string: Self.textPragma + body))
+            // A template whose text never says `person` or `admin` cannot name its recipient: it renders alike for
+            // everyone told of one room (``RenderMemo``).
+            let personal = text.contains("person") || text.contains("admin")
+            compiled[name] = (subject, try MustacheTemplate(string: Self.textPragma + body), personal)
         }
         self.compiled = compiled
     }
 
     /// Renders the notice of `kind` for `channel`, or `nil` when no template exists for that pair.
     /// - Returns: the subject (empty for SMS and chat) and the body.
+    /// - Parameter memo: renders already made for other recipients of the same room, incident and moment: a
+    ///   template that names no recipient is rendered once for all of them.
     public func render(
         _ kind: NoticeKind,
         _ channel: NoticeChannel,
-        _ context: NoticeContext
+        _ context: NoticeContext,
+        memo: RenderMemo? = nil
     ) -> (subject: String, body: String)? {
-        guard let entry = compiled["\(kind.rawValue).\(channel.rawValue)"] else { return nil }
+        let key = "\(kind.rawValue).\(channel.rawValue)"
+        guard let entry = compiled[key] else { return nil }
+        if !entry.personal, let done = memo?.rendered[key] { return done }
         let values = context.values
         let subject = entry.subject.map { trimmingWhitespaceAndNewlines($0.render(values)) } ?? ""
         let body = entry.body.render(values)
         // SMS and chat texts are one paragraph: the file's final newline is not part of the message.
-        return (subject, channel == .email ? body : trimmingWhitespaceAndNewlines(body))
+        let rendered = (subject: subject, body: channel == .email ? body : trimmingWhitespaceAndNewlines(body))
+        if !entry.personal { memo?.rendered[key] = rendered }
+        return rendered
+    }
+
+    /// The renders of the notices planned together for one room (its participants, or its admins): what a
+    /// template that names no recipient renders is kept and given to the next recipient. Use one memo per room and
+    /// moment only (the incident, stage and room must be the same for every render through it).
+    public final class RenderMemo {
+        fileprivate var rendered: [String: (subject: String, body: String)] = [:]
+
+        public init() {}
     }
 
     private static let textPragma = "{{% CONTENT_TYPE: TEXT}}"

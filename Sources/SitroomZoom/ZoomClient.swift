@@ -367,13 +367,15 @@ public struct ZoomClient: Sendable {
     }
 
     static func meeting(from body: [UInt8], apiURL: String) throws(ZoomError) -> Meeting {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+        // Decoded by Foundation's JSONDecoder into the few fields read (JSONSerialization's tree of every field cost
+        // a tenth of an incident's CPU).
+        guard let object = try? JSONDecoder().decode(MeetingObject.self, from: Data(body)) else {
             throw ZoomError(.invalidResponse(message: "meeting answer is not a JSON object"))
         }
-        guard let id = (object["id"] as? NSNumber)?.int64Value, id > 0 else {
+        guard let id = object.id, id > 0 else {
             throw ZoomError(.invalidResponse(message: "meeting answer without a numeric id"))
         }
-        guard let joinURL = object["join_url"] as? String else {
+        guard let joinURL = object.joinURL else {
             throw ZoomError(.invalidResponse(message: "meeting \(id) answer without join_url"))
         }
         guard isUsableJoinURL(joinURL, meetingID: id, apiURL: apiURL) else {
@@ -388,11 +390,41 @@ public struct ZoomClient: Sendable {
         return Meeting(
             id: id,
             joinURL: joinURL,
-            password: (object["password"] as? String).flatMap { $0.isEmpty ? nil : $0 },
-            agenda: object["agenda"] as? String,
-            hostID: object["host_id"] as? String,
-            status: object["status"] as? String
+            password: object.password.flatMap { $0.isEmpty ? nil : $0 },
+            agenda: object.agenda,
+            hostID: object.hostID,
+            status: object.status
         )
+    }
+
+    /// The fields of a meeting object sitroom reads (the answer to Zoom's "Create a meeting" and "Get a meeting",
+    /// developers.zoom.us/docs/api/meetings/): each taken when it has its JSON type (`id` an integer, the others
+    /// strings) and absent otherwise, so a field of another type is reported as missing, as before.
+    private struct MeetingObject: Decodable {
+        var id: Int64?
+        var joinURL: String?
+        var password: String?
+        var agenda: String?
+        var hostID: String?
+        var status: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id
+            case joinURL = "join_url"
+            case password, agenda
+            case hostID = "host_id"
+            case status
+        }
+
+        init(from decoder: any Decoder) throws {
+            let fields = try decoder.container(keyedBy: CodingKeys.self)
+            id = try? fields.decodeIfPresent(Int64.self, forKey: .id)
+            joinURL = try? fields.decodeIfPresent(String.self, forKey: .joinURL)
+            password = try? fields.decodeIfPresent(String.self, forKey: .password)
+            agenda = try? fields.decodeIfPresent(String.self, forKey: .agenda)
+            hostID = try? fields.decodeIfPresent(String.self, forKey: .hostID)
+            status = try? fields.decodeIfPresent(String.self, forKey: .status)
+        }
     }
 
     static func headers(token: String, json: Bool = false) -> [(name: String, value: String)] {

@@ -91,6 +91,34 @@ struct NoticeTests {
         #expect(both.render(.adminRoomFailed, .sms, context)?.body == "P")
     }
 
+    @Test("a template that names no recipient is rendered once per room; one that does, once per person")
+    func rendersOncePerRoom() throws {
+        let templates = try NoticeTemplates([
+            "room-ready.sms": "{{incident.title}} {{room.join_url}}\n",
+            "room-ready.email": "Subject: Room\n\nHi {{person.name}}\n",
+        ])
+        let ada = NoticeContext(
+            incident: IncidentInfo(id: "INC-1", title: "First"),
+            stage: .situationRoom,
+            room: room(),
+            person: Participant(name: "Ada", email: "ada@example.com")
+        )
+        // Grace's context differs in the title as well, which a memo must only see for one room and moment: the
+        // impersonal SMS then shows that it was not rendered again.
+        let grace = NoticeContext(
+            incident: IncidentInfo(id: "INC-1", title: "Second"),
+            stage: .situationRoom,
+            room: room(),
+            person: Participant(name: "Grace", email: "grace@example.com")
+        )
+        let memo = NoticeTemplates.RenderMemo()
+        #expect(templates.render(.roomReady, .sms, ada, memo: memo)?.body.hasPrefix("First ") == true)
+        #expect(templates.render(.roomReady, .sms, grace, memo: memo)?.body.hasPrefix("First ") == true)
+        #expect(templates.render(.roomReady, .sms, grace)?.body.hasPrefix("Second ") == true)
+        #expect(templates.render(.roomReady, .email, ada, memo: memo)?.body == "Hi Ada\n")
+        #expect(templates.render(.roomReady, .email, grace, memo: memo)?.body == "Hi Grace\n")
+    }
+
     @Test("an email is RFC 5322 with a stable Message-ID and RFC 2047 words for non-ASCII")
     func email() {
         let notice = Notice(

@@ -153,6 +153,23 @@ struct ZoomClientTests {
         )
         #expect(meeting?.id == 85_746_065_432)
         #expect(meeting?.password == "x")
+        // A field of another JSON type counts as absent: a quoted id is no id, a numeric password no password.
+        #expect(throws: ZoomError.self) {
+            try ZoomClient.meeting(
+                from: Array(#"{"id": "85746065432", "join_url": "https://zoom.us/j/85746065432"}"#.utf8),
+                apiURL: Self.api
+            )
+        }
+        #expect(throws: ZoomError.self) { try ZoomClient.meeting(from: Array("[1, 2]".utf8), apiURL: Self.api) }
+        let odd = try? ZoomClient.meeting(
+            from: Array(
+                #"{"id": 85746065432, "join_url": "https://zoom.us/j/85746065432", "password": 5, "settings": {"a": [1]}}"#
+                    .utf8
+            ),
+            apiURL: Self.api
+        )
+        #expect(odd?.id == 85_746_065_432)
+        #expect(odd != nil && odd?.password == nil)
     }
 
     static func error(
