@@ -155,6 +155,13 @@ struct YAMLValue {
     /// `aliases` are older words still accepted for a value (not listed in the error).
     func enumeration<E: RawRepresentable & CaseIterable>(_: E.Type, noun: String, aliases: [String: E] = [:]) -> E?
     where E.RawValue == String {
+        // The usual case first, without spelling out the expected values for a message that is not written.
+        if case .scalar(let scalar) = node,
+            isKey || scalar.tag.isEmpty || scalar.tag == "!" || scalar.tag == Self.stringTag,
+            let value = E(rawValue: scalar.string) ?? aliases[scalar.string]
+        {
+            return value
+        }
         let expected = E.allCases.map(\.rawValue).joined(separator: ", ")
         guard let text = text(expected: "one of \(expected)") else { return nil }
         guard let value = E(rawValue: text) ?? aliases[text] else {
