@@ -21,7 +21,7 @@ enum YAMLComposer {
         /// No document at all (empty, or only comments).
         case empty
         /// Something Yams must judge (a syntax error, an anchor or alias, a duplicate key, more than one
-        /// document): compose the document with Yams instead.
+        /// document, a scalar starting with a byte-order mark): compose the document with Yams instead.
         case declined
     }
 
@@ -82,6 +82,12 @@ enum YAMLComposer {
                 case YAML_SCALAR_EVENT:
                     let scalar = event.data.scalar
                     guard scalar.anchor == nil else { return .declined }
+                    // A scalar that starts with U+FEFF (EF BB BF): Yams builds its text with Foundation's
+                    // `String(bytes:encoding:)`, which drops one leading byte-order mark; Yams composes such a document
+                    // so that its text and its duplicate keys come out as before.
+                    if scalar.length >= 3, scalar.value[0] == 0xEF, scalar.value[1] == 0xBB, scalar.value[2] == 0xBF {
+                        return .declined
+                    }
                     let string = String(
                         decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length),
                         as: UTF8.self

@@ -239,18 +239,11 @@ import Yams
             check(String(repeating: "{a: ", count: depth) + String(repeating: "}", count: depth), &stats)
             check((0..<depth).map { String(repeating: " ", count: $0) + "-\n" }.joined(), &stats)
         }
-        let bom = stats.failures.filter { $0.contains("FEFF") }
-        stats.failures.removeAll { $0.contains("FEFF") }
-        print("FUZZ BOM-related failures: \(bom.count)")
-        print(
-            "FUZZ node=\(stats.node) empty=\(stats.empty) declined=\(stats.declined) failures=\(stats.failures.count)"
-        )
+        // Both kinds are exercised: documents composed here and documents left to Yams.
+        #expect(stats.node > 1000 && stats.declined > 1000)
         for failure in stats.failures.prefix(60) { print("FUZZFAIL " + failure) }
-        #expect(stats.failures.isEmpty, "\(stats.failures.count) non-BOM failures")
-        // Yams builds scalar values with Foundation's `String(bytes:encoding: .utf8)`, which drops one leading
-        // U+FEFF; YAMLComposer keeps it (`a: "\uFEFFx"`, or a raw BOM opening a scalar mid-line).
-        withKnownIssue("Yams drops a scalar's leading U+FEFF, YAMLComposer keeps it") {
-            #expect(bom.isEmpty, "\(bom.count) BOM failures, first: \(bom.first ?? "")")
-        }
+        // A scalar opening with U+FEFF is declined (Yams drops one such mark, through Foundation's
+        // `String(bytes:encoding:)`): those documents are Yams' and agree by construction.
+        #expect(stats.failures.isEmpty, "\(stats.failures.count) failures, first: \(stats.failures.first ?? "")")
     }
 }

@@ -59,6 +59,9 @@ import Yams
         "a: 1\n---\nb: 2\n",
         "a:\tb\n  c: d\n",
         "- &anchor\n  x: 1\n",
+        // A scalar starting with U+FEFF, which Yams drops (and then finds `a` twice).
+        "\"\\uFEFFa\": 1\na: 2\n",
+        "a: \u{FEFF}x\n",
     ]
 
     /// A tree as text: every node's kind, style, tag and position (keys without their tags, which Yams resolves
