@@ -102,7 +102,7 @@ private final class ClientState: Sendable {
         origins.withLock { origins in
             guard !origins.isShutDown else { return nil }
             if let origin = origins.byKey[key] { return origin }
-            let origin = TransferQueue<HTTPResponse>(limit: limit, owner: "HTTPClient")
+            let origin = TransferQueue<HTTPResponse>(limit: limit, owner: "HTTPClient", threadName: "curl-http")
             origins.byKey[key] = origin
             return origin
         }

@@ -132,7 +132,7 @@ public final class SMTPClient: Sendable {
     public init(maxConnections: Int = 2) {
         _ = curlGlobalInit
         self.maxConnections = max(1, maxConnections)
-        queue = TransferQueue(limit: self.maxConnections, owner: "SMTPClient")
+        queue = TransferQueue(limit: self.maxConnections, owner: "SMTPClient", threadName: "curl-smtp")
     }
 
     deinit {

@@ -95,12 +95,16 @@ final class TransferQueue<Output: Sendable>: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     /// The error for transfers queued at, or sent after, ``shutDown()``.
     private let shutDownError: CurlError
+    /// The workers' name as `ps -L` and `top -H` show it (`curl-http`, `curl-smtp`).
+    private let threadName: String
 
     /// - Parameters:
     ///   - limit: The most workers (and so transfers in flight, and connections); at least 1.
     ///   - owner: The client's name, for the error after ``shutDown()`` ("HTTPClient was shut down").
-    init(limit: Int, owner: String) {
+    ///   - threadName: The workers' thread name (at most 15 bytes are kept).
+    init(limit: Int, owner: String, threadName: String) {
         self.limit = max(1, limit)
+        self.threadName = threadName
         shutDownError = CurlError(
             code: CurlError.failedInit.code,
             message: "\(owner) was shut down",
@@ -165,7 +169,8 @@ final class TransferQueue<Output: Sendable>: Sendable {
         case .queued(startWorker: false, let wakeWorker):
             if wakeWorker { wake.signal() }
         case .queued(startWorker: true, _):
-            let rc = startDetachedThread { [self] in runWorker() }
+            // Named, or the worker would carry the name of whichever thread started it (a dispatch worker's).
+            let rc = startDetachedThread(name: threadName) { [self] in runWorker() }
             if rc != 0 { workerFailedToStart(errno: rc) }
         }
     }

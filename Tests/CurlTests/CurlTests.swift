@@ -115,6 +115,18 @@ struct CurlTests {
         }
     }
 
+    @Test("the client's worker threads are named curl-http (ps -L, top -H), not after the thread that started them")
+    func workerThreadsAreNamed() async throws {
+        try await withEchoServer { server in
+            let client = HTTPClient()
+            defer { client.shutdown() }
+            _ = try await client.send(HTTPRequest(method: .get, url: server.baseURL + "/status/204"))
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            let names = tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            #expect(names.contains("curl-http\n"))
+        }
+    }
+
     @Test func timeoutAfterSendingMayHaveBeenSent() async throws {
         try await withEchoServer { server in
             let client = HTTPClient()
