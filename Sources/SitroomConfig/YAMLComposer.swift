@@ -31,6 +31,8 @@ enum YAMLComposer {
     /// Composes `bytes` (well-formed UTF-8, already checked).
     /// - Complexity: O(bytes); a mapping's keys are compared pairwise while it has few, hashed when it has many.
     static func compose(_ bytes: [UInt8]) -> Outcome {
+        // No bytes, no document (and libyaml wants a non-null input pointer, which an empty array need not have).
+        guard !bytes.isEmpty else { return .empty }
         let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
         defer { parser.deallocate() }
         guard yaml_parser_initialize(parser) == 1 else { return .declined }
