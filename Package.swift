@@ -189,9 +189,12 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl", "SitroomTestFixtures"]),
         .testTarget(name: "SitroomNotifyTests", dependencies: ["SitroomNotify", "SitroomCore", "SitroomTestFixtures"]),
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
-        .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig", "SitroomCore"]),
+        .testTarget(name: "SitroomConfigTests", dependencies: ["SitroomConfig", "SitroomCore", "SitroomTestFixtures"]),
         .testTarget(name: "SitroomZoomTests", dependencies: ["SitroomZoom", "Curl"]),
-        .testTarget(name: "SitroomStoreTests", dependencies: ["SitroomStore", "SitroomCore", "LMDB"]),
+        .testTarget(
+            name: "SitroomStoreTests",
+            dependencies: ["SitroomStore", "SitroomCore", "LMDB", "SitroomTestFixtures"]
+        ),
         .testTarget(
             name: "SitroomDaemonTests",
             dependencies: [

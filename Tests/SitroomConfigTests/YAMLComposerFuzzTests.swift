@@ -1,29 +1,14 @@
 import Foundation
+import SitroomTestFixtures
 import Testing
-import Yams
 
 @testable import SitroomConfig
 
 /// Fuzzing of ``YAMLComposer`` against Yams' composer (the contract of ``YAMLComposerTests``).
 @Suite struct YAMLComposerFuzz {
-    private static func describe(_ node: DocumentNode, isKey: Bool = false) -> String {
-        switch node {
-        case .scalar(let scalar):
-            let tag = isKey ? "" : " !\(scalar.tag)"
-            return
-                "\(scalar.position.line):\(scalar.position.column) \(scalar.style)\(tag) \(scalar.string.unicodeScalars.map { $0.escaped(asASCII: true) }.joined().debugDescription)"
-        case .mapping(let pairs, let position):
-            let inner = pairs.map { describe($0.key, isKey: true) + " => " + describe($0.value) }
-            return "\(position.line):\(position.column) {" + inner.joined(separator: ", ") + "}"
-        case .sequence(let elements, let position):
-            return "\(position.line):\(position.column) [" + elements.map { describe($0) }.joined(separator: ", ") + "]"
-        }
-    }
+    private static func describe(_ node: DocumentNode) -> String { YAMLComposerTests.describe(node) }
 
-    private static func yamsTree(_ text: String) throws -> DocumentNode? {
-        let parser = try Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
-        return try parser.singleRoot().map(DocumentNode.init)
-    }
+    private static func yamsTree(_ text: String) throws -> DocumentNode? { try YAMLComposerTests.yamsTree(text) }
 
     struct Stats { var node = 0, empty = 0, declined = 0, failures: [String] = [] }
 
@@ -126,20 +111,8 @@ import Yams
         "- item\n", "  - nested\n", "  k: v\n", "{a: [b, c]}", "[a, {b: c}]", ": v\n",
     ]
 
-    /// A deterministic generator (SplitMix64).
-    struct Mix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Structured random documents: nested block/flow collections with random scalars.
-    static func scalar(_ g: inout Mix) -> String {
+    static func scalar(_ g: inout SeededGenerator) -> String {
         let choices = [
             "a", "b c", "\"d\\te\"", "'f''g'", "1", "~", "", "é", "😀 x", "\"\\uFEFFh\"", "\"\\0\"", "!!str i", "! j",
             "!e!k l", "!<tag:m> n", "\"multi\n  line\"", "'sq\n\n  x'", "o\n  p", "\"\\x41\\u00e9\"", "--", "-x", "?x",
@@ -150,7 +123,7 @@ import Yams
         return choices.randomElement(using: &g)!
     }
 
-    static func blockValue(_ g: inout Mix, indent: Int, depth: Int) -> String {
+    static func blockValue(_ g: inout SeededGenerator, indent: Int, depth: Int) -> String {
         let pad = String(repeating: " ", count: indent)
         let kind = depth > 3 ? 0 : Int.random(in: 0..<7, using: &g)
         switch kind {
@@ -187,7 +160,7 @@ import Yams
         }
     }
 
-    static func flow(_ g: inout Mix, depth: Int) -> String {
+    static func flow(_ g: inout SeededGenerator, depth: Int) -> String {
         if depth > 4 || Bool.random(using: &g) { return scalar(&g).replacingOccurrences(of: "\n", with: " ") }
         if Bool.random(using: &g) {
             return "["
@@ -206,7 +179,7 @@ import Yams
         for text in corners { check(text, &stats) }
         let seed = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0x5117_2000
         let rounds = Int(ProcessInfo.processInfo.environment["FUZZ_ROUNDS"] ?? "") ?? 2500
-        var g = Mix(state: seed)
+        var g = SeededGenerator(seed: seed)
         // fragment soup
         for _ in 0..<rounds {
             let n = Int.random(in: 1...8, using: &g)

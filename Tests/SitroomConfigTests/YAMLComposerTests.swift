@@ -64,14 +64,14 @@ import Yams
         "a: \u{FEFF}x\n",
     ]
 
-    /// A tree as text: every node's kind, style, tag and position (keys without their tags, which Yams resolves
-    /// when it checks for duplicates and ``YAMLValue`` never reads).
-    private static func describe(_ node: DocumentNode, isKey: Bool = false) -> String {
+    /// A tree as text: every node's kind, style, tag and position, scalars escaped to ASCII (keys without their
+    /// tags, which Yams resolves when it checks for duplicates and ``YAMLValue`` never reads).
+    static func describe(_ node: DocumentNode, isKey: Bool = false) -> String {
         switch node {
         case .scalar(let scalar):
             let tag = isKey ? "" : " !\(scalar.tag)"
-            return
-                "\(scalar.position.line):\(scalar.position.column) \(scalar.style)\(tag) \(scalar.string.debugDescription)"
+            let text = scalar.string.unicodeScalars.map { $0.escaped(asASCII: true) }.joined()
+            return "\(scalar.position.line):\(scalar.position.column) \(scalar.style)\(tag) \(text.debugDescription)"
         case .mapping(let pairs, let position):
             let inner = pairs.map { describe($0.key, isKey: true) + " => " + describe($0.value) }
             return "\(position.line):\(position.column) {" + inner.joined(separator: ", ") + "}"
@@ -82,7 +82,7 @@ import Yams
 
     /// The tree Yams composes (as ``YAMLDocument`` did for every document before ``YAMLComposer``), or `nil`
     /// when it composes none.
-    private static func yamsTree(_ text: String) throws -> DocumentNode? {
+    static func yamsTree(_ text: String) throws -> DocumentNode? {
         let parser = try Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
         return try parser.singleRoot().map(DocumentNode.init)
     }

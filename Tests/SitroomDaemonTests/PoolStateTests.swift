@@ -1,19 +1,8 @@
 import SitroomCore
+import SitroomTestFixtures
 import Testing
 
 @testable import SitroomDaemon
-
-/// A deterministic generator (SplitMix64) so a failing sequence can be replayed from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("PoolState: the pool's decisions")
 struct PoolStateTests {
@@ -36,7 +25,7 @@ struct PoolStateTests {
         arguments: 0..<40
     )
     func limitsHold(seed: UInt64) {
-        var random = SeededGenerator(state: seed)
+        var random = SeededGenerator(seed: seed)
         var state = pool()
         var now = Self.day
         var open: [String: HostKey] = [:]

@@ -1,6 +1,7 @@
 import Foundation
 import LMDB
 import SitroomCore
+import SitroomTestFixtures
 import Testing
 
 @testable import SitroomStore
@@ -9,17 +10,6 @@ import Testing
 /// what a full decode of the tables gives, and the migration that builds them from a schema-1 store.
 @Suite("room and outbox indexes over a real LMDB")
 struct IndexTests {
-    /// SplitMix64: a small seeded generator, so a failing sequence can be replayed.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
 
     /// What start-up recovery (`RoomProvisioner.recover()`) does something with: a waiting room (queued), an
     /// open room not simply `ready` or with an end requested (driven), an ended room with a deletion pending.
@@ -173,7 +163,7 @@ struct IndexTests {
     @Test("the indexes follow a seeded random sequence of room and notice writes, deletes and purges")
     func randomSequence() throws {
         try withTemporaryDirectory { dir in
-            var rng = SeededGenerator(state: 0x5172_0077)
+            var rng = SeededGenerator(seed: 0x5172_0077)
             var current: Store? = try Store(directory: dir, mapSize: 1 << 24)
             var purged = 0
             let base = 1_800_000_000.0

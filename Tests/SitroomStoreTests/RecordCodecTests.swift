@@ -1,5 +1,6 @@
 import Foundation
 import SitroomCore
+import SitroomTestFixtures
 import Testing
 
 @testable import SitroomStore
@@ -98,7 +99,7 @@ struct RecordCodecTests {
         var trailing = bytes
         trailing.append(0)
         #expect(throws: (any Error).self) { try RecordDecoder().decode(Everything.self, from: trailing) }
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         for _ in 0..<2_000 {
             var flipped = bytes
             flipped[Int.random(in: 1..<flipped.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
@@ -116,15 +117,4 @@ struct RecordCodecTests {
         #expect(try RecordFormat.transcode(json: Array("1".utf8)) == nil)
     }
 
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 }
