@@ -81,13 +81,15 @@ struct YAMLValue {
             fail("must be \(expected), not a \(kindName)")
             return nil
         }
-        let tag = scalar.tag
-        guard isKey || tag.isEmpty || tag == "!" || tag == YAMLValue.stringTag else {
-            fail("explicit tag '\(tag)' is not supported")
+        guard isKey || Self.isStringTag(scalar.tag) else {
+            fail("explicit tag '\(scalar.tag)' is not supported")
             return nil
         }
         return scalar
     }
+
+    /// Whether a value's tag leaves it a string: none, the non-specific `!`, or `!!str`; any other is refused.
+    static func isStringTag(_ tag: String) -> Bool { tag.isEmpty || tag == "!" || tag == stringTag }
 
     private var kindName: String { YAMLMapping.kind(node) }
 
@@ -157,7 +159,7 @@ struct YAMLValue {
     where E.RawValue == String {
         // The usual case first, without spelling out the expected values for a message that is not written.
         if case .scalar(let scalar) = node,
-            isKey || scalar.tag.isEmpty || scalar.tag == "!" || scalar.tag == Self.stringTag,
+            isKey || Self.isStringTag(scalar.tag),
             let value = E(rawValue: scalar.string) ?? aliases[scalar.string]
         {
             return value

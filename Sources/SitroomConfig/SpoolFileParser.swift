@@ -200,7 +200,7 @@ extension YAMLValue {
             var usual = true
             for pair in pairs {
                 guard case .scalar(let name) = pair.key, case .scalar(let value) = pair.value,
-                    value.tag.isEmpty || value.tag == "!" || value.tag == YAMLValue.stringTag,
+                    YAMLValue.isStringTag(value.tag),
                     result.updateValue(value.string, forKey: name.string) == nil
                 else {
                     usual = false
