@@ -73,13 +73,19 @@ public enum DurableFile {
     /// fsync usually commits the filesystem's journal for all of them), renamed into `finalDirectory`, and
     /// `finalDirectory` is fsynced once. A file is durable in `finalDirectory` when its result is a success.
     /// - Parameters:
-    ///   - items: the names (without `/`, unique, not existing in `tmpDirectory`) and whole contents.
+    ///   - items: the names (without `/`, unique; not existing in `tmpDirectory` when `exclusive`) and whole contents.
     ///   - tmpDirectory: where the files are written first; same filesystem as `finalDirectory`.
     ///   - finalDirectory: where they end up.
     ///   - mode: the files' permission bits (applied with `fchmod`).
+    ///   - exclusive: create each file with `O_EXCL` (a name already in `tmpDirectory` fails with `EEXIST`);
+    ///     `false` truncates what is there (a notice delivered again after a crash rewrites its own name).
     ///   - fsyncs: threads that fsync the files in parallel. The journal of ext4 (jbd2) commits concurrent fsyncs
     ///     together, where one after the other each waits for a commit of its own (measured here: 16 files of 2 KB,
-    ///     2 to 3.5 ms a file one after the other, 0.25 ms in parallel). `nil`: on the calling thread, in turn.
+    ///     2 to 3.5 ms a file one after the other, 0.25 ms in parallel). `nil`: on the calling thread, in turn,
+    ///     after starting every file's writeback at once (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the
+    ///     first `fsync` commits the journal for all of them and the others find their data written and their
+    ///     metadata committed (measured here: as fast as the threads for 4 to 64 files of 2 KB, with a third of
+    ///     the kernel time and of the context switches). Every file is still fsynced before it is renamed.
     /// - Returns: one result per item, in order: the `PosixError` naming the call that failed for it (`open`,
     ///   `write`, `fsync`, `rename`, or the directory's `fsync`, which fails every renamed file). A failed file
     ///   leaves nothing in `tmpDirectory`; one whose directory fsync failed stays in `finalDirectory` (it may or
@@ -91,6 +97,7 @@ public enum DurableFile {
         tmpDirectory: String,
         finalDirectory: String,
         mode: UInt32 = 0o600,
+        exclusive: Bool = true,
         fsyncs: FsyncPool? = nil
     ) -> [Result<Void, PosixError>] {
         var results = [Result<Void, PosixError>](repeating: .success(()), count: items.count)
@@ -102,7 +109,11 @@ public enum DurableFile {
                 continue
             }
             do {
-                let fd = try openFD(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode: mode)
+                let fd = try openFD(
+                    tmpPath,
+                    O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_NOFOLLOW | O_CLOEXEC,
+                    mode: mode
+                )
                 do {
                     try check("fchmod", path: tmpPath) { fchmod(fd, mode_t(mode)) }
                     try item.bytes.withUnsafeBytes { (buffer) throws in try writeAll(fd, buffer, path: tmpPath) }
@@ -119,7 +130,16 @@ public enum DurableFile {
             }
         }
         var renamed: [Int] = []
-        let codes = fsyncs?.fsync(open.map(\.fd)) ?? open.map { entry in valueOrErrno({ fsync(entry.fd) }).errnoValue }
+        let codes: [Int32]
+        if let fsyncs {
+            codes = fsyncs.fsync(open.map(\.fd))
+        } else {
+            // A hint only (its failure is the fsync's to report): the data of every file goes to the disk together.
+            if open.count > 1, let syncFileRange = LinuxCalls.syncFileRange {
+                for entry in open { _ = syncFileRange(entry.fd, 0, 0, LinuxCalls.syncFileRangeWrite) }
+            }
+            codes = open.map { entry in valueOrErrno({ fsync(entry.fd) }).errnoValue }
+        }
         for ((index, fd), code) in zip(open, codes) {
             let tmpPath = tmpDirectory + "/" + items[index].name
             let synced: Result<Void, any Error> =

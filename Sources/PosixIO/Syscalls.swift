@@ -197,14 +197,20 @@ func monotonicSeconds() -> Double {
 
 // MARK: - Linux calls the Glibc module does not import
 
-/// `eventfd`, `pipe2` and `renameat2` are not in Swift's Glibc module map (and no C target may be added
-/// for PosixIO), so they are looked up once in the C library with `dlsym`. Each has a fallback.
+/// `eventfd`, `pipe2`, `renameat2` and `sync_file_range` are not in Swift's Glibc module map (and no C target may
+/// be added for PosixIO), so they are looked up once in the C library with `dlsym`. Each has a fallback.
 enum LinuxCalls {
     typealias EventFD = @convention(c) (UInt32, Int32) -> Int32
     typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
 
     static let eventfd: EventFD? = lookup("eventfd", as: EventFD.self)
     static let renameat2: RenameAt2? = lookup("renameat2", as: RenameAt2.self)
+    /// Without it the files of a batch are fsynced in turn without their writeback started together first.
+    static let syncFileRange: SyncFileRange? = lookup("sync_file_range", as: SyncFileRange.self)
+
+    /// `SYNC_FILE_RANGE_WRITE` from `<fcntl.h>`: start writing the dirty pages, do not wait.
+    static let syncFileRangeWrite: UInt32 = 2
 
     /// `RENAME_NOREPLACE` from `<linux/fs.h>`.
     static let renameNoReplace: UInt32 = 1

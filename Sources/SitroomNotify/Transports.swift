@@ -29,11 +29,11 @@ extension NoticeTransport {
     }
 }
 
-/// Writes files into a maildir-style directory (`tmp/` then `new/`) on the notice workers
-/// (``BlockingWorker/nextNoticeWorker()``, off Swift's cooperative pool): each file fsynced and renamed into
-/// `new/`, the batch split over up to four workers so their fsyncs overlap (the filesystem's journal commits
-/// concurrent fsyncs together), then `new/` fsynced once for the whole batch before any of them counts as
-/// delivered.
+/// Writes files into a maildir-style directory (`tmp/` then `new/`) in one job on a notice worker
+/// (``BlockingWorker/nextNoticeWorker()``, off Swift's cooperative pool): every file written, its writeback started
+/// with the others', fsynced and renamed into `new/`, then `new/` fsynced once for the whole batch before any of
+/// them counts as delivered (``DurableFile/writeBatch(_:tmpDirectory:finalDirectory:mode:exclusive:fsyncs:)``).
+/// A file of the same name in `tmp/` (a delivery cut short by a crash) is replaced.
 /// - Parameters:
 ///   - files: each notice's file name and bytes, in order.
 ///   - directory: the directory holding `tmp/` and `new/`.
@@ -46,51 +46,24 @@ func deliverFiles(
 ) async
     -> [Result<String, any Error>]
 {
-    let parts = min(4, files.count)
-    guard parts > 0 else { return [] }
-    let size = (files.count + parts - 1) / parts
-    var results = [Result<String, any Error>](
-        repeating: .failure(DeliveryError("\(what) \(directory): not written", permanent: false)),
-        count: files.count
-    )
-    await withTaskGroup(of: (Int, [Result<String, any Error>]).self) { group in
-        for start in stride(from: 0, to: files.count, by: size) {
-            let part = Array(files[start..<min(files.count, start + size)])
-            group.addTask {
-                let written = try? await BlockingWorker.nextNoticeWorker().run { () -> [Result<String, any Error>] in
-                    part.map { file in
-                        Result {
-                            do {
-                                try DurableFile.write(
-                                    file.bytes,
-                                    name: file.name,
-                                    tmpDirectory: "\(directory)/tmp",
-                                    finalDirectory: "\(directory)/new",
-                                    syncDirectory: false
-                                )
-                                return "\(directory)/new/\(file.name)"
-                            } catch {
-                                throw DeliveryError("\(what) \(directory): \(error)", permanent: false)
-                            }
-                        }
-                    }
-                }
-                return (start, written ?? [])
-            }
-        }
-        for await (start, written) in group {
-            for (offset, result) in written.enumerated() { results[start + offset] = result }
+    guard !files.isEmpty else { return [] }
+    let written = try? await BlockingWorker.nextNoticeWorker().run {
+        DurableFile.writeBatch(
+            files,
+            tmpDirectory: "\(directory)/tmp",
+            finalDirectory: "\(directory)/new",
+            exclusive: false
+        )
+    }
+    guard let written else {
+        return files.map { _ in .failure(DeliveryError("\(what) \(directory): not written", permanent: false)) }
+    }
+    return zip(files, written).map { file, result in
+        switch result {
+        case .success: return .success("\(directory)/new/\(file.name)")
+        case .failure(let error): return .failure(DeliveryError("\(what) \(directory): \(error)", permanent: false))
         }
     }
-    guard results.contains(where: { (try? $0.get()) != nil }) else { return results }
-    do {
-        try await BlockingWorker.nextNoticeWorker().run { try DurableFile.fsyncDirectory("\(directory)/new") }
-    } catch {
-        // The renames may not be durable: none of them counts as delivered (a retry rewrites the same names).
-        let failure = DeliveryError("\(what) \(directory): \(error)", permanent: false)
-        return results.map { _ in .failure(failure) }
-    }
-    return results
 }
 
 /// Why a delivery failed, and whether retrying can help.

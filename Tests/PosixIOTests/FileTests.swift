@@ -110,6 +110,18 @@ struct DurableFileTests {
             let taken = DurableFile.writeBatch([("d", [1])], tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
             #expect(throws: PosixError.self) { try taken[0].get() }
             #expect(try String(contentsOfFile: dir + "/tmp/d", encoding: .utf8) == "theirs")
+            // Not exclusive (a notice delivered again after a crash): its own leftover in tmp/ is replaced, whole.
+            try Data("a longer leftover of a write cut short".utf8).write(to: URL(fileURLWithPath: dir + "/tmp/e"))
+            let again = DurableFile.writeBatch(
+                [("e", Array("new".utf8)), ("f", Array("other".utf8))],
+                tmpDirectory: dir + "/tmp",
+                finalDirectory: dir + "/new",
+                exclusive: false
+            )
+            #expect(again.allSatisfy { (try? $0.get()) != nil })
+            #expect(try String(contentsOfFile: dir + "/new/e", encoding: .utf8) == "new")
+            #expect(try String(contentsOfFile: dir + "/new/f", encoding: .utf8) == "other")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp") == ["d"])
         }
     }
 

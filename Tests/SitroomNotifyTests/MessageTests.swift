@@ -74,6 +74,47 @@ struct MessageTests {
         #expect(html.contains("Hello Zoë,"))
     }
 
+    @Test(
+        "the maildir transport delivers a batch whole into new/ (Python's email reads each), replacing its own leftover in tmp/"
+    )
+    func maildirBatch() async throws {
+        let dir = try makeTemporaryDirectory("sitroom-maildir")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for sub in ["tmp", "new"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true)
+        }
+        let notices = (0..<5).map { index in
+            var notice = notice(name: "Person \(index)", subject: "Room \(index)")
+            notice.id = "\(notice.id)\(index)"
+            return notice
+        }
+        // A delivery of the first notice cut short by a crash left part of its file in tmp/.
+        let leftover = "\(Int64(notices[0].createdAt)).\(notices[0].id).sitroom"
+        try Data("Subject: half a mess".utf8).write(to: URL(fileURLWithPath: "\(dir)/tmp/\(leftover)"))
+        let results = await MaildirTransport(directory: dir, from: "sitroom <sitroom@example.org>").deliver(
+            batch: notices
+        )
+        let paths = try results.map { try $0.get() }
+        #expect(paths.first == "\(dir)/new/\(leftover)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/tmp").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/new").count == 5)
+        for (index, path) in paths.enumerated() {
+            let parsed = try await MailInspector.inspect(path: path)
+            let headers = try #require(parsed["headers"] as? [String: String])
+            #expect(headers["Subject"] == "Room \(index)")
+            #expect((parsed["defects"] as? [String])?.isEmpty == true)
+        }
+        // Into a maildir without new/, every notice fails, retryably, and tmp/ is left clean.
+        try FileManager.default.removeItem(atPath: "\(dir)/new")
+        let failed = await MaildirTransport(directory: dir, from: "sitroom@example.org").deliver(batch: notices)
+        for result in failed {
+            let error = #expect(throws: DeliveryError.self) { try result.get() }
+            #expect(error?.permanent == false)
+            #expect(error?.message.contains("rename") == true)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/tmp").isEmpty)
+    }
+
     @Test("names with specials are quoted; long subjects are folded into several encoded words")
     func headerForms() async throws {
         let long = String(repeating: "Très long sujet ", count: 8)
