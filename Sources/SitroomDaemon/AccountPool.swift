@@ -12,7 +12,7 @@ import SitroomStore
 /// bound to the host, before the create request is sent, so a crash can only over-count. This actor restores
 /// open rooms and today's counts from the store.
 public actor AccountPool {
-    private let executor = ThreadExecutor(name: "sitroom-pool")
+    private let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     private let store: Store
@@ -30,7 +30,10 @@ public actor AccountPool {
         case unavailable(String, permanent: Bool)
     }
 
-    public init(store: Store, clock: any WallClock, logger: Logger) {
+    /// - Parameter executor: the thread the pool runs on; `nil` for a thread of its own. sitroomd gives the pool, the
+    ///   registry and the provisioner one (``DaemonCore``).
+    public init(store: Store, clock: any WallClock, logger: Logger, executor: ThreadExecutor? = nil) {
+        self.executor = executor ?? ThreadExecutor(name: "sitroom-pool")
         self.store = store
         self.clock = clock
         self.logger = logger

@@ -15,7 +15,7 @@ import SitroomZoom
 /// Server-to-Server tokens (`grant_type=account_credentials`) are cached in LMDB until 60 s before their
 /// `expires_in` runs out; at most one token request per integration is in flight (later callers await it).
 public actor IntegrationRegistry: MeetingProviderSource {
-    private let executor = ThreadExecutor(name: "sitroom-registry")
+    private let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     private let store: Store
@@ -41,8 +41,10 @@ public actor IntegrationRegistry: MeetingProviderSource {
         http: ZoomHTTPClient,
         clock: any WallClock,
         logger: Logger,
-        metrics: SitroomMetrics = SitroomMetrics()
+        metrics: SitroomMetrics = SitroomMetrics(),
+        executor: ThreadExecutor? = nil
     ) {
+        self.executor = executor ?? ThreadExecutor(name: "sitroom-registry")
         self.store = store
         self.http = http
         self.clock = clock

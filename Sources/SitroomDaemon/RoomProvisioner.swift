@@ -21,7 +21,7 @@ import SitroomStore
 /// (integrations deauthorized or removed), `MeetingEventHandling.swift` (Zoom's meeting events, reconciliation),
 /// `RoomCommands.swift` (admin commands and listings) and `HeldMeetingDeletion.swift` (deletes after the hold-down).
 public actor RoomProvisioner {
-    private let executor = ThreadExecutor(name: "sitroom-rooms")
+    private let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     /// The outcome of applying one event.
@@ -74,6 +74,7 @@ public actor RoomProvisioner {
     /// - Parameters:
     ///   - metrics: records how long rooms take from their event to `ready`.
     ///   - providers: where provider calls go; `nil` for the registry (a test hands in a double).
+    ///   - executor: the thread the provisioner runs on; `nil` for a thread of its own.
     public init(
         store: Store,
         pool: AccountPool,
@@ -83,8 +84,10 @@ public actor RoomProvisioner {
         clock: any WallClock,
         logger: Logger,
         metrics: SitroomMetrics = SitroomMetrics(),
-        providers: (any MeetingProviderSource)? = nil
+        providers: (any MeetingProviderSource)? = nil,
+        executor: ThreadExecutor? = nil
     ) throws {
+        self.executor = executor ?? ThreadExecutor(name: "sitroom-rooms")
         self.metrics = metrics
         self.providers = providers ?? registry
         self.store = store
