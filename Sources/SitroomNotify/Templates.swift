@@ -8,12 +8,38 @@ import SitroomCore
 /// then a blank line, then the body. Templates are plain text: nothing is HTML-escaped. A kind/channel
 /// without a file is not sent on that channel (the bundled `etc/templates/` has one for every notice sent).
 public struct NoticeTemplates: Sendable {
-    private let compiled: [String: (subject: MustacheTemplate?, body: MustacheTemplate, personal: Bool)]
+    private let compiled: [String: Compiled]
+
+    /// One template: swift-mustache's, and the same rendered directly where it can be (``DirectTemplate``).
+    private struct Compiled: Sendable {
+        var subject: MustacheTemplate?
+        var body: MustacheTemplate
+        var personal: Bool
+        var directSubject: DirectTemplate?
+        var directBody: DirectTemplate?
+
+        init(subject: MustacheTemplate?, body: MustacheTemplate, personal: Bool) {
+            self.subject = subject
+            self.body = body
+            self.personal = personal
+            directSubject = subject.flatMap(DirectTemplate.init)
+            directBody = DirectTemplate(body)
+        }
+
+        func renderSubject(_ scope: TemplateScope) -> String? {
+            guard let subject else { return nil }
+            return directSubject?.render(scope) ?? subject.render(scope)
+        }
+
+        func renderBody(_ scope: TemplateScope) -> String {
+            directBody?.render(scope) ?? body.render(scope)
+        }
+    }
 
     /// Compiles `templates` (file base name without `.mustache` → text).
     /// - Throws: `MustacheTemplate.Error` for a template that does not compile (config validation catches it first).
     public init(_ templates: [String: String] = [:]) throws {
-        var compiled: [String: (subject: MustacheTemplate?, body: MustacheTemplate, personal: Bool)] = [:]
+        var compiled: [String: Compiled] = [:]
         for (name, text) in templates {
             let isEmail = name.hasSuffix(".email")
             var subject: MustacheTemplate? = nil
@@ -28,7 +54,11 @@ public struct NoticeTemplates: Sendable {
             // A template whose text never says `person` or `admin` cannot name its recipient: it renders alike for
             // everyone told of one room (``RenderMemo``).
             let personal = text.contains("person") || text.contains("admin")
-            compiled[name] = (subject, try MustacheTemplate(string: Self.textPragma + body), personal)
+            compiled[name] = Compiled(
+                subject: subject,
+                body: try MustacheTemplate(string: Self.textPragma + body),
+                personal: personal
+            )
         }
         self.compiled = compiled
     }
@@ -47,8 +77,8 @@ public struct NoticeTemplates: Sendable {
         guard let entry = compiled[key] else { return nil }
         if !entry.personal, let done = memo?.rendered[key] { return done }
         let values = context.values
-        let subject = entry.subject.map { trimmingWhitespaceAndNewlines($0.render(values)) } ?? ""
-        let body = entry.body.render(values)
+        let subject = entry.renderSubject(values).map(trimmingWhitespaceAndNewlines) ?? ""
+        let body = entry.renderBody(values)
         // SMS and chat texts are one paragraph: the file's final newline is not part of the message.
         let rendered = (subject: subject, body: channel == .email ? body : trimmingWhitespaceAndNewlines(body))
         if !entry.personal { memo?.rendered[key] = rendered }
@@ -64,7 +94,8 @@ public struct NoticeTemplates: Sendable {
         public init() {}
     }
 
-    private static let textPragma = "{{% CONTENT_TYPE: TEXT}}"
+    /// Makes every template plain text: nothing is HTML-escaped.
+    static let textPragma = "{{% CONTENT_TYPE: TEXT}}"
 }
 
 /// The values a template sees: `incident`, `room`, `person`, `integration`, `admin` (README lists every field).
@@ -106,7 +137,10 @@ final class TemplateScope: MustacheParent {
 
     init(_ context: NoticeContext) { self.context = context }
 
-    func child(named name: String) -> Any? {
+    func child(named name: String) -> Any? { object(named: name) }
+
+    /// The object `name` names (``child(named:)``, typed for ``DirectTemplate``).
+    func object(named name: String) -> Fields? {
         switch name {
         case "incident", "room", "integration": return Fields(context, object: name)
         // Absent for notices not to a person (admin notices) or not to an admin: `{{#person}}` skips then.
@@ -126,7 +160,10 @@ final class TemplateScope: MustacheParent {
             self.object = object
         }
 
-        func child(named name: String) -> Any? {
+        func child(named name: String) -> Any? { text(named: name) }
+
+        /// The field `name` names (``child(named:)``, typed for ``DirectTemplate``).
+        func text(named name: String) -> String? {
             let text: String?
             switch (object, name) {
             case ("incident", "id"): text = context.incident.id
