@@ -198,15 +198,15 @@ public struct EmailMessage: Sendable {
 
     /// RFC 5322 §3.3 date-time in UTC, e.g. `Sun, 29 Nov 2026 13:00:00 +0000`.
     static func rfc5322Date(_ seconds: Double) -> String {
-        let iso = rfc3339UTC(seconds)  // yyyy-MM-ddTHH:mm:ssZ
-        let parts = iso.split(whereSeparator: { "-T:Z".contains($0) }).compactMap { Int($0) }
-        let (year, month, day) = (parts[0], parts[1], parts[2])
+        var time = time_t(seconds.rounded(.down))
+        var parts = tm()
+        gmtime_r(&time, &parts)
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
-        let weekday = days[Int((seconds / 86_400).rounded(.down)) % 7]
-        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]  // tm_wday: 0 is Sunday
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return
-            "\(weekday), \(two(day)) \(months[month - 1]) \(year) \(two(parts[3])):\(two(parts[4])):\(two(parts[5])) +0000"
+            "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
     }
 }
 
@@ -249,11 +249,10 @@ public struct Mailbox: Sendable, Hashable {
     /// it holds RFC 5322 specials (§3.2.3), an atom phrase otherwise.
     public var header: String {
         guard let name else { return address }
-        let specials = Set("()<>[]:;@\\,.\"")
         let phrase: String
         if !name.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {
             phrase = EmailMessage.encodeWords(name)
-        } else if name.contains(where: { specials.contains($0) }) {
+        } else if name.utf8.contains(where: { Self.specials.contains($0) }) {
             phrase =
                 "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
                 + "\""
@@ -262,6 +261,9 @@ public struct Mailbox: Sendable, Hashable {
         }
         return "\(phrase) <\(address)>"
     }
+
+    /// RFC 5322 §3.2.3's specials, which a display name may hold only inside a quoted string.
+    private static let specials: [UInt8] = Array("()<>[]:;@\\,.\"".utf8)
 }
 
 /// The HTML alternative of a plain-text notice.

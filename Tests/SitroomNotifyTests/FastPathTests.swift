@@ -1,4 +1,5 @@
 import Foundation
+import SitroomTestFixtures
 import Testing
 
 @testable import SitroomNotify
@@ -19,6 +20,35 @@ import Testing
         for byte in 0..<128 { texts.append(" a\(Character(Unicode.Scalar(UInt8(byte))))b ") }
         return texts
     }()
+
+    @Test("the Date header agrees with Foundation's RFC 5322 formatting, 1970 to 2100")
+    func dateAgreesWithFoundation() {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
+        var random = SeededGenerator(seed: 5322)
+        var times: [Double] = [0, 86_399.999, 86_400, 951_782_400, 1_795_958_400.5, 4_102_444_799]
+        for _ in 0..<2_000 { times.append(Double.random(in: 0..<4_102_444_800, using: &random)) }
+        for time in times {
+            let expected = formatter.string(from: Date(timeIntervalSince1970: time.rounded(.down)))
+            #expect(EmailMessage.rfc5322Date(time) == expected, "\(time)")
+        }
+    }
+
+    @Test(
+        "a mailbox's display name: an atom phrase, a quoted string when it holds a special, encoded words beyond ASCII",
+        arguments: [
+            ("Ada Lovelace", "Ada Lovelace <a@example.com>"), ("Lovelace, Ada", "\"Lovelace, Ada\" <a@example.com>"),
+            ("A. \"Ada\" L\\", "\"A. \\\"Ada\\\" L\\\\\" <a@example.com>"), ("x@y", "\"x@y\" <a@example.com>"),
+            ("(ops)", "\"(ops)\" <a@example.com>"), ("[team]; on-call", "\"[team]; on-call\" <a@example.com>"),
+            ("Zoë", "=?utf-8?B?Wm/Dqw==?= <a@example.com>"), ("it's-me_99", "it's-me_99 <a@example.com>"),
+        ]
+    )
+    func mailboxHeader(_ name: String, _ header: String) {
+        #expect(Mailbox(name: name, address: "a@example.com").header == header)
+        #expect(Mailbox(name: nil, address: "a@example.com").header == "a@example.com")
+    }
 
     @Test func trimmingAgreesWithFoundation() {
         for text in Self.texts {
