@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SitroomRuntime
 import Synchronization
 
 /// Wakes a thread blocked in `poll`: an eventfd, or a pipe where the C library has no `eventfd`.
@@ -79,15 +80,16 @@ enum ReaderThread {
         started: (@Sendable (pthread_t) -> Void)? = nil,
         makeHandler: @escaping @Sendable () -> H
     ) {
-        let thread = Thread {
+        // Not Foundation's `Thread`: its name, set before `start()`, never reached the kernel, so `top -H`, `ps -L`
+        // and /proc showed the thread under the name of the thread that started it (one of Swift's pool's).
+        let rc = startDetachedThread(name: name) {
             started?(pthread_self())
             var handler = makeHandler()
             run(&handler, wakeup: wakeup)
             handler.finish()
             wakeup.close()
         }
-        thread.name = name
-        thread.start()
+        precondition(rc == 0, "could not start the thread \(name) (errno \(rc))")
     }
 
     private static func run<H: ReadinessHandler>(_ handler: inout H, wakeup: Wakeup) {
