@@ -109,6 +109,7 @@ public enum DaemonMain {
 
         let control: ControlFIFO
         let watcher: DirectoryWatcher
+        let inbox = SpoolIntake.Inbox()
         do {
             if let group = configuration.daemon.controlGroup {
                 // SPEC §7: the FIFO 0620 for the group, in a directory it may enter but not list.
@@ -134,7 +135,12 @@ public enum DaemonMain {
             return ExitCode.cannotCreate
         }
         do {
-            watcher = try DirectoryWatcher(directories: ["\(paths.spool)/new"])
+            // Batches go straight into the intake's inbox from the watcher's thread; files arriving while sitroomd
+            // starts wait there. In a storm the watcher reads at most every millisecond (a batch of many files, not
+            // a wake-up per file); a file after a quiet spell is read at once.
+            watcher = try DirectoryWatcher(directories: ["\(paths.spool)/new"], coalescing: 0.001) {
+                SpoolIntake.post($0, to: inbox)
+            }
         } catch {
             logger.critical("cannot watch the spool", metadata: ["spool": "\(paths.spool)", "error": "\(error)"])
             return ExitCode.unavailable
@@ -192,7 +198,7 @@ public enum DaemonMain {
 
         var services: [any Service] = [
             TaskService(name: "spool") {
-                try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher) }
+                try await cancelWhenGracefulShutdown { try await intake.run(watcher: watcher, inbox: inbox) }
             },
             TaskService(name: "control") { await cancelWhenGracefulShutdown { await server.run() } },
             TaskService(name: "config-watch") {

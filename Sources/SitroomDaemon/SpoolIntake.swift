@@ -123,35 +123,17 @@ public final class SpoolIntake: Sendable {
     }
 
     /// Runs until cancelled: housekeeping and a scan, then inotify events, rescans and housekeeping.
-    /// - Parameter watcher: inotify on `new/` (made by the caller, so a failure to set it up is told at start).
-    public func run(watcher: DirectoryWatcher) async throws {
+    /// - Parameters:
+    ///   - watcher: inotify on `new/` (made by the caller, so a failure to set it up is told at start), handing its
+    ///     batches to `inbox` with ``post(_:to:)`` (`DirectoryWatcher(directories:deliver:)`); stopped on return.
+    ///   - inbox: where the watcher's batches, the rescans and the housekeeping are posted.
+    public func run(watcher: DirectoryWatcher, inbox: Inbox) async throws {
         defer { watcher.stop() }
-        let inbox = Inbox()
         defer { inbox.finish() }
         let rescan = rescanInterval
         let housekeeping = housekeepingInterval
         let feeders = Task {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for await batch in watcher.events {
-                        if batch.contains(where: { $0.kind == .overflow }) {
-                            inbox.post(.scan)
-                            continue
-                        }
-                        var renamed: [String] = []
-                        var written: [String] = []
-                        for event in batch {
-                            guard let name = event.name else { continue }
-                            switch event.kind {
-                            case .movedIn: renamed.append(name)
-                            case .closedWrite, .created: written.append(name)
-                            default: break
-                            }
-                        }
-                        if !renamed.isEmpty { inbox.post(.renamed(renamed)) }
-                        if !written.isEmpty { inbox.post(.written(written)) }
-                    }
-                }
                 for (interval, trigger) in [(rescan, Trigger.scan), (housekeeping, Trigger.housekeeping)] {
                     group.addTask {
                         while !Task.isCancelled {
@@ -164,6 +146,27 @@ public final class SpoolIntake: Sendable {
         }
         defer { feeders.cancel() }
         try await run(inbox: inbox)
+    }
+
+    /// Posts a batch of inotify events on `new/` to `inbox`: names moved in, names written in place, or a rescan
+    /// when the kernel's queue overflowed. Called on the watcher's thread.
+    public static func post(_ batch: [DirectoryEvent], to inbox: Inbox) {
+        if batch.contains(where: { $0.kind == .overflow }) {
+            inbox.post(.scan)
+            return
+        }
+        var renamed: [String] = []
+        var written: [String] = []
+        for event in batch {
+            guard let name = event.name else { continue }
+            switch event.kind {
+            case .movedIn: renamed.append(name)
+            case .closedWrite, .created: written.append(name)
+            default: break
+            }
+        }
+        if !renamed.isEmpty { inbox.post(.renamed(renamed)) }
+        if !written.isEmpty { inbox.post(.written(written)) }
     }
 
     /// The intake loop over an inbox of triggers (tests post their own): housekeeping and a scan first, then,
@@ -194,7 +197,7 @@ public final class SpoolIntake: Sendable {
     }
 
     /// Triggers posted while the intake loop is busy, taken all at once.
-    final class Inbox: Sendable {
+    public final class Inbox: Sendable {
         /// What has been posted since the last ``take()``.
         struct Work: Sendable {
             /// Files in arrival order, each once; `renamed` when it arrived by rename.
@@ -221,7 +224,7 @@ public final class SpoolIntake: Sendable {
         let signals: AsyncStream<Void>
         private let continuation: AsyncStream<Void>.Continuation
 
-        init() {
+        public init() {
             (signals, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         }
 

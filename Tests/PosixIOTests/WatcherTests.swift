@@ -43,6 +43,57 @@ struct DirectoryWatcherTests {
         }
     }
 
+    @Test("with deliver, batches are handed over on the watcher's thread, in order, and events stays empty")
+    func deliverOnTheReaderThread() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
+            try DurableFile.makeDirectory(dir + "/new", mode: 0o700)
+            let (handed, into) = AsyncStream.makeStream(of: (thread: String, events: [DirectoryEvent]).self)
+            let watcher = try DirectoryWatcher(directories: [dir + "/new"]) { batch in
+                let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+                into.yield((name.trimmingCharacters(in: .newlines), batch))
+            }
+            let recorder = Recorder<(thread: String, events: [DirectoryEvent])>.recording(handed)
+            let streamed = Recorder<[DirectoryEvent]>.recording(watcher.events)
+            let names = (0..<50).map { "e\($0)" }
+            for name in names {
+                try DurableFile.write([1], name: name, tmpDirectory: dir + "/tmp", finalDirectory: dir + "/new")
+            }
+            #expect(
+                await recorder.wait { batches, _ in
+                    batches.flatMap(\.events).filter { $0.kind == .movedIn }.compactMap(\.name) == names
+                }
+            )
+            let threads = Set(await recorder.items.map(\.thread))
+            #expect(threads == ["sitroom-inotify"])
+            watcher.stop()
+            #expect(await streamed.wait { items, finished in finished && items.isEmpty })
+        }
+    }
+
+    @Test("coalescing: a storm of renames arrives in a few batches, every name once and in order")
+    func coalescing() async throws {
+        try await withTemporaryDirectory { (dir) async throws in
+            try DurableFile.makeDirectory(dir + "/tmp", mode: 0o700)
+            try DurableFile.makeDirectory(dir + "/new", mode: 0o700)
+            let (handed, into) = AsyncStream.makeStream(of: [DirectoryEvent].self)
+            // A tenth of a second between reads: the 300 renames below take far less.
+            let watcher = try DirectoryWatcher(directories: [dir + "/new"], coalescing: 0.1) { into.yield($0) }
+            defer { watcher.stop() }
+            let recorder = Recorder<[DirectoryEvent]>.recording(handed)
+            let names = (0..<300).map { "f\($0)" }
+            for name in names { makeFile(dir + "/tmp/" + name, "x") }
+            for name in names { #expect(rename(dir + "/tmp/" + name, dir + "/new/" + name) == 0) }
+            #expect(
+                await recorder.wait { batches, _ in
+                    batches.joined().filter { $0.kind == .movedIn }.compactMap(\.name) == names
+                }
+            )
+            let batches = await recorder.items.count
+            #expect(batches < 30, "\(batches) batches for 300 renames")
+        }
+    }
+
     @Test("stop finishes the stream and is idempotent")
     func stopFinishes() async throws {
         try await withTemporaryDirectory { (dir) async throws in
