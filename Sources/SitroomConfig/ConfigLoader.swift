@@ -336,7 +336,8 @@ enum TemplateFile {
 
     /// An email template is `Subject: ...`, a blank line, then the body.
     private static func checkEmailLayout(_ text: String, diag: Diagnostics) {
-        let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map {
+        // Lines end at LF or CR LF ("\r\n" is one Character in Swift: splitting at "\n" alone would not split it).
+        let lines = text.split(maxSplits: 2, omittingEmptySubsequences: false, whereSeparator: \.isLineEnd).map {
             $0.hasSuffix("\r") ? $0.dropLast() : $0
         }
         guard let first = lines.first, first.hasPrefix("Subject:"),

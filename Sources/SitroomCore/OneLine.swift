@@ -30,3 +30,9 @@ public enum OneLine {
         return cleaned.count <= limit ? cleaned : String(cleaned.prefix(limit)) + "…"
     }
 }
+
+extension Character {
+    /// LF or CR LF, the line ends a text file may use. (`"\r\n"` is one `Character`: text split at `"\n"` alone
+    /// keeps CR LF lines together.)
+    public var isLineEnd: Bool { self == "\n" || self == "\r\n" }
+}

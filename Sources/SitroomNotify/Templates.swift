@@ -45,11 +45,11 @@ public struct NoticeTemplates: Sendable {
             var subject: MustacheTemplate? = nil
             var body = text
             if isEmail, text.hasPrefix("Subject:") {
-                let parts = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+                let parts = text.split(maxSplits: 1, omittingEmptySubsequences: false, whereSeparator: \.isLineEnd)
                 subject = try MustacheTemplate(
                     string: Self.textPragma + parts[0].dropFirst("Subject:".count).trimmingCharacters(in: .whitespaces)
                 )
-                body = parts.count > 1 ? String(parts[1].drop(while: { $0 == "\n" })) : ""
+                body = parts.count > 1 ? String(parts[1].drop(while: \.isLineEnd)) : ""
             }
             // A template whose text never says `person` or `admin` cannot name its recipient: it renders alike for
             // everyone told of one room (``RenderMemo``).

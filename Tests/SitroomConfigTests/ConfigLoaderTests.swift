@@ -1009,6 +1009,12 @@ import Glibc
             try loadErrors("templates/\(name)", "Subject: Room ended\nbody\n")
                 == ["\(Self.file(name)):2:1: the Subject line must be followed by a blank line, then the body"]
         )
+        // CR LF line ends (a file saved on Windows) are line ends too.
+        #expect(try loadErrors("templates/\(name)", "Subject: Room ended\r\n\r\nbody\r\n") == [])
+        #expect(
+            try loadErrors("templates/\(name)", "Subject: Room ended\r\nbody\r\n")
+                == ["\(Self.file(name)):2:1: the Subject line must be followed by a blank line, then the body"]
+        )
     }
 }
 

@@ -5,8 +5,8 @@ import Testing
 
 @Suite("email templates with CRLF line ends")
 struct CRLFEmailTemplateTests {
-    /// Fails today: `Subject:` is split off at a `\n` Character, and "\r\n" is one Character in Swift, so a template
-    /// saved with CRLF line ends becomes one subject holding the whole text, and the body is empty.
+    /// Found by a breaker session: `Subject:` was split off at a `\n` Character, and "\r\n" is one Character in
+    /// Swift, so a template saved with CRLF line ends became one subject holding the whole text, with an empty body.
     @Test("a CRLF email template splits into subject and body as its LF twin does")
     func crlfSubject() throws {
         let lf = "Subject: Room for {{incident.id}}\n\nJoin {{room.join_url}}\n"
