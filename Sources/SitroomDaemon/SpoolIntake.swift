@@ -614,24 +614,33 @@ public final class SpoolIntake: Sendable {
     }
 
     /// Moves files to `rejected/`, each with `NAME.error` beside it holding its reason, then fsyncs the
-    /// directories once.
+    /// directories once. The reason is written first, under the name the file is about to take (`NAME`, or `NAME.N`
+    /// when that is taken), so `rejected/NAME` never stands without its `NAME.error`: a process killed in between
+    /// leaves the file where it was, rejected again (its reason rewritten) at the next start.
     private func rejectNow(_ rejections: [(name: String, reason: String)], from sub: String) {
         for (name, reason) in rejections {
             do {
                 let source = "\(directory)/\(sub)/\(name)"
                 try DurableFile.touch(source)
-                let final = try DurableFile.moveNoReplace(
-                    from: source,
-                    to: "\(directory)/rejected/\(name)",
-                    syncDirectories: false
-                )
-                let finalName = (final as NSString).lastPathComponent
+                // sitroomd alone writes rejected/ (it holds the spool's lock): a name free now is free at the move.
+                var finalName = name
+                var taken = 0
+                var status = stat()
+                while lstat("\(directory)/rejected/\(finalName)", &status) == 0 {
+                    taken += 1
+                    finalName = "\(name).\(taken)"
+                }
                 try DurableFile.write(
                     Array((reason.hasSuffix("\n") ? reason : reason + "\n").utf8),
                     name: "\(finalName).error",
                     tmpDirectory: "\(directory)/tmp",
                     finalDirectory: "\(directory)/rejected",
                     syncDirectory: false
+                )
+                let final = try DurableFile.moveNoReplace(
+                    from: source,
+                    to: "\(directory)/rejected/\(finalName)",
+                    syncDirectories: false
                 )
                 metrics?.spoolFile("rejected")
                 logger.warning("spool file rejected", metadata: ["file": "\(final)", "reason": "\(reason)"])
@@ -651,11 +660,50 @@ public final class SpoolIntake: Sendable {
 
     // MARK: Housekeeping
 
+    /// Puts back the reasons of rejections cut short before stop 26, which moved a file into `rejected/` first and
+    /// wrote its `NAME.error` through `tmp/` after: a `tmp/NAME.error` whose `rejected/NAME` stands without one goes
+    /// beside it (a reason left empty by the cut says so instead).
+    private func completeRejections() {
+        guard let entries = try? DurableFile.list("\(directory)/tmp", includeHidden: true) else { return }
+        for entry in entries where entry.kind == .regular && entry.name.hasSuffix(".error") {
+            let rejectedFile = "\(directory)/rejected/\(entry.name.dropLast(".error".count))"
+            let reasonFile = "\(directory)/rejected/\(entry.name)"
+            var status = stat()
+            guard lstat(rejectedFile, &status) == 0, lstat(reasonFile, &status) != 0 else { continue }
+            do {
+                if entry.size > 0 {
+                    _ = try DurableFile.moveNoReplace(
+                        from: "\(directory)/tmp/\(entry.name)",
+                        to: reasonFile,
+                        syncDirectories: true
+                    )
+                } else {
+                    try DurableFile.write(
+                        Array("the reason was lost: sitroomd stopped while rejecting this file; see its log\n".utf8),
+                        name: entry.name,
+                        tmpDirectory: "\(directory)/tmp",
+                        finalDirectory: "\(directory)/rejected"
+                    )
+                }
+                logger.warning(
+                    "a rejection cut short is completed",
+                    metadata: ["file": "rejected/\(entry.name)"]
+                )
+            } catch {
+                logger.error(
+                    "cannot complete a rejection cut short",
+                    metadata: ["file": "tmp/\(entry.name)", "error": "\(error)"]
+                )
+            }
+        }
+    }
+
     /// Moves stale `tmp/` files to `rejected/` and purges old files of `cur/` and `rejected/`, each with a log line.
     /// - Complexity: O(files in tmp/, cur/ and rejected/).
     func housekeep() async {
         let spool = await provisioner.currentConfiguration().daemon.spool
         let now = DurableFile.now()
+        completeRejections()
         if let entries = try? DurableFile.list("\(directory)/tmp", includeHidden: true) {
             let stale = entries.filter { now - $0.modified > spool.tmpStaleAfter }.map { entry in
                 (

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 
-/// A SIGKILL while sitroomd rejects a spool file (breaker session). `SpoolIntake.rejectNow` moves the file into
-/// `rejected/` first and only then writes its `NAME.error` through the spool's `tmp/` (write, fsync, rename): a kill
-/// in that window leaves `rejected/NAME` with no reason beside it and `tmp/NAME.error` in the feeds' `tmp/`. A storm
-/// of 20,000 files with 200 bad ones, killed three times, left 1 and then 3 such pairs (scripts are in the report).
+/// A SIGKILL while sitroomd rejects a spool file (found by a breaker session). Before stop 26 `SpoolIntake.rejectNow`
+/// moved the file into `rejected/` first and only then wrote its `NAME.error` through the spool's `tmp/` (write,
+/// fsync, rename): a kill in that window left `rejected/NAME` with no reason beside it and `tmp/NAME.error` in the
+/// feeds' `tmp/` (a storm of 20,000 files with 200 bad ones, killed three times, left 1 and then 3 such pairs). The
+/// reason now goes in first, and what the old order left is completed at the next start.
 /// SPEC §4: "A file that cannot be used moves to `rejected/` with `NAME.error` beside it saying why."
 @Suite("a rejection cut short by SIGKILL", .serialized)
 struct RejectedReasonCrashTests {
@@ -27,6 +28,32 @@ struct RejectedReasonCrashTests {
             _ = try await waitFor("rejected/bad-0039.yaml.error", timeout: 10) {
                 FileManager.default.fileExists(atPath: "\(spool)/rejected/bad-0039.yaml.error") ? true : nil
             }
+            #expect(sandbox.files("var/spool/incidents/tmp").isEmpty)
+        }
+    }
+
+    @Test("a kill after the reason is written and before the move: the file is rejected again under its own name")
+    func reasonWrittenFileNotMoved() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.tearDown() }
+        try await sandbox.recordingLogs {
+            try await sandbox.startSim()
+            try sandbox.writeIntegration()
+            let spool = "\(sandbox.root)/var/spool/incidents"
+            for sub in ["tmp", "new", "cur", "rejected"] {
+                try FileManager.default.createDirectory(atPath: "\(spool)/\(sub)", withIntermediateDirectories: true)
+            }
+            // Since stop 26 the reason goes in first: a kill then leaves it beside no file, the file still in new/.
+            try Data("event_id: [broken\n".utf8).write(to: URL(fileURLWithPath: "\(spool)/new/bad-0040.yaml"))
+            try Data("an older reason\n".utf8).write(to: URL(fileURLWithPath: "\(spool)/rejected/bad-0040.yaml.error"))
+            try await sandbox.startDaemon()
+            _ = try await waitFor("rejected/bad-0040.yaml", timeout: 10) {
+                FileManager.default.fileExists(atPath: "\(spool)/rejected/bad-0040.yaml") ? true : nil
+            }
+            let reason = try String(contentsOfFile: "\(spool)/rejected/bad-0040.yaml.error", encoding: .utf8)
+            #expect(reason.hasPrefix("new/bad-0040.yaml:"), "\(reason)")
+            #expect(sandbox.files("var/spool/incidents/rejected").sorted() == ["bad-0040.yaml", "bad-0040.yaml.error"])
+            #expect(sandbox.files("var/spool/incidents/new").isEmpty)
             #expect(sandbox.files("var/spool/incidents/tmp").isEmpty)
         }
     }
