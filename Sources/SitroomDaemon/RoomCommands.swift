@@ -53,7 +53,6 @@ extension RoomProvisioner {
             if let stored = try txn.rooms.get(current.id) {
                 current.endRequested = stored.endRequested
                 current.closedByOperator = stored.closedByOperator
-                current.live = stored.live
             }
             try txn.rooms.put(current)
         }

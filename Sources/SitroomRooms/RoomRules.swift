@@ -215,6 +215,8 @@ public enum RoomRules {
             retried.hostUser = nil
             retried.integration = nil
             retried.createPhase = .notSent
+            // Its next meeting is a new one: who was in the last one (Zoom's events of it) is not who is in that.
+            retried.live = nil
             retried.updatedAt = now
             return .success(retried)
         case .provisioning, .waiting, .ready, .ended:

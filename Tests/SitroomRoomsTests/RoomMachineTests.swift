@@ -6,6 +6,24 @@ import Testing
 /// The room machine, transition by transition, in the in-memory ``World``.
 @Suite("room machine")
 struct RoomMachineTests {
+    @Test("room retry forgets who was in the last meeting: the room's next meeting is a new one")
+    func retryForgetsTheLastMeetingsPeople() throws {
+        var room = Room(id: "r1", incidentID: "INC-1", createdAt: 100)
+        room.state = .unavailable
+        room.createPhase = .done
+        room.meetingID = 7
+        var live = LiveMeeting()
+        let ada = ZoomMeetingEvent.Person(participantUUID: "p-ada", userID: "u1", name: "Ada", email: "ada@example.com")
+        _ = live.apply(ZoomMeetingEvent(kind: .started, meetingID: 7, uuid: "m", accountID: "a", at: 110))
+        _ = live.apply(
+            ZoomMeetingEvent(kind: .participantJoined, meetingID: 7, uuid: "m", accountID: "a", at: 111, person: ada)
+        )
+        room.live = live
+        let retried = try RoomRules.retry(room, now: 200).get()
+        #expect(retried.state == .provisioning && retried.createPhase == .notSent)
+        #expect(retried.live == nil)
+    }
+
     @Test("a room leases a host and marks its create in flight in one write, creates, and is ready with its notices")
     func happyPath() {
         let world = World()
