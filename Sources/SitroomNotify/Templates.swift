@@ -1,6 +1,7 @@
 import Foundation
 import Mustache
 import SitroomCore
+import Synchronization
 
 /// The notice templates of one configuration generation, compiled (SPEC §6).
 ///
@@ -11,28 +12,36 @@ public struct NoticeTemplates: Sendable {
     private let compiled: [String: Compiled]
 
     /// One template: swift-mustache's, and the same rendered directly where it can be (``DirectTemplate``).
-    private struct Compiled: Sendable {
-        var subject: MustacheTemplate?
-        var body: MustacheTemplate
-        var personal: Bool
-        var directSubject: DirectTemplate?
-        var directBody: DirectTemplate?
+    private final class Compiled: Sendable {
+        let subject: MustacheTemplate?
+        let body: MustacheTemplate
+        let personal: Bool
+        /// Made at the first render, not with the generation: reading the tokens costs as much as compiling them,
+        /// and a reload compiles every template while a generation may render few of them.
+        let direct = Mutex<(subject: DirectTemplate?, body: DirectTemplate?)?>(nil)
 
         init(subject: MustacheTemplate?, body: MustacheTemplate, personal: Bool) {
             self.subject = subject
             self.body = body
             self.personal = personal
-            directSubject = subject.flatMap(DirectTemplate.init)
-            directBody = DirectTemplate(body)
+        }
+
+        private var directTemplates: (subject: DirectTemplate?, body: DirectTemplate?) {
+            direct.withLock { made in
+                if let made { return made }
+                let fresh = (subject: subject.flatMap(DirectTemplate.init), body: DirectTemplate(body))
+                made = fresh
+                return fresh
+            }
         }
 
         func renderSubject(_ scope: TemplateScope) -> String? {
             guard let subject else { return nil }
-            return directSubject?.render(scope) ?? subject.render(scope)
+            return directTemplates.subject?.render(scope) ?? subject.render(scope)
         }
 
         func renderBody(_ scope: TemplateScope) -> String {
-            directBody?.render(scope) ?? body.render(scope)
+            directTemplates.body?.render(scope) ?? body.render(scope)
         }
     }
 
