@@ -84,8 +84,9 @@ public enum DurableFile {
     ///     2 to 3.5 ms a file one after the other, 0.25 ms in parallel). `nil`: on the calling thread, in turn,
     ///     after starting every file's writeback at once (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the
     ///     first `fsync` commits the journal for all of them and the others find their data written and their
-    ///     metadata committed (measured here: as fast as the threads for 4 to 64 files of 2 KB, with a third of
-    ///     the kernel time and of the context switches). Every file is still fsynced before it is renamed.
+    ///     metadata committed (measured here: as fast as the threads for 4 to 64 files of 2 KB, with about two
+    ///     thirds of their kernel time and a third of their context switches). Every file is still fsynced before it
+    ///     is renamed.
     /// - Returns: one result per item, in order: the `PosixError` naming the call that failed for it (`open`,
     ///   `write`, `fsync`, `rename`, or the directory's `fsync`, which fails every renamed file). A failed file
     ///   leaves nothing in `tmpDirectory`; one whose directory fsync failed stays in `finalDirectory` (it may or
