@@ -663,13 +663,14 @@ public final class SpoolIntake: Sendable {
     /// Puts back the reasons of rejections cut short before stop 26, which moved a file into `rejected/` first and
     /// wrote its `NAME.error` through `tmp/` after: a `tmp/NAME.error` whose `rejected/NAME` stands without one goes
     /// beside it (a reason left empty by the cut says so instead).
-    private func completeRejections() {
-        guard let entries = try? DurableFile.list("\(directory)/tmp", includeHidden: true) else { return }
-        for entry in entries where entry.kind == .regular && entry.name.hasSuffix(".error") {
+    /// - Parameter entries: `tmp/`'s entries. - Returns: those still in `tmp/`.
+    private func completeRejections(_ entries: [DirectoryEntry]) -> [DirectoryEntry] {
+        entries.filter { entry in
+            guard entry.kind == .regular, entry.name.hasSuffix(".error") else { return true }
             let rejectedFile = "\(directory)/rejected/\(entry.name.dropLast(".error".count))"
             let reasonFile = "\(directory)/rejected/\(entry.name)"
             var status = stat()
-            guard lstat(rejectedFile, &status) == 0, lstat(reasonFile, &status) != 0 else { continue }
+            guard lstat(rejectedFile, &status) == 0, lstat(reasonFile, &status) != 0 else { return true }
             do {
                 if entry.size > 0 {
                     _ = try DurableFile.moveNoReplace(
@@ -689,11 +690,13 @@ public final class SpoolIntake: Sendable {
                     "a rejection cut short is completed",
                     metadata: ["file": "rejected/\(entry.name)"]
                 )
+                return false  // moved, or (empty) written over and renamed: gone from tmp/
             } catch {
                 logger.error(
                     "cannot complete a rejection cut short",
                     metadata: ["file": "tmp/\(entry.name)", "error": "\(error)"]
                 )
+                return true
             }
         }
     }
@@ -703,8 +706,8 @@ public final class SpoolIntake: Sendable {
     func housekeep() async {
         let spool = await provisioner.currentConfiguration().daemon.spool
         let now = DurableFile.now()
-        completeRejections()
-        if let entries = try? DurableFile.list("\(directory)/tmp", includeHidden: true) {
+        if let listed = try? DurableFile.list("\(directory)/tmp", includeHidden: true) {
+            let entries = completeRejections(listed)
             let stale = entries.filter { now - $0.modified > spool.tmpStaleAfter }.map { entry in
                 (
                     entry.name,

@@ -36,10 +36,20 @@ struct RejectedReasonCrashTests {
             try Data("event_id: [broken\n".utf8).write(to: URL(fileURLWithPath: "\(spool)/rejected/bad-0039.yaml"))
             try Data("new/bad-0039.yaml:2:1: invalid YAML: did not find expected ',' or ']'\n".utf8)
                 .write(to: URL(fileURLWithPath: "\(spool)/tmp/bad-0039.yaml.error"))
+            // And one killed before a byte of its reason was written.
+            try Data("event_id: [broken\n".utf8).write(to: URL(fileURLWithPath: "\(spool)/rejected/bad-0041.yaml"))
+            try Data().write(to: URL(fileURLWithPath: "\(spool)/tmp/bad-0041.yaml.error"))
         } check: { sandbox, spool in
-            _ = try await waitFor("rejected/bad-0039.yaml.error", timeout: 10) {
-                FileManager.default.fileExists(atPath: "\(spool)/rejected/bad-0039.yaml.error") ? true : nil
+            _ = try await waitFor("rejected/bad-0039.yaml.error and bad-0041.yaml.error", timeout: 10) {
+                let done = ["bad-0039.yaml.error", "bad-0041.yaml.error"].allSatisfy {
+                    FileManager.default.fileExists(atPath: "\(spool)/rejected/\($0)")
+                }
+                return done ? true : nil
             }
+            let kept = try String(contentsOfFile: "\(spool)/rejected/bad-0039.yaml.error", encoding: .utf8)
+            #expect(kept.hasPrefix("new/bad-0039.yaml:2:1: invalid YAML"))
+            let lost = try String(contentsOfFile: "\(spool)/rejected/bad-0041.yaml.error", encoding: .utf8)
+            #expect(lost.hasPrefix("the reason was lost"))
             #expect(sandbox.files("var/spool/incidents/tmp").isEmpty)
         }
     }
